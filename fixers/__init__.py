@@ -1,0 +1,1 @@
+"""Remediation: turn failing checks into one confirmed, guarded plan."""

@@ -1,0 +1,262 @@
+"""Read the orchestrator's registries without trusting them.
+
+Every problem becomes one line naming the file, the JSON path and what is wrong, so a broken
+registry is reported, never crashed on, and never handed to a fixer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from jsonschema import Draft202012Validator
+
+GLOBAL_RELPATH = Path("registry") / "GLOBAL_REGISTRY.json"
+TASK_GLOB = "TASK-*/AGENT_REGISTRY.json"
+MAX_BYTES = 32 * 1024 * 1024  # a real registry of 10,000 agents is ~4 MB
+MAX_ERRORS_PER_FILE = 20
+
+ACTIVE = frozenset({"running", "working", "blocked", "reviewing"})
+TERMINAL = frozenset({"completed", "failed", "error", "terminated", "killed", "phase_completed"})
+GLOBAL_COUNTERS = ("total_tasks", "active_tasks", "total_agents_spawned", "active_agents")
+TASK_COUNTERS = ("total_spawned", "active_count", "completed_count")
+
+Kind = Literal["global", "task"]
+StatusClass = Literal["active", "terminal", "unknown"]
+
+
+def status_class(status: str | None) -> StatusClass:
+    """The orchestrator writes no status at deploy, so a missing status means running."""
+    if status is None or status in ACTIVE:
+        return "active"
+    return "terminal" if status in TERMINAL else "unknown"
+
+
+@dataclass(frozen=True)
+class AgentRecord:
+    """One agent as one registry file describes it."""
+
+    id: str
+    task_id: str | None
+    status: str | None
+    tmux_session: str
+    started_at: float | None
+    ended_at: float | None
+    source: Kind
+
+    @property
+    def status_class(self) -> StatusClass:
+        return status_class(self.status)
+
+
+@dataclass(frozen=True)
+class RegistryFile:
+    """A registry file as read: its problems, or its counters and agent records."""
+
+    path: Path
+    kind: Kind
+    digest: str | None = None
+    mtime: float | None = None
+    errors: tuple[str, ...] = ()
+    counters: dict[str, Any] = field(default_factory=dict)
+    agents: tuple[AgentRecord, ...] = ()
+    task_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Registries:
+    """The global registry and every task registry of one workspace."""
+
+    workspace: Path
+    global_file: RegistryFile
+    task_files: tuple[RegistryFile, ...]
+    errors: tuple[str, ...] = ()  # workspace-level problems
+
+    @property
+    def files(self) -> tuple[RegistryFile, ...]:
+        return (self.global_file, *self.task_files)
+
+    @property
+    def all_errors(self) -> tuple[str, ...]:
+        return self.errors + tuple(e for f in self.files for e in f.errors)
+
+    @property
+    def ok(self) -> bool:
+        return not self.all_errors
+
+    @property
+    def fingerprint(self) -> tuple[tuple[str, str | None], ...]:
+        """Changes whenever any registry file's bytes change (or a file appears or goes)."""
+        return tuple((str(f.path), f.digest) for f in self.files)
+
+
+class RegistryError(ValueError):
+    """A registry file that cannot be used; the message is one line: file, JSON path, problem."""
+
+
+def json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "integer" if isinstance(value, int) else "number"
+    return {str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def read_bytes(path: Path) -> bytes:
+    """Read a registry file, refusing what a careful reader must not follow or swallow."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        raise RegistryError(f"{path}: $: file is missing") from None
+    except OSError as exc:
+        raise RegistryError(f"{path}: $: cannot stat ({exc.strerror})") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise RegistryError(f"{path}: $: is a symlink to {os.readlink(path)}; refusing to follow it")
+    if stat.S_ISDIR(st.st_mode):
+        raise RegistryError(f"{path}: $: is a directory, not a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise RegistryError(f"{path}: $: is not a regular file")
+    if st.st_size > MAX_BYTES:
+        raise RegistryError(f"{path}: $: file is {st.st_size / 1e6:.1f} MB, over the {MAX_BYTES // 2**20} MiB limit")
+    try:
+        return path.read_bytes()
+    except PermissionError:
+        raise RegistryError(f"{path}: $: not readable (permission denied)") from None
+    except OSError as exc:
+        raise RegistryError(f"{path}: $: cannot read ({exc.strerror})") from None
+
+
+def parse(path: Path, raw: bytes) -> Any:
+    """Decode strictly: the orchestrator writes plain UTF-8 JSON, so anything else is damage."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raise RegistryError(f"{path}: $: starts with a UTF-8 byte order mark")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RegistryError(f"{path}: $: invalid UTF-8 at byte {exc.start}") from None
+    if not text.strip():
+        raise RegistryError(f"{path}: $: file is empty")
+    try:
+        return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys)
+    except json.JSONDecodeError as exc:
+        where = "truncated" if exc.pos >= len(text.rstrip()) else "invalid JSON"
+        raise RegistryError(f"{path}: line {exc.lineno} column {exc.colno}: {where} ({exc.msg})") from None
+    except (ValueError, RecursionError) as exc:
+        raise RegistryError(f"{path}: $: {exc}") from None
+
+
+@cache
+def validator(kind: Kind) -> Draft202012Validator:
+    name = "global_registry.schema.json" if kind == "global" else "task_registry.schema.json"
+    schema = json.loads(resources.files("healthchecks.schemas").joinpath(name).read_text("utf-8"))
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def schema_errors(path: Path, kind: Kind, data: Any) -> list[str]:
+    """One line per schema violation, most shallow first, capped so a wrecked file stays readable."""
+    errors = sorted(validator(kind).iter_errors(data), key=lambda e: (len(e.absolute_path), e.json_path))
+    lines = []
+    for error in errors[:MAX_ERRORS_PER_FILE]:
+        if error.validator == "type":
+            expected = error.validator_value
+            expected = " or ".join(expected) if isinstance(expected, list) else expected
+            problem = f"expected {expected}, got {json_type(error.instance)}"
+        else:
+            problem = error.message if len(error.message) <= 160 else error.message[:157] + "..."
+        lines.append(f"{path}: {error.json_path}: {problem}")
+    if len(errors) > MAX_ERRORS_PER_FILE:
+        lines.append(f"{path}: $: ... and {len(errors) - MAX_ERRORS_PER_FILE} more schema errors")
+    return lines
+
+
+def parse_time(value: Any) -> float | None:
+    """Orchestrator timestamps are naive local ISO strings; None when absent or unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return None
+
+
+def _ended_at(entry: dict[str, Any]) -> float | None:
+    for key in ("completed_at", "terminated_at", "failed_at"):
+        if (t := parse_time(entry.get(key))) is not None:
+            return t
+    return None
+
+
+def _record(agent_id: str, entry: dict[str, Any], task_id: str | None, source: Kind) -> AgentRecord:
+    return AgentRecord(
+        id=agent_id,
+        task_id=entry.get("task_id", task_id),
+        status=entry.get("status"),
+        tmux_session=entry["tmux_session"],
+        started_at=parse_time(entry.get("started_at")),
+        ended_at=_ended_at(entry),
+        source=source,
+    )
+
+
+def load_data(path: Path, kind: Kind, raw: bytes) -> Any:
+    """Parse and validate; raise RegistryError listing every problem (one per line)."""
+    data = parse(path, raw)
+    if errors := schema_errors(path, kind, data):
+        raise RegistryError("\n".join(errors))
+    return data
+
+
+def load_file(path: Path, kind: Kind) -> RegistryFile:
+    try:
+        raw = read_bytes(path)
+        mtime = path.stat().st_mtime
+    except RegistryError as exc:
+        return RegistryFile(path, kind, errors=tuple(str(exc).splitlines()))
+    digest = hashlib.sha256(raw).hexdigest()
+    try:
+        data = load_data(path, kind, raw)
+    except RegistryError as exc:
+        return RegistryFile(path, kind, digest, mtime, errors=tuple(str(exc).splitlines()))
+    names = GLOBAL_COUNTERS if kind == "global" else TASK_COUNTERS
+    counters = {name: data[name] for name in names if name in data}
+    if kind == "global":
+        agents = tuple(_record(aid, entry, None, kind) for aid, entry in data["agents"].items())
+        task_ids = tuple(data["tasks"])
+    else:
+        agents = tuple(_record(entry["id"], entry, data["task_id"], kind) for entry in data["agents"])
+        task_ids = (data["task_id"],)
+    return RegistryFile(path, kind, digest, mtime, (), counters, agents, task_ids)
+
+
+def load(workspace: Path) -> Registries:
+    """Load the global registry and every task registry under ``workspace``."""
+    global_path = workspace / GLOBAL_RELPATH
+    if not workspace.is_dir():
+        missing = RegistryFile(global_path, "global")
+        return Registries(workspace, missing, (), (f"{workspace}: $: workspace directory does not exist",))
+    tasks = tuple(load_file(p, "task") for p in sorted(workspace.glob(TASK_GLOB)))
+    return Registries(workspace, load_file(global_path, "global"), tasks)

@@ -1,0 +1,47 @@
+"""What one run checks: which workspace, which tmux servers, which processes count as Claude."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+# Searched in a process's name and in its command line (argv joined by spaces). It catches a process
+# named `claude`, an argv[0] whose basename is `claude`, `node …/@anthropic-ai/claude-code/cli.js` and
+# `npx -y @anthropic-ai/claude-code`; anchoring at the start keeps out `vim claude_notes.md` and a
+# `tee` writing to a path that contains "claude".
+DEFAULT_CLAUDE_MATCH = (
+    r"^(\S*/)?claude(\s|$)"
+    r"|^(\S*/)?node\s+(-\S+\s+)*\S*@anthropic-ai/claude-code/"
+    r"|^(\S*/)?npx\s+(-\S+\s+)*@anthropic-ai/claude-code(@\S*)?(\s|$)"
+)
+DEFAULT_WORKSPACE = Path(".agent-workspace")
+DEFAULT_PREFIX = "agent_"
+DEFAULT_GRACE = 60.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    workspace: Path = DEFAULT_WORKSPACE
+    tmux_sockets: tuple[str, ...] = ()  # empty: the default tmux server
+    session_prefix: str = DEFAULT_PREFIX
+    claude_match: str = DEFAULT_CLAUDE_MATCH
+    grace: float = DEFAULT_GRACE
+
+    def __post_init__(self) -> None:
+        re.compile(self.claude_match)  # fail at configuration time, not mid-scan
+        if self.grace < 0:
+            raise ValueError("grace must be >= 0 seconds")
+
+    def is_claude(self, name: str, argv: tuple[str, ...]) -> bool:
+        pattern = _compiled(self.claude_match)
+        return bool(pattern.search(name) or (argv and pattern.search(" ".join(argv))))
+
+
+_PATTERNS: dict[str, re.Pattern[str]] = {}
+
+
+def _compiled(pattern: str) -> re.Pattern[str]:
+    if pattern not in _PATTERNS:
+        _PATTERNS[pattern] = re.compile(pattern)
+    return _PATTERNS[pattern]

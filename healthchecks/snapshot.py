@@ -1,0 +1,89 @@
+"""Collect one read-only snapshot of registries, tmux servers and processes.
+
+Reading the registry, tmux and processes is not atomic: an agent deployed in between would look
+like a ghost. So the registry files are fingerprinted again after the live reads and the whole
+snapshot is taken again (a bounded number of times) when they changed. Processes are scanned
+before tmux is read: a process inside a pane has a pane at least as old as itself, so every
+scanned process that runs in a session finds that session in the later tmux read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from . import processes, registry, tmux
+from .registry import Registries
+from .settings import Settings
+from .tmux import TmuxServer
+
+MAX_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    settings: Settings
+    taken_at: float
+    duration: float
+    attempts: int
+    stable: bool  # False: the registry kept changing while we read; judged on the last read
+    registries: Registries
+    servers: tuple[TmuxServer, ...]
+    processes: tuple[processes.Proc, ...]
+    self_pids: frozenset[int]  # the collecting process and its ancestors
+
+    @cached_property
+    def by_pid(self) -> dict[int, processes.Proc]:
+        return {p.pid: p for p in self.processes}
+
+    @property
+    def tmux_ok(self) -> bool:
+        return all(s.reachable for s in self.servers)
+
+    @property
+    def tmux_errors(self) -> tuple[str, ...]:
+        return tuple(f"tmux server {s.label}: {s.reason}" for s in self.servers if not s.reachable)
+
+
+def fingerprint(workspace: Path) -> tuple[tuple[str, str | None], ...]:
+    """Hash the registry files' bytes without parsing them: cheap enough to do after every read."""
+    paths = [workspace / registry.GLOBAL_RELPATH, *sorted(workspace.glob(registry.TASK_GLOB))]
+    result = []
+    for path in paths:
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest() if not path.is_symlink() else None
+        except OSError:
+            digest = None
+        result.append((str(path), digest))
+    return tuple(result)
+
+
+def read_servers(settings: Settings) -> tuple[TmuxServer, ...]:
+    return tuple(tmux.read_server(s) for s in (settings.tmux_sockets or (None,)))
+
+
+def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
+    started = time.monotonic()
+    self_pids = processes.lineage(os.getpid())
+    for attempt in range(1, max_attempts + 1):
+        regs = registry.load(settings.workspace)
+        procs = processes.scan(settings.is_claude)
+        servers = read_servers(settings)
+        stable = fingerprint(settings.workspace) == regs.fingerprint
+        if stable:
+            break
+    return Snapshot(
+        settings=settings,
+        taken_at=time.time(),
+        duration=time.monotonic() - started,
+        attempts=attempt,
+        stable=stable,
+        registries=regs,
+        servers=servers,
+        processes=procs,
+        self_pids=self_pids,
+    )

@@ -1,0 +1,347 @@
+"""Build real orchestrator worlds (registries, a private tmux server, Claude stand-ins) and tear them down.
+
+One builder serves the project's tests, the demo and the benchmark. Everything it starts is
+findable by its own unique marks, so teardown ends only what it started:
+- the tmux server has a private socket name (``tmux -L hc-<hex>``), never the default server;
+- every Claude stand-in is a script named ``claude-<8 hex>`` (the kernel's 15-character process
+  name) in the world's own directory, so no real process can match the world's Claude matcher.
+The stand-in ignores SIGHUP like Claude does, so ``kill-session`` leaves it alive, re-parented:
+exactly how real orphans are made.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import secrets
+import shlex
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+import libtmux
+import psutil
+
+from .registry import TERMINAL, status_class
+from .settings import Settings
+
+STANDIN = """#!/bin/bash
+# Stand-in for Claude Code: ignores its arguments and SIGHUP (as Claude does), blocks until killed.
+trap '' HUP
+[ -n "$HC_IGNORE_TERM" ] && trap '' TERM
+exec 3<>"${0%/*}/.fifo"
+while :; do read -rt 86400 -u 3; done
+"""
+SIGHUP_BIT = 1 << (signal.SIGHUP - 1)
+Running = Literal["claude", "shell", "orphan", None]
+
+
+@dataclass
+class AgentSpec:
+    id: str
+    task_id: str
+    status: str | None
+    running: Running  # what lives for it: Claude in its session, a bare shell, a leaked Claude, or nothing
+    started_at: datetime
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def session(self) -> str:
+        return f"agent_{self.id}"
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds")
+
+
+class World:
+    """A temporary orchestrator world. Use as a context manager, or call start() and teardown()."""
+
+    def __init__(self, root: Path, *, seed: int | None = None, grace: float = 0.3) -> None:
+        self.root = Path(root)
+        self.tag = secrets.token_hex(4)
+        self.rng = random.Random(seed)
+        self.workspace = self.root / "ws" / ".agent-workspace"
+        self.bin = self.root / "bin"
+        self.home = self.root / "home"  # a place outside the workspace, for foreign processes
+        self.standin = self.bin / f"claude-{self.tag}"
+        self.socket_name = f"hc-{self.tag}"
+        self.grace = grace
+        self.agents: list[AgentSpec] = []
+        self.tasks: dict[str, str] = {}
+        self.extra_sessions: list[tuple[str, str, Path]] = []  # (name, command, cwd)
+        self.foreign_count = 0
+        self.stubborn: set[str] = set()  # agent ids whose stand-in ignores SIGTERM
+        self.popen: list[subprocess.Popen] = []
+        self.server = libtmux.Server(socket_name=self.socket_name, config_file="/dev/null")
+        for d in (self.workspace / "registry", self.bin, self.home):
+            d.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(self.bin / ".fifo")
+        self.standin.write_text(STANDIN)
+        self.standin.chmod(0o755)
+
+    # -- describing the world --------------------------------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        return Settings(workspace=self.workspace, tmux_sockets=(self.socket_name,),
+                        claude_match=f"^{self.standin.name}$", grace=self.grace)
+
+    def task(self, task_id: str | None = None, description: str = "demo task") -> str:
+        if task_id is None:
+            task_id = f"TASK-20251029-{len(self.tasks):06d}-{self.rng.getrandbits(32):08x}"
+        self.tasks.setdefault(task_id, description)
+        return task_id
+
+    def agent(self, status: str | None = None, running: Running = None, *, task_id: str | None = None,
+              agent_type: str = "worker", started_ago: float = 3600.0, stubborn: bool = False, **extra) -> str:
+        """Add an agent entry; ``running`` says what lives for it on the machine."""
+        task_id = task_id or (next(iter(self.tasks)) if self.tasks else self.task())
+        self.task(task_id)
+        started = datetime.now().replace(microsecond=0) - _seconds(started_ago)
+        agent_id = f"{agent_type}-{started:%H%M%S}-{self.rng.getrandbits(24):06x}"
+        while any(a.id == agent_id for a in self.agents):
+            agent_id = f"{agent_type}-{started:%H%M%S}{self.rng.randrange(1000):03d}-{self.rng.getrandbits(24):06x}"
+        self.agents.append(AgentSpec(agent_id, task_id, status, running, started, extra))
+        if stubborn:
+            self.stubborn.add(agent_id)
+        return agent_id
+
+    def untracked_session(self, name: str | None = None, claude: bool = True) -> str:
+        """An agent-prefixed session with no registry entry, as another workspace would leave."""
+        name = name or f"agent_elsewhere-{self.rng.getrandbits(24):06x}"
+        cmd = f"{shlex.quote(str(self.standin))} --print 'another workspace'" if claude else "cat"
+        self.extra_sessions.append((name, cmd, self.home))
+        return name
+
+    def user_session(self, name: str = "work", cwd: Path | None = None) -> str:
+        """A user's own non-agent session with an interactive Claude inside (never an orphan)."""
+        self.extra_sessions.append((name, shlex.quote(str(self.standin)), cwd or self.workspace))
+        return name
+
+    def foreign_claude(self) -> int:
+        """A Claude outside tmux that nothing ties to this workspace (the user's own, an MCP server)."""
+        self.foreign_count += 1
+        return self.foreign_count
+
+    # -- registries ------------------------------------------------------------------------------
+    def global_entry(self, spec: AgentSpec) -> dict:
+        entry = {"task_id": spec.task_id, "type": spec.id.split("-")[0], "parent": "orchestrator",
+                 "started_at": iso(spec.started_at), "tmux_session": spec.session}
+        if spec.status is not None:
+            entry["status"] = spec.status
+            entry["last_update"] = iso(spec.started_at + _seconds(300))
+        if spec.status in TERMINAL:
+            key = "completed_at" if spec.status == "completed" else "terminated_at"
+            entry[key] = iso(spec.started_at + _seconds(600))
+        entry.update(spec.extra)
+        return entry
+
+    def global_registry(self, **overrides) -> dict:
+        active = sum(1 for a in self.agents if status_class(a.status) == "active")
+        data = {
+            "created_at": "2025-10-15T18:39:58.210818",
+            "total_tasks": len(self.tasks),
+            "active_tasks": len(self.tasks),
+            "total_agents_spawned": len(self.agents),
+            "active_agents": active,
+            "max_concurrent_agents": 20,
+            "tasks": {tid: {"description": d, "created_at": "2025-10-29T22:53:19.000000", "status": "INITIALIZED"}
+                      for tid, d in self.tasks.items()},
+            "agents": {a.id: self.global_entry(a) for a in self.agents},
+        }
+        data.update(overrides)
+        return data
+
+    def task_registry(self, task_id: str, **overrides) -> dict:
+        mine = [a for a in self.agents if a.task_id == task_id]
+        entries = []
+        for a in mine:
+            entry = {"id": a.id, "type": a.id.split("-")[0], "tmux_session": a.session, "parent": "orchestrator",
+                     "depth": 1, "status": a.status or "running", "started_at": iso(a.started_at),
+                     "progress": 100 if a.status == "completed" else 40, "last_update": iso(a.started_at),
+                     "prompt": f"You are a {a.id.split('-')[0]} agent. Your agent id is {a.id}."}
+            entries.append(entry)
+        data = {
+            "task_id": task_id, "task_description": self.tasks[task_id], "created_at": "2025-10-29T22:53:19.000000",
+            "workspace": str(self.workspace / task_id), "workspace_base": str(self.workspace),
+            "client_cwd": str(self.workspace.parent), "status": "INITIALIZED", "priority": "P1",
+            "agents": entries, "agent_hierarchy": {"orchestrator": [a.id for a in mine]},
+            "max_agents": 45, "max_depth": 5, "max_concurrent": 20,
+            "total_spawned": len(mine),
+            "active_count": sum(1 for e in entries if status_class(e["status"]) == "active"),
+            "completed_count": sum(1 for e in entries if e["status"] == "completed"),
+        }
+        data.update(overrides)
+        return data
+
+    @property
+    def global_path(self) -> Path:
+        return self.workspace / "registry" / "GLOBAL_REGISTRY.json"
+
+    def task_path(self, task_id: str) -> Path:
+        return self.workspace / task_id / "AGENT_REGISTRY.json"
+
+    def write_registries(self, global_overrides: dict | None = None,
+                         task_overrides: dict[str, dict] | None = None) -> None:
+        write_json(self.global_path, self.global_registry(**(global_overrides or {})))
+        for task_id in self.tasks:
+            (self.workspace / task_id / "logs").mkdir(parents=True, exist_ok=True)
+            write_json(self.task_path(task_id), self.task_registry(task_id, **(task_overrides or {}).get(task_id, {})))
+
+    # -- bringing it to life ---------------------------------------------------------------------
+    def agent_command(self, spec: AgentSpec) -> str:
+        """The orchestrator's own command shape, with the stand-in in place of `claude`."""
+        task_dir = self.workspace / spec.task_id
+        if spec.running == "shell":
+            return f"cd {shlex.quote(str(task_dir))} && cat"
+        env = "HC_IGNORE_TERM=1 " if spec.id in self.stubborn else ""
+        prompt = f"You are a {spec.id.split('-')[0]} agent. Your agent id is {spec.id}."
+        log = task_dir / "logs" / f"{spec.id}_stream.jsonl"
+        return (f"cd {shlex.quote(str(task_dir))} && {env}{shlex.quote(str(self.standin))} --print --output-format "
+                f"stream-json --verbose --dangerously-skip-permissions --model sonnet {shlex.quote(prompt)} "
+                f"| tee {shlex.quote(str(log))}")
+
+    def start(self, timeout: float = 60.0) -> World:
+        """Write the registries (unless already written) and start every session and process."""
+        started = time.monotonic()
+        if not self.global_path.exists():
+            self.write_registries()
+        sessions = [(a.session, self.agent_command(a), self.workspace / a.task_id)
+                    for a in self.agents if a.running is not None] + self.extra_sessions
+        for _, _, cwd in sessions:
+            cwd.mkdir(parents=True, exist_ok=True)
+            (cwd / "logs").mkdir(exist_ok=True)
+        if sessions:
+            script = self.root / "sessions.tmux"
+            script.write_text("".join(
+                f"new-session -d -s {_tq(name)} -c {_tq(str(cwd))} {_tq(cmd)}\n" for name, cmd, cwd in sessions))
+            env = {k: v for k, v in os.environ.items() if not k.startswith("TMUX")}
+            subprocess.run(["tmux", "-L", self.socket_name, "-f", "/dev/null", "start-server", ";",
+                            "set", "-g", "exit-empty", "off", ";", "source-file", str(script)],
+                           check=True, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+        for _ in range(self.foreign_count):
+            env = {k: v for k, v in os.environ.items() if not k.startswith("TMUX")}
+            self.popen.append(subprocess.Popen(
+                [str(self.standin), "--resume"], cwd=self.home, env=env, start_new_session=True,
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        expected = sum(1 for a in self.agents if a.running in ("claude", "orphan")) + self.foreign_count + sum(
+            1 for _, cmd, _ in self.extra_sessions if str(self.standin) in cmd)
+        self.wait_ready(expected, timeout)
+        orphans = [a.session for a in self.agents if a.running == "orphan"]
+        if orphans:
+            self.kill_sessions(orphans)
+            self.wait_reparented(orphans, timeout)
+        if sessions:  # let the sessions age past the grace period, so what is judged is what was built
+            time.sleep(max(0.0, self.grace - (time.monotonic() - started)))
+        return self
+
+    def standins(self) -> list[psutil.Process]:
+        """This world's Claude stand-ins, found by their unique script path."""
+        mine = str(self.standin)
+        found = []
+        for p in psutil.process_iter(["cmdline", "status"]):
+            cmd = p.info["cmdline"] or []
+            if len(cmd) >= 2 and cmd[1] == mine and p.info["status"] != psutil.STATUS_ZOMBIE:
+                found.append(p)
+        return found
+
+    def wait_ready(self, expected: int, timeout: float) -> None:
+        """Wait until every stand-in runs and ignores SIGHUP, so a kill-session cannot race its trap."""
+        deadline = time.monotonic() + timeout
+        while True:
+            ready = [p for p in self.standins() if _ignores_sighup(p.pid)]
+            if len(ready) >= expected:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {len(ready)} of {expected} Claude stand-ins started")
+            time.sleep(0.02)
+
+    def kill_sessions(self, names: list[str]) -> None:
+        args: list[str] = []
+        for name in names:
+            args += ["kill-session", "-t", f"={name}", ";"]
+        subprocess.run(["tmux", "-L", self.socket_name, *args[:-1]], check=True, capture_output=True,
+                       stdin=subprocess.DEVNULL, timeout=30)
+
+    def wait_reparented(self, sessions: list[str], timeout: float) -> None:
+        """Wait until the stand-ins of killed sessions no longer descend from the tmux server."""
+        ids = {s.removeprefix("agent_") for s in sessions}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            server = self.server_pid()
+            pending = [p for p in self.standins() if any(i in " ".join(p.cmdline()) for i in ids)
+                       and server in {a.pid for a in _parents(p)}]
+            if not pending:
+                return
+            time.sleep(0.02)
+        raise TimeoutError("orphaned stand-ins were not re-parented in time")
+
+    def server_pid(self) -> int | None:
+        proc = subprocess.run(["tmux", "-L", self.socket_name, "display-message", "-p", "#{pid}"],
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=10)
+        return int(proc.stdout) if proc.returncode == 0 and proc.stdout.strip().isdigit() else None
+
+    def live_sessions(self) -> set[str]:
+        try:
+            return {s.session_name for s in self.server.sessions} if self.server.is_alive() else set()
+        except Exception:  # noqa: BLE001 - libtmux raises a variety of errors for a dead server
+            return set()
+
+    def teardown(self) -> None:
+        """End exactly what this world started: its stand-ins by PID, its own tmux server by socket."""
+        for p in self.standins():
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+        if self.server.is_alive():
+            self.server.kill()
+        for popen in self.popen:
+            if popen.poll() is None:
+                popen.kill()
+            popen.wait(timeout=10)
+        socket = Path(f"/tmp/tmux-{os.getuid()}") / self.socket_name
+        socket.unlink(missing_ok=True)
+
+    def __enter__(self) -> World:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.teardown()
+
+
+def _seconds(n: float) -> timedelta:
+    return timedelta(seconds=n)
+
+
+def _tq(text: str) -> str:
+    """Quote for tmux's command parser (double quotes; escape what it expands)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
+
+
+def _ignores_sighup(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("SigIgn:"):
+                    return bool(int(line.split()[1], 16) & SIGHUP_BIT)
+    except OSError:
+        pass
+    return False
+
+
+def _parents(p: psutil.Process) -> list[psutil.Process]:
+    try:
+        return p.parents()
+    except psutil.Error:
+        return []
+
+
+def write_json(path: Path, data: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2))
