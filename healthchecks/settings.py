@@ -18,6 +18,7 @@ DEFAULT_CLAUDE_MATCH = (
 DEFAULT_WORKSPACE = Path(".agent-workspace")
 DEFAULT_PREFIX = "agent_"
 DEFAULT_GRACE = 60.0
+DEFAULT_TMUX_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -27,11 +28,14 @@ class Settings:
     session_prefix: str = DEFAULT_PREFIX
     claude_match: str = DEFAULT_CLAUDE_MATCH
     grace: float = DEFAULT_GRACE
+    tmux_timeout: float = DEFAULT_TMUX_TIMEOUT
 
     def __post_init__(self) -> None:
         re.compile(self.claude_match)  # fail at configuration time, not mid-scan
         if self.grace < 0:
             raise ValueError("grace must be >= 0 seconds")
+        if self.tmux_timeout <= 0:
+            raise ValueError("tmux timeout must be > 0 seconds")
 
     def is_claude(self, name: str, argv: tuple[str, ...]) -> bool:
         pattern = _compiled(self.claude_match)

@@ -63,7 +63,7 @@ def fingerprint(workspace: Path) -> tuple[tuple[str, str | None], ...]:
 
 
 def read_servers(settings: Settings) -> tuple[TmuxServer, ...]:
-    return tuple(tmux.read_server(s) for s in (settings.tmux_sockets or (None,)))
+    return tuple(tmux.read_server(s, settings.tmux_timeout) for s in (settings.tmux_sockets or (None,)))
 
 
 def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:

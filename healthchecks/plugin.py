@@ -1,0 +1,334 @@
+"""pytest plugin: options, the once-per-run snapshot, the `findings` fixture and the report hooks.
+
+Loaded by the root conftest.py in a checkout and by the `pytest11` entry point when installed
+(the entry point carries this module's name, so pytest never registers it twice).
+
+The snapshot is taken once, on the controller, before any test runs; pytest-xdist workers get
+the same snapshot through a file, so every worker judges the same facts and nothing on the
+machine is read more than once per run.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import socket
+import tempfile
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib.util import find_spec
+from pathlib import Path
+
+import pytest
+
+from . import checks
+from .analysis import Analysis
+from .checks import CHECKS, Finding
+from .render import FINDINGS_HEADER, finding_rows, html_table, text_table
+from .settings import (
+    DEFAULT_CLAUDE_MATCH,
+    DEFAULT_GRACE,
+    DEFAULT_PREFIX,
+    DEFAULT_TMUX_TIMEOUT,
+    DEFAULT_WORKSPACE,
+    Settings,
+)
+from .snapshot import Snapshot, collect
+from .summary import Figures, figures
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+@dataclass
+class Run:
+    """One health-check run: what was read, how it was judged, and what the run itself started."""
+
+    snapshot: Snapshot
+    workdir: Path  # private temporary directory: the snapshot file for workers, the demo world
+    world: object | None = None
+    extra_sections: list[tuple[str, list[str], str]] = field(default_factory=list)  # (title, text, html)
+
+    @cached_property
+    def analysis(self) -> Analysis:
+        return Analysis(self.snapshot)
+
+    @cached_property
+    def results(self) -> dict[str, list[Finding] | tuple[str, str]]:
+        return checks.judge(self.analysis)
+
+    @cached_property
+    def figures(self) -> Figures:
+        return figures(self.analysis, self.results)
+
+    @property
+    def snapshot_id(self) -> str:
+        """The same in every xdist worker: they all judge the controller's one snapshot."""
+        return f"{self.snapshot.taken_at:.6f}"
+
+    def info(self) -> list[Finding]:
+        return [f for r in self.results.values() if isinstance(r, list) for f in r if f.severity == "info"]
+
+
+RUN = pytest.StashKey[Run]()
+SETTINGS = pytest.StashKey[Settings]()
+FOUND = pytest.StashKey[list[Finding]]()
+
+# (option, ini name, env var, default, help)
+OPTIONS = [
+    ("--workspace", "healthchecks_workspace", "AGENT_WORKSPACE", str(DEFAULT_WORKSPACE),
+     "orchestrator workspace; registry at DIR/registry/GLOBAL_REGISTRY.json, task registries at "
+     "DIR/TASK-*/AGENT_REGISTRY.json (env AGENT_WORKSPACE; default ./.agent-workspace)"),
+    ("--session-prefix", "healthchecks_session_prefix", None, DEFAULT_PREFIX,
+     "name prefix of agent tmux sessions (default agent_)"),
+    ("--claude-match", "healthchecks_claude_match", None, DEFAULT_CLAUDE_MATCH,
+     "regex searched in a process's name and command line to decide it is Claude "
+     "(default catches claude, node …/@anthropic-ai/claude-code/… and npx @anthropic-ai/claude-code)"),
+    ("--grace", "healthchecks_grace", None, str(DEFAULT_GRACE),
+     "seconds: an agent deployed or a session created less than this ago is starting, not faulty (default 60)"),
+    ("--tmux-timeout", "healthchecks_tmux_timeout", None, str(DEFAULT_TMUX_TIMEOUT),
+     "seconds to wait for a tmux server before calling it unreachable (default 5)"),
+    ("--report-dir", "healthchecks_report_dir", None, "reports",
+     "where the HTML report goes: a timestamped file plus latest.html (default reports/)"),
+]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("agent-healthchecks", "agent fleet health checks (agent-healthchecks)")
+    for opt, ini, _env, _default, help_ in OPTIONS:
+        group.addoption(opt, dest=ini, default=None, metavar=opt.strip("-").split("-")[-1].upper(), help=help_)
+        parser.addini(ini, help_)
+    group.addoption("--tmux-socket", dest="healthchecks_tmux_sockets", action="append", default=None,
+                    metavar="NAME_OR_PATH",
+                    help="tmux server to check, repeatable: a value with / is a socket path (tmux -S), "
+                         "else a socket name (tmux -L); default: the default server")
+    parser.addini("healthchecks_tmux_sockets", "tmux servers to check (one per line)", type="linelist")
+    group.addoption("--demo", dest="healthchecks_demo", action="store_true",
+                    help="build the built-in demo world (a private tmux server, Claude stand-ins, registries "
+                         "reproducing the seed incident), check it, and tear it down afterwards")
+
+
+def _value(config: pytest.Config, ini: str, env: str | None, default: str) -> str:
+    """Command line, then environment, then ini file, then default."""
+    cli = config.getoption(ini)
+    if cli is not None:
+        return cli
+    if env and os.environ.get(env):
+        return os.environ[env]
+    return config.getini(ini) or default
+
+
+def settings_from(config: pytest.Config) -> Settings:
+    values = {ini: _value(config, ini, env, default) for _, ini, env, default, _ in OPTIONS}
+    sockets = config.getoption("healthchecks_tmux_sockets") or config.getini("healthchecks_tmux_sockets") or []
+    workspace = Path(values["healthchecks_workspace"]).expanduser()
+    if not workspace.is_absolute():
+        workspace = config.invocation_params.dir / workspace
+    try:
+        return Settings(
+            workspace=workspace,
+            tmux_sockets=tuple(sockets),
+            session_prefix=values["healthchecks_session_prefix"],
+            claude_match=values["healthchecks_claude_match"],
+            grace=float(values["healthchecks_grace"]),
+            tmux_timeout=float(values["healthchecks_tmux_timeout"]),
+        )
+    except ValueError as exc:  # re.error is a ValueError too
+        raise pytest.UsageError(f"agent-healthchecks: invalid option: {exc}") from None
+
+
+def report_dir(config: pytest.Config) -> Path:
+    value = Path(_value(config, "healthchecks_report_dir", None, "reports"))
+    return value if value.is_absolute() else config.rootpath / value
+
+
+def targets_healthchecks(config: pytest.Config) -> bool:
+    """Whether this run collects the health checks (and not only, say, the project's own tests)."""
+    if config.getoption("healthchecks_demo"):
+        return True
+    for arg in config.args:
+        target = arg.split("::")[0]
+        if config.option.pyargs and (spec := find_spec_safe(target)) and spec.origin:
+            path = Path(spec.origin).resolve().parent
+        else:
+            path = (config.invocation_params.dir / target).resolve()
+        if path == PACKAGE_DIR or PACKAGE_DIR in path.parents or path in PACKAGE_DIR.parents:
+            return True
+    return False
+
+
+def find_spec_safe(name: str):
+    try:
+        return find_spec(name)
+    except (ImportError, ValueError):
+        return None
+
+
+def is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "check(id): the health check (from healthchecks.checks) this test judges")
+    if is_worker(config):
+        path = config.workerinput.get("healthchecks_snapshot")
+        if path:
+            with open(path, "rb") as fh:
+                config.stash[RUN] = Run(pickle.load(fh), Path(path).parent)
+        return
+    if not targets_healthchecks(config):
+        return
+    config.stash[SETTINGS] = settings_from(config)
+    if config.pluginmanager.hasplugin("html"):
+        config.pluginmanager.register(HtmlHooks(), "healthchecks-html")
+        if not config.option.htmlpath:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            config.option.htmlpath = str(report_dir(config) / f"healthchecks-{stamp}-{os.getpid()}.html")
+            config.option.self_contained_html = True
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistHooks(), "healthchecks-xdist")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    config = session.config
+    if is_worker(config) or SETTINGS not in config.stash:
+        return
+    workdir = Path(tempfile.mkdtemp(prefix="agent-healthchecks-"))
+    settings, world = config.stash[SETTINGS], None
+    if config.getoption("healthchecks_demo"):
+        from . import demo
+
+        world = demo.build(workdir / "demo")
+        settings = world.settings
+    config.stash[RUN] = Run(collect(settings), workdir, world)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    run = config.stash.get(RUN, None)
+    if run is None or is_worker(config):
+        return
+    if run.world is not None:
+        run.world.teardown()
+    shutil.rmtree(run.workdir, ignore_errors=True)
+    html = getattr(config.option, "htmlpath", None)
+    if html and Path(html).is_file():
+        shutil.copyfile(html, report_dir(config) / "latest.html")
+
+
+class XdistHooks:
+    """Hand the controller's snapshot to every worker instead of letting each take its own."""
+
+    def pytest_configure_node(self, node) -> None:
+        run = node.config.stash.get(RUN, None)
+        if run is None:
+            return
+        path = run.workdir / "snapshot.pickle"
+        if not path.exists():
+            with open(path, "wb") as fh:
+                pickle.dump(run.snapshot, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        node.workerinput["healthchecks_snapshot"] = str(path)
+
+
+@pytest.fixture(scope="session")
+def hc_run(request: pytest.FixtureRequest) -> Run:
+    run = request.config.stash.get(RUN, None)
+    if run is None:
+        pytest.fail("agent-healthchecks: no snapshot was taken; run the checks as `pytest healthchecks`",
+                    pytrace=False)
+    return run
+
+
+@pytest.fixture(scope="session")
+def hc_snapshot(hc_run: Run) -> Snapshot:
+    """The read-only snapshot every check of this run judges."""
+    return hc_run.snapshot
+
+
+class Findings(list):
+    """A check's failing findings; printed one per line."""
+
+    def __repr__(self) -> str:
+        return f"{len(self)} finding(s):\n" + "\n".join("  " + f.line() for f in self)
+
+
+@pytest.fixture
+def findings(request: pytest.FixtureRequest, hc_run: Run) -> Findings:
+    """The failing findings of the check named by the test's `check` marker.
+
+    A check whose needs are unmet is skipped (broken registry) or errors (tmux unreachable):
+    judging on missing facts would report healthy agents as ghosts.
+    """
+    marker = request.node.get_closest_marker("check")
+    if marker is None or marker.args[0] not in CHECKS:
+        pytest.fail("a health-check test needs @pytest.mark.check(<check id>)", pytrace=False)
+    result = hc_run.results[marker.args[0]]
+    request.node.user_properties.append(("snapshot", hc_run.snapshot_id))
+    if isinstance(result, tuple):
+        kind, reason = result
+        if kind == "skip":
+            pytest.skip(reason)
+        pytest.fail(reason, pytrace=False)
+    failing = Findings(f for f in result if f.severity == "fail")
+    request.node.user_properties.extend(("finding", f.line()) for f in failing)
+    request.node.stash[FOUND] = failing
+    return failing
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A failing check reports its findings, one line each, instead of a traceback."""
+    report = yield
+    found = item.stash.get(FOUND, None)
+    if found and report.when == "call" and report.failed:
+        report.longrepr = "\n".join(f.line() for f in found)
+        try:
+            from pytest_html import extras
+        except ImportError:
+            return report
+        report.extras = [*getattr(report, "extras", []),
+                         extras.html(html_table(finding_rows(found), FINDINGS_HEADER, "hc-findings"))]
+    return report
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    run = config.stash.get(RUN, None)
+    if run is None or is_worker(config):
+        return
+    write = terminalreporter.write_line
+    terminalreporter.write_sep("=", "agent health")
+    settings = run.snapshot.settings
+    servers = ", ".join(f"{s.label} ({s.state})" for s in run.snapshot.servers)
+    write(f"workspace: {settings.workspace}   tmux: {servers}   snapshot: {run.snapshot.duration:.2f}s")
+    for line in text_table(run.figures.rows()):
+        write("  " + line)
+    info = run.info()
+    if info:
+        write(f"information ({len(info)}, never a failure):")
+        for f in info:
+            write(f"  {f.line()}")
+    for title, lines, _ in run.extra_sections:
+        terminalreporter.write_sep("-", title)
+        for line in lines:
+            write(line)
+
+
+class HtmlHooks:
+    """pytest-html hooks, registered only when pytest-html is active."""
+
+    def pytest_html_report_title(self, report) -> None:
+        report.title = f"Agent health on {socket.gethostname()} at {time.strftime('%Y-%m-%d %H:%M:%S')}"
+
+    def pytest_html_results_summary(self, prefix: list, summary: list, postfix: list, session) -> None:
+        run = session.config.stash.get(RUN, None)
+        if run is None:
+            return
+        prefix.append("<h2>Summary</h2>" + html_table(run.figures.rows(), ("figure", "value"), "hc-summary"))
+        info = run.info()
+        if info:
+            prefix.append("<h2>Information (never a failure)</h2>"
+                          + html_table(finding_rows(info), FINDINGS_HEADER, "hc-info"))
+        for title, _, html in run.extra_sections:
+            prefix.append(f"<h2>{title}</h2>{html}")

@@ -1,0 +1,8 @@
+"""Agents the registry calls active are alive in tmux."""
+
+import pytest
+
+
+@pytest.mark.check("ghost_agents")
+def test_no_ghost_agents(findings):
+    assert not findings

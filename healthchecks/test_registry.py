@@ -1,0 +1,23 @@
+"""The registries can be read, and say the same thing about their agents."""
+
+import pytest
+
+
+@pytest.mark.check("registry_schema")
+def test_registry_files_match_schema(findings):
+    assert not findings
+
+
+@pytest.mark.check("counters")
+def test_counters_match_entries(findings):
+    assert not findings
+
+
+@pytest.mark.check("registry_agreement")
+def test_task_registries_agree_with_global(findings):
+    assert not findings
+
+
+@pytest.mark.check("known_statuses")
+def test_agent_statuses_are_known(findings):
+    assert not findings
