@@ -82,14 +82,18 @@ def registry_schema(a: Analysis) -> list[Finding]:
     """Every registry file is strict UTF-8 JSON that matches the shipped schema."""
     regs = a.snapshot.registries
     lines = regs.errors + tuple(e for f in regs.files for e in f.errors)
-    return [Finding("registry_schema", line.split(": ", 1)[0], line.split(": ", 1)[1], target=("file",)) for line in lines]
+    return [Finding("registry_schema", *line.split(": ", 1), target=("file",)) for line in lines]
 
 
 def _count_findings(a: Analysis, file: RegistryFile, expected: dict[str, int]) -> list[Finding]:
     label = _file_label(file)
     return [
-        Finding("counters", f"{label} {name}", f"says {file.counters[name]}, entries say {value}",
-                target=("counter", str(file.path), name, value))
+        Finding(
+            "counters",
+            f"{label} {name}",
+            f"says {file.counters[name]}, entries say {value}",
+            target=("counter", str(file.path), name, value),
+        )
         for name, value in expected.items()
         if name in file.counters and file.counters[name] != value
     ]
@@ -99,8 +103,11 @@ def expected_counters(file: RegistryFile) -> dict[str, int]:
     """What a registry file's counters should be, derived from its entries alone."""
     classes = Counter(r.status_class for r in file.agents)
     if file.kind == "global":
-        return {"total_agents_spawned": len(file.agents), "active_agents": classes["active"],
-                "total_tasks": len(file.task_ids)}
+        return {
+            "total_agents_spawned": len(file.agents),
+            "active_agents": classes["active"],
+            "total_tasks": len(file.task_ids),
+        }
     completed = sum(1 for r in file.agents if r.status == "completed")
     return {"total_spawned": len(file.agents), "active_count": classes["active"], "completed_count": completed}
 
@@ -124,8 +131,10 @@ def registry_agreement(a: Analysis) -> list[Finding]:
             elif glob.task_id != rec.task_id:
                 reason = f"task {rec.task_id} in {_file_label(file)}, task {glob.task_id} in the global registry"
             elif glob.status_class != rec.status_class:
-                reason = (f"{rec.status_class} ({rec.status}) in {_file_label(file)}, "
-                          f"{glob.status_class} ({glob.status}) in the global registry")
+                reason = (
+                    f"{rec.status_class} ({rec.status}) in {_file_label(file)}, "
+                    f"{glob.status_class} ({glob.status}) in the global registry"
+                )
             else:
                 continue
             findings.append(Finding("registry_agreement", f"agent {rec.id}", reason, target=("agent", rec.id)))
@@ -136,8 +145,12 @@ def registry_agreement(a: Analysis) -> list[Finding]:
 def known_statuses(a: Analysis) -> list[Finding]:
     """An unknown status is neither active nor terminal, so no other check can judge that agent."""
     return [
-        Finding("known_statuses", f"agent {agent.id}", f"unknown status {rec.status!r} ({rec.source} registry)",
-                target=("agent", agent.id))
+        Finding(
+            "known_statuses",
+            f"agent {agent.id}",
+            f"unknown status {rec.status!r} ({rec.source} registry)",
+            target=("agent", agent.id),
+        )
         for agent in a.agents.values()
         for rec in agent.records
         if rec.status_class == "unknown"
@@ -148,8 +161,12 @@ def known_statuses(a: Analysis) -> list[Finding]:
 def ghost_agents(a: Analysis) -> list[Finding]:
     """An active entry past grace whose tmux session is live on no checked server."""
     return [
-        Finding("ghost_agents", f"agent {agent.id}", f"registry says active, session {agent.session} is not live",
-                target=("agent", agent.id))
+        Finding(
+            "ghost_agents",
+            f"agent {agent.id}",
+            f"registry says active, session {agent.session} is not live",
+            target=("agent", agent.id),
+        )
         for agent in a.agents.values()
         if agent.active and agent.session not in a.sessions and a.past_grace(agent.started_at)
     ]
@@ -164,10 +181,14 @@ def zombie_sessions(a: Analysis) -> list[Finding]:
         if not any(agent.active for agent in agents) or not a.past_grace(session.created):
             continue
         if (session.server, session.name) not in a.sessions_with_claude:
-            findings.append(Finding(
-                "zombie_sessions", f"session {session.name}",
-                f"no Claude process in its panes (tmux server {session.server})",
-                target=("session", session.server, session.name, session.created)))
+            findings.append(
+                Finding(
+                    "zombie_sessions",
+                    f"session {session.name}",
+                    f"no Claude process in its panes (tmux server {session.server})",
+                    target=("session", session.server, session.name, session.created),
+                )
+            )
     return findings
 
 
@@ -180,16 +201,24 @@ def leaked_sessions(a: Analysis) -> list[Finding]:
         has_claude = (session.server, session.name) in a.sessions_with_claude
         if not agents:
             inside = "Claude runs inside" if has_claude else "no Claude inside"
-            findings.append(Finding(
-                "leaked_sessions", f"session {session.name}",
-                f"untracked: no registry entry (may belong to another workspace; {inside}); left alone",
-                severity="info"))
+            findings.append(
+                Finding(
+                    "leaked_sessions",
+                    f"session {session.name}",
+                    f"untracked: no registry entry (may belong to another workspace; {inside}); left alone",
+                    severity="info",
+                )
+            )
         elif all(agent.terminal for agent in agents) and all(a.past_grace(agent.ended_at) for agent in agents):
             statuses = ", ".join(f"{agent.id} {agent.records[0].status}" for agent in agents)
-            findings.append(Finding(
-                "leaked_sessions", f"session {session.name}",
-                f"registry says finished ({statuses}), session still live on tmux server {session.server}",
-                target=("session", session.server, session.name, session.created)))
+            findings.append(
+                Finding(
+                    "leaked_sessions",
+                    f"session {session.name}",
+                    f"registry says finished ({statuses}), session still live on tmux server {session.server}",
+                    target=("session", session.server, session.name, session.created),
+                )
+            )
     return findings
 
 
@@ -198,13 +227,18 @@ def orphan_processes(a: Analysis) -> list[Finding]:
     """A Claude process outside every live pane that provably belongs to this workspace."""
     classes = a.claude_classes
     orphans = [
-        Finding("orphan_processes", f"pid {p.pid}", f"{p.name}: outside every live tmux pane; {reason}",
-                target=("process", p.pid, p.create_time))
+        Finding(
+            "orphan_processes",
+            f"pid {p.pid}",
+            f"{p.name}: outside every live tmux pane; {reason}",
+            target=("process", p.pid, p.create_time),
+        )
         for p, reason in classes["orphan"]
     ]
     foreign = [
-        Finding("orphan_processes", f"pid {p.pid}", f"{p.name}: outside every live tmux pane, {reason}",
-                severity="info")
+        Finding(
+            "orphan_processes", f"pid {p.pid}", f"{p.name}: outside every live tmux pane, {reason}", severity="info"
+        )
         for p, reason in classes["foreign"]
     ]
     return orphans + foreign

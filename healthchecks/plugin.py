@@ -77,20 +77,50 @@ FOUND = pytest.StashKey[list[Finding]]()
 
 # (option, ini name, env var, default, help)
 OPTIONS = [
-    ("--workspace", "healthchecks_workspace", "AGENT_WORKSPACE", str(DEFAULT_WORKSPACE),
-     "orchestrator workspace; registry at DIR/registry/GLOBAL_REGISTRY.json, task registries at "
-     "DIR/TASK-*/AGENT_REGISTRY.json (env AGENT_WORKSPACE; default ./.agent-workspace)"),
-    ("--session-prefix", "healthchecks_session_prefix", None, DEFAULT_PREFIX,
-     "name prefix of agent tmux sessions (default agent_)"),
-    ("--claude-match", "healthchecks_claude_match", None, DEFAULT_CLAUDE_MATCH,
-     "regex searched in a process's name and command line to decide it is Claude "
-     "(default catches claude, node …/@anthropic-ai/claude-code/… and npx @anthropic-ai/claude-code)"),
-    ("--grace", "healthchecks_grace", None, str(DEFAULT_GRACE),
-     "seconds: an agent deployed or a session created less than this ago is starting, not faulty (default 60)"),
-    ("--tmux-timeout", "healthchecks_tmux_timeout", None, str(DEFAULT_TMUX_TIMEOUT),
-     "seconds to wait for a tmux server before calling it unreachable (default 5)"),
-    ("--report-dir", "healthchecks_report_dir", None, "reports",
-     "where the HTML report goes: a timestamped file plus latest.html (default reports/)"),
+    (
+        "--workspace",
+        "healthchecks_workspace",
+        "AGENT_WORKSPACE",
+        str(DEFAULT_WORKSPACE),
+        "orchestrator workspace; registry at DIR/registry/GLOBAL_REGISTRY.json, task registries at "
+        "DIR/TASK-*/AGENT_REGISTRY.json (env AGENT_WORKSPACE; default ./.agent-workspace)",
+    ),
+    (
+        "--session-prefix",
+        "healthchecks_session_prefix",
+        None,
+        DEFAULT_PREFIX,
+        "name prefix of agent tmux sessions (default agent_)",
+    ),
+    (
+        "--claude-match",
+        "healthchecks_claude_match",
+        None,
+        DEFAULT_CLAUDE_MATCH,
+        "regex searched in a process's name and command line to decide it is Claude "
+        "(default catches claude, node …/@anthropic-ai/claude-code/… and npx @anthropic-ai/claude-code)",
+    ),
+    (
+        "--grace",
+        "healthchecks_grace",
+        None,
+        str(DEFAULT_GRACE),
+        "seconds: an agent deployed or a session created less than this ago is starting, not faulty (default 60)",
+    ),
+    (
+        "--tmux-timeout",
+        "healthchecks_tmux_timeout",
+        None,
+        str(DEFAULT_TMUX_TIMEOUT),
+        "seconds to wait for a tmux server before calling it unreachable (default 5)",
+    ),
+    (
+        "--report-dir",
+        "healthchecks_report_dir",
+        None,
+        "reports",
+        "where the HTML report goes: a timestamped file plus latest.html (default reports/)",
+    ),
 ]
 
 
@@ -99,14 +129,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for opt, ini, _env, _default, help_ in OPTIONS:
         group.addoption(opt, dest=ini, default=None, metavar=opt.strip("-").split("-")[-1].upper(), help=help_)
         parser.addini(ini, help_)
-    group.addoption("--tmux-socket", dest="healthchecks_tmux_sockets", action="append", default=None,
-                    metavar="NAME_OR_PATH",
-                    help="tmux server to check, repeatable: a value with / is a socket path (tmux -S), "
-                         "else a socket name (tmux -L); default: the default server")
+    group.addoption(
+        "--tmux-socket",
+        dest="healthchecks_tmux_sockets",
+        action="append",
+        default=None,
+        metavar="NAME_OR_PATH",
+        help="tmux server to check, repeatable: a value with / is a socket path (tmux -S), "
+        "else a socket name (tmux -L); default: the default server",
+    )
     parser.addini("healthchecks_tmux_sockets", "tmux servers to check (one per line)", type="linelist")
-    group.addoption("--demo", dest="healthchecks_demo", action="store_true",
-                    help="build the built-in demo world (a private tmux server, Claude stand-ins, registries "
-                         "reproducing the seed incident), check it, and tear it down afterwards")
+    group.addoption(
+        "--demo",
+        dest="healthchecks_demo",
+        action="store_true",
+        help="build the built-in demo world (a private tmux server, Claude stand-ins, registries "
+        "reproducing the seed incident), check it, and tear it down afterwards",
+    )
 
 
 def _value(config: pytest.Config, ini: str, env: str | None, default: str) -> str:
@@ -236,8 +275,7 @@ class XdistHooks:
 def hc_run(request: pytest.FixtureRequest) -> Run:
     run = request.config.stash.get(RUN, None)
     if run is None:
-        pytest.fail("agent-healthchecks: no snapshot was taken; run the checks as `pytest healthchecks`",
-                    pytrace=False)
+        pytest.fail("agent-healthchecks: no snapshot was taken; run the checks as `pytest healthchecks`", pytrace=False)
     return run
 
 
@@ -288,8 +326,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             from pytest_html import extras
         except ImportError:
             return report
-        report.extras = [*getattr(report, "extras", []),
-                         extras.html(html_table(finding_rows(found), FINDINGS_HEADER, "hc-findings"))]
+        report.extras = [
+            *getattr(report, "extras", []),
+            extras.html(html_table(finding_rows(found), FINDINGS_HEADER, "hc-findings")),
+        ]
     return report
 
 
@@ -328,7 +368,8 @@ class HtmlHooks:
         prefix.append("<h2>Summary</h2>" + html_table(run.figures.rows(), ("figure", "value"), "hc-summary"))
         info = run.info()
         if info:
-            prefix.append("<h2>Information (never a failure)</h2>"
-                          + html_table(finding_rows(info), FINDINGS_HEADER, "hc-info"))
+            prefix.append(
+                "<h2>Information (never a failure)</h2>" + html_table(finding_rows(info), FINDINGS_HEADER, "hc-info")
+            )
         for title, _, html in run.extra_sections:
             prefix.append(f"<h2>{title}</h2>{html}")

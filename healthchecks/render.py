@@ -14,7 +14,7 @@ def text_table(rows: Sequence[tuple[str, ...]], header: tuple[str, ...] | None =
     if not all_rows:
         return []
     widths = [max(len(r[i]) for r in all_rows) for i in range(len(all_rows[0]) - 1)]
-    lines = ["  ".join([*(c.ljust(w) for c, w in zip(r, widths)), r[-1]]).rstrip() for r in all_rows]
+    lines = ["  ".join([*(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)), r[-1]]).rstrip() for r in all_rows]
     if header:
         lines.insert(1, "  ".join("-" * w for w in [*widths, len(header[-1])]))
     return lines

@@ -69,18 +69,20 @@ def read_servers(settings: Settings) -> tuple[TmuxServer, ...]:
 def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
     started = time.monotonic()
     self_pids = processes.lineage(os.getpid())
-    for attempt in range(1, max_attempts + 1):
+    attempts = 0
+    while True:
+        attempts += 1
         regs = registry.load(settings.workspace)
         procs = processes.scan(settings.is_claude)
         servers = read_servers(settings)
         stable = fingerprint(settings.workspace) == regs.fingerprint
-        if stable:
+        if stable or attempts >= max_attempts:
             break
     return Snapshot(
         settings=settings,
         taken_at=time.time(),
         duration=time.monotonic() - started,
-        attempts=attempt,
+        attempts=attempts,
         stable=stable,
         registries=regs,
         servers=servers,

@@ -29,14 +29,20 @@ class Figures:
     def rows(self) -> list[tuple[str, str]]:
         """The seed guide's table, one (label, value) per line."""
         unknown = "n/a"
-        active = (f"{_n(self.active_counter)} (counter) / {_n(self.active_entries)} (entries)")
+        active = f"{_n(self.active_counter)} (counter) / {_n(self.active_entries)} (entries)"
         return [
             ("Registry agents", _n(self.registry_agents)),
             ("Active agents", active),
-            ("Claude processes", f"{self.claude_total} ({self.claude_attached} attached, "
-                                 f"{self.claude_orphan} orphan, {self.claude_foreign} foreign)"),
-            ("Agent tmux sessions", f"{self.agent_sessions} ({self.agent_sessions - self.untracked_sessions} tracked, "
-                                    f"{self.untracked_sessions} untracked)"),
+            (
+                "Claude processes",
+                f"{self.claude_total} ({self.claude_attached} attached, "
+                f"{self.claude_orphan} orphan, {self.claude_foreign} foreign)",
+            ),
+            (
+                "Agent tmux sessions",
+                f"{self.agent_sessions} ({self.agent_sessions - self.untracked_sessions} tracked, "
+                f"{self.untracked_sessions} untracked)",
+            ),
             ("Ghost agents", unknown if self.ghosts is None else str(self.ghosts)),
         ]
 

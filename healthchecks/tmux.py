@@ -67,7 +67,11 @@ def run(socket: str | None, *command: str, timeout: float = TIMEOUT) -> subproce
         raise FileNotFoundError("tmux binary not found on PATH")
     return subprocess.run(
         [binary, *server_args(socket), *command],
-        capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
     )
 
 

@@ -11,6 +11,7 @@ exactly how real orphans are made.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -88,8 +89,12 @@ class World:
     # -- describing the world --------------------------------------------------------------------
     @property
     def settings(self) -> Settings:
-        return Settings(workspace=self.workspace, tmux_sockets=(self.socket_name,),
-                        claude_match=f"^{self.standin.name}$", grace=self.grace)
+        return Settings(
+            workspace=self.workspace,
+            tmux_sockets=(self.socket_name,),
+            claude_match=f"^{self.standin.name}$",
+            grace=self.grace,
+        )
 
     def task(self, task_id: str | None = None, description: str = "demo task") -> str:
         if task_id is None:
@@ -97,8 +102,17 @@ class World:
         self.tasks.setdefault(task_id, description)
         return task_id
 
-    def agent(self, status: str | None = None, running: Running = None, *, task_id: str | None = None,
-              agent_type: str = "worker", started_ago: float = 3600.0, stubborn: bool = False, **extra) -> str:
+    def agent(
+        self,
+        status: str | None = None,
+        running: Running = None,
+        *,
+        task_id: str | None = None,
+        agent_type: str = "worker",
+        started_ago: float = 3600.0,
+        stubborn: bool = False,
+        **extra,
+    ) -> str:
         """Add an agent entry; ``running`` says what lives for it on the machine."""
         task_id = task_id or (next(iter(self.tasks)) if self.tasks else self.task())
         self.task(task_id)
@@ -130,8 +144,13 @@ class World:
 
     # -- registries ------------------------------------------------------------------------------
     def global_entry(self, spec: AgentSpec) -> dict:
-        entry = {"task_id": spec.task_id, "type": spec.id.split("-")[0], "parent": "orchestrator",
-                 "started_at": iso(spec.started_at), "tmux_session": spec.session}
+        entry = {
+            "task_id": spec.task_id,
+            "type": spec.id.split("-")[0],
+            "parent": "orchestrator",
+            "started_at": iso(spec.started_at),
+            "tmux_session": spec.session,
+        }
         if spec.status is not None:
             entry["status"] = spec.status
             entry["last_update"] = iso(spec.started_at + _seconds(300))
@@ -150,8 +169,10 @@ class World:
             "total_agents_spawned": len(self.agents),
             "active_agents": active,
             "max_concurrent_agents": 20,
-            "tasks": {tid: {"description": d, "created_at": "2025-10-29T22:53:19.000000", "status": "INITIALIZED"}
-                      for tid, d in self.tasks.items()},
+            "tasks": {
+                tid: {"description": d, "created_at": "2025-10-29T22:53:19.000000", "status": "INITIALIZED"}
+                for tid, d in self.tasks.items()
+            },
             "agents": {a.id: self.global_entry(a) for a in self.agents},
         }
         data.update(overrides)
@@ -161,17 +182,33 @@ class World:
         mine = [a for a in self.agents if a.task_id == task_id]
         entries = []
         for a in mine:
-            entry = {"id": a.id, "type": a.id.split("-")[0], "tmux_session": a.session, "parent": "orchestrator",
-                     "depth": 1, "status": a.status or "running", "started_at": iso(a.started_at),
-                     "progress": 100 if a.status == "completed" else 40, "last_update": iso(a.started_at),
-                     "prompt": f"You are a {a.id.split('-')[0]} agent. Your agent id is {a.id}."}
+            entry = {
+                "id": a.id,
+                "type": a.id.split("-")[0],
+                "tmux_session": a.session,
+                "parent": "orchestrator",
+                "depth": 1,
+                "status": a.status or "running",
+                "started_at": iso(a.started_at),
+                "progress": 100 if a.status == "completed" else 40,
+                "last_update": iso(a.started_at),
+                "prompt": f"You are a {a.id.split('-')[0]} agent. Your agent id is {a.id}.",
+            }
             entries.append(entry)
         data = {
-            "task_id": task_id, "task_description": self.tasks[task_id], "created_at": "2025-10-29T22:53:19.000000",
-            "workspace": str(self.workspace / task_id), "workspace_base": str(self.workspace),
-            "client_cwd": str(self.workspace.parent), "status": "INITIALIZED", "priority": "P1",
-            "agents": entries, "agent_hierarchy": {"orchestrator": [a.id for a in mine]},
-            "max_agents": 45, "max_depth": 5, "max_concurrent": 20,
+            "task_id": task_id,
+            "task_description": self.tasks[task_id],
+            "created_at": "2025-10-29T22:53:19.000000",
+            "workspace": str(self.workspace / task_id),
+            "workspace_base": str(self.workspace),
+            "client_cwd": str(self.workspace.parent),
+            "status": "INITIALIZED",
+            "priority": "P1",
+            "agents": entries,
+            "agent_hierarchy": {"orchestrator": [a.id for a in mine]},
+            "max_agents": 45,
+            "max_depth": 5,
+            "max_concurrent": 20,
             "total_spawned": len(mine),
             "active_count": sum(1 for e in entries if status_class(e["status"]) == "active"),
             "completed_count": sum(1 for e in entries if e["status"] == "completed"),
@@ -186,8 +223,9 @@ class World:
     def task_path(self, task_id: str) -> Path:
         return self.workspace / task_id / "AGENT_REGISTRY.json"
 
-    def write_registries(self, global_overrides: dict | None = None,
-                         task_overrides: dict[str, dict] | None = None) -> None:
+    def write_registries(
+        self, global_overrides: dict | None = None, task_overrides: dict[str, dict] | None = None
+    ) -> None:
         write_json(self.global_path, self.global_registry(**(global_overrides or {})))
         for task_id in self.tasks:
             (self.workspace / task_id / "logs").mkdir(parents=True, exist_ok=True)
@@ -202,35 +240,70 @@ class World:
         env = "HC_IGNORE_TERM=1 " if spec.id in self.stubborn else ""
         prompt = f"You are a {spec.id.split('-')[0]} agent. Your agent id is {spec.id}."
         log = task_dir / "logs" / f"{spec.id}_stream.jsonl"
-        return (f"cd {shlex.quote(str(task_dir))} && {env}{shlex.quote(str(self.standin))} --print --output-format "
-                f"stream-json --verbose --dangerously-skip-permissions --model sonnet {shlex.quote(prompt)} "
-                f"| tee {shlex.quote(str(log))}")
+        return (
+            f"cd {shlex.quote(str(task_dir))} && {env}{shlex.quote(str(self.standin))} --print --output-format "
+            f"stream-json --verbose --dangerously-skip-permissions --model sonnet {shlex.quote(prompt)} "
+            f"| tee {shlex.quote(str(log))}"
+        )
 
     def start(self, timeout: float = 60.0) -> World:
         """Write the registries (unless already written) and start every session and process."""
         started = time.monotonic()
         if not self.global_path.exists():
             self.write_registries()
-        sessions = [(a.session, self.agent_command(a), self.workspace / a.task_id)
-                    for a in self.agents if a.running is not None] + self.extra_sessions
+        sessions = [
+            (a.session, self.agent_command(a), self.workspace / a.task_id) for a in self.agents if a.running is not None
+        ] + self.extra_sessions
         for _, _, cwd in sessions:
             cwd.mkdir(parents=True, exist_ok=True)
             (cwd / "logs").mkdir(exist_ok=True)
         if sessions:
             script = self.root / "sessions.tmux"
-            script.write_text("".join(
-                f"new-session -d -s {_tq(name)} -c {_tq(str(cwd))} {_tq(cmd)}\n" for name, cmd, cwd in sessions))
+            script.write_text(
+                "".join(f"new-session -d -s {_tq(name)} -c {_tq(str(cwd))} {_tq(cmd)}\n" for name, cmd, cwd in sessions)
+            )
             env = {k: v for k, v in os.environ.items() if not k.startswith("TMUX")}
-            subprocess.run(["tmux", "-L", self.socket_name, "-f", "/dev/null", "start-server", ";",
-                            "set", "-g", "exit-empty", "off", ";", "source-file", str(script)],
-                           check=True, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+            subprocess.run(
+                [
+                    "tmux",
+                    "-L",
+                    self.socket_name,
+                    "-f",
+                    "/dev/null",
+                    "start-server",
+                    ";",
+                    "set",
+                    "-g",
+                    "exit-empty",
+                    "off",
+                    ";",
+                    "source-file",
+                    str(script),
+                ],
+                check=True,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=timeout,
+            )
         for _ in range(self.foreign_count):
             env = {k: v for k, v in os.environ.items() if not k.startswith("TMUX")}
-            self.popen.append(subprocess.Popen(
-                [str(self.standin), "--resume"], cwd=self.home, env=env, start_new_session=True,
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        expected = sum(1 for a in self.agents if a.running in ("claude", "orphan")) + self.foreign_count + sum(
-            1 for _, cmd, _ in self.extra_sessions if str(self.standin) in cmd)
+            self.popen.append(
+                subprocess.Popen(
+                    [str(self.standin), "--resume"],
+                    cwd=self.home,
+                    env=env,
+                    start_new_session=True,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        expected = (
+            sum(1 for a in self.agents if a.running in ("claude", "orphan"))
+            + self.foreign_count
+            + sum(1 for _, cmd, _ in self.extra_sessions if str(self.standin) in cmd)
+        )
         self.wait_ready(expected, timeout)
         orphans = [a.session for a in self.agents if a.running == "orphan"]
         if orphans:
@@ -265,8 +338,13 @@ class World:
         args: list[str] = []
         for name in names:
             args += ["kill-session", "-t", f"={name}", ";"]
-        subprocess.run(["tmux", "-L", self.socket_name, *args[:-1]], check=True, capture_output=True,
-                       stdin=subprocess.DEVNULL, timeout=30)
+        subprocess.run(
+            ["tmux", "-L", self.socket_name, *args[:-1]],
+            check=True,
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            timeout=30,
+        )
 
     def wait_reparented(self, sessions: list[str], timeout: float) -> None:
         """Wait until the stand-ins of killed sessions no longer descend from the tmux server."""
@@ -274,31 +352,37 @@ class World:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             server = self.server_pid()
-            pending = [p for p in self.standins() if any(i in " ".join(p.cmdline()) for i in ids)
-                       and server in {a.pid for a in _parents(p)}]
+            pending = [
+                p
+                for p in self.standins()
+                if any(i in " ".join(p.cmdline()) for i in ids) and server in {a.pid for a in _parents(p)}
+            ]
             if not pending:
                 return
             time.sleep(0.02)
         raise TimeoutError("orphaned stand-ins were not re-parented in time")
 
     def server_pid(self) -> int | None:
-        proc = subprocess.run(["tmux", "-L", self.socket_name, "display-message", "-p", "#{pid}"],
-                              capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=10)
+        proc = subprocess.run(
+            ["tmux", "-L", self.socket_name, "display-message", "-p", "#{pid}"],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=10,
+        )
         return int(proc.stdout) if proc.returncode == 0 and proc.stdout.strip().isdigit() else None
 
     def live_sessions(self) -> set[str]:
         try:
             return {s.session_name for s in self.server.sessions} if self.server.is_alive() else set()
-        except Exception:  # noqa: BLE001 - libtmux raises a variety of errors for a dead server
+        except Exception:  # libtmux raises a variety of errors for a dead server
             return set()
 
     def teardown(self) -> None:
         """End exactly what this world started: its stand-ins by PID, its own tmux server by socket."""
         for p in self.standins():
-            try:
+            with contextlib.suppress(psutil.Error):
                 p.kill()
-            except psutil.Error:
-                pass
         if self.server.is_alive():
             self.server.kill()
         for popen in self.popen:
