@@ -173,7 +173,7 @@ def settings_from(config: pytest.Config) -> Settings:
             grace=float(values["healthchecks_grace"]),
             tmux_timeout=float(values["healthchecks_tmux_timeout"]),
         )
-    except ValueError as exc:  # re.error is a ValueError too
+    except ValueError as exc:
         raise pytest.UsageError(f"agent-healthchecks: invalid option: {exc}") from None
 
 

@@ -162,7 +162,8 @@ def parse(path: Path, raw: bytes) -> Any:
     try:
         return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys)
     except json.JSONDecodeError as exc:
-        where = "truncated" if exc.pos >= len(text.rstrip()) else "invalid JSON"
+        cut = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
+        where = "truncated" if cut else "invalid JSON"
         raise RegistryError(f"{path}: line {exc.lineno} column {exc.colno}: {where} ({exc.msg})") from None
     except (ValueError, RecursionError) as exc:
         raise RegistryError(f"{path}: $: {exc}") from None

@@ -31,7 +31,10 @@ class Settings:
     tmux_timeout: float = DEFAULT_TMUX_TIMEOUT
 
     def __post_init__(self) -> None:
-        re.compile(self.claude_match)  # fail at configuration time, not mid-scan
+        try:  # fail at configuration time, not mid-scan
+            re.compile(self.claude_match)
+        except re.error as exc:
+            raise ValueError(f"claude match {self.claude_match!r} is not a valid regex: {exc}") from None
         if self.grace < 0:
             raise ValueError("grace must be >= 0 seconds")
         if self.tmux_timeout <= 0:

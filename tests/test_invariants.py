@@ -1,0 +1,200 @@
+"""Each invariant on a real world holding exactly one fault: the check names that entity and nothing else."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+
+from helpers import failing, info, judge
+
+from healthchecks.world import World
+
+
+def healthy(world: World) -> list[str]:
+    """A fleet with nothing wrong: live agents of every active spelling, plus finished history."""
+    ids = [world.agent(status, "claude") for status in (None, "running", "working", "reviewing")]
+    ids += [world.agent(status, None) for status in ("completed", "terminated", "failed", "phase_completed")]
+    return ids
+
+
+def test_healthy_world_passes_every_check(world):
+    healthy(world)
+    world.start()
+    assert failing(judge(world.settings)) == set()
+
+
+def test_ghost_agent(world):
+    healthy(world)
+    ghost = world.agent("working", None)
+    world.start()
+    assert failing(judge(world.settings)) == {("ghost_agents", f"agent {ghost}")}
+
+
+def test_agent_without_status_is_active_and_can_be_a_ghost(world):
+    healthy(world)
+    ghost = world.agent(None, None)
+    world.start()
+    assert failing(judge(world.settings)) == {("ghost_agents", f"agent {ghost}")}
+
+
+def test_agent_deployed_one_second_ago_is_not_a_ghost(world):
+    world.agent("running", None, started_ago=1)
+    world.start()
+    assert failing(judge(dataclasses.replace(world.settings, grace=60))) == set()
+
+
+def test_zombie_session(world):
+    healthy(world)
+    zombie = world.agent("running", "shell")
+    world.start()
+    assert failing(judge(world.settings)) == {("zombie_sessions", f"session agent_{zombie}")}
+
+
+def test_new_session_without_claude_is_starting_not_zombie(world):
+    world.agent("running", "shell")
+    world.start()
+    assert failing(judge(dataclasses.replace(world.settings, grace=60))) == set()
+
+
+def test_leaked_session(world):
+    healthy(world)
+    leaked = world.agent("completed", "claude")
+    world.start()
+    assert failing(judge(world.settings)) == {("leaked_sessions", f"session agent_{leaked}")}
+
+
+def test_orphan_claude_process(world):
+    healthy(world)
+    agent = world.agent("completed", "orphan")
+    world.start()
+    orphan = next(p for p in world.standins() if agent in " ".join(p.cmdline()))
+    results = judge(world.settings)
+    assert failing(results) == {("orphan_processes", f"pid {orphan.pid}")}
+    finding = next(f for f in results["orphan_processes"] if f.severity == "fail")
+    assert finding.target == ("process", orphan.pid, orphan.create_time())
+
+
+def test_counter_drift(world):
+    healthy(world)
+    task = next(iter(world.tasks))
+    world.write_registries(
+        global_overrides={"active_agents": 15, "total_agents_spawned": 95},
+        task_overrides={task: {"completed_count": 9}},
+    )
+    world.start()
+    assert failing(judge(world.settings)) == {
+        ("counters", "registry/GLOBAL_REGISTRY.json active_agents"),
+        ("counters", "registry/GLOBAL_REGISTRY.json total_agents_spawned"),
+        ("counters", f"{task}/AGENT_REGISTRY.json completed_count"),
+    }
+
+
+def test_task_registry_disagreeing_with_global(world):
+    ids = healthy(world)
+    world.write_registries()
+    task = world.tasks and next(iter(world.tasks))
+    data = json.loads(world.task_path(task).read_text())
+    data["agents"][0]["status"] = "completed"  # the global registry still says it runs
+    data["completed_count"] += 1
+    data["active_count"] -= 1
+    world.task_path(task).write_text(json.dumps(data))
+    world.start()
+    assert failing(judge(world.settings)) == {("registry_agreement", f"agent {ids[0]}")}
+
+
+def test_unknown_status(world):
+    healthy(world)
+    odd = world.agent("paused", None)
+    world.start()
+    assert failing(judge(world.settings)) == {("known_statuses", f"agent {odd}")}
+
+
+def test_schema_violation_fails_schema_check_and_skips_registry_checks(world):
+    healthy(world)
+    world.write_registries(global_overrides={"active_agents": "fifteen"})
+    world.start()
+    results = judge(world.settings)
+    assert [f.line() for f in results["registry_schema"]] == [
+        f"{world.global_path}: $.active_agents: expected integer, got string"
+    ]
+    skipped = {c for c, r in results.items() if isinstance(r, tuple)}
+    assert skipped == {
+        "counters",
+        "registry_agreement",
+        "known_statuses",
+        "ghost_agents",
+        "zombie_sessions",
+        "leaked_sessions",
+        "orphan_processes",
+    }
+    assert all(r[0] == "skip" for r in results.values() if isinstance(r, tuple))
+
+
+def test_foreign_and_user_session_claude_are_never_orphans(world):
+    healthy(world)
+    world.foreign_claude()
+    world.user_session()  # a Claude in the user's own session, working inside the workspace
+    world.start()
+    results = judge(world.settings)
+    assert failing(results) == set()
+    foreign = world.popen[0].pid
+    assert info(results) == {("orphan_processes", f"pid {foreign}")}
+
+
+def test_untracked_session_is_information_only(world):
+    healthy(world)
+    name = world.untracked_session()
+    world.untracked_session("agent_elsewhere-idle", claude=False)
+    world.start()
+    results = judge(world.settings)
+    assert failing(results) == set()
+    assert info(results) == {
+        ("leaked_sessions", f"session {name}"),
+        ("leaked_sessions", "session agent_elsewhere-idle"),
+    }
+
+
+def test_unreachable_tmux_makes_tmux_checks_error(world):
+    healthy(world)
+    world.agent("working", None)  # a ghost, if tmux could be read
+    world.start()
+    server = world.server_pid()
+    os.kill(server, signal.SIGSTOP)  # a hung server: tmux clients wait for it forever
+    try:
+        results = judge(dataclasses.replace(world.settings, tmux_timeout=0.5))
+    finally:
+        os.kill(server, signal.SIGCONT)
+    errored = {c for c, r in results.items() if isinstance(r, tuple) and r[0] == "error"}
+    assert errored == {"ghost_agents", "zombie_sessions", "leaked_sessions", "orphan_processes"}
+    assert "did not answer within 0.5s" in results["ghost_agents"][1]
+    assert failing(results) - {(c, "error") for c in errored} == set()
+
+
+def test_no_tmux_server_is_zero_sessions_not_unreachable(world, tmp_path):
+    ghost = world.agent("working", None)
+    world.start()  # nothing runs: no tmux server is ever started for this world
+    assert world.server_pid() is None
+    assert failing(judge(world.settings)) == {("ghost_agents", f"agent {ghost}")}
+
+
+def test_orphan_attributed_through_its_tee_sibling(world, tmp_path):
+    """Later orchestrators pipe the prompt on stdin: only the `tee` in its process group names the agent."""
+    healthy(world)
+    agent = world.agent("completed", None)
+    log = world.workspace / world.agents[-1].task_id / "logs" / f"{agent}_stream.jsonl"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    world.start()
+    before = len(world.standins())
+    pipeline = subprocess.Popen(
+        ["sh", "-c", f"{world.standin} --print < /dev/null | tee {log} > /dev/null"],
+        cwd=tmp_path,
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+    )
+    world.popen.append(pipeline)
+    world.wait_ready(before + 1, 10)
+    standin = next(p for p in world.standins() if p.ppid() == pipeline.pid)
+    assert failing(judge(world.settings)) == {("orphan_processes", f"pid {standin.pid}")}

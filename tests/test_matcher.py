@@ -1,0 +1,53 @@
+"""The default Claude matcher: catches every way Claude Code runs, and nothing that merely mentions it."""
+
+import pytest
+
+from healthchecks.settings import Settings
+
+DEFAULT = Settings()
+
+
+@pytest.mark.parametrize(
+    "name, argv",
+    [
+        ("claude", ("claude", "--print", "hello")),
+        ("claude", ()),  # argv unreadable (another user's process): the name alone decides
+        ("node", ("/usr/bin/claude", "--print", "--output-format", "stream-json")),
+        ("node", ("node", "/usr/lib/node_modules/@anthropic-ai/claude-code/cli.js", "--print")),
+        ("node", ("/usr/local/bin/node", "--no-warnings", "/home/u/.npm/@anthropic-ai/claude-code/cli.js")),
+        ("npm exec", ("npx", "-y", "@anthropic-ai/claude-code", "--print", "x")),
+        ("node", ("/usr/bin/npx", "-y", "@anthropic-ai/claude-code@1.0.3")),
+    ],
+)
+def test_default_matcher_catches_claude(name, argv):
+    assert DEFAULT.is_claude(name, argv)
+
+
+@pytest.mark.parametrize(
+    "name, argv",
+    [
+        ("vim", ("vim", "claude_notes.md")),
+        ("tee", ("tee", "/home/u/proj/.agent-workspace/TASK-1/logs/claude_stream.jsonl")),
+        ("tee", ("tee", "/home/u/claude/log.jsonl")),
+        ("bash", ("/bin/bash", "-c", "cd /x && claude --print hi | tee log")),  # the pane shell, not Claude
+        ("claude-abc12345", ("/bin/bash", "/tmp/w/bin/claude-abc12345", "--print")),  # a test world's stand-in
+        ("grep", ("grep", "claude")),
+        ("python3", ("python3", "-m", "pytest", "--claude-match", "claude")),
+    ],
+)
+def test_default_matcher_ignores_mentions(name, argv):
+    assert not DEFAULT.is_claude(name, argv)
+
+
+def test_world_matcher_matches_only_its_own_standin():
+    world = Settings(claude_match="^claude-abc12345$")
+    assert world.is_claude("claude-abc12345", ("/bin/bash", "/tmp/w/bin/claude-abc12345"))
+    assert not world.is_claude("claude", ("claude", "--print"))
+    assert not world.is_claude("claude-abc123456", ())
+
+
+def test_invalid_settings_are_rejected():
+    with pytest.raises(ValueError):
+        Settings(claude_match="(")
+    with pytest.raises(ValueError):
+        Settings(grace=-1)
