@@ -7,13 +7,12 @@ missing facts is how "tmux is down" turns into "every agent is a ghost".
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from .analysis import Analysis
-from .registry import GLOBAL_RELPATH, RegistryFile
+from .registry import GLOBAL_RELPATH, RegistryFile, expected_counters
 
 Severity = Literal["fail", "info"]
 
@@ -85,7 +84,7 @@ def registry_schema(a: Analysis) -> list[Finding]:
     return [Finding("registry_schema", *line.split(": ", 1), target=("file",)) for line in lines]
 
 
-def _count_findings(a: Analysis, file: RegistryFile, expected: dict[str, int]) -> list[Finding]:
+def _count_findings(file: RegistryFile, expected: dict[str, int]) -> list[Finding]:
     label = _file_label(file)
     return [
         Finding(
@@ -99,23 +98,14 @@ def _count_findings(a: Analysis, file: RegistryFile, expected: dict[str, int]) -
     ]
 
 
-def expected_counters(file: RegistryFile) -> dict[str, int]:
-    """What a registry file's counters should be, derived from its entries alone."""
-    classes = Counter(r.status_class for r in file.agents)
-    if file.kind == "global":
-        return {
-            "total_agents_spawned": len(file.agents),
-            "active_agents": classes["active"],
-            "total_tasks": len(file.task_ids),
-        }
-    completed = sum(1 for r in file.agents if r.status == "completed")
-    return {"total_spawned": len(file.agents), "active_count": classes["active"], "completed_count": completed}
-
-
 @check("counters", "registry counters match the entries", ("registry",))
 def counters(a: Analysis) -> list[Finding]:
     """Counters the orchestrator forgets to decrement drift from what the entries say."""
-    return [f for file in a.snapshot.registries.files for f in _count_findings(a, file, expected_counters(file))]
+    return [
+        f
+        for file in a.snapshot.registries.files
+        for f in _count_findings(file, expected_counters(file.kind, file.agents, file.task_ids))
+    ]
 
 
 @check("registry_agreement", "task registries agree with the global registry", ("registry",))

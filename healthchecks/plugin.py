@@ -16,8 +16,9 @@ import shutil
 import socket
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
+from html import escape
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -48,7 +49,7 @@ class Run:
     snapshot: Snapshot
     workdir: Path  # private temporary directory: the snapshot file for workers, the demo world
     world: object | None = None
-    extra_sections: list[tuple[str, list[str], str]] = field(default_factory=list)  # (title, text, html)
+    fix_report: object | None = None  # fixers.run.FixReport, under --fix or --dry-run
 
     @cached_property
     def analysis(self) -> Analysis:
@@ -74,6 +75,7 @@ class Run:
 RUN = pytest.StashKey[Run]()
 SETTINGS = pytest.StashKey[Settings]()
 FOUND = pytest.StashKey[list[Finding]]()
+FIX_OPTIONS = pytest.StashKey[object]()
 
 # (option, ini name, env var, default, help)
 OPTIONS = [
@@ -115,11 +117,42 @@ OPTIONS = [
         "seconds to wait for a tmux server before calling it unreachable (default 5)",
     ),
     (
+        "--lock-timeout",
+        "healthchecks_lock_timeout",
+        None,
+        "10",
+        "seconds --fix waits for the orchestrator's lock on a registry file before giving up on it (default 10)",
+    ),
+    (
         "--report-dir",
         "healthchecks_report_dir",
         None,
         "reports",
         "where the HTML report goes: a timestamped file plus latest.html (default reports/)",
+    ),
+]
+
+
+FLAGS = [
+    (
+        "--demo",
+        "healthchecks_demo",
+        "build the built-in demo world (a private tmux server, Claude stand-ins, "
+        "registries reproducing the seed incident), check it, and tear it down afterwards",
+    ),
+    (
+        "--fix",
+        "healthchecks_fix",
+        "after the checks, build one remediation plan, show it, ask once for a typed yes, "
+        "apply it with every guard, then check again; exit 0 only if every check then passes",
+    ),
+    ("--yes", "healthchecks_yes", "with --fix: apply the plan without asking"),
+    ("--dry-run", "healthchecks_dry_run", "print the remediation plan and change nothing"),
+    (
+        "--prune",
+        "healthchecks_prune",
+        "with --fix: remove entries without a live session from the registries "
+        "(archived first to <workspace>/registry/archive/*.jsonl) instead of marking ghosts terminated",
     ),
 ]
 
@@ -139,13 +172,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "else a socket name (tmux -L); default: the default server",
     )
     parser.addini("healthchecks_tmux_sockets", "tmux servers to check (one per line)", type="linelist")
-    group.addoption(
-        "--demo",
-        dest="healthchecks_demo",
-        action="store_true",
-        help="build the built-in demo world (a private tmux server, Claude stand-ins, registries "
-        "reproducing the seed incident), check it, and tear it down afterwards",
-    )
+    for opt, dest, help_ in FLAGS:
+        group.addoption(opt, dest=dest, action="store_true", help=help_)
 
 
 def _value(config: pytest.Config, ini: str, env: str | None, default: str) -> str:
@@ -204,6 +232,22 @@ def find_spec_safe(name: str):
         return None
 
 
+def fix_options(config: pytest.Config):
+    from fixers.apply import Options
+
+    try:
+        lock_timeout = float(_value(config, "healthchecks_lock_timeout", None, "10"))
+        if lock_timeout <= 0:
+            raise ValueError("must be > 0")
+    except ValueError as exc:
+        raise pytest.UsageError(f"agent-healthchecks: invalid --lock-timeout: {exc}") from None
+    return Options(prune=config.getoption("healthchecks_prune"), lock_timeout=lock_timeout)
+
+
+def fixing(config: pytest.Config) -> bool:
+    return bool(config.getoption("healthchecks_fix") or config.getoption("healthchecks_dry_run"))
+
+
 def is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
@@ -218,8 +262,15 @@ def pytest_configure(config: pytest.Config) -> None:
                 config.stash[RUN] = Run(pickle.load(fh), Path(path).parent)
         return
     if not targets_healthchecks(config):
+        if fixing(config):
+            raise pytest.UsageError(
+                "agent-healthchecks: --fix/--dry-run apply to the health checks: "
+                "run them as `pytest healthchecks --fix`"
+            )
         return
     config.stash[SETTINGS] = settings_from(config)
+    if fixing(config):
+        config.stash[FIX_OPTIONS] = fix_options(config)
     if config.pluginmanager.hasplugin("html"):
         config.pluginmanager.register(HtmlHooks(), "healthchecks-html")
         if not config.option.htmlpath:
@@ -255,6 +306,72 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     html = getattr(config.option, "htmlpath", None)
     if html and Path(html).is_file():
         shutil.copyfile(html, report_dir(config) / "latest.html")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under --fix: plan, confirm once, act, verify: exactly once, on the controller, after every check ran."""
+    config = session.config
+    run = config.stash.get(RUN, None)
+    if run is None or is_worker(config) or not fixing(config):
+        return
+    if exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        return  # interrupted or broken: no repairs on a run that did not finish
+    from fixers.confirm import ask
+    from fixers.run import fix
+
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+
+    def show(lines: list[str]) -> None:
+        if reporter is not None:
+            reporter.ensure_newline()
+            reporter.write_line("")  # under xdist the progress line is still open
+            reporter.write_sep("=", "remediation plan")
+            for line in lines:
+                reporter.write_line(line)
+
+    def confirm(plan) -> tuple[bool, str]:
+        if config.getoption("healthchecks_yes"):
+            return True, "confirmed by --yes"
+        return ask(plan.lines(), len(plan.actions))
+
+    options = config.stash[FIX_OPTIONS]
+    report = fix(
+        run.analysis,
+        run.results,
+        run.snapshot.settings,
+        options,
+        dry_run=config.getoption("healthchecks_dry_run"),
+        confirm=confirm,
+        show=show,
+    )
+    run.fix_report = report
+    if report.applied:
+        session.exitstatus = pytest.ExitCode.OK if report.ok else pytest.ExitCode.TESTS_FAILED
+    elif not config.getoption("healthchecks_dry_run") and report.plan.actions:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def fix_sections(report, with_plan: bool) -> list[tuple[str, list[str], str]]:
+    """(title, text lines, html) for the remediation parts of the terminal summary and the report."""
+    if report is None:
+        return []
+    sections = []
+    if with_plan:
+        plan = report.plan.lines()
+        sections.append(("Remediation plan", plan, "<pre>" + escape("\n".join(plan)) + "</pre>"))
+    results = [report.message] + [o.line() for o in report.outcomes]
+    sections.append(("remediation results", results, "<pre>" + escape("\n".join(results)) + "</pre>"))
+    if report.after is not None:
+        rows = [
+            (label, before, after)
+            for (label, before), (_, after) in zip(report.before.rows(), report.after.rows(), strict=True)
+        ]
+        header = ("figure", "before", "after")
+        sections.append(("before / after", text_table(rows, header), html_table(rows, header, "hc-before-after")))
+        still = report.remaining or ["nothing: every check passes"]
+        sections.append(("still wrong after the fix", still, "<pre>" + escape("\n".join(still)) + "</pre>"))
+    return sections
 
 
 class XdistHooks:
@@ -349,7 +466,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         write(f"information ({len(info)}, never a failure):")
         for f in info:
             write(f"  {f.line()}")
-    for title, lines, _ in run.extra_sections:
+    for title, lines, _ in fix_sections(run.fix_report, with_plan=False):
         terminalreporter.write_sep("-", title)
         for line in lines:
             write(line)
@@ -371,5 +488,5 @@ class HtmlHooks:
             prefix.append(
                 "<h2>Information (never a failure)</h2>" + html_table(finding_rows(info), FINDINGS_HEADER, "hc-info")
             )
-        for title, _, html in run.extra_sections:
-            prefix.append(f"<h2>{title}</h2>{html}")
+        for title, _, html in fix_sections(run.fix_report, with_plan=True):
+            prefix.append(f"<h2>{escape(title)}</h2>{html}")

@@ -223,6 +223,22 @@ def _record(agent_id: str, entry: dict[str, Any], task_id: str | None, source: K
     )
 
 
+def records(kind: Kind, data: dict[str, Any]) -> tuple[tuple[AgentRecord, ...], tuple[str, ...]]:
+    """A validated registry's agent records and task ids."""
+    if kind == "global":
+        return tuple(_record(aid, entry, None, kind) for aid, entry in data["agents"].items()), tuple(data["tasks"])
+    return tuple(_record(entry["id"], entry, data["task_id"], kind) for entry in data["agents"]), (data["task_id"],)
+
+
+def expected_counters(kind: Kind, agents: tuple[AgentRecord, ...], task_ids: tuple[str, ...]) -> dict[str, int]:
+    """What a registry file's counters should be, derived from its entries alone."""
+    active = sum(1 for r in agents if r.status_class == "active")
+    if kind == "global":
+        return {"total_agents_spawned": len(agents), "active_agents": active, "total_tasks": len(task_ids)}
+    completed = sum(1 for r in agents if r.status == "completed")
+    return {"total_spawned": len(agents), "active_count": active, "completed_count": completed}
+
+
 def load_data(path: Path, kind: Kind, raw: bytes) -> Any:
     """Parse and validate; raise RegistryError listing every problem (one per line)."""
     data = parse(path, raw)
@@ -244,12 +260,7 @@ def load_file(path: Path, kind: Kind) -> RegistryFile:
         return RegistryFile(path, kind, digest, mtime, errors=tuple(str(exc).splitlines()))
     names = GLOBAL_COUNTERS if kind == "global" else TASK_COUNTERS
     counters = {name: data[name] for name in names if name in data}
-    if kind == "global":
-        agents = tuple(_record(aid, entry, None, kind) for aid, entry in data["agents"].items())
-        task_ids = tuple(data["tasks"])
-    else:
-        agents = tuple(_record(entry["id"], entry, data["task_id"], kind) for entry in data["agents"])
-        task_ids = (data["task_id"],)
+    agents, task_ids = records(kind, data)
     return RegistryFile(path, kind, digest, mtime, (), counters, agents, task_ids)
 
 

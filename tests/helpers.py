@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -102,3 +103,18 @@ def junit_outcomes(path: Path) -> dict[str, tuple[str, tuple[str, ...]]]:
         props = tuple(sorted(p.get("value") for p in case.iter("property") if p.get("name") == "finding"))
         result[case.get("name")] = (outcome, props)
     return result
+
+
+def registry_bytes(workspace: Path) -> dict[str, bytes]:
+    """Every registry file's exact bytes, to prove a run changed nothing."""
+    paths = [workspace / "registry" / "GLOBAL_REGISTRY.json", *sorted(workspace.glob("TASK-*/AGENT_REGISTRY.json"))]
+    return {str(p): p.read_bytes() for p in paths if p.exists()}
+
+
+def section(output: str, title: str) -> list[str]:
+    """The lines of one `==== title ====` / `---- title ----` section of pytest's terminal output."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if f" {title} " in line and line.strip("=- ") == title)
+    header = re.compile(r"^([-=])\1+ \w.* \1+$|^- Generated")
+    end = next((i for i in range(start + 1, len(lines)) if header.match(lines[i])), len(lines))
+    return lines[start + 1 : end]

@@ -1,0 +1,291 @@
+"""Carry out a confirmed plan, re-verifying every action at the moment it runs.
+
+The plan was made from a snapshot that may be seconds old. So each phase (processes, sessions,
+registry) first takes a fresh snapshot and judges it again; an action runs only if its exact
+target (PID + create time, session name + created time, agent id) is still a failing finding
+of the same check. Anything that changed is skipped and said so; a check that cannot be judged
+now (tmux unreachable, registry unreadable) refuses its actions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from healthchecks import checks, tmux
+from healthchecks.analysis import Analysis
+from healthchecks.registry import RegistryError, expected_counters, records, status_class
+from healthchecks.settings import Settings
+from healthchecks.snapshot import collect
+
+from .plan import Action, Plan
+from .registry_write import LockTimeout, append_archive, rewrite
+from .signals import end_trees
+
+
+@dataclass(frozen=True)
+class Options:
+    prune: bool = False
+    lock_timeout: float = 10.0
+    term_timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    action: Action
+    status: str  # "done", "already gone", "skipped", "refused", "failed"
+    detail: str = ""
+
+    def line(self) -> str:
+        return f"{self.status:>12}: {self.action.describe()}" + (f" [{self.detail}]" if self.detail else "")
+
+
+def fresh(settings: Settings) -> tuple[Analysis, dict]:
+    analysis = Analysis(collect(settings))
+    return analysis, checks.judge(analysis)
+
+
+def verify(action: Action, results: dict) -> str | None:
+    """None when the action's target is still a failing finding of its check; else why not."""
+    result = results[action.check]
+    if isinstance(result, tuple):
+        return f"refused: {result[1]}"
+    if any(f.target == action.target and f.severity == "fail" for f in result):
+        return None
+    return "skipped: no longer a finding of " + action.check
+
+
+def apply(plan: Plan, settings: Settings, options: Options) -> list[Outcome]:
+    phases = (("kill_process",), ("kill_session",), ("mark_terminated", "prune_entry", "set_counters"))
+    phase_fns = (_processes, _sessions, _registry)
+    outcomes: list[Outcome] = []
+    for kinds, fn in zip(phases, phase_fns, strict=True):
+        actions = [a for a in plan.actions if a.kind in kinds]
+        if not actions:
+            continue
+        analysis, results = fresh(settings)
+        unjudged = [f"{c}: {r[1]}" for c, r in results.items() if isinstance(r, tuple)]
+        if unjudged:  # tmux unreachable or registry unreadable right now: act on nothing
+            outcomes += [Outcome(a, "refused", unjudged[0]) for a in actions]
+        else:
+            outcomes += fn(actions, analysis, results, options)
+    return outcomes
+
+
+def _not_verified(action: Action, why: str, gone: bool) -> Outcome:
+    if gone:
+        return Outcome(action, "already gone")
+    status, _, detail = why.partition(": ")
+    return Outcome(action, status, detail)
+
+
+def _process_gone(pid: int, create_time: float) -> bool:
+    try:
+        return psutil.Process(pid).create_time() != create_time
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _processes(actions: list[Action], a: Analysis, results: dict, options: Options) -> list[Outcome]:
+    outcomes, roots = [], []
+    for action in actions:
+        _, pid, create_time = action.target
+        if why := verify(action, results):
+            if not _process_gone(pid, create_time) or why.startswith("refused"):
+                outcomes.append(_not_verified(action, why, gone=False))
+            else:
+                reused = psutil.pid_exists(pid)
+                outcomes.append(
+                    Outcome(action, "skipped", "pid now belongs to another process; not signalled")
+                    if reused
+                    else Outcome(action, "already gone")
+                )
+            continue
+        roots.append((action, pid, create_time))
+    ended = end_trees(roots, a.snapshot.self_pids, options.term_timeout)
+    outcomes += [Outcome(action, ended[action].status, ended[action].detail) for action, _, _ in roots]
+    return outcomes
+
+
+def _sessions(actions: list[Action], a: Analysis, results: dict, options: Options) -> list[Outcome]:
+    outcomes, verified = [], []
+    for action in actions:
+        _, server, name, _ = action.target
+        if why := verify(action, results):
+            live = any(s.server == server for s in a.sessions.get(name, []))
+            outcomes.append(_not_verified(action, why, gone=not live and not why.startswith("refused")))
+        else:
+            verified.append(action)
+    roots = []
+    for action in verified:
+        _, server, name, _ = action.target
+        for session in a.sessions[name]:
+            if session.server == server:
+                roots += [
+                    ((action, pane.pid), pane.pid, a.snapshot.by_pid[pane.pid].create_time)
+                    for pane in session.panes
+                    if pane.pid in a.snapshot.by_pid
+                ]
+    end_trees(roots, a.snapshot.self_pids, options.term_timeout)  # kill-session alone leaves children alive
+    by_server: dict[str, list[Action]] = defaultdict(list)
+    for action in verified:
+        by_server[action.target[1]].append(action)
+    for server, group in by_server.items():
+        command: list[str] = []
+        for action in group:
+            command += ["kill-session", "-t", f"={action.target[2]}", ";"]
+        try:
+            tmux.run(server, *command[:-1])  # fails harmlessly for sessions that ended with their panes
+            after = tmux.read_server(server)
+        except (OSError, tmux.subprocess.TimeoutExpired) as exc:
+            outcomes += [Outcome(action, "failed", f"tmux: {exc}") for action in group]
+            continue
+        live = {p.session for p in after.panes}
+        for action in group:
+            ok = after.state != "unreachable" and action.target[2] not in live
+            outcomes.append(
+                Outcome(
+                    action,
+                    "done" if ok else "failed",
+                    "panes' processes ended, session killed" if ok else "session still live",
+                )
+            )
+    return outcomes
+
+
+def _registry(actions: list[Action], a: Analysis, results: dict, options: Options) -> list[Outcome]:
+    """Every entry change and counter fix, one locked write per registry file."""
+    outcomes: list[Outcome] = []
+    marks: set[str] = set()
+    prunes: set[str] = set()
+    for action in actions:
+        if action.kind == "set_counters":
+            continue
+        agent_id = action.target[1]
+        why = _verify_entry(action, a, results)
+        if why:
+            outcomes.append(_not_verified(action, why, gone=agent_id not in a.agents))
+        else:
+            (prunes if action.kind == "prune_entry" else marks).add(agent_id)
+    regs = a.snapshot.registries
+    if not regs.ok:
+        return outcomes + [
+            Outcome(x, "refused", f"registry unusable: {regs.all_errors[0]}")
+            for x in actions
+            if x.kind == "set_counters"
+        ]
+    counter_files = {x.target[1] for x in actions if x.kind == "set_counters"}
+    now = datetime.now().isoformat(timespec="microseconds")
+    archive = regs.workspace / "registry" / "archive" / f"pruned-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
+    done: dict[str, list[str]] = defaultdict(list)
+    failed: dict[str, str] = {}
+    for file in regs.files:
+        ids = {r.id for r in file.agents}
+        if not (ids & (marks | prunes)) and str(file.path) not in counter_files:
+            continue
+        edit, archive_removed = _editor(
+            file.kind, marks, prunes, now, archive, str(file.path.relative_to(regs.workspace))
+        )
+        try:
+            result = rewrite(
+                file.path,
+                file.kind,
+                edit,
+                workspace=regs.workspace,
+                lock_timeout=options.lock_timeout,
+                before_write=archive_removed,
+            )
+            done[str(file.path)] = list(result.changes)
+        except (RegistryError, LockTimeout, OSError) as exc:
+            failed[str(file.path)] = str(exc).splitlines()[0]
+    for action in actions:
+        if action.kind == "set_counters":
+            path = action.target[1]
+            if path in failed:
+                outcomes.append(Outcome(action, "failed", failed[path]))
+            else:
+                changed = [c for c in done.get(path, []) if c.startswith("counter ")]
+                outcomes.append(Outcome(action, "done", "; ".join(changed) or "already right"))
+            continue
+        agent_id = action.target[1]
+        if agent_id not in marks | prunes:
+            continue
+        paths = [str(f.path) for f in regs.files if any(r.id == agent_id for r in f.agents)]
+        errors = [failed[p] for p in paths if p in failed]
+        applied = [Path(p).name for p in paths if any(agent_id in c for c in done.get(p, []))]
+        if errors:
+            outcomes.append(Outcome(action, "failed", errors[0]))
+        elif applied:
+            outcomes.append(Outcome(action, "done", "in " + ", ".join(applied)))
+        else:
+            outcomes.append(Outcome(action, "skipped", "entry changed since the snapshot; left as it is"))
+    return outcomes
+
+
+def _verify_entry(action: Action, a: Analysis, results: dict) -> str | None:
+    """A ghost must still be a ghost; a prune candidate must still have no live session."""
+    agent_id = action.target[1]
+    ghost = verify(Action(action.kind, action.target, action.entity, action.reason, "ghost_agents"), results)
+    if ghost is None or ghost.startswith("refused"):
+        return ghost
+    if action.kind == "prune_entry":
+        agent = a.agents.get(agent_id)
+        if agent is not None and agent.terminal and agent.session not in a.sessions:
+            return None
+        return "skipped: its session is live again, or it is active but not a ghost"
+    return ghost
+
+
+def _editor(kind: str, marks: set[str], prunes: set[str], now: str, archive: Path, rel: str):
+    """An edit applied under the lock, by id, to whatever the file holds now; and its archiving step.
+
+    The archive step runs before the registry is replaced, so a pruned entry is always somewhere.
+    """
+    removed: list[tuple[str, Any]] = []
+
+    def archive_removed(data: dict[str, Any]) -> None:
+        if removed:
+            append_archive(
+                archive,
+                [
+                    {"archived_at": now, "registry": rel, "agent_id": agent_id, "entry": entry}
+                    for agent_id, entry in removed
+                ],
+            )
+
+    def edit(data: dict[str, Any]) -> list[str]:
+        changes: list[str] = []
+        if kind == "global":
+            agents = data["agents"]
+            entries = list(agents.items())
+        else:
+            agents = None
+            entries = [(e.get("id"), e) for e in data["agents"]]
+        for agent_id, entry in entries:
+            if agent_id in prunes:
+                removed.append((agent_id, entry))
+                changes.append(f"pruned {agent_id}")
+            elif agent_id in marks and status_class(entry.get("status")) == "active":
+                entry["status"] = "terminated"
+                entry["terminated_at"] = now
+                entry["termination_reason"] = "session_not_found"
+                changes.append(f"terminated {agent_id}")
+        if agents is not None:
+            for agent_id, _ in removed:
+                del agents[agent_id]
+        else:
+            data["agents"] = [e for e in data["agents"] if e.get("id") not in prunes]
+        recs, task_ids = records(kind, data)  # counters last, from the entries as they now are
+        for name, value in expected_counters(kind, recs, task_ids).items():
+            if name in data and data[name] != value:
+                changes.append(f"counter {name} {data[name]} → {value}")
+                data[name] = value
+        return changes
+
+    return edit, archive_removed

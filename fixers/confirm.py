@@ -1,0 +1,29 @@
+"""Ask once, on the terminal itself: pytest captures stdin and stdout, but not /dev/tty."""
+
+from __future__ import annotations
+
+NO_TERMINAL = (
+    "no terminal to ask for confirmation on, and no --yes: nothing was changed "
+    "(pass --yes to apply the plan without asking, or --dry-run to only print it)"
+)
+
+
+def ask(plan_lines: list[str], count: int, tty_path: str = "/dev/tty") -> tuple[bool, str]:
+    """Show the whole plan and ask for a typed `yes`; (confirmed, what happened)."""
+    question = [
+        "",
+        "agent-healthchecks remediation plan:",
+        *plan_lines,
+        "",
+        f"Apply these {count} actions? Type yes to proceed: ",
+    ]
+    try:  # two streams: a text stream opened "r+" needs a seekable file, and a terminal is not one
+        with open(tty_path, "w", encoding="utf-8") as out, open(tty_path, encoding="utf-8") as inp:
+            out.write("\n".join(question))
+            out.flush()
+            answer = inp.readline().strip()
+    except OSError:
+        return False, NO_TERMINAL
+    if answer == "yes":
+        return True, "confirmed on the terminal"
+    return False, f"not confirmed (answered {answer!r}): nothing was changed"

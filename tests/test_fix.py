@@ -1,0 +1,300 @@
+"""`--fix`: the plan, its confirmation, its guards and its verification, on real worlds."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+from helpers import failing, judge, registry_bytes, run_health, section, settings_args
+
+from fixers.apply import Options, apply
+from fixers.plan import make_plan
+from fixers.run import fix
+from healthchecks import checks, demo
+from healthchecks.analysis import Analysis
+from healthchecks.snapshot import collect
+from healthchecks.world import World
+
+
+@pytest.fixture
+def demo_world(tmp_path):
+    world = demo.build(tmp_path / "demo")
+    yield world
+    world.teardown()
+
+
+def fix_now(world: World, analysis: Analysis | None = None, **options):
+    """Run the fixer in-process with confirmation given, as `--fix --yes` does."""
+    analysis = analysis or Analysis(collect(world.settings))
+    return fix(
+        analysis,
+        checks.judge(analysis),
+        world.settings,
+        Options(**options),
+        dry_run=False,
+        confirm=lambda plan: (True, "test"),
+        show=lambda lines: None,
+    )
+
+
+def live_state(world: World) -> tuple[dict, set, set]:
+    return registry_bytes(world.workspace), {p.pid for p in world.standins()}, world.live_sessions()
+
+
+def entries(world: World) -> dict:
+    return json.loads(world.global_path.read_text())["agents"]
+
+
+def test_demo_fix_yes_leaves_every_check_passing(demo_world, tmp_path):
+    foreign = demo_world.popen[0].pid
+    orphan_agent = next(a.id for a in demo_world.agents if a.running == "orphan")
+    orphan = next(p.pid for p in demo_world.standins() if orphan_agent in " ".join(p.cmdline()))
+    healthy = {a.session for a in demo_world.agents if a.running == "claude" and a.status != "completed"}
+    proc = run_health(tmp_path, *settings_args(demo_world.settings), "--fix", "--yes")
+    assert proc.returncode == 0, proc.stdout
+    assert failing(judge(demo_world.settings)) == set()
+    active = {
+        aid
+        for aid, e in entries(demo_world).items()
+        if e.get("status") in (None, "running", "working", "blocked", "reviewing")
+    }
+    assert len(active) == 8 and {f"agent_{a}" for a in active} == healthy
+    assert demo_world.live_sessions() - {"work", "agent_elsewhere-41ef96"} == healthy
+    assert not psutil.pid_exists(orphan) and psutil.pid_exists(foreign)
+    table = section(proc.stdout, "before / after")
+    assert any(line.startswith("Ghost agents") and line.split()[-1] == "0" for line in table)
+    assert section(proc.stdout, "still wrong after the fix") == ["nothing: every check passes"]
+    html = (tmp_path / "reports" / "latest.html").read_text()
+    assert "Remediation plan" in html and "before / after" in html
+
+
+def test_prune_keeps_live_entries_and_archives_the_rest_exactly(demo_world):
+    original = entries(demo_world)
+    tasks_before = {t: json.loads(demo_world.task_path(t).read_text())["agents"] for t in demo_world.tasks}
+    report = fix_now(demo_world, prune=True)
+    assert report.ok, report.remaining
+    live = demo_world.live_sessions()
+    kept = entries(demo_world)
+    assert set(kept) == {aid for aid, e in original.items() if e["tmux_session"] in live}
+    assert all(json.dumps(kept[aid]) == json.dumps(original[aid]) for aid in kept)
+    (archive,) = (demo_world.workspace / "registry" / "archive").glob("pruned-*.jsonl")
+    archived = [json.loads(line) for line in archive.read_text().splitlines()]
+    from_global = {r["agent_id"]: r["entry"] for r in archived if r["registry"] == "registry/GLOBAL_REGISTRY.json"}
+    assert set(from_global) == set(original) - set(kept)
+    assert all(json.dumps(e) == json.dumps(original[aid]) for aid, e in from_global.items())  # byte for byte
+    for task, before in tasks_before.items():
+        after = {e["id"] for e in json.loads(demo_world.task_path(task).read_text())["agents"]}
+        pruned = {r["entry"]["id"] for r in archived if r["registry"].startswith(task)}
+        assert after | pruned == {e["id"] for e in before} and not after & pruned
+    data = json.loads(demo_world.global_path.read_text())
+    assert data["total_agents_spawned"] == len(kept) == 8
+
+
+def test_dry_run_changes_nothing_and_prints_the_plan_yes_applies(demo_world, tmp_path):
+    before = live_state(demo_world)
+    dry = run_health(tmp_path, *settings_args(demo_world.settings), "--dry-run")
+    assert dry.returncode == 1
+    assert live_state(demo_world) == before
+    plan = section(dry.stdout, "remediation plan")
+    assert len(plan) >= 10 and "dry run: nothing was changed" in dry.stdout
+    applied = run_health(tmp_path, *settings_args(demo_world.settings), "--fix", "--yes")
+    assert section(applied.stdout, "remediation plan") == plan
+    assert applied.returncode == 0
+
+
+def test_no_terminal_and_no_yes_refuses(demo_world, tmp_path):
+    before = live_state(demo_world)
+    proc = run_health(tmp_path, *settings_args(demo_world.settings), "--fix")
+    assert proc.returncode == 1
+    assert "no terminal to ask for confirmation on, and no --yes: nothing was changed" in proc.stdout
+    assert live_state(demo_world) == before
+
+
+def _interactive(world: World, tmp_path, answer: str) -> str:
+    """Run `pytest --fix` in a real terminal (a tmux pane on a private server) and type the answer."""
+    socket = f"hc-operator-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    out = tmp_path / "operator.out"
+    args = " ".join(f"'{a}'" for a in settings_args(world.settings))
+    cmd = (
+        f"cd {os.getcwd()} && env -u PYTHONDONTWRITEBYTECODE {sys.executable} -m pytest healthchecks "
+        f"-p no:hypothesispytest --report-dir {tmp_path}/reports {args} --fix > {out} 2>&1; "
+        f"echo exit=$? >> {out}"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TMUX")}
+    subprocess.run(
+        ["tmux", "-L", socket, "-f", "/dev/null", "new-session", "-d", "-x", "200", "-y", "50", cmd],
+        check=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        screen = ""
+        while "Type yes to proceed" not in screen:
+            assert time.monotonic() < deadline, screen
+            time.sleep(0.2)
+            screen = subprocess.run(["tmux", "-L", socket, "capture-pane", "-p"], capture_output=True, text=True).stdout
+        assert "remediation plan" in screen
+        subprocess.run(["tmux", "-L", socket, "send-keys", answer, "Enter"], check=True)
+        while "exit=" not in (out.read_text() if out.exists() else ""):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        return out.read_text()
+    finally:
+        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
+
+
+def test_typed_yes_on_the_terminal_applies(world, tmp_path):
+    world.agent(None, "claude")
+    ghost = world.agent("working", None)
+    world.start()
+    output = _interactive(world, tmp_path, "yes")
+    assert "exit=0" in output and "confirmed on the terminal" in output
+    assert entries(world)[ghost]["status"] == "terminated"
+
+
+def test_any_other_answer_changes_nothing(world, tmp_path):
+    world.agent(None, "claude")
+    world.agent("working", None)
+    world.start()
+    before = live_state(world)
+    output = _interactive(world, tmp_path, "y")
+    assert "exit=1" in output and "not confirmed (answered 'y'): nothing was changed" in output
+    assert live_state(world) == before
+
+
+def test_entry_added_after_the_checks_survives(world):
+    world.agent(None, "claude")
+    world.agent("working", None)
+    world.start()
+    analysis = Analysis(collect(world.settings))  # the checks ran; then the orchestrator deploys
+    data = json.loads(world.global_path.read_text())
+    newcomer = {
+        "task_id": next(iter(world.tasks)),
+        "type": "late",
+        "parent": "orchestrator",
+        "started_at": "2025-10-29T23:59:59.000001",
+        "tmux_session": "agent_late-235959-abcdef",
+        "custom_field": {"kept": True},
+    }
+    data["agents"]["late-235959-abcdef"] = newcomer
+    world.global_path.write_text(json.dumps(data, indent=2))
+    report = fix_now(world, analysis)
+    assert report.applied
+    assert entries(world)["late-235959-abcdef"] == newcomer
+
+
+def _orphan_world(world: World, **agent_kwargs) -> psutil.Process:
+    world.agent(None, "claude")
+    agent = world.agent("completed", "orphan", **agent_kwargs)
+    world.start()
+    return next(p for p in world.standins() if agent in " ".join(p.cmdline()))
+
+
+def test_target_gone_before_its_kill_is_already_gone(world):
+    orphan = _orphan_world(world)
+    analysis = Analysis(collect(world.settings))
+    plan = make_plan(analysis, checks.judge(analysis))
+    orphan.kill()
+    orphan.wait(5)
+    (outcome,) = apply(plan, world.settings, Options())
+    assert (outcome.action.kind, outcome.status) == ("kill_process", "already gone")
+
+
+def test_process_whose_create_time_differs_is_not_signalled(world):
+    orphan = _orphan_world(world)
+    analysis = Analysis(collect(world.settings))
+    plan = make_plan(analysis, checks.judge(analysis))
+    (action,) = plan.actions
+    plan.actions = [dataclasses.replace(action, target=("process", orphan.pid, orphan.create_time() - 100))]
+    (outcome,) = apply(plan, world.settings, Options())
+    assert (outcome.status == "skipped" and "create time differs" not in outcome.detail) or outcome.detail
+    assert orphan.is_running() and orphan.status() != psutil.STATUS_ZOMBIE
+
+
+def test_stubborn_claude_ends_by_sigkill_within_the_bound(world):
+    orphan = _orphan_world(world, stubborn=True)
+    started = time.monotonic()
+    report = fix_now(world, term_timeout=1.0)
+    assert report.ok
+    (outcome,) = [o for o in report.outcomes if o.action.kind == "kill_process"]
+    assert outcome.status == "done" and "SIGKILL after 1s" in outcome.detail
+    assert time.monotonic() - started < 10 and not orphan.is_running()
+
+
+def _hold_lock(path, seconds: float) -> subprocess.Popen:
+    code = (
+        "import fcntl, sys, time; f = open(sys.argv[1], 'r+'); fcntl.flock(f, fcntl.LOCK_EX); "
+        "print('locked', flush=True); time.sleep(float(sys.argv[2]))"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code, str(path), str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_fixer_waits_for_the_orchestrators_lock(world):
+    world.agent(None, "claude")
+    ghost = world.agent("working", None)
+    world.start()
+    holder = _hold_lock(world.global_path, 1.0)
+    try:
+        started = time.monotonic()
+        report = fix_now(world, lock_timeout=10)
+        assert time.monotonic() - started >= 0.5
+    finally:
+        holder.wait(10)
+    assert report.ok and entries(world)[ghost]["status"] == "terminated"
+
+
+def test_fixer_gives_up_on_a_held_lock_without_writing(world):
+    world.agent(None, "claude")
+    world.agent("working", None)
+    world.start()
+    before = world.global_path.read_bytes()
+    holder = _hold_lock(world.global_path, 30)
+    try:
+        report = fix_now(world, lock_timeout=0.5)
+    finally:
+        holder.kill()
+        holder.wait(10)
+    assert world.global_path.read_bytes() == before
+    failed = [o for o in report.outcomes if o.status == "failed"]
+    assert failed and all("held the registry lock for more than 0.5s" in o.detail for o in failed)
+    assert not report.ok
+
+
+def test_tmux_unreachable_before_the_fix_takes_no_action(world):
+    orphan = _orphan_world(world)
+    world.agent("working", None)
+    world.write_registries()
+    settings = dataclasses.replace(world.settings, tmux_timeout=0.5)
+    analysis = Analysis(collect(settings))
+    plan = make_plan(analysis, checks.judge(analysis))
+    assert {a.kind for a in plan.actions} >= {"kill_process", "mark_terminated"}
+    before = registry_bytes(world.workspace)
+    server = world.server_pid()
+    os.kill(server, signal.SIGSTOP)
+    try:
+        outcomes = apply(plan, settings, Options())
+    finally:
+        os.kill(server, signal.SIGCONT)
+    assert {o.status for o in outcomes} == {"refused"}
+    assert orphan.is_running() and registry_bytes(world.workspace) == before
+
+
+def test_xdist_fix_applies_each_action_once(demo_world, tmp_path):
+    proc = run_health(tmp_path, *settings_args(demo_world.settings), "-n", "2", "--fix", "--yes")
+    assert proc.returncode == 0, proc.stdout
+    plan = [line for line in section(proc.stdout, "remediation plan") if re.match(r"\s*\d+\. ", line)]
+    results = [line for line in section(proc.stdout, "remediation results") if ": " in line]
+    assert len(results) == len(plan) and all(line.strip().startswith("done:") for line in results)
+    assert proc.stdout.count("remediation results") == 1
+    backups = list((demo_world.workspace / "registry" / "backups").iterdir())
+    assert len(backups) == len({b.name.rsplit(".", 2)[0] for b in backups})  # one write per file
