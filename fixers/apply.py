@@ -85,29 +85,27 @@ def _not_verified(action: Action, why: str, gone: bool) -> Outcome:
     return Outcome(action, status, detail)
 
 
-def _process_gone(pid: int, create_time: float) -> bool:
+def _unverified_process(action: Action, why: str) -> Outcome:
+    """Say precisely why a planned kill does not happen: gone, PID reused, or no longer an orphan."""
+    _, pid, create_time = action.target
+    if why.startswith("refused"):
+        return _not_verified(action, why, gone=False)
     try:
-        return psutil.Process(pid).create_time() != create_time
+        reused = psutil.Process(pid).create_time() != create_time
     except psutil.NoSuchProcess:
-        return True
+        return Outcome(action, "already gone")
+    if reused:
+        return Outcome(action, "skipped", "pid now belongs to another process; not signalled")
+    return _not_verified(action, why, gone=False)
 
 
 def _processes(actions: list[Action], a: Analysis, results: dict, options: Options) -> list[Outcome]:
     outcomes, roots = [], []
     for action in actions:
-        _, pid, create_time = action.target
         if why := verify(action, results):
-            if not _process_gone(pid, create_time) or why.startswith("refused"):
-                outcomes.append(_not_verified(action, why, gone=False))
-            else:
-                reused = psutil.pid_exists(pid)
-                outcomes.append(
-                    Outcome(action, "skipped", "pid now belongs to another process; not signalled")
-                    if reused
-                    else Outcome(action, "already gone")
-                )
-            continue
-        roots.append((action, pid, create_time))
+            outcomes.append(_unverified_process(action, why))
+        else:
+            roots.append((action, action.target[1], action.target[2]))
     ended = end_trees(roots, a.snapshot.self_pids, options.term_timeout)
     outcomes += [Outcome(action, ended[action].status, ended[action].detail) for action, _, _ in roots]
     return outcomes
