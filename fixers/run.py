@@ -25,6 +25,7 @@ class FixReport:
     outcomes: list[Outcome] = field(default_factory=list)
     before: Figures | None = None
     after: Figures | None = None
+    after_results: dict | None = None
     remaining: list[str] = field(default_factory=list)
 
     @property
@@ -62,6 +63,7 @@ def fix(
     if not plan.actions:
         report.message = "nothing to do automatically"
         report.applied, report.after, report.remaining = True, report.before, still_wrong(results)
+        report.after_results = results
         return report
     confirmed, report.message = confirm(plan)
     if not confirmed:
@@ -81,5 +83,6 @@ def fix(
             break
         round_plan = Plan(actions=retry)
     report.after = figures(analysis, results)
+    report.after_results = results
     report.remaining = still_wrong(results)
     return report

@@ -1,11 +1,12 @@
-"""pytest plugin: options, the once-per-run snapshot, the `findings` fixture and the report hooks.
+"""pytest plugin: options, the once-per-run snapshot, the `findings` fixture, and the run's outputs.
 
 Loaded by the root conftest.py in a checkout and by the `pytest11` entry point when installed
 (the entry point carries this module's name, so pytest never registers it twice).
 
 The snapshot is taken once, on the controller, before any test runs; pytest-xdist workers get
 the same snapshot through a file, so every worker judges the same facts and nothing on the
-machine is read more than once per run.
+machine is read more than once per run. Under --fix the plan is made, confirmed and applied
+once, on the controller, after every check has run.
 """
 
 from __future__ import annotations
@@ -13,21 +14,19 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
-import socket
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cached_property
-from html import escape
 from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
 
-from . import checks
+from . import checks, outputs, report
 from .analysis import Analysis
 from .checks import CHECKS, Finding
-from .render import FINDINGS_HEADER, finding_rows, html_table, text_table
+from .render import FINDINGS_HEADER, finding_rows, html_table
 from .settings import (
     DEFAULT_CLAUDE_MATCH,
     DEFAULT_GRACE,
@@ -64,6 +63,14 @@ class Run:
         return figures(self.analysis, self.results)
 
     @property
+    def final(self) -> tuple[dict, Figures]:
+        """The state the run leaves the machine in: after the fix when one was applied."""
+        fixed = self.fix_report
+        if fixed is not None and fixed.after_results is not None:
+            return fixed.after_results, fixed.after
+        return self.results, self.figures
+
+    @property
     def snapshot_id(self) -> str:
         """The same in every xdist worker: they all judge the controller's one snapshot."""
         return f"{self.snapshot.taken_at:.6f}"
@@ -77,7 +84,7 @@ SETTINGS = pytest.StashKey[Settings]()
 FOUND = pytest.StashKey[list[Finding]]()
 FIX_OPTIONS = pytest.StashKey[object]()
 
-# (option, ini name, env var, default, help)
+# (option, ini name, env var, default, help); each is also an ini option.
 OPTIONS = [
     (
         "--workspace",
@@ -99,8 +106,8 @@ OPTIONS = [
         "healthchecks_claude_match",
         None,
         DEFAULT_CLAUDE_MATCH,
-        "regex searched in a process's name and command line to decide it is Claude "
-        "(default catches claude, node …/@anthropic-ai/claude-code/… and npx @anthropic-ai/claude-code)",
+        "regex searched in a process's name and command line to decide it is Claude (default catches claude, "
+        "node …/@anthropic-ai/claude-code/… and npx @anthropic-ai/claude-code)",
     ),
     (
         "--grace",
@@ -130,9 +137,21 @@ OPTIONS = [
         "reports",
         "where the HTML report goes: a timestamped file plus latest.html (default reports/)",
     ),
+    (
+        "--findings-json",
+        "healthchecks_findings_json",
+        None,
+        "",
+        "write every finding (check, severity, entity, reason, snapshot time) and the summary figures as JSON",
+    ),
+    (
+        "--metrics-file",
+        "healthchecks_metrics_file",
+        None,
+        "",
+        "write Prometheus text-format gauges atomically (for node-exporter's textfile collector)",
+    ),
 ]
-
-
 FLAGS = [
     (
         "--demo",
@@ -154,6 +173,12 @@ FLAGS = [
         "with --fix: remove entries without a live session from the registries "
         "(archived first to <workspace>/registry/archive/*.jsonl) instead of marking ghosts terminated",
     ),
+    (
+        "--status-line",
+        "healthchecks_status_line",
+        "print only a Nagios-style status line (OK/CRITICAL/UNKNOWN "
+        "with counts) and exit 0/2/3, for monitoring systems",
+    ),
 ]
 
 
@@ -168,8 +193,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="append",
         default=None,
         metavar="NAME_OR_PATH",
-        help="tmux server to check, repeatable: a value with / is a socket path (tmux -S), "
-        "else a socket name (tmux -L); default: the default server",
+        help="tmux server to check, repeatable: a value with / is a socket "
+        "path (tmux -S), else a socket name (tmux -L); default: the default server",
     )
     parser.addini("healthchecks_tmux_sockets", "tmux servers to check (one per line)", type="linelist")
     for opt, dest, help_ in FLAGS:
@@ -186,15 +211,17 @@ def _value(config: pytest.Config, ini: str, env: str | None, default: str) -> st
     return config.getini(ini) or default
 
 
+def _path(config: pytest.Config, value: str, base: Path) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
 def settings_from(config: pytest.Config) -> Settings:
     values = {ini: _value(config, ini, env, default) for _, ini, env, default, _ in OPTIONS}
     sockets = config.getoption("healthchecks_tmux_sockets") or config.getini("healthchecks_tmux_sockets") or []
-    workspace = Path(values["healthchecks_workspace"]).expanduser()
-    if not workspace.is_absolute():
-        workspace = config.invocation_params.dir / workspace
     try:
         return Settings(
-            workspace=workspace,
+            workspace=_path(config, values["healthchecks_workspace"], config.invocation_params.dir),
             tmux_sockets=tuple(sockets),
             session_prefix=values["healthchecks_session_prefix"],
             claude_match=values["healthchecks_claude_match"],
@@ -203,33 +230,6 @@ def settings_from(config: pytest.Config) -> Settings:
         )
     except ValueError as exc:
         raise pytest.UsageError(f"agent-healthchecks: invalid option: {exc}") from None
-
-
-def report_dir(config: pytest.Config) -> Path:
-    value = Path(_value(config, "healthchecks_report_dir", None, "reports"))
-    return value if value.is_absolute() else config.rootpath / value
-
-
-def targets_healthchecks(config: pytest.Config) -> bool:
-    """Whether this run collects the health checks (and not only, say, the project's own tests)."""
-    if config.getoption("healthchecks_demo"):
-        return True
-    for arg in config.args:
-        target = arg.split("::")[0]
-        if config.option.pyargs and (spec := find_spec_safe(target)) and spec.origin:
-            path = Path(spec.origin).resolve().parent
-        else:
-            path = (config.invocation_params.dir / target).resolve()
-        if path == PACKAGE_DIR or PACKAGE_DIR in path.parents or path in PACKAGE_DIR.parents:
-            return True
-    return False
-
-
-def find_spec_safe(name: str):
-    try:
-        return find_spec(name)
-    except (ImportError, ValueError):
-        return None
 
 
 def fix_options(config: pytest.Config):
@@ -244,12 +244,41 @@ def fix_options(config: pytest.Config):
     return Options(prune=config.getoption("healthchecks_prune"), lock_timeout=lock_timeout)
 
 
+def report_dir(config: pytest.Config) -> Path:
+    return _path(config, _value(config, "healthchecks_report_dir", None, "reports"), config.rootpath)
+
+
+def targets_healthchecks(config: pytest.Config) -> bool:
+    """Whether this run collects the health checks (and not only, say, the project's own tests)."""
+    if config.getoption("healthchecks_demo"):
+        return True
+    for arg in config.args:
+        target = arg.split("::")[0]
+        spec = _find_spec(target) if config.option.pyargs else None
+        path = Path(spec.origin).parent if spec and spec.origin else config.invocation_params.dir / target
+        path = path.resolve()
+        if path == PACKAGE_DIR or PACKAGE_DIR in path.parents or path in PACKAGE_DIR.parents:
+            return True
+    return False
+
+
+def _find_spec(name: str):
+    try:
+        return find_spec(name)
+    except (ImportError, ValueError):
+        return None
+
+
 def fixing(config: pytest.Config) -> bool:
     return bool(config.getoption("healthchecks_fix") or config.getoption("healthchecks_dry_run"))
 
 
 def is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
+
+
+def get_run(config: pytest.Config) -> Run | None:
+    return None if is_worker(config) else config.stash.get(RUN, None)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -271,8 +300,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS] = settings_from(config)
     if fixing(config):
         config.stash[FIX_OPTIONS] = fix_options(config)
+    if config.getoption("healthchecks_status_line"):
+        config.pluginmanager.set_blocked("terminalreporter")  # the status line is the whole output
     if config.pluginmanager.hasplugin("html"):
-        config.pluginmanager.register(HtmlHooks(), "healthchecks-html")
+        config.pluginmanager.register(report.HtmlHooks(get_run), "healthchecks-html")
         if not config.option.htmlpath:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             config.option.htmlpath = str(report_dir(config) / f"healthchecks-{stamp}-{os.getpid()}.html")
@@ -293,33 +324,26 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
         world = demo.build(workdir / "demo")
         settings = world.settings
-    config.stash[RUN] = Run(collect(settings), workdir, world)
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    run = config.stash.get(RUN, None)
-    if run is None or is_worker(config):
-        return
-    if run.world is not None:
-        run.world.teardown()
-    shutil.rmtree(run.workdir, ignore_errors=True)
-    html = getattr(config.option, "htmlpath", None)
-    if html and Path(html).is_file():
-        shutil.copyfile(html, report_dir(config) / "latest.html")
+    run = config.stash[RUN] = Run(collect(settings), workdir, world)
+    report.add_environment(config, run)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Under --fix: plan, confirm once, act, verify: exactly once, on the controller, after every check ran."""
-    config = session.config
-    run = config.stash.get(RUN, None)
-    if run is None or is_worker(config) or not fixing(config):
+    run = get_run(session.config)
+    if run is None:
         return
-    if exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-        return  # interrupted or broken: no repairs on a run that did not finish
+    if fixing(session.config) and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        _fix(session, run)  # not on an interrupted or broken run
+    _write_outputs(session, run)
+
+
+def _fix(session: pytest.Session, run: Run) -> None:
+    """Plan, confirm once, act, verify; the exit status then tells the after-state."""
     from fixers.confirm import ask
     from fixers.run import fix
 
+    config = session.config
     reporter = config.pluginmanager.get_plugin("terminalreporter")
 
     def show(lines: list[str]) -> None:
@@ -335,43 +359,75 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             return True, "confirmed by --yes"
         return ask(plan.lines(), len(plan.actions))
 
-    options = config.stash[FIX_OPTIONS]
-    report = fix(
+    dry_run = config.getoption("healthchecks_dry_run")
+    fixed = fix(
         run.analysis,
         run.results,
         run.snapshot.settings,
-        options,
-        dry_run=config.getoption("healthchecks_dry_run"),
+        config.stash[FIX_OPTIONS],
+        dry_run=dry_run,
         confirm=confirm,
         show=show,
     )
-    run.fix_report = report
-    if report.applied:
-        session.exitstatus = pytest.ExitCode.OK if report.ok else pytest.ExitCode.TESTS_FAILED
-    elif not config.getoption("healthchecks_dry_run") and report.plan.actions:
+    run.fix_report = fixed
+    if fixed.applied:
+        session.exitstatus = pytest.ExitCode.OK if fixed.ok else pytest.ExitCode.TESTS_FAILED
+    elif not dry_run and fixed.plan.actions:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def fix_sections(report, with_plan: bool) -> list[tuple[str, list[str], str]]:
-    """(title, text lines, html) for the remediation parts of the terminal summary and the report."""
-    if report is None:
-        return []
-    sections = []
-    if with_plan:
-        plan = report.plan.lines()
-        sections.append(("Remediation plan", plan, "<pre>" + escape("\n".join(plan)) + "</pre>"))
-    results = [report.message] + [o.line() for o in report.outcomes]
-    sections.append(("remediation results", results, "<pre>" + escape("\n".join(results)) + "</pre>"))
-    if report.after is not None:
-        rows = [
-            (label, before, after)
-            for (label, before), (_, after) in zip(report.before.rows(), report.after.rows(), strict=True)
-        ]
-        header = ("figure", "before", "after")
-        sections.append(("before / after", text_table(rows, header), html_table(rows, header, "hc-before-after")))
-        still = report.remaining or ["nothing: every check passes"]
-        sections.append(("still wrong after the fix", still, "<pre>" + escape("\n".join(still)) + "</pre>"))
-    return sections
+def _write_outputs(session: pytest.Session, run: Run) -> None:
+    config = session.config
+    results, figs = run.final
+    base = config.invocation_params.dir
+    if value := _value(config, "healthchecks_findings_json", None, ""):
+        settings = run.snapshot.settings
+        document = outputs.findings_document(
+            results,
+            figs,
+            run.snapshot.taken_at,
+            {
+                "workspace": str(settings.workspace),
+                "tmux_sockets": list(settings.tmux_sockets),
+                "session_prefix": settings.session_prefix,
+                "grace": settings.grace,
+            },
+        )
+        if run.fix_report is not None:
+            document["fix"] = {
+                "message": run.fix_report.message,
+                "applied": run.fix_report.applied,
+                "before": asdict(run.fix_report.before),
+                "outcomes": [
+                    {"action": o.action.describe(), "kind": o.action.kind, "status": o.status, "detail": o.detail}
+                    for o in run.fix_report.outcomes
+                ],
+            }
+        outputs.write_json(_path(config, value, base), document)
+    if value := _value(config, "healthchecks_metrics_file", None, ""):
+        text = outputs.metrics_text(results, figs, run.snapshot.duration, run.snapshot.taken_at)
+        outputs.write_atomic_text(_path(config, value, base), text)
+    if config.getoption("healthchecks_status_line"):
+        line, code = outputs.status_line(results)
+        print(line, flush=True)
+        session.exitstatus = code
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    run = get_run(config)
+    if run is None:
+        return
+    if run.world is not None:
+        run.world.teardown()
+    shutil.rmtree(run.workdir, ignore_errors=True)
+    html = getattr(config.option, "htmlpath", None)
+    if html and Path(html).is_file():
+        shutil.copyfile(html, report_dir(config) / "latest.html")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if (run := get_run(config)) is not None:
+        report.terminal_summary(terminalreporter, run)
 
 
 class XdistHooks:
@@ -427,7 +483,8 @@ def findings(request: pytest.FixtureRequest, hc_run: Run) -> Findings:
             pytest.skip(reason)
         pytest.fail(reason, pytrace=False)
     failing = Findings(f for f in result if f.severity == "fail")
-    request.node.user_properties.extend(("finding", f.line()) for f in failing)
+    for f in failing:
+        request.node.user_properties += [("finding", f.line()), ("entity", f.entity)]
     request.node.stash[FOUND] = failing
     return failing
 
@@ -435,58 +492,16 @@ def findings(request: pytest.FixtureRequest, hc_run: Run) -> Findings:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     """A failing check reports its findings, one line each, instead of a traceback."""
-    report = yield
+    result = yield
     found = item.stash.get(FOUND, None)
-    if found and report.when == "call" and report.failed:
-        report.longrepr = "\n".join(f.line() for f in found)
+    if found and result.when == "call" and result.failed:
+        result.longrepr = "\n".join(f.line() for f in found)
         try:
             from pytest_html import extras
         except ImportError:
-            return report
-        report.extras = [
-            *getattr(report, "extras", []),
+            return result
+        result.extras = [
+            *getattr(result, "extras", []),
             extras.html(html_table(finding_rows(found), FINDINGS_HEADER, "hc-findings")),
         ]
-    return report
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    run = config.stash.get(RUN, None)
-    if run is None or is_worker(config):
-        return
-    write = terminalreporter.write_line
-    terminalreporter.write_sep("=", "agent health")
-    settings = run.snapshot.settings
-    servers = ", ".join(f"{s.label} ({s.state})" for s in run.snapshot.servers)
-    write(f"workspace: {settings.workspace}   tmux: {servers}   snapshot: {run.snapshot.duration:.2f}s")
-    for line in text_table(run.figures.rows()):
-        write("  " + line)
-    info = run.info()
-    if info:
-        write(f"information ({len(info)}, never a failure):")
-        for f in info:
-            write(f"  {f.line()}")
-    for title, lines, _ in fix_sections(run.fix_report, with_plan=False):
-        terminalreporter.write_sep("-", title)
-        for line in lines:
-            write(line)
-
-
-class HtmlHooks:
-    """pytest-html hooks, registered only when pytest-html is active."""
-
-    def pytest_html_report_title(self, report) -> None:
-        report.title = f"Agent health on {socket.gethostname()} at {time.strftime('%Y-%m-%d %H:%M:%S')}"
-
-    def pytest_html_results_summary(self, prefix: list, summary: list, postfix: list, session) -> None:
-        run = session.config.stash.get(RUN, None)
-        if run is None:
-            return
-        prefix.append("<h2>Summary</h2>" + html_table(run.figures.rows(), ("figure", "value"), "hc-summary"))
-        info = run.info()
-        if info:
-            prefix.append(
-                "<h2>Information (never a failure)</h2>" + html_table(finding_rows(info), FINDINGS_HEADER, "hc-info")
-            )
-        for title, _, html in fix_sections(run.fix_report, with_plan=True):
-            prefix.append(f"<h2>{escape(title)}</h2>{html}")
+    return result

@@ -35,6 +35,7 @@ class Snapshot:
     servers: tuple[TmuxServer, ...]
     processes: tuple[processes.Proc, ...]
     self_pids: frozenset[int]  # the collecting process and its ancestors
+    tmux_version: str = ""
 
     @cached_property
     def by_pid(self) -> dict[int, processes.Proc]:
@@ -88,4 +89,5 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
         servers=servers,
         processes=procs,
         self_pids=self_pids,
+        tmux_version=tmux.version(),
     )

@@ -102,3 +102,12 @@ def read_server(socket: str | None, timeout: float = TIMEOUT) -> TmuxServer:
         return TmuxServer(label, "running", socket_path=path)
     _, server_pid, socket_path = parsed[0]
     return TmuxServer(label, "running", "", socket_path, server_pid, tuple(p for p, _, _ in parsed))
+
+
+def version() -> str:
+    """`tmux -V` of the binary this run uses, for the report; empty when it cannot be run."""
+    try:
+        proc = run(None, "-V", timeout=TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return proc.stdout.strip()

@@ -1,0 +1,147 @@
+"""What people read: the terminal summary and the HTML report's sections, from one judged run."""
+
+from __future__ import annotations
+
+import socket
+import time
+from datetime import datetime
+from html import escape
+from importlib.metadata import PackageNotFoundError, version
+
+from .render import FINDINGS_HEADER, finding_rows, html_table, text_table
+
+PACKAGES = (
+    "agent-healthchecks",
+    "pytest",
+    "pytest-html",
+    "pytest-xdist",
+    "psutil",
+    "libtmux",
+    "jsonschema",
+    "filelock",
+)
+
+
+STYLE = """<style>
+table.hc-summary, table.hc-info, table.hc-findings, table.hc-before-after {
+  border-collapse: collapse; margin: 4px 0 12px; }
+table.hc-summary td, table.hc-summary th, table.hc-info td, table.hc-info th, table.hc-findings td,
+table.hc-findings th, table.hc-before-after td, table.hc-before-after th { border: 1px solid #ccc; padding: 3px 8px;
+  text-align: left; color: #222; }
+table.hc-summary td:first-child, table.hc-before-after td:first-child { font-weight: bold; }
+</style>"""
+
+
+def _pre(lines: list[str]) -> str:
+    return "<pre>" + escape("\n".join(lines)) + "</pre>"
+
+
+def environment_rows(run) -> list[tuple[str, str]]:
+    """Where and with what the run looked: enough to tell whether a report is about the right machine."""
+    snap = run.snapshot
+    glob = snap.registries.global_file
+    mtime = datetime.fromtimestamp(glob.mtime).isoformat(timespec="seconds") if glob.mtime else "unreadable"
+    rows = [
+        ("host", socket.gethostname()),
+        ("workspace", str(snap.settings.workspace)),
+        ("global registry", f"{glob.path} (modified {mtime})"),
+        ("task registries", str(len(snap.registries.task_files))),
+    ]
+    rows += [
+        (f"tmux server {s.label}", f"{s.state}{': ' + s.reason if s.reason else ''} ({s.socket_path})")
+        for s in snap.servers
+    ]
+    rows += [
+        ("tmux", snap.tmux_version or "not found"),
+        (
+            "snapshot",
+            f"{snap.duration:.3f}s, attempt {snap.attempts}"
+            + ("" if snap.stable else " (the registry kept changing while it was read)"),
+        ),
+        (
+            "settings",
+            f"prefix {snap.settings.session_prefix!r}, grace {snap.settings.grace:g}s, "
+            f"claude match {snap.settings.claude_match!r}",
+        ),
+    ]
+    for name in PACKAGES:
+        try:
+            rows.append((name, version(name)))
+        except PackageNotFoundError:
+            rows.append((name, "not installed"))
+    return rows
+
+
+def fix_sections(report, with_plan: bool) -> list[tuple[str, list[str], str]]:
+    """(title, text lines, html) for the remediation parts of the terminal summary and the report."""
+    if report is None:
+        return []
+    sections = []
+    if with_plan:
+        plan = report.plan.lines()
+        sections.append(("Remediation plan", plan, _pre(plan)))
+    results = [report.message] + [o.line() for o in report.outcomes]
+    sections.append(("remediation results", results, _pre(results)))
+    if report.after is not None:
+        rows = [
+            (label, before, after)
+            for (label, before), (_, after) in zip(report.before.rows(), report.after.rows(), strict=True)
+        ]
+        header = ("figure", "before", "after")
+        sections.append(("before / after", text_table(rows, header), html_table(rows, header, "hc-before-after")))
+        still = report.remaining or ["nothing: every check passes"]
+        sections.append(("still wrong after the fix", still, _pre(still)))
+    return sections
+
+
+def terminal_summary(reporter, run) -> None:
+    write = reporter.write_line
+    reporter.write_sep("=", "agent health")
+    settings = run.snapshot.settings
+    servers = ", ".join(f"{s.label} ({s.state})" for s in run.snapshot.servers)
+    write(f"workspace: {settings.workspace}   tmux: {servers}   snapshot: {run.snapshot.duration:.2f}s")
+    for line in text_table(run.figures.rows()):
+        write("  " + line)
+    info = run.info()
+    if info:
+        write(f"information ({len(info)}, never a failure):")
+        for f in info:
+            write(f"  {f.line()}")
+    for title, lines, _ in fix_sections(run.fix_report, with_plan=False):
+        reporter.write_sep("-", title)
+        for line in lines:
+            write(line)
+
+
+class HtmlHooks:
+    """pytest-html hooks, registered only when pytest-html is active."""
+
+    def __init__(self, get_run) -> None:
+        self.get_run = get_run
+
+    def pytest_html_report_title(self, report) -> None:
+        report.title = f"Agent health on {socket.gethostname()} at {time.strftime('%Y-%m-%d %H:%M:%S')}"
+
+    def pytest_html_results_summary(self, prefix: list, summary: list, postfix: list, session) -> None:
+        run = self.get_run(session.config)
+        if run is None:
+            return
+        prefix.append(
+            STYLE + "<h2>Agent health</h2>" + html_table(run.figures.rows(), ("figure", "value"), "hc-summary")
+        )
+        info = run.info()
+        if info:
+            prefix.append(
+                "<h2>Information (never a failure)</h2>" + html_table(finding_rows(info), FINDINGS_HEADER, "hc-info")
+            )
+        for title, _, html in fix_sections(run.fix_report, with_plan=True):
+            prefix.append(f"<h2>{escape(title)}</h2>{html}")
+
+
+def add_environment(config, run) -> None:
+    """Add where and with what the run looked to pytest-metadata's table, which pytest-html shows."""
+    try:
+        from pytest_metadata.plugin import metadata_key
+    except ImportError:
+        return
+    config.stash[metadata_key].update(dict(environment_rows(run)))

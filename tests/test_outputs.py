@@ -1,0 +1,198 @@
+"""Machine-readable outputs, checked figure by figure against the truth of a world we built."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import re
+import shlex
+import subprocess
+from datetime import datetime
+from pathlib import Path
+
+from helpers import REPO, run_health, settings_args
+
+from healthchecks.world import World
+
+
+def faulty(world: World) -> dict[str, object]:
+    """A world whose every figure we know: 3 healthy, 2 ghosts, 1 zombie, 1 leaked, 1 orphan, 4 history."""
+    healthy = [world.agent(s, "claude") for s in (None, "running", "working")]
+    ghosts = [world.agent("working", None), world.agent(None, None)]
+    zombie = world.agent("running", "shell")
+    leaked = world.agent("completed", "claude")
+    orphan = world.agent("completed", "orphan")
+    history = [world.agent(s, None) for s in ("completed", "failed", "terminated", "killed")]
+    untracked = world.untracked_session()
+    world.foreign_claude()
+    world.write_registries(global_overrides={"active_agents": 9})
+    world.start()
+    return {
+        "healthy": healthy,
+        "ghosts": ghosts,
+        "zombie": zombie,
+        "leaked": leaked,
+        "orphan": orphan,
+        "history": history,
+        "untracked": untracked,
+    }
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples
+
+
+def test_findings_json_and_metrics_match_the_world(world, tmp_path):
+    truth = faulty(world)
+    orphan_pid = next(p.pid for p in world.standins() if truth["orphan"] in " ".join(p.cmdline()))
+    foreign_pid = world.popen[0].pid
+    findings, metrics = tmp_path / "out" / "findings.json", tmp_path / "out" / "health.prom"
+    proc = run_health(
+        tmp_path, *settings_args(world.settings), "--findings-json", str(findings), "--metrics-file", str(metrics)
+    )
+    assert proc.returncode == 1
+
+    doc = json.loads(findings.read_text())
+    entries = len(world.agents)  # 3 + 2 + 1 + 1 + 1 + 4 = 12
+    assert doc["summary"] == {
+        "registry_agents": entries,
+        "active_counter": 9,
+        "active_entries": 3 + 2 + 1,
+        "claude_attached": 3 + 1 + 1,
+        "claude_orphan": 1,
+        "claude_foreign": 1,
+        "agent_sessions": 3 + 1 + 1 + 1,
+        "untracked_sessions": 1,
+        "ghosts": 2,
+        "claude_total": 7,
+    }
+    failing = {(f["check"], f["entity"]) for f in doc["findings"] if f["severity"] == "fail"}
+    assert failing == {
+        *(("ghost_agents", f"agent {g}") for g in truth["ghosts"]),
+        ("zombie_sessions", f"session agent_{truth['zombie']}"),
+        ("leaked_sessions", f"session agent_{truth['leaked']}"),
+        ("orphan_processes", f"pid {orphan_pid}"),
+        ("counters", "registry/GLOBAL_REGISTRY.json active_agents"),
+    }
+    info = {(f["check"], f["entity"]) for f in doc["findings"] if f["severity"] == "info"}
+    assert info == {("leaked_sessions", f"session {truth['untracked']}"), ("orphan_processes", f"pid {foreign_pid}")}
+    assert all(f["snapshot_time"] == doc["snapshot_time"] for f in doc["findings"])
+    assert {c: v["status"] for c, v in doc["checks"].items()} == {
+        "registry_schema": "pass",
+        "counters": "fail",
+        "registry_agreement": "pass",
+        "known_statuses": "pass",
+        "ghost_agents": "fail",
+        "zombie_sessions": "fail",
+        "leaked_sessions": "fail",
+        "orphan_processes": "fail",
+    }
+
+    m = parse_metrics(metrics.read_text())
+    p = "agent_healthchecks_"
+    assert m[p + "registry_agents"] == entries
+    assert m[p + 'active_agents{source="counter"}'] == 9 and m[p + 'active_agents{source="entries"}'] == 6
+    assert [m[p + f'claude_processes{{class="{c}"}}'] for c in ("attached", "orphan", "foreign")] == [5, 1, 1]
+    assert m[p + 'agent_sessions{tracked="true"}'] == 5 and m[p + 'agent_sessions{tracked="false"}'] == 1
+    assert [
+        m[p + n] for n in ("ghost_agents", "orphan_processes", "zombie_sessions", "leaked_sessions", "counter_drift")
+    ] == [2, 1, 1, 1, 1]
+    assert m[p + 'check_passed{check="ghost_agents"}'] == 0 and m[p + 'check_passed{check="registry_schema"}'] == 1
+    assert all(m[p + f'check_judged{{check="{c}"}}'] == 1 for c in doc["checks"])
+    assert 0 < m[p + "snapshot_duration_seconds"] < 30
+    assert abs(m[p + "last_run_timestamp_seconds"] - json_time(doc["snapshot_time"])) < 0.01
+    assert not list(metrics.parent.glob(".*.tmp"))  # written atomically: no temp file left behind
+
+
+def json_time(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
+
+
+def test_junit_properties_carry_each_entity(world, tmp_path):
+    truth = faulty(world)
+    proc = run_health(tmp_path, *settings_args(world.settings), "--junitxml", str(tmp_path / "j.xml"))
+    assert proc.returncode == 1
+    xml = (tmp_path / "j.xml").read_text()
+    for ghost in truth["ghosts"]:
+        assert f'<property name="entity" value="agent {ghost}"' in xml
+
+
+def test_status_line_for_monitoring(world, tmp_path):
+    faulty(world)
+    proc = run_health(tmp_path, *settings_args(world.settings), "--status-line")
+    assert proc.returncode == 2
+    assert proc.stdout.splitlines() == [
+        "AGENT-HEALTH CRITICAL - 1 counters, 2 ghost_agents, 1 zombie_sessions, 1 leaked_sessions, "
+        "1 orphan_processes | registry_schema=0 counters=1 registry_agreement=0 known_statuses=0 ghost_agents=2 "
+        "zombie_sessions=1 leaked_sessions=1 orphan_processes=1"
+    ]
+
+
+def test_status_line_ok_and_unknown(world, tmp_path):
+    world.agent(None, "claude")
+    world.start()
+    ok = run_health(tmp_path, *settings_args(world.settings), "--status-line")
+    assert (ok.returncode, ok.stdout.split(" | ")[0]) == (0, "AGENT-HEALTH OK - all 8 checks pass")
+    world.global_path.write_text("{")
+    unknown = run_health(tmp_path, *settings_args(world.settings), "--status-line")
+    assert unknown.returncode == 2 and unknown.stdout.startswith(
+        "AGENT-HEALTH CRITICAL - 1 registry_schema; not judged: counters"
+    )
+
+
+def _substitute(command: str, world: World, tmp_path: Path) -> list[str]:
+    """The example's command with this checkout, this world and temporary output paths in place of /opt, /var."""
+    args = shlex.split(command.replace("/opt/agent-healthchecks", str(REPO)))
+    args = [str(tmp_path / Path(a).name) if a.startswith("/var/") else a for a in args]
+    return [*args, *settings_args(world.settings), "-p", "no:hypothesispytest", "--report-dir", str(tmp_path)]
+
+
+def test_systemd_service_command_exports_metrics(world, tmp_path):
+    world.agent(None, "claude")
+    world.start()
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str
+    unit.read(REPO / "contrib" / "systemd" / "agent-healthchecks.service")
+    service = unit["Service"]
+    assert service["SuccessExitStatus"] == "1" and service["Type"] == "oneshot"
+    proc = subprocess.run(
+        _substitute(service["ExecStart"], world, tmp_path), cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stdout
+    metrics = parse_metrics((tmp_path / "agent_healthchecks.prom").read_text())
+    assert metrics["agent_healthchecks_registry_agents"] == 1
+    assert json.loads((tmp_path / "findings.json").read_text())["summary"]["ghosts"] == 0
+    timer = configparser.ConfigParser(strict=False, interpolation=None)
+    timer.read(REPO / "contrib" / "systemd" / "agent-healthchecks.timer")
+    assert timer["Timer"]["OnUnitActiveSec"] and timer["Install"]["WantedBy"] == "timers.target"
+
+
+def test_cron_line_command_exports_metrics(world, tmp_path):
+    world.agent("working", None)
+    world.start()
+    line = next(
+        x
+        for x in (REPO / "contrib" / "cron" / "agent-healthchecks").read_text().splitlines()
+        if x and not x.startswith("#")
+    )
+    fields = line.split(None, 6)
+    assert re.fullmatch(r"\*/5", fields[0]) and fields[5] == "dev"
+    command = fields[6].split(" && ", 1)[1].split(" > ")[0]
+    env, _, rest = command.partition(" ")
+    args = _substitute(rest, world, tmp_path)
+    proc = subprocess.run(
+        args,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, env.split("=")[0]: str(world.workspace)},
+    )
+    assert proc.returncode == 1  # a ghost: faults found, still exported
+    assert parse_metrics((tmp_path / "agent_healthchecks.prom").read_text())["agent_healthchecks_ghost_agents"] == 1
