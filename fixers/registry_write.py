@@ -25,6 +25,17 @@ from filelock import lock_descriptor, unlock_descriptor
 from healthchecks.registry import Kind, RegistryError, load_data
 
 Edit = Callable[[dict[str, Any]], list[str]]  # mutates the data in place, returns what it changed
+FAULT_ENV = "AGENT_HEALTHCHECKS_FAULT_POINT"
+
+
+def fault_point(name: str) -> None:
+    """Fault injection for the reliability tests: with ``AGENT_HEALTHCHECKS_FAULT_POINT=<name>:<marker file>``
+    set, create the marker and stop here until killed, so a test can SIGKILL the writer at this exact point."""
+    wanted, _, marker = os.environ.get(FAULT_ENV, "").partition(":")
+    if wanted == name:
+        Path(marker).touch()
+        while True:
+            time.sleep(60)
 
 
 class LockTimeout(TimeoutError):
@@ -72,7 +83,7 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, before_replace: Callable[[], None] | None = None) -> None:
     """Replace ``path`` with ``data`` so that no reader and no crash ever sees a partial file."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
@@ -83,6 +94,8 @@ def write_atomic(path: Path, data: bytes) -> None:
             os.fsync(fh.fileno())
         with contextlib.suppress(OSError):
             os.chmod(tmp, path.stat().st_mode & 0o7777)
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -135,5 +148,7 @@ def rewrite(
         backup = backup_path(workspace, path, stamp)
         backup.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(backup, raw)
-        write_atomic(path, new)
+        fault_point("backup-written")
+        write_atomic(path, new, before_replace=lambda: fault_point("temp-written"))
+        fault_point("replaced")
         return WriteResult(path, tuple(changes), backup)

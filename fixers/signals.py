@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 
@@ -14,19 +15,30 @@ class Ended:
     detail: str = ""
 
 
+def _uid(proc: psutil.Process) -> int | None:
+    try:
+        return proc.uids().real
+    except psutil.Error:
+        return None
+
+
 def _tree(pid: int, create_time: float, protected: frozenset[int]) -> list[psutil.Process] | Ended:
+    """The root and its descendants that may be signalled: same user as this tool, never the suite itself."""
+    me = os.geteuid()
     try:
         root = psutil.Process(pid)
         if root.create_time() != create_time:
             return Ended("skipped", f"pid {pid} now belongs to another process (create time differs); not signalled")
         if root.status() == psutil.STATUS_ZOMBIE:
             return Ended("already gone", "defunct; its parent has to reap it")
+        if (uid := _uid(root)) != me:
+            return Ended("skipped", f"owned by uid {uid}, not by this user (uid {me}); not signalled")
         tree = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
         return Ended("already gone")
     except psutil.AccessDenied:
         return Ended("failed", f"access denied reading pid {pid}")
-    return [p for p in tree if p.pid not in protected]
+    return [p for p in tree if p.pid not in protected and _uid(p) == me]
 
 
 def end_trees(

@@ -200,7 +200,7 @@ def parse_time(value: Any) -> float | None:
         return None
     try:
         return datetime.fromisoformat(value).timestamp()
-    except ValueError:
+    except (ValueError, OverflowError, OSError):  # unparseable, or a date the platform clock cannot hold
         return None
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -51,12 +52,17 @@ class Snapshot:
 
 
 def fingerprint(workspace: Path) -> tuple[tuple[str, str | None], ...]:
-    """Hash the registry files' bytes without parsing them: cheap enough to do after every read."""
+    """Hash the registry files' bytes without parsing them: cheap enough to do after every read.
+
+    Only regular files are read: a FIFO, a directory or a symlink in a registry's place gets no
+    digest (the loader reports it), because reading a FIFO would block this run forever.
+    """
     paths = [workspace / registry.GLOBAL_RELPATH, *sorted(workspace.glob(registry.TASK_GLOB))]
     result = []
     for path in paths:
         try:
-            digest = hashlib.sha256(path.read_bytes()).hexdigest() if not path.is_symlink() else None
+            regular = stat.S_ISREG(path.lstat().st_mode)
+            digest = hashlib.sha256(path.read_bytes()).hexdigest() if regular else None
         except OSError:
             digest = None
         result.append((str(path), digest))
