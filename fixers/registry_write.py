@@ -103,6 +103,14 @@ def write_atomic(path: Path, data: bytes, before_replace: Callable[[], None] | N
     _fsync_dir(path.parent)
 
 
+def _remove_stale_temps(path: Path) -> None:
+    """Temp files of writers that were killed before their rename (their PID no longer runs)."""
+    for tmp in path.parent.glob(f".{path.name}.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            tmp.unlink(missing_ok=True)
+
+
 def backup_path(workspace: Path, path: Path, stamp: str) -> Path:
     relative = path.relative_to(workspace) if path.is_relative_to(workspace) else Path(path.name)
     return workspace / "registry" / "backups" / f"{'__'.join(relative.parts)}.{stamp}.bak"
@@ -135,6 +143,7 @@ def rewrite(
     if path.is_symlink():
         raise RegistryError(f"{path}: $: is a symlink; refusing to write through it")
     with locked(path, lock_timeout) as fd:
+        _remove_stale_temps(path)
         raw = _read_fd(fd)
         data = load_data(path, kind, raw)
         changes = edit(data)

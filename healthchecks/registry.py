@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -17,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+import fastjsonschema
 from jsonschema import Draft202012Validator
 
 GLOBAL_RELPATH = Path("registry") / "GLOBAL_REGISTRY.json"
@@ -170,16 +172,30 @@ def parse(path: Path, raw: bytes) -> Any:
 
 
 @cache
-def validator(kind: Kind) -> Draft202012Validator:
+def validators(kind: Kind) -> tuple[Callable[[Any], Any], Draft202012Validator]:
+    """(fast check, reference validator) for one registry kind.
+
+    jsonschema is the reference: it decides and it words every error. Checking 10,000 entries
+    with it takes seconds, so a compiled validator (fastjsonschema) answers the common question
+    "is this valid?" first; anything it rejects is judged again by jsonschema. The compiled copy
+    has no $id, so its local $refs never turn into URL look-ups.
+    """
     name = "global_registry.schema.json" if kind == "global" else "task_registry.schema.json"
     schema = json.loads(resources.files("healthchecks.schemas").joinpath(name).read_text("utf-8"))
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
+    fast = fastjsonschema.compile({k: v for k, v in schema.items() if k not in ("$id", "$schema")}, handlers={})
+    return fast, Draft202012Validator(schema)
 
 
 def schema_errors(path: Path, kind: Kind, data: Any) -> list[str]:
     """One line per schema violation, most shallow first, capped so a wrecked file stays readable."""
-    errors = sorted(validator(kind).iter_errors(data), key=lambda e: (len(e.absolute_path), e.json_path))
+    fast, reference = validators(kind)
+    try:
+        fast(data)
+        return []
+    except fastjsonschema.JsonSchemaException:
+        pass
+    errors = sorted(reference.iter_errors(data), key=lambda e: (len(e.absolute_path), e.json_path))
     lines = []
     for error in errors[:MAX_ERRORS_PER_FILE]:
         if error.validator == "type":

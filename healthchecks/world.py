@@ -74,6 +74,7 @@ class World:
         self.socket_name = f"hc-{self.tag}"
         self.grace = grace
         self.agents: list[AgentSpec] = []
+        self.agent_ids: set[str] = set()
         self.tasks: dict[str, str] = {}
         self.extra_sessions: list[tuple[str, str, Path]] = []  # (name, command, cwd)
         self.foreign_count = 0
@@ -118,9 +119,10 @@ class World:
         self.task(task_id)
         started = datetime.now().replace(microsecond=0) - _seconds(started_ago)
         agent_id = f"{agent_type}-{started:%H%M%S}-{self.rng.getrandbits(24):06x}"
-        while any(a.id == agent_id for a in self.agents):
+        while agent_id in self.agent_ids:
             agent_id = f"{agent_type}-{started:%H%M%S}{self.rng.randrange(1000):03d}-{self.rng.getrandbits(24):06x}"
         self.agents.append(AgentSpec(agent_id, task_id, status, running, started, extra))
+        self.agent_ids.add(agent_id)
         if stubborn:
             self.stubborn.add(agent_id)
         return agent_id
@@ -178,8 +180,8 @@ class World:
         data.update(overrides)
         return data
 
-    def task_registry(self, task_id: str, **overrides) -> dict:
-        mine = [a for a in self.agents if a.task_id == task_id]
+    def task_registry(self, task_id: str, mine: list[AgentSpec] | None = None, **overrides) -> dict:
+        mine = mine if mine is not None else [a for a in self.agents if a.task_id == task_id]
         entries = []
         for a in mine:
             entry = {
@@ -227,9 +229,13 @@ class World:
         self, global_overrides: dict | None = None, task_overrides: dict[str, dict] | None = None
     ) -> None:
         write_json(self.global_path, self.global_registry(**(global_overrides or {})))
-        for task_id in self.tasks:
+        by_task: dict[str, list[AgentSpec]] = {t: [] for t in self.tasks}
+        for spec in self.agents:
+            by_task[spec.task_id].append(spec)
+        for task_id, mine in by_task.items():
             (self.workspace / task_id / "logs").mkdir(parents=True, exist_ok=True)
-            write_json(self.task_path(task_id), self.task_registry(task_id, **(task_overrides or {}).get(task_id, {})))
+            overrides = (task_overrides or {}).get(task_id, {})
+            write_json(self.task_path(task_id), self.task_registry(task_id, mine, **overrides))
 
     # -- bringing it to life ---------------------------------------------------------------------
     def agent_command(self, spec: AgentSpec) -> str:

@@ -222,3 +222,21 @@ def test_random_mutations_never_crash_the_loader(tmp_path, data):
     loaded = registry.load_file(path, "global")
     assert loaded.errors or loaded.agents is not None
     assert all("\n" not in e and e.startswith(f"{path}: ") for e in loaded.errors)
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=st.recursive(st.none() | st.booleans() | st.integers(-5, 2 * 10**9) | st.floats(allow_nan=False)
+                          | st.text(max_size=30) | st.sampled_from(["2025-10-29T23:25:23", "running", ""]),
+                          lambda c: st.lists(c, max_size=3) | st.dictionaries(
+                              st.sampled_from(["agents", "tasks", "task_id", "tmux_session", "status", "id",
+                                               "active_agents", "started_at", "progress", "w-1"]), c, max_size=4),
+                          max_leaves=12),
+       kind=st.sampled_from(["global", "task"]))
+def test_fast_validator_never_accepts_what_jsonschema_rejects(value, kind):
+    """The compiled fast path may only say "valid" where jsonschema, the reference, says so too."""
+    fast, reference = registry.validators(kind)
+    try:
+        fast(value)
+    except Exception:
+        return
+    assert reference.is_valid(value)

@@ -1,0 +1,135 @@
+"""Faults injected into real worlds: the tool must not add damage to a machine that is already broken."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from helpers import REPO, failing, judge
+
+from fixers.apply import Options, apply
+from fixers.plan import make_plan
+from fixers.registry_write import FAULT_ENV
+from healthchecks import checks
+from healthchecks.analysis import Analysis
+from healthchecks.registry import load_file
+from healthchecks.snapshot import collect
+from healthchecks.world import World
+
+FIX_SCRIPT = """
+import sys
+from pathlib import Path
+from fixers.apply import Options
+from fixers.run import fix
+from healthchecks import checks
+from healthchecks.analysis import Analysis
+from healthchecks.settings import Settings
+from healthchecks.snapshot import collect
+settings = Settings(workspace=Path(sys.argv[1]), tmux_sockets=(sys.argv[2],), claude_match=sys.argv[3], grace=0.3)
+analysis = Analysis(collect(settings))
+report = fix(analysis, checks.judge(analysis), settings, Options(), dry_run=False,
+             confirm=lambda plan: (True, "test"), show=lambda lines: None)
+print("ok" if report.ok else report.remaining)
+"""
+
+
+@pytest.mark.parametrize("point", ["backup-written", "temp-written", "replaced"])
+def test_fixer_killed_mid_write_leaves_old_or_new_never_torn(world, tmp_path, point):
+    world.agent(None, "claude")
+    world.agent("working", None)
+    world.start()
+    old = world.global_path.read_bytes()
+    marker = tmp_path / "at-fault-point"
+    s = world.settings
+    fixer = subprocess.Popen([sys.executable, "-c", FIX_SCRIPT, str(s.workspace), s.tmux_sockets[0], s.claude_match],
+                             cwd=REPO, env={**os.environ, FAULT_ENV: f"{point}:{marker}"},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert fixer.poll() is None and time.monotonic() < deadline, fixer.communicate()
+        time.sleep(0.02)
+    fixer.send_signal(signal.SIGKILL)
+    fixer.wait(10)
+    now = world.global_path.read_bytes()
+    assert now == old if point != "replaced" else now != old
+    assert load_file(world.global_path, "global").errors == ()  # parseable and valid, never torn
+    (backup,) = (world.workspace / "registry" / "backups").iterdir()
+    assert backup.read_bytes() == old
+    # The next run finishes the job from wherever the killed one stopped.
+    proc = subprocess.run([sys.executable, "-c", FIX_SCRIPT, str(s.workspace), s.tmux_sockets[0], s.claude_match],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == "ok", proc.stdout + proc.stderr
+    assert failing(judge(world.settings)) == set()
+    assert not list(world.global_path.parent.glob(".*.tmp-*"))  # the killed writer's temp file is cleaned up
+
+
+def test_tmux_server_killed_between_plan_and_fix(world):
+    healthy = [world.agent(None, "claude") for _ in range(3)]
+    ghost = world.agent("working", None)
+    world.start()
+    analysis = Analysis(collect(world.settings))
+    plan = make_plan(analysis, checks.judge(analysis))
+    assert {a.target for a in plan.actions if a.kind == "mark_terminated"} == {("agent", ghost)}
+    standins = {p.pid for p in world.standins()}
+    subprocess.run(["tmux", "-L", world.socket_name, "kill-server"], check=True)
+    outcomes = apply(plan, world.settings, Options())
+    statuses = {aid: e.get("status") for aid, e in json.loads(world.global_path.read_text())["agents"].items()}
+    assert statuses[ghost] == "terminated"  # confirmed, and still a ghost
+    assert all(statuses[h] is None for h in healthy)  # now session-less too, but never confirmed: untouched
+    assert {p.pid for p in world.standins()} == standins  # no process was signalled
+    assert all(o.status == "done" for o in outcomes)
+
+
+def test_process_of_another_user_is_reported_not_signalled():
+    root = Path(tempfile.mkdtemp(prefix="hc-otheruser-"))
+    root.chmod(0o755)
+    world = World(root / "world")
+    try:
+        for d in (world.root, world.root / "ws", world.bin):
+            d.chmod(0o755)
+        (world.bin / ".fifo").chmod(0o666)
+        world.agent(None, "claude")
+        agent = world.agent("completed", None)
+        world.start()
+        task_dir = world.workspace / world.agents[-1].task_id
+        if os.geteuid() != 0:
+            pytest.skip("needs root to start a process as another user")
+        other = subprocess.Popen([str(world.standin), "--print", f"Your agent id is {agent}."], cwd=task_dir,
+                                 user=65534, start_new_session=True, stdin=subprocess.DEVNULL)
+        world.popen.append(other)
+        world.wait_ready(2, 10)
+        analysis = Analysis(collect(world.settings))
+        assert failing(checks.judge(analysis)) == {("orphan_processes", f"pid {other.pid}")}  # reported
+        (outcome,) = apply(make_plan(analysis, checks.judge(analysis)), world.settings, Options())
+        assert outcome.status == "skipped" and "owned by uid 65534" in outcome.detail
+        assert other.poll() is None  # not signalled
+    finally:
+        world.teardown()
+        shutil.rmtree(root)
+
+
+def test_defunct_claude_is_neither_judged_nor_signalled(world):
+    world.agent(None, "claude")
+    agent = world.agent("completed", None)
+    world.start()
+    child = subprocess.Popen([str(world.standin), "--print", f"agent {agent}"], cwd=world.workspace,
+                             start_new_session=True, stdin=subprocess.DEVNULL)
+    world.popen.append(child)  # teardown reaps it
+    world.wait_ready(2, 10)
+    os.kill(child.pid, signal.SIGKILL)
+    while psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE:  # exited, not reaped: defunct
+        time.sleep(0.01)
+    analysis = Analysis(collect(world.settings))
+    results = checks.judge(analysis)
+    assert failing(results) == set()
+    assert all(f"pid {child.pid}" != f.entity for r in results.values() if isinstance(r, list) for f in r)
+    assert make_plan(analysis, results).actions == []
