@@ -17,6 +17,8 @@ FIELDS = ("session_name", "session_created", "pane_id", "pane_pid", "pid", "sock
 FORMAT = "\t".join(f"#{{{f}}}" for f in FIELDS)
 # What tmux 3.x prints when it reached the socket's place and found no server behind it.
 NO_SERVER_MARKERS = ("no server running on", "(No such file or directory)")
+# What a running server with no session left answers (possible with `exit-empty off`): zero panes, not a fault.
+EMPTY_SERVER_MARKERS = ("no current target", "no sessions")
 
 State = Literal["running", "no-server", "unreachable"]
 
@@ -93,6 +95,8 @@ def read_server(socket: str | None, timeout: float = TIMEOUT) -> TmuxServer:
     if proc.returncode != 0:
         if any(marker in stderr for marker in NO_SERVER_MARKERS):
             return TmuxServer(label, "no-server", stderr, path)
+        if stderr in EMPTY_SERVER_MARKERS:
+            return TmuxServer(label, "running", socket_path=path)
         return TmuxServer(label, "unreachable", stderr or f"tmux exited with {proc.returncode}", path)
     try:
         parsed = [_parse(line) for line in proc.stdout.splitlines() if line]

@@ -198,3 +198,14 @@ def test_orphan_attributed_through_its_tee_sibling(world, tmp_path):
     world.wait_ready(before + 1, 10)
     standin = next(p for p in world.standins() if p.ppid() == pipeline.pid)
     assert failing(judge(world.settings)) == {("orphan_processes", f"pid {standin.pid}")}
+
+
+def test_running_server_without_sessions_is_zero_sessions(world):
+    """With `exit-empty off` a server outlives its last session; `list-panes -a` then says "no current target"."""
+    ghost = world.agent("working", None)
+    orphan = world.agent("completed", "orphan")  # its session is the only one, and is killed
+    world.start()
+    assert world.server_pid() is not None and world.live_sessions() == set()
+    results = judge(world.settings)
+    orphan_pid = next(p.pid for p in world.standins() if orphan in " ".join(p.cmdline()))
+    assert failing(results) == {("ghost_agents", f"agent {ghost}"), ("orphan_processes", f"pid {orphan_pid}")}

@@ -1,0 +1,163 @@
+"""Benchmark: build real worlds at several sizes, time every phase against the floor measured in the same run.
+
+    .venv/bin/python bench/run.py            # sizes 10, 100, 1000 sessions; prints the table
+    .venv/bin/python bench/run.py --sizes 10 100 --repeats 3
+
+Floor = one raw `tmux list-panes -a -F …` + one `ps -eo pid,ppid,args` + one `json.load` of the global
+registry: the least any tool must read. Each figure is the median of --repeats runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from fixers.apply import Options  # noqa: E402
+from fixers.run import fix  # noqa: E402
+from healthchecks import checks, outputs, processes, registry, tmux  # noqa: E402
+from healthchecks.analysis import Analysis  # noqa: E402
+from healthchecks.snapshot import collect, read_servers  # noqa: E402
+from healthchecks.summary import figures  # noqa: E402
+from healthchecks.world import World  # noqa: E402
+
+
+def median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def build(root: Path, sessions: int) -> World:
+    """`sessions` live agents with Claude, 10× as many registry entries, in sessions/10 tasks."""
+    world = World(root, seed=sessions)
+    tasks = [world.task() for _ in range(max(1, sessions))]
+    for i in range(sessions):
+        world.agent("running", "claude", task_id=tasks[i % len(tasks)])
+    for i in range(9 * sessions):
+        world.agent("completed", None, task_id=tasks[i % len(tasks)])
+    world.write_registries()
+    return world.start(timeout=600)
+
+
+def floor(world: World) -> None:
+    subprocess.run(["tmux", "-L", world.socket_name, "list-panes", "-a", "-F", tmux.FORMAT], capture_output=True)
+    subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True)
+    json.loads(world.global_path.read_bytes())
+
+
+def pytest_run(world: World, tmp: Path, *extra: str) -> None:
+    s = world.settings
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([sys.executable, "-m", "pytest", "healthchecks", "-q", "-p", "no:hypothesispytest",
+                    "--workspace", str(s.workspace), "--tmux-socket", s.tmux_sockets[0], "--claude-match",
+                    s.claude_match, "--grace", str(s.grace), "--report-dir", str(tmp / "reports"), *extra],
+                   cwd=REPO, env=env, capture_output=True, timeout=600)
+
+
+def measure(sessions: int, repeats: int, tmp: Path) -> dict[str, float]:
+    world = build(tmp / f"world-{sessions}", sessions)
+    try:
+        s = world.settings
+        row = {"sessions": sessions, "entries": len(world.agents), "processes": len(list(processes.scan(s.is_claude)))}
+        row["floor"] = median_time(lambda: floor(world), repeats)
+        row["registry read"] = median_time(lambda: registry.load(s.workspace), repeats)
+        row["tmux read"] = median_time(lambda: read_servers(s), repeats)
+        row["process scan"] = median_time(lambda: processes.scan(s.is_claude), repeats)
+        row["snapshot"] = median_time(lambda: collect(s), repeats)
+        snap = collect(s)
+
+        def judge_all() -> None:
+            analysis = Analysis(snap)
+            figures(analysis, checks.judge(analysis))
+
+        row["judging"] = median_time(judge_all, repeats)
+        analysis = Analysis(snap)
+        results = checks.judge(analysis)
+        figs = figures(analysis, results)
+        row["report writing"] = median_time(lambda: (
+            outputs.write_json(tmp / "f.json", outputs.findings_document(results, figs, snap.taken_at, {})),
+            outputs.write_atomic_text(tmp / "m.prom", outputs.metrics_text(results, figs, 0.1, snap.taken_at))),
+            repeats)
+        row["pytest (serial)"] = median_time(lambda: pytest_run(world, tmp), repeats)
+        row["pytest -n 2"] = median_time(lambda: pytest_run(world, tmp, "-n", "2"), repeats)
+        return row
+    finally:
+        world.teardown()
+
+
+def fix_round(tmp: Path, ghosts: int, orphans: int, zombies: int) -> dict[str, float]:
+    """One confirmed fix round over a world of ghosts, orphans and zombie sessions."""
+    world = World(tmp / "world-fix", seed=1)
+    try:
+        tasks = [world.task() for _ in range(100)]
+        for i in range(ghosts):
+            world.agent("working", None, task_id=tasks[i % 100])
+        for i in range(orphans):
+            world.agent("completed", "orphan", task_id=tasks[i % 100])
+        for i in range(zombies):
+            world.agent("running", "shell", task_id=tasks[i % 100])
+        world.write_registries()
+        world.start(timeout=600)
+        analysis = Analysis(collect(world.settings))
+        results = checks.judge(analysis)
+        writes_before = len(list((world.workspace / "registry").glob("backups/*")))
+        started = time.perf_counter()
+        report = fix(analysis, results, world.settings, Options(), dry_run=False,
+                     confirm=lambda plan: (True, "bench"), show=lambda lines: None)
+        elapsed = time.perf_counter() - started
+        backups = list((world.workspace / "registry" / "backups").glob("*"))
+        files = {b.name.rsplit(".", 2)[0] for b in backups}
+        return {"ghosts": ghosts, "orphans": orphans, "zombies": zombies, "fix round": elapsed,
+                "ok": report.ok, "writes": len(backups) - writes_before, "files written": len(files)}
+    finally:
+        world.teardown()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--fix", type=int, nargs=3, default=[1000, 500, 100], metavar=("GHOSTS", "ORPHANS", "ZOMBIES"))
+    args = parser.parse_args()
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="hc-bench-") as tmp:
+        rows = [measure(n, args.repeats, Path(tmp)) for n in args.sizes]
+        fixed = fix_round(Path(tmp), *args.fix)
+    phases = ["floor", "registry read", "tmux read", "process scan", "snapshot", "judging", "report writing",
+              "pytest (serial)", "pytest -n 2"]
+    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python "
+          f"{platform.python_version()}, {tmux.version()}; medians of {args.repeats} runs")
+    print()
+    print("| sessions | entries | processes | " + " | ".join(phases) + " | snapshot / floor | -n 2 / serial |")
+    print("|" + "---|" * (len(phases) + 5))
+    for r in rows:
+        cells = [f"{r[p] * 1000:.0f} ms" for p in phases]
+        print(f"| {r['sessions']} | {r['entries']} | {r['processes']} | " + " | ".join(cells)
+              + f" | {r['snapshot'] / r['floor']:.2f}× | {r['pytest -n 2'] / r['pytest (serial)']:.2f}× |")
+    print()
+    print(f"fix round: {fixed['ghosts']} ghosts + {fixed['orphans']} orphans + {fixed['zombies']} zombie sessions "
+          f"in {fixed['fix round']:.2f} s, all checks pass after: {fixed['ok']}, registry writes: {fixed['writes']} "
+          f"({fixed['files written']} files, one write each)")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"peak memory: this process {peak:.0f} MiB, largest child (pytest) {children:.0f} MiB; "
+          f"bench took {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
