@@ -186,15 +186,34 @@ class Analysis:
                 result[proc.pgid].append(proc)
         return result
 
+    def descends_from(self, pid: int, ancestor: int) -> bool:
+        seen: set[int] = set()
+        while pid not in seen and (proc := self.snapshot.by_pid.get(pid)) is not None:
+            if proc.ppid == ancestor:
+                return True
+            seen.add(pid)
+            pid = proc.ppid
+        return False
+
     def evidence(self, proc: Proc) -> str | None:
-        """Proof that an unattached Claude process is a leaked agent of this workspace, or None."""
+        """Proof that an unattached Claude process is a leaked agent of this workspace, or None.
+
+        The orchestrator always runs Claude headless (--print), so an interactive Claude is a
+        person's and never an orphan. Process-group evidence comes only from the pipeline it was
+        launched in (the `tee` beside it), never from what it launched itself: a person's Claude
+        hosting the orchestrator's MCP server has that server, naming the workspace, in its group.
+        """
+        if not proc.headless:
+            return None
         if reason := self.own_evidence(proc):
             return reason
         for member in self.groups.get(proc.pgid, []) if proc.pgid is not None else []:
-            if member.pid != proc.pid and (reason := self.own_evidence(member)):
+            if member.pid == proc.pid or self.descends_from(member.pid, proc.pid):
+                continue
+            if reason := self.own_evidence(member):
                 return f"process {member.pid} of its process group: {reason}"
         env = self.env_pane(proc)
-        if env and env[1] is None and proc.headless:
+        if env and env[1] is None:
             return f"it runs headless (--print) and was started in {env[0]}, which is gone"
         return None
 
@@ -207,6 +226,8 @@ class Analysis:
                 classes["attached"].append((proc, f"runs in session {where[1]} on tmux server {where[0]}"))
             elif reason := self.evidence(proc):
                 classes["orphan"].append((proc, reason))
+            elif not proc.headless:
+                classes["foreign"].append((proc, "interactive (no --print), so a person's, not an agent; left alone"))
             else:
                 classes["foreign"].append((proc, "not attributable to this workspace; left alone"))
         return classes

@@ -7,7 +7,10 @@ import json
 import os
 import signal
 import subprocess
+import sys
+import time
 
+import psutil
 from helpers import failing, info, judge
 
 from healthchecks.world import World
@@ -209,3 +212,56 @@ def test_running_server_without_sessions_is_zero_sessions(world):
     results = judge(world.settings)
     orphan_pid = next(p.pid for p in world.standins() if orphan in " ".join(p.cmdline()))
     assert failing(results) == {("ghost_agents", f"agent {ghost}"), ("orphan_processes", f"pid {orphan_pid}")}
+
+
+def test_interactive_claude_naming_an_agent_is_never_an_orphan(world):
+    """A person asking their own Claude about an agent, from inside the workspace: not an agent, never killed."""
+    healthy(world)
+    agent = world.agent("failed", None)
+    world.start()
+    before = len(world.standins())
+    person = subprocess.Popen(
+        [str(world.standin), f"why did agent {agent} fail?"],
+        cwd=world.workspace,
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+    )
+    world.popen.append(person)
+    world.wait_ready(before + 1, 10)
+    results = judge(world.settings)
+    assert failing(results) == set()
+    assert info(results) == {("orphan_processes", f"pid {person.pid}")}
+    assert "interactive" in next(f.reason for f in results["orphan_processes"])
+
+
+def test_claude_hosting_the_orchestrator_mcp_server_is_never_an_orphan(world):
+    """A scripted `claude --print` whose MCP server (its child, same process group) names the workspace.
+
+    That server is what the Claude launched, not the pipeline that launched it: no evidence at all.
+    """
+    healthy(world)
+    world.start()
+    ws = world.workspace
+    before = len(world.standins())
+    server = f"cd {ws} && exec {sys.executable} -c 'import time; time.sleep(300)' orchestrator-mcp --workspace {ws}"
+    client = subprocess.Popen(
+        ["sh", "-c", f"({server}) & exec {world.standin} --print --mcp-config mcp.json 'deploy the agents'"],
+        cwd=world.home,
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+    )
+    world.popen.append(client)
+    try:
+        world.wait_ready(before + 1, 10)
+        deadline = time.monotonic() + 10
+        while "orchestrator-mcp" not in [a for c in psutil.Process(client.pid).children() for a in c.cmdline()]:
+            assert time.monotonic() < deadline, "the MCP server stand-in did not start"
+            time.sleep(0.02)
+        server_pid = psutil.Process(client.pid).children()[0].pid
+        assert os.getpgid(server_pid) == os.getpgid(client.pid)
+        results = judge(world.settings)
+        assert failing(results) == set()
+        assert info(results) == {("orphan_processes", f"pid {client.pid}")}
+    finally:
+        for child in psutil.Process(client.pid).children():
+            child.kill()
