@@ -51,20 +51,37 @@ class WriteResult:
 
 @contextlib.contextmanager
 def locked(path: Path, timeout: float) -> Iterator[int]:
-    """Hold the orchestrator's exclusive flock on ``path`` (bounded wait); yields the descriptor."""
-    fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        deadline = time.monotonic() + timeout
-        while not lock_descriptor(fd, blocking=False):
-            if time.monotonic() >= deadline:
-                raise LockTimeout(f"{path}: another process held the registry lock for more than {timeout:g}s")
-            time.sleep(0.05)
+    """Hold the orchestrator's exclusive flock on ``path`` (bounded wait); yields the descriptor.
+
+    A co-writer may replace the file (rename a new one over it) while we wait: the lock we then
+    get guards a file nobody reads any more, and its bytes are stale. So once locked, the
+    descriptor must still be the file at ``path``; if not, the new file is opened and locked.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
-            yield fd
+            while not lock_descriptor(fd, blocking=False):
+                if time.monotonic() >= deadline:
+                    raise LockTimeout(f"{path}: another process held the registry lock for more than {timeout:g}s")
+                time.sleep(0.05)
+            try:
+                if _is_file_at(fd, path):
+                    yield fd
+                    return
+            finally:
+                unlock_descriptor(fd)
         finally:
-            unlock_descriptor(fd)
-    finally:
-        os.close(fd)
+            os.close(fd)
+
+
+def _is_file_at(fd: int, path: Path) -> bool:
+    held = os.fstat(fd)
+    try:
+        current = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino)
 
 
 def _read_fd(fd: int) -> bytes:

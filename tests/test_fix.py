@@ -17,6 +17,7 @@ from helpers import failing, judge, registry_bytes, run_health, section, setting
 
 from fixers.apply import Options, apply
 from fixers.plan import make_plan
+from fixers.registry_write import rewrite
 from fixers.run import fix
 from healthchecks import checks, demo
 from healthchecks.analysis import Analysis
@@ -215,7 +216,7 @@ def test_process_whose_create_time_differs_is_not_signalled(world):
     (action,) = plan.actions
     plan.actions = [dataclasses.replace(action, target=("process", orphan.pid, orphan.create_time() - 100))]
     (outcome,) = apply(plan, world.settings, Options())
-    assert (outcome.status == "skipped" and "create time differs" not in outcome.detail) or outcome.detail
+    assert outcome.status == "skipped" and "now belongs to another process" in outcome.detail
     assert orphan.is_running() and orphan.status() != psutil.STATUS_ZOMBIE
 
 
@@ -251,6 +252,31 @@ def test_fixer_waits_for_the_orchestrators_lock(world):
     finally:
         holder.wait(10)
     assert report.ok and entries(world)[ghost]["status"] == "terminated"
+
+
+def test_file_replaced_while_waiting_for_the_lock_is_locked_again(world):
+    """A co-writer renames a new registry (with a new agent) over the one we wait to lock: its entry survives."""
+    ghost = world.agent("working", None)
+    world.start()
+    code = (
+        "import fcntl, json, os, sys, time; path = sys.argv[1]; f = open(path, 'r+'); fcntl.flock(f, fcntl.LOCK_EX); "
+        "print('locked', flush=True); time.sleep(0.3); data = json.load(open(path)); "
+        "data['agents']['late-235959-abcdef'] = {'task_id': 'T', 'tmux_session': 'agent_late-235959-abcdef'}; "
+        "open(path + '.new', 'w').write(json.dumps(data)); os.replace(path + '.new', path); time.sleep(0.3)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code, str(world.global_path)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+
+    def mark(data: dict) -> list[str]:
+        data["agents"][ghost]["status"] = "terminated"
+        return [f"terminated {ghost}"]
+
+    try:
+        rewrite(world.global_path, "global", mark, workspace=world.workspace, lock_timeout=10)
+    finally:
+        holder.wait(10)
+    assert entries(world)[ghost]["status"] == "terminated"
+    assert entries(world)["late-235959-abcdef"]["tmux_session"] == "agent_late-235959-abcdef"
 
 
 def test_fixer_gives_up_on_a_held_lock_without_writing(world):
