@@ -2,7 +2,7 @@
 
 The plan was made from a snapshot that may be seconds old. So each phase (processes, sessions,
 registry) first takes a fresh snapshot and judges it again; an action runs only if its exact
-target (PID + create time, session name + created time, agent id) is still a failing finding
+target (PID + start time, session name + created time, agent id) is still a failing finding
 of the same check. Anything that changed is skipped and said so; a check that cannot be judged
 now (tmux unreachable, registry unreadable) refuses its actions.
 """
@@ -16,10 +16,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from healthchecks import checks, tmux
 from healthchecks.analysis import Analysis
+from healthchecks.processes import start_ticks
 from healthchecks.registry import RegistryError, expected_counters, records, status_class
 from healthchecks.settings import Settings
 from healthchecks.snapshot import collect
@@ -87,14 +86,13 @@ def _not_verified(action: Action, why: str, gone: bool) -> Outcome:
 
 def _unverified_process(action: Action, why: str) -> Outcome:
     """Say precisely why a planned kill does not happen: gone, PID reused, or no longer an orphan."""
-    _, pid, create_time = action.target
+    _, pid, ticks = action.target
     if why.startswith("refused"):
         return _not_verified(action, why, gone=False)
-    try:
-        reused = psutil.Process(pid).create_time() != create_time
-    except psutil.NoSuchProcess:
+    now = start_ticks(pid)
+    if now is None:
         return Outcome(action, "already gone")
-    if reused:
+    if now != ticks:
         return Outcome(action, "skipped", "pid now belongs to another process; not signalled")
     return _not_verified(action, why, gone=False)
 
@@ -126,7 +124,7 @@ def _sessions(actions: list[Action], a: Analysis, results: dict, options: Option
         for session in a.sessions[name]:
             if session.server == server:
                 roots += [
-                    ((action, pane.pid), pane.pid, a.snapshot.by_pid[pane.pid].create_time)
+                    ((action, pane.pid), pane.pid, a.snapshot.by_pid[pane.pid].start_ticks)
                     for pane in session.panes
                     if pane.pid in a.snapshot.by_pid
                 ]

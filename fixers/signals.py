@@ -1,4 +1,4 @@
-"""End process trees, proving each root's identity (PID + create time) right before the first signal."""
+"""End process trees, proving each root's identity (PID + start time) right before the first signal."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 
 import psutil
+
+from healthchecks.processes import start_ticks
 
 
 @dataclass(frozen=True)
@@ -22,13 +24,20 @@ def _uid(proc: psutil.Process) -> int | None:
         return None
 
 
-def _tree(pid: int, create_time: float, protected: frozenset[int]) -> list[psutil.Process] | Ended:
-    """The root and its descendants that may be signalled: same user as this tool, never the suite itself."""
+def _tree(pid: int, ticks: int, protected: frozenset[int]) -> list[psutil.Process] | Ended:
+    """The root and its descendants that may be signalled: same user as this tool, never the suite itself.
+
+    The psutil object is made first and the identity checked after: a PID reused before that is
+    caught here, one reused later by psutil's own check at signal time.
+    """
     me = os.geteuid()
     try:
         root = psutil.Process(pid)
-        if root.create_time() != create_time:
-            return Ended("skipped", f"pid {pid} now belongs to another process (create time differs); not signalled")
+        now = start_ticks(pid)
+        if now is None:
+            return Ended("already gone")
+        if now != ticks:
+            return Ended("skipped", f"pid {pid} now belongs to another process (start time differs); not signalled")
         if root.status() == psutil.STATUS_ZOMBIE:
             return Ended("already gone", "defunct; its parent has to reap it")
         if (uid := _uid(root)) != me:
@@ -46,16 +55,16 @@ def end_trees(
 ) -> dict[Hashable, Ended]:
     """SIGTERM every tree, wait for all of them together (bounded), SIGKILL what is left.
 
-    ``roots`` are (key, pid, create_time); the result maps each key to how its root ended.
+    ``roots`` are (key, pid, start ticks); the result maps each key to how its root ended.
     ``protected`` PIDs (this suite and its ancestors) are never signalled.
     """
     result: dict[Hashable, Ended] = {}
     trees: dict[Hashable, list[psutil.Process]] = {}
-    for key, pid, create_time in roots:
+    for key, pid, ticks in roots:
         if pid in protected:
             result[key] = Ended("skipped", "this suite or one of its ancestors; never signalled")
             continue
-        tree = _tree(pid, create_time, protected)
+        tree = _tree(pid, ticks, protected)
         if isinstance(tree, Ended):
             result[key] = tree
         else:

@@ -11,6 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from functools import cached_property
 
+from . import processes
 from .processes import Proc
 from .registry import AgentRecord
 from .snapshot import Snapshot
@@ -102,26 +103,15 @@ class Analysis:
 
     # -- process side --------------------------------------------------------------------------
     @cached_property
-    def children(self) -> dict[int, list[int]]:
-        result: dict[int, list[int]] = defaultdict(list)
-        for proc in self.snapshot.processes:
-            if proc.pid != proc.ppid:
-                result[proc.ppid].append(proc.pid)
-        return result
-
-    @cached_property
     def pane_of(self) -> dict[int, tuple[str, str]]:
         """pid -> (server, session) for every process that descends from a live pane."""
-        result: dict[int, tuple[str, str]] = {}
-        for server in self.snapshot.servers:
-            for pane in server.panes:
-                stack = [pane.pid]
-                while stack:
-                    pid = stack.pop()
-                    if pid not in result:
-                        result[pid] = (server.label, pane.session)
-                        stack.extend(self.children.get(pid, ()))
-        return result
+        children = processes.children_of(self.snapshot.processes)
+        return {
+            pid: (server.label, pane.session)
+            for server in self.snapshot.servers
+            for pane in server.panes
+            for pid in processes.descendants(children, pane.pid)
+        }
 
     @cached_property
     def claude(self) -> list[Proc]:
@@ -182,7 +172,7 @@ class Analysis:
     def groups(self) -> dict[int, list[Proc]]:
         result: dict[int, list[Proc]] = defaultdict(list)
         for proc in self.snapshot.processes:
-            if proc.pgid is not None and proc.pid not in self.snapshot.self_pids:
+            if proc.pid not in self.snapshot.self_pids:
                 result[proc.pgid].append(proc)
         return result
 
@@ -207,7 +197,7 @@ class Analysis:
             return None
         if reason := self.own_evidence(proc):
             return reason
-        for member in self.groups.get(proc.pgid, []) if proc.pgid is not None else []:
+        for member in self.groups.get(proc.pgid, []):
             if member.pid == proc.pid or self.descends_from(member.pid, proc.pid):
                 continue
             if reason := self.own_evidence(member):

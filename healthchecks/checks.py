@@ -22,7 +22,7 @@ class Finding:
     """One thing wrong (or worth knowing) about one entity.
 
     ``target`` identifies the entity precisely enough for a fixer to re-verify it:
-    ("process", pid, create_time), ("session", server, name, created), ("agent", id),
+    ("process", pid, start_ticks), ("session", server, name, created), ("agent", id),
     ("counter", file, name) or ("file", path).
     """
 
@@ -221,7 +221,7 @@ def orphan_processes(a: Analysis) -> list[Finding]:
             "orphan_processes",
             f"pid {p.pid}",
             f"{p.name}: outside every live tmux pane; {reason}",
-            target=("process", p.pid, p.create_time),
+            target=("process", p.pid, p.start_ticks),
         )
         for p, reason in classes["orphan"]
     ]

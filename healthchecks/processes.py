@@ -1,31 +1,40 @@
-"""One scan of every process, keeping what the judges and fixers need to prove identity."""
+"""One scan of every process, keeping what the judges and fixers need to prove identity.
+
+The scan reads /proc directly: two small reads a process (stat, cmdline), where psutil's
+process_iter takes four and much more Python, which doubled the snapshot of a busy machine
+(bench/RESULTS.md). Everything that acts on a process (details, signals) goes through psutil.
+
+Identity is PID + start time in clock ticks since boot (field 22 of /proc/<pid>/stat): an exact
+integer, unchanged by clock adjustments, read the same way by the scan and every re-verification.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 
 import psutil
 
-ATTRS = ["pid", "ppid", "name", "cmdline", "create_time", "uids", "cwd", "status"]
+PROC = "/proc"
 
 
 @dataclass(frozen=True)
 class Proc:
-    """A process at scan time. Identity is (pid, create_time): a PID alone can be reused."""
+    """A process at scan time. Identity is (pid, start_ticks): a PID alone can be reused."""
 
     pid: int
     ppid: int
-    pgid: int | None
+    pgid: int
     name: str
     argv: tuple[str, ...]
-    cwd: str | None
-    create_time: float
-    uid: int | None
-    status: str
+    start_ticks: int
+    state: str  # the kernel's one-letter state: R, S, D, Z (defunct), T, ...
     is_claude: bool = False
-    tmux_env: str | None = None  # TMUX=<socket>,<server pid>,<session>; read for Claude processes only
+    # Read only for the processes that need proof of ownership (see with_details):
+    cwd: str | None = None
+    tmux_env: str | None = None  # TMUX=<socket>,<server pid>,<session>
     tmux_pane: str | None = None  # TMUX_PANE=%<n>
 
     @property
@@ -34,53 +43,106 @@ class Proc:
 
     @property
     def defunct(self) -> bool:
-        return self.status == psutil.STATUS_ZOMBIE
+        return self.state == "Z"
 
 
-def _pgid(pid: int) -> int | None:
+def _read(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def _parse_stat(raw: bytes) -> tuple[str, str, int, int, int]:
+    """(name, state, ppid, pgid, start ticks); the name sits in parentheses and may hold anything."""
+    left, right = raw.index(b"("), raw.rindex(b")")
+    fields = raw[right + 2 :].split()
+    return os.fsdecode(raw[left + 1 : right]), fields[0].decode(), int(fields[1]), int(fields[2]), int(fields[19])
+
+
+def _argv(raw: bytes) -> tuple[str, ...]:
+    """As psutil splits it: by NUL, or by spaces when a process rewrote its title (setproctitle)."""
+    data = os.fsdecode(raw)
+    if not data:
+        return ()
+    sep = "\0" if data.endswith("\0") else " "
+    args = data.removesuffix(sep).split(sep)
+    if sep == "\0" and len(args) == 1 and " " in args[0]:
+        args = args[0].split(" ")
+    return tuple(args)
+
+
+def start_ticks(pid: int) -> int | None:
+    """The identity half that a PID lacks; None when no process has this PID now."""
     try:
-        return os.getpgid(pid)
-    except OSError:
+        return _parse_stat(_read(f"{PROC}/{pid}/stat"))[4]
+    except (OSError, ValueError, IndexError):
         return None
 
 
-def _tmux_env(process: psutil.Process) -> tuple[str | None, str | None]:
+def scan(is_claude: Callable[[str, tuple[str, ...]], bool]) -> tuple[Proc, ...]:
+    """Every process on the machine, read once: identity, parent, group, name, argv, state."""
+    procs = []
+    for entry in os.listdir(PROC):
+        if not entry.isdigit():
+            continue
+        try:  # a process may exit between the listing and the reads
+            name, state, ppid, pgid, ticks = _parse_stat(_read(f"{PROC}/{entry}/stat"))
+            argv = _argv(_read(f"{PROC}/{entry}/cmdline"))
+        except (OSError, ValueError, IndexError):
+            continue
+        procs.append(Proc(int(entry), ppid, pgid, name, argv, ticks, state, is_claude(name, argv)))
+    return tuple(procs)
+
+
+def children_of(procs: Iterable[Proc]) -> dict[int, list[int]]:
+    result: dict[int, list[int]] = defaultdict(list)
+    for proc in procs:
+        if proc.pid != proc.ppid:
+            result[proc.ppid].append(proc.pid)
+    return result
+
+
+def descendants(children: dict[int, list[int]], root: int) -> list[int]:
+    """``root`` and every process below it."""
+    found, stack, seen = [], [root], set()
+    while stack:
+        pid = stack.pop()
+        if pid not in seen:
+            seen.add(pid)
+            found.append(pid)
+            stack.extend(children.get(pid, ()))
+    return found
+
+
+def with_details(procs: tuple[Proc, ...], pids: set[int]) -> tuple[Proc, ...]:
+    """Add cwd and TMUX/TMUX_PANE to the processes in ``pids``: the evidence of who owns them.
+
+    Read only where a judge needs it (Claude outside every pane, and its process group): on a
+    busy machine that is a handful of processes, not thousands. A PID reused since the scan gets
+    no details, so the evidence always belongs to the process that was scanned.
+    """
+    result = []
+    for proc in procs:
+        if proc.pid in pids:
+            proc = _detailed(proc)
+        result.append(proc)
+    return tuple(result)
+
+
+def _detailed(proc: Proc) -> Proc:
+    try:
+        process = psutil.Process(proc.pid)
+        cwd = process.cwd()
+    except psutil.NoSuchProcess:
+        return proc
+    except (psutil.Error, OSError):
+        cwd = None
     try:
         env = process.environ()
     except (psutil.Error, OSError):
-        return None, None
-    return env.get("TMUX"), env.get("TMUX_PANE")
-
-
-def to_proc(process: psutil.Process, info: dict, is_claude: Callable[[str, tuple[str, ...]], bool]) -> Proc:
-    """Turn psutil's view into a Proc; unreadable fields become None rather than errors."""
-    argv = tuple(info["cmdline"] or ())
-    name = info["name"] or ""
-    claude = is_claude(name, argv)
-    uids = info["uids"]
-    tmux_env, tmux_pane = _tmux_env(process) if claude else (None, None)
-    return Proc(
-        pid=info["pid"],
-        ppid=info["ppid"] or 0,
-        pgid=_pgid(info["pid"]),
-        name=name,
-        argv=argv,
-        cwd=info["cwd"],
-        create_time=info["create_time"] or 0.0,
-        uid=uids.real if uids else None,
-        status=info["status"] or "",
-        is_claude=claude,
-        tmux_env=tmux_env,
-        tmux_pane=tmux_pane,
-    )
-
-
-def scan(is_claude: Callable[[str, tuple[str, ...]], bool]) -> tuple[Proc, ...]:
-    """Every process on the machine, read once."""
-    procs = []
-    for process in psutil.process_iter(ATTRS, ad_value=None):
-        procs.append(to_proc(process, process.info, is_claude))
-    return tuple(procs)
+        env = {}
+    if start_ticks(proc.pid) != proc.start_ticks:  # the PID was reused while we read: not this process's
+        return proc
+    return replace(proc, cwd=cwd, tmux_env=env.get("TMUX"), tmux_pane=env.get("TMUX_PANE"))
 
 
 def lineage(pid: int) -> frozenset[int]:

@@ -4,7 +4,9 @@ Reading the registry, tmux and processes is not atomic: an agent deployed in bet
 like a ghost. So the registry files are fingerprinted again after the live reads and the whole
 snapshot is taken again (a bounded number of times) when they changed. Processes are scanned
 before tmux is read: a process inside a pane has a pane at least as old as itself, so every
-scanned process that runs in a session finds that session in the later tmux read.
+scanned process that runs in a session finds that session in the later tmux read. The evidence of
+ownership (cwd, TMUX environment) is read last, and only for Claude processes outside every pane
+and their process groups: the only processes judged by it.
 """
 
 from __future__ import annotations
@@ -69,6 +71,14 @@ def fingerprint(workspace: Path) -> tuple[tuple[str, str | None], ...]:
     return tuple(result)
 
 
+def needs_proof(procs: tuple[processes.Proc, ...], servers: tuple[TmuxServer, ...]) -> set[int]:
+    """Claude processes that descend from no pane, and the members of their process groups."""
+    children = processes.children_of(procs)
+    in_panes = {pid for s in servers for pane in s.panes for pid in processes.descendants(children, pane.pid)}
+    groups = {p.pgid for p in procs if p.is_claude and p.pid not in in_panes}
+    return {p.pid for p in procs if p.pgid in groups or (p.is_claude and p.pid not in in_panes)}
+
+
 def read_servers(settings: Settings) -> tuple[TmuxServer, ...]:
     return tuple(tmux.read_server(s, settings.tmux_timeout) for s in (settings.tmux_sockets or (None,)))
 
@@ -82,6 +92,7 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
         regs = registry.load(settings.workspace)
         procs = processes.scan(settings.is_claude)
         servers = read_servers(settings)
+        procs = processes.with_details(procs, needs_proof(procs, servers))
         stable = fingerprint(settings.workspace) == regs.fingerprint
         if stable or attempts >= max_attempts:
             break

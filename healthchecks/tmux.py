@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
+from functools import cache
 from typing import Literal
 
 TIMEOUT = 5.0
@@ -108,8 +109,9 @@ def read_server(socket: str | None, timeout: float = TIMEOUT) -> TmuxServer:
     return TmuxServer(label, "running", "", socket_path, server_pid, tuple(p for p, _, _ in parsed))
 
 
+@cache
 def version() -> str:
-    """`tmux -V` of the binary this run uses, for the report; empty when it cannot be run."""
+    """`tmux -V` of the binary this run uses, for the report; empty when it cannot be run (asked once)."""
     try:
         proc = run(None, "-V", timeout=TIMEOUT)
     except (OSError, subprocess.TimeoutExpired):

@@ -341,16 +341,13 @@ class World:
             time.sleep(0.02)
 
     def kill_sessions(self, names: list[str]) -> None:
-        args: list[str] = []
-        for name in names:
-            args += ["kill-session", "-t", f"={name}", ";"]
-        subprocess.run(
-            ["tmux", "-L", self.socket_name, *args[:-1]],
-            check=True,
-            capture_output=True,
-            stdin=subprocess.DEVNULL,
-            timeout=30,
-        )
+        """Kill sessions in batches (one tmux call per 50); wait_reparented() checks the result."""
+        for start in range(0, len(names), 50):
+            args: list[str] = []
+            for name in names[start:start + 50]:
+                args += ["kill-session", "-t", f"={name}", ";"]
+            subprocess.run(["tmux", "-L", self.socket_name, *args[:-1]], capture_output=True,
+                           stdin=subprocess.DEVNULL, timeout=60)
 
     def wait_reparented(self, sessions: list[str], timeout: float) -> None:
         """Wait until the stand-ins of killed sessions no longer descend from the tmux server."""

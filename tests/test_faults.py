@@ -80,10 +80,12 @@ def test_tmux_server_killed_between_plan_and_fix(world):
     plan = make_plan(analysis, checks.judge(analysis))
     assert {a.target for a in plan.actions if a.kind == "mark_terminated"} == {("agent", ghost)}
     standins = {p.pid for p in world.standins()}
+    server = psutil.Process(world.server_pid())
     subprocess.run(["tmux", "-L", world.socket_name, "kill-server"], check=True)
+    server.wait(10)  # while it is still exiting, tmux answers "server exited unexpectedly": unreachable, all refused
     outcomes = apply(plan, world.settings, Options())
     statuses = {aid: e.get("status") for aid, e in json.loads(world.global_path.read_text())["agents"].items()}
-    assert statuses[ghost] == "terminated"  # confirmed, and still a ghost
+    assert statuses[ghost] == "terminated", [o.line() for o in outcomes]  # confirmed, and still a ghost
     assert all(statuses[h] is None for h in healthy)  # now session-less too, but never confirmed: untouched
     assert {p.pid for p in world.standins()} == standins  # no process was signalled
     assert all(o.status == "done" for o in outcomes)

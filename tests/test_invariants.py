@@ -13,6 +13,7 @@ import time
 import psutil
 from helpers import failing, info, judge
 
+from healthchecks.processes import start_ticks
 from healthchecks.world import World
 
 
@@ -77,7 +78,7 @@ def test_orphan_claude_process(world):
     results = judge(world.settings)
     assert failing(results) == {("orphan_processes", f"pid {orphan.pid}")}
     finding = next(f for f in results["orphan_processes"] if f.severity == "fail")
-    assert finding.target == ("process", orphan.pid, orphan.create_time())
+    assert finding.target == ("process", orphan.pid, start_ticks(orphan.pid))
 
 
 def test_counter_drift(world):
