@@ -16,10 +16,11 @@ from datetime import datetime
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import fastjsonschema
-from jsonschema import Draft202012Validator
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+
 
 GLOBAL_RELPATH = Path("registry") / "GLOBAL_REGISTRY.json"
 TASK_GLOB = "TASK-*/AGENT_REGISTRY.json"
@@ -50,13 +51,22 @@ class AgentRecord:
     task_id: str | None
     status: str | None
     tmux_session: str
-    started_at: float | None
-    ended_at: float | None
     source: Kind
+    # started_at, then completed_at, terminated_at, failed_at as written: parsed only when a check
+    # asks (grace periods concern a few agents; parsing 10,000 entries' times up front does not pay).
+    times: tuple[Any, ...] = ()
 
     @property
     def status_class(self) -> StatusClass:
         return status_class(self.status)
+
+    @property
+    def started_at(self) -> float | None:
+        return parse_time(self.times[0]) if self.times else None
+
+    @property
+    def ended_at(self) -> float | None:
+        return next((t for value in self.times[1:] if (t := parse_time(value)) is not None), None)
 
 
 @dataclass(frozen=True)
@@ -119,11 +129,11 @@ def _reject_constant(name: str) -> Any:
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
+    result = dict(pairs)
+    if len(result) != len(pairs):  # rare: find which key, only then
+        seen: set[str] = set()
+        duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise ValueError(f"duplicate key {duplicate!r}")
     return result
 
 
@@ -180,11 +190,29 @@ def validators(kind: Kind) -> tuple[Callable[[Any], Any], Draft202012Validator]:
     "is this valid?" first; anything it rejects is judged again by jsonschema. The compiled copy
     has no $id, so its local $refs never turn into URL look-ups.
     """
+    import fastjsonschema  # imported here: pytest-xdist workers never validate, and both cost an import
+    from jsonschema import Draft202012Validator
+
     name = "global_registry.schema.json" if kind == "global" else "task_registry.schema.json"
     schema = json.loads(resources.files("healthchecks.schemas").joinpath(name).read_text("utf-8"))
     Draft202012Validator.check_schema(schema)
-    fast = fastjsonschema.compile({k: v for k, v in schema.items() if k not in ("$id", "$schema")}, handlers={})
+    fast = fastjsonschema.compile(_inline_refs(schema, schema.get("$defs", {})), handlers={})
     return fast, Draft202012Validator(schema)
+
+
+def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
+    """The schema with every local ``#/$defs/x`` reference replaced by its definition, and no $id.
+
+    Compiled, a $ref is a function call whose error path is formatted eagerly for every array
+    item; inlined, the common valid case costs only the checks themselves.
+    """
+    if isinstance(node, dict):
+        if isinstance(ref := node.get("$ref"), str) and ref.startswith("#/$defs/"):
+            return _inline_refs(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline_refs(v, defs) for k, v in node.items() if k not in ("$id", "$schema", "$defs")}
+    if isinstance(node, list):
+        return [_inline_refs(v, defs) for v in node]
+    return node
 
 
 def schema_errors(path: Path, kind: Kind, data: Any) -> list[str]:
@@ -193,7 +221,7 @@ def schema_errors(path: Path, kind: Kind, data: Any) -> list[str]:
     try:
         fast(data)
         return []
-    except fastjsonschema.JsonSchemaException:
+    except ValueError:  # fastjsonschema's JsonSchemaException is a ValueError
         pass
     errors = sorted(reference.iter_errors(data), key=lambda e: (len(e.absolute_path), e.json_path))
     lines = []
@@ -220,23 +248,11 @@ def parse_time(value: Any) -> float | None:
         return None
 
 
-def _ended_at(entry: dict[str, Any]) -> float | None:
-    for key in ("completed_at", "terminated_at", "failed_at"):
-        if (t := parse_time(entry.get(key))) is not None:
-            return t
-    return None
-
-
 def _record(agent_id: str, entry: dict[str, Any], task_id: str | None, source: Kind) -> AgentRecord:
-    return AgentRecord(
-        id=agent_id,
-        task_id=entry.get("task_id", task_id),
-        status=entry.get("status"),
-        tmux_session=entry["tmux_session"],
-        started_at=parse_time(entry.get("started_at")),
-        ended_at=_ended_at(entry),
-        source=source,
-    )
+    get = entry.get
+    times = (get("started_at"), get("completed_at"), get("terminated_at"), get("failed_at"))
+    task = entry.get("task_id", task_id)
+    return AgentRecord(agent_id, task, entry.get("status"), entry["tmux_session"], source, times)
 
 
 def records(kind: Kind, data: dict[str, Any]) -> tuple[tuple[AgentRecord, ...], tuple[str, ...]]:
