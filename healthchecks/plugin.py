@@ -46,7 +46,6 @@ class Run:
     """One health-check run: what was read, how it was judged, and what the run itself started."""
 
     snapshot: Snapshot
-    workdir: Path  # private temporary directory: the snapshot file for workers, the demo world
     world: object | None = None
     fix_report: object | None = None  # fixers.run.FixReport, under --fix or --dry-run
 
@@ -78,8 +77,22 @@ class Run:
     def info(self) -> list[Finding]:
         return [f for r in self.results.values() if isinstance(r, list) for f in r if f.severity == "info"]
 
+    @property
+    def judged(self) -> Judged:
+        return Judged(self.results, self.snapshot_id)
+
+
+@dataclass(frozen=True)
+class Judged:
+    """What a test needs: every check's result, and the id of the one snapshot they were judged on."""
+
+    results: dict[str, list[Finding] | tuple[str, str]]
+    snapshot_id: str
+
 
 RUN = pytest.StashKey[Run]()
+WORKDIR = pytest.StashKey[Path]()  # private temporary directory: the files for xdist workers, the demo world
+SHARED = pytest.StashKey[bool]()  # xdist workers were started: hand them the controller's results
 SETTINGS = pytest.StashKey[Settings]()
 FOUND = pytest.StashKey[list[Finding]]()
 FIX_OPTIONS = pytest.StashKey[object]()
@@ -285,10 +298,6 @@ def get_run(config: pytest.Config) -> Run | None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "check(id): the health check (from healthchecks.checks) this test judges")
     if is_worker(config):
-        path = config.workerinput.get("healthchecks_snapshot")
-        if path:
-            with open(path, "rb") as fh:
-                config.stash[RUN] = Run(pickle.load(fh), Path(path).parent)
         return
     if not targets_healthchecks(config):
         if fixing(config):
@@ -298,6 +307,7 @@ def pytest_configure(config: pytest.Config) -> None:
             )
         return
     config.stash[SETTINGS] = settings_from(config)
+    config.stash[WORKDIR] = Path(tempfile.mkdtemp(prefix="agent-healthchecks-"))
     if fixing(config):
         config.stash[FIX_OPTIONS] = fix_options(config)
     if config.getoption("healthchecks_status_line"):
@@ -312,20 +322,37 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(XdistHooks(), "healthchecks-xdist")
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionstart(session: pytest.Session) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionstart(session: pytest.Session):
+    """Read the machine once, after pytest-xdist has started its workers: they boot meanwhile."""
+    result = yield
     config = session.config
     if is_worker(config) or SETTINGS not in config.stash:
-        return
-    workdir = Path(tempfile.mkdtemp(prefix="agent-healthchecks-"))
-    settings, world = config.stash[SETTINGS], None
+        return result
+    workdir, settings, world = config.stash[WORKDIR], config.stash[SETTINGS], None
     if config.getoption("healthchecks_demo"):
         from . import demo
 
         world = demo.build(workdir / "demo")
         settings = world.settings
-    run = config.stash[RUN] = Run(collect(settings), workdir, world)
+    run = config.stash[RUN] = Run(collect(settings), world)
     report.add_environment(config, run)
+    if config.stash.get(SHARED, False):  # tests reach workers only after this hook: the files are complete
+        _dump(workdir / "judged.pickle", run.judged)
+        _dump(workdir / "snapshot.pickle", run.snapshot)
+    return result
+
+
+def _dump(path: Path, value: object) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as fh:
+        pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.rename(path)
+
+
+def _load(path: str) -> object:
+    with open(path, "rb") as fh:
+        return pickle.load(fh)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -414,14 +441,15 @@ def _write_outputs(session: pytest.Session, run: Run) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    run = get_run(config)
-    if run is None:
+    """End what the run started (the demo world, its private files); keep its report as latest.html."""
+    if is_worker(config) or WORKDIR not in config.stash:
         return
-    if run.world is not None:
+    run = get_run(config)
+    if run is not None and run.world is not None:
         run.world.teardown()
-    shutil.rmtree(run.workdir, ignore_errors=True)
+    shutil.rmtree(config.stash[WORKDIR], ignore_errors=True)
     html = getattr(config.option, "htmlpath", None)
-    if html and Path(html).is_file():
+    if run is not None and html and Path(html).is_file():
         shutil.copyfile(html, report_dir(config) / "latest.html")
 
 
@@ -431,31 +459,37 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
 
 class XdistHooks:
-    """Hand the controller's snapshot to every worker instead of letting each take its own."""
+    """Hand the controller's one judged snapshot to every worker instead of letting each take its own."""
 
     def pytest_configure_node(self, node) -> None:
-        run = node.config.stash.get(RUN, None)
-        if run is None:
+        config = node.config
+        if WORKDIR not in config.stash:
             return
-        path = run.workdir / "snapshot.pickle"
-        if not path.exists():
-            with open(path, "wb") as fh:
-                pickle.dump(run.snapshot, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        node.workerinput["healthchecks_snapshot"] = str(path)
+        config.stash[SHARED] = True
+        node.workerinput["healthchecks_judged"] = str(config.stash[WORKDIR] / "judged.pickle")
+        node.workerinput["healthchecks_snapshot"] = str(config.stash[WORKDIR] / "snapshot.pickle")
+
+
+def _shared(config: pytest.Config, name: str, attribute: str):
+    """On the controller (or without xdist), the run's own value; on a worker, the controller's, read once."""
+    if is_worker(config):
+        if path := config.workerinput.get(f"healthchecks_{name}"):
+            return _load(path)
+    elif (run := config.stash.get(RUN, None)) is not None:
+        return getattr(run, attribute)
+    pytest.fail("agent-healthchecks: no snapshot was taken; run the checks as `pytest healthchecks`", pytrace=False)
 
 
 @pytest.fixture(scope="session")
-def hc_run(request: pytest.FixtureRequest) -> Run:
-    run = request.config.stash.get(RUN, None)
-    if run is None:
-        pytest.fail("agent-healthchecks: no snapshot was taken; run the checks as `pytest healthchecks`", pytrace=False)
-    return run
+def hc_judged(request: pytest.FixtureRequest) -> Judged:
+    """Every check's result on this run's snapshot, judged once on the controller."""
+    return _shared(request.config, "judged", "judged")
 
 
 @pytest.fixture(scope="session")
-def hc_snapshot(hc_run: Run) -> Snapshot:
-    """The read-only snapshot every check of this run judges."""
-    return hc_run.snapshot
+def hc_snapshot(request: pytest.FixtureRequest) -> Snapshot:
+    """The read-only snapshot every check of this run judges (for checks of your own)."""
+    return _shared(request.config, "snapshot", "snapshot")
 
 
 class Findings(list):
@@ -466,7 +500,7 @@ class Findings(list):
 
 
 @pytest.fixture
-def findings(request: pytest.FixtureRequest, hc_run: Run) -> Findings:
+def findings(request: pytest.FixtureRequest, hc_judged: Judged) -> Findings:
     """The failing findings of the check named by the test's `check` marker.
 
     A check whose needs are unmet is skipped (broken registry) or errors (tmux unreachable):
@@ -475,8 +509,8 @@ def findings(request: pytest.FixtureRequest, hc_run: Run) -> Findings:
     marker = request.node.get_closest_marker("check")
     if marker is None or marker.args[0] not in CHECKS:
         pytest.fail("a health-check test needs @pytest.mark.check(<check id>)", pytrace=False)
-    result = hc_run.results[marker.args[0]]
-    request.node.user_properties.append(("snapshot", hc_run.snapshot_id))
+    result = hc_judged.results[marker.args[0]]
+    request.node.user_properties.append(("snapshot", hc_judged.snapshot_id))
     if isinstance(result, tuple):
         kind, reason = result
         if kind == "skip":
