@@ -123,7 +123,8 @@ def fix_round(tmp: Path, ghosts: int, orphans: int, zombies: int) -> dict[str, f
         backups = list((world.workspace / "registry" / "backups").glob("*"))
         files = {b.name.rsplit(".", 2)[0] for b in backups}
         return {"ghosts": ghosts, "orphans": orphans, "zombies": zombies, "fix round": elapsed,
-                "ok": report.ok, "writes": len(backups) - writes_before, "files written": len(files)}
+                "ok": report.ok, "remaining": report.remaining, "writes": len(backups) - writes_before,
+                "files written": len(files)}
     finally:
         world.teardown()
 
@@ -153,6 +154,8 @@ def main() -> None:
     print(f"fix round: {fixed['ghosts']} ghosts + {fixed['orphans']} orphans + {fixed['zombies']} zombie sessions "
           f"in {fixed['fix round']:.2f} s, all checks pass after: {fixed['ok']}, registry writes: {fixed['writes']} "
           f"({fixed['files written']} files, one write each)")
+    for line in fixed["remaining"][:10]:
+        print(f"  still wrong after the fix: {line}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"peak memory: this process {peak:.0f} MiB, largest child (pytest) {children:.0f} MiB; "
