@@ -50,14 +50,24 @@ def fresh(settings: Settings) -> tuple[Analysis, dict]:
     return analysis, checks.judge(analysis)
 
 
-def verify(action: Action, results: dict) -> str | None:
+Targets = dict[str, "set[tuple] | str"]  # check -> failing targets, or why it cannot be judged
+
+
+def failing_targets(results: dict) -> Targets:
+    """Per check: the targets of its failing findings now, or why it cannot be judged now."""
+    targets: Targets = {}
+    for check, result in results.items():
+        unjudged = isinstance(result, tuple)
+        targets[check] = f"refused: {result[1]}" if unjudged else {f.target for f in result if f.severity == "fail"}
+    return targets
+
+
+def verify(action: Action, targets: Targets) -> str | None:
     """None when the action's target is still a failing finding of its check; else why not."""
-    result = results[action.check]
-    if isinstance(result, tuple):
-        return f"refused: {result[1]}"
-    if any(f.target == action.target and f.severity == "fail" for f in result):
-        return None
-    return "skipped: no longer a finding of " + action.check
+    found = targets[action.check]
+    if isinstance(found, str):
+        return found
+    return None if action.target in found else "skipped: no longer a finding of " + action.check
 
 
 def apply(plan: Plan, settings: Settings, options: Options) -> list[Outcome]:
@@ -73,7 +83,7 @@ def apply(plan: Plan, settings: Settings, options: Options) -> list[Outcome]:
         if unjudged:  # tmux unreachable or registry unreadable right now: act on nothing
             outcomes += [Outcome(a, "refused", unjudged[0]) for a in actions]
         else:
-            outcomes += fn(actions, analysis, results, options)
+            outcomes += fn(actions, analysis, failing_targets(results), options)
     return outcomes
 
 
@@ -97,10 +107,10 @@ def _unverified_process(action: Action, why: str) -> Outcome:
     return _not_verified(action, why, gone=False)
 
 
-def _processes(actions: list[Action], a: Analysis, results: dict, options: Options) -> list[Outcome]:
+def _processes(actions: list[Action], a: Analysis, targets: Targets, options: Options) -> list[Outcome]:
     outcomes, roots = [], []
     for action in actions:
-        if why := verify(action, results):
+        if why := verify(action, targets):
             outcomes.append(_unverified_process(action, why))
         else:
             roots.append((action, action.target[1], action.target[2]))
@@ -109,11 +119,11 @@ def _processes(actions: list[Action], a: Analysis, results: dict, options: Optio
     return outcomes
 
 
-def _sessions(actions: list[Action], a: Analysis, results: dict, options: Options) -> list[Outcome]:
+def _sessions(actions: list[Action], a: Analysis, targets: Targets, options: Options) -> list[Outcome]:
     outcomes, verified = [], []
     for action in actions:
         _, server, name, _ = action.target
-        if why := verify(action, results):
+        if why := verify(action, targets):
             live = any(s.server == server for s in a.sessions.get(name, []))
             outcomes.append(_not_verified(action, why, gone=not live and not why.startswith("refused")))
         else:
@@ -155,7 +165,7 @@ def _sessions(actions: list[Action], a: Analysis, results: dict, options: Option
     return outcomes
 
 
-def _registry(actions: list[Action], a: Analysis, results: dict, options: Options) -> list[Outcome]:
+def _registry(actions: list[Action], a: Analysis, targets: Targets, options: Options) -> list[Outcome]:
     """Every entry change and counter fix, one locked write per registry file."""
     outcomes: list[Outcome] = []
     marks: set[str] = set()
@@ -164,7 +174,7 @@ def _registry(actions: list[Action], a: Analysis, results: dict, options: Option
         if action.kind == "set_counters":
             continue
         agent_id = action.target[1]
-        why = _verify_entry(action, a, results)
+        why = _verify_entry(action, a, targets)
         if why:
             outcomes.append(_not_verified(action, why, gone=agent_id not in a.agents))
         else:
@@ -180,12 +190,13 @@ def _registry(actions: list[Action], a: Analysis, results: dict, options: Option
     now = datetime.now().isoformat(timespec="microseconds")
     archive = regs.workspace / "registry" / "archive" / f"pruned-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
     done: dict[str, list[str]] = defaultdict(list)
+    touched: dict[str, set[str]] = {}  # registry file -> agent ids its write changed
     failed: dict[str, str] = {}
     for file in regs.files:
         ids = {r.id for r in file.agents}
         if not (ids & (marks | prunes)) and str(file.path) not in counter_files:
             continue
-        edit, archive_removed = _editor(
+        edit, archive_removed, touched[str(file.path)] = _editor(
             file.kind, marks, prunes, now, archive, str(file.path.relative_to(regs.workspace))
         )
         try:
@@ -200,6 +211,10 @@ def _registry(actions: list[Action], a: Analysis, results: dict, options: Option
             done[str(file.path)] = list(result.changes)
         except (RegistryError, LockTimeout, OSError) as exc:
             failed[str(file.path)] = str(exc).splitlines()[0]
+    holders: dict[str, list[str]] = defaultdict(list)  # agent id -> the registry files that list it
+    for file in regs.files:
+        for record in file.agents:
+            holders[record.id].append(str(file.path))
     for action in actions:
         if action.kind == "set_counters":
             path = action.target[1]
@@ -212,9 +227,9 @@ def _registry(actions: list[Action], a: Analysis, results: dict, options: Option
         agent_id = action.target[1]
         if agent_id not in marks | prunes:
             continue
-        paths = [str(f.path) for f in regs.files if any(r.id == agent_id for r in f.agents)]
+        paths = holders[agent_id]
         errors = [failed[p] for p in paths if p in failed]
-        applied = [Path(p).name for p in paths if any(agent_id in c for c in done.get(p, []))]
+        applied = [Path(p).name for p in paths if p in done and agent_id in touched[p]]
         if errors:
             outcomes.append(Outcome(action, "failed", errors[0]))
         elif applied:
@@ -224,10 +239,10 @@ def _registry(actions: list[Action], a: Analysis, results: dict, options: Option
     return outcomes
 
 
-def _verify_entry(action: Action, a: Analysis, results: dict) -> str | None:
+def _verify_entry(action: Action, a: Analysis, targets: Targets) -> str | None:
     """A ghost must still be a ghost; a prune candidate must still have no live session."""
     agent_id = action.target[1]
-    ghost = verify(Action(action.kind, action.target, action.entity, action.reason, "ghost_agents"), results)
+    ghost = verify(Action(action.kind, action.target, action.entity, action.reason, "ghost_agents"), targets)
     if ghost is None or ghost.startswith("refused"):
         return ghost
     if action.kind == "prune_entry":
@@ -239,11 +254,12 @@ def _verify_entry(action: Action, a: Analysis, results: dict) -> str | None:
 
 
 def _editor(kind: str, marks: set[str], prunes: set[str], now: str, archive: Path, rel: str):
-    """An edit applied under the lock, by id, to whatever the file holds now; and its archiving step.
+    """An edit applied under the lock, by id, to whatever the file holds now; its archiving step; the ids it changed.
 
     The archive step runs before the registry is replaced, so a pruned entry is always somewhere.
     """
     removed: list[tuple[str, Any]] = []
+    touched: set[str] = set()
 
     def archive_removed(data: dict[str, Any]) -> None:
         if removed:
@@ -266,11 +282,13 @@ def _editor(kind: str, marks: set[str], prunes: set[str], now: str, archive: Pat
         for agent_id, entry in entries:
             if agent_id in prunes:
                 removed.append((agent_id, entry))
+                touched.add(agent_id)
                 changes.append(f"pruned {agent_id}")
             elif agent_id in marks and status_class(entry.get("status")) == "active":
                 entry["status"] = "terminated"
                 entry["terminated_at"] = now
                 entry["termination_reason"] = "session_not_found"
+                touched.add(agent_id)
                 changes.append(f"terminated {agent_id}")
         if agents is not None:
             for agent_id, _ in removed:
@@ -284,4 +302,4 @@ def _editor(kind: str, marks: set[str], prunes: set[str], now: str, archive: Pat
                 data[name] = value
         return changes
 
-    return edit, archive_removed
+    return edit, archive_removed, touched

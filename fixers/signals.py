@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import psutil
 
-from healthchecks.processes import start_ticks
+from healthchecks import processes
+from healthchecks.processes import Proc, start_ticks
 
 
 @dataclass(frozen=True)
@@ -24,30 +25,42 @@ def _uid(proc: psutil.Process) -> int | None:
         return None
 
 
-def _tree(pid: int, ticks: int, protected: frozenset[int]) -> list[psutil.Process] | Ended:
-    """The root and its descendants that may be signalled: same user as this tool, never the suite itself.
-
-    The psutil object is made first and the identity checked after: a PID reused before that is
-    caught here, one reused later by psutil's own check at signal time.
-    """
-    me = os.geteuid()
+def _bound(pid: int, ticks: int) -> psutil.Process | None:
+    """A psutil handle on exactly this process, or None. Made first, identity checked after: a PID
+    reused before that is caught here, one reused later by psutil's own check at signal time."""
     try:
-        root = psutil.Process(pid)
+        process = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return None
+    return process if start_ticks(pid) == ticks else None
+
+
+def _tree(
+    pid: int, ticks: int, protected: frozenset[int], table: dict[int, Proc], children: dict[int, list[int]]
+) -> list[psutil.Process] | Ended:
+    """The root and its descendants that may be signalled: same user as this tool, never the suite itself."""
+    me = os.geteuid()
+    root = _bound(pid, ticks)
+    if root is None:
         now = start_ticks(pid)
         if now is None:
             return Ended("already gone")
-        if now != ticks:
-            return Ended("skipped", f"pid {pid} now belongs to another process (start time differs); not signalled")
+        return Ended("skipped", f"pid {pid} now belongs to another process (start time differs); not signalled")
+    try:
         if root.status() == psutil.STATUS_ZOMBIE:
             return Ended("already gone", "defunct; its parent has to reap it")
         if (uid := _uid(root)) != me:
             return Ended("skipped", f"owned by uid {uid}, not by this user (uid {me}); not signalled")
-        tree = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
         return Ended("already gone")
     except psutil.AccessDenied:
         return Ended("failed", f"access denied reading pid {pid}")
-    return [p for p in tree if p.pid not in protected and _uid(p) == me]
+    tree = [root]
+    for child in processes.descendants(children, pid)[1:]:
+        process = _bound(child, table[child].start_ticks)
+        if process is not None and child not in protected and _uid(process) == me:
+            tree.append(process)
+    return tree
 
 
 def end_trees(
@@ -60,11 +73,13 @@ def end_trees(
     """
     result: dict[Hashable, Ended] = {}
     trees: dict[Hashable, list[psutil.Process]] = {}
+    table = {p.pid: p for p in processes.scan(lambda name, argv: False)}  # one read for every tree, just now
+    children = processes.children_of(table.values())
     for key, pid, ticks in roots:
         if pid in protected:
             result[key] = Ended("skipped", "this suite or one of its ancestors; never signalled")
             continue
-        tree = _tree(pid, ticks, protected)
+        tree = _tree(pid, ticks, protected, table, children)
         if isinstance(tree, Ended):
             result[key] = tree
         else:
