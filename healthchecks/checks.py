@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from .analysis import Analysis
+from .analysis import Analysis, LiveSession
 from .registry import GLOBAL_RELPATH, RegistryFile, expected_counters
 
 Severity = Literal["fail", "info"]
@@ -76,6 +76,16 @@ def _file_label(file: RegistryFile) -> str:
     return str(GLOBAL_RELPATH) if file.kind == "global" else f"{file.path.parent.name}/{file.path.name}"
 
 
+def _agent_finding(check_id: str, agent_id: str, reason: str) -> Finding:
+    return Finding(check_id, f"agent {agent_id}", reason, target=("agent", agent_id))
+
+
+def _session_finding(check_id: str, session: LiveSession, reason: str) -> Finding:
+    """A failing finding on one live session, identified as a fixer must re-verify it: server, name, created."""
+    target = ("session", session.server, session.name, session.created)
+    return Finding(check_id, f"session {session.name}", reason, target=target)
+
+
 @check("registry_schema", "registry files parse and match their JSON Schemas")
 def registry_schema(a: Analysis) -> list[Finding]:
     """Every registry file is strict UTF-8 JSON that matches the shipped schema."""
@@ -127,7 +137,7 @@ def registry_agreement(a: Analysis) -> list[Finding]:
                 )
             else:
                 continue
-            findings.append(Finding("registry_agreement", f"agent {rec.id}", reason, target=("agent", rec.id)))
+            findings.append(_agent_finding("registry_agreement", rec.id, reason))
     return findings
 
 
@@ -135,12 +145,7 @@ def registry_agreement(a: Analysis) -> list[Finding]:
 def known_statuses(a: Analysis) -> list[Finding]:
     """An unknown status is neither active nor terminal, so no other check can judge that agent."""
     return [
-        Finding(
-            "known_statuses",
-            f"agent {agent.id}",
-            f"unknown status {rec.status!r} ({rec.source} registry)",
-            target=("agent", agent.id),
-        )
+        _agent_finding("known_statuses", agent.id, f"unknown status {rec.status!r} ({rec.source} registry)")
         for agent in a.agents.values()
         for rec in agent.records
         if rec.status_class == "unknown"
@@ -151,12 +156,7 @@ def known_statuses(a: Analysis) -> list[Finding]:
 def ghost_agents(a: Analysis) -> list[Finding]:
     """An active entry past grace whose tmux session is live on no checked server."""
     return [
-        Finding(
-            "ghost_agents",
-            f"agent {agent.id}",
-            f"registry says active, session {agent.session} is not live",
-            target=("agent", agent.id),
-        )
+        _agent_finding("ghost_agents", agent.id, f"registry says active, session {agent.session} is not live")
         for agent in a.agents.values()
         if agent.active and agent.session not in a.sessions and a.past_grace(agent.started_at)
     ]
@@ -171,14 +171,8 @@ def zombie_sessions(a: Analysis) -> list[Finding]:
         if not any(agent.active for agent in agents) or not a.past_grace(session.created):
             continue
         if (session.server, session.name) not in a.sessions_with_claude:
-            findings.append(
-                Finding(
-                    "zombie_sessions",
-                    f"session {session.name}",
-                    f"no Claude process in its panes (tmux server {session.server})",
-                    target=("session", session.server, session.name, session.created),
-                )
-            )
+            reason = f"no Claude process in its panes (tmux server {session.server})"
+            findings.append(_session_finding("zombie_sessions", session, reason))
     return findings
 
 
@@ -201,14 +195,8 @@ def leaked_sessions(a: Analysis) -> list[Finding]:
             )
         elif all(agent.terminal for agent in agents) and all(a.past_grace(agent.ended_at) for agent in agents):
             statuses = ", ".join(f"{agent.id} {agent.records[0].status}" for agent in agents)
-            findings.append(
-                Finding(
-                    "leaked_sessions",
-                    f"session {session.name}",
-                    f"registry says finished ({statuses}), session still live on tmux server {session.server}",
-                    target=("session", session.server, session.name, session.created),
-                )
-            )
+            reason = f"registry says finished ({statuses}), session still live on tmux server {session.server}"
+            findings.append(_session_finding("leaked_sessions", session, reason))
     return findings
 
 
