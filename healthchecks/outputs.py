@@ -45,7 +45,7 @@ def findings_document(results: Results, figures: Figures, taken_at: float, setti
     return {
         "snapshot_time": when,
         "settings": settings,
-        "summary": {**asdict(figures), "claude_total": figures.claude_total},
+        "summary": asdict(figures),
         "checks": checks,
         "findings": findings,
     }
@@ -60,7 +60,7 @@ def metrics_text(results: Results, figures: Figures, snapshot_seconds: float, ta
         lines.append(f"# TYPE {PREFIX}_{name} gauge")
         for labels, value in samples:
             if value is None:
-                continue  # not known (registry unusable): absent, not zero
+                continue  # not known (registry unusable, tmux unreachable): absent, not zero
             label = "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items()) + "}" if labels else ""
             lines.append(f"{PREFIX}_{name}{label} {_number(value)}")
 
@@ -84,7 +84,7 @@ def metrics_text(results: Results, figures: Figures, snapshot_seconds: float, ta
         "agent_sessions",
         "Live agent tmux sessions.",
         [
-            ({"tracked": "true"}, figures.agent_sessions - figures.untracked_sessions),
+            ({"tracked": "true"}, figures.tracked_sessions),
             ({"tracked": "false"}, figures.untracked_sessions),
         ],
     )

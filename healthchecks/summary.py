@@ -12,38 +12,41 @@ Results = dict[str, "list[Finding] | tuple[str, str]"]
 
 @dataclass(frozen=True)
 class Figures:
+    """None marks a figure whose facts are missing (registry unusable, tmux unreachable): unknown, not zero."""
+
     registry_agents: int | None
     active_counter: int | None
     active_entries: int | None
-    claude_attached: int
-    claude_orphan: int
-    claude_foreign: int
-    agent_sessions: int
-    untracked_sessions: int
+    claude_total: int  # every Claude process judged: not defunct, not this suite
+    claude_attached: int | None  # needs tmux
+    claude_orphan: int | None  # needs tmux and the registry (agent ids are evidence)
+    claude_foreign: int | None  # likewise
+    agent_sessions: int | None  # needs tmux
+    untracked_sessions: int | None  # needs tmux and the registry
     ghosts: int | None
 
     @property
-    def claude_total(self) -> int:
-        return self.claude_attached + self.claude_orphan + self.claude_foreign
+    def tracked_sessions(self) -> int | None:
+        if self.agent_sessions is None or self.untracked_sessions is None:
+            return None
+        return self.agent_sessions - self.untracked_sessions
 
     def rows(self) -> list[tuple[str, str]]:
         """The seed guide's table, one (label, value) per line."""
-        unknown = "n/a"
         active = f"{_n(self.active_counter)} (counter) / {_n(self.active_entries)} (entries)"
+        claude = (
+            f"{self.claude_total} ({_n(self.claude_attached)} attached, "
+            f"{_n(self.claude_orphan)} orphan, {_n(self.claude_foreign)} foreign)"
+        )
+        sessions = (
+            f"{_n(self.agent_sessions)} ({_n(self.tracked_sessions)} tracked, {_n(self.untracked_sessions)} untracked)"
+        )
         return [
             ("Registry agents", _n(self.registry_agents)),
             ("Active agents", active),
-            (
-                "Claude processes",
-                f"{self.claude_total} ({self.claude_attached} attached, "
-                f"{self.claude_orphan} orphan, {self.claude_foreign} foreign)",
-            ),
-            (
-                "Agent tmux sessions",
-                f"{self.agent_sessions} ({self.agent_sessions - self.untracked_sessions} tracked, "
-                f"{self.untracked_sessions} untracked)",
-            ),
-            ("Ghost agents", unknown if self.ghosts is None else str(self.ghosts)),
+            ("Claude processes", claude),
+            ("Agent tmux sessions", sessions),
+            ("Ghost agents", _n(self.ghosts)),
         ]
 
 
@@ -52,9 +55,10 @@ def _n(value: int | None) -> str:
 
 
 def figures(analysis: Analysis, results: Results) -> Figures:
-    regs = analysis.snapshot.registries
-    usable = regs.ok
-    glob = regs.global_file
+    snap = analysis.snapshot
+    usable, tmux_ok = snap.registries.ok, snap.tmux_ok
+    both = usable and tmux_ok
+    glob = snap.registries.global_file
     classes = analysis.claude_classes
     ghosts = results.get("ghost_agents")
     untracked = sum(1 for s in analysis.agent_sessions if s.name not in analysis.agents_by_session)
@@ -62,10 +66,11 @@ def figures(analysis: Analysis, results: Results) -> Figures:
         registry_agents=len(glob.agents) if usable else None,
         active_counter=glob.counters.get("active_agents") if usable else None,
         active_entries=sum(1 for r in glob.agents if r.status_class == "active") if usable else None,
-        claude_attached=len(classes["attached"]),
-        claude_orphan=len(classes["orphan"]) if usable else 0,
-        claude_foreign=len(classes["foreign"]) if usable else 0,
-        agent_sessions=len(analysis.agent_sessions),
-        untracked_sessions=untracked if usable else 0,
+        claude_total=len(analysis.claude),
+        claude_attached=len(classes["attached"]) if tmux_ok else None,
+        claude_orphan=len(classes["orphan"]) if both else None,
+        claude_foreign=len(classes["foreign"]) if both else None,
+        agent_sessions=len(analysis.agent_sessions) if tmux_ok else None,
+        untracked_sessions=untracked if both else None,
         ghosts=len(ghosts) if isinstance(ghosts, list) else None,
     )

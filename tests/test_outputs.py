@@ -196,3 +196,26 @@ def test_cron_line_command_exports_metrics(world, tmp_path):
     )
     assert proc.returncode == 1  # a ghost: faults found, still exported
     assert parse_metrics((tmp_path / "agent_healthchecks.prom").read_text())["agent_healthchecks_ghost_agents"] == 1
+
+
+def test_figures_that_cannot_be_judged_are_absent_not_zero(world, tmp_path):
+    """A broken registry leaves Claude attribution and session tracking unknown: no gauge may claim 0."""
+    world.agent(None, "claude")
+    world.agent("completed", "orphan")
+    world.start()
+    world.global_path.write_text("{")
+    metrics, findings = tmp_path / "m.prom", tmp_path / "f.json"
+    proc = run_health(
+        tmp_path, *settings_args(world.settings), "--metrics-file", str(metrics), "--findings-json", str(findings)
+    )
+    assert proc.returncode == 1
+    m = parse_metrics(metrics.read_text())
+    p = "agent_healthchecks_"
+    assert m[p + 'claude_processes{class="attached"}'] == 1  # needs tmux only: still known
+    for unknown in ('claude_processes{class="orphan"}', 'claude_processes{class="foreign"}',
+                    'agent_sessions{tracked="true"}', 'agent_sessions{tracked="false"}', "registry_agents"):
+        assert p + unknown not in m
+    summary = json.loads(findings.read_text())["summary"]
+    assert summary["claude_total"] == 2 and summary["claude_attached"] == 1
+    assert summary["claude_orphan"] is None and summary["untracked_sessions"] is None
+    assert "Claude processes     2 (1 attached, n/a orphan, n/a foreign)" in proc.stdout
