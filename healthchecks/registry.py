@@ -26,6 +26,10 @@ GLOBAL_RELPATH = Path("registry") / "GLOBAL_REGISTRY.json"
 TASK_GLOB = "TASK-*/AGENT_REGISTRY.json"
 MAX_BYTES = 32 * 1024 * 1024  # a real registry of 10,000 agents is ~4 MB
 MAX_ERRORS_PER_FILE = 20
+NO_WORKSPACE = (
+    "workspace directory does not exist (point --workspace or AGENT_WORKSPACE at the orchestrator's "
+    ".agent-workspace; --demo checks a built-in demo world)"
+)
 
 ACTIVE = frozenset({"running", "working", "blocked", "reviewing"})
 TERMINAL = frozenset({"completed", "failed", "error", "terminated", "killed", "phase_completed"})
@@ -301,6 +305,6 @@ def load(workspace: Path) -> Registries:
     global_path = workspace / GLOBAL_RELPATH
     if not workspace.is_dir():
         missing = RegistryFile(global_path, "global")
-        return Registries(workspace, missing, (), (f"{workspace}: $: workspace directory does not exist",))
+        return Registries(workspace, missing, (), (f"{workspace}: $: {NO_WORKSPACE}",))
     tasks = tuple(load_file(p, "task") for p in sorted(workspace.glob(TASK_GLOB)))
     return Registries(workspace, load_file(global_path, "global"), tasks)
