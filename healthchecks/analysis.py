@@ -115,9 +115,13 @@ class Analysis:
 
     @cached_property
     def claude(self) -> list[Proc]:
-        """Claude processes that can be judged: not defunct, not this suite or its ancestors."""
-        own = self.snapshot.self_pids
-        return [p for p in self.snapshot.processes if p.is_claude and not p.defunct and p.pid not in own]
+        """Claude processes that can be judged: not defunct (a defunct one only waits for its parent)."""
+        return [p for p in self.snapshot.processes if p.is_claude and not p.defunct]
+
+    @cached_property
+    def own_sessions(self) -> set[tuple[str, str]]:
+        """(server, session) of the panes this suite runs in (an agent checking its own fleet): never judged."""
+        return {self.pane_of[pid] for pid in self.snapshot.self_pids if pid in self.pane_of}
 
     @cached_property
     def _live_panes(self) -> dict[str, tuple[int | None, dict[str, tuple[str, str]]]]:
@@ -214,6 +218,8 @@ class Analysis:
         for proc in self.claude:
             if where := self.attached_to(proc):
                 classes["attached"].append((proc, f"runs in session {where[1]} on tmux server {where[0]}"))
+            elif proc.pid in self.snapshot.self_pids:
+                continue  # the Claude this suite runs under: never an orphan, never signalled
             elif reason := self.evidence(proc):
                 classes["orphan"].append((proc, reason))
             elif not proc.headless:

@@ -168,6 +168,8 @@ def zombie_sessions(a: Analysis) -> list[Finding]:
     findings = []
     for session in a.agent_sessions:
         agents = a.agents_by_session.get(session.name, [])
+        if (session.server, session.name) in a.own_sessions:
+            continue  # said once, by leaked_sessions
         if not any(agent.active for agent in agents) or not a.past_grace(session.created):
             continue
         if (session.server, session.name) not in a.sessions_with_claude:
@@ -183,7 +185,10 @@ def leaked_sessions(a: Analysis) -> list[Finding]:
     for session in a.agent_sessions:
         agents = a.agents_by_session.get(session.name)
         has_claude = (session.server, session.name) in a.sessions_with_claude
-        if not agents:
+        if (session.server, session.name) in a.own_sessions:
+            reason = "this health check runs inside it, so it is neither judged nor ever killed"
+            findings.append(Finding("leaked_sessions", f"session {session.name}", reason, severity="info"))
+        elif not agents:
             inside = "Claude runs inside" if has_claude else "no Claude inside"
             findings.append(
                 Finding(

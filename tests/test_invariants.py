@@ -13,7 +13,11 @@ import time
 import psutil
 from helpers import failing, info, judge
 
+from fixers.plan import make_plan
+from healthchecks import checks, processes
+from healthchecks.analysis import Analysis
 from healthchecks.processes import start_ticks
+from healthchecks.snapshot import collect
 from healthchecks.world import World
 
 
@@ -266,3 +270,30 @@ def test_claude_hosting_the_orchestrator_mcp_server_is_never_an_orphan(world):
     finally:
         for child in psutil.Process(client.pid).children():
             child.kill()
+
+
+def _judged_from_inside(world: World, agent: str) -> dict:
+    """Judge a real snapshot as if this suite ran under the agent's own Claude, in the agent's own pane."""
+    standin = next(p for p in world.standins() if agent in " ".join(p.cmdline()))
+    snapshot = collect(world.settings)
+    snapshot = dataclasses.replace(snapshot, self_pids=snapshot.self_pids | processes.lineage(standin.pid))
+    return checks.judge(Analysis(snapshot))
+
+
+def test_agent_checking_its_own_fleet_is_not_a_zombie(world):
+    """An agent may run the health checks itself: the Claude it runs under still counts for its session."""
+    healthy(world)
+    agent = world.agent("running", "claude")
+    world.start()
+    results = _judged_from_inside(world, agent)
+    assert failing(results) == set()
+    assert info(results) == {("leaked_sessions", f"session agent_{agent}")}
+
+
+def test_session_the_checks_run_in_is_never_judged_leaked(world):
+    """An agent marked finished that still runs the checks: its session is never planned for killing."""
+    agent = world.agent("completed", "claude")
+    world.start()
+    results = _judged_from_inside(world, agent)
+    assert failing(results) == set()
+    assert not make_plan(Analysis(collect(world.settings)), results).actions
