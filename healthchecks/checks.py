@@ -42,7 +42,6 @@ class Check:
     title: str
     needs: frozenset[str]
     judge: Callable[[Analysis], list[Finding]]
-    doc: str = ""
 
 
 CHECKS: dict[str, Check] = {}
@@ -50,7 +49,7 @@ CHECKS: dict[str, Check] = {}
 
 def check(id: str, title: str, needs: tuple[str, ...] = ()) -> Callable:
     def register(fn: Callable[[Analysis], list[Finding]]) -> Callable[[Analysis], list[Finding]]:
-        CHECKS[id] = Check(id, title, frozenset(needs), fn, (fn.__doc__ or "").strip())
+        CHECKS[id] = Check(id, title, frozenset(needs), fn)
         return fn
 
     return register

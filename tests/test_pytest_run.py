@@ -198,3 +198,24 @@ def test_tmux_socket_path_form(world, tmp_path):
     args[i + 1] = f"/tmp/tmux-{os.getuid()}/{world.socket_name}"
     proc = run_health(tmp_path, *args)
     assert proc.returncode == 0, proc.stdout
+
+
+OWN_CHECK = '''
+def test_my_own_check(hc_snapshot, hc_judged):
+    assert len(hc_snapshot.registries.global_file.agents) == 2
+    assert hc_judged.snapshot_id == f"{hc_snapshot.taken_at:.6f}"
+    assert hc_judged.results["ghost_agents"] == []
+'''
+
+
+@pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["serial", "xdist"])
+def test_fixtures_for_checks_of_your_own(world, tmp_path, workers):
+    """A test of the operator's own sees the run's one snapshot and judged results, also in an xdist worker."""
+    world.agent(None, "claude")
+    world.agent("completed", None)
+    world.start()
+    mine = tmp_path / "test_mine.py"
+    mine.write_text(OWN_CHECK)
+    proc = run_health(tmp_path, str(mine), *settings_args(world.settings), *workers)
+    assert proc.returncode == 0, proc.stdout
+    assert "9 passed" in proc.stdout
