@@ -92,6 +92,7 @@ class Judged:
 
 RUN = pytest.StashKey[Run]()
 WORKDIR = pytest.StashKey[Path]()  # private temporary directory: the files for xdist workers, the demo world
+KEEP_REPORTS = pytest.StashKey[int]()
 SHARED = pytest.StashKey[bool]()  # xdist workers were started: hand them the controller's results
 SETTINGS = pytest.StashKey[Settings]()
 FOUND = pytest.StashKey[list[Finding]]()
@@ -149,6 +150,14 @@ OPTIONS = [
         None,
         "reports",
         "where the HTML report goes: a timestamped file plus latest.html (default reports/)",
+    ),
+    (
+        "--keep-reports",
+        "healthchecks_keep_reports",
+        None,
+        "100",
+        "how many timestamped HTML reports to keep in the report directory; older ones are deleted "
+        "(0 keeps all; default 100)",
     ),
     (
         "--findings-json",
@@ -261,6 +270,16 @@ def report_dir(config: pytest.Config) -> Path:
     return _path(config, _value(config, "healthchecks_report_dir", None, "reports"), config.rootpath)
 
 
+def keep_reports(config: pytest.Config) -> int:
+    try:
+        keep = int(_value(config, "healthchecks_keep_reports", None, "100"))
+        if keep < 0:
+            raise ValueError("must be >= 0")
+    except ValueError as exc:
+        raise pytest.UsageError(f"agent-healthchecks: invalid --keep-reports: {exc}") from None
+    return keep
+
+
 def targets_healthchecks(config: pytest.Config) -> bool:
     """Whether this run collects the health checks (and not only, say, the project's own tests)."""
     if config.getoption("healthchecks_demo"):
@@ -307,6 +326,7 @@ def pytest_configure(config: pytest.Config) -> None:
             )
         return
     config.stash[SETTINGS] = settings_from(config)
+    config.stash[KEEP_REPORTS] = keep_reports(config)
     config.stash[WORKDIR] = Path(tempfile.mkdtemp(prefix="agent-healthchecks-"))
     if fixing(config):
         config.stash[FIX_OPTIONS] = fix_options(config)
@@ -316,7 +336,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(report.HtmlHooks(get_run), "healthchecks-html")
         if not config.option.htmlpath:
             stamp = time.strftime("%Y%m%d-%H%M%S")
-            config.option.htmlpath = str(report_dir(config) / f"healthchecks-{stamp}-{os.getpid()}.html")
+            config.option.htmlpath = str(report_dir(config) / report.REPORT_NAME.format(stamp=stamp, pid=os.getpid()))
             config.option.self_contained_html = True
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(), "healthchecks-xdist")
@@ -451,6 +471,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     html = getattr(config.option, "htmlpath", None)
     if run is not None and html and Path(html).is_file():
         shutil.copyfile(html, report_dir(config) / "latest.html")
+        report.prune_reports(report_dir(config), config.stash[KEEP_REPORTS])
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

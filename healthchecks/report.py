@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from datetime import datetime
 from html import escape
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from .render import FINDINGS_HEADER, finding_rows, html_table, text_table
 
+REPORT_NAME = "healthchecks-{stamp}-{pid}.html"
+REPORT_PATTERN = re.compile(r"healthchecks-\d{8}-\d{6}-\d+\.html")
 PACKAGES = (
     "agent-healthchecks",
     "pytest",
@@ -145,3 +149,18 @@ def add_environment(config, run) -> None:
     except ImportError:
         return
     config.stash[metadata_key].update(dict(environment_rows(run)))
+
+
+def prune_reports(directory: Path, keep: int) -> None:
+    """Keep the newest ``keep`` timestamped reports (0: all): a run every few minutes must not fill the disk.
+
+    Only files named as this tool names its reports are ever deleted.
+    """
+    if keep <= 0:
+        return
+    reports = sorted(
+        (p for p in directory.iterdir() if REPORT_PATTERN.fullmatch(p.name) and p.is_file()),
+        key=lambda p: (p.stat().st_mtime, p.name),
+    )
+    for old in reports[:-keep]:
+        old.unlink(missing_ok=True)

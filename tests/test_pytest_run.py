@@ -155,11 +155,32 @@ def test_bad_registry_gives_one_clear_line(tmp_path, case, expected):
     assert (path.read_bytes() if path.exists() else None) == before
 
 
-def test_invalid_option_is_a_usage_error(tmp_path):
-    proc = run_health(tmp_path, "--claude-match", "(unclosed")
+@pytest.mark.parametrize(
+    "args",
+    [("--claude-match", "(unclosed"), ("--grace", "-1"), ("--keep-reports", "-3"), ("--keep-reports", "many")],
+)
+def test_invalid_option_is_a_usage_error(tmp_path, args):
+    proc = run_health(tmp_path, *args)
     assert proc.returncode == 4
-    assert "agent-healthchecks: invalid option" in proc.stderr
+    assert "agent-healthchecks: invalid" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_old_reports_are_pruned_and_nothing_else(world, tmp_path):
+    world.agent(None, "claude")
+    world.start()
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    old = [reports / f"healthchecks-20250101-00000{i}-42.html" for i in range(5)]
+    others = [reports / "notes.html", reports / "healthchecks-mine.html"]
+    for age, path in enumerate([*old, *others]):
+        path.write_text("old")
+        os.utime(path, (1_700_000_000 + age, 1_700_000_000 + age))
+    proc = run_health(tmp_path, *settings_args(world.settings), "--keep-reports", "3")
+    assert proc.returncode == 0, proc.stdout
+    kept = {p.name for p in reports.iterdir()}
+    (new,) = kept - {p.name for p in [*old, *others]} - {"latest.html"}  # this run's own report
+    assert kept == {old[3].name, old[4].name, new, "latest.html", "notes.html", "healthchecks-mine.html"}
 
 
 def test_help_documents_every_option(tmp_path):
