@@ -22,6 +22,7 @@ from healthchecks.processes import start_ticks
 from healthchecks.registry import RegistryError, expected_counters, records, status_class
 from healthchecks.settings import Settings
 from healthchecks.snapshot import collect
+from healthchecks.tmux import TmuxServer
 
 from .plan import Action, Plan
 from .registry_write import LockTimeout, append_archive, rewrite
@@ -139,30 +140,46 @@ def _sessions(actions: list[Action], a: Analysis, targets: Targets, options: Opt
                     if pane.pid in a.snapshot.by_pid
                 ]
     end_trees(roots, a.snapshot.self_pids, options.term_timeout)  # kill-session alone leaves children alive
-    by_server: dict[str, list[Action]] = defaultdict(list)
+    by_server: dict[str, dict[Action, str]] = defaultdict(dict)  # server -> action -> the verified session's id
     for action in verified:
-        by_server[action.target[1]].append(action)
-    for server, group in by_server.items():
-        command: list[str] = []
-        for action in group:
-            command += ["kill-session", "-t", f"={action.target[2]}", ";"]
-        try:
-            tmux.run(server, *command[:-1])  # fails harmlessly for sessions that ended with their panes
-            after = tmux.read_server(server)
-        except (OSError, tmux.subprocess.TimeoutExpired) as exc:
-            outcomes += [Outcome(action, "failed", f"tmux: {exc}") for action in group]
-            continue
-        live = {p.session for p in after.panes}
-        for action in group:
-            ok = after.state != "unreachable" and action.target[2] not in live
-            outcomes.append(
-                Outcome(
-                    action,
-                    "done" if ok else "failed",
-                    "panes' processes ended, session killed" if ok else "session still live",
-                )
-            )
+        _, server, name, _ = action.target
+        by_server[server][action] = next(s.id for s in a.sessions[name] if s.server == server)
+    server_pids = {s.label: s.server_pid for s in a.snapshot.servers}
+    for server, ids in by_server.items():
+        after, error = _kill_sessions(server, server_pids.get(server), set(ids.values()))
+        live = {p.session_id for p in after.panes}
+        for action, session_id in ids.items():
+            if error:
+                outcomes.append(Outcome(action, "failed", error))
+            elif session_id in live:
+                outcomes.append(Outcome(action, "failed", "session still live"))
+            else:
+                outcomes.append(Outcome(action, "done", "panes' processes ended, session killed"))
     return outcomes
+
+
+def _kill_sessions(server: str, server_pid: int | None, ids: set[str], attempts: int = 5) -> tuple[TmuxServer, str]:
+    """kill-session by id whatever of ``ids`` is still live; returns (the last read, why it failed).
+
+    tmux stops a command sequence at its first error, and a session whose pane processes just ended
+    closes by itself at any moment: so kill what is live, read again, repeat (bounded). Ids restart
+    with a new server, so a server that restarted since the checks is left alone.
+    """
+    for _ in range(attempts):
+        now = tmux.read_server(server)
+        if not now.reachable:
+            return now, f"tmux unreachable: {now.reason}"
+        if now.server_pid is not None and now.server_pid != server_pid:
+            return now, f"tmux server restarted (pid {server_pid} -> {now.server_pid}); sessions not killed"
+        live = sorted(ids & {p.session_id for p in now.panes})
+        if not live:
+            return now, ""
+        command = [word for session_id in live for word in ("kill-session", "-t", session_id, ";")]
+        try:
+            tmux.run(server, *command[:-1])
+        except (OSError, tmux.subprocess.TimeoutExpired) as exc:
+            return now, f"tmux: {exc}"
+    return tmux.read_server(server), ""
 
 
 def _registry(actions: list[Action], a: Analysis, targets: Targets, options: Options) -> list[Outcome]:

@@ -25,6 +25,10 @@ class LiveSession:
     created: float
     panes: tuple[Pane, ...]
 
+    @property
+    def id(self) -> str:
+        return self.panes[0].session_id
+
 
 @dataclass(frozen=True)
 class Agent:

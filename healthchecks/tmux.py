@@ -14,7 +14,7 @@ from functools import cache
 from typing import Literal
 
 TIMEOUT = 5.0
-FIELDS = ("session_name", "session_created", "pane_id", "pane_pid", "pid", "socket_path")
+FIELDS = ("session_name", "session_created", "pane_id", "pane_pid", "pid", "socket_path", "session_id")
 FORMAT = "\t".join(f"#{{{f}}}" for f in FIELDS)
 # What tmux 3.x prints when it reached the socket's place and found no server behind it.
 NO_SERVER_MARKERS = ("no server running on", "(No such file or directory)")
@@ -30,6 +30,7 @@ class Pane:
     session_created: float
     pane_id: str
     pid: int
+    session_id: str = ""  # $N: unique for the server's lifetime, unlike a name
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,8 @@ def run(socket: str | None, *command: str, timeout: float = TIMEOUT) -> subproce
 
 
 def _parse(line: str) -> tuple[Pane, int, str]:
-    session, created, pane_id, pane_pid, server_pid, socket_path = line.split("\t")
-    return Pane(session, float(created), pane_id, int(pane_pid)), int(server_pid), socket_path
+    session, created, pane_id, pane_pid, server_pid, socket_path, session_id = line.split("\t")
+    return Pane(session, float(created), pane_id, int(pane_pid), session_id), int(server_pid), socket_path
 
 
 def read_server(socket: str | None, timeout: float = TIMEOUT) -> TmuxServer:

@@ -231,6 +231,24 @@ def test_stubborn_claude_ends_by_sigkill_within_the_bound(world):
     assert time.monotonic() - started < 10 and not orphan.is_running()
 
 
+def test_every_session_is_killed_though_some_close_by_themselves(world):
+    """tmux stops a command sequence at its first error: a session that closed when its pane processes ended
+    must not leave the sessions after it alive. Dead panes of remain-on-exit sessions stay until kill-session."""
+    keep = world.agent(None, "claude")
+    zombies = [world.agent("running", "shell") for _ in range(4)]
+    world.start()
+    for agent in zombies[1::2]:
+        subprocess.run(
+            ["tmux", "-L", world.socket_name, "set-option", "-w", "-t", f"=agent_{agent}:", "remain-on-exit", "on"],
+            check=True,
+        )
+    analysis = Analysis(collect(world.settings))
+    plan = make_plan(analysis, checks.judge(analysis))
+    outcomes = [o for o in apply(plan, world.settings, Options()) if o.action.kind == "kill_session"]
+    assert [o.status for o in outcomes] == ["done"] * 4, [o.line() for o in outcomes]
+    assert world.live_sessions() == {f"agent_{keep}"}
+
+
 def _hold_lock(path, seconds: float) -> subprocess.Popen:
     code = (
         "import fcntl, sys, time; f = open(sys.argv[1], 'r+'); fcntl.flock(f, fcntl.LOCK_EX); "
