@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from healthchecks import checks, tmux
-from healthchecks.analysis import Analysis
-from healthchecks.processes import start_ticks
+from healthchecks.analysis import Analysis, LiveSession
 from healthchecks.registry import RegistryError, expected_counters, records, status_class
 from healthchecks.settings import Settings
 from healthchecks.snapshot import collect
@@ -26,7 +25,7 @@ from healthchecks.tmux import TmuxServer
 
 from .plan import Action, Plan
 from .registry_write import LockTimeout, append_archive, rewrite
-from .signals import end_trees
+from .signals import end_trees, identity_lost
 
 
 @dataclass(frozen=True)
@@ -98,13 +97,8 @@ def _not_verified(action: Action, why: str, gone: bool) -> Outcome:
 def _unverified_process(action: Action, why: str) -> Outcome:
     """Say precisely why a planned kill does not happen: gone, PID reused, or no longer an orphan."""
     _, pid, ticks = action.target
-    if why.startswith("refused"):
-        return _not_verified(action, why, gone=False)
-    now = start_ticks(pid)
-    if now is None:
-        return Outcome(action, "already gone")
-    if now != ticks:
-        return Outcome(action, "skipped", "pid now belongs to another process; not signalled")
+    if not why.startswith("refused") and (lost := identity_lost(pid, ticks)):
+        return Outcome(action, lost.status, lost.detail)
     return _not_verified(action, why, gone=False)
 
 
@@ -121,29 +115,25 @@ def _processes(actions: list[Action], a: Analysis, targets: Targets, options: Op
 
 
 def _sessions(actions: list[Action], a: Analysis, targets: Targets, options: Options) -> list[Outcome]:
-    outcomes, verified = [], []
+    outcomes: list[Outcome] = []
+    verified: list[tuple[Action, LiveSession]] = []
     for action in actions:
         _, server, name, _ = action.target
+        session = next((s for s in a.sessions.get(name, []) if s.server == server), None)
         if why := verify(action, targets):
-            live = any(s.server == server for s in a.sessions.get(name, []))
-            outcomes.append(_not_verified(action, why, gone=not live and not why.startswith("refused")))
+            outcomes.append(_not_verified(action, why, gone=session is None and not why.startswith("refused")))
         else:
-            verified.append(action)
-    roots = []
-    for action in verified:
-        _, server, name, _ = action.target
-        for session in a.sessions[name]:
-            if session.server == server:
-                roots += [
-                    ((action, pane.pid), pane.pid, a.snapshot.by_pid[pane.pid].start_ticks)
-                    for pane in session.panes
-                    if pane.pid in a.snapshot.by_pid
-                ]
+            verified.append((action, session))
+    roots = [
+        ((action, pane.pid), pane.pid, a.snapshot.by_pid[pane.pid].start_ticks)
+        for action, session in verified
+        for pane in session.panes
+        if pane.pid in a.snapshot.by_pid
+    ]
     end_trees(roots, a.snapshot.self_pids, options.term_timeout)  # kill-session alone leaves children alive
     by_server: dict[str, dict[Action, str]] = defaultdict(dict)  # server -> action -> the verified session's id
-    for action in verified:
-        _, server, name, _ = action.target
-        by_server[server][action] = next(s.id for s in a.sessions[name] if s.server == server)
+    for action, session in verified:
+        by_server[session.server][action] = session.id
     server_pids = {s.label: s.server_pid for s in a.snapshot.servers}
     for server, ids in by_server.items():
         after, error = _kill_sessions(server, server_pids.get(server), set(ids.values()))

@@ -35,6 +35,16 @@ def _bound(pid: int, ticks: int) -> psutil.Process | None:
     return process if start_ticks(pid) == ticks else None
 
 
+def identity_lost(pid: int, ticks: int) -> Ended | None:
+    """Why ``pid`` is no longer the process identified by ``ticks`` (gone, or its PID reused), or None."""
+    now = start_ticks(pid)
+    if now is None:
+        return Ended("already gone")
+    if now != ticks:
+        return Ended("skipped", f"pid {pid} now belongs to another process (start time differs); not signalled")
+    return None
+
+
 def _tree(
     pid: int, ticks: int, protected: frozenset[int], table: dict[int, Proc], children: dict[int, list[int]]
 ) -> list[psutil.Process] | Ended:
@@ -42,10 +52,7 @@ def _tree(
     me = os.geteuid()
     root = _bound(pid, ticks)
     if root is None:
-        now = start_ticks(pid)
-        if now is None:
-            return Ended("already gone")
-        return Ended("skipped", f"pid {pid} now belongs to another process (start time differs); not signalled")
+        return identity_lost(pid, ticks) or Ended("already gone")
     try:
         if root.status() == psutil.STATUS_ZOMBIE:
             return Ended("already gone", "defunct; its parent has to reap it")

@@ -14,7 +14,7 @@ from functools import cached_property
 from . import processes
 from .processes import Proc
 from .registry import AgentRecord
-from .snapshot import Snapshot
+from .snapshot import Snapshot, pane_of
 from .tmux import Pane
 
 
@@ -107,15 +107,13 @@ class Analysis:
 
     # -- process side --------------------------------------------------------------------------
     @cached_property
+    def children(self) -> dict[int, list[int]]:
+        return processes.children_of(self.snapshot.processes)
+
+    @cached_property
     def pane_of(self) -> dict[int, tuple[str, str]]:
         """pid -> (server, session) for every process that descends from a live pane."""
-        children = processes.children_of(self.snapshot.processes)
-        return {
-            pid: (server.label, pane.session)
-            for server in self.snapshot.servers
-            for pane in server.panes
-            for pid in processes.descendants(children, pane.pid)
-        }
+        return pane_of(self.children, self.snapshot.servers)
 
     @cached_property
     def claude(self) -> list[Proc]:
@@ -184,15 +182,6 @@ class Analysis:
                 result[proc.pgid].append(proc)
         return result
 
-    def descends_from(self, pid: int, ancestor: int) -> bool:
-        seen: set[int] = set()
-        while pid not in seen and (proc := self.snapshot.by_pid.get(pid)) is not None:
-            if proc.ppid == ancestor:
-                return True
-            seen.add(pid)
-            pid = proc.ppid
-        return False
-
     def evidence(self, proc: Proc) -> str | None:
         """Proof that an unattached Claude process is a leaked agent of this workspace, or None.
 
@@ -205,8 +194,9 @@ class Analysis:
             return None
         if reason := self.own_evidence(proc):
             return reason
+        launched = set(processes.descendants(self.children, proc.pid))  # itself and what it started
         for member in self.groups.get(proc.pgid, []):
-            if member.pid == proc.pid or self.descends_from(member.pid, proc.pid):
+            if member.pid in launched:
                 continue
             if reason := self.own_evidence(member):
                 return f"process {member.pid} of its process group: {reason}"

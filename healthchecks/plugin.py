@@ -364,15 +364,7 @@ def pytest_sessionstart(session: pytest.Session):
 
 
 def _dump(path: Path, value: object) -> None:
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as fh:
-        pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    tmp.rename(path)
-
-
-def _load(path: str) -> object:
-    with open(path, "rb") as fh:
-        return pickle.load(fh)
+    path.write_bytes(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -491,26 +483,26 @@ class XdistHooks:
         node.workerinput["healthchecks_snapshot"] = str(config.stash[WORKDIR] / "snapshot.pickle")
 
 
-def _shared(config: pytest.Config, name: str, attribute: str):
+def _shared(config: pytest.Config, name: str):
     """On the controller (or without xdist), the run's own value; on a worker, the controller's, read once."""
     if is_worker(config):
         if path := config.workerinput.get(f"healthchecks_{name}"):
-            return _load(path)
+            return pickle.loads(Path(path).read_bytes())
     elif (run := config.stash.get(RUN, None)) is not None:
-        return getattr(run, attribute)
+        return getattr(run, name)
     pytest.fail("agent-healthchecks: no snapshot was taken; run the checks as `pytest healthchecks`", pytrace=False)
 
 
 @pytest.fixture(scope="session")
 def hc_judged(request: pytest.FixtureRequest) -> Judged:
     """Every check's result on this run's snapshot, judged once on the controller."""
-    return _shared(request.config, "judged", "judged")
+    return _shared(request.config, "judged")
 
 
 @pytest.fixture(scope="session")
 def hc_snapshot(request: pytest.FixtureRequest) -> Snapshot:
     """The read-only snapshot every check of this run judges (for checks of your own)."""
-    return _shared(request.config, "snapshot", "snapshot")
+    return _shared(request.config, "snapshot")
 
 
 class Findings(list):

@@ -192,7 +192,7 @@ def validators(kind: Kind) -> tuple[Callable[[Any], Any], Draft202012Validator]:
     jsonschema is the reference: it decides and it words every error. Checking 10,000 entries
     with it takes seconds, so a compiled validator (fastjsonschema) answers the common question
     "is this valid?" first; anything it rejects is judged again by jsonschema. The compiled copy
-    has no $id, so its local $refs never turn into URL look-ups.
+    has its local $refs inlined (see _inline_refs).
     """
     import fastjsonschema  # imported here: pytest-xdist workers never validate, and both cost an import
     from jsonschema import Draft202012Validator
@@ -255,8 +255,7 @@ def parse_time(value: Any) -> float | None:
 def _record(agent_id: str, entry: dict[str, Any], task_id: str | None, source: Kind) -> AgentRecord:
     get = entry.get
     times = (get("started_at"), get("completed_at"), get("terminated_at"), get("failed_at"))
-    task = entry.get("task_id", task_id)
-    return AgentRecord(agent_id, task, entry.get("status"), entry["tmux_session"], source, times)
+    return AgentRecord(agent_id, get("task_id", task_id), get("status"), entry["tmux_session"], source, times)
 
 
 def records(kind: Kind, data: dict[str, Any]) -> tuple[tuple[AgentRecord, ...], tuple[str, ...]]:

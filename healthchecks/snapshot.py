@@ -71,10 +71,19 @@ def fingerprint(workspace: Path) -> tuple[tuple[str, str | None], ...]:
     return tuple(result)
 
 
+def pane_of(children: dict[int, list[int]], servers: tuple[TmuxServer, ...]) -> dict[int, tuple[str, str]]:
+    """pid -> (server, session) for every process that descends from a live pane."""
+    return {
+        pid: (server.label, pane.session)
+        for server in servers
+        for pane in server.panes
+        for pid in processes.descendants(children, pane.pid)
+    }
+
+
 def needs_proof(procs: tuple[processes.Proc, ...], servers: tuple[TmuxServer, ...]) -> set[int]:
     """Claude processes that descend from no pane, and the members of their process groups."""
-    children = processes.children_of(procs)
-    in_panes = {pid for s in servers for pane in s.panes for pid in processes.descendants(children, pane.pid)}
+    in_panes = pane_of(processes.children_of(procs), servers)
     groups = {p.pgid for p in procs if p.is_claude and p.pid not in in_panes}
     return {p.pid for p in procs if p.pgid in groups or (p.is_claude and p.pid not in in_panes)}
 
