@@ -2,13 +2,19 @@
 
 The plan was made from a snapshot that may be seconds old. So each phase (processes, sessions,
 registry) first takes a fresh snapshot and judges it again; an action runs only if its exact
-target (PID + start time, session name + created time, agent id) is still a failing finding
-of the same check. Anything that changed is skipped and said so; a check that cannot be judged
-now (tmux unreachable, registry unreadable) refuses its actions.
+target (PID + start time, session id + pane processes, agent id) is still a failing finding of
+the same check. Anything that changed is skipped and said so; a check that cannot be judged now
+(tmux unreachable, registry unreadable) refuses its actions.
+
+Before the first action, every registry write of the plan is made once without writing (read,
+edited, serialized, validated) and the workspace's owner is checked: a plan that cannot be carried
+out whole is not started.
 """
 
 from __future__ import annotations
 
+import os
+import pwd
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -16,16 +22,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from healthchecks import checks, tmux
+from healthchecks import checks
 from healthchecks.analysis import Analysis, LiveSession
-from healthchecks.registry import RegistryError, expected_counters, records, status_class
+from healthchecks.registry import Kind, Registries, RegistryError, expected_counters, load, records, status_class
 from healthchecks.settings import Settings
 from healthchecks.snapshot import collect
-from healthchecks.tmux import TmuxServer
+from healthchecks.targets import AgentTarget, FileTarget, ProcessTarget, SessionTarget
 
-from .plan import Action, Plan
-from .registry_write import LockTimeout, append_archive, rewrite
-from .signals import end_trees, identity_lost
+from . import effects
+from .plan import Action, Plan, PlanOptions, counters_selected
+from .registry_write import LockTimeout, append_archive, dry_run, rewrite
+
+OK_STATUSES = frozenset({"done", "already gone", "skipped"})  # anything else means the fix did not succeed
 
 
 @dataclass(frozen=True)
@@ -33,24 +41,37 @@ class Options:
     prune: bool = False
     lock_timeout: float = 10.0
     term_timeout: float = 5.0
+    selected: frozenset[str] | None = None  # the checks this run selected; None: all
+    kill_attached: bool = False
+    allow_server_down: bool = False
+    tmux_timeout: float = 5.0
+
+    @property
+    def plan(self) -> PlanOptions:
+        return PlanOptions(self.prune, self.selected, self.kill_attached, self.allow_server_down)
 
 
 @dataclass(frozen=True)
 class Outcome:
     action: Action
-    status: str  # "done", "already gone", "skipped", "refused", "failed"
+    status: str  # "done", "already gone", "skipped", "refused", "failed", "not done"
     detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status in OK_STATUSES
 
     def line(self) -> str:
         return f"{self.status:>12}: {self.action.describe()}" + (f" [{self.detail}]" if self.detail else "")
 
 
-def fresh(settings: Settings) -> tuple[Analysis, dict]:
+def observe(settings: Settings) -> tuple[Analysis, dict]:
+    """Collect and judge: the one way the fixers look at the machine."""
     analysis = Analysis(collect(settings))
     return analysis, checks.judge(analysis)
 
 
-Targets = dict[str, "set[tuple] | str"]  # check -> failing targets, or why it cannot be judged
+Targets = dict[str, "set | str"]  # check -> failing targets, or why it cannot be judged
 
 
 def failing_targets(results: dict) -> Targets:
@@ -62,23 +83,69 @@ def failing_targets(results: dict) -> Targets:
     return targets
 
 
-def verify(action: Action, targets: Targets) -> str | None:
+def verify(action: Action, targets: Targets, check: str | None = None) -> str | None:
     """None when the action's target is still a failing finding of its check; else why not."""
-    found = targets[action.check]
+    check = check or action.check
+    found = targets[check]
     if isinstance(found, str):
         return found
-    return None if action.target in found else "skipped: no longer a finding of " + action.check
+    return None if action.target in found else "skipped: no longer a finding of " + check
 
 
-def apply(plan: Plan, settings: Settings, options: Options) -> list[Outcome]:
-    phases = (("kill_process",), ("kill_session",), ("mark_terminated", "prune_entry", "set_counters"))
-    phase_fns = (_processes, _sessions, _registry)
-    outcomes: list[Outcome] = []
-    for kinds, fn in zip(phases, phase_fns, strict=True):
+def preflight(plan: Plan, settings: Settings, options: Options) -> str | None:
+    """Why this plan must not start at all (one line), or None. Nothing is written or signalled here."""
+    workspace = settings.workspace
+    try:
+        owner = os.stat(workspace).st_uid
+    except OSError as exc:
+        return f"{workspace}: cannot stat the workspace ({exc.strerror})"
+    if owner != os.geteuid():
+        return (
+            f"{workspace} belongs to {_user(owner)}, not to this user ({_user(os.geteuid())}): run the fix as "
+            f"{_user(owner)}, so that what it writes stays theirs and it signals only their processes; "
+            "nothing was changed"
+        )
+    writes = [a for a in plan.actions if a.kind in ("mark_terminated", "prune_entry", "set_counters")]
+    if not writes:
+        return None
+    regs = load(workspace)
+    if not regs.ok:
+        return f"registry unusable: {regs.all_errors[0]}"
+    marks, prunes = _entry_ids(writes)
+    now = _now()
+    for path, kind in _files_to_write(regs, marks | prunes, _counter_files(writes)):
+        edit, _, _ = _editor(kind, marks, prunes, now, counters_selected(options.plan))
+        try:
+            dry_run(path, kind, edit, workspace=workspace)
+        except (RegistryError, OSError) as exc:
+            return f"{str(exc).splitlines()[0]}; nothing was changed"
+    return None
+
+
+def _user(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def apply(plan: Plan, settings: Settings, options: Options, outcomes: list[Outcome] | None = None) -> list[Outcome]:
+    """Run the plan's phases in order, appending each outcome to ``outcomes`` as it is known (so an
+    interrupted run keeps them); returns that list."""
+    outcomes = [] if outcomes is None else outcomes
+    phases = (
+        (("kill_process",), _processes),
+        (("kill_session",), _sessions),
+        (("mark_terminated", "prune_entry", "set_counters"), _registry),
+    )
+    if why := preflight(plan, settings, options):
+        outcomes += [Outcome(a, "refused", why) for a in plan.actions]
+        return outcomes
+    for kinds, fn in phases:
         actions = [a for a in plan.actions if a.kind in kinds]
         if not actions:
             continue
-        analysis, results = fresh(settings)
+        analysis, results = observe(settings)
         unjudged = [f"{c}: {r[1]}" for c, r in results.items() if isinstance(r, tuple)]
         if unjudged:  # tmux unreachable or registry unreadable right now: act on nothing
             outcomes += [Outcome(a, "refused", unjudged[0]) for a in actions]
@@ -96,8 +163,9 @@ def _not_verified(action: Action, why: str, gone: bool) -> Outcome:
 
 def _unverified_process(action: Action, why: str) -> Outcome:
     """Say precisely why a planned kill does not happen: gone, PID reused, or no longer an orphan."""
-    _, pid, ticks = action.target
-    if not why.startswith("refused") and (lost := identity_lost(pid, ticks)):
+    target = action.target
+    assert isinstance(target, ProcessTarget)
+    if not why.startswith("refused") and (lost := effects.identity_lost(target.pid, target.start_ticks)):
         return Outcome(action, lost.status, lost.detail)
     return _not_verified(action, why, gone=False)
 
@@ -108,35 +176,47 @@ def _processes(actions: list[Action], a: Analysis, targets: Targets, options: Op
         if why := verify(action, targets):
             outcomes.append(_unverified_process(action, why))
         else:
-            roots.append((action, action.target[1], action.target[2]))
-    ended = end_trees(roots, a.snapshot.self_pids, options.term_timeout)
+            assert isinstance(action.target, ProcessTarget)
+            roots.append((action, action.target.pid, action.target.start_ticks))
+    ended = effects.end_trees(roots, a.snapshot.self_pids, options.term_timeout)
     outcomes += [Outcome(action, ended[action].status, ended[action].detail) for action, _, _ in roots]
     return outcomes
 
 
+def _find(a: Analysis, target: SessionTarget) -> LiveSession | None:
+    return next((s for s in a.sessions.get(target.name, []) if s.server == target.server), None)
+
+
 def _sessions(actions: list[Action], a: Analysis, targets: Targets, options: Options) -> list[Outcome]:
     outcomes: list[Outcome] = []
-    verified: list[tuple[Action, LiveSession]] = []
+    verified: list[Action] = []
     for action in actions:
-        _, server, name, _ = action.target
-        session = next((s for s in a.sessions.get(name, []) if s.server == server), None)
+        target = action.target
+        assert isinstance(target, SessionTarget)
+        session = _find(a, target)
         if why := verify(action, targets):
             outcomes.append(_not_verified(action, why, gone=session is None and not why.startswith("refused")))
+        elif session is not None and session.attached and not options.kill_attached:
+            who = ", ".join(a.clients_of(session.server, session.name)) or f"{session.attached} client(s)"
+            outcomes.append(Outcome(action, "refused", f"a person is attached now ({who}); not killed"))
         else:
-            verified.append((action, session))
+            verified.append(action)
+    # kill-session alone leaves children alive: end the panes' process trees and groups first, each root
+    # proven by the start time the plan's snapshot saw (a dead pane's PID may belong to a stranger now).
     roots = [
-        ((action, pane.pid), pane.pid, a.snapshot.by_pid[pane.pid].start_ticks)
-        for action, session in verified
-        for pane in session.panes
-        if pane.pid in a.snapshot.by_pid
+        ((action, root.pid), root.pid, root.start_ticks)
+        for action in verified
+        if isinstance(action.target, SessionTarget)
+        for root in action.target.roots
     ]
-    end_trees(roots, a.snapshot.self_pids, options.term_timeout)  # kill-session alone leaves children alive
+    effects.end_trees(roots, a.snapshot.self_pids, options.term_timeout, group=True)
     by_server: dict[str, dict[Action, str]] = defaultdict(dict)  # server -> action -> the verified session's id
-    for action, session in verified:
-        by_server[session.server][action] = session.id
-    server_pids = {s.label: s.server_pid for s in a.snapshot.servers}
-    for server, ids in by_server.items():
-        after, error = _kill_sessions(server, server_pids.get(server), set(ids.values()))
+    for action in verified:
+        assert isinstance(action.target, SessionTarget)
+        by_server[action.target.server][action] = action.target.session_id
+    servers = {s.label: s for s in a.snapshot.servers}
+    for label, ids in by_server.items():
+        after, error = effects.kill_sessions(servers[label], set(ids.values()), options.tmux_timeout)
         live = {p.session_id for p in after.panes}
         for action, session_id in ids.items():
             if error:
@@ -148,28 +228,26 @@ def _sessions(actions: list[Action], a: Analysis, targets: Targets, options: Opt
     return outcomes
 
 
-def _kill_sessions(server: str, server_pid: int | None, ids: set[str], attempts: int = 5) -> tuple[TmuxServer, str]:
-    """kill-session by id whatever of ``ids`` is still live; returns (the last read, why it failed).
+def _entry_ids(actions: list[Action]) -> tuple[set[str], set[str]]:
+    marks = {a.target.id for a in actions if a.kind == "mark_terminated" and isinstance(a.target, AgentTarget)}
+    prunes = {a.target.id for a in actions if a.kind == "prune_entry" and isinstance(a.target, AgentTarget)}
+    return marks, prunes
 
-    tmux stops a command sequence at its first error, and a session whose pane processes just ended
-    closes by itself at any moment: so kill what is live, read again, repeat (bounded). Ids restart
-    with a new server, so a server that restarted since the checks is left alone.
-    """
-    for _ in range(attempts):
-        now = tmux.read_server(server)
-        if not now.reachable:
-            return now, f"tmux unreachable: {now.reason}"
-        if now.server_pid is not None and now.server_pid != server_pid:
-            return now, f"tmux server restarted (pid {server_pid} -> {now.server_pid}); sessions not killed"
-        live = sorted(ids & {p.session_id for p in now.panes})
-        if not live:
-            return now, ""
-        command = [word for session_id in live for word in ("kill-session", "-t", session_id, ";")]
-        try:
-            tmux.run(server, *command[:-1])
-        except (OSError, tmux.subprocess.TimeoutExpired) as exc:
-            return now, f"tmux: {exc}"
-    return tmux.read_server(server), ""
+
+def _counter_files(actions: list[Action]) -> set[str]:
+    return {a.target.path for a in actions if a.kind == "set_counters" and isinstance(a.target, FileTarget)}
+
+
+def _files_to_write(regs: Registries, ids: set[str], counter_files: set[str]) -> list[tuple[Path, Kind]]:
+    return [
+        (f.path, f.kind)
+        for f in regs.files
+        if {r.id for r in f.agents} & ids or str(f.path) in counter_files
+    ]
+
+
+def _now() -> str:
+    return datetime.now().isoformat(timespec="microseconds")
 
 
 def _registry(actions: list[Action], a: Analysis, targets: Targets, options: Options) -> list[Outcome]:
@@ -180,58 +258,55 @@ def _registry(actions: list[Action], a: Analysis, targets: Targets, options: Opt
     for action in actions:
         if action.kind == "set_counters":
             continue
-        agent_id = action.target[1]
+        assert isinstance(action.target, AgentTarget)
+        agent_id = action.target.id
         why = _verify_entry(action, a, targets)
         if why:
             outcomes.append(_not_verified(action, why, gone=agent_id not in a.agents))
         else:
             (prunes if action.kind == "prune_entry" else marks).add(agent_id)
     regs = a.snapshot.registries
-    if not regs.ok:
-        return outcomes + [
-            Outcome(x, "refused", f"registry unusable: {regs.all_errors[0]}")
-            for x in actions
-            if x.kind == "set_counters"
-        ]
-    counter_files = {x.target[1] for x in actions if x.kind == "set_counters"}
-    now = datetime.now().isoformat(timespec="microseconds")
+    now = _now()
     archive = regs.workspace / "registry" / "archive" / f"pruned-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
     done: dict[str, list[str]] = defaultdict(list)
     touched: dict[str, set[str]] = {}  # registry file -> agent ids its write changed
     failed: dict[str, str] = {}
-    for file in regs.files:
-        ids = {r.id for r in file.agents}
-        if not (ids & (marks | prunes)) and str(file.path) not in counter_files:
-            continue
-        edit, archive_removed, touched[str(file.path)] = _editor(
-            file.kind, marks, prunes, now, archive, str(file.path.relative_to(regs.workspace))
-        )
+    for path, kind in _files_to_write(regs, marks | prunes, _counter_files(actions)):
+        edit, removed, touched[str(path)] = _editor(kind, marks, prunes, now, counters_selected(options.plan))
+
+        def archive_removed(data: dict[str, Any], path: Path = path, removed: list = removed) -> None:
+            if removed:
+                rel = str(path.relative_to(regs.workspace))
+                rows = [{"archived_at": now, "registry": rel, "agent_id": i, "entry": e} for i, e in removed]
+                append_archive(regs.workspace, archive, rows)
+
         try:
             result = rewrite(
-                file.path,
-                file.kind,
+                path,
+                kind,
                 edit,
                 workspace=regs.workspace,
                 lock_timeout=options.lock_timeout,
                 before_write=archive_removed,
             )
-            done[str(file.path)] = list(result.changes)
+            done[str(path)] = list(result.changes)
         except (RegistryError, LockTimeout, OSError) as exc:
-            failed[str(file.path)] = str(exc).splitlines()[0]
+            failed[str(path)] = str(exc).splitlines()[0]
     holders: dict[str, list[str]] = defaultdict(list)  # agent id -> the registry files that list it
     for file in regs.files:
         for record in file.agents:
             holders[record.id].append(str(file.path))
     for action in actions:
-        if action.kind == "set_counters":
-            path = action.target[1]
+        if isinstance(action.target, FileTarget):
+            path = action.target.path
             if path in failed:
                 outcomes.append(Outcome(action, "failed", failed[path]))
             else:
                 changed = [c for c in done.get(path, []) if c.startswith("counter ")]
                 outcomes.append(Outcome(action, "done", "; ".join(changed) or "already right"))
             continue
-        agent_id = action.target[1]
+        assert isinstance(action.target, AgentTarget)
+        agent_id = action.target.id
         if agent_id not in marks | prunes:
             continue
         paths = holders[agent_id]
@@ -248,44 +323,33 @@ def _registry(actions: list[Action], a: Analysis, targets: Targets, options: Opt
 
 def _verify_entry(action: Action, a: Analysis, targets: Targets) -> str | None:
     """A ghost must still be a ghost; a prune candidate must still have no live session."""
-    agent_id = action.target[1]
-    ghost = verify(Action(action.kind, action.target, action.entity, action.reason, "ghost_agents"), targets)
+    assert isinstance(action.target, AgentTarget)
+    ghost = verify(action, targets, "ghost_agents")
     if ghost is None or ghost.startswith("refused"):
         return ghost
     if action.kind == "prune_entry":
-        agent = a.agents.get(agent_id)
-        if agent is not None and agent.terminal and agent.session not in a.sessions:
+        agent = a.agents.get(action.target.id)
+        live = agent is not None and (agent.session in a.sessions or agent.session in a.other_sessions)
+        if agent is not None and agent.terminal and not live:
             return None
         return "skipped: its session is live again, or it is active but not a ghost"
     return ghost
 
 
-def _editor(kind: str, marks: set[str], prunes: set[str], now: str, archive: Path, rel: str):
-    """An edit applied under the lock, by id, to whatever the file holds now; its archiving step; the ids it changed.
+def _editor(kind: Kind, marks: set[str], prunes: set[str], now: str, counters: bool):
+    """An edit applied under the lock, by id, to whatever the file holds now; what it removed; the ids it changed.
 
-    The archive step runs before the registry is replaced, so a pruned entry is always somewhere.
+    Pruned ids leave `agent_hierarchy` too. Counters are recomputed from the entries as they now are
+    when the counters check is part of this run.
     """
     removed: list[tuple[str, Any]] = []
     touched: set[str] = set()
 
-    def archive_removed(data: dict[str, Any]) -> None:
-        if removed:
-            append_archive(
-                archive,
-                [
-                    {"archived_at": now, "registry": rel, "agent_id": agent_id, "entry": entry}
-                    for agent_id, entry in removed
-                ],
-            )
-
     def edit(data: dict[str, Any]) -> list[str]:
+        removed.clear()
+        touched.clear()
         changes: list[str] = []
-        if kind == "global":
-            agents = data["agents"]
-            entries = list(agents.items())
-        else:
-            agents = None
-            entries = [(e.get("id"), e) for e in data["agents"]]
+        entries = list(data["agents"].items()) if kind == "global" else [(e.get("id"), e) for e in data["agents"]]
         for agent_id, entry in entries:
             if agent_id in prunes:
                 removed.append((agent_id, entry))
@@ -297,16 +361,32 @@ def _editor(kind: str, marks: set[str], prunes: set[str], now: str, archive: Pat
                 entry["termination_reason"] = "session_not_found"
                 touched.add(agent_id)
                 changes.append(f"terminated {agent_id}")
-        if agents is not None:
-            for agent_id, _ in removed:
-                del agents[agent_id]
+        gone = {agent_id for agent_id, _ in removed}
+        if kind == "global":
+            for agent_id in gone:
+                del data["agents"][agent_id]
         else:
-            data["agents"] = [e for e in data["agents"] if e.get("id") not in prunes]
-        recs, task_ids = records(kind, data)  # counters last, from the entries as they now are
-        for name, value in expected_counters(kind, recs, task_ids).items():
-            if name in data and data[name] != value:
-                changes.append(f"counter {name} {data[name]} → {value}")
-                data[name] = value
+            data["agents"] = [e for e in data["agents"] if e.get("id") not in gone]
+            _drop_from_hierarchy(data, gone)
+        if counters:
+            recs, task_ids = records(kind, data)
+            for name, value in expected_counters(kind, recs, task_ids).items():
+                if name in data and data[name] != value:
+                    changes.append(f"counter {name} {data[name]} → {value}")
+                    data[name] = value
         return changes
 
-    return edit, archive_removed, touched
+    return edit, removed, touched
+
+
+def _drop_from_hierarchy(data: dict[str, Any], gone: set[str]) -> None:
+    """Pruned agents leave `agent_hierarchy`: as children, and as parents with no child left."""
+    tree = data.get("agent_hierarchy")
+    if not gone or not isinstance(tree, dict):
+        return
+    for parent in list(tree):
+        children = tree[parent]
+        if isinstance(children, list):
+            tree[parent] = [c for c in children if c not in gone]
+        if parent in gone and not tree[parent]:
+            del tree[parent]

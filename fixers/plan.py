@@ -1,8 +1,12 @@
 """Turn failing findings into one ordered remediation plan.
 
 Each check maps to the fixer that remedies it (FIXERS). Checks with no fixer (a malformed registry,
-disagreeing registries, an unknown status) are listed for a person; information-level findings
-(foreign Claude, untracked sessions) never become actions.
+disagreeing registries, an unknown status, a split brain) are listed for a person; information
+findings (a foreign Claude, an untracked session) never become actions. Only the checks this run
+selected (`-k`, `-m`, node ids) are acted on. Two kinds of action wait for an explicit flag,
+because the evidence behind them may be a mistake of the operator's rather than a fault:
+killing a session a person is attached to, and marking agents dead while a checked tmux server
+is not running at all.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Literal
 from healthchecks.analysis import Analysis
 from healthchecks.checks import Finding
 from healthchecks.registry import AgentRecord, expected_counters
+from healthchecks.targets import AgentTarget, FileTarget, SessionTarget, Target
 
 Kind = Literal["kill_process", "kill_session", "mark_terminated", "prune_entry", "set_counters"]
 ORDER: dict[str, int] = {
@@ -34,9 +39,17 @@ VERBS = {
 
 
 @dataclass(frozen=True)
+class PlanOptions:
+    prune: bool = False
+    selected: frozenset[str] | None = None  # check ids this run selected; None: all of them
+    kill_attached: bool = False
+    allow_server_down: bool = False
+
+
+@dataclass(frozen=True)
 class Action:
     kind: Kind
-    target: tuple  # what it acts on, exactly as the finding identified it
+    target: Target  # what it acts on, exactly as the finding identified it
     entity: str
     reason: str
     check: str
@@ -44,8 +57,8 @@ class Action:
 
     @property
     def key(self) -> tuple:
-        """Identity across rounds: counters are recomputed, so their planned values are not part of it."""
-        return (self.kind, self.target[:2]) if self.kind == "set_counters" else (self.kind, self.target)
+        """Identity across rounds: counters are recomputed, so their planned values (detail) are not part of it."""
+        return (self.kind, self.target)
 
     def describe(self) -> str:
         extra = f" ({self.detail})" if self.detail else ""
@@ -56,41 +69,47 @@ class Action:
 class Plan:
     actions: list[Action] = field(default_factory=list)
     manual: list[Finding] = field(default_factory=list)  # failing findings no fixer handles
+    held: list[str] = field(default_factory=list)  # fixable, but waiting for an explicit flag
     blocked: list[str] = field(default_factory=list)  # checks that could not be judged, so not fixed
 
     def lines(self) -> list[str]:
         out = [f"{i:3d}. {a.describe()}" for i, a in enumerate(self.actions, 1)] or ["  (no actions)"]
         out += [f"  not fixed automatically: {f.check}: {f.line()}" for f in self.manual]
+        out += [f"  held back: {line}" for line in self.held]
         out += [f"  not planned: {reason}" for reason in self.blocked]
         return out
 
 
-Fixer = Callable[[Finding, Analysis, bool], list[Action]]
+Fixer = Callable[[Finding, Analysis, PlanOptions], list[Action]]
 
 
-def _process(f: Finding, a: Analysis, prune: bool) -> list[Action]:
+def _process(f: Finding, a: Analysis, opts: PlanOptions) -> list[Action]:
     return [Action("kill_process", f.target, f.entity, f.reason, f.check)]
 
 
-def _agent_entry(agent_id: str, reason: str, check: str, prune: bool) -> Action:
+def _agent_entry(agent_id: str, session: str, reason: str, check: str, prune: bool) -> Action:
     kind: Kind = "prune_entry" if prune else "mark_terminated"
-    return Action(kind, ("agent", agent_id), f"agent {agent_id}", reason, check)
+    return Action(kind, AgentTarget(agent_id, session), f"agent {agent_id}", reason, check)
 
 
-def _session(f: Finding, a: Analysis, prune: bool) -> list[Action]:
+def _session(f: Finding, a: Analysis, opts: PlanOptions) -> list[Action]:
     """Kill the session; its agents then have no session, so their entries are settled in the same plan."""
+    assert isinstance(f.target, SessionTarget)
     actions = [Action("kill_session", f.target, f.entity, f.reason, f.check)]
-    for agent in a.agents_by_session.get(f.target[2], []):
-        if agent.active or prune:
-            actions.append(_agent_entry(agent.id, f"its session is killed ({f.check})", f.check, prune))
+    for agent in a.agents_by_session.get(f.target.name, []):
+        if agent.active or opts.prune:
+            actions.append(
+                _agent_entry(agent.id, agent.session, f"its session is killed ({f.check})", f.check, opts.prune)
+            )
     return actions
 
 
-def _ghost(f: Finding, a: Analysis, prune: bool) -> list[Action]:
-    return [_agent_entry(f.target[1], f.reason, f.check, prune)]
+def _ghost(f: Finding, a: Analysis, opts: PlanOptions) -> list[Action]:
+    assert isinstance(f.target, AgentTarget)
+    return [_agent_entry(f.target.id, f.target.session, f.reason, f.check, opts.prune)]
 
 
-def _counter(f: Finding, a: Analysis, prune: bool) -> list[Action]:
+def _counter(f: Finding, a: Analysis, opts: PlanOptions) -> list[Action]:
     return []  # counters are planned per file, after every entry change is known (see make_plan)
 
 
@@ -107,10 +126,28 @@ def _after(records: tuple[AgentRecord, ...], marked: set[str], pruned: set[str])
     return tuple(replace(r, status="terminated") if r.id in marked else r for r in records if r.id not in pruned)
 
 
-def make_plan(analysis: Analysis, results: dict, prune: bool = False) -> Plan:
+def _hold(action: Action, a: Analysis, opts: PlanOptions) -> str | None:
+    """Why an action waits for an explicit flag, or None."""
+    target = action.target
+    if isinstance(target, SessionTarget) and target.attached and not opts.kill_attached:
+        who = ", ".join(a.clients_of(target.server, target.name)) or f"{target.attached} client(s)"
+        return f"{action.entity} has a person attached ({who}); pass --kill-attached to kill it anyway"
+    if action.kind in ("mark_terminated", "prune_entry") and a.stopped_servers and not opts.allow_server_down:
+        names = ", ".join(s.label for s in a.stopped_servers)
+        return (
+            f"{action.entity}: tmux server {names} is not running, so every agent looks dead (right --tmux-socket? "
+            "right user?); pass --allow-server-down to change its entry anyway"
+        )
+    return None
+
+
+def make_plan(analysis: Analysis, results: dict, opts: PlanOptions | None = None) -> Plan:
+    opts = opts or PlanOptions()
     plan = Plan()
     actions: dict[tuple, Action] = {}
     for check_id, result in results.items():
+        if opts.selected is not None and check_id not in opts.selected:
+            continue
         if isinstance(result, tuple):
             plan.blocked.append(f"{check_id}: {result[1]}")
             continue
@@ -121,13 +158,36 @@ def make_plan(analysis: Analysis, results: dict, prune: bool = False) -> Plan:
             if fixer is None:
                 plan.manual.append(finding)
                 continue
-            for action in fixer(finding, analysis, prune):
+            for action in fixer(finding, analysis, opts):
                 actions.setdefault(action.key, action)
-    if prune and not plan.blocked:
+    if opts.prune and not plan.blocked and (opts.selected is None or "ghost_agents" in opts.selected):
         _plan_history_prunes(analysis, actions)
-    marked = {a.target[1] for a in actions.values() if a.kind == "mark_terminated"}
-    pruned = {a.target[1] for a in actions.values() if a.kind == "prune_entry"}
-    for file in analysis.snapshot.registries.files if not plan.blocked else ():
+    for key, action in list(actions.items()):
+        if why := _hold(action, analysis, opts):
+            plan.held.append(why)
+            del actions[key]
+    # An entry whose session kill is held back stays as it is.
+    kept_sessions = {a.target.name for a in actions.values() if isinstance(a.target, SessionTarget)}
+    for key, action in list(actions.items()):
+        from_session = action.check in ("zombie_sessions", "leaked_sessions")
+        if from_session and isinstance(action.target, AgentTarget) and action.target.session not in kept_sessions:
+            del actions[key]
+    if counters_selected(opts) and not plan.blocked:
+        _plan_counters(analysis, actions)
+    plan.actions = sorted(actions.values(), key=lambda a: ORDER[a.kind])
+    return plan
+
+
+def counters_selected(opts: PlanOptions) -> bool:
+    return opts.selected is None or "counters" in opts.selected
+
+
+def _plan_counters(analysis: Analysis, actions: dict[tuple, Action]) -> None:
+    """Counters last, computed from the entries as they will be after the planned entry changes."""
+    entries = [a for a in actions.values() if isinstance(a.target, AgentTarget)]
+    marked = {a.target.id for a in entries if a.kind == "mark_terminated"}
+    pruned = {a.target.id for a in entries if a.kind == "prune_entry"}
+    for file in analysis.snapshot.registries.files:
         after = _after(file.agents, marked, pruned)
         expected = expected_counters(file.kind, after, file.task_ids)
         changes = {k: v for k, v in expected.items() if k in file.counters and file.counters[k] != v}
@@ -136,25 +196,23 @@ def make_plan(analysis: Analysis, results: dict, prune: bool = False) -> Plan:
             entity = _label(analysis.snapshot.registries.workspace, file.path)
             act = Action(
                 "set_counters",
-                ("counter", str(file.path), tuple(sorted(changes.items()))),
+                FileTarget(str(file.path)),
                 entity,
                 "computed from the entries as they will be",
                 "counters",
                 detail,
             )
             actions.setdefault(act.key, act)
-    plan.actions = sorted(actions.values(), key=lambda a: ORDER[a.kind])
-    return plan
 
 
 def _plan_history_prunes(analysis: Analysis, actions: dict[tuple, Action]) -> None:
     """--prune (the seed's mode): every entry without a live session goes to the archive, not only ghosts."""
-    killed = {a.target[2] for a in actions.values() if a.kind == "kill_session"}
+    killed = {a.target.name for a in actions.values() if isinstance(a.target, SessionTarget)}
     for agent in analysis.agents.values():
         live = agent.session in analysis.sessions and agent.session not in killed
-        if live or not agent.terminal:
+        if live or not agent.terminal or agent.session in analysis.other_sessions:
             continue  # ghosts came through their check; unknown statuses are left to a person
-        act = _agent_entry(agent.id, "finished, no live session (--prune)", "prune", True)
+        act = _agent_entry(agent.id, agent.session, "finished, no live session (--prune)", "prune", True)
         actions.setdefault(act.key, act)
 
 

@@ -1,19 +1,29 @@
-"""Change a registry file the way a careful co-writer must: under the orchestrator's own lock, by id.
+"""Change a registry file the way the orchestrator's own writers do: in place, under its flock, by id.
 
-The orchestrator's locking writers take ``fcntl.flock(LOCK_EX)`` on the registry file itself, so
-this module does the same (through filelock's ``lock_descriptor`` on a descriptor opened with
-O_NOFOLLOW: a symlinked registry is never written through). Under the lock the file is read
-again, the edit is applied to what is there *now* (entries added since the snapshot survive),
-the previous bytes are kept as a timestamped backup, and the new version replaces the old one
-atomically (temp file in the same folder, fsync, rename, fsync of the folder): a reader or a crash
-sees the old file or the new one, never a torn one.
+The orchestrator's writers `open(path, "r+")`, take `flock(LOCK_EX)` on the registry file itself and
+rewrite it in place. A writer blocked on that lock holds the file's inode: had we renamed a new
+file over the path, its update would go into an unlinked file and vanish. So this module takes
+the same lock on the same inode (through filelock's `lock_descriptor`, on a descriptor opened with
+O_NOFOLLOW), re-reads the file, applies the edit to what is there *now*, and writes it back in
+place. A blocked writer then reads our bytes and applies its own change on top. Owner, group and
+mode stay as they are, because the inode does.
+
+In place is not atomic, so every write is guarded:
+1. a byte-identical backup in `<workspace>/registry/backups/` (a new file, renamed into place);
+2. a rollback journal beside the file (old bytes, their digest and the new bytes' digest), fsynced
+   before the first byte of the registry changes, and removed after the file is fsynced;
+3. under the lock, before reading, a journal left by a killed run is resolved: a file that is
+   neither the old nor the new version and does not parse is torn, and gets its old bytes back.
+Signals that would interrupt the in-place write (SIGINT, SIGTERM) are held until it is done.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,20 +32,18 @@ from typing import Any
 
 from filelock import lock_descriptor, unlock_descriptor
 
-from healthchecks.registry import Kind, RegistryError, load_data
+from healthchecks.registry import Kind, RegistryError, check_contained, load_data, parse
 
 Edit = Callable[[dict[str, Any]], list[str]]  # mutates the data in place, returns what it changed
-FAULT_ENV = "AGENT_HEALTHCHECKS_FAULT_POINT"
+BLOCK = 1 << 16  # in-place writes go in blocks: a short write is retried, never taken for done
+JOURNAL_SUFFIX = ".hc-journal"
 
 
-def fault_point(name: str) -> None:
-    """Fault injection for the reliability tests: with ``AGENT_HEALTHCHECKS_FAULT_POINT=<name>:<marker file>``
-    set, create the marker and stop here until killed, so a test can SIGKILL the writer at this exact point."""
-    wanted, _, marker = os.environ.get(FAULT_ENV, "").partition(":")
-    if wanted == name:
-        Path(marker).touch()
-        while True:
-            time.sleep(60)
+def _no_fault(point: str) -> None:
+    """Where the reliability tests stop a writer (they install their own hook); nothing in production."""
+
+
+fault: Callable[[str], None] = _no_fault
 
 
 class LockTimeout(TimeoutError):
@@ -47,6 +55,16 @@ class WriteResult:
     path: Path
     changes: tuple[str, ...]
     backup: Path | None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An edit applied to a registry's bytes, serialized and validated, not yet written."""
+
+    raw: bytes
+    new: bytes
+    data: dict[str, Any]
+    changes: tuple[str, ...]
 
 
 @contextlib.contextmanager
@@ -100,19 +118,23 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes, before_replace: Callable[[], None] | None = None) -> None:
-    """Replace ``path`` with ``data`` so that no reader and no crash ever sees a partial file."""
+def _write_all(fd: int, data: bytes) -> None:
+    """pwrite every byte from offset 0 (a short write is continued, never taken for done)."""
+    view, offset = memoryview(data), 0
+    while offset < len(data):
+        offset += os.pwrite(fd, view[offset : offset + BLOCK], offset)
+        fault("in-place")
+
+
+def write_new(path: Path, data: bytes, mode: int) -> None:
+    """Create ``path`` whole or not at all (temp file in the same folder, fsync, rename, fsync folder)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, mode & 0o7777)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        with contextlib.suppress(OSError):
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        if before_replace is not None:
-            before_replace()
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -120,9 +142,9 @@ def write_atomic(path: Path, data: bytes, before_replace: Callable[[], None] | N
     _fsync_dir(path.parent)
 
 
-def _remove_stale_temps(path: Path) -> None:
+def _remove_stale_temps(directory: Path) -> None:
     """Temp files of writers that were killed before their rename (their PID no longer runs)."""
-    for tmp in path.parent.glob(f".{path.name}.tmp-*"):
+    for tmp in directory.glob(".*.tmp-*"):
         pid = tmp.name.rsplit("-", 1)[1]
         if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
             tmp.unlink(missing_ok=True)
@@ -133,14 +155,169 @@ def backup_path(workspace: Path, path: Path, stamp: str) -> Path:
     return workspace / "registry" / "backups" / f"{'__'.join(relative.parts)}.{stamp}.bak"
 
 
-def append_archive(archive: Path, records: list[dict[str, Any]]) -> None:
-    """Append pruned entries to a JSON-lines archive and make them durable before the registry changes."""
+def journal_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}{JOURNAL_SUFFIX}")
+
+
+def append_archive(workspace: Path, archive: Path, records: list[dict[str, Any]]) -> None:
+    """Append pruned entries to a JSON-lines archive, every record whole, durable before the registry changes.
+
+    A torn last line (a full disk, a killed run) is moved aside to `<archive>.torn-<time>` first, so
+    the archive stays one record a line and nothing of it is lost. A write that fails is cut back off.
+    """
+    check_contained(workspace, archive)
     archive.parent.mkdir(parents=True, exist_ok=True)
-    with open(archive, "a", encoding="utf-8") as fh:
-        for record in records:
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    check_contained(workspace, archive)
+    payload = "".join(json.dumps(r, ensure_ascii=True) + "\n" for r in records).encode()
+    fd = os.open(archive, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+    try:
+        size = _step_past_torn_tail(fd, archive)
+        try:
+            written = 0
+            while written < len(payload):
+                written += os.write(fd, payload[written:])
+            os.fsync(fd)
+        except BaseException:
+            os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)
+    _fsync_dir(archive.parent)
+
+
+def _step_past_torn_tail(fd: int, archive: Path) -> int:
+    """Move a last line without its newline out of the archive; the archive's size afterwards."""
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return size
+    data = os.pread(fd, size, 0)
+    cut = data.rfind(b"\n") + 1
+    write_new(archive.with_name(f"{archive.name}.torn-{time.strftime('%Y%m%d-%H%M%S')}"), data[cut:], 0o644)
+    os.ftruncate(fd, cut)
+    os.fsync(fd)
+    return cut
+
+
+def serialize(data: Any, raw: bytes) -> bytes:
+    """JSON the way the file was written: ASCII escapes if it was pure ASCII (Python's json.dump default,
+    which the orchestrator uses), UTF-8 otherwise; escapes whatever UTF-8 cannot hold (a lone surrogate)."""
+    tail = "\n" if raw.endswith(b"\n") else ""
+    if not raw.isascii():
+        with contextlib.suppress(UnicodeEncodeError):
+            return (json.dumps(data, indent=2, ensure_ascii=False) + tail).encode("utf-8")
+    return (json.dumps(data, indent=2, ensure_ascii=True) + tail).encode("ascii")
+
+
+def prepare(path: Path, kind: Kind, raw: bytes, edit: Edit) -> Prepared:
+    """Apply ``edit`` to ``raw`` and serialize the result; RegistryError (one line) when either cannot be done."""
+    data = load_data(path, kind, raw)
+    changes = tuple(edit(data))
+    if not changes:
+        return Prepared(raw, raw, data, ())
+    try:
+        new = serialize(data, raw)
+    except (RecursionError, ValueError) as exc:
+        raise RegistryError(f"{path}: $: cannot be written back ({exc})") from None
+    load_data(path, kind, new)  # never write what we would refuse to read
+    return Prepared(raw, new, data, changes)
+
+
+def dry_run(path: Path, kind: Kind, edit: Edit, *, workspace: Path) -> Prepared:
+    """Everything a write does except writing (and locking): for checking a whole plan before any action."""
+    check_contained(workspace, path)
+    from healthchecks.registry import read_bytes
+
+    return prepare(path, kind, read_bytes(path), edit)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM while a file is being rewritten in place: Ctrl-C lands after, not inside."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write_in_place(fd: int, path: Path, raw: bytes, new: bytes) -> None:
+    journal = journal_path(path)
+    header = json.dumps({"file": path.name, "old": _digest(raw), "new": _digest(new), "size": len(raw)})
+    write_new(journal, header.encode() + b"\n" + raw, os.fstat(fd).st_mode)
+    fault("journal-written")
+    with _signals_held():
+        _write_all(fd, new)
+        os.ftruncate(fd, len(new))
+        os.fsync(fd)
+        fault("written")
+        journal.unlink()
+        _fsync_dir(path.parent)
+
+
+def recover(fd: int, path: Path, workspace: Path) -> bytes:
+    """Resolve a journal a killed run left beside ``path`` (the lock is held); return the file's bytes now."""
+    journal = journal_path(path)
+    current = _read_fd(fd)
+    try:
+        blob = journal.read_bytes()
+    except FileNotFoundError:
+        return current
+    head, _, old = blob.partition(b"\n")
+    try:
+        meta = json.loads(head)
+        whole = len(old) == meta["size"] and _digest(old) == meta["old"]
+    except (ValueError, KeyError, TypeError):
+        whole = False
+    if not whole:  # not a journal of ours, or damaged: set aside, never deleted
+        keep = backup_path(workspace, path, _stamp()).with_suffix(".journal")
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(journal, keep)
+        return current
+    if _digest(current) not in (meta["old"], meta["new"]) and not _parses(path, current):
+        with _signals_held():  # torn mid-write: put the old bytes back, in place, as they were
+            _write_all(fd, old)
+            os.ftruncate(fd, len(old))
+            os.fsync(fd)
+        current = old
+    journal.unlink()  # the old bytes are also in the backup written before the journal
+    _fsync_dir(path.parent)
+    return current
+
+
+def recover_workspace(workspace: Path, lock_timeout: float) -> list[str]:
+    """Resolve every journal a killed run left in the workspace, each under its file's lock; what was done."""
+    done = []
+    for journal in sorted(
+        [*workspace.glob(f"registry/.*{JOURNAL_SUFFIX}"), *workspace.glob(f"TASK-*/.*{JOURNAL_SUFFIX}")]
+    ):
+        path = journal.with_name(journal.name[1 : -len(JOURNAL_SUFFIX)])
+        try:
+            check_contained(workspace, path)
+            with locked(path, lock_timeout) as fd:
+                before = _read_fd(fd)
+                after = recover(fd, path, workspace)
+            done.append(f"{path}: " + ("restored from the journal of an interrupted fix" if after != before
+                                       else "an interrupted fix's journal resolved; the file was whole"))
+        except (RegistryError, LockTimeout, OSError) as exc:
+            done.append(f"{path}: journal left as it is: {str(exc).splitlines()[0]}")
+    return done
+
+
+def _parses(path: Path, raw: bytes) -> bool:
+    try:
+        parse(path, raw)
+    except RegistryError:
+        return False
+    return True
+
+
+def _stamp() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + f"-{time.time_ns() % 10**9:09d}"
 
 
 def rewrite(
@@ -154,27 +331,23 @@ def rewrite(
 ) -> WriteResult:
     """Apply ``edit`` to the registry at ``path`` under its lock; one write, backed up first.
 
-    Raises RegistryError when the file is now unreadable or would become invalid, LockTimeout when
-    the lock is not free in time; in both cases nothing is written.
+    Raises RegistryError when the file is now unreadable, would become invalid or lies outside the
+    workspace, LockTimeout when the lock is not free in time; in both cases nothing is written.
     """
-    if path.is_symlink():
-        raise RegistryError(f"{path}: $: is a symlink; refusing to write through it")
+    check_contained(workspace, path)
     with locked(path, lock_timeout) as fd:
-        _remove_stale_temps(path)
-        raw = _read_fd(fd)
-        data = load_data(path, kind, raw)
-        changes = edit(data)
-        if not changes:
+        check_contained(workspace, path)  # at the moment of action
+        _remove_stale_temps(path.parent)
+        raw = recover(fd, path, workspace)
+        ready = prepare(path, kind, raw, edit)
+        if not ready.changes:
             return WriteResult(path, (), None)
-        new = (json.dumps(data, indent=2, ensure_ascii=False) + ("\n" if raw.endswith(b"\n") else "")).encode()
-        load_data(path, kind, new)  # never write what we would refuse to read
         if before_write is not None:
-            before_write(data)
-        stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{time.time_ns() % 10**9:09d}"
-        backup = backup_path(workspace, path, stamp)
+            before_write(ready.data)
+        backup = backup_path(workspace, path, _stamp())
+        check_contained(workspace, backup)
         backup.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(backup, raw)
-        fault_point("backup-written")
-        write_atomic(path, new, before_replace=lambda: fault_point("temp-written"))
-        fault_point("replaced")
-        return WriteResult(path, tuple(changes), backup)
+        write_new(backup, raw, os.fstat(fd).st_mode)
+        fault("backup-written")
+        _write_in_place(fd, path, raw, ready.new)
+        return WriteResult(path, ready.changes, backup)

@@ -1,18 +1,23 @@
-"""`--fix`: plan → confirm once → act with re-verification → collect and judge again (at most 3 rounds)."""
+"""`--fix`: plan → check the plan can be carried out → confirm once → act with re-verification →
+collect and judge again (at most 3 rounds), holding the workspace's fix lock throughout."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from healthchecks import checks
 from healthchecks.analysis import Analysis
 from healthchecks.settings import Settings
-from healthchecks.snapshot import collect
 from healthchecks.summary import Figures, figures
 
-from .apply import Options, Outcome, apply
+from .apply import Options, Outcome, apply, observe, preflight
 from .plan import Plan, make_plan
+from .registry_write import JOURNAL_SUFFIX, recover_workspace
 
 MAX_ROUNDS = 3
 
@@ -22,6 +27,7 @@ class FixReport:
     plan: Plan
     message: str = ""
     applied: bool = False
+    interrupted: bool = False
     outcomes: list[Outcome] = field(default_factory=list)
     before: Figures | None = None
     after: Figures | None = None
@@ -30,12 +36,48 @@ class FixReport:
 
     @property
     def ok(self) -> bool:
-        return self.applied and not self.remaining
+        """Every confirmed action succeeded (or had nothing left to do) and every check passes afterwards."""
+        return self.applied and not self.interrupted and not self.remaining and all(o.ok for o in self.outcomes)
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.ok]
 
 
-def still_wrong(results: dict) -> list[str]:
+class FixLockBusy(RuntimeError):
+    """Another --fix holds this workspace."""
+
+
+@contextlib.contextmanager
+def fix_lock(workspace: Path, timeout: float) -> Iterator[None]:
+    """One --fix at a time per workspace: flock on the workspace folder itself (no file is created).
+
+    The orchestrator locks its registry files, never the folder, so this lock never blocks it.
+    """
+    fd = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise FixLockBusy(
+                        f"another agent-healthchecks --fix is working on {workspace} (waited {timeout:g}s); "
+                        "nothing was changed"
+                    ) from None
+                time.sleep(0.1)
+        yield
+    finally:
+        os.close(fd)
+
+
+def still_wrong(results: dict, selected: frozenset[str] | None = None) -> list[str]:
     lines = []
     for check_id, result in results.items():
+        if selected is not None and check_id not in selected:
+            continue
         if isinstance(result, tuple):
             lines.append(f"{check_id}: not judged ({result[1]})")
         else:
@@ -52,37 +94,71 @@ def fix(
     dry_run: bool,
     confirm: Callable[[Plan], tuple[bool, str]],
     show: Callable[[list[str]], None],
+    report: FixReport | None = None,
 ) -> FixReport:
-    """Run the whole remediation; ``show`` prints the plan before anything is asked or done."""
-    plan = make_plan(analysis, results, options.prune)
-    report = FixReport(plan, before=figures(analysis, results))
+    """Run the whole remediation; ``show`` prints the plan before anything is asked or done.
+
+    Pass ``report`` to keep what was done if the run is interrupted (Ctrl-C): it is filled as it goes.
+    """
+    if report is None:
+        report = FixReport(Plan())
+    if not dry_run and (recovered := _recover(settings, options)):
+        show(recovered)
+        analysis, results = observe(settings)
+    plan = make_plan(analysis, results, options.plan)
+    report.plan, report.before = plan, figures(analysis, results)
     show(plan.lines())
     if dry_run:
         report.message = "dry run: nothing was changed"
         return report
     if not plan.actions:
         report.message = "nothing to do automatically"
-        report.applied, report.after, report.remaining = True, report.before, still_wrong(results)
+        report.applied, report.after, report.remaining = True, report.before, still_wrong(results, options.selected)
         report.after_results = results
+        return report
+    if why := preflight(plan, settings, options):
+        report.message = why
         return report
     confirmed, report.message = confirm(plan)
     if not confirmed:
         return report
+    try:
+        with fix_lock(settings.workspace, options.lock_timeout):
+            _rounds(report, plan, settings, options)
+    except FixLockBusy as exc:
+        report.message = str(exc)
+    return report
+
+
+def _recover(settings: Settings, options: Options) -> list[str]:
+    """Finish what an interrupted fix left: a torn registry gets its old bytes back from the journal."""
+    ws = settings.workspace
+    if not [*ws.glob(f"registry/.*{JOURNAL_SUFFIX}"), *ws.glob(f"TASK-*/.*{JOURNAL_SUFFIX}")]:
+        return []
+    try:
+        with fix_lock(settings.workspace, options.lock_timeout):
+            return recover_workspace(settings.workspace, options.lock_timeout)
+    except FixLockBusy as exc:
+        return [str(exc)]
+
+
+def _rounds(report: FixReport, plan: Plan, settings: Settings, options: Options) -> None:
     confirmed_keys = {a.key for a in plan.actions}
     report.applied = True
     round_plan = plan
     for round_no in range(1, MAX_ROUNDS + 1):
-        report.outcomes += apply(round_plan, settings, options)
-        analysis = Analysis(collect(settings))
-        results = checks.judge(analysis)
+        apply(round_plan, settings, options, report.outcomes)
+        analysis, results = observe(settings)
         if round_no == MAX_ROUNDS:
             break
         # Later rounds only retry what was confirmed; anything new is reported, never acted on.
-        retry = [a for a in make_plan(analysis, results, options.prune).actions if a.key in confirmed_keys]
+        retry = [a for a in make_plan(analysis, results, options.plan).actions if a.key in confirmed_keys]
         if not retry:
             break
         round_plan = Plan(actions=retry)
     report.after = figures(analysis, results)
     report.after_results = results
-    report.remaining = still_wrong(results)
-    return report
+    report.remaining = still_wrong(results, options.selected)
+    # An outcome that failed in one round and was done in a later one counts as done.
+    finished = {o.action.key for o in report.outcomes if o.ok}
+    report.outcomes[:] = [o for o in report.outcomes if o.ok or o.action.key not in finished]

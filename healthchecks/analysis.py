@@ -9,13 +9,22 @@ import os
 import re
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import tzinfo
 from functools import cached_property
 
 from . import processes
 from .processes import Proc
 from .registry import AgentRecord
-from .snapshot import Snapshot, pane_of
-from .tmux import Pane
+from .snapshot import Snapshot, pane_of, under_tmux
+from .tmux import Pane, TmuxServer, sanitized
+
+
+@dataclass(frozen=True)
+class PaneRoot:
+    """A live pane's process, identified as a fixer must re-verify it: PID + start ticks at snapshot time."""
+
+    pid: int
+    start_ticks: int
 
 
 @dataclass(frozen=True)
@@ -29,6 +38,11 @@ class LiveSession:
     def id(self) -> str:
         return self.panes[0].session_id
 
+    @property
+    def attached(self) -> int:
+        """Clients attached: a person looking at this session."""
+        return max(p.attached for p in self.panes)
+
 
 @dataclass(frozen=True)
 class Agent:
@@ -39,7 +53,8 @@ class Agent:
 
     @property
     def session(self) -> str:
-        return self.records[0].tmux_session
+        """The session name as tmux stores it (`.` and `:` become `_`)."""
+        return sanitized(self.records[0].tmux_session)
 
     @property
     def active(self) -> bool:
@@ -49,13 +64,48 @@ class Agent:
     def terminal(self) -> bool:
         return all(r.status_class == "terminal" for r in self.records)
 
-    @property
-    def started_at(self) -> float | None:
-        return max((r.started_at for r in self.records if r.started_at is not None), default=None)
+    def started_at(self, tz: tzinfo | None) -> float | None:
+        return max((t for r in self.records if (t := r.started_at(tz)) is not None), default=None)
+
+    def ended_at(self, tz: tzinfo | None) -> float | None:
+        return max((t for r in self.records if (t := r.ended_at(tz)) is not None), default=None)
+
+
+# The orchestrator launches Claude with these flags in every era (E0..E5); a person rarely types all four.
+LAUNCH_FLAGS = ("--output-format", "stream-json", "--verbose", "--dangerously-skip-permissions")
+# An orchestrator agent id: <agent_type>-<HHMMSS>[NNN]-<6 hex>. Shorter or other keys are never evidence.
+AGENT_ID_SHAPE = re.compile(r".+-\d{6}(\d{3})?-[0-9a-f]{6}")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What ties a Claude process outside every pane to this workspace, and to an orchestrator's launch.
+
+    Only both together are exclusive enough to act on: a person's `claude -p` may name an agent or
+    run in the project directory, and another workspace's agent has the same launch shape.
+    """
+
+    workspace: tuple[str, ...] = ()
+    launch: tuple[str, ...] = ()
 
     @property
-    def ended_at(self) -> float | None:
-        return max((r.ended_at for r in self.records if r.ended_at is not None), default=None)
+    def exclusive(self) -> bool:
+        return bool(self.workspace and self.launch)
+
+    def __bool__(self) -> bool:
+        return bool(self.workspace or self.launch)
+
+    def __or__(self, other: Evidence) -> Evidence:
+        return Evidence(self.workspace + other.workspace, self.launch + other.launch)
+
+    def describe(self) -> str:
+        return "; ".join(dict.fromkeys(self.workspace + self.launch))
+
+
+@dataclass(frozen=True)
+class Judged:
+    proc: Proc
+    reason: str
 
 
 class Analysis:
@@ -64,12 +114,14 @@ class Analysis:
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
         self.settings = snapshot.settings
+        self.tz = snapshot.settings.tz
         self.now = snapshot.taken_at
         self.workspace = os.path.realpath(snapshot.settings.workspace)
 
     def past_grace(self, moment: float | None) -> bool:
-        """Unknown times count as old: the grace only protects what we know just started."""
-        return moment is None or self.now - moment >= self.settings.grace
+        """Within grace only when known and less than grace away, either side: a timestamp far in the
+        future (another time zone, a skewed clock) must not protect an agent for ever."""
+        return moment is None or abs(self.now - moment) >= self.settings.grace
 
     # -- registry side -------------------------------------------------------------------------
     @cached_property
@@ -87,12 +139,18 @@ class Analysis:
             result[agent.session].append(agent)
         return result
 
-    # -- tmux side -----------------------------------------------------------------------------
     @cached_property
-    def sessions(self) -> dict[str, list[LiveSession]]:
-        """Live sessions by name; a name can live on more than one checked server."""
+    def client_dirs(self) -> frozenset[str]:
+        """Where this workspace's agents run Claude: each task's `client_cwd`, else the workspace's parent."""
+        dirs = {os.path.dirname(self.workspace)}
+        dirs |= {os.path.realpath(f.client_cwd) for f in self.snapshot.registries.task_files if f.client_cwd}
+        return frozenset(d for d in dirs if d != "/")
+
+    # -- tmux side -----------------------------------------------------------------------------
+    @staticmethod
+    def _sessions_of(servers: tuple[TmuxServer, ...]) -> dict[str, list[LiveSession]]:
         grouped: dict[tuple[str, str], list[Pane]] = defaultdict(list)
-        for server in self.snapshot.servers:
+        for server in servers:
             for pane in server.panes:
                 grouped[(server.label, pane.session)].append(pane)
         result: dict[str, list[LiveSession]] = defaultdict(list)
@@ -101,9 +159,34 @@ class Analysis:
         return result
 
     @cached_property
+    def sessions(self) -> dict[str, list[LiveSession]]:
+        """Live sessions of the checked servers by name; a name can live on more than one of them."""
+        return self._sessions_of(self.snapshot.servers)
+
+    @cached_property
+    def other_sessions(self) -> dict[str, list[LiveSession]]:
+        """Live sessions of this user's tmux servers that were not asked for: seen, never acted on."""
+        return self._sessions_of(self.snapshot.other_servers)
+
+    @cached_property
     def agent_sessions(self) -> list[LiveSession]:
         prefix = self.settings.session_prefix
         return [s for name, group in self.sessions.items() if name.startswith(prefix) for s in group]
+
+    @cached_property
+    def stopped_servers(self) -> list[TmuxServer]:
+        """Checked servers with no server running: right socket? right user? Every agent looks dead."""
+        return [s for s in self.snapshot.servers if s.state == "no-server"]
+
+    def clients_of(self, server: str, session: str) -> list[str]:
+        """The terminals attached to a session of a checked server (who a kill would throw out)."""
+        return [c.tty for s in self.snapshot.servers if s.label == server for c in s.clients if c.session == session]
+
+    def roots(self, session: LiveSession) -> tuple[PaneRoot, ...]:
+        """The session's live pane processes as the snapshot saw them (dead panes have none)."""
+        by_pid = self.snapshot.by_pid
+        live = [p for p in session.panes if not p.dead and p.pid in by_pid]
+        return tuple(PaneRoot(p.pid, by_pid[p.pid].start_ticks) for p in live)
 
     # -- process side --------------------------------------------------------------------------
     @cached_property
@@ -112,8 +195,17 @@ class Analysis:
 
     @cached_property
     def pane_of(self) -> dict[int, tuple[str, str]]:
-        """pid -> (server, session) for every process that descends from a live pane."""
+        """pid -> (server, session) for every process that descends from a live pane of a checked server."""
         return pane_of(self.children, self.snapshot.servers)
+
+    @cached_property
+    def under_tmux(self) -> dict[int, int]:
+        """pid -> tmux server pid, for every process below any tmux server (checked or not)."""
+        return under_tmux(self.children, self.snapshot.tmux_pids)
+
+    @cached_property
+    def _server_names(self) -> dict[int, str]:
+        return {s.server_pid: s.label for s in (*self.snapshot.servers, *self.snapshot.other_servers) if s.server_pid}
 
     @cached_property
     def claude(self) -> list[Proc]:
@@ -126,53 +218,47 @@ class Analysis:
         return {self.pane_of[pid] for pid in self.snapshot.self_pids if pid in self.pane_of}
 
     @cached_property
-    def _live_panes(self) -> dict[str, tuple[int | None, dict[str, tuple[str, str]]]]:
-        """socket path -> (server pid, pane id -> (server, session)) for every reachable checked server."""
-        return {
-            os.path.realpath(s.socket_path): (s.server_pid, {p.pane_id: (s.label, p.session) for p in s.panes})
-            for s in self.snapshot.servers
-            if s.reachable
-        }
-
-    def env_pane(self, proc: Proc) -> tuple[str, tuple[str, str] | None] | None:
-        """From TMUX/TMUX_PANE, if started on a checked server: (where, its live (server, session) or None)."""
-        if not proc.tmux_env:
-            return None
-        socket, _, rest = proc.tmux_env.partition(",")
-        server_pid = rest.partition(",")[0]
-        checked = self._live_panes.get(os.path.realpath(socket))
-        if checked is None:
-            return None
-        live_pid, panes = checked
-        pane = proc.tmux_pane or "?"
-        live = panes.get(pane) if str(live_pid) == server_pid else None
-        return f"pane {pane} of tmux server {socket}", live
-
-    def attached_to(self, proc: Proc) -> tuple[str, str] | None:
-        """The (server, session) a Claude process runs in: by descent from a pane, or by its TMUX pane."""
-        if proc.pid in self.pane_of:
-            return self.pane_of[proc.pid]
-        env = self.env_pane(proc)
-        return env[1] if env else None
+    def _id_pattern(self) -> re.Pattern[str] | None:
+        """Agent ids as whole tokens: `a` must not match inside `data`, nor an id inside a longer one."""
+        ids = sorted((i for i in self.agents if AGENT_ID_SHAPE.fullmatch(i)), key=len, reverse=True)
+        return re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, ids)) + r")(?![\w-])") if ids else None
 
     @cached_property
-    def _id_pattern(self) -> re.Pattern[str] | None:
-        ids = sorted(self.agents, key=len, reverse=True)
-        return re.compile("|".join(map(re.escape, ids))) if ids else None
+    def _path_pattern(self) -> re.Pattern[str]:
+        return re.compile(re.escape(self.workspace) + r"(?=/|$|\s|')")
 
     def _inside_workspace(self, path: str) -> bool:
         return path == self.workspace or path.startswith(self.workspace + "/")
 
-    def own_evidence(self, proc: Proc) -> str | None:
-        """Why this process belongs to this workspace, from its own argv and cwd."""
+    def _ties(self, proc: Proc) -> tuple[str, ...]:
+        """What in a process's own argv, cwd and open files names this workspace."""
+        found = []
         joined = " ".join(proc.argv)
         if self._id_pattern is not None and (m := self._id_pattern.search(joined)):
-            return f"its arguments name agent {m.group(0)}"
-        if re.search(re.escape(self.workspace) + r"(/|$|\s|')", joined):
-            return "its arguments name a path inside the workspace"
-        if proc.cwd and self._inside_workspace(os.path.realpath(proc.cwd)):
-            return f"its working directory {proc.cwd} is inside the workspace"
-        return None
+            found.append(f"its arguments name agent {m.group(1)}")
+        if self._path_pattern.search(joined):
+            found.append("its arguments name a path inside the workspace")
+        if proc.cwd:
+            cwd = os.path.realpath(proc.cwd)
+            if self._inside_workspace(cwd):
+                found.append(f"its working directory {proc.cwd} is inside the workspace")
+            elif cwd in self.client_dirs:
+                found.append(f"its working directory {proc.cwd} is this workspace's client directory")
+        held = [f for f in proc.files if f.fd != 0 and self._inside_workspace(os.path.realpath(f.path))]
+        if held:
+            found.append(f"it holds {held[0].path} open")
+        return tuple(found)
+
+    def _own_evidence(self, proc: Proc) -> Evidence:
+        launch = ()
+        if proc.headless and all(flag in proc.argv for flag in LAUNCH_FLAGS):
+            launch = ("its arguments are the orchestrator's launch (--print --output-format stream-json ...)",)
+        stdin = next((f for f in proc.files if f.fd == 0), None)
+        if stdin and self._inside_workspace(os.path.realpath(stdin.path)):
+            # `claude ... < <task>/prompt`: the orchestrator's own redirection, into this workspace
+            both = (f"its standard input is {stdin.path}, a file of this workspace",)
+            return Evidence(self._ties(proc) + both, launch + both)
+        return Evidence(self._ties(proc), launch)
 
     @cached_property
     def groups(self) -> dict[int, list[Proc]]:
@@ -182,47 +268,60 @@ class Analysis:
                 result[proc.pgid].append(proc)
         return result
 
-    def evidence(self, proc: Proc) -> str | None:
-        """Proof that an unattached Claude process is a leaked agent of this workspace, or None.
+    def evidence(self, proc: Proc) -> Evidence:
+        """Every sign that a Claude process outside every pane is a leaked agent of this workspace.
 
-        The orchestrator always runs Claude headless (--print), so an interactive Claude is a
-        person's and never an orphan. Process-group evidence comes only from the pipeline it was
-        launched in (the `tee` beside it), never from what it launched itself: a person's Claude
-        hosting the orchestrator's MCP server has that server, naming the workspace, in its group.
+        Process-group signs come only from the pipeline it was launched in (the `tee` writing this
+        workspace's log beside it: the orchestrator's pipeline into this workspace, so they count as
+        both), never from what it launched itself: a person's Claude hosting the orchestrator's MCP
+        server has that server, naming the workspace, in its group.
         """
-        if not proc.headless:
-            return None
-        if reason := self.own_evidence(proc):
-            return reason
+        found = self._own_evidence(proc)
         launched = set(processes.descendants(self.children, proc.pid))  # itself and what it started
         for member in self.groups.get(proc.pgid, []):
-            if member.pid in launched:
+            if member.pid in launched or member.is_claude:
                 continue
-            if reason := self.own_evidence(member):
-                return f"process {member.pid} of its process group: {reason}"
-        env = self.env_pane(proc)
-        if env and env[1] is None:
-            return f"it runs headless (--print) and was started in {env[0]}, which is gone"
-        return None
+            if self._path_pattern.search(" ".join(member.argv)):  # its arguments only: a cwd proves nothing
+                sign = f"process {member.pid} ({member.name}) of its pipeline names a path inside the workspace"
+                found = found | Evidence((sign,), (sign,))
+                break
+        return found
 
     @cached_property
-    def claude_classes(self) -> dict[str, list[tuple[Proc, str]]]:
-        """Claude processes sorted into attached / orphan / foreign, each with a reason."""
-        classes: dict[str, list[tuple[Proc, str]]] = {k: [] for k in ("attached", "orphan", "foreign")}
+    def claude_classes(self) -> dict[str, list[Judged]]:
+        """Claude processes sorted into attached / orphan / foreign, each with the reason (and evidence) used."""
+        classes: dict[str, list[Judged]] = {k: [] for k in ("attached", "orphan", "foreign")}
         for proc in self.claude:
-            if where := self.attached_to(proc):
-                classes["attached"].append((proc, f"runs in session {where[1]} on tmux server {where[0]}"))
+            if where := self.pane_of.get(proc.pid):
+                classes["attached"].append(Judged(proc, f"runs in session {where[1]} on tmux server {where[0]}"))
             elif proc.pid in self.snapshot.self_pids:
                 continue  # the Claude this suite runs under: never an orphan, never signalled
-            elif reason := self.evidence(proc):
-                classes["orphan"].append((proc, reason))
-            elif not proc.headless:
-                classes["foreign"].append((proc, "interactive (no --print), so a person's, not an agent; left alone"))
+            elif (server := self.under_tmux.get(proc.pid)) is not None:
+                name = self._server_names.get(server, f"pid {server}")
+                where = "in a dead pane's place or a tmux job" if name in self._checked_labels else "in a pane"
+                reason = f"runs {where} of tmux server {name}, which is not checked here; left alone"
+                classes["foreign"].append(Judged(proc, reason))
             else:
-                classes["foreign"].append((proc, "not attributable to this workspace; left alone"))
+                found = self.evidence(proc)
+                if found.exclusive:
+                    classes["orphan"].append(Judged(proc, f"this workspace's agent: {found.describe()}"))
+                else:
+                    classes["foreign"].append(Judged(proc, self._foreign_reason(proc, found)))
         return classes
+
+    @cached_property
+    def _checked_labels(self) -> set[str]:
+        return {s.label for s in self.snapshot.servers}
+
+    @staticmethod
+    def _foreign_reason(proc: Proc, found: Evidence) -> str:
+        if found:
+            return f"not exclusive to this workspace ({found.describe()}); left alone"
+        if not proc.headless and len(proc.argv) > 1:
+            return "interactive (no --print), so a person's, not an agent; left alone"
+        return "not attributable to this workspace; left alone"
 
     @cached_property
     def sessions_with_claude(self) -> set[tuple[str, str]]:
         """(server, session) pairs whose panes run at least one Claude process."""
-        return {where for p, _ in self.claude_classes["attached"] if (where := self.attached_to(p))}
+        return {self.pane_of[j.proc.pid] for j in self.claude_classes["attached"]}

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from .analysis import Analysis, LiveSession
+from .analysis import Agent, Analysis, LiveSession
 from .registry import GLOBAL_RELPATH, RegistryFile, expected_counters
+from .targets import AgentTarget, CounterTarget, FileTarget, ProcessTarget, SessionTarget, Target
 
 Severity = Literal["fail", "info"]
 
@@ -21,16 +22,14 @@ Severity = Literal["fail", "info"]
 class Finding:
     """One thing wrong (or worth knowing) about one entity.
 
-    ``target`` identifies the entity precisely enough for a fixer to re-verify it:
-    ("process", pid, start_ticks), ("session", server, name, created), ("agent", id),
-    ("counter", file, name) or ("file", path).
+    ``target`` identifies the entity precisely enough for a fixer to re-verify it (healthchecks.targets).
     """
 
     check: str
     entity: str
     reason: str
     severity: Severity = "fail"
-    target: tuple = ()
+    target: Target = None
 
     def line(self) -> str:
         return f"{self.entity}: {self.reason}"
@@ -75,13 +74,14 @@ def _file_label(file: RegistryFile) -> str:
     return str(GLOBAL_RELPATH) if file.kind == "global" else f"{file.path.parent.name}/{file.path.name}"
 
 
-def _agent_finding(check_id: str, agent_id: str, reason: str) -> Finding:
-    return Finding(check_id, f"agent {agent_id}", reason, target=("agent", agent_id))
+def _agent_finding(check_id: str, agent: Agent, reason: str, severity: Severity = "fail") -> Finding:
+    return Finding(check_id, f"agent {agent.id}", reason, severity, AgentTarget(agent.id, agent.session))
 
 
-def _session_finding(check_id: str, session: LiveSession, reason: str) -> Finding:
-    """A failing finding on one live session, identified as a fixer must re-verify it: server, name, created."""
-    target = ("session", session.server, session.name, session.created)
+def _session_finding(check_id: str, a: Analysis, session: LiveSession, reason: str) -> Finding:
+    """A failing finding on one live session, identified as a fixer must re-verify it."""
+    roots = tuple(ProcessTarget(r.pid, r.start_ticks) for r in a.roots(session))
+    target = SessionTarget(session.server, session.id, session.name, session.created, roots, session.attached)
     return Finding(check_id, f"session {session.name}", reason, target=target)
 
 
@@ -90,7 +90,11 @@ def registry_schema(a: Analysis) -> list[Finding]:
     """Every registry file is strict UTF-8 JSON that matches the shipped schema."""
     regs = a.snapshot.registries
     lines = regs.errors + tuple(e for f in regs.files for e in f.errors)
-    return [Finding("registry_schema", *line.split(": ", 1), target=("file",)) for line in lines]
+    findings = []
+    for line in lines:
+        entity, reason = line.split(": ", 1)
+        findings.append(Finding("registry_schema", entity, reason, target=FileTarget(entity)))
+    return findings
 
 
 def _count_findings(file: RegistryFile, expected: dict[str, int]) -> list[Finding]:
@@ -100,7 +104,7 @@ def _count_findings(file: RegistryFile, expected: dict[str, int]) -> list[Findin
             "counters",
             f"{label} {name}",
             f"says {file.counters[name]}, entries say {value}",
-            target=("counter", str(file.path), name, value),
+            target=CounterTarget(str(file.path), name),
         )
         for name, value in expected.items()
         if name in file.counters and file.counters[name] != value
@@ -136,7 +140,7 @@ def registry_agreement(a: Analysis) -> list[Finding]:
                 )
             else:
                 continue
-            findings.append(_agent_finding("registry_agreement", rec.id, reason))
+            findings.append(_agent_finding("registry_agreement", a.agents[rec.id], reason))
     return findings
 
 
@@ -144,21 +148,70 @@ def registry_agreement(a: Analysis) -> list[Finding]:
 def known_statuses(a: Analysis) -> list[Finding]:
     """An unknown status is neither active nor terminal, so no other check can judge that agent."""
     return [
-        _agent_finding("known_statuses", agent.id, f"unknown status {rec.status!r} ({rec.source} registry)")
+        _agent_finding("known_statuses", agent, f"unknown status {rec.status!r} ({rec.source} registry)")
         for agent in a.agents.values()
         for rec in agent.records
         if rec.status_class == "unknown"
     ]
 
 
+@check("timestamps", "no registry timestamp lies in the future", ("registry",))
+def timestamps(a: Analysis) -> list[Finding]:
+    """A start or end time past now (beyond the grace) means another time zone or a skewed clock.
+
+    Such an agent would be "just started" for ever and never judged; the grace no longer protects it,
+    and this says why its times cannot be trusted (see --registry-tz).
+    """
+    findings = []
+    for agent in a.agents.values():
+        for what, moment in (("started", agent.started_at(a.tz)), ("ended", agent.ended_at(a.tz))):
+            if moment is not None and moment - a.now >= a.settings.grace:
+                ahead = moment - a.now
+                reason = (
+                    f"{what} {ahead:.0f}s in the future: the orchestrator's time zone or clock differs "
+                    "from this machine's (set --registry-tz)"
+                )
+                findings.append(_agent_finding("timestamps", agent, reason))
+                break
+    return findings
+
+
+def _not_running_hint(a: Analysis) -> str:
+    stopped = a.stopped_servers
+    if not stopped:
+        return ""
+    names = ", ".join(s.label for s in stopped)
+    return f" (tmux server {names} is not running: right --tmux-socket? right user?)"
+
+
 @check("ghost_agents", "no ghost agents (active in the registry, session gone)", ("registry", "tmux"))
 def ghost_agents(a: Analysis) -> list[Finding]:
     """An active entry past grace whose tmux session is live on no checked server."""
-    return [
-        _agent_finding("ghost_agents", agent.id, f"registry says active, session {agent.session} is not live")
-        for agent in a.agents.values()
-        if agent.active and agent.session not in a.sessions and a.past_grace(agent.started_at)
-    ]
+    findings = []
+    hint = _not_running_hint(a)
+    for agent in a.agents.values():
+        if not agent.active or agent.session in a.sessions or not a.past_grace(agent.started_at(a.tz)):
+            continue
+        if elsewhere := a.other_sessions.get(agent.session):
+            reason = f"session {agent.session} lives on tmux server {elsewhere[0].server}, which is not checked here"
+            findings.append(_agent_finding("ghost_agents", agent, reason + "; left alone", "info"))
+        else:
+            reason = f"registry says active, session {agent.session} is not live{hint}"
+            findings.append(_agent_finding("ghost_agents", agent, reason))
+    return findings
+
+
+@check("split_brain", "no agent runs in two places at once", ("registry", "tmux"))
+def split_brain(a: Analysis) -> list[Finding]:
+    """One agent's session live with Claude on two checked servers: which one is real is for a person."""
+    findings = []
+    for agent in a.agents.values():
+        running = [s for s in a.sessions.get(agent.session, ()) if (s.server, s.name) in a.sessions_with_claude]
+        if len(running) > 1:
+            where = ", ".join(s.server for s in running)
+            reason = f"session {agent.session} runs Claude on tmux servers {where}; never acted on automatically"
+            findings.append(_agent_finding("split_brain", agent, reason))
+    return findings
 
 
 @check("zombie_sessions", "no zombie sessions (agent session without Claude)", ("registry", "tmux"))
@@ -172,8 +225,9 @@ def zombie_sessions(a: Analysis) -> list[Finding]:
         if not any(agent.active for agent in agents) or not a.past_grace(session.created):
             continue
         if (session.server, session.name) not in a.sessions_with_claude:
-            reason = f"no Claude process in its panes (tmux server {session.server})"
-            findings.append(_session_finding("zombie_sessions", session, reason))
+            dead = " (its panes are dead)" if all(p.dead for p in session.panes) else ""
+            reason = f"no Claude process in its panes{dead} (tmux server {session.server})"
+            findings.append(_session_finding("zombie_sessions", a, session, reason))
     return findings
 
 
@@ -197,30 +251,32 @@ def leaked_sessions(a: Analysis) -> list[Finding]:
                     severity="info",
                 )
             )
-        elif all(agent.terminal for agent in agents) and all(a.past_grace(agent.ended_at) for agent in agents):
+        elif all(agent.terminal for agent in agents) and all(a.past_grace(agent.ended_at(a.tz)) for agent in agents):
             statuses = ", ".join(f"{agent.id} {agent.records[0].status}" for agent in agents)
             reason = f"registry says finished ({statuses}), session still live on tmux server {session.server}"
-            findings.append(_session_finding("leaked_sessions", session, reason))
+            findings.append(_session_finding("leaked_sessions", a, session, reason))
     return findings
 
 
 @check("orphan_processes", "no orphan Claude processes", ("registry", "tmux"))
 def orphan_processes(a: Analysis) -> list[Finding]:
-    """A Claude process outside every live pane that provably belongs to this workspace."""
+    """A Claude process outside every tmux pane, with evidence exclusive to this workspace.
+
+    Anything weaker (a foreign Claude, one that only names an agent, one on an unchecked server)
+    is information: listed with the evidence seen, never acted on.
+    """
     classes = a.claude_classes
     orphans = [
         Finding(
             "orphan_processes",
-            f"pid {p.pid}",
-            f"{p.name}: outside every live tmux pane; {reason}",
-            target=("process", p.pid, p.start_ticks),
+            f"pid {j.proc.pid}",
+            f"{j.proc.name}: outside every tmux pane; {j.reason}",
+            target=ProcessTarget(j.proc.pid, j.proc.start_ticks),
         )
-        for p, reason in classes["orphan"]
+        for j in classes["orphan"]
     ]
     foreign = [
-        Finding(
-            "orphan_processes", f"pid {p.pid}", f"{p.name}: outside every live tmux pane, {reason}", severity="info"
-        )
-        for p, reason in classes["foreign"]
+        Finding("orphan_processes", f"pid {j.proc.pid}", f"{j.proc.name}: outside every live pane, {j.reason}", "info")
+        for j in classes["foreign"]
     ]
     return orphans + foreign

@@ -11,9 +11,11 @@ once, on the controller, after every check has run.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -97,6 +99,7 @@ SHARED = pytest.StashKey[bool]()  # xdist workers were started: hand them the co
 SETTINGS = pytest.StashKey[Settings]()
 FOUND = pytest.StashKey[list[Finding]]()
 FIX_OPTIONS = pytest.StashKey[object]()
+SELECTED = pytest.StashKey["Selection"]()  # check ids of the tests this run ran (-k, -m and node ids limit the fix)
 
 # (option, ini name, env var, default, help); each is also an ini option.
 OPTIONS = [
@@ -136,6 +139,14 @@ OPTIONS = [
         None,
         str(DEFAULT_TMUX_TIMEOUT),
         "seconds to wait for a tmux server before calling it unreachable (default 5)",
+    ),
+    (
+        "--registry-tz",
+        "healthchecks_registry_tz",
+        None,
+        "",
+        "IANA time zone the orchestrator writes its naive timestamps in (default: this machine's local zone, "
+        "which is what the orchestrator uses when it runs here)",
     ),
     (
         "--lock-timeout",
@@ -188,6 +199,17 @@ FLAGS = [
         "apply it with every guard, then check again; exit 0 only if every check then passes",
     ),
     ("--yes", "healthchecks_yes", "with --fix: apply the plan without asking"),
+    (
+        "--kill-attached",
+        "healthchecks_kill_attached",
+        "with --fix: also kill zombie or leaked sessions a person is attached to (their terminal is thrown out)",
+    ),
+    (
+        "--allow-server-down",
+        "healthchecks_allow_server_down",
+        "with --fix: change agents' entries even though a checked tmux server is not running "
+        "(by default that looks like a wrong --tmux-socket or user, and only the processes are fixed)",
+    ),
     ("--dry-run", "healthchecks_dry_run", "print the remediation plan and change nothing"),
     (
         "--prune",
@@ -249,6 +271,7 @@ def settings_from(config: pytest.Config) -> Settings:
             claude_match=values["healthchecks_claude_match"],
             grace=float(values["healthchecks_grace"]),
             tmux_timeout=float(values["healthchecks_tmux_timeout"]),
+            registry_tz=values["healthchecks_registry_tz"],
         )
     except ValueError as exc:
         raise pytest.UsageError(f"agent-healthchecks: invalid option: {exc}") from None
@@ -263,7 +286,13 @@ def fix_options(config: pytest.Config):
             raise ValueError("must be > 0")
     except ValueError as exc:
         raise pytest.UsageError(f"agent-healthchecks: invalid --lock-timeout: {exc}") from None
-    return Options(prune=config.getoption("healthchecks_prune"), lock_timeout=lock_timeout)
+    return Options(
+        prune=config.getoption("healthchecks_prune"),
+        lock_timeout=lock_timeout,
+        kill_attached=config.getoption("healthchecks_kill_attached"),
+        allow_server_down=config.getoption("healthchecks_allow_server_down"),
+        tmux_timeout=float(_value(config, "healthchecks_tmux_timeout", None, str(DEFAULT_TMUX_TIMEOUT))),
+    )
 
 
 def report_dir(config: pytest.Config) -> Path:
@@ -330,6 +359,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[WORKDIR] = Path(tempfile.mkdtemp(prefix="agent-healthchecks-"))
     if fixing(config):
         config.stash[FIX_OPTIONS] = fix_options(config)
+        config.stash[SELECTED] = Selection()
+        config.pluginmanager.register(config.stash[SELECTED], "healthchecks-selection")
     if config.getoption("healthchecks_status_line"):
         config.pluginmanager.set_blocked("terminalreporter")  # the status line is the whole output
     if config.pluginmanager.hasplugin("html"):
@@ -377,21 +408,42 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     _write_outputs(session, run)
 
 
+class Selection:
+    """Which checks this run ran, serially or in any xdist worker (their reports reach the controller):
+    `-k`, `-m` and node ids limit the fix to those."""
+
+    def __init__(self) -> None:
+        self.checks: set[str] = set()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.checks.update(value for name, value in report.user_properties if name == "check")
+
+
+EXIT_INTERRUPTED = 130  # what a shell reports for a program ended by Ctrl-C
+
+
+def _say(config: pytest.Config, title: str, lines: list[str]) -> None:
+    """To the terminal report, or to stderr when another output mode (--status-line) owns stdout:
+    what the fix plans and does always reaches a person."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.ensure_newline()
+        reporter.write_line("")  # under xdist the progress line is still open
+        reporter.write_sep("=", title)
+        for line in lines:
+            reporter.write_line(line)
+    else:
+        sys.stderr.write("".join(f"{line}\n" for line in [f"== {title} ==", *lines]))
+        sys.stderr.flush()
+
+
 def _fix(session: pytest.Session, run: Run) -> None:
     """Plan, confirm once, act, verify; the exit status then tells the after-state."""
     from fixers.confirm import ask
-    from fixers.run import fix
+    from fixers.plan import Plan
+    from fixers.run import FixReport, fix
 
     config = session.config
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-
-    def show(lines: list[str]) -> None:
-        if reporter is not None:
-            reporter.ensure_newline()
-            reporter.write_line("")  # under xdist the progress line is still open
-            reporter.write_sep("=", "remediation plan")
-            for line in lines:
-                reporter.write_line(line)
 
     def confirm(plan) -> tuple[bool, str]:
         if config.getoption("healthchecks_yes"):
@@ -399,16 +451,33 @@ def _fix(session: pytest.Session, run: Run) -> None:
         return ask(plan.lines(), len(plan.actions))
 
     dry_run = config.getoption("healthchecks_dry_run")
-    fixed = fix(
-        run.analysis,
-        run.results,
-        run.snapshot.settings,
-        config.stash[FIX_OPTIONS],
-        dry_run=dry_run,
-        confirm=confirm,
-        show=show,
-    )
-    run.fix_report = fixed
+    options = dataclasses.replace(config.stash[FIX_OPTIONS], selected=frozenset(config.stash[SELECTED].checks))
+    fixed = run.fix_report = FixReport(Plan())
+    try:
+        fix(
+            run.analysis,
+            run.results,
+            run.snapshot.settings,
+            options,
+            dry_run=dry_run,
+            confirm=confirm,
+            show=lambda lines: _say(config, "remediation plan", lines),
+            report=fixed,
+        )
+    except KeyboardInterrupt:
+        fixed.interrupted = True
+        done = sum(1 for o in fixed.outcomes if o.status == "done")
+        fixed.message = (
+            f"interrupted: {done} action(s) done, {len(fixed.plan.actions) - done} not done"
+            if fixed.applied
+            else "interrupted at the prompt: nothing was changed"
+        )
+        session.exitstatus = EXIT_INTERRUPTED
+        if config.pluginmanager.get_plugin("terminalreporter") is None:
+            _say(config, "remediation results", [fixed.message, *(o.line() for o in fixed.outcomes)])
+        return
+    if config.pluginmanager.get_plugin("terminalreporter") is None:
+        _say(config, "remediation results", [fixed.message, *(o.line() for o in fixed.outcomes)])
     if fixed.applied:
         session.exitstatus = pytest.ExitCode.OK if fixed.ok else pytest.ExitCode.TESTS_FAILED
     elif not dry_run and fixed.plan.actions:
@@ -449,7 +518,8 @@ def _write_outputs(session: pytest.Session, run: Run) -> None:
     if config.getoption("healthchecks_status_line"):
         line, code = outputs.status_line(results)
         print(line, flush=True)
-        session.exitstatus = code
+        if session.exitstatus != EXIT_INTERRUPTED:
+            session.exitstatus = code
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -523,7 +593,7 @@ def findings(request: pytest.FixtureRequest, hc_judged: Judged) -> Findings:
     if marker is None or marker.args[0] not in CHECKS:
         pytest.fail("a health-check test needs @pytest.mark.check(<check id>)", pytrace=False)
     result = hc_judged.results[marker.args[0]]
-    request.node.user_properties.append(("snapshot", hc_judged.snapshot_id))
+    request.node.user_properties += [("check", marker.args[0]), ("snapshot", hc_judged.snapshot_id)]
     if isinstance(result, tuple):
         kind, reason = result
         if kind == "skip":

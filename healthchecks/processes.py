@@ -21,12 +21,20 @@ PROC = "/proc"
 
 
 @dataclass(frozen=True)
+class OpenFile:
+    fd: int
+    path: str
+
+
+@dataclass(frozen=True)
 class Proc:
     """A process at scan time. Identity is (pid, start_ticks): a PID alone can be reused."""
 
     pid: int
     ppid: int
     pgid: int
+    sid: int  # the session: the pane's shell for a process started in a tmux pane
+    tty: int  # controlling terminal (tty_nr); 0 when it has none, or it was hung up
     name: str
     argv: tuple[str, ...]
     start_ticks: int
@@ -36,6 +44,7 @@ class Proc:
     cwd: str | None = None
     tmux_env: str | None = None  # TMUX=<socket>,<server pid>,<session>
     tmux_pane: str | None = None  # TMUX_PANE=%<n>
+    files: tuple[OpenFile, ...] = ()
 
     @property
     def headless(self) -> bool:
@@ -51,20 +60,36 @@ def _read(path: str) -> bytes:
         return fh.read()
 
 
-def _parse_stat(raw: bytes) -> tuple[str, str, int, int, int]:
-    """(name, state, ppid, pgid, start ticks); the name sits in parentheses and may hold anything."""
+@dataclass(frozen=True)
+class Stat:
+    name: str
+    state: str
+    ppid: int
+    pgid: int
+    sid: int
+    tty: int
+    start_ticks: int
+
+
+def _parse_stat(raw: bytes) -> Stat:
+    """The fields of /proc/<pid>/stat we use; the name sits in parentheses and may hold anything."""
     left, right = raw.index(b"("), raw.rindex(b")")
-    fields = raw[right + 2 :].split()
-    return os.fsdecode(raw[left + 1 : right]), fields[0].decode(), int(fields[1]), int(fields[2]), int(fields[19])
+    f = raw[right + 2 :].split()
+    name = os.fsdecode(raw[left + 1 : right])
+    return Stat(name, f[0].decode(), int(f[1]), int(f[2]), int(f[3]), int(f[4]), int(f[19]))
 
 
 def _argv(raw: bytes) -> tuple[str, ...]:
-    """As psutil splits it: by NUL, or by spaces when a process rewrote its title (setproctitle)."""
+    """As psutil splits it: by NUL, or by spaces when a process rewrote its title (setproctitle).
+
+    A title written over the argument area (node's ``process.title``, libuv) leaves the rest of the
+    area NUL: ``claude\\0\\0\\0...``, one argument, not dozens of empty ones.
+    """
     data = os.fsdecode(raw)
-    if not data:
+    if not data.strip("\0"):
         return ()
     sep = "\0" if data.endswith("\0") else " "
-    args = data.removesuffix(sep).split(sep)
+    args = data.rstrip(sep).split(sep)
     if sep == "\0" and len(args) == 1 and " " in args[0]:
         args = args[0].split(" ")
     return tuple(args)
@@ -73,7 +98,7 @@ def _argv(raw: bytes) -> tuple[str, ...]:
 def start_ticks(pid: int) -> int | None:
     """The identity half that a PID lacks; None when no process has this PID now."""
     try:
-        return _parse_stat(_read(f"{PROC}/{pid}/stat"))[4]
+        return _parse_stat(_read(f"{PROC}/{pid}/stat")).start_ticks
     except (OSError, ValueError, IndexError):
         return None
 
@@ -85,11 +110,14 @@ def scan(is_claude: Callable[[str, tuple[str, ...]], bool]) -> tuple[Proc, ...]:
         if not entry.isdigit():
             continue
         try:  # a process may exit between the listing and the reads
-            name, state, ppid, pgid, ticks = _parse_stat(_read(f"{PROC}/{entry}/stat"))
+            st = _parse_stat(_read(f"{PROC}/{entry}/stat"))
             argv = _argv(_read(f"{PROC}/{entry}/cmdline"))
         except (OSError, ValueError, IndexError):
             continue
-        procs.append(Proc(int(entry), ppid, pgid, name, argv, ticks, state, is_claude(name, argv)))
+        procs.append(
+            Proc(int(entry), st.ppid, st.pgid, st.sid, st.tty, st.name, argv, st.start_ticks, st.state,
+                 is_claude(st.name, argv))
+        )
     return tuple(procs)
 
 
@@ -114,7 +142,7 @@ def descendants(children: dict[int, list[int]], root: int) -> list[int]:
 
 
 def with_details(procs: tuple[Proc, ...], pids: set[int]) -> tuple[Proc, ...]:
-    """Add cwd and TMUX/TMUX_PANE to the processes in ``pids``: the evidence of who owns them.
+    """Add cwd, TMUX/TMUX_PANE and open files to the processes in ``pids``: the evidence of who owns them.
 
     Read only where a judge needs it (Claude outside every pane, and its process group): on a
     busy machine that is a handful of processes, not thousands. A PID reused since the scan gets
@@ -140,9 +168,28 @@ def _detailed(proc: Proc) -> Proc:
         env = process.environ()
     except (psutil.Error, OSError):
         env = {}
+    files = open_files(proc.pid)
     if start_ticks(proc.pid) != proc.start_ticks:  # the PID was reused while we read: not this process's
         return proc
-    return replace(proc, cwd=cwd, tmux_env=env.get("TMUX"), tmux_pane=env.get("TMUX_PANE"))
+    return replace(proc, cwd=cwd, tmux_env=env.get("TMUX"), tmux_pane=env.get("TMUX_PANE"), files=files)
+
+
+def open_files(pid: int) -> tuple[OpenFile, ...]:
+    """The paths a process holds open (fd -> path); sockets, pipes and the like are left out."""
+    found = []
+    base = f"{PROC}/{pid}/fd"
+    try:
+        fds = os.listdir(base)
+    except OSError:
+        return ()
+    for fd in fds:
+        try:
+            target = os.readlink(f"{base}/{fd}")
+        except OSError:
+            continue
+        if target.startswith("/"):
+            found.append(OpenFile(int(fd), target.removesuffix(" (deleted)")))
+    return tuple(sorted(found, key=lambda f: f.fd))
 
 
 def lineage(pid: int) -> frozenset[int]:

@@ -12,7 +12,7 @@ import os
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -64,13 +64,11 @@ class AgentRecord:
     def status_class(self) -> StatusClass:
         return status_class(self.status)
 
-    @property
-    def started_at(self) -> float | None:
-        return parse_time(self.times[0]) if self.times else None
+    def started_at(self, tz: tzinfo | None) -> float | None:
+        return parse_time(self.times[0], tz) if self.times else None
 
-    @property
-    def ended_at(self) -> float | None:
-        return next((t for value in self.times[1:] if (t := parse_time(value)) is not None), None)
+    def ended_at(self, tz: tzinfo | None) -> float | None:
+        return next((t for value in self.times[1:] if (t := parse_time(value, tz)) is not None), None)
 
 
 @dataclass(frozen=True)
@@ -85,6 +83,7 @@ class RegistryFile:
     counters: dict[str, Any] = field(default_factory=dict)
     agents: tuple[AgentRecord, ...] = ()
     task_ids: tuple[str, ...] = ()
+    client_cwd: str | None = None  # task registries: the project directory its agents' Claude runs in
 
 
 @dataclass(frozen=True)
@@ -141,8 +140,27 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def read_bytes(path: Path) -> bytes:
+def check_contained(workspace: Path, path: Path) -> None:
+    """Refuse a path that leaves the workspace: no folder between the workspace and the file, nor the
+    file itself, may be a symlink (a `TASK-*` folder linked to another project's task is that project's)."""
+    try:
+        relative = path.relative_to(workspace)
+    except ValueError:
+        raise RegistryError(f"{path}: $: is outside the workspace {workspace}; refusing it") from None
+    current = workspace
+    for part in relative.parts:
+        current = current / part
+        if current.is_symlink():
+            where = "is" if current == path else f"lies under {current}, which is"
+            raise RegistryError(
+                f"{path}: $: {where} a symlink to {os.readlink(current)}; refusing to follow it out of the workspace"
+            )
+
+
+def read_bytes(path: Path, workspace: Path | None = None) -> bytes:
     """Read a registry file, refusing what a careful reader must not follow or swallow."""
+    if workspace is not None:
+        check_contained(workspace, path)
     try:
         st = path.lstat()
     except FileNotFoundError:
@@ -156,13 +174,27 @@ def read_bytes(path: Path) -> bytes:
     if not stat.S_ISREG(st.st_mode):
         raise RegistryError(f"{path}: $: is not a regular file")
     if st.st_size > MAX_BYTES:
-        raise RegistryError(f"{path}: $: file is {st.st_size / 1e6:.1f} MB, over the {MAX_BYTES // 2**20} MiB limit")
+        raise RegistryError(_too_large(path, st.st_size))
     try:
-        return path.read_bytes()
+        raw = read_bounded(path)
     except PermissionError:
         raise RegistryError(f"{path}: $: not readable (permission denied)") from None
     except OSError as exc:
         raise RegistryError(f"{path}: $: cannot read ({exc.strerror})") from None
+    if len(raw) > MAX_BYTES:  # it grew after the size was read
+        raise RegistryError(_too_large(path, len(raw)))
+    return raw
+
+
+def _too_large(path: Path, size: int) -> str:
+    return f"{path}: $: file is {size / 1e6:.1f} MB, over the {MAX_BYTES // 2**20} MiB limit"
+
+
+def read_bounded(path: Path) -> bytes:
+    """At most MAX_BYTES + 1 bytes, without following a symlink: never more memory than the limit allows."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read(MAX_BYTES + 1)
 
 
 def parse(path: Path, raw: bytes) -> Any:
@@ -242,12 +274,18 @@ def schema_errors(path: Path, kind: Kind, data: Any) -> list[str]:
     return lines
 
 
-def parse_time(value: Any) -> float | None:
-    """Orchestrator timestamps are naive local ISO strings; None when absent or unreadable."""
+def parse_time(value: Any, tz: tzinfo | None = None) -> float | None:
+    """Orchestrator timestamps are naive ISO strings in its own local zone (``tz``; None: this machine's).
+
+    None when absent or unreadable. A timestamp that carries an offset keeps it.
+    """
     if not isinstance(value, str):
         return None
     try:
-        return datetime.fromisoformat(value).timestamp()
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None and tz is not None:
+            moment = moment.replace(tzinfo=tz)
+        return moment.timestamp()
     except (ValueError, OverflowError, OSError):  # unparseable, or a date the platform clock cannot hold
         return None
 
@@ -282,9 +320,9 @@ def load_data(path: Path, kind: Kind, raw: bytes) -> Any:
     return data
 
 
-def load_file(path: Path, kind: Kind) -> RegistryFile:
+def load_file(path: Path, kind: Kind, workspace: Path | None = None) -> RegistryFile:
     try:
-        raw = read_bytes(path)
+        raw = read_bytes(path, workspace)
         mtime = path.stat().st_mtime
     except RegistryError as exc:
         return RegistryFile(path, kind, errors=tuple(str(exc).splitlines()))
@@ -292,11 +330,16 @@ def load_file(path: Path, kind: Kind) -> RegistryFile:
     try:
         data = load_data(path, kind, raw)
     except RegistryError as exc:
-        return RegistryFile(path, kind, digest, mtime, errors=tuple(str(exc).splitlines()))
+        errors = tuple(str(exc).splitlines())
+        journal = path.with_name(f".{path.name}.hc-journal")
+        if journal.exists():
+            errors += (f"{path}: $: a --fix was interrupted writing it; the next --fix restores it from {journal}",)
+        return RegistryFile(path, kind, digest, mtime, errors=errors)
     names = GLOBAL_COUNTERS if kind == "global" else TASK_COUNTERS
     counters = {name: data[name] for name in names if name in data}
     agents, task_ids = records(kind, data)
-    return RegistryFile(path, kind, digest, mtime, (), counters, agents, task_ids)
+    client = data.get("client_cwd") if kind == "task" else None
+    return RegistryFile(path, kind, digest, mtime, (), counters, agents, task_ids, client)
 
 
 def load(workspace: Path) -> Registries:
@@ -305,5 +348,5 @@ def load(workspace: Path) -> Registries:
     if not workspace.is_dir():
         missing = RegistryFile(global_path, "global")
         return Registries(workspace, missing, (), (f"{workspace}: $: {NO_WORKSPACE}",))
-    tasks = tuple(load_file(p, "task") for p in sorted(workspace.glob(TASK_GLOB)))
-    return Registries(workspace, load_file(global_path, "global"), tasks)
+    tasks = tuple(load_file(p, "task", workspace) for p in sorted(workspace.glob(TASK_GLOB)))
+    return Registries(workspace, load_file(global_path, "global", workspace), tasks)

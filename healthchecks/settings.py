@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # Searched in a process's name and in its command line (argv joined by spaces). It catches a process
 # named `claude`, an argv[0] whose basename is `claude`, `node …/@anthropic-ai/claude-code/cli.js` and
-# `npx -y @anthropic-ai/claude-code`; anchoring at the start keeps out `vim claude_notes.md` and a
+# `npx -y @anthropic-ai/claude-code` and a native install (`~/.local/share/claude/versions/<X.Y.Z>`, whose
+# process name is the bare version); anchoring at the start keeps out `vim claude_notes.md` and a
 # `tee` writing to a path that contains "claude".
 DEFAULT_CLAUDE_MATCH = (
     r"^(\S*/)?claude(\s|$)"
+    r"|^\S*/claude/versions/\d[^/\s]*(\s|$)"
     r"|^(\S*/)?node\s+(-\S+\s+)*\S*@anthropic-ai/claude-code/"
     r"|^(\S*/)?npx\s+(-\S+\s+)*@anthropic-ai/claude-code(@\S*)?(\s|$)"
 )
@@ -29,6 +33,7 @@ class Settings:
     claude_match: str = DEFAULT_CLAUDE_MATCH
     grace: float = DEFAULT_GRACE
     tmux_timeout: float = DEFAULT_TMUX_TIMEOUT
+    registry_tz: str = ""  # the orchestrator's time zone (IANA name); empty: this machine's local zone
 
     def __post_init__(self) -> None:
         try:  # fail at configuration time, not mid-scan
@@ -39,6 +44,17 @@ class Settings:
             raise ValueError("grace must be >= 0 seconds")
         if self.tmux_timeout <= 0:
             raise ValueError("tmux timeout must be > 0 seconds")
+        self.tz  # noqa: B018  (an unknown zone fails here, at configuration time)
+
+    @property
+    def tz(self) -> tzinfo | None:
+        """The zone naive registry timestamps are read in; None: this machine's local zone."""
+        if not self.registry_tz:
+            return None
+        try:
+            return ZoneInfo(self.registry_tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"registry time zone {self.registry_tz!r} is not a known IANA zone") from None
 
     def is_claude(self, name: str, argv: tuple[str, ...]) -> bool:
         pattern = _compiled(self.claude_match)

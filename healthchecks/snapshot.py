@@ -25,6 +25,7 @@ from .settings import Settings
 from .tmux import TmuxServer
 
 MAX_ATTEMPTS = 3
+TMUX_SERVER_NAME = "tmux: server"  # how every tmux server names itself (its kernel process name)
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,14 @@ class Snapshot:
     attempts: int
     stable: bool  # False: the registry kept changing while we read; judged on the last read
     registries: Registries
-    servers: tuple[TmuxServer, ...]
+    servers: tuple[TmuxServer, ...]  # the checked servers, each once
     processes: tuple[processes.Proc, ...]
     self_pids: frozenset[int]  # the collecting process and its ancestors
     tmux_version: str = ""
+    # Every other tmux server of this user found running (another -L name, another TMUX_TMPDIR):
+    # read, never acted on. A process under any of them is in a live pane, never an orphan.
+    other_servers: tuple[TmuxServer, ...] = ()
+    tmux_pids: frozenset[int] = frozenset()  # every `tmux: server` process seen, whoever runs it
 
     @cached_property
     def by_pid(self) -> dict[int, processes.Proc]:
@@ -56,15 +61,21 @@ class Snapshot:
 def fingerprint(workspace: Path) -> tuple[tuple[str, str | None], ...]:
     """Hash the registry files' bytes without parsing them: cheap enough to do after every read.
 
-    Only regular files are read: a FIFO, a directory or a symlink in a registry's place gets no
-    digest (the loader reports it), because reading a FIFO would block this run forever.
+    Only regular files within the size limit are read: a FIFO, a directory, a symlink or a huge
+    file in a registry's place gets no digest of its bytes (the loader reports it), because reading
+    a FIFO would block this run forever and a sparse 4 GB file would exhaust its memory.
     """
     paths = [workspace / registry.GLOBAL_RELPATH, *sorted(workspace.glob(registry.TASK_GLOB))]
     result = []
     for path in paths:
         try:
-            regular = stat.S_ISREG(path.lstat().st_mode)
-            digest = hashlib.sha256(path.read_bytes()).hexdigest() if regular else None
+            st = path.lstat()
+            if not stat.S_ISREG(st.st_mode):
+                digest = None
+            elif st.st_size > registry.MAX_BYTES:
+                digest = f"oversized:{st.st_size}:{st.st_mtime_ns}"
+            else:
+                digest = hashlib.sha256(registry.read_bounded(path)).hexdigest()
         except OSError:
             digest = None
         result.append((str(path), digest))
@@ -72,24 +83,52 @@ def fingerprint(workspace: Path) -> tuple[tuple[str, str | None], ...]:
 
 
 def pane_of(children: dict[int, list[int]], servers: tuple[TmuxServer, ...]) -> dict[int, tuple[str, str]]:
-    """pid -> (server, session) for every process that descends from a live pane."""
+    """pid -> (server, session) for every process that descends from a live pane (dead panes have none)."""
     return {
         pid: (server.label, pane.session)
         for server in servers
         for pane in server.panes
+        if not pane.dead
         for pid in processes.descendants(children, pane.pid)
     }
 
 
-def needs_proof(procs: tuple[processes.Proc, ...], servers: tuple[TmuxServer, ...]) -> set[int]:
-    """Claude processes that descend from no pane, and the members of their process groups."""
-    in_panes = pane_of(processes.children_of(procs), servers)
-    groups = {p.pgid for p in procs if p.is_claude and p.pid not in in_panes}
-    return {p.pid for p in procs if p.pgid in groups or (p.is_claude and p.pid not in in_panes)}
+def under_tmux(children: dict[int, list[int]], tmux_pids: frozenset[int]) -> dict[int, int]:
+    """pid -> the tmux server process it descends from, for every process below any tmux server."""
+    return {pid: server for server in tmux_pids for pid in processes.descendants(children, server)[1:]}
+
+
+def needs_proof(procs: tuple[processes.Proc, ...], tmux_pids: frozenset[int]) -> set[int]:
+    """Claude processes below no tmux server, and the members of their process groups."""
+    inside = under_tmux(processes.children_of(procs), tmux_pids)
+    loose = {p.pid for p in procs if p.is_claude and p.pid not in inside}
+    groups = {p.pgid for p in procs if p.pid in loose}
+    return loose | {p.pid for p in procs if p.pgid in groups}
 
 
 def read_servers(settings: Settings) -> tuple[TmuxServer, ...]:
-    return tuple(tmux.read_server(s, settings.tmux_timeout) for s in (settings.tmux_sockets or (None,)))
+    sockets = settings.tmux_sockets or (None,)
+    return tmux.dedupe(tuple(tmux.read_server(s, settings.tmux_timeout) for s in sockets))
+
+
+def read_other_servers(
+    procs: tuple[processes.Proc, ...], checked: tuple[TmuxServer, ...], timeout: float
+) -> tuple[TmuxServer, ...]:
+    """This user's tmux servers that were not asked for, found in the process table and read by socket path."""
+    known = {s.server_pid for s in checked}
+    mine = set()
+    for p in procs:
+        if p.name == TMUX_SERVER_NAME and p.pid not in known and _owned_by_me(p.pid):
+            mine.add(p.pid)
+    sockets = tmux.listening_sockets(mine)
+    return tuple(tmux.read_server(path, timeout) for _, path in sorted(sockets.items()))
+
+
+def _owned_by_me(pid: int) -> bool:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid == os.geteuid()
+    except OSError:
+        return False
 
 
 def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
@@ -101,7 +140,9 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
         regs = registry.load(settings.workspace)
         procs = processes.scan(settings.is_claude)
         servers = read_servers(settings)
-        procs = processes.with_details(procs, needs_proof(procs, servers))
+        others = read_other_servers(procs, servers, settings.tmux_timeout)
+        tmux_pids = frozenset(p.pid for p in procs if p.name == TMUX_SERVER_NAME)
+        procs = processes.with_details(procs, needs_proof(procs, tmux_pids))
         stable = fingerprint(settings.workspace) == regs.fingerprint
         if stable or attempts >= max_attempts:
             break
@@ -116,4 +157,6 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
         processes=procs,
         self_pids=self_pids,
         tmux_version=tmux.version(),
+        other_servers=others,
+        tmux_pids=tmux_pids,
     )

@@ -72,5 +72,5 @@ def figures(analysis: Analysis, results: Results) -> Figures:
         claude_foreign=len(classes["foreign"]) if both else None,
         agent_sessions=len(analysis.agent_sessions) if tmux_ok else None,
         untracked_sessions=untracked if both else None,
-        ghosts=len(ghosts) if isinstance(ghosts, list) else None,
+        ghosts=sum(1 for f in ghosts if f.severity == "fail") if isinstance(ghosts, list) else None,
     )

@@ -6,3 +6,8 @@ import pytest
 @pytest.mark.check("ghost_agents")
 def test_no_ghost_agents(findings):
     assert not findings
+
+
+@pytest.mark.check("split_brain")
+def test_no_agent_runs_twice(findings):
+    assert not findings

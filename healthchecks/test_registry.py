@@ -21,3 +21,8 @@ def test_task_registries_agree_with_global(findings):
 @pytest.mark.check("known_statuses")
 def test_agent_statuses_are_known(findings):
     assert not findings
+
+
+@pytest.mark.check("timestamps")
+def test_registry_times_are_not_in_the_future(findings):
+    assert not findings

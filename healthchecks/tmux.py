@@ -14,7 +14,17 @@ from functools import cache
 from typing import Literal
 
 TIMEOUT = 5.0
-FIELDS = ("session_name", "session_created", "pane_id", "pane_pid", "pid", "socket_path", "session_id")
+FIELDS = (
+    "session_name",
+    "session_created",
+    "pane_id",
+    "pane_pid",
+    "pid",
+    "socket_path",
+    "session_id",
+    "pane_dead",
+    "session_attached",
+)
 FORMAT = "\t".join(f"#{{{f}}}" for f in FIELDS)
 # What tmux 3.x prints when it reached the socket's place and found no server behind it.
 NO_SERVER_MARKERS = ("no server running on", "(No such file or directory)")
@@ -31,6 +41,18 @@ class Pane:
     pane_id: str
     pid: int
     session_id: str = ""  # $N: unique for the server's lifetime, unlike a name
+    # With remain-on-exit a pane outlives its process and keeps its pane_pid, which the kernel may
+    # give to any other process: a dead pane has no processes.
+    dead: bool = False
+    attached: int = 0  # clients attached to the pane's session: a person may be looking at it
+
+
+@dataclass(frozen=True)
+class Client:
+    """A terminal attached to a session: a person, whose window a kill-session would close."""
+
+    tty: str
+    session: str
 
 
 @dataclass(frozen=True)
@@ -43,10 +65,17 @@ class TmuxServer:
     socket_path: str = ""
     server_pid: int | None = None
     panes: tuple[Pane, ...] = ()
+    aliases: tuple[str, ...] = ()  # other --tmux-socket values that reached this same server
+    clients: tuple[Client, ...] = ()  # read only when a session has a client attached
 
     @property
     def reachable(self) -> bool:
         return self.state != "unreachable"
+
+    @property
+    def identity(self) -> tuple[str, int | None]:
+        """One server however it was named: its socket's real path and its pid."""
+        return os.path.realpath(self.socket_path), self.server_pid
 
 
 def server_args(socket: str | None) -> tuple[str, ...]:
@@ -80,12 +109,70 @@ def run(socket: str | None, *command: str, timeout: float = TIMEOUT) -> subproce
 
 
 def _parse(line: str) -> tuple[Pane, int, str]:
-    session, created, pane_id, pane_pid, server_pid, socket_path, session_id = line.split("\t")
-    return Pane(session, float(created), pane_id, int(pane_pid), session_id), int(server_pid), socket_path
+    session, created, pane_id, pane_pid, server_pid, socket_path, session_id, dead, attached = line.split("\t")
+    pane = Pane(session, float(created), pane_id, int(pane_pid), session_id, dead == "1", int(attached or 0))
+    return pane, int(server_pid), socket_path
 
 
-def read_server(socket: str | None, timeout: float = TIMEOUT) -> TmuxServer:
-    label = socket or "default"
+def sanitized(name: str) -> str:
+    """A session name as tmux stores it: tmux turns `.` and `:` into `_` (they are target separators)."""
+    return name.replace(".", "_").replace(":", "_")
+
+
+def dedupe(servers: tuple[TmuxServer, ...]) -> tuple[TmuxServer, ...]:
+    """One entry per server, however many --tmux-socket values (a name, its path, a symlink) reach it.
+
+    Judged twice, each of a server's panes would belong to one label only and every session would
+    look empty on the other: a whole healthy fleet of zombies.
+    """
+    kept: dict[tuple[str, int | None], TmuxServer] = {}
+    for server in servers:
+        key = server.identity if server.state == "running" else (os.path.realpath(server.socket_path), None)
+        if key in kept:
+            first = kept[key]
+            kept[key] = TmuxServer(**{**first.__dict__, "aliases": (*first.aliases, server.label)})
+        else:
+            kept[key] = server
+    return tuple(kept.values())
+
+
+def listening_sockets(pids: set[int]) -> dict[int, str]:
+    """pid -> the path of the unix socket it listens on (a tmux server's socket), for the given pids.
+
+    Found through the process's own descriptors and /proc/net/unix, so a server started with another
+    -L name or another TMUX_TMPDIR is found where it really listens.
+    """
+    if not pids:
+        return {}
+    try:
+        with open("/proc/net/unix", encoding="utf-8", errors="replace") as fh:
+            lines = fh.read().splitlines()[1:]
+    except OSError:
+        return {}
+    by_inode = {}
+    for line in lines:
+        parts = line.split(None, 7)
+        if len(parts) == 8 and parts[3] == "00010000":  # __SO_ACCEPTCON: a listening socket
+            by_inode[parts[6]] = parts[7]
+    found = {}
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:[") and (path := by_inode.get(target[8:-1])):
+                found[pid] = path
+                break
+    return found
+
+
+def read_server(socket: str | None, timeout: float = TIMEOUT, label: str | None = None) -> TmuxServer:
+    label = label or socket or "default"
     path = default_socket_path(socket)
     try:
         proc = run(socket, "list-panes", "-a", "-F", FORMAT, timeout=timeout)
@@ -107,7 +194,17 @@ def read_server(socket: str | None, timeout: float = TIMEOUT) -> TmuxServer:
     if not parsed:
         return TmuxServer(label, "running", socket_path=path)
     _, server_pid, socket_path = parsed[0]
-    return TmuxServer(label, "running", "", socket_path, server_pid, tuple(p for p, _, _ in parsed))
+    panes = tuple(p for p, _, _ in parsed)
+    clients = _clients(socket, timeout) if any(p.attached for p in panes) else ()
+    return TmuxServer(label, "running", "", socket_path, server_pid, panes, clients=clients)
+
+
+def _clients(socket: str | None, timeout: float) -> tuple[Client, ...]:
+    try:
+        proc = run(socket, "list-clients", "-F", "#{client_tty}\t#{session_name}", timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return ()
+    return tuple(Client(*line.split("\t", 1)) for line in proc.stdout.splitlines() if "\t" in line)
 
 
 @cache

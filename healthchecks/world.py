@@ -238,6 +238,12 @@ class World:
             write_json(self.task_path(task_id), self.task_registry(task_id, mine, **overrides))
 
     # -- bringing it to life ---------------------------------------------------------------------
+    @staticmethod
+    def launch_args(prompt: str | None = None) -> list[str]:
+        """The orchestrator's flags for Claude in every era; the prompt follows them until E5 pipes it on stdin."""
+        flags = ["--print", "--output-format", "stream-json", "--verbose", "--dangerously-skip-permissions"]
+        return [*flags, "--model", "sonnet", *([prompt] if prompt is not None else [])]
+
     def agent_command(self, spec: AgentSpec) -> str:
         """The orchestrator's own command shape, with the stand-in in place of `claude`."""
         task_dir = self.workspace / spec.task_id

@@ -18,7 +18,6 @@ from helpers import REPO, failing, judge
 
 from fixers.apply import Options, apply
 from fixers.plan import make_plan
-from fixers.registry_write import FAULT_ENV
 from healthchecks import checks
 from healthchecks.analysis import Analysis
 from healthchecks.registry import load_file
@@ -26,14 +25,32 @@ from healthchecks.snapshot import collect
 from healthchecks.world import World
 
 FIX_SCRIPT = """
-import sys
+import json, os, sys, time
 from pathlib import Path
+from fixers import registry_write
 from fixers.apply import Options
 from fixers.run import fix
 from healthchecks import checks
 from healthchecks.analysis import Analysis
 from healthchecks.settings import Settings
 from healthchecks.snapshot import collect
+point, marker = os.environ.get("FAULT_AT", ":").split(":", 1)
+registry_write.BLOCK = 64  # so a write in place is torn when the writer is stopped after its first block
+
+def torn():
+    try:
+        json.loads((Path(sys.argv[1]) / "registry" / "GLOBAL_REGISTRY.json").read_bytes())
+    except ValueError:
+        return True
+    return False
+
+def stop_here(name):
+    if name == point and (name != "in-place" or torn()):
+        Path(marker).touch()
+        while True:
+            time.sleep(60)
+
+registry_write.fault = stop_here
 settings = Settings(workspace=Path(sys.argv[1]), tmux_sockets=(sys.argv[2],), claude_match=sys.argv[3], grace=0.3)
 analysis = Analysis(collect(settings))
 report = fix(analysis, checks.judge(analysis), settings, Options(), dry_run=False,
@@ -42,8 +59,10 @@ print("ok" if report.ok else report.remaining)
 """
 
 
-@pytest.mark.parametrize("point", ["backup-written", "temp-written", "replaced"])
-def test_fixer_killed_mid_write_leaves_old_or_new_never_torn(world, tmp_path, point):
+@pytest.mark.parametrize("point", ["backup-written", "journal-written", "in-place", "written"])
+def test_fixer_killed_mid_write_is_restored_or_finished_by_the_next_run(world, tmp_path, point):
+    """SIGKILL at each step of an in-place write: the file is the old one, the new one, or torn with its
+    journal beside it; the next run restores a torn file from the journal and finishes the job."""
     world.agent(None, "claude")
     world.agent("working", None)
     world.start()
@@ -51,7 +70,7 @@ def test_fixer_killed_mid_write_leaves_old_or_new_never_torn(world, tmp_path, po
     marker = tmp_path / "at-fault-point"
     s = world.settings
     fixer = subprocess.Popen([sys.executable, "-c", FIX_SCRIPT, str(s.workspace), s.tmux_sockets[0], s.claude_match],
-                             cwd=REPO, env={**os.environ, FAULT_ENV: f"{point}:{marker}"},
+                             cwd=REPO, env={**os.environ, "FAULT_AT": f"{point}:{marker}"},
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while not marker.exists():
@@ -60,9 +79,16 @@ def test_fixer_killed_mid_write_leaves_old_or_new_never_torn(world, tmp_path, po
     fixer.send_signal(signal.SIGKILL)
     fixer.wait(10)
     now = world.global_path.read_bytes()
-    assert now == old if point != "replaced" else now != old
-    assert load_file(world.global_path, "global").errors == ()  # parseable and valid, never torn
-    (backup,) = (world.workspace / "registry" / "backups").iterdir()
+    journal = world.global_path.with_name(".GLOBAL_REGISTRY.json.hc-journal")
+    if point in ("backup-written", "journal-written"):
+        assert now == old
+    elif point == "in-place":
+        assert now != old and load_file(world.global_path, "global").errors  # torn...
+        assert journal.exists()  # ...with the way back beside it
+        assert "the next --fix restores it" in load_file(world.global_path, "global").errors[-1]
+    else:
+        assert now != old and load_file(world.global_path, "global").errors == ()
+    (backup,) = (world.workspace / "registry" / "backups").glob("*.bak")
     assert backup.read_bytes() == old
     # The next run finishes the job from wherever the killed one stopped.
     proc = subprocess.run([sys.executable, "-c", FIX_SCRIPT, str(s.workspace), s.tmux_sockets[0], s.claude_match],
@@ -70,6 +96,7 @@ def test_fixer_killed_mid_write_leaves_old_or_new_never_torn(world, tmp_path, po
     assert proc.stdout.strip() == "ok", proc.stdout + proc.stderr
     assert failing(judge(world.settings)) == set()
     assert not list(world.global_path.parent.glob(".*.tmp-*"))  # the killed writer's temp file is cleaned up
+    assert not journal.exists()
 
 
 def test_tmux_server_killed_between_plan_and_fix(world):
@@ -78,7 +105,7 @@ def test_tmux_server_killed_between_plan_and_fix(world):
     world.start()
     analysis = Analysis(collect(world.settings))
     plan = make_plan(analysis, checks.judge(analysis))
-    assert {a.target for a in plan.actions if a.kind == "mark_terminated"} == {("agent", ghost)}
+    assert {a.target.id for a in plan.actions if a.kind == "mark_terminated"} == {ghost}
     standins = {p.pid for p in world.standins()}
     server = psutil.Process(world.server_pid())
     subprocess.run(["tmux", "-L", world.socket_name, "kill-server"], check=True)
@@ -105,7 +132,7 @@ def test_process_of_another_user_is_reported_not_signalled():
         task_dir = world.workspace / world.agents[-1].task_id
         if os.geteuid() != 0:
             pytest.skip("needs root to start a process as another user")
-        other = subprocess.Popen([str(world.standin), "--print", f"Your agent id is {agent}."], cwd=task_dir,
+        other = subprocess.Popen([str(world.standin), *world.launch_args(f"Your agent id is {agent}.")], cwd=task_dir,
                                  user=65534, start_new_session=True, stdin=subprocess.DEVNULL)
         world.popen.append(other)
         world.wait_ready(2, 10)

@@ -23,6 +23,7 @@ from healthchecks import checks, demo
 from healthchecks.analysis import Analysis
 from healthchecks.processes import start_ticks
 from healthchecks.snapshot import collect
+from healthchecks.targets import ProcessTarget
 from healthchecks.world import World
 
 
@@ -215,7 +216,7 @@ def test_process_whose_create_time_differs_is_not_signalled(world):
     analysis = Analysis(collect(world.settings))
     plan = make_plan(analysis, checks.judge(analysis))
     (action,) = plan.actions
-    plan.actions = [dataclasses.replace(action, target=("process", orphan.pid, start_ticks(orphan.pid) - 100))]
+    plan.actions = [dataclasses.replace(action, target=ProcessTarget(orphan.pid, start_ticks(orphan.pid) - 100))]
     (outcome,) = apply(plan, world.settings, Options())
     assert outcome.status == "skipped" and "now belongs to another process" in outcome.detail
     assert orphan.is_running() and orphan.status() != psutil.STATUS_ZOMBIE

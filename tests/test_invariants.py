@@ -18,6 +18,7 @@ from healthchecks import checks, processes
 from healthchecks.analysis import Analysis
 from healthchecks.processes import start_ticks
 from healthchecks.snapshot import collect
+from healthchecks.targets import ProcessTarget
 from healthchecks.world import World
 
 
@@ -82,7 +83,7 @@ def test_orphan_claude_process(world):
     results = judge(world.settings)
     assert failing(results) == {("orphan_processes", f"pid {orphan.pid}")}
     finding = next(f for f in results["orphan_processes"] if f.severity == "fail")
-    assert finding.target == ("process", orphan.pid, start_ticks(orphan.pid))
+    assert finding.target == ProcessTarget(orphan.pid, start_ticks(orphan.pid))
 
 
 def test_counter_drift(world):
@@ -133,7 +134,9 @@ def test_schema_violation_fails_schema_check_and_skips_registry_checks(world):
         "counters",
         "registry_agreement",
         "known_statuses",
+        "timestamps",
         "ghost_agents",
+        "split_brain",
         "zombie_sessions",
         "leaked_sessions",
         "orphan_processes",
@@ -176,7 +179,7 @@ def test_unreachable_tmux_makes_tmux_checks_error(world):
     finally:
         os.kill(server, signal.SIGCONT)
     errored = {c for c, r in results.items() if isinstance(r, tuple) and r[0] == "error"}
-    assert errored == {"ghost_agents", "zombie_sessions", "leaked_sessions", "orphan_processes"}
+    assert errored == {"ghost_agents", "split_brain", "zombie_sessions", "leaked_sessions", "orphan_processes"}
     assert "did not answer within 0.5s" in results["ghost_agents"][1]
     assert failing(results) - {(c, "error") for c in errored} == set()
 

@@ -88,7 +88,9 @@ def test_findings_json_and_metrics_match_the_world(world, tmp_path):
         "counters": "fail",
         "registry_agreement": "pass",
         "known_statuses": "pass",
+        "timestamps": "pass",
         "ghost_agents": "fail",
+        "split_brain": "pass",
         "zombie_sessions": "fail",
         "leaked_sessions": "fail",
         "orphan_processes": "fail",
@@ -129,8 +131,8 @@ def test_status_line_for_monitoring(world, tmp_path):
     assert proc.returncode == 2
     assert proc.stdout.splitlines() == [
         "AGENT-HEALTH CRITICAL - 1 counters, 2 ghost_agents, 1 zombie_sessions, 1 leaked_sessions, "
-        "1 orphan_processes | registry_schema=0 counters=1 registry_agreement=0 known_statuses=0 ghost_agents=2 "
-        "zombie_sessions=1 leaked_sessions=1 orphan_processes=1"
+        "1 orphan_processes | registry_schema=0 counters=1 registry_agreement=0 known_statuses=0 timestamps=0 "
+        "ghost_agents=2 split_brain=0 zombie_sessions=1 leaked_sessions=1 orphan_processes=1"
     ]
 
 
@@ -138,7 +140,7 @@ def test_status_line_ok_and_unknown(world, tmp_path):
     world.agent(None, "claude")
     world.start()
     ok = run_health(tmp_path, *settings_args(world.settings), "--status-line")
-    assert (ok.returncode, ok.stdout.split(" | ")[0]) == (0, "AGENT-HEALTH OK - all 8 checks pass")
+    assert (ok.returncode, ok.stdout.split(" | ")[0]) == (0, "AGENT-HEALTH OK - all 10 checks pass")
     world.global_path.write_text("{")
     unknown = run_health(tmp_path, *settings_args(world.settings), "--status-line")
     assert unknown.returncode == 2 and unknown.stdout.startswith(

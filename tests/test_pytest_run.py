@@ -19,13 +19,16 @@ REGISTRY_TESTS = {
     "test_counters_match_entries",
     "test_task_registries_agree_with_global",
     "test_agent_statuses_are_known",
+    "test_registry_times_are_not_in_the_future",
     "test_no_ghost_agents",
+    "test_no_agent_runs_twice",
     "test_no_zombie_sessions",
     "test_no_leaked_sessions",
     "test_no_orphan_claude_processes",
 }
 TMUX_TESTS = {
     "test_no_ghost_agents",
+    "test_no_agent_runs_twice",
     "test_no_zombie_sessions",
     "test_no_leaked_sessions",
     "test_no_orphan_claude_processes",
@@ -55,7 +58,8 @@ def test_demo_shows_faults_by_id_and_writes_report(tmp_path):
         r"agent ghost_worker-\d{6}-[0-9a-f]{6}: registry says active",
         r"session agent_stalled_shell-\d{6}-[0-9a-f]{6}: no Claude process",
         r"session agent_finished_but_running-\d{6}-[0-9a-f]{6}: registry says finished",
-        r"pid \d+: claude-[0-9a-f]{8}: outside every live tmux pane; its arguments name agent orphaned_",
+        r"pid \d+: claude-[0-9a-f]{8}: outside every tmux pane; this workspace's agent: "
+        r"its arguments name agent orphaned_",
     ):
         assert re.search(pattern, out), pattern
     assert re.search(r"Registry agents\s+97\n", out)
@@ -64,7 +68,7 @@ def test_demo_shows_faults_by_id_and_writes_report(tmp_path):
     assert re.search(r"Agent tmux sessions\s+11 \(10 tracked, 1 untracked\)", out)
     assert re.search(r"Ghost agents\s+5\n", out)
     assert out.count("Registry agents") == 1  # the table is shown once
-    assert "5 failed, 3 passed" in out
+    assert "5 failed, 5 passed" in out
     reports = sorted((tmp_path / "reports").glob("healthchecks-*.html"))
     assert len(reports) == 1 and (tmp_path / "reports" / "latest.html").read_bytes() == reports[0].read_bytes()
     html = reports[0].read_text()
@@ -96,7 +100,7 @@ def test_healthy_world_exits_zero(world, tmp_path):
     world.start()
     proc = run_health(tmp_path, *settings_args(world.settings))
     assert proc.returncode == 0, proc.stdout
-    assert "8 passed" in proc.stdout
+    assert "10 passed" in proc.stdout
 
 
 def test_tmux_missing_makes_tmux_checks_error(world, tmp_path):
@@ -239,4 +243,4 @@ def test_fixtures_for_checks_of_your_own(world, tmp_path, workers):
     mine.write_text(OWN_CHECK)
     proc = run_health(tmp_path, str(mine), *settings_args(world.settings), *workers)
     assert proc.returncode == 0, proc.stdout
-    assert "9 passed" in proc.stdout
+    assert "11 passed" in proc.stdout

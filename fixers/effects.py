@@ -1,15 +1,23 @@
-"""End process trees, proving each root's identity (PID + start time) right before the first signal."""
+"""Every change this tool makes to the machine: signals to processes and tmux mutations.
+
+Nothing else in the project signals a process or changes a tmux server; the readers only read.
+Each effect proves its target's identity right before acting: a process by PID + start ticks
+(taken from the snapshot the plan was judged on, never from a fresh scan, which proves nothing),
+a session by its tmux id on the same server process.
+"""
 
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 
 import psutil
 
-from healthchecks import processes
+from healthchecks import processes, tmux
 from healthchecks.processes import Proc, start_ticks
+from healthchecks.tmux import TmuxServer
 
 
 @dataclass(frozen=True)
@@ -45,10 +53,31 @@ def identity_lost(pid: int, ticks: int) -> Ended | None:
     return None
 
 
+def _members(pid: int, ticks: int, table: dict[int, Proc], children: dict[int, list[int]], group: bool) -> list[int]:
+    """The root's descendants, and with ``group`` every process of the process group or session it leads
+    (a background job of a pane re-parented to PID 1) with their descendants. None older than the root:
+    a member cannot predate the group's leader."""
+    found = processes.descendants(children, pid)
+    if group:
+        seen = set(found)
+        for proc in table.values():
+            if (proc.pgid == pid or proc.sid == pid) and proc.start_ticks >= ticks and proc.pid not in seen:
+                for member in processes.descendants(children, proc.pid):
+                    if member not in seen:
+                        seen.add(member)
+                        found.append(member)
+    return found[1:]
+
+
 def _tree(
-    pid: int, ticks: int, protected: frozenset[int], table: dict[int, Proc], children: dict[int, list[int]]
+    pid: int,
+    ticks: int,
+    protected: frozenset[int],
+    table: dict[int, Proc],
+    children: dict[int, list[int]],
+    group: bool,
 ) -> list[psutil.Process] | Ended:
-    """The root and its descendants that may be signalled: same user as this tool, never the suite itself."""
+    """The root and the members that may be signalled: same user as this tool, never the suite itself."""
     me = os.geteuid()
     root = _bound(pid, ticks)
     if root is None:
@@ -63,7 +92,7 @@ def _tree(
     except psutil.AccessDenied:
         return Ended("failed", f"access denied reading pid {pid}")
     tree = [root]
-    for child in processes.descendants(children, pid)[1:]:
+    for child in _members(pid, ticks, table, children, group):
         process = _bound(child, table[child].start_ticks)
         if process is not None and child not in protected and _uid(process) == me:
             tree.append(process)
@@ -71,11 +100,16 @@ def _tree(
 
 
 def end_trees(
-    roots: Iterable[tuple[Hashable, int, float]], protected: frozenset[int], timeout: float = 5.0
+    roots: Iterable[tuple[Hashable, int, int]],
+    protected: frozenset[int],
+    timeout: float = 5.0,
+    *,
+    group: bool = False,
 ) -> dict[Hashable, Ended]:
     """SIGTERM every tree, wait for all of them together (bounded), SIGKILL what is left.
 
     ``roots`` are (key, pid, start ticks); the result maps each key to how its root ended.
+    With ``group`` (a pane's process), the root's process group and session go too.
     ``protected`` PIDs (this suite and its ancestors) are never signalled.
     """
     result: dict[Hashable, Ended] = {}
@@ -86,7 +120,7 @@ def end_trees(
         if pid in protected:
             result[key] = Ended("skipped", "this suite or one of its ancestors; never signalled")
             continue
-        tree = _tree(pid, ticks, protected, table, children)
+        tree = _tree(pid, ticks, protected, table, children, group)
         if isinstance(tree, Ended):
             result[key] = tree
         else:
@@ -127,3 +161,28 @@ def end_trees(
             how = f"SIGKILL after {timeout:g}s" if root.pid in killed else "SIGTERM"
             result[key] = Ended("done", f"{len(tree)} process(es) ended ({how})")
     return result
+
+
+def kill_sessions(server: TmuxServer, ids: set[str], timeout: float, attempts: int = 5) -> tuple[TmuxServer, str]:
+    """kill-session by id whatever of ``ids`` is still live; returns (the last read, why it failed).
+
+    tmux stops a command sequence at its first error, and a session whose pane processes just ended
+    closes by itself at any moment: so kill what is live, read again, repeat (bounded). Ids restart
+    with a new server, so a server that restarted since the checks is left alone.
+    """
+    socket = None if server.label == "default" else server.label
+    for _ in range(attempts):
+        now = tmux.read_server(socket, timeout, label=server.label)
+        if not now.reachable:
+            return now, f"tmux unreachable: {now.reason}"
+        if now.server_pid != server.server_pid:
+            return now, f"tmux server restarted (pid {server.server_pid} -> {now.server_pid}); sessions not killed"
+        live = sorted(ids & {p.session_id for p in now.panes})
+        if not live:
+            return now, ""
+        command = [word for session_id in live for word in ("kill-session", "-t", session_id, ";")]
+        try:
+            tmux.run(socket, *command[:-1], timeout=timeout)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return now, f"tmux: {exc}"
+    return tmux.read_server(socket, timeout, label=server.label), ""

@@ -1,0 +1,46 @@
+"""What a finding is about, typed, so that a fixer re-verifies exactly that entity and nothing else.
+
+Like psutil's Process, the identity lives inside the value: a process is PID + start ticks (a PID
+alone can be reused), a session is its server, tmux id and creation time (a name can be reused),
+and its pane processes as the snapshot saw them (a dead pane's PID can be given to a stranger).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ProcessTarget:
+    pid: int
+    start_ticks: int
+
+
+@dataclass(frozen=True)
+class SessionTarget:
+    server: str  # the checked server's label
+    session_id: str  # $N: never reused while the server runs
+    name: str
+    created: float
+    roots: tuple[ProcessTarget, ...]  # the live panes' processes at snapshot time
+    attached: int = field(default=0, compare=False)  # clients attached then; re-read before acting
+
+
+@dataclass(frozen=True)
+class AgentTarget:
+    id: str
+    session: str  # as tmux stores it
+
+
+@dataclass(frozen=True)
+class CounterTarget:
+    path: str
+    name: str
+
+
+@dataclass(frozen=True)
+class FileTarget:
+    path: str
+
+
+Target = ProcessTarget | SessionTarget | AgentTarget | CounterTarget | FileTarget | None
