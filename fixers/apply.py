@@ -24,7 +24,16 @@ from typing import Any
 
 from healthchecks import checks
 from healthchecks.analysis import Analysis, LiveSession
-from healthchecks.registry import Kind, Registries, RegistryError, expected_counters, load, records, status_class
+from healthchecks.registry import (
+    Kind,
+    Registries,
+    RegistryError,
+    check_contained,
+    expected_counters,
+    load,
+    records,
+    status_class,
+)
 from healthchecks.settings import Settings
 from healthchecks.snapshot import collect
 from healthchecks.targets import AgentTarget, FileTarget, ProcessTarget, SessionTarget
@@ -111,6 +120,11 @@ def preflight(plan: Plan, settings: Settings, options: Options) -> str | None:
     regs = load(workspace)
     if not regs.ok:
         return f"registry unusable: {regs.all_errors[0]}"
+    for place in ("backups", "archive"):  # where the writes' copies go must be inside the workspace too
+        try:
+            check_contained(workspace, workspace / "registry" / place / "x")
+        except RegistryError as exc:
+            return f"{str(exc).splitlines()[0]}; nothing was changed"
     marks, prunes = _entry_ids(writes)
     now = _now()
     for path, kind in _files_to_write(regs, marks | prunes, _counter_files(writes)):

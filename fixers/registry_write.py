@@ -32,7 +32,15 @@ from typing import Any
 
 from filelock import lock_descriptor, unlock_descriptor
 
-from healthchecks.registry import Kind, RegistryError, check_contained, load_data, parse
+from healthchecks.registry import (
+    MAX_NESTING,
+    Kind,
+    RegistryError,
+    check_contained,
+    load_data,
+    nesting_budget,
+    parse,
+)
 
 Edit = Callable[[dict[str, Any]], list[str]]  # mutates the data in place, returns what it changed
 BLOCK = 1 << 16  # in-place writes go in blocks: a short write is retried, never taken for done
@@ -202,10 +210,11 @@ def serialize(data: Any, raw: bytes) -> bytes:
     """JSON the way the file was written: ASCII escapes if it was pure ASCII (Python's json.dump default,
     which the orchestrator uses), UTF-8 otherwise; escapes whatever UTF-8 cannot hold (a lone surrogate)."""
     tail = "\n" if raw.endswith(b"\n") else ""
-    if not raw.isascii():
-        with contextlib.suppress(UnicodeEncodeError):
-            return (json.dumps(data, indent=2, ensure_ascii=False) + tail).encode("utf-8")
-    return (json.dumps(data, indent=2, ensure_ascii=True) + tail).encode("ascii")
+    with nesting_budget(4 * MAX_NESTING):  # the indenting encoder takes a few frames a level
+        if not raw.isascii():
+            with contextlib.suppress(UnicodeEncodeError):
+                return (json.dumps(data, indent=2, ensure_ascii=False) + tail).encode("utf-8")
+        return (json.dumps(data, indent=2, ensure_ascii=True) + tail).encode("ascii")
 
 
 def prepare(path: Path, kind: Kind, raw: bytes, edit: Edit) -> Prepared:

@@ -6,11 +6,13 @@ registry is reported, never crashed on, and never handed to a fixer.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import stat
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from functools import cache
@@ -26,6 +28,7 @@ GLOBAL_RELPATH = Path("registry") / "GLOBAL_REGISTRY.json"
 TASK_GLOB = "TASK-*/AGENT_REGISTRY.json"
 MAX_BYTES = 32 * 1024 * 1024  # a real registry of 10,000 agents is ~4 MB
 MAX_ERRORS_PER_FILE = 20
+MAX_NESTING = 200  # levels of JSON nesting a registry may have (a real one has 4); deeper is damage
 NO_WORKSPACE = (
     "workspace directory does not exist (point --workspace or AGENT_WORKSPACE at the orchestrator's "
     ".agent-workspace; --demo checks a built-in demo world)"
@@ -197,6 +200,25 @@ def read_bounded(path: Path) -> bytes:
         return fh.read(MAX_BYTES + 1)
 
 
+@contextlib.contextmanager
+def nesting_budget(levels: int) -> Iterator[None]:
+    """Python's recursion limit set to the frames in use now plus ``levels``, for the duration.
+
+    JSON is decoded and encoded recursively: how deep a document can be then depends on how deep
+    the stack already is, so the checks (inside pytest) and the fix (deeper still) would disagree
+    about the same file. With a budget counted from the current frame, each reads the same limit.
+    """
+    frame, depth = sys._getframe(), 0
+    while frame is not None:
+        frame, depth = frame.f_back, depth + 1
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(depth + levels)
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
+
+
 def parse(path: Path, raw: bytes) -> Any:
     """Decode strictly: the orchestrator writes plain UTF-8 JSON, so anything else is damage."""
     if raw.startswith(b"\xef\xbb\xbf"):
@@ -208,12 +230,15 @@ def parse(path: Path, raw: bytes) -> Any:
     if not text.strip():
         raise RegistryError(f"{path}: $: file is empty")
     try:
-        return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys)
+        with nesting_budget(MAX_NESTING + 3):  # json.loads and the key hook take a few frames of their own
+            return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys)
+    except RecursionError:
+        raise RegistryError(f"{path}: $: nested deeper than {MAX_NESTING} levels") from None
     except json.JSONDecodeError as exc:
         cut = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
         where = "truncated" if cut else "invalid JSON"
         raise RegistryError(f"{path}: line {exc.lineno} column {exc.colno}: {where} ({exc.msg})") from None
-    except (ValueError, RecursionError) as exc:
+    except ValueError as exc:
         raise RegistryError(f"{path}: $: {exc}") from None
 
 

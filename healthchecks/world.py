@@ -19,6 +19,7 @@ import secrets
 import shlex
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -32,11 +33,33 @@ from .registry import TERMINAL, status_class
 from .settings import Settings
 
 STANDIN = """#!/bin/bash
-# Stand-in for Claude Code: ignores its arguments and SIGHUP (as Claude does), blocks until killed.
+# Stand-in for Claude Code: ignores SIGHUP (as Claude does), reads a prompt piped on stdin (as the
+# current release sends it), blocks until killed.
 trap '' HUP
 [ -n "$HC_IGNORE_TERM" ] && trap '' TERM
+[ -t 0 ] || cat > /dev/null
 exec 3<>"${0%/*}/.fifo"
 while :; do read -rt 86400 -u 3; done
+"""
+# Stand-in for node-based Claude Code, which sets process.title = "claude": libuv writes the title over
+# the process's argument area and NULs the rest, and renames the process. So /proc/<pid>/cmdline reads
+# the title alone: --print, the flags and the prompt are gone. This one takes its title from its name.
+TITLED = """#!{python}
+import ctypes, os, signal, sys, time
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+if os.environ.get("HC_IGNORE_TERM"):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+if not os.isatty(0):
+    sys.stdin.buffer.read()
+title = os.path.basename(sys.argv[0]).removesuffix("-node").encode()
+after_name = open("/proc/self/stat", "rb").read().rsplit(b")", 1)[1].split()
+start, end = int(after_name[45]), int(after_name[46])  # arg_start, arg_end (fields 48 and 49)
+with open("/proc/self/mem", "r+b") as mem:
+    mem.seek(start)
+    mem.write(title + b"\\0" * (end - start - len(title)))
+ctypes.CDLL(None).prctl(15, title, 0, 0, 0)  # PR_SET_NAME, as libuv does
+while True:
+    time.sleep(3600)
 """
 SIGHUP_BIT = 1 << (signal.SIGHUP - 1)
 Running = Literal["claude", "shell", "orphan", None]
@@ -50,6 +73,8 @@ class AgentSpec:
     running: Running  # what lives for it: Claude in its session, a bare shell, a leaked Claude, or nothing
     started_at: datetime
     extra: dict = field(default_factory=dict)
+    stdin_prompt: bool = False  # the current release (E5): `cat prompt | claude ...` from the client directory
+    titled: bool = False  # a node-based Claude whose argv reads only its title
 
     @property
     def session(self) -> str:
@@ -63,14 +88,18 @@ def iso(moment: datetime) -> str:
 class World:
     """A temporary orchestrator world. Use as a context manager, or call start() and teardown()."""
 
-    def __init__(self, root: Path, *, seed: int | None = None, grace: float = 0.3) -> None:
+    def __init__(
+        self, root: Path, *, seed: int | None = None, grace: float = 0.3, tag: str | None = None
+    ) -> None:
+        """``tag`` shares one tmux server and one Claude matcher between worlds (workspaces on one machine)."""
         self.root = Path(root)
-        self.tag = secrets.token_hex(4)
+        self.tag = tag or secrets.token_hex(4)
         self.rng = random.Random(seed)
         self.workspace = self.root / "ws" / ".agent-workspace"
         self.bin = self.root / "bin"
         self.home = self.root / "home"  # a place outside the workspace, for foreign processes
         self.standin = self.bin / f"claude-{self.tag}"
+        self.titled = self.bin / f"claude-{self.tag}-node"
         self.socket_name = f"hc-{self.tag}"
         self.grace = grace
         self.agents: list[AgentSpec] = []
@@ -80,12 +109,15 @@ class World:
         self.foreign_count = 0
         self.stubborn: set[str] = set()  # agent ids whose stand-in ignores SIGTERM
         self.popen: list[subprocess.Popen] = []
+        self.orphan_pids: dict[str, int] = {}  # agent id -> its leaked Claude's pid, once start() made it
         self.server = libtmux.Server(socket_name=self.socket_name, config_file="/dev/null")
         for d in (self.workspace / "registry", self.bin, self.home):
             d.mkdir(parents=True, exist_ok=True)
         os.mkfifo(self.bin / ".fifo")
         self.standin.write_text(STANDIN)
         self.standin.chmod(0o755)
+        self.titled.write_text(TITLED.format(python=sys.executable))
+        self.titled.chmod(0o755)
 
     # -- describing the world --------------------------------------------------------------------
     @property
@@ -112,6 +144,8 @@ class World:
         agent_type: str = "worker",
         started_ago: float = 3600.0,
         stubborn: bool = False,
+        stdin_prompt: bool = False,
+        titled: bool = False,
         **extra,
     ) -> str:
         """Add an agent entry; ``running`` says what lives for it on the machine."""
@@ -121,7 +155,7 @@ class World:
         agent_id = f"{agent_type}-{started:%H%M%S}-{self.rng.getrandbits(24):06x}"
         while agent_id in self.agent_ids:
             agent_id = f"{agent_type}-{started:%H%M%S}{self.rng.randrange(1000):03d}-{self.rng.getrandbits(24):06x}"
-        self.agents.append(AgentSpec(agent_id, task_id, status, running, started, extra))
+        self.agents.append(AgentSpec(agent_id, task_id, status, running, started, extra, stdin_prompt, titled))
         self.agent_ids.add(agent_id)
         if stubborn:
             self.stubborn.add(agent_id)
@@ -250,13 +284,28 @@ class World:
         if spec.running == "shell":
             return f"cd {shlex.quote(str(task_dir))} && cat"
         env = "HC_IGNORE_TERM=1 " if spec.id in self.stubborn else ""
-        prompt = f"You are a {spec.id.split('-')[0]} agent. Your agent id is {spec.id}."
+        prompt = self.prompt(spec)
         log = task_dir / "logs" / f"{spec.id}_stream.jsonl"
-        return (
-            f"cd {shlex.quote(str(task_dir))} && {env}{shlex.quote(str(self.standin))} --print --output-format "
-            f"stream-json --verbose --dangerously-skip-permissions --model sonnet {shlex.quote(prompt)} "
-            f"| tee {shlex.quote(str(log))}"
-        )
+        binary = shlex.quote(str(self.titled if spec.titled else self.standin))
+        if spec.stdin_prompt:  # E5: the prompt on stdin, Claude in the client directory
+            prompt_file = task_dir / f"agent_prompt_{spec.id}.txt"
+            prompt_file.write_text(prompt)
+            args = " ".join(map(shlex.quote, self.launch_args()))
+            return (
+                f"set -o pipefail; cd {shlex.quote(str(self.client_dir))} && cat {shlex.quote(str(prompt_file))} | "
+                f"{env}{binary} {args} | tee {shlex.quote(str(log))}"
+            )
+        args = " ".join(map(shlex.quote, self.launch_args(prompt)))
+        return f"cd {shlex.quote(str(task_dir))} && {env}{binary} {args} | tee {shlex.quote(str(log))}"
+
+    @staticmethod
+    def prompt(spec: AgentSpec) -> str:
+        return f"You are a {spec.id.split('-')[0]} agent. Your agent id is {spec.id}."
+
+    @property
+    def client_dir(self) -> Path:
+        """The project the workspace belongs to: where the current release runs Claude."""
+        return self.workspace.parent
 
     def start(self, timeout: float = 60.0) -> World:
         """Write the registries (unless already written) and start every session and process."""
@@ -317,22 +366,40 @@ class World:
             + sum(1 for _, cmd, _ in self.extra_sessions if str(self.standin) in cmd)
         )
         self.wait_ready(expected, timeout)
-        orphans = [a.session for a in self.agents if a.running == "orphan"]
+        orphans = [a for a in self.agents if a.running == "orphan"]
         if orphans:
-            self.kill_sessions(orphans)
-            self.wait_reparented(orphans, timeout)
+            self.orphan_pids.update(self.claude_in_sessions(orphans))
+            self.kill_sessions([a.session for a in orphans])
+            self.wait_reparented(set(self.orphan_pids.values()), timeout)
         if sessions:  # let the sessions age past the grace period, so what is judged is what was built
             time.sleep(max(0.0, self.grace - (time.monotonic() - started)))
         return self
 
-    def standins(self) -> list[psutil.Process]:
-        """This world's Claude stand-ins, found by their unique script path."""
-        mine = str(self.standin)
+    def standins(self, starting: bool = False) -> list[psutil.Process]:
+        """This world's Claude stand-ins, found by their unique script path (or, once a titled one has
+        rewritten its argv, by its unique title); with ``starting``, titled ones not yet renamed too."""
+        scripts = {str(self.standin), str(self.titled)} if starting else {str(self.standin)}
         found = []
-        for p in psutil.process_iter(["cmdline", "status"]):
+        for p in psutil.process_iter(["cmdline", "status", "name"]):
             cmd = p.info["cmdline"] or []
-            if len(cmd) >= 2 and cmd[1] == mine and p.info["status"] != psutil.STATUS_ZOMBIE:
+            mine = (len(cmd) >= 2 and cmd[1] in scripts) or cmd[:1] == [self.standin.name]
+            if mine and p.info["status"] != psutil.STATUS_ZOMBIE:
                 found.append(p)
+        return found
+
+    def claude_in_sessions(self, specs: list[AgentSpec]) -> dict[str, int]:
+        """agent id -> pid of the stand-in running in its session's pane."""
+        listing = subprocess.run(
+            ["tmux", "-L", self.socket_name, "list-panes", "-a", "-F", "#{session_name}\t#{pane_pid}"],
+            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60, check=True,
+        ).stdout
+        pane = dict(line.split("\t") for line in listing.splitlines())
+        parent = {p.pid: p.ppid() for p in self.standins()}
+        found = {}
+        for spec in specs:
+            root = int(pane[_stored(spec.session)])
+            # the stand-in is the pane's child (the pipeline's shell) or the pane's process itself
+            found[spec.id] = next(pid for pid, ppid in parent.items() if root in (pid, ppid))
         return found
 
     def wait_ready(self, expected: int, timeout: float) -> None:
@@ -351,21 +418,16 @@ class World:
         for start in range(0, len(names), 50):
             args: list[str] = []
             for name in names[start:start + 50]:
-                args += ["kill-session", "-t", f"={name}", ";"]
+                args += ["kill-session", "-t", f"={_stored(name)}", ";"]
             subprocess.run(["tmux", "-L", self.socket_name, *args[:-1]], capture_output=True,
                            stdin=subprocess.DEVNULL, timeout=60)
 
-    def wait_reparented(self, sessions: list[str], timeout: float) -> None:
+    def wait_reparented(self, pids: set[int], timeout: float) -> None:
         """Wait until the stand-ins of killed sessions no longer descend from the tmux server."""
-        ids = {s.removeprefix("agent_") for s in sessions}
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             server = self.server_pid()
-            pending = [
-                p
-                for p in self.standins()
-                if any(i in " ".join(p.cmdline()) for i in ids) and server in {a.pid for a in _parents(p)}
-            ]
+            pending = [p for p in self.standins() if p.pid in pids and server in {a.pid for a in _parents(p)}]
             if not pending:
                 return
             time.sleep(0.02)
@@ -389,7 +451,7 @@ class World:
 
     def teardown(self) -> None:
         """End exactly what this world started: its stand-ins by PID, its own tmux server by socket."""
-        for p in self.standins():
+        for p in self.standins(starting=True):
             with contextlib.suppress(psutil.Error):
                 p.kill()
         if self.server.is_alive():
@@ -406,6 +468,10 @@ class World:
 
     def __exit__(self, *exc: object) -> None:
         self.teardown()
+
+
+def _stored(name: str) -> str:
+    return name.replace(".", "_").replace(":", "_")
 
 
 def _seconds(n: float) -> timedelta:

@@ -10,6 +10,10 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import psutil
+
+from fixers.apply import Options
+from fixers.run import FixReport, fix
 from healthchecks import checks
 from healthchecks.analysis import Analysis
 from healthchecks.settings import Settings
@@ -118,3 +122,34 @@ def section(output: str, title: str) -> list[str]:
     header = re.compile(r"^([-=])\1+ \w.* \1+$|^- Generated")
     end = next((i for i in range(start + 1, len(lines)) if header.match(lines[i])), len(lines))
     return lines[start + 1 : end]
+
+
+def fix_in_process(settings: Settings, **options) -> FixReport:
+    """--fix --yes, in this process: plan, apply with every guard, judge again."""
+    analysis = Analysis(collect(settings))
+    return fix(
+        analysis,
+        checks.judge(analysis),
+        settings,
+        Options(**options),
+        dry_run=False,
+        confirm=lambda plan: (True, "test"),
+        show=lambda lines: None,
+    )
+
+
+def spawn(world, argv: list[str], cwd: Path, **kwargs) -> psutil.Process:
+    """Start a process of the world's (ended by its teardown) and wait until it ignores SIGHUP like Claude."""
+    before = {p.pid for p in world.standins(starting=True)}
+    popen = subprocess.Popen(argv, cwd=cwd, start_new_session=True, stdin=kwargs.pop("stdin", subprocess.DEVNULL),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kwargs)
+    world.popen.append(popen)
+    world.wait_ready(len(before) + 1, 10)
+    return next(p for p in world.standins() if p.pid not in before)
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

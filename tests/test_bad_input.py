@@ -47,7 +47,7 @@ CASES: dict[str, tuple[object, str]] = {
     "Infinity": (b'{"tasks": {}, "agents": {}, "active_agents": -Infinity}', r"\$: -Infinity is not valid JSON"),
     "duplicate keys": (b'{"tasks": {}, "agents": {}, "agents": {}}', r"\$: duplicate key 'agents'"),
     "trailing garbage": (text(good_global()) + b" }", r"line 1 column \d+: invalid JSON \(Extra data\)"),
-    "deep nesting": (b"[" * 100_000 + b"]" * 100_000, r"\$: maximum recursion depth exceeded.*"),
+    "deep nesting": (b"[" * 100_000 + b"]" * 100_000, r"\$: nested deeper than 200 levels"),
     "top-level array": (b"[]", r"\$: expected object, got array"),
     "top-level string": (b'"registry"', r"\$: expected object, got string"),
     "agents as a list": (text(good_global(agents=[GOOD_AGENT])), r"\$\.agents: expected object, got array"),

@@ -1,0 +1,447 @@
+"""Safety on real fleets: what is not provably this workspace's is never killed, written or lost.
+
+Each test builds the situation on a real world (private tmux server, Claude stand-ins, real files)
+and runs the checks or `--fix --yes` against it, as an operator would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import REPO, alive, failing, fix_in_process, info, judge, registry_bytes, run_health, settings_args, spawn
+
+from fixers.plan import make_plan
+from healthchecks import checks
+from healthchecks.analysis import Analysis
+from healthchecks.snapshot import collect
+from healthchecks.world import World
+
+
+def healthy(world: World) -> list[str]:
+    return [world.agent(status, "claude") for status in (None, "running")] + [world.agent("completed", None)]
+
+
+def test_persons_headless_claude_from_a_closed_window_of_their_session_is_never_killed(world, tmp_path):
+    """`nohup claude --print … &` in a window of the person's own session `work`, then the window closed:
+    its TMUX_PANE names a pane that is gone, its cwd is the project. Neither proves it is an agent."""
+    healthy(world)
+    world.user_session("work", cwd=world.client_dir)
+    world.start()
+    before = {p.pid for p in world.standins()}
+    command = f"cd {world.client_dir} && ({world.standin} --print 'summarize the open issues' &) ; sleep 0.5"
+    subprocess.run(["tmux", "-L", world.socket_name, "new-window", "-t", "work", command], check=True)
+    world.wait_ready(len(before) + 1, 10)
+    (person,) = [p for p in world.standins() if p.pid not in before]
+    deadline = time.monotonic() + 10
+    while len(subprocess.run(["tmux", "-L", world.socket_name, "list-windows", "-t", "work"],
+                             capture_output=True, text=True).stdout.splitlines()) > 1:
+        assert time.monotonic() < deadline, "the person's window did not close"
+        time.sleep(0.05)
+    assert "TMUX_PANE" in person.environ()
+    results = judge(world.settings)
+    assert failing(results) == set()
+    assert ("orphan_processes", f"pid {person.pid}") in info(results)
+    proc = run_health(tmp_path, *settings_args(world.settings), "--fix", "--yes")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert alive(person.pid)
+
+
+def test_short_ids_and_a_persons_prompts_are_never_evidence(world, tmp_path):
+    """Registry keys `a` and `` match inside any text; a person's `claude -p` may name a real agent id."""
+    ids = healthy(world)
+    world.write_registries()
+    data = json.loads(world.global_path.read_text())
+    task = next(iter(world.tasks))
+    for key in ("a", ""):
+        data["agents"][key] = {"task_id": task, "tmux_session": f"agent_{key or 'x'}", "status": "completed"}
+    data["total_agents_spawned"] += 2
+    world.global_path.write_text(json.dumps(data, indent=2))
+    world.start()
+    sales = spawn(world, [str(world.standin), "--print", "summarize the quarterly sales data"], world.home)
+    asking = spawn(world, [str(world.standin), "-p", f"why did agent {ids[2]} fail?"], world.client_dir)
+    results = judge(world.settings)
+    assert failing(results) == set()
+    assert {("orphan_processes", f"pid {sales.pid}"), ("orphan_processes", f"pid {asking.pid}")} <= info(results)
+    reason = next(f.reason for f in results["orphan_processes"] if f.entity == f"pid {asking.pid}")
+    assert f"its arguments name agent {ids[2]}" in reason and "not exclusive" in reason
+    assert fix_in_process(world.settings).ok
+    assert alive(sales.pid) and alive(asking.pid)
+
+
+def test_three_workspaces_on_one_server_each_sees_only_its_own_orphan(tmp_path):
+    """A and B each leave an orphan whose prompt came on stdin (the current release); C has no agents."""
+    tag = World(tmp_path / "probe").tag
+    shutil.rmtree(tmp_path / "probe")
+    a, b, c = (World(tmp_path / name, tag=tag) for name in "abc")
+    try:
+        orphans = {}
+        for w in (a, b):
+            w.agent(None, "claude", stdin_prompt=True)
+            orphans[w] = w.agent("completed", "orphan", stdin_prompt=True)
+            w.start()
+        c.write_registries()
+        c.start()
+        pid = {w: w.orphan_pids[orphans[w]] for w in (a, b)}
+        assert failing(judge(a.settings)) == {("orphan_processes", f"pid {pid[a]}")}
+        assert failing(judge(b.settings)) == {("orphan_processes", f"pid {pid[b]}")}
+        on_c = judge(c.settings)
+        assert failing(on_c) == set()
+        report = fix_in_process(c.settings)
+        assert report.ok and not report.outcomes  # nothing signalled
+        assert alive(pid[a]) and alive(pid[b])
+        report = fix_in_process(a.settings)
+        assert [o.status for o in report.outcomes if o.action.kind == "kill_process"] == ["done"]
+        assert not alive(pid[a]) and alive(pid[b])
+    finally:
+        for w in (a, b, c):
+            w.teardown()
+
+
+def test_the_same_server_named_twice_is_one_server(world, tmp_path):
+    """By name, by socket path and through a symlink: one server, a healthy fleet, nothing to do."""
+    healthy(world)
+    world.start()
+    path = f"/tmp/tmux-{os.getuid()}/{world.socket_name}"
+    link = tmp_path / "link-to-socket"
+    link.symlink_to(path)
+    settings = dataclasses.replace(world.settings, tmux_sockets=(world.socket_name, path, str(link)))
+    snapshot = collect(settings)
+    assert len(snapshot.servers) == 1 and set(snapshot.servers[0].aliases) == {path, str(link)}
+    assert failing(judge(settings)) == set()
+    standins = {p.pid for p in world.standins()}
+    report = fix_in_process(settings)
+    assert report.ok and not report.outcomes
+    assert {p.pid for p in world.standins()} == standins
+
+
+def test_session_names_as_tmux_stores_them(world):
+    """tmux stores `.` and `:` in a session name as `_`; the orchestrator does not sanitize agent types."""
+    live = [world.agent("running", "claude", agent_type=kind) for kind in ("frontend.dev", "api:v2")]
+    world.start()
+    assert {f"agent_{i}".replace(".", "_").replace(":", "_") for i in live} <= world.live_sessions()
+    assert failing(judge(world.settings)) == set()
+    assert not fix_in_process(world.settings).outcomes
+
+
+def faulty(world: World) -> dict[str, str]:
+    world.agent(None, "claude")
+    faults = {
+        "ghost": world.agent("working", None),
+        "zombie": world.agent("running", "shell"),
+        "orphan": world.agent("completed", "orphan"),
+    }
+    world.write_registries(global_overrides={"active_agents": 9})
+    world.start()
+    return faults
+
+
+def test_selected_checks_limit_the_plan(world, tmp_path):
+    faults = faulty(world)
+    orphan = world.orphan_pids[faults["orphan"]]
+    proc = run_health(
+        tmp_path, *settings_args(world.settings), "-k", "test_counters_match_entries", "--fix", "--yes"
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert alive(orphan)
+    assert f"agent_{faults['zombie']}" in world.live_sessions()
+    entries = json.loads(world.global_path.read_text())["agents"]
+    assert entries[faults["ghost"]]["status"] == "working"
+    still = failing(judge(world.settings))
+    assert ("counters", "registry/GLOBAL_REGISTRY.json active_agents") not in still
+    assert {c for c, _ in still} == {"ghost_agents", "zombie_sessions", "orphan_processes"}
+
+
+def test_node_claude_with_its_title_over_its_arguments(world):
+    """process.title = "claude" leaves no --print and no prompt in /proc/<pid>/cmdline."""
+    inside = world.agent("running", "claude", titled=True)
+    loose = world.agent("completed", "orphan", titled=True, stdin_prompt=True)
+    world.start()
+    pid = world.orphan_pids[loose]
+    with open(f"/proc/{pid}/cmdline", "rb") as fh:
+        assert fh.read().rstrip(b"\0") == world.standin.name.encode()
+    results = judge(world.settings)
+    assert failing(results) == set()  # its session runs Claude: not a zombie
+    reason = next(f.reason for f in results["orphan_processes"] if f.entity == f"pid {pid}")
+    assert "client directory" in reason and "not exclusive" in reason  # found, with what was seen; left alone
+    assert inside
+    # A node Claude whose prompt file of this workspace is its standard input (E0) is provably this workspace's.
+    prompt = world.workspace / world.agents[0].task_id / "agent_prompt_x.txt"
+    prompt.write_text("You are an agent.")
+    with open(prompt) as stdin:
+        e0 = spawn(world, [str(world.titled), *world.launch_args()], world.client_dir, stdin=stdin)
+    deadline = time.monotonic() + 10
+    while e0.name() != world.standin.name:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert ("orphan_processes", f"pid {e0.pid}") in failing(judge(world.settings))
+    report = fix_in_process(world.settings)
+    assert report.ok and not alive(e0.pid) and alive(pid)
+
+
+WRITER = r"""
+import fcntl, json, sys, time
+path, log, stop = sys.argv[1], sys.argv[2], sys.argv[3]
+n = 0
+from pathlib import Path
+while not Path(stop).exists():
+    with open(path, "r+") as fh:                       # the orchestrator's LockedRegistryFile
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        data = json.load(fh)                            # valid at every read, or this raises
+        task = next(iter(data["tasks"]))
+        agent = f"writer-{n:06d}-{n:06x}"
+        data["agents"][agent] = {"task_id": task, "tmux_session": "agent_" + agent, "status": "working",
+                                 "started_at": "2025-10-29T23:00:00.000000"}
+        data["total_agents_spawned"] = data.get("total_agents_spawned", 0) + 1
+        fh.seek(0); fh.truncate(); json.dump(data, fh, indent=2); fh.flush()
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    with open(log, "a") as out:
+        out.write(agent + "\n")
+    n += 1
+    time.sleep(0.005)
+"""
+
+
+def test_orchestrator_writing_in_place_loses_nothing_while_fix_runs(world, tmp_path):
+    """An orchestrator-style writer (open r+, flock, read, add, truncate, write) loops through 50 fix rounds."""
+    world.agent(None, "claude")
+    world.start()
+    log, stop = tmp_path / "written", tmp_path / "stop"
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(world.global_path), str(log), str(stop)],
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        rounds = 0
+        while rounds < 50:
+            report = fix_in_process(world.settings, lock_timeout=30)
+            assert all(o.status != "failed" for o in report.outcomes), [o.line() for o in report.outcomes]
+            rounds += 1
+            assert writer.poll() is None, writer.stderr.read()
+    finally:
+        stop.touch()
+        writer.wait(30)
+    assert writer.returncode == 0, writer.stderr.read()
+    written = log.read_text().split()
+    entries = json.loads(world.global_path.read_text())["agents"]
+    assert len(written) > 50 and set(written) <= set(entries)  # 0 lost
+    marked = sum(1 for i in written if entries[i].get("status") == "terminated")
+    assert marked > 0  # the fix really wrote between the writer's rounds
+
+
+def test_symlinked_task_folder_is_never_followed(world, tmp_path):
+    """A `TASK-*` folder linked to another project's task: that project's agent is not ours to mark."""
+    healthy(world)
+    world.start()
+    other = World(tmp_path / "other")
+    try:
+        ghost = other.agent("working", None)
+        other.write_registries()
+        task = next(iter(other.tasks))
+        (world.workspace / task).symlink_to(other.workspace / task)
+        before = registry_bytes(other.workspace)
+        results = judge(world.settings)
+        (line,) = [f.line() for f in results["registry_schema"]]
+        assert "is a symlink" in line and "refusing to follow it out of the workspace" in line
+        report = fix_in_process(world.settings)
+        assert not report.outcomes and registry_bytes(other.workspace) == before
+        assert json.loads(other.task_path(task).read_text())["agents"][0]["id"] == ghost
+    finally:
+        other.teardown()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to own a workspace as another user")
+def test_fix_as_another_user_refuses_and_writes_nothing(world):
+    world.agent(None, "claude")
+    world.agent("working", None)
+    world.start()
+    for path in [world.workspace, *world.workspace.rglob("*")]:
+        os.chown(path, 65534, 65534)
+    before = registry_bytes(world.workspace)
+    report = fix_in_process(world.settings)
+    assert not report.applied and "belongs to" in report.message and "uid 65534" in report.message
+    assert registry_bytes(world.workspace) == before
+    assert not (world.workspace / "registry" / "backups").exists()
+
+
+def test_lone_surrogate_is_written_back_as_it_was(world):
+    """`"\\ud83d"` is valid JSON (what json.dump writes for half a pair); it must survive a rewrite."""
+    world.agent(None, "claude")
+    ghost = world.agent("working", None, note="\ud83d split")
+    world.start()
+    report = fix_in_process(world.settings)
+    assert report.ok, [o.line() for o in report.outcomes]
+    entry = json.loads(world.global_path.read_text())["agents"][ghost]
+    assert entry["status"] == "terminated" and entry["note"] == "\ud83d split"
+
+
+def test_a_plan_that_cannot_be_carried_out_whole_acts_on_nothing(world, tmp_path):
+    """`registry/backups` linked to another place: the plan stops before its first signal, in one line."""
+    world.agent(None, "claude")
+    orphan = world.agent("completed", "orphan")
+    world.agent("working", None)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (world.workspace / "registry" / "backups").symlink_to(elsewhere)
+    world.start()
+    before = registry_bytes(world.workspace)
+    report = fix_in_process(world.settings)
+    assert not report.applied and "refusing to follow it out of the workspace" in report.message
+    assert "\n" not in report.message
+    assert alive(world.orphan_pids[orphan]) and registry_bytes(world.workspace) == before
+    assert not list(elsewhere.iterdir())
+
+
+@pytest.mark.parametrize("depth", [150, 300])
+def test_checks_and_fix_agree_on_deep_nesting(world, depth):
+    """How deep a registry may nest does not depend on how deep the caller's stack is."""
+    world.agent(None, "claude")
+    ghost = world.agent("working", None)
+    world.write_registries()
+    text = world.global_path.read_text()
+    deep = "[" * depth + "]" * depth
+    world.global_path.write_text(text.replace('"created_at"', f'"deep": {deep}, "created_at"', 1))
+    world.start()
+    refused = [f.line() for f in judge(world.settings)["registry_schema"]]
+    report = fix_in_process(world.settings)
+    status = json.loads(world.global_path.read_text())["agents"][ghost]["status"]
+    if depth > 200:
+        assert refused and "nested deeper than 200 levels" in refused[0] and status == "working"
+    else:
+        assert not refused and report.ok and status == "terminated"
+
+
+SIZE_PROBE = """
+import resource, sys
+from pathlib import Path
+from healthchecks.registry import load
+from healthchecks.snapshot import fingerprint
+regs = load(Path(sys.argv[1]))
+fingerprint(Path(sys.argv[1]))
+print(regs.all_errors[0])
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def test_a_huge_sparse_registry_is_never_read_whole(world):
+    world.write_registries()
+    with open(world.global_path, "r+b") as fh:
+        fh.truncate(1 << 30)  # 1 GB, sparse
+    proc = subprocess.run([sys.executable, "-c", SIZE_PROBE, str(world.workspace)], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    error, rss_mb = proc.stdout.splitlines()
+    assert "over the 32 MiB limit" in error
+    assert int(rss_mb) < 200, proc.stdout
+
+
+def test_archive_records_stay_whole(tmp_path):
+    """A torn last line is moved aside before appending; a write that fails (file size limit) is cut back."""
+    from fixers.registry_write import append_archive
+
+    ws = tmp_path / "ws"
+    archive = ws / "registry" / "archive" / "pruned.jsonl"
+    archive.parent.mkdir(parents=True)
+    archive.write_bytes(b'{"agent_id": "a"}\n{"agent_id": "b", "ent')
+    append_archive(ws, archive, [{"agent_id": "c"}])
+    assert [json.loads(line)["agent_id"] for line in archive.read_text().splitlines()] == ["a", "c"]
+    (torn,) = archive.parent.glob("pruned.jsonl.torn-*")
+    assert torn.read_bytes() == b'{"agent_id": "b", "ent'
+    size = archive.stat().st_size
+    script = (
+        "import resource, signal, sys; from pathlib import Path; from fixers.registry_write import append_archive\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({size + 10}, resource.RLIM_INFINITY))\n"
+        f"append_archive(Path({str(ws)!r}), Path({str(archive)!r}), [{{'agent_id': 'x' * 100}}])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "File too large" in proc.stderr
+    assert archive.stat().st_size == size  # nothing torn left behind
+
+
+def _hold(path: Path, kind: str) -> subprocess.Popen:
+    """Hold a registry file's flock, or the workspace's fix lock, from another process."""
+    code = (
+        "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDONLY); fcntl.flock(fd, fcntl.LOCK_EX); "
+        "print('locked', flush=True); time.sleep(60)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked", kind
+    return holder
+
+
+def test_exit_status_is_1_when_a_write_fails(world, tmp_path):
+    world.agent(None, "claude")
+    ghost = world.agent("working", None)
+    world.start()
+    holder = _hold(world.global_path, "registry")
+    try:
+        args = ("--fix", "--yes", "--prune", "--lock-timeout", "0.5")
+        proc = run_health(tmp_path, *settings_args(world.settings), *args)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert proc.returncode == 1, proc.stdout
+    assert "failed" in proc.stdout and ghost in proc.stdout
+
+
+def test_two_fixes_at_once_do_not_both_act(world, tmp_path):
+    world.agent(None, "claude")
+    world.agent("working", None)
+    world.start()
+    before = registry_bytes(world.workspace)
+    holder = _hold(world.workspace, "fix")
+    try:
+        proc = run_health(tmp_path, *settings_args(world.settings), "--fix", "--yes", "--lock-timeout", "0.5")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert proc.returncode == 1
+    assert "another agent-healthchecks --fix is working on" in proc.stdout
+    assert registry_bytes(world.workspace) == before
+
+
+def test_status_line_fix_still_tells_a_person_what_it_did(world, tmp_path):
+    faults = faulty(world)
+    proc = run_health(tmp_path, *settings_args(world.settings), "--status-line", "--fix", "--yes")
+    assert proc.stdout.count("\n") == 1 and proc.stdout.startswith("AGENT-HEALTH ")
+    assert "remediation plan" in proc.stderr and faults["ghost"] in proc.stderr
+    assert "remediation results" in proc.stderr and "done:" in proc.stderr
+
+
+def test_a_stopped_server_marks_nobody_dead_without_a_flag(world, tmp_path):
+    """No server behind the socket, active agents in the registry: a wrong --tmux-socket or user looks like this."""
+    agents = [world.agent("working", None), world.agent(None, None)]
+    world.start()
+    results = judge(world.settings)
+    reason = next(f.reason for f in results["ghost_agents"])
+    assert "is not running: right --tmux-socket? right user?" in reason
+    before = registry_bytes(world.workspace)
+    report = fix_in_process(world.settings)
+    assert not report.outcomes and len(report.plan.held) == 2 and registry_bytes(world.workspace) == before
+    assert fix_in_process(world.settings, allow_server_down=True).ok
+    entries = json.loads(world.global_path.read_text())["agents"]
+    assert {entries[a]["status"] for a in agents} == {"terminated"}
+
+
+def test_prune_takes_pruned_ids_out_of_the_hierarchy(world):
+    live = world.agent(None, "claude")
+    gone = [world.agent("completed", None), world.agent("working", None)]
+    world.start()
+    assert fix_in_process(world.settings, prune=True).ok
+    task = json.loads(world.task_path(next(iter(world.tasks))).read_text())
+    assert task["agent_hierarchy"] == {"orchestrator": [live]}
+    assert not set(gone) & {a["id"] for a in task["agents"]}
+
+
+def test_held_actions_name_their_flag(world):
+    """Held-back actions say which flag would let them run."""
+    world.agent("working", None)
+    world.start()
+    analysis = Analysis(collect(world.settings))
+    plan = make_plan(analysis, checks.judge(analysis))
+    assert any("--allow-server-down" in line for line in plan.lines())
