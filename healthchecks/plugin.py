@@ -505,6 +505,7 @@ def _write_outputs(session: pytest.Session, run: Run) -> None:
             document["fix"] = {
                 "message": run.fix_report.message,
                 "applied": run.fix_report.applied,
+                "interrupted": run.fix_report.interrupted,
                 "before": asdict(run.fix_report.before),
                 "outcomes": [
                     {"action": o.action.describe(), "kind": o.action.kind, "status": o.status, "detail": o.detail}

@@ -9,6 +9,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import pty
+import re
+import select
 import shutil
 import subprocess
 import sys
@@ -445,3 +448,58 @@ def test_held_actions_name_their_flag(world):
     analysis = Analysis(collect(world.settings))
     plan = make_plan(analysis, checks.judge(analysis))
     assert any("--allow-server-down" in line for line in plan.lines())
+
+
+def _on_a_terminal(world: World, tmp_path: Path, *args: str, interrupt_after: str, delay: float = 0.0):
+    """Run `pytest healthchecks` on a pseudo-terminal, type Ctrl-C once ``interrupt_after`` is printed."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TMUX", "PYTEST_"))}
+    argv = [sys.executable, "-m", "pytest", "healthchecks", "-p", "no:hypothesispytest", "--report-dir",
+            str(tmp_path / "reports"), *settings_args(world.settings), *args]
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(REPO)
+        os.execve(sys.executable, argv, env)
+    out, typed = b"", False
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+        if not typed and interrupt_after.encode() in out:
+            time.sleep(delay)
+            os.write(fd, b"\x03")  # the terminal turns it into SIGINT for the foreground process group
+            typed = True
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+
+
+def test_ctrl_c_at_the_prompt_changes_nothing(world, tmp_path):
+    faults = faulty(world)
+    before = registry_bytes(world.workspace)
+    code, out = _on_a_terminal(world, tmp_path, "--fix", interrupt_after="Type yes to proceed")
+    assert code == 130, out
+    assert "Traceback" not in out and "interrupted at the prompt: nothing was changed" in out
+    assert registry_bytes(world.workspace) == before and alive(world.orphan_pids[faults["orphan"]])
+
+
+def test_ctrl_c_while_applying_says_what_was_done_and_records_it(world, tmp_path):
+    world.agent(None, "claude")
+    stubborn = world.agent("completed", "orphan", stubborn=True)  # ignores SIGTERM: the fix waits for it
+    world.agent("working", None)
+    world.start()
+    doc = tmp_path / "findings.json"
+    code, out = _on_a_terminal(world, tmp_path, "--fix", "--yes", "--findings-json", str(doc),
+                               interrupt_after="remediation plan", delay=1.0)
+    assert code == 130, out
+    assert "Traceback" not in out
+    assert re.search(r"interrupted: \d+ action\(s\) done, \d+ not done", out)
+    fix = json.loads(doc.read_text())["fix"]
+    assert fix["interrupted"] is True and fix["message"].startswith("interrupted")
+    assert stubborn in world.orphan_pids
