@@ -175,7 +175,7 @@ def kill_sessions(server: TmuxServer, ids: set[str], timeout: float, attempts: i
         now = tmux.read_server(socket, timeout, label=server.label)
         if not now.reachable:
             return now, f"tmux unreachable: {now.reason}"
-        if now.server_pid != server.server_pid:
+        if now.server_pid is not None and now.server_pid != server.server_pid:  # None: no session left
             return now, f"tmux server restarted (pid {server.server_pid} -> {now.server_pid}); sessions not killed"
         live = sorted(ids & {p.session_id for p in now.panes})
         if not live:

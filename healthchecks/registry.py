@@ -196,8 +196,14 @@ def _too_large(path: Path, size: int) -> str:
 def read_bounded(path: Path) -> bytes:
     """At most MAX_BYTES + 1 bytes, without following a symlink: never more memory than the limit allows."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-    with os.fdopen(fd, "rb") as fh:
-        return fh.read(MAX_BYTES + 1)
+    with os.fdopen(fd, "rb", buffering=0) as fh:
+        # sized by the file, not by the limit: a read buffer is allocated whole, and most files are small
+        want = min(os.fstat(fd).st_size, MAX_BYTES) + 1
+        chunks, got = [], 0
+        while got < want and (chunk := fh.read(want - got)):
+            chunks.append(chunk)
+            got += len(chunk)
+        return b"".join(chunks)
 
 
 @contextlib.contextmanager

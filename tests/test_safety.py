@@ -503,3 +503,12 @@ def test_ctrl_c_while_applying_says_what_was_done_and_records_it(world, tmp_path
     fix = json.loads(doc.read_text())["fix"]
     assert fix["interrupted"] is True and fix["message"].startswith("interrupted")
     assert stubborn in world.orphan_pids
+
+
+def test_sessions_that_close_by_themselves_are_killed_not_failed(world):
+    """The last sessions of a server close as their panes' processes end: that is success, not a restart."""
+    zombies = [world.agent("running", "shell") for _ in range(2)]
+    world.start()
+    report = fix_in_process(world.settings)
+    assert report.ok, [o.line() for o in report.outcomes]
+    assert not {f"agent_{z}" for z in zombies} & world.live_sessions()
