@@ -26,11 +26,12 @@ sys.path.insert(0, str(REPO))
 
 from fixers.apply import Options  # noqa: E402
 from fixers.run import fix  # noqa: E402
-from healthchecks import checks, outputs, processes, registry, tmux  # noqa: E402
-from healthchecks.analysis import Analysis  # noqa: E402
+from healthchecks import processes, registry, tmux  # noqa: E402
+from healthchecks.observe import judged, observe  # noqa: E402
+from healthchecks.outputs import findings_json, prometheus  # noqa: E402
+from healthchecks.run import Run  # noqa: E402
 from healthchecks.snapshot import collect, read_servers  # noqa: E402
-from healthchecks.summary import figures  # noqa: E402
-from healthchecks.world import World  # noqa: E402
+from healthchecks.testing.world import World  # noqa: E402
 
 
 def median_time(fn, repeats: int) -> float:
@@ -81,18 +82,13 @@ def measure(sessions: int, repeats: int, tmp: Path) -> dict[str, float]:
         row["snapshot"] = median_time(lambda: collect(s), repeats)
         snap = collect(s)
 
-        def judge_all() -> None:
-            analysis = Analysis(snap)
-            figures(analysis, checks.judge(analysis))
+        row["judging"] = median_time(lambda: judged(snap).figures, repeats)
+        run = Run(judged(snap))
+        def write_reports() -> None:
+            findings_json.write(run, str(tmp / "f.json"), tmp)
+            prometheus.write(run, str(tmp / "m.prom"), tmp)
 
-        row["judging"] = median_time(judge_all, repeats)
-        analysis = Analysis(snap)
-        results = checks.judge(analysis)
-        figs = figures(analysis, results)
-        row["report writing"] = median_time(lambda: (
-            outputs.write_json(tmp / "f.json", outputs.findings_document(results, figs, snap.taken_at, {})),
-            outputs.write_atomic_text(tmp / "m.prom", outputs.metrics_text(results, figs, 0.1, snap.taken_at))),
-            repeats)
+        row["report writing"] = median_time(write_reports, repeats)
         row["pytest (serial)"] = median_time(lambda: pytest_run(world, tmp), repeats)
         row["pytest -n 2"] = median_time(lambda: pytest_run(world, tmp, "-n", "2"), repeats)
         return row
@@ -113,11 +109,10 @@ def fix_round(tmp: Path, ghosts: int, orphans: int, zombies: int) -> dict[str, f
             world.agent("running", "shell", task_id=tasks[i % 100])
         world.write_registries()
         world.start(timeout=600)
-        analysis = Analysis(collect(world.settings))
-        results = checks.judge(analysis)
+        observation = observe(world.settings)
         writes_before = len(list((world.workspace / "registry").glob("backups/*")))
         started = time.perf_counter()
-        report = fix(analysis, results, world.settings, Options(), dry_run=False,
+        report = fix(observation, world.settings, Options(), dry_run=False,
                      confirm=lambda plan: (True, "bench"), show=lambda lines: None)
         elapsed = time.perf_counter() - started
         backups = list((world.workspace / "registry" / "backups").glob("*"))

@@ -22,8 +22,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from healthchecks import checks
 from healthchecks.analysis import Analysis, LiveSession
+from healthchecks.observe import observe
 from healthchecks.registry import (
     Kind,
     Registries,
@@ -34,8 +34,8 @@ from healthchecks.registry import (
     records,
     status_class,
 )
+from healthchecks.results import Results
 from healthchecks.settings import Settings
-from healthchecks.snapshot import collect
 from healthchecks.targets import AgentTarget, FileTarget, ProcessTarget, SessionTarget
 
 from . import effects
@@ -74,21 +74,14 @@ class Outcome:
         return f"{self.status:>12}: {self.action.describe()}" + (f" [{self.detail}]" if self.detail else "")
 
 
-def observe(settings: Settings) -> tuple[Analysis, dict]:
-    """Collect and judge: the one way the fixers look at the machine."""
-    analysis = Analysis(collect(settings))
-    return analysis, checks.judge(analysis)
-
-
 Targets = dict[str, "set | str"]  # check -> failing targets, or why it cannot be judged
 
 
-def failing_targets(results: dict) -> Targets:
+def failing_targets(results: Results) -> Targets:
     """Per check: the targets of its failing findings now, or why it cannot be judged now."""
     targets: Targets = {}
     for check, result in results.items():
-        unjudged = isinstance(result, tuple)
-        targets[check] = f"refused: {result[1]}" if unjudged else {f.target for f in result if f.severity == "fail"}
+        targets[check] = {f.target for f in result.failing} if result.judged else f"refused: {result.reason}"
     return targets
 
 
@@ -159,12 +152,12 @@ def apply(plan: Plan, settings: Settings, options: Options, outcomes: list[Outco
         actions = [a for a in plan.actions if a.kind in kinds]
         if not actions:
             continue
-        analysis, results = observe(settings)
-        unjudged = [f"{c}: {r[1]}" for c, r in results.items() if isinstance(r, tuple)]
+        now = observe(settings)
+        unjudged = [f"{c}: {r.reason}" for c, r in now.results.items() if not r.judged]
         if unjudged:  # tmux unreachable or registry unreadable right now: act on nothing
             outcomes += [Outcome(a, "refused", unjudged[0]) for a in actions]
         else:
-            outcomes += fn(actions, analysis, failing_targets(results), options)
+            outcomes += fn(actions, now.analysis, failing_targets(now.results), options)
     return outcomes
 
 

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Literal
 
 from healthchecks.analysis import Analysis
-from healthchecks.checks import Finding
+from healthchecks.checks import REGISTRY
 from healthchecks.registry import AgentRecord, expected_counters
+from healthchecks.results import Finding, Results
 from healthchecks.targets import AgentTarget, FileTarget, SessionTarget, Target
 
 Kind = Literal["kill_process", "kill_session", "mark_terminated", "prune_entry", "set_counters"]
@@ -141,20 +142,18 @@ def _hold(action: Action, a: Analysis, opts: PlanOptions) -> str | None:
     return None
 
 
-def make_plan(analysis: Analysis, results: dict, opts: PlanOptions | None = None) -> Plan:
+def make_plan(analysis: Analysis, results: Results, opts: PlanOptions | None = None) -> Plan:
     opts = opts or PlanOptions()
     plan = Plan()
     actions: dict[tuple, Action] = {}
     for check_id, result in results.items():
         if opts.selected is not None and check_id not in opts.selected:
             continue
-        if isinstance(result, tuple):
-            plan.blocked.append(f"{check_id}: {result[1]}")
+        if not result.judged:
+            plan.blocked.append(f"{check_id}: {result.reason}")
             continue
-        for finding in result:
-            if finding.severity != "fail":
-                continue
-            fixer = FIXERS.get(check_id)
+        for finding in result.failing:
+            fixer = FIXERS.get(check_id) or REGISTRY[check_id].fixer
             if fixer is None:
                 plan.manual.append(finding)
                 continue

@@ -11,11 +11,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from healthchecks.analysis import Analysis
+from healthchecks.observe import Observation, observe
+from healthchecks.results import Results
 from healthchecks.settings import Settings
-from healthchecks.summary import Figures, figures
+from healthchecks.summary import Figures
 
-from .apply import Options, Outcome, apply, observe, preflight
+from .apply import Options, Outcome, apply, preflight
 from .plan import Plan, make_plan
 from .registry_write import JOURNAL_SUFFIX, recover_workspace
 
@@ -31,7 +32,7 @@ class FixReport:
     outcomes: list[Outcome] = field(default_factory=list)
     before: Figures | None = None
     after: Figures | None = None
-    after_results: dict | None = None
+    after_results: Results | None = None
     remaining: list[str] = field(default_factory=list)
 
     @property
@@ -73,21 +74,20 @@ def fix_lock(workspace: Path, timeout: float) -> Iterator[None]:
         os.close(fd)
 
 
-def still_wrong(results: dict, selected: frozenset[str] | None = None) -> list[str]:
+def still_wrong(results: Results, selected: frozenset[str] | None = None) -> list[str]:
     lines = []
     for check_id, result in results.items():
         if selected is not None and check_id not in selected:
             continue
-        if isinstance(result, tuple):
-            lines.append(f"{check_id}: not judged ({result[1]})")
+        if not result.judged:
+            lines.append(f"{check_id}: not judged ({result.reason})")
         else:
-            lines += [f"{check_id}: {f.line()}" for f in result if f.severity == "fail"]
+            lines += [f"{check_id}: {f.line()}" for f in result.failing]
     return lines
 
 
 def fix(
-    analysis: Analysis,
-    results: dict,
+    observation: Observation,
     settings: Settings,
     options: Options,
     *,
@@ -104,9 +104,10 @@ def fix(
         report = FixReport(Plan())
     if not dry_run and (recovered := _recover(settings, options)):
         show(recovered)
-        analysis, results = observe(settings)
-    plan = make_plan(analysis, results, options.plan)
-    report.plan, report.before = plan, figures(analysis, results)
+        observation = observe(settings)
+    results = observation.results
+    plan = make_plan(observation.analysis, results, options.plan)
+    report.plan, report.before = plan, observation.figures
     show(plan.lines())
     if dry_run:
         report.message = "dry run: nothing was changed"
@@ -148,17 +149,17 @@ def _rounds(report: FixReport, plan: Plan, settings: Settings, options: Options)
     round_plan = plan
     for round_no in range(1, MAX_ROUNDS + 1):
         apply(round_plan, settings, options, report.outcomes)
-        analysis, results = observe(settings)
+        after = observe(settings)
         if round_no == MAX_ROUNDS:
             break
         # Later rounds only retry what was confirmed; anything new is reported, never acted on.
-        retry = [a for a in make_plan(analysis, results, options.plan).actions if a.key in confirmed_keys]
+        retry = [a for a in make_plan(after.analysis, after.results, options.plan).actions if a.key in confirmed_keys]
         if not retry:
             break
         round_plan = Plan(actions=retry)
-    report.after = figures(analysis, results)
-    report.after_results = results
-    report.remaining = still_wrong(results, options.selected)
+    report.after = after.figures
+    report.after_results = after.results
+    report.remaining = still_wrong(after.results, options.selected)
     # An outcome that failed in one round and was done in a later one counts as done.
     finished = {o.action.key for o in report.outcomes if o.ok}
     report.outcomes[:] = [o for o in report.outcomes if o.ok or o.action.key not in finished]

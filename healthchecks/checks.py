@@ -9,65 +9,74 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 from .analysis import Agent, Analysis, LiveSession
 from .registry import GLOBAL_RELPATH, RegistryFile, expected_counters
-from .targets import AgentTarget, CounterTarget, FileTarget, ProcessTarget, SessionTarget, Target
+from .results import CheckResult, Finding, Results, Severity
+from .targets import AgentTarget, CounterTarget, FileTarget, ProcessTarget, SessionTarget
 
-Severity = Literal["fail", "info"]
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One thing wrong (or worth knowing) about one entity.
-
-    ``target`` identifies the entity precisely enough for a fixer to re-verify it (healthchecks.targets).
-    """
-
-    check: str
-    entity: str
-    reason: str
-    severity: Severity = "fail"
-    target: Target = None
-
-    def line(self) -> str:
-        return f"{self.entity}: {self.reason}"
+Judge = Callable[[Analysis], list[Finding]]
 
 
 @dataclass(frozen=True)
 class Check:
+    """An invariant: its id (used everywhere: markers, outputs, fixers), what it needs, how to judge it, and
+    optionally the fixer that turns its failing findings into actions (fixers.plan)."""
+
     id: str
     title: str
     needs: frozenset[str]
-    judge: Callable[[Analysis], list[Finding]]
+    judge: Judge
+    fixer: Callable | None = None
 
 
-CHECKS: dict[str, Check] = {}
+class CheckRegistry:
+    """Every check of this run by id: the built-in ones, and those plugins and conftest.py files add through the
+    `pytest_healthchecks_register` hook (judged, reported and fixed like the built-in ones)."""
+
+    def __init__(self) -> None:
+        self.checks: dict[str, Check] = {}
+
+    def add(self, id: str, title: str, judge: Judge, needs: tuple[str, ...] = (), fixer: Callable | None = None):
+        if unknown := set(needs) - NEEDS:
+            raise ValueError(f"check {id}: unknown needs {sorted(unknown)} (known: {sorted(NEEDS)})")
+        self.checks[id] = Check(id, title, frozenset(needs), judge, fixer)
+        return judge
+
+    def check(self, id: str, title: str, needs: tuple[str, ...] = ()) -> Callable[[Judge], Judge]:
+        """Decorator form of add()."""
+        return lambda judge: self.add(id, title, judge, needs)
+
+    def __getitem__(self, id: str) -> Check:
+        return self.checks[id]
+
+    def __contains__(self, id: object) -> bool:
+        return id in self.checks
+
+    def values(self):
+        return self.checks.values()
 
 
-def check(id: str, title: str, needs: tuple[str, ...] = ()) -> Callable:
-    def register(fn: Callable[[Analysis], list[Finding]]) -> Callable[[Analysis], list[Finding]]:
-        CHECKS[id] = Check(id, title, frozenset(needs), fn)
-        return fn
-
-    return register
+NEEDS = frozenset({"registry", "tmux"})
+REGISTRY = CheckRegistry()
+CHECKS = REGISTRY  # the built-in checks and any registered since
+check = REGISTRY.check
 
 
-def unmet(check: Check, analysis: Analysis) -> tuple[str, str] | None:
-    """("skip"|"error", reason) when a check cannot be judged on this snapshot."""
+def unmet(check: Check, analysis: Analysis) -> CheckResult | None:
+    """A skip (registry unusable) or error (tmux unreachable) result when a check cannot be judged."""
     snap = analysis.snapshot
     if "registry" in check.needs and not snap.registries.ok:
         first = snap.registries.all_errors[0]
-        return "skip", f"registry unusable: {first}"
+        return CheckResult(check.id, "skip", f"registry unusable: {first}")
     if "tmux" in check.needs and not snap.tmux_ok:
-        return "error", "tmux unreachable, cannot judge: " + "; ".join(snap.tmux_errors)
+        return CheckResult(check.id, "error", "tmux unreachable, cannot judge: " + "; ".join(snap.tmux_errors))
     return None
 
 
-def judge(analysis: Analysis) -> dict[str, list[Finding] | tuple[str, str]]:
-    """Every check's findings, or its (skip|error, reason) when it cannot be judged."""
-    return {c.id: unmet(c, analysis) or c.judge(analysis) for c in CHECKS.values()}
+def judge(analysis: Analysis) -> Results:
+    """Every check's result on this snapshot."""
+    return {c.id: unmet(c, analysis) or CheckResult.judged_from(c.id, c.judge(analysis)) for c in REGISTRY.values()}
 
 
 def _file_label(file: RegistryFile) -> str:

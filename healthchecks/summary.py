@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .analysis import Analysis
-from .checks import Finding
-
-Results = dict[str, "list[Finding] | tuple[str, str]"]
+from .results import Results
 
 
 @dataclass(frozen=True)
@@ -72,5 +70,5 @@ def figures(analysis: Analysis, results: Results) -> Figures:
         claude_foreign=len(classes["foreign"]) if both else None,
         agent_sessions=len(analysis.agent_sessions) if tmux_ok else None,
         untracked_sessions=untracked if both else None,
-        ghosts=sum(1 for f in ghosts if f.severity == "fail") if isinstance(ghosts, list) else None,
+        ghosts=len(ghosts.failing) if ghosts is not None and ghosts.judged else None,
     )

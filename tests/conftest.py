@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from healthchecks.world import World
+from healthchecks.testing.world import World
 
 
 @pytest.fixture

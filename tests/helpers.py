@@ -14,31 +14,30 @@ import psutil
 
 from fixers.apply import Options
 from fixers.run import FixReport, fix
-from healthchecks import checks
-from healthchecks.analysis import Analysis
+from healthchecks.observe import observe
+from healthchecks.results import Results
 from healthchecks.settings import Settings
-from healthchecks.snapshot import collect
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def judge(settings: Settings) -> dict:
-    return checks.judge(Analysis(collect(settings)))
+def judge(settings: Settings) -> Results:
+    return observe(settings).results
 
 
 def failing(results: dict) -> set[tuple[str, str]]:
     """(check, entity) for every failing finding; unmet checks show as (check, 'skip'|'error')."""
     out = set()
     for check_id, result in results.items():
-        if isinstance(result, tuple):
-            out.add((check_id, result[0]))
+        if not result.judged:
+            out.add((check_id, result.status))
         else:
-            out |= {(check_id, f.entity) for f in result if f.severity == "fail"}
+            out |= {(check_id, f.entity) for f in result.failing}
     return out
 
 
 def info(results: dict) -> set[tuple[str, str]]:
-    return {(c, f.entity) for c, r in results.items() if isinstance(r, list) for f in r if f.severity == "info"}
+    return {(c, f.entity) for c, r in results.items() for f in r.info}
 
 
 def absent_socket() -> str:
@@ -126,10 +125,8 @@ def section(output: str, title: str) -> list[str]:
 
 def fix_in_process(settings: Settings, **options) -> FixReport:
     """--fix --yes, in this process: plan, apply with every guard, judge again."""
-    analysis = Analysis(collect(settings))
     return fix(
-        analysis,
-        checks.judge(analysis),
+        observe(settings),
         settings,
         Options(**options),
         dry_run=False,

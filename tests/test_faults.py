@@ -22,7 +22,7 @@ from healthchecks import checks
 from healthchecks.analysis import Analysis
 from healthchecks.registry import load_file
 from healthchecks.snapshot import collect
-from healthchecks.world import World
+from healthchecks.testing.world import World
 
 FIX_SCRIPT = """
 import json, os, sys, time
@@ -30,10 +30,8 @@ from pathlib import Path
 from fixers import registry_write
 from fixers.apply import Options
 from fixers.run import fix
-from healthchecks import checks
-from healthchecks.analysis import Analysis
+from healthchecks.observe import observe
 from healthchecks.settings import Settings
-from healthchecks.snapshot import collect
 point, marker = os.environ.get("FAULT_AT", ":").split(":", 1)
 registry_write.BLOCK = 64  # so a write in place is torn when the writer is stopped after its first block
 
@@ -52,8 +50,7 @@ def stop_here(name):
 
 registry_write.fault = stop_here
 settings = Settings(workspace=Path(sys.argv[1]), tmux_sockets=(sys.argv[2],), claude_match=sys.argv[3], grace=0.3)
-analysis = Analysis(collect(settings))
-report = fix(analysis, checks.judge(analysis), settings, Options(), dry_run=False,
+report = fix(observe(settings), settings, Options(), dry_run=False,
              confirm=lambda plan: (True, "test"), show=lambda lines: None)
 print("ok" if report.ok else report.remaining)
 """
@@ -160,5 +157,5 @@ def test_defunct_claude_is_neither_judged_nor_signalled(world):
     analysis = Analysis(collect(world.settings))
     results = checks.judge(analysis)
     assert failing(results) == set()
-    assert all(f"pid {child.pid}" != f.entity for r in results.values() if isinstance(r, list) for f in r)
+    assert all(f"pid {child.pid}" != f.entity for r in results.values() for f in r.findings)
     assert make_plan(analysis, results).actions == []

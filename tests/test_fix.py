@@ -19,12 +19,14 @@ from fixers.apply import Options, apply
 from fixers.plan import make_plan
 from fixers.registry_write import rewrite
 from fixers.run import fix
-from healthchecks import checks, demo
+from healthchecks import checks
 from healthchecks.analysis import Analysis
+from healthchecks.observe import judged, observe
 from healthchecks.processes import start_ticks
 from healthchecks.snapshot import collect
 from healthchecks.targets import ProcessTarget
-from healthchecks.world import World
+from healthchecks.testing import demo
+from healthchecks.testing.world import World
 
 
 @pytest.fixture
@@ -36,10 +38,9 @@ def demo_world(tmp_path):
 
 def fix_now(world: World, analysis: Analysis | None = None, **options):
     """Run the fixer in-process with confirmation given, as `--fix --yes` does."""
-    analysis = analysis or Analysis(collect(world.settings))
+    observation = judged(analysis.snapshot) if analysis else observe(world.settings)
     return fix(
-        analysis,
-        checks.judge(analysis),
+        observation,
         world.settings,
         Options(**options),
         dry_run=False,

@@ -19,7 +19,7 @@ from healthchecks.analysis import Analysis
 from healthchecks.processes import start_ticks
 from healthchecks.snapshot import collect
 from healthchecks.targets import ProcessTarget
-from healthchecks.world import World
+from healthchecks.testing.world import World
 
 
 def healthy(world: World) -> list[str]:
@@ -82,7 +82,7 @@ def test_orphan_claude_process(world):
     orphan = next(p for p in world.standins() if agent in " ".join(p.cmdline()))
     results = judge(world.settings)
     assert failing(results) == {("orphan_processes", f"pid {orphan.pid}")}
-    finding = next(f for f in results["orphan_processes"] if f.severity == "fail")
+    finding = next(f for f in results["orphan_processes"].findings if f.severity == "fail")
     assert finding.target == ProcessTarget(orphan.pid, start_ticks(orphan.pid))
 
 
@@ -126,10 +126,10 @@ def test_schema_violation_fails_schema_check_and_skips_registry_checks(world):
     world.write_registries(global_overrides={"active_agents": "fifteen"})
     world.start()
     results = judge(world.settings)
-    assert [f.line() for f in results["registry_schema"]] == [
+    assert [f.line() for f in results["registry_schema"].findings] == [
         f"{world.global_path}: $.active_agents: expected integer, got string"
     ]
-    skipped = {c for c, r in results.items() if isinstance(r, tuple)}
+    skipped = {c for c, r in results.items() if not r.judged}
     assert skipped == {
         "counters",
         "registry_agreement",
@@ -141,7 +141,7 @@ def test_schema_violation_fails_schema_check_and_skips_registry_checks(world):
         "leaked_sessions",
         "orphan_processes",
     }
-    assert all(r[0] == "skip" for r in results.values() if isinstance(r, tuple))
+    assert all(r.status == "skip" for r in results.values() if not r.judged)
 
 
 def test_foreign_and_user_session_claude_are_never_orphans(world):
@@ -178,9 +178,9 @@ def test_unreachable_tmux_makes_tmux_checks_error(world):
         results = judge(dataclasses.replace(world.settings, tmux_timeout=0.5))
     finally:
         os.kill(server, signal.SIGCONT)
-    errored = {c for c, r in results.items() if isinstance(r, tuple) and r[0] == "error"}
+    errored = {c for c, r in results.items() if r.status == "error"}
     assert errored == {"ghost_agents", "split_brain", "zombie_sessions", "leaked_sessions", "orphan_processes"}
-    assert "did not answer within 0.5s" in results["ghost_agents"][1]
+    assert "did not answer within 0.5s" in results["ghost_agents"].reason
     assert failing(results) - {(c, "error") for c in errored} == set()
 
 
@@ -239,7 +239,7 @@ def test_interactive_claude_naming_an_agent_is_never_an_orphan(world):
     results = judge(world.settings)
     assert failing(results) == set()
     assert info(results) == {("orphan_processes", f"pid {person.pid}")}
-    assert "interactive" in next(f.reason for f in results["orphan_processes"])
+    assert "interactive" in next(f.reason for f in results["orphan_processes"].findings)
 
 
 def test_claude_hosting_the_orchestrator_mcp_server_is_never_an_orphan(world):

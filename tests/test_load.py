@@ -6,7 +6,7 @@ import time
 
 from helpers import failing, judge
 
-from healthchecks.world import World
+from healthchecks.testing.world import World
 
 
 def test_ten_thousand_agents_five_hundred_sessions(tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from helpers import REPO, run_health, settings_args
 
-from healthchecks.world import World
+from healthchecks.testing.world import World
 
 
 def faulty(world: World) -> dict[str, object]:

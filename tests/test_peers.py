@@ -18,7 +18,7 @@ import psutil
 import pytest
 from helpers import alive, failing, fix_in_process, info, judge
 
-from healthchecks.world import World
+from healthchecks.testing.world import World
 
 
 def tmux(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
@@ -62,9 +62,9 @@ def test_claude_in_a_pane_of_an_unchecked_server_is_neither_orphan_nor_ghost(wor
         run_agent_on(world, agent, *server, env=env)
         results = judge(world.settings)
         assert failing(results) == set()
-        ghost = next(f for f in results["ghost_agents"] if f.entity == f"agent {agent}")
+        ghost = next(f for f in results["ghost_agents"].findings if f.entity == f"agent {agent}")
         assert ghost.severity == "info" and "not checked here" in ghost.reason
-        claude = [f for f in results["orphan_processes"] if "not checked here" in f.reason]
+        claude = [f for f in results["orphan_processes"].findings if "not checked here" in f.reason]
         assert len(claude) == 1 and claude[0].severity == "info"
         standins = {p.pid for p in world.standins()}
         report = fix_in_process(world.settings)

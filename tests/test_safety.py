@@ -25,7 +25,7 @@ from fixers.plan import make_plan
 from healthchecks import checks
 from healthchecks.analysis import Analysis
 from healthchecks.snapshot import collect
-from healthchecks.world import World
+from healthchecks.testing.world import World
 
 
 def healthy(world: World) -> list[str]:
@@ -73,7 +73,7 @@ def test_short_ids_and_a_persons_prompts_are_never_evidence(world, tmp_path):
     results = judge(world.settings)
     assert failing(results) == set()
     assert {("orphan_processes", f"pid {sales.pid}"), ("orphan_processes", f"pid {asking.pid}")} <= info(results)
-    reason = next(f.reason for f in results["orphan_processes"] if f.entity == f"pid {asking.pid}")
+    reason = next(f.reason for f in results["orphan_processes"].findings if f.entity == f"pid {asking.pid}")
     assert f"its arguments name agent {ids[2]}" in reason and "not exclusive" in reason
     assert fix_in_process(world.settings).ok
     assert alive(sales.pid) and alive(asking.pid)
@@ -172,7 +172,7 @@ def test_node_claude_with_its_title_over_its_arguments(world):
         assert fh.read().rstrip(b"\0") == world.standin.name.encode()
     results = judge(world.settings)
     assert failing(results) == set()  # its session runs Claude: not a zombie
-    reason = next(f.reason for f in results["orphan_processes"] if f.entity == f"pid {pid}")
+    reason = next(f.reason for f in results["orphan_processes"].findings if f.entity == f"pid {pid}")
     assert "client directory" in reason and "not exclusive" in reason  # found, with what was seen; left alone
     assert inside
     # A node Claude whose prompt file of this workspace is its standard input (E0) is provably this workspace's.
@@ -249,7 +249,7 @@ def test_symlinked_task_folder_is_never_followed(world, tmp_path):
         (world.workspace / task).symlink_to(other.workspace / task)
         before = registry_bytes(other.workspace)
         results = judge(world.settings)
-        (line,) = [f.line() for f in results["registry_schema"]]
+        (line,) = [f.line() for f in results["registry_schema"].findings]
         assert "is a symlink" in line and "refusing to follow it out of the workspace" in line
         report = fix_in_process(world.settings)
         assert not report.outcomes and registry_bytes(other.workspace) == before
@@ -310,7 +310,7 @@ def test_checks_and_fix_agree_on_deep_nesting(world, depth):
     deep = "[" * depth + "]" * depth
     world.global_path.write_text(text.replace('"created_at"', f'"deep": {deep}, "created_at"', 1))
     world.start()
-    refused = [f.line() for f in judge(world.settings)["registry_schema"]]
+    refused = [f.line() for f in judge(world.settings)["registry_schema"].findings]
     report = fix_in_process(world.settings)
     status = json.loads(world.global_path.read_text())["agents"][ghost]["status"]
     if depth > 200:
@@ -421,7 +421,7 @@ def test_a_stopped_server_marks_nobody_dead_without_a_flag(world, tmp_path):
     agents = [world.agent("working", None), world.agent(None, None)]
     world.start()
     results = judge(world.settings)
-    reason = next(f.reason for f in results["ghost_agents"])
+    reason = next(f.reason for f in results["ghost_agents"].findings)
     assert "is not running: right --tmux-socket? right user?" in reason
     before = registry_bytes(world.workspace)
     report = fix_in_process(world.settings)

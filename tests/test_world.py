@@ -2,7 +2,7 @@
 
 import psutil
 
-from healthchecks.world import World
+from healthchecks.testing.world import World
 
 
 def test_teardown_ends_every_process_and_server(tmp_path):

@@ -1,8 +1,10 @@
-"""What people read: the terminal summary and the HTML report's sections, from one judged run."""
+"""The HTML report (pytest-html): the run's sections, its environment, where it goes, how many are kept."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import socket
 import time
 from datetime import datetime
@@ -10,7 +12,11 @@ from html import escape
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from .render import FINDINGS_HEADER, finding_rows, html_table, text_table
+import pytest
+
+from ..options import report_dir, value
+from ..run import get_run
+from .render import FINDINGS_HEADER, finding_rows, fix_sections, html_table
 
 REPORT_NAME = "healthchecks-{stamp}-{pid}.html"
 REPORT_PATTERN = re.compile(r"healthchecks-\d{8}-\d{6}-\d+\.html")
@@ -34,10 +40,6 @@ table.hc-findings th, table.hc-before-after td, table.hc-before-after th { borde
   text-align: left; color: #222; }
 table.hc-summary td:first-child, table.hc-before-after td:first-child { font-weight: bold; }
 </style>"""
-
-
-def _pre(lines: list[str]) -> str:
-    return "<pre>" + escape("\n".join(lines)) + "</pre>"
 
 
 def environment_rows(run) -> list[tuple[str, str]]:
@@ -76,70 +78,55 @@ def environment_rows(run) -> list[tuple[str, str]]:
     return rows
 
 
-def fix_sections(report, with_plan: bool) -> list[tuple[str, list[str], str]]:
-    """(title, text lines, html) for the remediation parts of the terminal summary and the report."""
-    if report is None:
-        return []
-    sections = []
-    if with_plan:
-        plan = report.plan.lines()
-        sections.append(("Remediation plan", plan, _pre(plan)))
-    results = [report.message] + [o.line() for o in report.outcomes]
-    sections.append(("remediation results", results, _pre(results)))
-    if report.after is not None:
-        rows = [
-            (label, before, after)
-            for (label, before), (_, after) in zip(report.before.rows(), report.after.rows(), strict=True)
-        ]
-        header = ("figure", "before", "after")
-        sections.append(("before / after", text_table(rows, header), html_table(rows, header, "hc-before-after")))
-        still = report.remaining or ["nothing: every check passes"]
-        sections.append(("still wrong after the fix", still, _pre(still)))
-    return sections
-
-
-def terminal_summary(reporter, run) -> None:
-    write = reporter.write_line
-    reporter.write_sep("=", "agent health")
-    settings = run.snapshot.settings
-    servers = ", ".join(f"{s.label} ({s.state})" for s in run.snapshot.servers)
-    write(f"workspace: {settings.workspace}   tmux: {servers}   snapshot: {run.snapshot.duration:.2f}s")
-    for line in text_table(run.figures.rows()):
-        write("  " + line)
-    info = run.info()
-    if info:
-        write(f"information ({len(info)}, never a failure):")
-        for f in info:
-            write(f"  {f.line()}")
-    for title, lines, _ in fix_sections(run.fix_report, with_plan=False):
-        reporter.write_sep("-", title)
-        for line in lines:
-            write(line)
-
-
 class HtmlHooks:
     """pytest-html hooks, registered only when pytest-html is active."""
 
-    def __init__(self, get_run) -> None:
-        self.get_run = get_run
+    def __init__(self, config: pytest.Config) -> None:
+        if not config.option.htmlpath:  # a timestamped report in --report-dir, self-contained (opens offline)
+            name = REPORT_NAME.format(stamp=time.strftime("%Y%m%d-%H%M%S"), pid=os.getpid())
+            config.option.htmlpath = str(report_dir(config) / name)
+            config.option.self_contained_html = True
 
     def pytest_html_report_title(self, report) -> None:
         report.title = f"Agent health on {socket.gethostname()} at {time.strftime('%Y-%m-%d %H:%M:%S')}"
 
     def pytest_html_results_summary(self, prefix: list, summary: list, postfix: list, session) -> None:
-        run = self.get_run(session.config)
+        run = get_run(session.config)
         if run is None:
             return
         prefix.append(
             STYLE + "<h2>Agent health</h2>" + html_table(run.figures.rows(), ("figure", "value"), "hc-summary")
         )
-        info = run.info()
+        info = run.info
         if info:
             prefix.append(
                 "<h2>Information (never a failure)</h2>" + html_table(finding_rows(info), FINDINGS_HEADER, "hc-info")
             )
         for title, _, html in fix_sections(run.fix_report, with_plan=True):
             prefix.append(f"<h2>{escape(title)}</h2>{html}")
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+        """A failing check's findings as an entity/reason table in its row."""
+        from pytest_html import extras
+
+        from ..plugin import FOUND
+
+        result = yield
+        found = item.stash.get(FOUND, None)
+        if found and result.when == "call" and result.failed:
+            table = html_table(finding_rows(found), FINDINGS_HEADER, "hc-findings")
+            result.extras = [*getattr(result, "extras", []), extras.html(table)]
+        return result
+
+
+def finish(config: pytest.Config) -> None:
+    """Keep this run's report as latest.html, and only the newest --keep-reports of them."""
+    html = getattr(config.option, "htmlpath", None)
+    if html and Path(html).is_file():
+        directory = report_dir(config)
+        shutil.copyfile(html, directory / "latest.html")
+        prune_reports(directory, value(config, "--keep-reports"))
 
 
 def add_environment(config, run) -> None:

@@ -1,0 +1,195 @@
+"""Every command-line option in one table: name, ini name, environment variable, type, default, help.
+
+Each value option is also an ini option (`[tool.pytest.ini_options]`). Precedence: command line, then
+environment, then ini, then default; a value that does not parse is a usage error naming the option.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pytest
+
+from .settings import DEFAULT_CLAUDE_MATCH, DEFAULT_GRACE, DEFAULT_PREFIX, DEFAULT_TMUX_TIMEOUT, Settings
+
+
+def positive(value: str) -> float:
+    number = float(value)
+    if number <= 0:
+        raise ValueError("must be > 0")
+    return number
+
+
+def not_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("must be >= 0")
+    return number
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # --name
+    help: str
+    kind: Literal["value", "flag", "lines"] = "value"
+    default: str = ""
+    env: str | None = None
+    parse: Callable[[str], Any] = str
+    ini: str | None = None  # when the ini name is not derived from the option's name
+
+    @property
+    def dest(self) -> str:
+        """Also its ini name."""
+        return self.ini or "healthchecks_" + self.name.removeprefix("--").replace("-", "_")
+
+
+OPTIONS = (
+    Option(
+        "--workspace",
+        "orchestrator workspace; registry at DIR/registry/GLOBAL_REGISTRY.json, task registries at "
+        "DIR/TASK-*/AGENT_REGISTRY.json (env AGENT_WORKSPACE; default ./.agent-workspace)",
+        default=".agent-workspace",
+        env="AGENT_WORKSPACE",
+    ),
+    Option(
+        "--tmux-socket",
+        "tmux server to check, repeatable: a value with / is a socket path (tmux -S), else a socket name "
+        "(tmux -L); default: the default server",
+        kind="lines",
+        ini="healthchecks_tmux_sockets",
+    ),
+    Option("--session-prefix", "name prefix of agent tmux sessions (default agent_)", default=DEFAULT_PREFIX),
+    Option(
+        "--claude-match",
+        "regex searched in a process's name and command line to decide it is Claude (default catches claude, "
+        "node …/@anthropic-ai/claude-code/…, npx @anthropic-ai/claude-code and a native install)",
+        default=DEFAULT_CLAUDE_MATCH,
+    ),
+    Option(
+        "--grace",
+        "seconds: an agent deployed or a session created less than this ago is starting, not faulty (default 60)",
+        default=str(DEFAULT_GRACE),
+        parse=float,
+    ),
+    Option(
+        "--tmux-timeout",
+        "seconds to wait for a tmux server before calling it unreachable (default 5)",
+        default=str(DEFAULT_TMUX_TIMEOUT),
+        parse=positive,
+    ),
+    Option(
+        "--registry-tz",
+        "IANA time zone the orchestrator writes its naive timestamps in (default: this machine's local zone, "
+        "which is what the orchestrator uses when it runs here)",
+    ),
+    Option(
+        "--lock-timeout",
+        "seconds --fix waits for the orchestrator's lock on a registry file, and for another --fix of the same "
+        "workspace, before giving up (default 10)",
+        default="10",
+        parse=positive,
+    ),
+    Option(
+        "--report-dir",
+        "where the HTML report goes: a timestamped file plus latest.html (default reports/)",
+        default="reports",
+    ),
+    Option(
+        "--keep-reports",
+        "how many timestamped HTML reports to keep in the report directory; older ones are deleted "
+        "(0 keeps all; default 100)",
+        default="100",
+        parse=not_negative_int,
+    ),
+    Option(
+        "--demo",
+        "build the built-in demo world (a private tmux server, Claude stand-ins, registries reproducing the seed "
+        "incident), check it, and tear it down afterwards",
+        kind="flag",
+    ),
+    Option(
+        "--fix",
+        "after the checks, build one remediation plan, show it, ask once for a typed yes, apply it with every "
+        "guard, then check again; exit 0 only if every action succeeded and every check then passes",
+        kind="flag",
+    ),
+    Option("--yes", "with --fix: apply the plan without asking", kind="flag"),
+    Option("--dry-run", "print the remediation plan and change nothing", kind="flag"),
+    Option(
+        "--prune",
+        "with --fix: remove entries without a live session from the registries (archived first to "
+        "<workspace>/registry/archive/*.jsonl) instead of marking ghosts terminated",
+        kind="flag",
+    ),
+    Option(
+        "--kill-attached",
+        "with --fix: also kill zombie or leaked sessions a person is attached to (their terminal is thrown out)",
+        kind="flag",
+    ),
+    Option(
+        "--allow-server-down",
+        "with --fix: change agents' entries even though a checked tmux server is not running (by default that "
+        "looks like a wrong --tmux-socket or user, and only the processes are fixed)",
+        kind="flag",
+    ),
+)
+
+
+def add_options(parser: pytest.Parser, extra: tuple[Option, ...] = ()) -> None:
+    group = parser.getgroup("agent-healthchecks", "agent fleet health checks (agent-healthchecks)")
+    for opt in (*OPTIONS, *extra):
+        if opt.kind == "flag":
+            group.addoption(opt.name, dest=opt.dest, action="store_true", help=opt.help)
+            continue
+        metavar = opt.name.removeprefix("--").split("-")[-1].upper()
+        action = "append" if opt.kind == "lines" else "store"
+        group.addoption(opt.name, dest=opt.dest, action=action, default=None, metavar=metavar, help=opt.help)
+        parser.addini(opt.dest, opt.help, type="linelist" if opt.kind == "lines" else "string")
+
+
+def value(config: pytest.Config, name: str, extra: tuple[Option, ...] = ()) -> Any:
+    """An option's parsed value: command line, then environment, then ini file, then default."""
+    opt = next(o for o in (*OPTIONS, *extra) if o.name == name)
+    cli = config.getoption(opt.dest)
+    if opt.kind == "flag":
+        return bool(cli)
+    if opt.kind == "lines":
+        return tuple(cli or config.getini(opt.dest) or ())
+    if cli is not None:
+        raw = cli
+    elif opt.env and os.environ.get(opt.env):
+        raw = os.environ[opt.env]
+    else:
+        raw = config.getini(opt.dest) or opt.default
+    try:
+        return opt.parse(raw)
+    except ValueError as exc:
+        raise pytest.UsageError(f"agent-healthchecks: invalid {opt.name} {raw!r}: {exc}") from None
+
+
+def path(config: pytest.Config, text: str, base: Path) -> Path:
+    found = Path(text).expanduser()
+    return found if found.is_absolute() else base / found
+
+
+def settings_from(config: pytest.Config) -> Settings:
+    try:
+        return Settings(
+            workspace=path(config, value(config, "--workspace"), config.invocation_params.dir),
+            tmux_sockets=value(config, "--tmux-socket"),
+            session_prefix=value(config, "--session-prefix"),
+            claude_match=value(config, "--claude-match"),
+            grace=value(config, "--grace"),
+            tmux_timeout=value(config, "--tmux-timeout"),
+            registry_tz=value(config, "--registry-tz"),
+        )
+    except ValueError as exc:
+        raise pytest.UsageError(f"agent-healthchecks: invalid option: {exc}") from None
+
+
+def report_dir(config: pytest.Config) -> Path:
+    return path(config, value(config, "--report-dir"), config.rootpath)

@@ -1,0 +1,73 @@
+"""`--findings-json FILE`: every finding with its check, severity, entity and reason, the figures, and the fix."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..checks import CHECKS
+from ..options import Option
+from ..results import Results
+from ..run import Run
+from ..summary import Figures
+from . import Output
+from .files import resolve, write_atomic_text
+
+
+def document(results: Results, figures: Figures, taken_at: float, settings: dict) -> dict:
+    when = datetime.fromtimestamp(taken_at, timezone.utc).isoformat()
+    findings = [
+        {"check": f.check, "severity": f.severity, "entity": f.entity, "reason": f.reason, "snapshot_time": when}
+        for result in results.values()
+        for f in result.findings
+    ]
+    checks = {cid: {"status": r.status, "reason": r.reason, "title": CHECKS[cid].title} for cid, r in results.items()}
+    return {"snapshot_time": when, "settings": settings, "summary": asdict(figures), "checks": checks,
+            "findings": findings}
+
+
+def fix_document(report: Any) -> dict:
+    return {
+        "message": report.message,
+        "applied": report.applied,
+        "interrupted": report.interrupted,
+        "before": asdict(report.before) if report.before is not None else None,
+        "outcomes": [
+            {"action": o.action.describe(), "kind": o.action.kind, "status": o.status, "detail": o.detail}
+            for o in report.outcomes
+        ],
+    }
+
+
+def write(run: Run, value: str, base: Path) -> None:
+    if not value:
+        return None
+    results, figures = run.final
+    settings = run.snapshot.settings
+    doc = document(
+        results,
+        figures,
+        run.snapshot.taken_at,
+        {
+            "workspace": str(settings.workspace),
+            "tmux_sockets": list(settings.tmux_sockets),
+            "session_prefix": settings.session_prefix,
+            "grace": settings.grace,
+        },
+    )
+    if run.fix_report is not None:
+        doc["fix"] = fix_document(run.fix_report)
+    write_atomic_text(resolve(value, base), json.dumps(doc, indent=2) + "\n")
+    return None
+
+
+OUTPUT = Output(
+    Option(
+        "--findings-json",
+        "write every finding (check, severity, entity, reason, snapshot time) and the summary figures as JSON",
+    ),
+    write,
+)

@@ -1,0 +1,105 @@
+"""`--metrics-file FILE`: Prometheus text-format gauges, written whole (for node-exporter's textfile collector)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..options import Option
+from ..results import Results
+from ..run import Run
+from ..summary import Figures
+from . import Output
+from .files import resolve, write_atomic_text
+
+PREFIX = "agent_healthchecks"
+
+
+def failing_counts(results: Results) -> dict[str, int]:
+    return {cid: len(r.failing) for cid, r in results.items()}
+
+
+def metrics_text(results: Results, figures: Figures, snapshot_seconds: float, taken_at: float) -> str:
+    """Prometheus text exposition format (version 0.0.4) of the run's gauges."""
+    lines: list[str] = []
+
+    def gauge(name: str, help_: str, samples: list[tuple[dict[str, str], float | None]]) -> None:
+        lines.append(f"# HELP {PREFIX}_{name} {help_}")
+        lines.append(f"# TYPE {PREFIX}_{name} gauge")
+        for labels, value in samples:
+            if value is None:
+                continue  # not known (registry unusable, tmux unreachable): absent, not zero
+            label = "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items()) + "}" if labels else ""
+            lines.append(f"{PREFIX}_{name}{label} {_number(value)}")
+
+    counts = failing_counts(results)
+    gauge("registry_agents", "Agent entries in the global registry.", [({}, figures.registry_agents)])
+    gauge(
+        "active_agents",
+        "Active agents: the registry's counter and the entries.",
+        [({"source": "counter"}, figures.active_counter), ({"source": "entries"}, figures.active_entries)],
+    )
+    gauge(
+        "claude_processes",
+        "Claude processes by class.",
+        [
+            ({"class": "attached"}, figures.claude_attached),
+            ({"class": "orphan"}, figures.claude_orphan),
+            ({"class": "foreign"}, figures.claude_foreign),
+        ],
+    )
+    gauge(
+        "agent_sessions",
+        "Live agent tmux sessions.",
+        [
+            ({"tracked": "true"}, figures.tracked_sessions),
+            ({"tracked": "false"}, figures.untracked_sessions),
+        ],
+    )
+    for name, check_id, help_ in (
+        ("ghost_agents", "ghost_agents", "Active entries whose session is gone."),
+        ("orphan_processes", "orphan_processes", "Orphan Claude processes."),
+        ("zombie_sessions", "zombie_sessions", "Agent sessions without Claude."),
+        ("leaked_sessions", "leaked_sessions", "Finished agents whose session runs."),
+        ("counter_drift", "counters", "Registry counters that differ from entries."),
+    ):
+        gauge(name, help_, [({}, counts[check_id] if results[check_id].judged else None)])
+    gauge(
+        "check_passed",
+        "1 when the check passed, 0 when it failed or could not be judged.",
+        [({"check": cid}, 1.0 if r.status == "pass" else 0.0) for cid, r in results.items()],
+    )
+    gauge(
+        "check_judged",
+        "1 when the check could be judged (registry usable, tmux reachable).",
+        [({"check": cid}, 1.0 if r.judged else 0.0) for cid, r in results.items()],
+    )
+    gauge(
+        "snapshot_duration_seconds",
+        "Seconds taken to read registries, tmux and processes.",
+        [({}, round(snapshot_seconds, 6))],
+    )
+    gauge("last_run_timestamp_seconds", "When the snapshot was taken (Unix time).", [({}, round(taken_at, 3))])
+    return "\n".join(lines) + "\n"
+
+
+def _number(value: float) -> str:
+    """Integers exactly, other floats at full precision (a timestamp must not become 1.79e+09)."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def write(run: Run, value: str, base: Path) -> None:
+    if value:
+        results, figures = run.final
+        text = metrics_text(results, figures, run.snapshot.duration, run.snapshot.taken_at)
+        write_atomic_text(resolve(value, base), text)
+    return None
+
+
+OUTPUT = Output(
+    Option("--metrics-file", "write Prometheus text-format gauges atomically (for node-exporter's textfile collector)"),
+    write,
+)

@@ -1,0 +1,59 @@
+"""Render figures, findings and the fix for people: plain text for the terminal, HTML for the report."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from html import escape
+
+from ..results import Finding
+
+
+def text_table(rows: Sequence[tuple[str, ...]], header: tuple[str, ...] | None = None) -> list[str]:
+    """Left-aligned columns; the last column is never padded."""
+    all_rows = ([header] if header else []) + list(rows)
+    if not all_rows:
+        return []
+    widths = [max(len(r[i]) for r in all_rows) for i in range(len(all_rows[0]) - 1)]
+    lines = ["  ".join([*(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)), r[-1]]).rstrip() for r in all_rows]
+    if header:
+        lines.insert(1, "  ".join("-" * w for w in [*widths, len(header[-1])]))
+    return lines
+
+
+def html_table(rows: Iterable[tuple[str, ...]], header: tuple[str, ...] | None = None, cls: str = "hc") -> str:
+    head = "<tr>" + "".join(f"<th>{escape(h)}</th>" for h in header) + "</tr>" if header else ""
+    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table class="{cls}">{head}{body}</table>'
+
+
+def finding_rows(findings: Iterable[Finding]) -> list[tuple[str, str]]:
+    return [(f.entity, f.reason) for f in findings]
+
+
+FINDINGS_HEADER = ("entity", "reason")
+
+
+def _pre(lines: list[str]) -> str:
+    return "<pre>" + escape("\n".join(lines)) + "</pre>"
+
+
+def fix_sections(report, with_plan: bool) -> list[tuple[str, list[str], str]]:
+    """(title, text lines, html) for the remediation parts of the terminal summary and the report."""
+    if report is None:
+        return []
+    sections = []
+    if with_plan:
+        plan = report.plan.lines()
+        sections.append(("Remediation plan", plan, _pre(plan)))
+    results = [report.message] + [o.line() for o in report.outcomes]
+    sections.append(("remediation results", results, _pre(results)))
+    if report.after is not None:
+        rows = [
+            (label, before, after)
+            for (label, before), (_, after) in zip(report.before.rows(), report.after.rows(), strict=True)
+        ]
+        header = ("figure", "before", "after")
+        sections.append(("before / after", text_table(rows, header), html_table(rows, header, "hc-before-after")))
+        still = report.remaining or ["nothing: every check passes"]
+        sections.append(("still wrong after the fix", still, _pre(still)))
+    return sections

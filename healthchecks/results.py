@@ -1,0 +1,62 @@
+"""What judging gives: findings about entities, and one typed result per check.
+
+A check that cannot be judged (its facts are missing) has no findings at all, only the reason: it
+is never "passed" on missing facts. Gas Town's doctor has the same shape (status, message, details).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .targets import Target
+
+Severity = Literal["fail", "info"]
+Status = Literal["pass", "fail", "skip", "error"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing wrong (or worth knowing) about one entity.
+
+    ``target`` identifies the entity precisely enough for a fixer to re-verify it (healthchecks.targets).
+    """
+
+    check: str
+    entity: str
+    reason: str
+    severity: Severity = "fail"
+    target: Target = None
+
+    def line(self) -> str:
+        return f"{self.entity}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check on one snapshot: pass or fail with its findings, or skip/error with the reason it was not judged."""
+
+    check: str
+    status: Status
+    reason: str = ""
+    findings: tuple[Finding, ...] = ()
+
+    @classmethod
+    def judged_from(cls, check: str, findings: list[Finding]) -> CheckResult:
+        failed = any(f.severity == "fail" for f in findings)
+        return cls(check, "fail" if failed else "pass", "", tuple(findings))
+
+    @property
+    def judged(self) -> bool:
+        return self.status in ("pass", "fail")
+
+    @property
+    def failing(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity == "fail")
+
+    @property
+    def info(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity == "info")
+
+
+Results = dict[str, CheckResult]

@@ -1,0 +1,99 @@
+"""One health-check run as the plugin keeps it: what was observed, what the run started, what the fix did."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .observe import Observation
+from .results import Finding, Results
+from .snapshot import Snapshot
+from .summary import Figures
+
+
+@dataclass(frozen=True)
+class Judged:
+    """What a test needs: every check's result, and the id of the one snapshot they were judged on."""
+
+    results: Results
+    snapshot_id: str
+
+
+@dataclass
+class Run:
+    observation: Observation
+    world: Any = None  # the demo world, torn down at the end of the run
+    fix_report: Any = None  # fixers.run.FixReport, under --fix or --dry-run
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self.observation.snapshot
+
+    @property
+    def results(self) -> Results:
+        return self.observation.results
+
+    @property
+    def figures(self) -> Figures:
+        return self.observation.figures
+
+    @property
+    def info(self) -> list[Finding]:
+        return self.observation.info
+
+    @property
+    def final(self) -> tuple[Results, Figures]:
+        """The state the run leaves the machine in: after the fix when one was applied."""
+        fixed = self.fix_report
+        if fixed is not None and fixed.after_results is not None:
+            return fixed.after_results, fixed.after
+        return self.results, self.figures
+
+    @property
+    def snapshot_id(self) -> str:
+        """The same in every xdist worker: they all judge the controller's one snapshot."""
+        return f"{self.snapshot.taken_at:.6f}"
+
+    @property
+    def judged(self) -> Judged:
+        return Judged(self.results, self.snapshot_id)
+
+
+RUN = pytest.StashKey[Run]()
+WORKDIR = pytest.StashKey[Path]()  # private temporary directory: the files for xdist workers, the demo world
+
+
+def is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def get_run(config: pytest.Config) -> Run | None:
+    return None if is_worker(config) else config.stash.get(RUN, None)
+
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def targets_healthchecks(config: pytest.Config) -> bool:
+    """Whether this run collects the health checks (and not only, say, the project's own tests)."""
+    if config.getoption("healthchecks_demo"):
+        return True
+    for arg in config.args:
+        target = arg.split("::")[0]
+        spec = _find_spec(target) if config.option.pyargs else None
+        path = Path(spec.origin).parent if spec and spec.origin else config.invocation_params.dir / target
+        path = path.resolve()
+        if path == PACKAGE_DIR or PACKAGE_DIR in path.parents or path in PACKAGE_DIR.parents:
+            return True
+    return False
+
+
+def _find_spec(name: str):
+    try:
+        return find_spec(name)
+    except (ImportError, ValueError):
+        return None
