@@ -83,11 +83,11 @@ def _file_label(file: RegistryFile) -> str:
     return str(GLOBAL_RELPATH) if file.kind == "global" else f"{file.path.parent.name}/{file.path.name}"
 
 
-def _agent_finding(check_id: str, agent: Agent, reason: str, severity: Severity = "fail") -> Finding:
+def agent_finding(check_id: str, agent: Agent, reason: str, severity: Severity = "fail") -> Finding:
     return Finding(check_id, f"agent {agent.id}", reason, severity, AgentTarget(agent.id, agent.session))
 
 
-def _session_finding(check_id: str, a: Analysis, session: LiveSession, reason: str) -> Finding:
+def session_finding(check_id: str, a: Analysis, session: LiveSession, reason: str) -> Finding:
     """A failing finding on one live session, identified as a fixer must re-verify it."""
     roots = tuple(ProcessTarget(r.pid, r.start_ticks) for r in a.roots(session))
     target = SessionTarget(session.server, session.id, session.name, session.created, roots, session.attached)
@@ -149,7 +149,7 @@ def registry_agreement(a: Analysis) -> list[Finding]:
                 )
             else:
                 continue
-            findings.append(_agent_finding("registry_agreement", a.agents[rec.id], reason))
+            findings.append(agent_finding("registry_agreement", a.agents[rec.id], reason))
     return findings
 
 
@@ -157,7 +157,7 @@ def registry_agreement(a: Analysis) -> list[Finding]:
 def known_statuses(a: Analysis) -> list[Finding]:
     """An unknown status is neither active nor terminal, so no other check can judge that agent."""
     return [
-        _agent_finding("known_statuses", agent, f"unknown status {rec.status!r} ({rec.source} registry)")
+        agent_finding("known_statuses", agent, f"unknown status {rec.status!r} ({rec.source} registry)")
         for agent in a.agents.values()
         for rec in agent.records
         if rec.status_class == "unknown"
@@ -180,7 +180,7 @@ def timestamps(a: Analysis) -> list[Finding]:
                     f"{what} {ahead:.0f}s in the future: the orchestrator's time zone or clock differs "
                     "from this machine's (set --registry-tz)"
                 )
-                findings.append(_agent_finding("timestamps", agent, reason))
+                findings.append(agent_finding("timestamps", agent, reason))
                 break
     return findings
 
@@ -203,10 +203,10 @@ def ghost_agents(a: Analysis) -> list[Finding]:
             continue
         if elsewhere := a.other_sessions.get(agent.session):
             reason = f"session {agent.session} lives on tmux server {elsewhere[0].server}, which is not checked here"
-            findings.append(_agent_finding("ghost_agents", agent, reason + "; left alone", "info"))
+            findings.append(agent_finding("ghost_agents", agent, reason + "; left alone", "info"))
         else:
             reason = f"registry says active, session {agent.session} is not live{hint}"
-            findings.append(_agent_finding("ghost_agents", agent, reason))
+            findings.append(agent_finding("ghost_agents", agent, reason))
     return findings
 
 
@@ -219,7 +219,7 @@ def split_brain(a: Analysis) -> list[Finding]:
         if len(running) > 1:
             where = ", ".join(s.server for s in running)
             reason = f"session {agent.session} runs Claude on tmux servers {where}; never acted on automatically"
-            findings.append(_agent_finding("split_brain", agent, reason))
+            findings.append(agent_finding("split_brain", agent, reason))
     return findings
 
 
@@ -236,7 +236,7 @@ def zombie_sessions(a: Analysis) -> list[Finding]:
         if (session.server, session.name) not in a.sessions_with_claude:
             dead = " (its panes are dead)" if all(p.dead for p in session.panes) else ""
             reason = f"no Claude process in its panes{dead} (tmux server {session.server})"
-            findings.append(_session_finding("zombie_sessions", a, session, reason))
+            findings.append(session_finding("zombie_sessions", a, session, reason))
     return findings
 
 
@@ -263,7 +263,7 @@ def leaked_sessions(a: Analysis) -> list[Finding]:
         elif all(agent.terminal for agent in agents) and all(a.past_grace(agent.ended_at(a.tz)) for agent in agents):
             statuses = ", ".join(f"{agent.id} {agent.records[0].status}" for agent in agents)
             reason = f"registry says finished ({statuses}), session still live on tmux server {session.server}"
-            findings.append(_session_finding("leaked_sessions", a, session, reason))
+            findings.append(session_finding("leaked_sessions", a, session, reason))
     return findings
 
 

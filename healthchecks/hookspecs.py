@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 
-@pytest.hookspec
+@pytest.hookspec(historic=True)
 def pytest_healthchecks_register(registry) -> None:
     """Add checks to this run: ``registry.add(id, title, judge, needs=(), fixer=None)`` or ``@registry.check(...)``.
 

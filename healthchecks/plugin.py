@@ -43,9 +43,8 @@ def _fixing(config: pytest.Config) -> bool:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "check(id): the health check (from healthchecks.checks) this test judges")
-    if config.pluginmanager.has_plugin("libtmux"):  # installed, its entry point loads it; in a checkout, addopts
-        config.pluginmanager.unregister(name="libtmux")  # blocks it: its fixtures test libtmux code, never ours
-    config.hook.pytest_healthchecks_register(registry=checks.REGISTRY)  # controller and every worker
+    # controller and every worker; historic, so a conftest.py loaded later still registers (and is told it was late)
+    config.hook.pytest_healthchecks_register.call_historic(kwargs={"registry": checks.REGISTRY})
     if is_worker(config):
         return
     if not targets_healthchecks(config):
@@ -53,6 +52,8 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError("agent-healthchecks: --fix/--dry-run apply to the health checks: "
                                     "run them as `pytest healthchecks --fix`")
         return
+    if config.pluginmanager.has_plugin("libtmux"):  # its fixtures test libtmux code, never the checks; a checkout
+        config.pluginmanager.unregister(name="libtmux")  # blocks it in addopts, an install loads it by entry point
     for flag in ("--yes", "--prune", "--kill-attached", "--allow-server-down"):
         if options.value(config, flag) and not _fixing(config):
             raise pytest.UsageError(f"agent-healthchecks: {flag} only applies with --fix (or --dry-run)")
