@@ -12,7 +12,7 @@ is not running at all.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -124,7 +124,7 @@ FIXERS: dict[str, Fixer] = {
 
 
 def _after(records: tuple[AgentRecord, ...], marked: set[str], pruned: set[str]) -> tuple[AgentRecord, ...]:
-    return tuple(replace(r, status="terminated") if r.id in marked else r for r in records if r.id not in pruned)
+    return tuple(r.marked_terminated() if r.id in marked else r for r in records if r.id not in pruned)
 
 
 def _hold(action: Action, a: Analysis, opts: PlanOptions) -> str | None:

@@ -44,31 +44,36 @@ class LiveSession:
         return max(p.attached for p in self.panes)
 
 
-@dataclass(frozen=True)
 class Agent:
-    """One agent id with every registry record that mentions it (global first)."""
+    """One agent id with every registry record that mentions it (global first).
 
-    id: str
-    records: tuple[AgentRecord, ...]
+    Made for every agent of every snapshot, so its facts are computed once, here, and kept in slots.
+    """
 
-    @property
-    def session(self) -> str:
-        """The session name as tmux stores it (`.` and `:` become `_`)."""
-        return sanitized(self.records[0].tmux_session)
+    __slots__ = ("_ended", "_started", "active", "id", "records", "session", "terminal")
 
-    @property
-    def active(self) -> bool:
-        return any(r.status_class == "active" for r in self.records)
-
-    @property
-    def terminal(self) -> bool:
-        return all(r.status_class == "terminal" for r in self.records)
+    def __init__(self, id: str, records: list[AgentRecord]) -> None:
+        self.id = id
+        self.records = records
+        self._started: float | bool | None = False  # False: not parsed yet (timestamps are parsed on demand)
+        self._ended: float | bool | None = False
+        self.session = sanitized(records[0].tmux_session)  # as tmux stores it: `.` and `:` become `_`
+        first = records[0].status_class
+        if any(r.status_class != first for r in records):  # records that disagree: rare
+            classes = {r.status_class for r in records}
+            self.active, self.terminal = "active" in classes, classes == {"terminal"}
+        else:
+            self.active, self.terminal = first == "active", first == "terminal"
 
     def started_at(self, tz: tzinfo | None) -> float | None:
-        return max((t for r in self.records if (t := r.started_at(tz)) is not None), default=None)
+        if self._started is False:  # one zone per analysis: the first answer is the answer
+            self._started = max((t for r in self.records if (t := r.started_at(tz)) is not None), default=None)
+        return self._started  # type: ignore[return-value]
 
     def ended_at(self, tz: tzinfo | None) -> float | None:
-        return max((t for r in self.records if (t := r.ended_at(tz)) is not None), default=None)
+        if self._ended is False:
+            self._ended = max((t for r in self.records if (t := r.ended_at(tz)) is not None), default=None)
+        return self._ended  # type: ignore[return-value]
 
 
 # The orchestrator launches Claude with these flags in every era (E0..E5); a person rarely types all four.
@@ -126,11 +131,18 @@ class Analysis:
     # -- registry side -------------------------------------------------------------------------
     @cached_property
     def agents(self) -> dict[str, Agent]:
-        records: dict[str, list[AgentRecord]] = defaultdict(list)
+        records: dict[str, list[AgentRecord]] = {}
         for file in self.snapshot.registries.files:
             for record in file.agents:
-                records[record.id].append(record)
-        return {aid: Agent(aid, tuple(recs)) for aid, recs in records.items()}
+                if (found := records.get(record.id)) is None:
+                    records[record.id] = [record]
+                else:
+                    found.append(record)
+        return {aid: Agent(aid, recs) for aid, recs in records.items()}
+
+    @cached_property
+    def active_agents(self) -> list[Agent]:
+        return [agent for agent in self.agents.values() if agent.active]
 
     @cached_property
     def agents_by_session(self) -> dict[str, list[Agent]]:

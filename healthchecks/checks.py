@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from .analysis import Agent, Analysis, LiveSession
-from .registry import GLOBAL_RELPATH, RegistryFile, expected_counters
+from .registry import GLOBAL_RELPATH, RegistryFile, expected_counters, may_be_after
 from .results import CheckResult, Finding, Results, Severity
 from .targets import AgentTarget, CounterTarget, FileTarget, ProcessTarget, SessionTarget
 
@@ -169,10 +170,15 @@ def timestamps(a: Analysis) -> list[Finding]:
     """A start or end time past now (beyond the grace) means another time zone or a skewed clock.
 
     Such an agent would be "just started" for ever and never judged; the grace no longer protects it,
-    and this says why its times cannot be trusted (see --registry-tz).
+    and this says why its times cannot be trusted (see --registry-tz). Only the agents whose grace
+    is consulted are looked at: active ones (ghosts) and those with a live session (leaked).
     """
+    limit = datetime.fromtimestamp(a.now + a.settings.grace, a.tz).strftime("%Y-%m-%dT%H:%M:%S")
     findings = []
-    for agent in a.agents.values():
+    live = [agent for name in a.sessions for agent in a.agents_by_session.get(name, ()) if not agent.active]
+    for agent in [*a.active_agents, *live]:
+        if not any(may_be_after(t, limit) for r in agent.records for t in r.times):
+            continue  # the common case, decided without parsing a time
         for what, moment in (("started", agent.started_at(a.tz)), ("ended", agent.ended_at(a.tz))):
             if moment is not None and moment - a.now >= a.settings.grace:
                 ahead = moment - a.now
@@ -198,8 +204,8 @@ def ghost_agents(a: Analysis) -> list[Finding]:
     """An active entry past grace whose tmux session is live on no checked server."""
     findings = []
     hint = _not_running_hint(a)
-    for agent in a.agents.values():
-        if not agent.active or agent.session in a.sessions or not a.past_grace(agent.started_at(a.tz)):
+    for agent in a.active_agents:
+        if agent.session in a.sessions or not a.past_grace(agent.started_at(a.tz)):
             continue
         if elsewhere := a.other_sessions.get(agent.session):
             reason = f"session {agent.session} lives on tmux server {elsewhere[0].server}, which is not checked here"
@@ -214,11 +220,13 @@ def ghost_agents(a: Analysis) -> list[Finding]:
 def split_brain(a: Analysis) -> list[Finding]:
     """One agent's session live with Claude on two checked servers: which one is real is for a person."""
     findings = []
-    for agent in a.agents.values():
-        running = [s for s in a.sessions.get(agent.session, ()) if (s.server, s.name) in a.sessions_with_claude]
-        if len(running) > 1:
-            where = ", ".join(s.server for s in running)
-            reason = f"session {agent.session} runs Claude on tmux servers {where}; never acted on automatically"
+    for name, group in a.sessions.items():
+        running = [s for s in group if (s.server, s.name) in a.sessions_with_claude]
+        if len(running) < 2:
+            continue
+        where = ", ".join(s.server for s in running)
+        for agent in a.agents_by_session.get(name, []):
+            reason = f"session {name} runs Claude on tmux servers {where}; never acted on automatically"
             findings.append(agent_finding("split_brain", agent, reason))
     return findings
 

@@ -18,7 +18,7 @@ from datetime import datetime, tzinfo
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
@@ -43,16 +43,17 @@ Kind = Literal["global", "task"]
 StatusClass = Literal["active", "terminal", "unknown"]
 
 
+_CLASSES: dict[str | None, StatusClass] = {None: "active", **dict.fromkeys(ACTIVE, "active"),
+                                           **dict.fromkeys(TERMINAL, "terminal")}
+
+
 def status_class(status: str | None) -> StatusClass:
     """The orchestrator writes no status at deploy, so a missing status means running."""
-    if status is None or status in ACTIVE:
-        return "active"
-    return "terminal" if status in TERMINAL else "unknown"
+    return _CLASSES.get(status, "unknown") if isinstance(status, str | None) else "unknown"
 
 
-@dataclass(frozen=True)
-class AgentRecord:
-    """One agent as one registry file describes it."""
+class AgentRecord(NamedTuple):
+    """One agent as one registry file describes it (a tuple: 10,000 of them are made for every snapshot)."""
 
     id: str
     task_id: str | None
@@ -62,10 +63,10 @@ class AgentRecord:
     # started_at, then completed_at, terminated_at, failed_at as written: parsed only when a check
     # asks (grace periods concern a few agents; parsing 10,000 entries' times up front does not pay).
     times: tuple[Any, ...] = ()
+    status_class: StatusClass = "active"
 
-    @property
-    def status_class(self) -> StatusClass:
-        return status_class(self.status)
+    def marked_terminated(self) -> AgentRecord:
+        return self._replace(status="terminated", status_class="terminal")
 
     def started_at(self, tz: tzinfo | None) -> float | None:
         return parse_time(self.times[0], tz) if self.times else None
@@ -305,6 +306,19 @@ def schema_errors(path: Path, kind: Kind, data: Any) -> list[str]:
     return lines
 
 
+def may_be_after(value: Any, naive_limit: str) -> bool:
+    """Whether an orchestrator timestamp may lie after a naive ISO limit (YYYY-MM-DDTHH:MM:SS), without parsing it.
+
+    Naive times as Python writes them (19 or 26 characters) sort as strings, so the answer is exact for them;
+    anything else (an offset, another precision) may be later and is left to parse_time.
+    """
+    if not isinstance(value, str):
+        return False
+    if len(value) in (19, 26) and value[19:20] in ("", "."):
+        return value > naive_limit
+    return True
+
+
 def parse_time(value: Any, tz: tzinfo | None = None) -> float | None:
     """Orchestrator timestamps are naive ISO strings in its own local zone (``tz``; None: this machine's).
 
@@ -324,7 +338,9 @@ def parse_time(value: Any, tz: tzinfo | None = None) -> float | None:
 def _record(agent_id: str, entry: dict[str, Any], task_id: str | None, source: Kind) -> AgentRecord:
     get = entry.get
     times = (get("started_at"), get("completed_at"), get("terminated_at"), get("failed_at"))
-    return AgentRecord(agent_id, get("task_id", task_id), get("status"), entry["tmux_session"], source, times)
+    status = get("status")
+    return AgentRecord(agent_id, get("task_id", task_id), status, entry["tmux_session"], source, times,
+                       status_class(status))
 
 
 def records(kind: Kind, data: dict[str, Any]) -> tuple[tuple[AgentRecord, ...], tuple[str, ...]]:

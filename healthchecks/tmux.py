@@ -116,7 +116,7 @@ def _parse(line: str) -> tuple[Pane, int, str]:
 
 def sanitized(name: str) -> str:
     """A session name as tmux stores it: tmux turns `.` and `:` into `_` (they are target separators)."""
-    return name.replace(".", "_").replace(":", "_")
+    return name.replace(".", "_").replace(":", "_") if "." in name or ":" in name else name
 
 
 def dedupe(servers: tuple[TmuxServer, ...]) -> tuple[TmuxServer, ...]:
