@@ -16,15 +16,8 @@ from . import processes
 from .processes import Proc
 from .registry import AgentRecord
 from .snapshot import Snapshot, pane_of, under_tmux
+from .targets import ProcessTarget
 from .tmux import Pane, TmuxServer, sanitized
-
-
-@dataclass(frozen=True)
-class PaneRoot:
-    """A live pane's process, identified as a fixer must re-verify it: PID + start ticks at snapshot time."""
-
-    pid: int
-    start_ticks: int
 
 
 @dataclass(frozen=True)
@@ -194,11 +187,11 @@ class Analysis:
         """The terminals attached to a session of a checked server (who a kill would throw out)."""
         return [c.tty for s in self.snapshot.servers if s.label == server for c in s.clients if c.session == session]
 
-    def roots(self, session: LiveSession) -> tuple[PaneRoot, ...]:
-        """The session's live pane processes as the snapshot saw them (dead panes have none)."""
+    def roots(self, session: LiveSession) -> tuple[ProcessTarget, ...]:
+        """The session's live pane processes, identified as the snapshot saw them (dead panes have none)."""
         by_pid = self.snapshot.by_pid
         live = [p for p in session.panes if not p.dead and p.pid in by_pid]
-        return tuple(PaneRoot(p.pid, by_pid[p.pid].start_ticks) for p in live)
+        return tuple(ProcessTarget(p.pid, by_pid[p.pid].start_ticks) for p in live)
 
     # -- process side --------------------------------------------------------------------------
     @cached_property
