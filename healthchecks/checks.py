@@ -90,7 +90,8 @@ def agent_finding(check_id: str, agent: Agent, reason: str, severity: Severity =
 
 def session_finding(check_id: str, a: Analysis, session: LiveSession, reason: str) -> Finding:
     """A failing finding on one live session, identified as a fixer must re-verify it."""
-    target = SessionTarget(session.server, session.id, session.name, session.created, a.roots(session), session.attached)
+    roots = a.roots(session)
+    target = SessionTarget(session.server, session.id, session.name, session.created, roots, session.attached)
     return Finding(check_id, f"session {session.name}", reason, target=target)
 
 
