@@ -182,7 +182,8 @@ def kill_sessions(server: TmuxServer, ids: set[str], timeout: float, attempts: i
             return now, ""
         command = [word for session_id in live for word in ("kill-session", "-t", session_id, ";")]
         try:
-            tmux.run(socket, *command[:-1], timeout=timeout)
+            subprocess.run(tmux.argv(socket, *command[:-1]), capture_output=True, timeout=timeout,
+                           stdin=subprocess.DEVNULL, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
             return now, f"tmux: {exc}"
     return tmux.read_server(socket, timeout, label=server.label), ""

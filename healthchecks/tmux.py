@@ -93,13 +93,18 @@ def default_socket_path(socket: str | None) -> str:
     return os.path.join(tmpdir, f"tmux-{os.getuid()}", socket or "default")
 
 
-def run(socket: str | None, *command: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
-    """Run one tmux command against one server; raises OSError or TimeoutExpired when unreachable."""
+def argv(socket: str | None, *command: str) -> list[str]:
+    """The command line of one tmux command against one server; FileNotFoundError without a tmux binary."""
     binary = shutil.which("tmux")
     if binary is None:
         raise FileNotFoundError("tmux binary not found on PATH")
+    return [binary, *server_args(socket), *command]
+
+
+def run(socket: str | None, *command: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
+    """Run one reading tmux command against one server; raises OSError or TimeoutExpired when unreachable."""
     return subprocess.run(
-        [binary, *server_args(socket), *command],
+        argv(socket, *command),
         capture_output=True,
         text=True,
         timeout=timeout,
