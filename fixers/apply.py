@@ -269,7 +269,7 @@ def _registry(actions: list[Action], a: Analysis, targets: Targets, options: Opt
         agent_id = action.target.id
         why = _verify_entry(action, a, targets)
         if why:
-            outcomes.append(_not_verified(action, why, gone=agent_id not in a.agents))
+            outcomes.append(_not_verified(action, why, gone=agent_id not in a.records))
         else:
             (prunes if action.kind == "prune_entry" else marks).add(agent_id)
     regs = a.snapshot.registries
@@ -335,7 +335,7 @@ def _verify_entry(action: Action, a: Analysis, targets: Targets) -> str | None:
     if ghost is None or ghost.startswith("refused"):
         return ghost
     if action.kind == "prune_entry":
-        agent = a.agents.get(action.target.id)
+        agent = a.agent(action.target.id)
         live = agent is not None and (agent.session in a.sessions or agent.session in a.other_sessions)
         if agent is not None and agent.terminal and not live:
             return None

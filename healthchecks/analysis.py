@@ -123,7 +123,8 @@ class Analysis:
 
     # -- registry side -------------------------------------------------------------------------
     @cached_property
-    def agents(self) -> dict[str, Agent]:
+    def records(self) -> dict[str, list[AgentRecord]]:
+        """Every agent id's records, global first, in registry order: one pass over the files."""
         records: dict[str, list[AgentRecord]] = {}
         for file in self.snapshot.registries.files:
             for record in file.agents:
@@ -131,17 +132,36 @@ class Analysis:
                     records[record.id] = [record]
                 else:
                     found.append(record)
-        return {aid: Agent(aid, recs) for aid, recs in records.items()}
+        return records
+
+    def agent(self, agent_id: str) -> Agent | None:
+        """One agent, made on first use: most checks look at a few hundred of 10,000."""
+        if (made := self._made.get(agent_id)) is None and (recs := self.records.get(agent_id)):
+            made = self._made[agent_id] = Agent(agent_id, recs)
+        return made
+
+    @cached_property
+    def _made(self) -> dict[str, Agent]:
+        return {}
+
+    @cached_property
+    def agents(self) -> dict[str, Agent]:
+        """Every agent (for the few places that look at all of them: --prune, unknown statuses)."""
+        return {aid: self.agent(aid) for aid in self.records}  # type: ignore[misc]
 
     @cached_property
     def active_agents(self) -> list[Agent]:
-        return [agent for agent in self.agents.values() if agent.active]
+        ids = {r.id for f in self.snapshot.registries.files for r in f.agents if r.status_class == "active"}
+        return [self.agent(aid) for aid in self.records if aid in ids]  # type: ignore[misc]
 
     @cached_property
     def agents_by_session(self) -> dict[str, list[Agent]]:
+        """Agents by the name of their session, for the sessions live on any server seen (the only ones asked)."""
+        live = self.sessions.keys() | self.other_sessions.keys()
         result: dict[str, list[Agent]] = defaultdict(list)
-        for agent in self.agents.values():
-            result[agent.session].append(agent)
+        for aid, recs in self.records.items():
+            if sanitized(recs[0].tmux_session) in live:
+                result[sanitized(recs[0].tmux_session)].append(self.agent(aid))  # type: ignore[arg-type]
         return result
 
     @cached_property
@@ -225,7 +245,7 @@ class Analysis:
     @cached_property
     def _id_pattern(self) -> re.Pattern[str] | None:
         """Agent ids as whole tokens: `a` must not match inside `data`, nor an id inside a longer one."""
-        ids = sorted((i for i in self.agents if AGENT_ID_SHAPE.fullmatch(i)), key=len, reverse=True)
+        ids = sorted((i for i in self.records if AGENT_ID_SHAPE.fullmatch(i)), key=len, reverse=True)
         return re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, ids)) + r")(?![\w-])") if ids else None
 
     @cached_property

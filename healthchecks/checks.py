@@ -150,7 +150,7 @@ def registry_agreement(a: Analysis) -> list[Finding]:
                 )
             else:
                 continue
-            findings.append(agent_finding("registry_agreement", a.agents[rec.id], reason))
+            findings.append(agent_finding("registry_agreement", a.agent(rec.id), reason))
     return findings
 
 
@@ -158,9 +158,9 @@ def registry_agreement(a: Analysis) -> list[Finding]:
 def known_statuses(a: Analysis) -> list[Finding]:
     """An unknown status is neither active nor terminal, so no other check can judge that agent."""
     return [
-        agent_finding("known_statuses", agent, f"unknown status {rec.status!r} ({rec.source} registry)")
-        for agent in a.agents.values()
-        for rec in agent.records
+        agent_finding("known_statuses", a.agent(aid), f"unknown status {rec.status!r} ({rec.source} registry)")
+        for aid, records in a.records.items()
+        for rec in records
         if rec.status_class == "unknown"
     ]
 
