@@ -133,6 +133,7 @@ def goals(rows: list[dict], fixed: dict) -> list[tuple[str, str, bool]]:
     one_write = fixed["writes"] == fixed["files written"]
     return [
         (f"snapshot within 2x the floor ({scale})", f"{snap:.2f}x", snap <= 2.0),
+        (f"judging within 30 ms ({scale})", f"{big['judging'] * 1000:.0f} ms", big["judging"] <= 0.030),
         (f"pytest healthchecks under 2 s ({scale})", f"{serial:.2f} s", serial < 2.0),
         (f"-n 2 no slower than 1.5x serial ({scale})", f"{xdist:.2f}x", xdist <= 1.5),
         (
