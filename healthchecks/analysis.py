@@ -43,7 +43,7 @@ class Agent:
     Made for every agent of every snapshot, so its facts are computed once, here, and kept in slots.
     """
 
-    __slots__ = ("_ended", "_started", "active", "id", "records", "session", "terminal")
+    __slots__ = ("_ended", "_started", "active", "cursor_pid", "id", "records", "session", "terminal")
 
     def __init__(self, id: str, records: list[AgentRecord]) -> None:
         self.id = id
@@ -51,6 +51,7 @@ class Agent:
         self._started: float | bool | None = False  # False: not parsed yet (timestamps are parsed on demand)
         self._ended: float | bool | None = False
         self.session = sanitized(records[0].tmux_session)  # as tmux stores it: `.` and `:` become `_`
+        self.cursor_pid = next((r.cursor_pid for r in records if r.cursor_pid), None)  # E3's cursor backend
         first = records[0].status_class
         if any(r.status_class != first for r in records):  # records that disagree: rare
             classes = {r.status_class for r in records}

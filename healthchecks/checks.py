@@ -207,6 +207,12 @@ def ghost_agents(a: Analysis) -> list[Finding]:
     for agent in a.active_agents:
         if agent.session in a.sessions or not a.past_grace(agent.started_at(a.tz)):
             continue
+        if agent.cursor_pid is not None:  # E3's cursor backend: judged by its process, it has no session
+            proc = a.snapshot.by_pid.get(agent.cursor_pid)
+            if proc is None or proc.defunct:
+                reason = f"registry says active, its cursor process {agent.cursor_pid} is gone"
+                findings.append(agent_finding("ghost_agents", agent, reason))
+            continue
         if elsewhere := a.other_sessions.get(agent.session):
             reason = f"session {agent.session} lives on tmux server {elsewhere[0].server}, which is not checked here"
             findings.append(agent_finding("ghost_agents", agent, reason + "; left alone", "info"))

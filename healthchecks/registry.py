@@ -36,6 +36,8 @@ NO_WORKSPACE = (
 
 ACTIVE = frozenset({"running", "working", "blocked", "reviewing"})
 TERMINAL = frozenset({"completed", "failed", "error", "terminated", "killed", "phase_completed"})
+# What the orchestrator's own `completed_count` counts (E2 update_agent_progress): every finished agent.
+FINISHED = frozenset({"completed", "terminated", "error", "failed"})
 GLOBAL_COUNTERS = ("total_tasks", "active_tasks", "total_agents_spawned", "active_agents")
 TASK_COUNTERS = ("total_spawned", "active_count", "completed_count")
 
@@ -64,6 +66,7 @@ class AgentRecord(NamedTuple):
     # asks (grace periods concern a few agents; parsing 10,000 entries' times up front does not pay).
     times: tuple[Any, ...] = ()
     status_class: StatusClass = "active"
+    cursor_pid: int | None = None  # E3's cursor backend: a process, no tmux session
 
     def marked_terminated(self) -> AgentRecord:
         return self._replace(status="terminated", status_class="terminal")
@@ -339,8 +342,9 @@ def _record(agent_id: str, entry: dict[str, Any], task_id: str | None, source: K
     get = entry.get
     times = (get("started_at"), get("completed_at"), get("terminated_at"), get("failed_at"))
     status = get("status")
-    return AgentRecord(agent_id, get("task_id", task_id), status, entry["tmux_session"], source, times,
-                       status_class(status))
+    cursor = get("cursor_pid") if get("backend") == "cursor" else None
+    return AgentRecord(agent_id, get("task_id", task_id), status, get("tmux_session") or "", source, times,
+                       status_class(status), cursor)
 
 
 def records(kind: Kind, data: dict[str, Any]) -> tuple[tuple[AgentRecord, ...], tuple[str, ...]]:
@@ -355,7 +359,7 @@ def expected_counters(kind: Kind, agents: tuple[AgentRecord, ...], task_ids: tup
     active = sum(1 for r in agents if r.status_class == "active")
     if kind == "global":
         return {"total_agents_spawned": len(agents), "active_agents": active, "total_tasks": len(task_ids)}
-    completed = sum(1 for r in agents if r.status == "completed")
+    completed = sum(1 for r in agents if r.status in FINISHED)
     return {"total_spawned": len(agents), "active_count": active, "completed_count": completed}
 
 

@@ -35,6 +35,7 @@ from ..settings import Settings
 # own classification: a bug there would then be agreed with by the tests.
 ACTIVE_STATUSES = (None, "running", "working", "blocked", "reviewing")
 TERMINAL_STATUSES = ("completed", "failed", "error", "terminated", "killed", "phase_completed")
+FINISHED_STATUSES = ("completed", "terminated", "error", "failed")  # what the orchestrator's completed_count counts
 
 STANDIN = """#!/bin/bash
 # Stand-in for Claude Code: ignores SIGHUP (as Claude does), reads a prompt piped on stdin (as the
@@ -251,7 +252,7 @@ class World:
             "max_concurrent": 20,
             "total_spawned": len(mine),
             "active_count": sum(1 for e in entries if e["status"] in ACTIVE_STATUSES),
-            "completed_count": sum(1 for e in entries if e["status"] == "completed"),
+            "completed_count": sum(1 for e in entries if e["status"] in FINISHED_STATUSES),
         }
         data.update(overrides)
         return data
