@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from healthchecks import sources
 from healthchecks.analysis import Analysis, LiveSession
 from healthchecks.observe import observe
 from healthchecks.registry import (
@@ -36,9 +37,10 @@ from healthchecks.registry import (
 )
 from healthchecks.results import Results
 from healthchecks.settings import Settings
+from healthchecks.sources.sqlite_state import RELPATH
 from healthchecks.targets import AgentTarget, FileTarget, ProcessTarget, SessionTarget
 
-from . import effects
+from . import effects, sqlite_write
 from .plan import Action, Plan, PlanOptions, counters_selected
 from .registry_write import LockTimeout, append_archive, dry_run, rewrite
 
@@ -110,6 +112,9 @@ def preflight(plan: Plan, settings: Settings, options: Options) -> str | None:
     writes = [a for a in plan.actions if a.kind in ("mark_terminated", "prune_entry", "set_counters")]
     if not writes:
         return None
+    if sources.choose(workspace, settings.source, settings.lock_timeout) == "sqlite":
+        why = sqlite_write.writable(workspace)
+        return f"{why}; nothing was changed" if why else None
     regs = load(workspace)
     if not regs.ok:
         return f"registry unusable: {regs.all_errors[0]}"
@@ -275,6 +280,8 @@ def _registry(actions: list[Action], a: Analysis, targets: Targets, options: Opt
     regs = a.snapshot.registries
     now = _now()
     archive = regs.workspace / "registry" / "archive" / f"pruned-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
+    if regs.source == "sqlite":
+        return outcomes + _state(actions, regs.workspace, marks, prunes, now, archive, options)
     done: dict[str, list[str]] = defaultdict(list)
     touched: dict[str, set[str]] = {}  # registry file -> agent ids its write changed
     failed: dict[str, str] = {}
@@ -326,6 +333,30 @@ def _registry(actions: list[Action], a: Analysis, targets: Targets, options: Opt
         else:
             outcomes.append(Outcome(action, "skipped", "entry changed since the snapshot; left as it is"))
     return outcomes
+
+
+def _state(
+    actions: list[Action], workspace: Path, marks: set[str], prunes: set[str], now: str, archive: Path, options: Options
+) -> list[Outcome]:
+    """The state database: every verified change in one transaction; outcomes by what each row allowed."""
+    try:
+        written = sqlite_write.apply_edits(workspace, marks, prunes, now, archive, options.lock_timeout)
+    except (RegistryError, OSError) as exc:
+        return [Outcome(x, "failed", str(exc).splitlines()[0]) for x in actions if _entry_id(x) in marks | prunes]
+    outcomes = []
+    for action in actions:
+        agent_id = _entry_id(action)
+        if agent_id not in marks | prunes:
+            continue
+        if agent_id in written.changed:
+            outcomes.append(Outcome(action, "done", f"{written.changed[agent_id]} in {RELPATH.name}"))
+        else:
+            outcomes.append(Outcome(action, "skipped", "row changed since the snapshot; left as it is"))
+    return outcomes
+
+
+def _entry_id(action: Action) -> str | None:
+    return action.target.id if isinstance(action.target, AgentTarget) else None
 
 
 def _verify_entry(action: Action, a: Analysis, targets: Targets) -> str | None:

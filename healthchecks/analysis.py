@@ -169,7 +169,7 @@ class Analysis:
     def client_dirs(self) -> frozenset[str]:
         """Where this workspace's agents run Claude: each task's `client_cwd`, else the workspace's parent."""
         dirs = {os.path.dirname(self.workspace)}
-        dirs |= {os.path.realpath(f.client_cwd) for f in self.snapshot.registries.task_files if f.client_cwd}
+        dirs |= {os.path.realpath(c) for f in self.snapshot.registries.files for c in f.client_dirs}
         return frozenset(d for d in dirs if d != "/")
 
     # -- tmux side -----------------------------------------------------------------------------

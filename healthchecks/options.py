@@ -24,6 +24,10 @@ def positive(value: str) -> float:
     return number
 
 
+def _bad(expected: str):
+    raise ValueError(f"must be {expected}")
+
+
 def not_negative_int(value: str) -> int:
     number = int(value)
     if number < 0:
@@ -87,9 +91,22 @@ OPTIONS = (
         "which is what the orchestrator uses when it runs here)",
     ),
     Option(
+        "--source",
+        "where the agents' records are: json (registry/*.json, the orchestrator's releases up to 2026-01), sqlite "
+        "(registry/state.sqlite3, the current release) or auto: sqlite when state.sqlite3 holds agents (default auto)",
+        default="auto",
+        parse=lambda v: v if v in ("auto", "json", "sqlite") else _bad("one of auto, json, sqlite"),
+    ),
+    Option(
+        "--demo-source",
+        "with --demo: json builds the JSON era's world, sqlite the current release's (state.sqlite3; default json)",
+        default="json",
+        parse=lambda v: v if v in ("json", "sqlite") else _bad("json or sqlite"),
+    ),
+    Option(
         "--lock-timeout",
-        "seconds --fix waits for the orchestrator's lock on a registry file, and for another --fix of the same "
-        "workspace, before giving up (default 10)",
+        "seconds to wait for the orchestrator's locks (a registry file's flock, a busy state database) and, under "
+        "--fix, for another --fix of the same workspace, before giving up (default 10)",
         default="10",
         parse=positive,
     ),
@@ -186,6 +203,8 @@ def settings_from(config: pytest.Config) -> Settings:
             grace=value(config, "--grace"),
             tmux_timeout=value(config, "--tmux-timeout"),
             registry_tz=value(config, "--registry-tz"),
+            lock_timeout=value(config, "--lock-timeout"),
+            source=value(config, "--source"),
         )
     except ValueError as exc:
         raise pytest.UsageError(f"agent-healthchecks: invalid option: {exc}") from None

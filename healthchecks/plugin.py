@@ -83,7 +83,7 @@ def pytest_sessionstart(session: pytest.Session):
     if config.getoption("healthchecks_demo"):
         from .testing import demo
 
-        world = demo.build(config.stash[WORKDIR] / "demo")
+        world = demo.build(config.stash[WORKDIR] / "demo", era=options.value(config, "--demo-source"))
         settings = world.settings
     run = config.stash[RUN] = Run(observe(settings), world)
     html.add_environment(config, run)

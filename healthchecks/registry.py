@@ -41,7 +41,7 @@ FINISHED = frozenset({"completed", "terminated", "error", "failed"})
 GLOBAL_COUNTERS = ("total_tasks", "active_tasks", "total_agents_spawned", "active_agents")
 TASK_COUNTERS = ("total_spawned", "active_count", "completed_count")
 
-Kind = Literal["global", "task"]
+Kind = Literal["global", "task", "state"]  # state: the current release's SQLite database
 StatusClass = Literal["active", "terminal", "unknown"]
 
 
@@ -90,17 +90,20 @@ class RegistryFile:
     counters: dict[str, Any] = field(default_factory=dict)
     agents: tuple[AgentRecord, ...] = ()
     task_ids: tuple[str, ...] = ()
-    client_cwd: str | None = None  # task registries: the project directory its agents' Claude runs in
+    client_dirs: tuple[str, ...] = ()  # the project directories its agents' Claude runs in (`client_cwd`)
 
 
 @dataclass(frozen=True)
 class Registries:
-    """The global registry and every task registry of one workspace."""
+    """The agents' records of one workspace, whatever holds them: the global registry and every task registry
+    (JSON eras), or the state database as one scope with no counters (source "sqlite", the current release)."""
 
     workspace: Path
     global_file: RegistryFile
     task_files: tuple[RegistryFile, ...]
     errors: tuple[str, ...] = ()  # workspace-level problems
+    source: str = "json"
+    stamp: tuple[tuple[str, str | None], ...] | None = None  # the source's fingerprint when it was read
 
     @property
     def files(self) -> tuple[RegistryFile, ...]:
@@ -117,7 +120,7 @@ class Registries:
     @property
     def fingerprint(self) -> tuple[tuple[str, str | None], ...]:
         """Changes whenever any registry file's bytes change (or a file appears or goes)."""
-        return tuple((str(f.path), f.digest) for f in self.files)
+        return self.stamp if self.stamp is not None else tuple((str(f.path), f.digest) for f in self.files)
 
 
 class RegistryError(ValueError):
@@ -390,7 +393,8 @@ def load_file(path: Path, kind: Kind, workspace: Path | None = None) -> Registry
     counters = {name: data[name] for name in names if name in data}
     agents, task_ids = records(kind, data)
     client = data.get("client_cwd") if kind == "task" else None
-    return RegistryFile(path, kind, digest, mtime, (), counters, agents, task_ids, client)
+    clients = (client,) if isinstance(client, str) and client else ()
+    return RegistryFile(path, kind, digest, mtime, (), counters, agents, task_ids, clients)
 
 
 def load(workspace: Path) -> Registries:

@@ -34,6 +34,8 @@ class Settings:
     grace: float = DEFAULT_GRACE
     tmux_timeout: float = DEFAULT_TMUX_TIMEOUT
     registry_tz: str = ""  # the orchestrator's time zone (IANA name); empty: this machine's local zone
+    lock_timeout: float = 10.0  # how long to wait for the orchestrator's locks (a registry flock, a busy database)
+    source: str = "auto"  # where the agents' records are: auto, json (E0-E4) or sqlite (E5, the current release)
 
     def __post_init__(self) -> None:
         try:  # fail at configuration time, not mid-scan
@@ -45,6 +47,8 @@ class Settings:
         if self.tmux_timeout <= 0:
             raise ValueError("tmux timeout must be > 0 seconds")
         self.tz  # noqa: B018  (an unknown zone fails here, at configuration time)
+        if self.source not in ("auto", "json", "sqlite"):
+            raise ValueError(f"source {self.source!r} is not one of auto, json, sqlite")
 
     @property
     def tz(self) -> tzinfo | None:

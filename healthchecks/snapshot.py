@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from . import processes, registry, tmux
+from . import processes, registry, sources, tmux
 from .registry import Registries
 from .settings import Settings
 from .tmux import TmuxServer
@@ -135,15 +135,16 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
     started = time.monotonic()
     self_pids = processes.lineage(os.getpid())
     attempts = 0
+    source = sources.choose(settings.workspace, settings.source, settings.lock_timeout)
     while True:
         attempts += 1
-        regs = registry.load(settings.workspace)
+        regs = sources.load(settings.workspace, source, settings.lock_timeout)
         procs = processes.scan(settings.is_claude)
         servers = read_servers(settings)
         others = read_other_servers(procs, servers, settings.tmux_timeout)
         tmux_pids = frozenset(p.pid for p in procs if p.name == TMUX_SERVER_NAME)
         procs = processes.with_details(procs, needs_proof(procs, tmux_pids))
-        stable = fingerprint(settings.workspace) == regs.fingerprint
+        stable = sources.fingerprint(settings.workspace, source) == regs.fingerprint
         if stable or attempts >= max_attempts:
             break
     return Snapshot(

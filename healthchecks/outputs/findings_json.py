@@ -52,6 +52,7 @@ def write(run: Run, value: str, base: Path) -> None:
         figures,
         run.snapshot.taken_at,
         {
+            "source": run.snapshot.registries.source,
             "workspace": str(settings.workspace),
             "tmux_sockets": list(settings.tmux_sockets),
             "session_prefix": settings.session_prefix,

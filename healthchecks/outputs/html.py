@@ -50,7 +50,7 @@ def environment_rows(run) -> list[tuple[str, str]]:
     rows = [
         ("host", socket.gethostname()),
         ("workspace", str(snap.settings.workspace)),
-        ("global registry", f"{glob.path} (modified {mtime})"),
+        ("records", f"{snap.registries.source}: {glob.path} (modified {mtime})"),
         ("task registries", str(len(snap.registries.task_files))),
     ]
     rows += [

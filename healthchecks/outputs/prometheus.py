@@ -95,6 +95,9 @@ def write(run: Run, value: str, base: Path) -> None:
     if value:
         results, figures = run.final
         text = metrics_text(results, figures, run.snapshot.duration, run.snapshot.taken_at)
+        source = run.snapshot.registries.source
+        text += (f"# HELP {PREFIX}_records_source Where the agents' records were read: json or sqlite.\n"
+                 f"# TYPE {PREFIX}_records_source gauge\n{PREFIX}_records_source{{source=\"{source}\"}} 1\n")
         write_atomic_text(resolve(value, base), text)
     return None
 

@@ -10,7 +10,9 @@ def terminal_summary(reporter, run) -> None:
     reporter.write_sep("=", "agent health")
     settings = run.snapshot.settings
     servers = ", ".join(f"{s.label} ({s.state})" for s in run.snapshot.servers)
-    write(f"workspace: {settings.workspace}   tmux: {servers}   snapshot: {run.snapshot.duration:.2f}s")
+    records = f"{run.snapshot.registries.source} ({run.snapshot.registries.global_file.path.name})"
+    write(f"workspace: {settings.workspace}   records: {records}   tmux: {servers}   "
+          f"snapshot: {run.snapshot.duration:.2f}s")
     for line in text_table(run.figures.rows()):
         write("  " + line)
     info = run.info

@@ -9,6 +9,7 @@ user's own non-agent session with Claude inside (which must never be reported).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from .world import World
 
@@ -31,9 +32,10 @@ GHOSTS = 5  # still marked active, session gone
 HISTORY = 81  # finished entries whose sessions are gone: 5 ghosts + 1 orphan's entry + 81 = 87 without a session
 
 
-def build(root: Path, grace: float = 0.3) -> World:
-    """Describe and start the demo world under ``root``; the caller tears it down."""
-    world = World(root, seed=20251029, grace=grace)
+def build(root: Path, grace: float = 0.3, era: Literal["json", "sqlite"] = "json") -> World:
+    """Describe and start the demo world under ``root`` (the JSON era's, or the current release's with its
+    state database); the caller tears it down."""
+    world = World(root, seed=20251029, grace=grace, era=era)
     for task_id, description in CURRENT_TASKS.items():
         world.task(task_id, description)
     old_tasks = [world.task(description=f"earlier task {i}") for i in range(6)]

@@ -18,6 +18,7 @@ import random
 import secrets
 import shlex
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -67,6 +68,22 @@ while True:
     time.sleep(3600)
 """
 SIGHUP_BIT = 1 << (signal.SIGHUP - 1)
+# The current release's tables the checks read, as DOMAIN.md describes them (created here, not copied).
+STATE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+  task_id TEXT PRIMARY KEY, workspace TEXT, workspace_base TEXT, description TEXT, status TEXT, priority TEXT,
+  client_cwd TEXT, created_at TEXT, updated_at TEXT, current_phase_index INTEGER);
+CREATE TABLE IF NOT EXISTS agents (
+  agent_id TEXT PRIMARY KEY, task_id TEXT NOT NULL, type TEXT, model TEXT, tmux_session TEXT, parent TEXT,
+  depth INTEGER, phase_index INTEGER, claude_pid INTEGER, cursor_pid INTEGER, tracked_files TEXT, started_at TEXT,
+  completed_at TEXT, status TEXT, progress INTEGER, last_update TEXT, prompt_preview TEXT, review_id TEXT,
+  final_verdict TEXT, FOREIGN KEY (task_id) REFERENCES tasks(task_id) ON DELETE CASCADE);
+CREATE INDEX IF NOT EXISTS idx_agents_task ON agents(task_id);
+CREATE INDEX IF NOT EXISTS idx_agents_status ON agents(status);
+CREATE TABLE IF NOT EXISTS agent_hierarchy (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, task_id TEXT NOT NULL, parent_agent_id TEXT, child_agent_id TEXT NOT NULL,
+  spawned_at TEXT, FOREIGN KEY (task_id) REFERENCES tasks(task_id) ON DELETE CASCADE, UNIQUE(task_id, child_agent_id));
+"""
 Running = Literal["claude", "shell", "orphan", None]
 
 
@@ -94,10 +111,19 @@ class World:
     """A temporary orchestrator world. Use as a context manager, or call start() and teardown()."""
 
     def __init__(
-        self, root: Path, *, seed: int | None = None, grace: float = 0.3, tag: str | None = None
+        self,
+        root: Path,
+        *,
+        seed: int | None = None,
+        grace: float = 0.3,
+        tag: str | None = None,
+        era: Literal["json", "sqlite"] = "json",
     ) -> None:
-        """``tag`` shares one tmux server and one Claude matcher between worlds (workspaces on one machine)."""
+        """``tag`` shares one tmux server and one Claude matcher between worlds (workspaces on one machine).
+        ``era`` "sqlite" is the current release: agents in `registry/state.sqlite3`, prompts on stdin, and JSON
+        files that hold no agents."""
         self.root = Path(root)
+        self.era = era
         self.tag = tag or secrets.token_hex(4)
         self.rng = random.Random(seed)
         self.workspace = self.root / "ws" / ".agent-workspace"
@@ -160,6 +186,7 @@ class World:
         agent_id = f"{agent_type}-{started:%H%M%S}-{self.rng.getrandbits(24):06x}"
         while agent_id in self.agent_ids:
             agent_id = f"{agent_type}-{started:%H%M%S}{self.rng.randrange(1000):03d}-{self.rng.getrandbits(24):06x}"
+        stdin_prompt = stdin_prompt or self.era == "sqlite"
         self.agents.append(AgentSpec(agent_id, task_id, status, running, started, extra, stdin_prompt, titled))
         self.agent_ids.add(agent_id)
         if stubborn:
@@ -267,6 +294,16 @@ class World:
     def write_registries(
         self, global_overrides: dict | None = None, task_overrides: dict[str, dict] | None = None
     ) -> None:
+        """The JSON registries; in the SQLite era, the state database and JSON mirrors without agents whose
+        counters are stale (as the current release leaves them)."""
+        if self.era == "sqlite":
+            self.write_state()
+            mirror = {**self.global_registry(**(global_overrides or {})), "agents": {}}
+            write_json(self.global_path, mirror)
+            for task_id in self.tasks:
+                (self.workspace / task_id / "logs").mkdir(parents=True, exist_ok=True)
+                write_json(self.task_path(task_id), self.task_registry(task_id, [], active_count=3, total_spawned=7))
+            return
         write_json(self.global_path, self.global_registry(**(global_overrides or {})))
         by_task: dict[str, list[AgentSpec]] = {t: [] for t in self.tasks}
         for spec in self.agents:
@@ -275,6 +312,50 @@ class World:
             (self.workspace / task_id / "logs").mkdir(parents=True, exist_ok=True)
             overrides = (task_overrides or {}).get(task_id, {})
             write_json(self.task_path(task_id), self.task_registry(task_id, mine, **overrides))
+
+    @property
+    def state_path(self) -> Path:
+        return self.workspace / "registry" / "state.sqlite3"
+
+    def write_state(self) -> None:
+        """The current release's state database: tables made from DOMAIN.md's schema, one row per agent."""
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.state_path, isolation_level=None)
+        try:
+            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=10000"):
+                conn.execute(f"PRAGMA {pragma}")
+            conn.executescript(STATE_SCHEMA)
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(
+                "INSERT INTO tasks(task_id, workspace, workspace_base, description, status, priority, client_cwd, "
+                "created_at) VALUES (?,?,?,?,?,?,?,?)",
+                [
+                    (tid, str(self.workspace / tid), str(self.workspace), d, "INITIALIZED", "P1", str(self.client_dir),
+                     "2025-10-29T22:53:19.000000")
+                    for tid, d in self.tasks.items()
+                ],
+            )
+            conn.executemany(
+                "INSERT INTO agents(agent_id, task_id, type, model, tmux_session, parent, depth, phase_index, "
+                "started_at, completed_at, status, progress, last_update, prompt_preview) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [self._state_row(spec) for spec in self.agents],
+            )
+            conn.executemany(
+                "INSERT INTO agent_hierarchy(task_id, parent_agent_id, child_agent_id, spawned_at) VALUES (?,?,?,?)",
+                [(spec.task_id, "orchestrator", spec.id, iso(spec.started_at)) for spec in self.agents],
+            )
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    def _state_row(self, spec: AgentSpec) -> tuple:
+        entry = self.global_entry(spec)
+        return (
+            spec.id, spec.task_id, entry["type"], "sonnet", spec.session, "orchestrator", 1, 0,
+            entry["started_at"], entry.get("completed_at") or entry.get("terminated_at"), spec.status,
+            100 if spec.status == "completed" else 40, entry.get("last_update"), self.prompt(spec)[:200],
+        )
 
     # -- bringing it to life ---------------------------------------------------------------------
     @staticmethod

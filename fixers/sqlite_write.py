@@ -1,0 +1,115 @@
+"""Change the current release's state database the way the orchestrator's own code does.
+
+A backup first, through SQLite's online backup API (a consistent copy while writers go on); then one
+`BEGIN IMMEDIATE` transaction (the orchestrator's writers use the same, so they queue behind it instead of
+racing it), in which every row is read again and changed only if it is still what the plan was made from.
+A dead agent is marked as the orchestrator's own global cleanup marks one at d746b7e
+(`mark_agents_as_failed_batch`): `status = 'failed'`, `completed_at` and `last_update` now. A pruned row is
+archived whole (JSON lines, as for the JSON registries) before it is deleted, with its hierarchy rows.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from healthchecks.registry import ACTIVE, TERMINAL, RegistryError, check_contained
+from healthchecks.sources.sqlite_state import RELPATH, problem
+
+from .registry_write import append_archive, backup_path
+
+MARK = "failed"  # what the orchestrator's cleanup of dead tmux sessions writes
+
+
+@dataclass(frozen=True)
+class StateWrite:
+    changed: dict[str, str]  # agent id -> "marked" | "pruned"
+    backup: Path | None
+
+
+def writable(workspace: Path) -> str | None:
+    """Why the state database must not be written (one line), or None: a check made before any action."""
+    path = workspace / RELPATH
+    try:
+        check_contained(workspace, path)
+        mode = path.lstat().st_mode
+    except RegistryError as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"{path}: $: cannot stat ({exc.strerror})"
+    if not stat.S_ISREG(mode):
+        return f"{path}: $: is not a regular file"
+    if not mode & 0o222:  # read-only on purpose: honoured even for root, whom the kernel would let write
+        return f"{path}: $: is read-only (mode {stat.S_IMODE(mode):04o}); not changed"
+    return None
+
+
+def _backup(conn: sqlite3.Connection, workspace: Path, path: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{time.time_ns() % 10**9:09d}"
+    target = backup_path(workspace, path, stamp)
+    check_contained(workspace, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    dest = sqlite3.connect(target)
+    try:
+        conn.backup(dest)
+    finally:
+        dest.close()
+    os.chmod(target, stat.S_IMODE(os.stat(path).st_mode))
+    return target
+
+
+def apply_edits(
+    workspace: Path, marks: set[str], prunes: set[str], now: str, archive: Path, lock_timeout: float
+) -> StateWrite:
+    """Mark and prune in one transaction; raises RegistryError (one line) when the database cannot be written."""
+    path = workspace / RELPATH
+    if why := writable(workspace):
+        raise RegistryError(why)
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=lock_timeout, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise RegistryError(problem(path, exc, lock_timeout)) from None
+    try:
+        conn.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
+        conn.row_factory = sqlite3.Row
+        backup = _backup(conn, workspace, path)
+        changed: dict[str, str] = {}
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            active = ",".join("?" * len(ACTIVE))
+            for agent_id in sorted(marks):
+                cur = conn.execute(
+                    f"UPDATE agents SET status=?, completed_at=?, last_update=? "
+                    f"WHERE agent_id=? AND (status IS NULL OR status IN ({active}))",
+                    (MARK, now, now, agent_id, *sorted(ACTIVE)),
+                )
+                if cur.rowcount:
+                    changed[agent_id] = "marked"
+            known = sorted(ACTIVE | TERMINAL)  # a status nobody knows is left to a person, as in the plan
+            places = ",".join("?" * len(known))
+            query = f"SELECT * FROM agents WHERE agent_id=? AND (status IS NULL OR status IN ({places}))"
+            rows = [dict(row) for agent_id in sorted(prunes) for row in conn.execute(query, (agent_id, *known))]
+            if rows:
+                rel = str(path.relative_to(workspace))
+                append_archive(workspace, archive, [
+                    {"archived_at": now, "registry": rel, "agent_id": r["agent_id"], "entry": r} for r in rows
+                ])
+                hierarchy = conn.execute("SELECT 1 FROM sqlite_master WHERE name='agent_hierarchy'").fetchone()
+                for r in rows:
+                    conn.execute("DELETE FROM agents WHERE agent_id=?", (r["agent_id"],))
+                    if hierarchy:
+                        conn.execute("DELETE FROM agent_hierarchy WHERE child_agent_id=?", (r["agent_id"],))
+                    changed[r["agent_id"]] = "pruned"
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return StateWrite(changed, backup)
+    except sqlite3.Error as exc:
+        raise RegistryError(problem(path, exc, lock_timeout)) from None
+    finally:
+        conn.close()

@@ -1,0 +1,127 @@
+"""Read the current release's state (`<workspace>/registry/state.sqlite3`, WAL) without disturbing its writers.
+
+One read-only connection (`mode=ro`), a busy timeout, and one read transaction: every row comes from the same
+moment, and in WAL mode a reader never blocks the orchestrator's writers (nor they it). The schema is checked
+for the tables and columns the checks need (unknown columns are fine): the SQLite counterpart of the JSON Schema.
+Every problem is one line naming the file, the table or column, and what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from pathlib import Path
+from urllib.parse import quote
+
+from ..registry import AgentRecord, Registries, RegistryError, RegistryFile, check_contained, status_class
+
+RELPATH = Path("registry") / "state.sqlite3"
+REQUIRED = {
+    "agents": ("agent_id", "task_id", "tmux_session", "status", "started_at", "completed_at"),
+    "tasks": ("task_id", "client_cwd"),
+}
+OPTIONAL = {"agents": ("cursor_pid",)}
+
+
+def connect_ro(path: Path, timeout: float) -> sqlite3.Connection:
+    uri = f"file:{quote(str(path))}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+    return conn
+
+
+def problem(path: Path, exc: sqlite3.Error, timeout: float) -> str:
+    """One line for what SQLite said."""
+    text = str(exc)
+    if "file is not a database" in text or "file is encrypted" in text:
+        return f"{path}: $: is not an SQLite database"
+    if "locked" in text or "busy" in text:
+        return f"{path}: $: locked by another process for more than {timeout:g}s"
+    if "malformed" in text:
+        return f"{path}: $: the database is damaged ({text})"
+    return f"{path}: $: cannot be read ({text})"
+
+
+def _file_problem(workspace: Path, path: Path) -> str | None:
+    try:
+        check_contained(workspace, path)
+        st = path.lstat()
+    except RegistryError as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"{path}: $: cannot stat ({exc.strerror})"
+    return None if stat.S_ISREG(st.st_mode) else f"{path}: $: is not a regular file"
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+
+
+def schema_problems(path: Path, conn: sqlite3.Connection) -> list[str]:
+    lines = []
+    for table, needed in REQUIRED.items():
+        have = _columns(conn, table)
+        if not have:
+            lines.append(f"{path}: {table}: table is missing")
+            continue
+        lines += [f"{path}: {table}.{col}: column is missing" for col in needed if col not in have]
+    return lines
+
+
+def agent_count(path: Path, timeout: float) -> int | None:
+    """How many agents the state holds; None when it cannot be read (which then decides for SQLite)."""
+    try:
+        conn = connect_ro(path, timeout)
+        try:
+            return conn.execute("SELECT count(*) FROM agents").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+
+
+def fingerprint(workspace: Path) -> tuple[tuple[str, str | None], ...]:
+    """The database and its write-ahead log, by size and modification time: a write changes one of them."""
+    result = []
+    for suffix in ("", "-wal"):
+        path = workspace / f"{RELPATH}{suffix}"
+        try:
+            st = path.lstat()
+            result.append((str(path), f"{st.st_size}:{st.st_mtime_ns}"))
+        except OSError:
+            result.append((str(path), None))
+    return tuple(result)
+
+
+def load(workspace: Path, timeout: float) -> Registries:
+    path = workspace / RELPATH
+    before = fingerprint(workspace)
+    if why := _file_problem(workspace, path):
+        return Registries(workspace, RegistryFile(path, "state", errors=(why,)), (), source="sqlite")
+    try:
+        conn = connect_ro(path, timeout)
+        try:
+            conn.execute("BEGIN")  # one read transaction: agents and tasks from the same moment
+            if lines := schema_problems(path, conn):
+                return Registries(workspace, RegistryFile(path, "state", errors=tuple(lines)), (), source="sqlite")
+            cursor = "cursor_pid" if "cursor_pid" in _columns(conn, "agents") else "NULL"
+            rows = conn.execute(
+                f"SELECT agent_id, task_id, status, tmux_session, started_at, completed_at, {cursor} FROM agents"
+            ).fetchall()
+            tasks = conn.execute("SELECT task_id, client_cwd FROM tasks").fetchall()
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return Registries(workspace, RegistryFile(path, "state", errors=(problem(path, exc, timeout),)), (),
+                          source="sqlite")
+    agents = tuple(
+        AgentRecord(str(aid), task, status, session or "", "state", (started, completed), status_class(status),
+                    pid if isinstance(pid, int) and pid > 0 else None)
+        for aid, task, status, session, started, completed, pid in rows
+    )
+    clients = tuple(sorted({c for _, c in tasks if isinstance(c, str) and c}))
+    mtime = os.stat(path).st_mtime
+    state = RegistryFile(path, "state", str(before), mtime, (), {}, agents, tuple(t for t, _ in tasks), clients)
+    return Registries(workspace, state, (), source="sqlite", stamp=before)

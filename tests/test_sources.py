@@ -1,0 +1,263 @@
+"""Both places the orchestrator keeps its agents: the JSON registries (E0–E4) and the current release's SQLite state."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+from helpers import alive, failing, fix_in_process, judge, run_health, settings_args
+
+from healthchecks.observe import observe
+from healthchecks.testing.world import World
+
+
+@pytest.fixture(params=["json", "sqlite"])
+def era_world(request, tmp_path):
+    w = World(tmp_path / "world", era=request.param)
+    yield w
+    w.teardown()
+
+
+def test_every_check_finds_the_same_in_either_era(era_world):
+    """One world, built once as JSON registries and once as the current release's state database."""
+    w = era_world
+    for status in (None, "running"):
+        w.agent(status, "claude")
+    for status in ("completed", "terminated", "failed"):
+        w.agent(status, None)
+    faults = {
+        "ghost": w.agent("working", None),
+        "zombie": w.agent("running", "shell"),
+        "leaked": w.agent("completed", "claude"),
+        "orphan": w.agent("completed", "orphan"),
+    }
+    w.start()
+    results = judge(w.settings)
+    assert failing(results) == {
+        ("ghost_agents", f"agent {faults['ghost']}"),
+        ("zombie_sessions", f"session agent_{faults['zombie']}"),
+        ("leaked_sessions", f"session agent_{faults['leaked']}"),
+        ("orphan_processes", f"pid {w.orphan_pids[faults['orphan']]}"),
+    }
+    assert observe(w.settings).snapshot.registries.source == w.era
+    report = fix_in_process(w.settings)
+    assert report.ok, [o.line() for o in report.outcomes]
+    assert failing(judge(w.settings)) == set()
+
+
+def _state_rows(world: World) -> dict[str, tuple]:
+    conn = sqlite3.connect(world.state_path)
+    try:
+        return {r[0]: r[1:] for r in conn.execute("SELECT agent_id, status, completed_at FROM agents")}
+    finally:
+        conn.close()
+
+
+def test_sqlite_fix_marks_a_dead_agent_the_orchestrators_way_after_a_backup(tmp_path):
+    with World(tmp_path / "w", era="sqlite") as w:
+        w.agent(None, "claude")
+        ghost = w.agent("working", None)
+        w.start()
+        json_before = {p: p.read_bytes() for p in w.workspace.rglob("*.json")}
+        assert fix_in_process(w.settings).ok
+        status, completed = _state_rows(w)[ghost]
+        assert status == "failed" and completed  # mark_agents_as_failed_batch at d746b7e
+        (backup,) = (w.workspace / "registry" / "backups").glob("*state.sqlite3.*")
+        conn = sqlite3.connect(backup)
+        assert conn.execute("SELECT status FROM agents WHERE agent_id=?", (ghost,)).fetchone() == ("working",)
+        conn.close()
+        assert {p: p.read_bytes() for p in w.workspace.rglob("*.json")} == json_before  # mirrors untouched
+
+
+def test_sqlite_prune_archives_rows_then_deletes_them(tmp_path):
+    with World(tmp_path / "w", era="sqlite") as w:
+        live = w.agent(None, "claude")
+        gone = [w.agent("completed", None), w.agent("working", None)]
+        w.start()
+        assert fix_in_process(w.settings, prune=True).ok
+        assert set(_state_rows(w)) == {live}
+        (archive,) = (w.workspace / "registry" / "archive").glob("pruned-*.jsonl")
+        archived = [json.loads(line) for line in archive.read_text().splitlines()]
+        assert {a["agent_id"] for a in archived} == set(gone)
+        assert all(a["entry"]["agent_id"] == a["agent_id"] and "task_id" in a["entry"] for a in archived)
+        conn = sqlite3.connect(w.state_path)
+        assert [r[0] for r in conn.execute("SELECT child_agent_id FROM agent_hierarchy")] == [live]
+        conn.close()
+
+
+def test_stale_json_mirrors_of_the_current_release_are_not_drift(tmp_path):
+    """The current release keeps no counters; its JSON files hold none of its agents and old counters."""
+    with World(tmp_path / "w", era="sqlite") as w:
+        w.agent(None, "claude")
+        w.agent("completed", None)
+        w.start()
+        results = judge(w.settings)
+        assert failing(results) == set()
+        assert results["counters"].status == "pass"
+        as_json = judge(dataclasses.replace(w.settings, source="json"))  # forced: the mirrors as the source
+        assert ("counters", "registry/GLOBAL_REGISTRY.json total_agents_spawned") in failing(as_json)
+
+
+WRITER = r"""
+import sqlite3, sys, time
+from pathlib import Path
+db, log, stop = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+conn = sqlite3.connect(db, timeout=10, isolation_level=None)
+conn.execute("PRAGMA busy_timeout=10000")
+task = conn.execute("SELECT task_id FROM tasks").fetchone()[0]
+n = 0
+while not stop.exists():
+    agent = f"writer-{n:06d}-{n:06x}"
+    conn.execute("BEGIN IMMEDIATE")                 # the orchestrator's writers
+    conn.execute("INSERT INTO agents(agent_id, task_id, tmux_session, status, started_at) VALUES (?,?,?,?,?)",
+                 (agent, task, "agent_" + agent, "working", "2025-10-29T23:00:00.000000"))
+    conn.execute("UPDATE agents SET last_update=? WHERE agent_id=?", (str(n), agent))
+    conn.execute("COMMIT")
+    with open(log, "a") as out:
+        out.write(agent + "\n")
+    n += 1
+    time.sleep(0.002)
+"""
+
+
+def test_orchestrator_writing_while_the_suite_reads_and_fixes_loses_nothing(tmp_path):
+    with World(tmp_path / "w", era="sqlite") as w:
+        w.agent(None, "claude")
+        w.start()
+        log, stop = tmp_path / "written", tmp_path / "stop"
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(w.state_path), str(log), str(stop)],
+                                  stderr=subprocess.PIPE, text=True)
+        try:
+            for _ in range(30):
+                report = fix_in_process(w.settings)
+                lines = [o.line() for o in report.outcomes] + report.remaining
+                assert not any("locked" in line for line in lines), lines
+                assert all(o.status != "failed" for o in report.outcomes), lines
+        finally:
+            stop.touch()
+            writer.wait(30)
+        assert writer.returncode == 0, writer.stderr.read()
+        written = log.read_text().split()
+        rows = _state_rows(w)
+        assert len(written) > 30 and set(written) <= set(rows)  # 0 lost
+        assert sum(1 for a in written if rows[a][0] == "failed") > 0  # the fixes wrote between its writes
+        conn = sqlite3.connect(w.state_path)
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        conn.close()
+
+
+def _broken(w: World, how: str) -> subprocess.Popen | None:
+    path = w.state_path
+    if how == "not SQLite":
+        path.write_bytes(b"this is not a database, just some bytes " * 50)
+        for suffix in ("-wal", "-shm"):
+            path.with_name(path.name + suffix).unlink(missing_ok=True)
+    elif how == "wrong schema":
+        conn = sqlite3.connect(path)
+        conn.execute("ALTER TABLE agents DROP COLUMN tmux_session")
+        conn.commit()
+        conn.close()
+    elif how == "locked":
+        code = ("import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+                "c.execute('PRAGMA journal_mode=DELETE'); c.execute('BEGIN EXCLUSIVE'); "
+                "print('locked', flush=True); time.sleep(60)")
+        holder = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
+        assert holder.stdout.readline().strip() == "locked"
+        return holder
+    return None
+
+
+@pytest.mark.parametrize(
+    ("how", "expected"),
+    [
+        ("not SQLite", "is not an SQLite database"),
+        ("wrong schema", "agents.tmux_session: column is missing"),
+        ("locked", "locked by another process for more than 0.5s"),
+    ],
+)
+def test_a_broken_state_database_is_one_clear_line_and_no_write(tmp_path, how, expected):
+    with World(tmp_path / "w", era="sqlite") as w:
+        w.agent(None, "claude")
+        w.agent("working", None)
+        w.start()
+        holder = _broken(w, how)
+        try:
+            before = w.state_path.read_bytes()
+            proc = run_health(tmp_path, *settings_args(w.settings), "--lock-timeout", "0.5", "--fix", "--yes")
+            assert "Traceback" not in proc.stdout + proc.stderr
+            (line,) = [f for f in proc.stdout.splitlines() if f.startswith(f"{w.state_path}: ")]
+            assert expected in line, proc.stdout
+            assert w.state_path.read_bytes() == before
+            assert not (w.workspace / "registry" / "backups").exists()
+        finally:
+            if holder is not None:
+                holder.kill()
+                holder.wait()
+
+
+def test_a_read_only_state_database_is_read_but_never_written(tmp_path):
+    with World(tmp_path / "w", era="sqlite") as w:
+        w.agent(None, "claude")
+        ghost = w.agent("working", None)
+        w.start()
+        os.chmod(w.state_path, 0o444)
+        assert failing(judge(w.settings)) == {("ghost_agents", f"agent {ghost}")}
+        report = fix_in_process(w.settings)
+        assert not report.applied and "is read-only (mode 0444); not changed" in report.message
+        assert _state_rows(w)[ghost][0] == "working"
+
+
+def test_completed_count_counts_every_finished_agent(world):
+    """The orchestrator's own meaning (E2 update_agent_progress): completed, terminated, error and failed."""
+    world.agent(None, "claude")
+    for status in ("completed", "terminated", "error", "failed"):
+        world.agent(status, None)
+    world.start()
+    task = json.loads(world.task_path(next(iter(world.tasks))).read_text())
+    assert task["completed_count"] == 4
+    assert failing(judge(world.settings)) == set()
+
+
+def test_cursor_backend_entries_are_judged_by_their_process(world, tmp_path):
+    """E3's cursor backend: `backend: "cursor"`, `cursor_pid`, no tmux_session."""
+    world.agent(None, "claude")
+    world.write_registries()
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    try:
+        data = json.loads(world.global_path.read_text())
+        task = next(iter(world.tasks))
+        started = "2025-10-29T23:00:00.000000"
+        for name, pid in (("cursor-live-000001-aaaaaa", running.pid), ("cursor-dead-000002-bbbbbb", gone.pid)):
+            data["agents"][name] = {"task_id": task, "backend": "cursor", "cursor_pid": pid, "status": "working",
+                                    "started_at": started}
+        data["total_agents_spawned"] += 2
+        data["active_agents"] += 2
+        world.global_path.write_text(json.dumps(data, indent=2))
+        world.start()
+        results = judge(world.settings)
+        assert results["registry_schema"].status == "pass"
+        assert failing(results) == {("ghost_agents", "agent cursor-dead-000002-bbbbbb")}
+        assert "cursor process" in results["ghost_agents"].failing[0].reason
+        report = fix_in_process(world.settings)
+        assert report.ok and alive(running.pid)
+        entries = json.loads(world.global_path.read_text())["agents"]
+        assert entries["cursor-dead-000002-bbbbbb"]["status"] == "terminated"
+        assert entries["cursor-live-000001-aaaaaa"]["status"] == "working"
+    finally:
+        running.kill()
+        running.wait()
+
+
+def test_demo_of_the_current_release_names_its_source(tmp_path):
+    proc = run_health(tmp_path, "--demo", "--demo-source", "sqlite", "--findings-json", str(tmp_path / "f.json"))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "records: sqlite (state.sqlite3)" in proc.stdout
+    assert json.loads((tmp_path / "f.json").read_text())["settings"]["source"] == "sqlite"
+
