@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import resource
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from healthchecks.observe import judged, observe  # noqa: E402
 from healthchecks.outputs import findings_json, prometheus  # noqa: E402
 from healthchecks.run import Run  # noqa: E402
 from healthchecks.snapshot import collect, read_servers  # noqa: E402
+from healthchecks.sources import sqlite_state  # noqa: E402
 from healthchecks.testing.world import World  # noqa: E402
 
 
@@ -43,9 +45,9 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def build(root: Path, sessions: int) -> World:
+def build(root: Path, sessions: int, era: str = "json") -> World:
     """`sessions` live agents with Claude, 10× as many registry entries, in sessions/10 tasks."""
-    world = World(root, seed=sessions)
+    world = World(root, seed=sessions, era=era)
     tasks = [world.task() for _ in range(max(1, sessions))]
     for i in range(sessions):
         world.agent("running", "claude", task_id=tasks[i % len(tasks)])
@@ -53,6 +55,34 @@ def build(root: Path, sessions: int) -> World:
         world.agent("completed", None, task_id=tasks[i % len(tasks)])
     world.write_registries()
     return world.start(timeout=600)
+
+
+def sqlite_source(tmp: Path, sessions: int, repeats: int) -> dict[str, float]:
+    """The current release's source at one size: the snapshot against its floor, one raw `SELECT * FROM agents`
+    on the same file plus the same tmux and ps floors."""
+    world = build(tmp / f"world-sqlite-{sessions}", sessions, era="sqlite")
+    try:
+        s = world.settings
+
+        def select_all() -> None:
+            conn = sqlite3.connect(world.state_path)
+            conn.execute("SELECT * FROM agents").fetchall()
+            conn.close()
+
+        def live_floor() -> None:
+            panes = ["tmux", "-L", world.socket_name, "list-panes", "-a", "-F", tmux.FORMAT]
+            subprocess.run(panes, capture_output=True)
+            subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True)
+
+        row = {"sessions": sessions, "agents": len(world.agents)}
+        row["select floor"] = median_time(select_all, repeats)
+        row["tmux+ps floor"] = median_time(live_floor, repeats)
+        row["sqlite read"] = median_time(lambda: sqlite_state.load(s.workspace, s.lock_timeout), repeats)
+        row["snapshot"] = median_time(lambda: collect(s), repeats)
+        row["judging"] = median_time(lambda: judged(collect(s)).figures, 1)
+        return row
+    finally:
+        world.teardown()
 
 
 def floor(world: World) -> None:
@@ -160,6 +190,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hc-bench-") as tmp:
         rows = [measure(n, args.repeats, Path(tmp)) for n in args.sizes]
         fixed = fix_round(Path(tmp), *args.fix)
+        state = sqlite_source(Path(tmp), max(args.sizes), args.repeats)
     phases = ["floor", "registry read", "tmux read", "process scan", "snapshot", "judging", "report writing",
               "pytest (serial)", "pytest -n 2"]
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python "
@@ -182,9 +213,17 @@ def main() -> None:
     print(f"peak memory: the bench process (worlds, in-process phases, fix round) {peak:.0f} MiB; "
           f"largest child (a pytest run) {children:.0f} MiB")
     print()
+    floors = state["select floor"] + state["tmux+ps floor"]
+    print(f"sqlite source ({state['sessions']} sessions, {state['agents']} agents in state.sqlite3): read "
+          f"{state['sqlite read'] * 1000:.0f} ms (floor: SELECT * FROM agents {state['select floor'] * 1000:.0f} ms), "
+          f"snapshot {state['snapshot'] * 1000:.0f} ms against {floors * 1000:.0f} ms of floors "
+          f"(+ tmux and ps {state['tmux+ps floor'] * 1000:.0f} ms): {state['snapshot'] / floors:.2f}×")
+    print()
     print("| goal | measured | met |")
     print("|---|---|---|")
-    for goal, measured, met in goals(rows, fixed):
+    sqlite_goal = (f"sqlite snapshot within 1.5x its floors ({state['sessions']} sessions, {state['agents']} agents)",
+                   f"{state['snapshot'] / floors:.2f}x", state["snapshot"] / floors <= 1.5)
+    for goal, measured, met in [*goals(rows, fixed), sqlite_goal]:
         print(f"| {goal} | {measured} | {'yes' if met else 'NO'} |")
     print()
     print(f"bench took {time.monotonic() - started:.0f} s")

@@ -304,6 +304,9 @@ def schema_errors(path: Path, kind: Kind, data: Any) -> list[str]:
             expected = error.validator_value
             expected = " or ".join(expected) if isinstance(expected, list) else expected
             problem = f"expected {expected}, got {json_type(error.instance)}"
+        elif error.validator == "anyOf" and (usual := [e for e in error.context if e.relative_schema_path[0] == 0]):
+            # an agent entry: a tmux session, or (E3) a cursor backend; say what the usual kind lacks
+            problem = f"{usual[0].message} (or, for a cursor backend entry, backend \"cursor\" and cursor_pid)"
         else:
             problem = error.message if len(error.message) <= 160 else error.message[:157] + "..."
         lines.append(f"{path}: {error.json_path}: {problem}")

@@ -58,7 +58,8 @@ CASES: dict[str, tuple[object, str]] = {
     "status not a string": (text(agent_with(status=["running"])),
                             r"\$\.agents\['w-232523-be4f03'\]\.status: expected string, got array"),
     "missing tmux_session": (text(good_global(agents={"w-1": {"task_id": "T"}})),
-                             r"\$\.agents\['w-1'\]: 'tmux_session' is a required property"),
+                             r"\$\.agents\['w-1'\]: 'tmux_session' is a required property \(or, for a cursor "
+                             r"backend entry, backend \"cursor\" and cursor_pid\)"),
     "bad timestamp": (text(agent_with(started_at="yesterday")),
                       r"\$\.agents\['w-232523-be4f03'\]\.started_at: 'yesterday' does not match .*"),
     "negative counter": (text(good_global(active_agents=-3)), r"\$\.active_agents: -3 is less than the minimum of 0"),
