@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -153,6 +154,7 @@ def _interactive(world: World, tmp_path, answer: str) -> str:
         return out.read_text()
     finally:
         subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
+        (Path(f"/tmp/tmux-{os.getuid()}") / socket).unlink(missing_ok=True)
 
 
 def test_typed_yes_on_the_terminal_applies(world, tmp_path):

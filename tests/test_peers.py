@@ -73,6 +73,8 @@ def test_claude_in_a_pane_of_an_unchecked_server_is_neither_orphan_nor_ghost(wor
         assert json.loads(world.global_path.read_text())["agents"][agent]["status"] == "running"
     finally:
         tmux(*server, "kill-server", env=env)
+        if how == "another socket name":
+            (Path(f"/tmp/tmux-{os.getuid()}") / server[1]).unlink(missing_ok=True)
 
 
 def _reuse_pid(pid: int, argv: list[str], cwd: Path) -> subprocess.Popen | None:
