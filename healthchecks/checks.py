@@ -225,16 +225,18 @@ def ghost_agents(a: Analysis) -> list[Finding]:
 @check("split_brain", "no agent runs in two places at once", ("registry", "tmux"))
 def split_brain(a: Analysis) -> list[Finding]:
     """One agent's session live with Claude on two checked servers: which one is real is for a person."""
-    findings = []
-    for name, group in a.sessions.items():
-        running = [s for s in group if (s.server, s.name) in a.sessions_with_claude]
-        if len(running) < 2:
-            continue
-        where = ", ".join(s.server for s in running)
-        for agent in a.agents_by_session.get(name, []):
-            reason = f"session {name} runs Claude on tmux servers {where}; never acted on automatically"
-            findings.append(agent_finding("split_brain", agent, reason))
-    return findings
+    running = {
+        name: [s.server for s in group if (s.server, s.name) in a.sessions_with_claude]
+        for name, group in a.sessions.items()
+        if len(group) > 1
+    }
+    return [
+        agent_finding("split_brain", agent, f"session {name} runs Claude on tmux servers {', '.join(servers)}; "
+                      "never acted on automatically")
+        for name, servers in running.items()
+        if len(servers) > 1
+        for agent in a.agents_by_session.get(name, [])
+    ]
 
 
 @check("zombie_sessions", "no zombie sessions (agent session without Claude)", ("registry", "tmux"))

@@ -13,8 +13,9 @@ from pathlib import Path
 import psutil
 
 from fixers.apply import Options
+from fixers.plan import Plan, PlanOptions, make_plan
 from fixers.run import FixReport, fix
-from healthchecks.observe import observe
+from healthchecks.observe import Observation, observe
 from healthchecks.results import Results
 from healthchecks.settings import Settings
 
@@ -150,3 +151,9 @@ def alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def plan_now(settings: Settings, **options) -> tuple[Observation, Plan]:
+    """Look, and plan what --fix would do now (nothing is done)."""
+    seen = observe(settings)
+    return seen, make_plan(seen.analysis, seen.results, PlanOptions(**options))

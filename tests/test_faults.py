@@ -14,14 +14,10 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import REPO, failing, judge
+from helpers import REPO, failing, judge, plan_now
 
 from fixers.apply import Options, apply
-from fixers.plan import make_plan
-from healthchecks import checks
-from healthchecks.analysis import Analysis
 from healthchecks.registry import load_file
-from healthchecks.snapshot import collect
 from healthchecks.testing.world import World
 
 FIX_SCRIPT = """
@@ -100,8 +96,7 @@ def test_tmux_server_killed_between_plan_and_fix(world):
     healthy = [world.agent(None, "claude") for _ in range(3)]
     ghost = world.agent("working", None)
     world.start()
-    analysis = Analysis(collect(world.settings))
-    plan = make_plan(analysis, checks.judge(analysis))
+    _, plan = plan_now(world.settings)
     assert {a.target.id for a in plan.actions if a.kind == "mark_terminated"} == {ghost}
     standins = {p.pid for p in world.standins()}
     server = psutil.Process(world.server_pid())
@@ -133,9 +128,9 @@ def test_process_of_another_user_is_reported_not_signalled():
                                  user=65534, start_new_session=True, stdin=subprocess.DEVNULL)
         world.popen.append(other)
         world.wait_ready(2, 10)
-        analysis = Analysis(collect(world.settings))
-        assert failing(checks.judge(analysis)) == {("orphan_processes", f"pid {other.pid}")}  # reported
-        (outcome,) = apply(make_plan(analysis, checks.judge(analysis)), world.settings, Options())
+        seen, plan = plan_now(world.settings)
+        assert failing(seen.results) == {("orphan_processes", f"pid {other.pid}")}  # reported
+        (outcome,) = apply(plan, world.settings, Options())
         assert outcome.status == "skipped" and "owned by uid 65534" in outcome.detail
         assert other.poll() is None  # not signalled
     finally:
@@ -154,8 +149,7 @@ def test_defunct_claude_is_neither_judged_nor_signalled(world):
     os.kill(child.pid, signal.SIGKILL)
     while psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE:  # exited, not reaped: defunct
         time.sleep(0.01)
-    analysis = Analysis(collect(world.settings))
-    results = checks.judge(analysis)
-    assert failing(results) == set()
-    assert all(f"pid {child.pid}" != f.entity for r in results.values() for f in r.findings)
-    assert make_plan(analysis, results).actions == []
+    seen, plan = plan_now(world.settings)
+    assert failing(seen.results) == set()
+    assert all(f"pid {child.pid}" != f.entity for r in seen.results.values() for f in r.findings)
+    assert plan.actions == []

@@ -14,17 +14,14 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import failing, judge, registry_bytes, run_health, section, settings_args
+from helpers import failing, judge, plan_now, registry_bytes, run_health, section, settings_args
 
 from fixers.apply import Options, apply
-from fixers.plan import make_plan
 from fixers.registry_write import rewrite
 from fixers.run import fix
-from healthchecks import checks
 from healthchecks.analysis import Analysis
 from healthchecks.observe import judged, observe
 from healthchecks.processes import start_ticks
-from healthchecks.snapshot import collect
 from healthchecks.targets import ProcessTarget
 from healthchecks.testing import demo
 from healthchecks.testing.world import World
@@ -180,7 +177,7 @@ def test_entry_added_after_the_checks_survives(world):
     world.agent(None, "claude")
     world.agent("working", None)
     world.start()
-    analysis = Analysis(collect(world.settings))  # the checks ran; then the orchestrator deploys
+    analysis = observe(world.settings).analysis  # the checks ran; then the orchestrator deploys
     data = json.loads(world.global_path.read_text())
     newcomer = {
         "task_id": next(iter(world.tasks)),
@@ -206,8 +203,7 @@ def _orphan_world(world: World, **agent_kwargs) -> psutil.Process:
 
 def test_target_gone_before_its_kill_is_already_gone(world):
     orphan = _orphan_world(world)
-    analysis = Analysis(collect(world.settings))
-    plan = make_plan(analysis, checks.judge(analysis))
+    _, plan = plan_now(world.settings)
     orphan.kill()
     orphan.wait(5)
     (outcome,) = apply(plan, world.settings, Options())
@@ -216,8 +212,7 @@ def test_target_gone_before_its_kill_is_already_gone(world):
 
 def test_process_whose_create_time_differs_is_not_signalled(world):
     orphan = _orphan_world(world)
-    analysis = Analysis(collect(world.settings))
-    plan = make_plan(analysis, checks.judge(analysis))
+    _, plan = plan_now(world.settings)
     (action,) = plan.actions
     plan.actions = [dataclasses.replace(action, target=ProcessTarget(orphan.pid, start_ticks(orphan.pid) - 100))]
     (outcome,) = apply(plan, world.settings, Options())
@@ -246,8 +241,7 @@ def test_every_session_is_killed_though_some_close_by_themselves(world):
             ["tmux", "-L", world.socket_name, "set-option", "-w", "-t", f"=agent_{agent}:", "remain-on-exit", "on"],
             check=True,
         )
-    analysis = Analysis(collect(world.settings))
-    plan = make_plan(analysis, checks.judge(analysis))
+    _, plan = plan_now(world.settings)
     outcomes = [o for o in apply(plan, world.settings, Options()) if o.action.kind == "kill_session"]
     assert [o.status for o in outcomes] == ["done"] * 4, [o.line() for o in outcomes]
     assert world.live_sessions() == {f"agent_{keep}"}
@@ -324,8 +318,7 @@ def test_tmux_unreachable_before_the_fix_takes_no_action(world):
     world.agent("working", None)
     world.write_registries()
     settings = dataclasses.replace(world.settings, tmux_timeout=0.5)
-    analysis = Analysis(collect(settings))
-    plan = make_plan(analysis, checks.judge(analysis))
+    _, plan = plan_now(settings)
     assert {a.kind for a in plan.actions} >= {"kill_process", "mark_terminated"}
     before = registry_bytes(world.workspace)
     server = world.server_pid()

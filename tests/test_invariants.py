@@ -14,8 +14,8 @@ import psutil
 from helpers import failing, info, judge
 
 from fixers.plan import make_plan
-from healthchecks import checks, processes
-from healthchecks.analysis import Analysis
+from healthchecks import processes
+from healthchecks.observe import Observation, judged
 from healthchecks.processes import start_ticks
 from healthchecks.snapshot import collect
 from healthchecks.targets import ProcessTarget
@@ -275,12 +275,11 @@ def test_claude_hosting_the_orchestrator_mcp_server_is_never_an_orphan(world):
             child.kill()
 
 
-def _judged_from_inside(world: World, agent: str) -> dict:
+def _judged_from_inside(world: World, agent: str) -> Observation:
     """Judge a real snapshot as if this suite ran under the agent's own Claude, in the agent's own pane."""
     standin = next(p for p in world.standins() if agent in " ".join(p.cmdline()))
     snapshot = collect(world.settings)
-    snapshot = dataclasses.replace(snapshot, self_pids=snapshot.self_pids | processes.lineage(standin.pid))
-    return checks.judge(Analysis(snapshot))
+    return judged(dataclasses.replace(snapshot, self_pids=snapshot.self_pids | processes.lineage(standin.pid)))
 
 
 def test_agent_checking_its_own_fleet_is_not_a_zombie(world):
@@ -288,7 +287,7 @@ def test_agent_checking_its_own_fleet_is_not_a_zombie(world):
     healthy(world)
     agent = world.agent("running", "claude")
     world.start()
-    results = _judged_from_inside(world, agent)
+    results = _judged_from_inside(world, agent).results
     assert failing(results) == set()
     assert info(results) == {("leaked_sessions", f"session agent_{agent}")}
 
@@ -297,6 +296,6 @@ def test_session_the_checks_run_in_is_never_judged_leaked(world):
     """An agent marked finished that still runs the checks: its session is never planned for killing."""
     agent = world.agent("completed", "claude")
     world.start()
-    results = _judged_from_inside(world, agent)
-    assert failing(results) == set()
-    assert not make_plan(Analysis(collect(world.settings)), results).actions
+    seen = _judged_from_inside(world, agent)
+    assert failing(seen.results) == set()
+    assert not make_plan(seen.analysis, seen.results).actions

@@ -117,6 +117,7 @@ def test_dead_pane_pid_given_to_a_stranger(world):
         pytest.skip("another process kept taking the pid")
     world.popen.append(stranger)
     world.wait_ready(2, 10)
+    time.sleep(world.grace)  # the session is judged only once past the grace
     results = judge(world.settings)
     assert ("zombie_sessions", f"session {session}") in failing(results)  # a dead pane runs nothing
     assert ("orphan_processes", f"pid {stranger.pid}") in info(results)  # not attached to that session

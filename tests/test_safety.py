@@ -19,11 +19,20 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import REPO, alive, failing, fix_in_process, info, judge, registry_bytes, run_health, settings_args, spawn
+from helpers import (
+    REPO,
+    alive,
+    failing,
+    fix_in_process,
+    info,
+    judge,
+    plan_now,
+    registry_bytes,
+    run_health,
+    settings_args,
+    spawn,
+)
 
-from fixers.plan import make_plan
-from healthchecks import checks
-from healthchecks.analysis import Analysis
 from healthchecks.snapshot import collect
 from healthchecks.testing.world import World
 
@@ -445,8 +454,7 @@ def test_held_actions_name_their_flag(world):
     """Held-back actions say which flag would let them run."""
     world.agent("working", None)
     world.start()
-    analysis = Analysis(collect(world.settings))
-    plan = make_plan(analysis, checks.judge(analysis))
+    _, plan = plan_now(world.settings)
     assert any("--allow-server-down" in line for line in plan.lines())
 
 
