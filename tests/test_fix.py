@@ -340,3 +340,24 @@ def test_xdist_fix_applies_each_action_once(demo_world, tmp_path):
     assert proc.stdout.count("remediation results") == 1
     backups = list((demo_world.workspace / "registry" / "backups").iterdir())
     assert len(backups) == len({b.name.rsplit(".", 2)[0] for b in backups})  # one write per file
+
+
+def test_killing_sessions_waits_no_longer_than_the_tmux_timeout(world):
+    """A server that stops answering between the checks and the kill: --tmux-timeout bounds the wait."""
+    from fixers import effects
+
+    zombie = world.agent("running", "shell")
+    world.start()
+    seen = observe(world.settings)
+    (server,) = seen.snapshot.servers
+    session_id = seen.analysis.sessions[f"agent_{zombie}"][0].id
+    pid = world.server_pid()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        _, error = effects.kill_sessions(server, {session_id}, timeout=0.5)
+        waited = time.monotonic() - started
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert "did not answer within 0.5s" in error and waited < 3
+    assert f"agent_{zombie}" in world.live_sessions()

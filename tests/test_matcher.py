@@ -17,6 +17,10 @@ DEFAULT = Settings()
         ("node", ("/usr/local/bin/node", "--no-warnings", "/home/u/.npm/@anthropic-ai/claude-code/cli.js")),
         ("npm exec", ("npx", "-y", "@anthropic-ai/claude-code", "--print", "x")),
         ("node", ("/usr/bin/npx", "-y", "@anthropic-ai/claude-code@1.0.3")),
+        # a native install, as the current release launches it (realpath of `which claude`); its name is the version
+        ("2.0.14", ("/home/u/.local/share/claude/versions/2.0.14", "--print", "--output-format", "stream-json")),
+        ("2.1.3", ("/home/u/.local/share/claude/versions/2.1.3",)),
+        ("claude", ("claude",)),  # node's process.title = "claude" over the whole argument area
     ],
 )
 def test_default_matcher_catches_claude(name, argv):
@@ -32,6 +36,8 @@ def test_default_matcher_catches_claude(name, argv):
         ("bash", ("/bin/bash", "-c", "cd /x && claude --print hi | tee log")),  # the pane shell, not Claude
         ("claude-abc12345", ("/bin/bash", "/tmp/w/bin/claude-abc12345", "--print")),  # a test world's stand-in
         ("grep", ("grep", "claude")),
+        ("2.0.14", ("/opt/app/versions/2.0.14", "--serve")),  # a version-named process of something else
+        ("less", ("less", "/home/u/.local/share/claude/versions/2.0.14")),
         ("python3", ("python3", "-m", "pytest", "--claude-match", "claude")),
     ],
 )
