@@ -89,7 +89,9 @@ def test_short_ids_and_a_persons_prompts_are_never_evidence(world, tmp_path):
 
 
 def test_three_workspaces_on_one_server_each_sees_only_its_own_orphan(tmp_path):
-    """A and B each leave an orphan whose prompt came on stdin (the current release); C has no agents."""
+    """A and B each leave an orphan whose prompt came on stdin (the current release); C has no agents. The same
+    server holds a person's own session with Claude in A's project, and the person runs a headless Claude there;
+    A's orchestrator writes A's registry in place, under its flock, while A is fixed."""
     tag = World(tmp_path / "probe").tag
     shutil.rmtree(tmp_path / "probe")
     a, b, c = (World(tmp_path / name, tag=tag) for name in "abc")
@@ -99,8 +101,10 @@ def test_three_workspaces_on_one_server_each_sees_only_its_own_orphan(tmp_path):
             w.agent(None, "claude", stdin_prompt=True)
             orphans[w] = w.agent("completed", "orphan", stdin_prompt=True)
             w.start()
+        c.user_session("work", cwd=a.client_dir)  # a person's interactive Claude in A's project
         c.write_registries()
         c.start()
+        person = spawn(c, [str(c.standin), "--print", "summarize the diff"], a.client_dir)
         pid = {w: w.orphan_pids[orphans[w]] for w in (a, b)}
         assert failing(judge(a.settings)) == {("orphan_processes", f"pid {pid[a]}")}
         assert failing(judge(b.settings)) == {("orphan_processes", f"pid {pid[b]}")}
@@ -109,9 +113,16 @@ def test_three_workspaces_on_one_server_each_sees_only_its_own_orphan(tmp_path):
         report = fix_in_process(c.settings)
         assert report.ok and not report.outcomes  # nothing signalled
         assert alive(pid[a]) and alive(pid[b])
-        report = fix_in_process(a.settings)
+        log, stop = tmp_path / "written", tmp_path / "stop"
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(a.global_path), str(log), str(stop)])
+        try:
+            report = fix_in_process(a.settings, lock_timeout=30)
+        finally:
+            stop.touch()
+            writer.wait(30)
         assert [o.status for o in report.outcomes if o.action.kind == "kill_process"] == ["done"]
-        assert not alive(pid[a]) and alive(pid[b])
+        assert not alive(pid[a]) and alive(pid[b]) and alive(person.pid)
+        assert set(log.read_text().split()) <= set(json.loads(a.global_path.read_text())["agents"])  # none lost
     finally:
         for w in (a, b, c):
             w.teardown()
