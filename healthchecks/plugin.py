@@ -21,7 +21,7 @@ from . import checks, hookspecs, options, outputs, xdist
 from .observe import observe
 from .outputs import html, junit, terminal
 from .results import Finding
-from .run import RUN, WORKDIR, Judged, Run, get_run, is_worker, targets_healthchecks
+from .run import RUN, WORKDIR, Judged, Run, command_hint, get_run, is_worker, targets_healthchecks
 from .snapshot import Snapshot
 
 SETTINGS = pytest.StashKey[object]()
@@ -50,7 +50,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not targets_healthchecks(config):
         if _fixing(config):
             raise pytest.UsageError("agent-healthchecks: --fix/--dry-run apply to the health checks: "
-                                    "run them as `pytest healthchecks --fix`")
+                                    f"run them as {command_hint(config, ' --fix')}")
         return
     if config.pluginmanager.has_plugin("libtmux"):  # its fixtures test libtmux code, never the checks; a checkout
         config.pluginmanager.unregister(name="libtmux")  # blocks it in addopts, an install loads it by entry point

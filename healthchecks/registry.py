@@ -406,5 +406,10 @@ def load(workspace: Path) -> Registries:
     if not workspace.is_dir():
         missing = RegistryFile(global_path, "global")
         return Registries(workspace, missing, (), (f"{workspace}: $: {NO_WORKSPACE}",))
+    inner = workspace / ".agent-workspace"
+    if not (workspace / "registry").exists() and (inner / "registry").is_dir():  # a project root was given
+        missing = RegistryFile(global_path, "global")
+        hint = f"{workspace}: $: has no registry/ but {inner} does: is that the workspace? (--workspace {inner})"
+        return Registries(workspace, missing, (), (hint,))
     tasks = tuple(load_file(p, "task", workspace) for p in sorted(workspace.glob(TASK_GLOB)))
     return Registries(workspace, load_file(global_path, "global", workspace), tasks)

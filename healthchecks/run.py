@@ -78,6 +78,12 @@ def get_run(config: pytest.Config) -> Run | None:
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
+def command_hint(config: pytest.Config, extra: str = "") -> str:
+    """How to run the checks from where this run was started: by path in a checkout, by package elsewhere."""
+    by_path = (config.invocation_params.dir / "healthchecks").resolve() == PACKAGE_DIR
+    return f"`pytest healthchecks{extra}`" if by_path else f"`pytest --pyargs healthchecks{extra}`"
+
+
 def targets_healthchecks(config: pytest.Config) -> bool:
     """Whether this run collects the health checks (and not only, say, the project's own tests)."""
     if config.getoption("healthchecks_demo"):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .run import RUN, WORKDIR, is_worker
+from .run import RUN, WORKDIR, command_hint, is_worker
 
 SHARED = pytest.StashKey[bool]()  # workers were started: hand them the controller's results
 
@@ -40,4 +40,4 @@ def shared(config: pytest.Config, name: str):
             return pickle.loads(Path(path).read_bytes())
     elif (run := config.stash.get(RUN, None)) is not None:
         return getattr(run, name)
-    pytest.fail("agent-healthchecks: no snapshot was taken; run the checks as `pytest healthchecks`", pytrace=False)
+    pytest.fail(f"agent-healthchecks: no snapshot was taken; run the checks as {command_hint(config)}", pytrace=False)

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -244,3 +245,30 @@ def test_fixtures_for_checks_of_your_own(world, tmp_path, workers):
     proc = run_health(tmp_path, str(mine), *settings_args(world.settings), *workers)
     assert proc.returncode == 0, proc.stdout
     assert "11 passed" in proc.stdout
+
+
+def test_demo_honours_tmux_tmpdir_and_leaves_no_server(tmp_path):
+    """A newcomer's TMUX_TMPDIR: the demo's server lives there, is checked there, and is gone afterwards."""
+    tmpdir = tmp_path / "tmux-tmpdir"
+    tmpdir.mkdir()
+    proc = run_health(tmp_path, "--demo", env={"TMUX_TMPDIR": str(tmpdir)})
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert re.search(r"Agent tmux sessions\s+11 \(10 tracked, 1 untracked\)", proc.stdout)
+    sockets = list(tmpdir.glob("tmux-*/*"))
+    assert all(subprocess.run(["tmux", "-S", str(s), "list-sessions"], capture_output=True).returncode != 0
+               for s in sockets)
+
+
+def test_a_project_root_given_as_workspace_names_its_agent_workspace(world, tmp_path):
+    world.agent(None, "claude")
+    world.start()
+    proc = run_health(tmp_path, "--workspace", str(world.client_dir), "--tmux-socket", world.socket_name)
+    assert f"has no registry/ but {world.workspace} does: is that the workspace?" in proc.stdout
+
+
+def test_hints_name_a_command_that_works_where_it_was_run(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TMUX", "PYTEST_"))}
+    (tmp_path / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "test_nothing.py", "--fix", "-p", "no:cacheprovider"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 4 and "`pytest --pyargs healthchecks --fix`" in proc.stderr, proc.stderr

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
+from ..results import Finding
 from .render import fix_sections, text_table
+
+INFO_SHOWN = 10  # information lines shown per check; a busy machine may have hundreds of foreign Claude
+
+
+def _by_check(findings: list[Finding]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = defaultdict(list)
+    for f in findings:
+        grouped[f.check].append(f.line())
+    return grouped
 
 
 def terminal_summary(reporter, run) -> None:
@@ -18,8 +30,12 @@ def terminal_summary(reporter, run) -> None:
     info = run.info
     if info:
         write(f"information ({len(info)}, never a failure):")
-        for f in info:
-            write(f"  {f.line()}")
+        for check, lines in _by_check(info).items():
+            for line in lines[:INFO_SHOWN]:
+                write(f"  {line}")
+            if len(lines) > INFO_SHOWN:
+                more = len(lines) - INFO_SHOWN
+                write(f"  ... and {more} more of {check} (all in the HTML report and --findings-json)")
     for title, lines, _ in fix_sections(run.fix_report, with_plan=False):
         reporter.write_sep("-", title)
         for line in lines:

@@ -31,6 +31,7 @@ import libtmux
 import psutil
 
 from ..settings import Settings
+from ..tmux import default_socket_path
 
 # The orchestrator's status values, written out here so the worlds' counters do not borrow the product's
 # own classification: a bug there would then be agreed with by the tests.
@@ -409,7 +410,7 @@ class World:
             script.write_text(
                 "".join(f"new-session -d -s {_tq(name)} -c {_tq(str(cwd))} {_tq(cmd)}\n" for name, cmd, cwd in sessions)
             )
-            env = {k: v for k, v in os.environ.items() if not k.startswith("TMUX")}
+            env = outside_tmux()
             subprocess.run(
                 [
                     "tmux",
@@ -434,7 +435,7 @@ class World:
                 timeout=timeout,
             )
         for _ in range(self.foreign_count):
-            env = {k: v for k, v in os.environ.items() if not k.startswith("TMUX")}
+            env = outside_tmux()
             self.popen.append(
                 subprocess.Popen(
                     [str(self.standin), "--resume"],
@@ -546,14 +547,19 @@ class World:
             if popen.poll() is None:
                 popen.kill()
             popen.wait(timeout=10)
-        socket = Path(f"/tmp/tmux-{os.getuid()}") / self.socket_name
-        socket.unlink(missing_ok=True)
+        Path(default_socket_path(self.socket_name)).unlink(missing_ok=True)
 
     def __enter__(self) -> World:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.teardown()
+
+
+def outside_tmux() -> dict[str, str]:
+    """This environment as outside any tmux client: no TMUX/TMUX_PANE, but TMUX_TMPDIR kept, so the world's
+    server lives where the checks (and the world's teardown) look for it."""
+    return {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
 
 
 def _stored(name: str) -> str:
