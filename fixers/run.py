@@ -40,10 +40,6 @@ class FixReport:
         """Every confirmed action succeeded (or had nothing left to do) and every check passes afterwards."""
         return self.applied and not self.interrupted and not self.remaining and all(o.ok for o in self.outcomes)
 
-    @property
-    def failed(self) -> list[Outcome]:
-        return [o for o in self.outcomes if not o.ok]
-
 
 class FixLockBusy(RuntimeError):
     """Another --fix holds this workspace."""

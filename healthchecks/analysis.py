@@ -102,7 +102,9 @@ class Evidence:
 
 
 @dataclass(frozen=True)
-class Judged:
+class Classified:
+    """A Claude process and why it is in its class (attached, orphan or foreign): the evidence used."""
+
     proc: Proc
     reason: str
 
@@ -314,25 +316,25 @@ class Analysis:
         return found
 
     @cached_property
-    def claude_classes(self) -> dict[str, list[Judged]]:
+    def claude_classes(self) -> dict[str, list[Classified]]:
         """Claude processes sorted into attached / orphan / foreign, each with the reason (and evidence) used."""
-        classes: dict[str, list[Judged]] = {k: [] for k in ("attached", "orphan", "foreign")}
+        classes: dict[str, list[Classified]] = {k: [] for k in ("attached", "orphan", "foreign")}
         for proc in self.claude:
             if where := self.pane_of.get(proc.pid):
-                classes["attached"].append(Judged(proc, f"runs in session {where[1]} on tmux server {where[0]}"))
+                classes["attached"].append(Classified(proc, f"runs in session {where[1]} on tmux server {where[0]}"))
             elif proc.pid in self.snapshot.self_pids:
                 continue  # the Claude this suite runs under: never an orphan, never signalled
             elif (server := self.under_tmux.get(proc.pid)) is not None:
                 name = self._server_names.get(server, f"pid {server}")
                 where = "in a dead pane's place or a tmux job" if name in self._checked_labels else "in a pane"
                 reason = f"runs {where} of tmux server {name}, which is not checked here; left alone"
-                classes["foreign"].append(Judged(proc, reason))
+                classes["foreign"].append(Classified(proc, reason))
             else:
                 found = self.evidence(proc)
                 if found.exclusive:
-                    classes["orphan"].append(Judged(proc, f"this workspace's agent: {found.describe()}"))
+                    classes["orphan"].append(Classified(proc, f"this workspace's agent: {found.describe()}"))
                 else:
-                    classes["foreign"].append(Judged(proc, self._foreign_reason(proc, found)))
+                    classes["foreign"].append(Classified(proc, self._foreign_reason(proc, found)))
         return classes
 
     @cached_property

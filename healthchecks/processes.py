@@ -42,8 +42,6 @@ class Proc:
     is_claude: bool = False
     # Read only for the processes that need proof of ownership (see with_details):
     cwd: str | None = None
-    tmux_env: str | None = None  # TMUX=<socket>,<server pid>,<session>
-    tmux_pane: str | None = None  # TMUX_PANE=%<n>
     files: tuple[OpenFile, ...] = ()
 
     @property
@@ -142,7 +140,7 @@ def descendants(children: dict[int, list[int]], root: int) -> list[int]:
 
 
 def with_details(procs: tuple[Proc, ...], pids: set[int]) -> tuple[Proc, ...]:
-    """Add cwd, TMUX/TMUX_PANE and open files to the processes in ``pids``: the evidence of who owns them.
+    """Add cwd and open files to the processes in ``pids``: the evidence of who owns them.
 
     Read only where a judge needs it (Claude outside every pane, and its process group): on a
     busy machine that is a handful of processes, not thousands. A PID reused since the scan gets
@@ -164,14 +162,10 @@ def _detailed(proc: Proc) -> Proc:
         return proc
     except (psutil.Error, OSError):
         cwd = None
-    try:
-        env = process.environ()
-    except (psutil.Error, OSError):
-        env = {}
     files = open_files(proc.pid)
     if start_ticks(proc.pid) != proc.start_ticks:  # the PID was reused while we read: not this process's
         return proc
-    return replace(proc, cwd=cwd, tmux_env=env.get("TMUX"), tmux_pane=env.get("TMUX_PANE"), files=files)
+    return replace(proc, cwd=cwd, files=files)
 
 
 def open_files(pid: int) -> tuple[OpenFile, ...]:

@@ -19,7 +19,6 @@ from ..registry import Registries
 from . import sqlite_state
 
 Source = Literal["json", "sqlite"]
-SOURCES = ("auto", "json", "sqlite")
 
 
 def detect(workspace: Path, timeout: float) -> Source:

@@ -21,7 +21,6 @@ REQUIRED = {
     "agents": ("agent_id", "task_id", "tmux_session", "status", "started_at", "completed_at"),
     "tasks": ("task_id", "client_cwd"),
 }
-OPTIONAL = {"agents": ("cursor_pid",)}
 
 
 def connect_ro(path: Path, timeout: float) -> sqlite3.Connection:
