@@ -157,3 +157,24 @@ def plan_now(settings: Settings, **options) -> tuple[Observation, Plan]:
     """Look, and plan what --fix would do now (nothing is done)."""
     seen = observe(settings)
     return seen, make_plan(seen.analysis, seen.results, PlanOptions(**options))
+
+
+class Writer:
+    """An orchestrator-style writer in another process (``script`` gets the file, a log of what it wrote and a
+    stop file): started, then stopped and checked, by ``with``."""
+
+    def __init__(self, script: str, path: Path, tmp_path: Path) -> None:
+        self.log, self.stop = tmp_path / "written", tmp_path / "stop"
+        self.proc = subprocess.Popen([sys.executable, "-c", script, str(path), str(self.log), str(self.stop)],
+                                     stderr=subprocess.PIPE, text=True)
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.touch()
+        self.proc.wait(30)
+        assert self.proc.returncode == 0, self.proc.stderr.read()
+
+    def written(self) -> list[str]:
+        return self.log.read_text().split()

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from helpers import (
     REPO,
+    Writer,
     alive,
     failing,
     fix_in_process,
@@ -113,16 +114,11 @@ def test_three_workspaces_on_one_server_each_sees_only_its_own_orphan(tmp_path):
         report = fix_in_process(c.settings)
         assert report.ok and not report.outcomes  # nothing signalled
         assert alive(pid[a]) and alive(pid[b])
-        log, stop = tmp_path / "written", tmp_path / "stop"
-        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(a.global_path), str(log), str(stop)])
-        try:
+        with Writer(WRITER, a.global_path, tmp_path) as writer:
             report = fix_in_process(a.settings, lock_timeout=30)
-        finally:
-            stop.touch()
-            writer.wait(30)
         assert [o.status for o in report.outcomes if o.action.kind == "kill_process"] == ["done"]
         assert not alive(pid[a]) and alive(pid[b]) and alive(person.pid)
-        assert set(log.read_text().split()) <= set(json.loads(a.global_path.read_text())["agents"])  # none lost
+        assert set(writer.written()) <= set(json.loads(a.global_path.read_text())["agents"])  # none lost
     finally:
         for w in (a, b, c):
             w.teardown()
@@ -236,21 +232,12 @@ def test_orchestrator_writing_in_place_loses_nothing_while_fix_runs(world, tmp_p
     """An orchestrator-style writer (open r+, flock, read, add, truncate, write) loops through 50 fix rounds."""
     world.agent(None, "claude")
     world.start()
-    log, stop = tmp_path / "written", tmp_path / "stop"
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(world.global_path), str(log), str(stop)],
-                              stderr=subprocess.PIPE, text=True)
-    try:
-        rounds = 0
-        while rounds < 50:
+    with Writer(WRITER, world.global_path, tmp_path) as writer:
+        for _ in range(50):
             report = fix_in_process(world.settings, lock_timeout=30)
             assert all(o.status != "failed" for o in report.outcomes), [o.line() for o in report.outcomes]
-            rounds += 1
-            assert writer.poll() is None, writer.stderr.read()
-    finally:
-        stop.touch()
-        writer.wait(30)
-    assert writer.returncode == 0, writer.stderr.read()
-    written = log.read_text().split()
+            assert writer.proc.poll() is None, writer.proc.stderr.read()
+    written = writer.written()
     entries = json.loads(world.global_path.read_text())["agents"]
     assert len(written) > 50 and set(written) <= set(entries)  # 0 lost
     marked = sum(1 for i in written if entries[i].get("status") == "terminated")

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import alive, failing, fix_in_process, judge, run_health, settings_args
+from helpers import Writer, alive, failing, fix_in_process, judge, run_health, settings_args
 
 from healthchecks.observe import observe
 from healthchecks.testing.world import World
@@ -129,20 +129,13 @@ def test_orchestrator_writing_while_the_suite_reads_and_fixes_loses_nothing(tmp_
     with World(tmp_path / "w", era="sqlite") as w:
         w.agent(None, "claude")
         w.start()
-        log, stop = tmp_path / "written", tmp_path / "stop"
-        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(w.state_path), str(log), str(stop)],
-                                  stderr=subprocess.PIPE, text=True)
-        try:
+        with Writer(WRITER, w.state_path, tmp_path) as writer:
             for _ in range(30):
                 report = fix_in_process(w.settings)
                 lines = [o.line() for o in report.outcomes] + report.remaining
                 assert not any("locked" in line for line in lines), lines
                 assert all(o.status != "failed" for o in report.outcomes), lines
-        finally:
-            stop.touch()
-            writer.wait(30)
-        assert writer.returncode == 0, writer.stderr.read()
-        written = log.read_text().split()
+        written = writer.written()
         rows = _state_rows(w)
         assert len(written) > 30 and set(written) <= set(rows)  # 0 lost
         assert sum(1 for a in written if rows[a][0] == "failed") > 0  # the fixes wrote between its writes
