@@ -48,6 +48,26 @@ class Figures:
         ]
 
 
+    def states(self) -> list[str]:
+        """Per row of rows(): ok, warn (drift, untracked sessions), bad (orphans, ghosts) or unknown (n/a)."""
+
+        def level(value: int | None, bad: str) -> str:
+            return "unknown" if value is None else (bad if value else "ok")
+
+        drift = (
+            None
+            if self.active_counter is None or self.active_entries is None
+            else int(self.active_counter != self.active_entries)
+        )
+        return [
+            "unknown" if self.registry_agents is None else "ok",
+            "unknown" if self.active_entries is None else level(drift or 0, "warn"),
+            level(self.claude_orphan, "bad"),
+            level(self.untracked_sessions, "warn"),
+            level(self.ghosts, "bad"),
+        ]
+
+
 def _n(value: int | None) -> str:
     return "n/a" if value is None else str(value)
 

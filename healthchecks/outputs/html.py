@@ -33,13 +33,47 @@ PACKAGES = (
 
 
 STYLE = """<style>
-table.hc-summary, table.hc-info, table.hc-findings, table.hc-before-after {
+table.hc-summary, table.hc-info, table.hc-findings, table.hc-before-after, table.hc-fix, table.hc-env {
   border-collapse: collapse; margin: 4px 0 12px; }
-table.hc-summary td, table.hc-summary th, table.hc-info td, table.hc-info th, table.hc-findings td,
-table.hc-findings th, table.hc-before-after td, table.hc-before-after th { border: 1px solid #ccc; padding: 3px 8px;
-  text-align: left; color: #222; }
+.hc-report td, .hc-report th { border: 1px solid #ccc; padding: 3px 8px; text-align: left; color: #222;
+  white-space: normal; overflow-wrap: anywhere; vertical-align: top; }
 table.hc-summary td:first-child, table.hc-before-after td:first-child { font-weight: bold; }
+.hc-verdict { padding: 10px 14px; margin: 6px 0 14px; border-radius: 4px; color: #fff; font-size: 1.15em; }
+.hc-verdict span { display: block; font-size: 0.85em; margin-top: 3px; }
+.hc-healthy { background: #2e7d32; } .hc-faults { background: #c62828; } .hc-unjudged { background: #757575; }
+.hc-repaired { background: #1565c0; } .hc-incomplete { background: #ef6c00; }
+tr.ok td:last-child { background: #e8f5e9; } tr.warn td:last-child { background: #fff3e0; }
+tr.bad td:last-child { background: #ffebee; font-weight: bold; } tr.unknown td:last-child { background: #eeeeee; }
+tr.done td:first-child, tr.already-gone td:first-child { background: #e8f5e9; }
+tr.skipped td:first-child, tr.manual td:first-child { background: #fff3e0; }
+tr.failed td:first-child, tr.refused td:first-child, tr.not-done td:first-child { background: #ffebee; }
+pre.hc-wrap { white-space: pre-wrap; overflow-wrap: anywhere; }
+table.hc-fix td:first-child, table.hc-fix td:nth-child(2) { white-space: nowrap; }
+h2:has(+ #environment:empty), #environment:empty { display: none; }
 </style>"""
+
+
+def verdict(run) -> tuple[str, str, str]:
+    """(state, headline, counts) of the run's final state: what the banner says first."""
+    results, _ = run.final
+    failing = [r for r in results.values() if r.status == "fail"]
+    unjudged = [c for c, r in results.items() if not r.judged]
+    faults = sum(len(r.failing) for r in failing)
+    counts = (
+        f"{faults} fault(s) in {len(failing)} of {len(results)} checks; {len(unjudged)} not judged; "
+        f"{sum(len(r.info) for r in results.values())} information"
+    )
+    fixed = run.fix_report
+    if fixed is not None and fixed.applied:
+        done = sum(1 for o in fixed.outcomes if o.status == "done")
+        if fixed.ok:
+            return "repaired", f"Repaired: {done} action(s) done, every check passes now", counts
+        return "incomplete", f"Repair incomplete: {done} action(s) done, faults remain", counts
+    if failing:
+        return "faults", f"Faults found in {len(failing)} check(s)", counts
+    if unjudged:
+        return "unjudged", f"Could not judge: {', '.join(unjudged)}", counts
+    return "healthy", f"Healthy: all {len(results)} checks pass", counts
 
 
 def environment_rows(run) -> list[tuple[str, str]]:
@@ -82,6 +116,7 @@ class HtmlHooks:
     """pytest-html hooks, registered only when pytest-html is active."""
 
     def __init__(self, config: pytest.Config) -> None:
+        self.environment: list[tuple[str, str]] = []
         if not config.option.htmlpath:  # a timestamped report in --report-dir, self-contained (opens offline)
             name = REPORT_NAME.format(stamp=time.strftime("%Y%m%d-%H%M%S"), pid=os.getpid())
             config.option.htmlpath = str(report_dir(config) / name)
@@ -94,16 +129,26 @@ class HtmlHooks:
         run = get_run(session.config)
         if run is None:
             return
-        prefix.append(
-            STYLE + "<h2>Agent health</h2>" + html_table(run.figures.rows(), ("figure", "value"), "hc-summary")
+        state, headline, counts = verdict(run)
+        found = " as found" if run.fix_report is not None and run.fix_report.applied else ""
+        rows = run.figures.rows()
+        figures = "".join(
+            f'<tr class="{level}"><td>{escape(label)}</td><td>{escape(value)}</td></tr>'
+            for (label, value), level in zip(rows, run.figures.states(), strict=True)
         )
-        info = run.info
-        if info:
-            prefix.append(
-                "<h2>Information (never a failure)</h2>" + html_table(finding_rows(info), FINDINGS_HEADER, "hc-info")
-            )
-        for title, _, html in fix_sections(run.fix_report, with_plan=True):
-            prefix.append(f"<h2>{escape(title)}</h2>{html}")
+        parts = [
+            STYLE,
+            f'<div class="hc-report"><div class="hc-verdict hc-{state}">{escape(headline)}<span>{escape(counts)}</span>'
+            f"</div><h2>Agent health{found}</h2>",
+            f'<table class="hc-summary"><tr><th>figure</th><th>value</th></tr>{figures}</table>',
+        ]
+        if run.info:
+            parts.append("<h2>Information (never a failure)</h2>"
+                         + html_table(finding_rows(run.info), FINDINGS_HEADER, "hc-info"))
+        parts += [f"<h2>{escape(title)}</h2>{html}" for title, _, html in fix_sections(run.fix_report, with_plan=True)]
+        prefix.append("".join(parts) + "</div>")
+        env = html_table(self.environment, ("", ""), "hc-env")
+        postfix.append(f'<div class="hc-report"><details><summary>Environment</summary>{env}</details></div>')
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
@@ -130,12 +175,19 @@ def finish(config: pytest.Config) -> None:
 
 
 def add_environment(config, run) -> None:
-    """Add where and with what the run looked to pytest-metadata's table, which pytest-html shows."""
+    """Where and with what the run looked, with pytest-metadata's rows (Python, platform, every package), in one
+    collapsed section below the results: the report opens with the verdict, not with 20 rows of versions."""
+    hooks = config.pluginmanager.get_plugin("healthchecks-html")
+    if hooks is None:
+        return
+    hooks.environment = environment_rows(run)
     try:
         from pytest_metadata.plugin import metadata_key
     except ImportError:
         return
-    config.stash[metadata_key].update(dict(environment_rows(run)))
+    metadata = config.stash[metadata_key]
+    hooks.environment += [(k, str(v)) for k, v in metadata.items()]
+    metadata.clear()
 
 
 def prune_reports(directory: Path, keep: int) -> None:

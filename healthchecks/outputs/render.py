@@ -34,7 +34,35 @@ FINDINGS_HEADER = ("entity", "reason")
 
 
 def _pre(lines: list[str]) -> str:
-    return "<pre>" + escape("\n".join(lines)) + "</pre>"
+    return '<pre class="hc-wrap">' + escape("\n".join(lines)) + "</pre>"
+
+
+def _rows_html(rows: list[tuple[str, ...]], header: tuple[str, ...], classes: list[str], cls: str) -> str:
+    """A table whose rows carry a class each (an outcome's colour)."""
+    head = "<tr>" + "".join(f"<th>{escape(h)}</th>" for h in header) + "</tr>"
+    body = "".join(
+        f'<tr class="{c}">' + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>"
+        for row, c in zip(rows, classes, strict=True)
+    )
+    return f'<table class="{cls}">{head}{body}</table>'
+
+
+def _plan_html(plan) -> str:
+    rows = [(a.kind.replace("_", " "), a.entity, a.detail or "", a.reason) for a in plan.actions]
+    rows += [("not fixed automatically", f.entity, f.check, f.reason) for f in plan.manual]
+    rows += [("held back", "", "", line) for line in plan.held]
+    rows += [("not planned", "", "", line) for line in plan.blocked]
+    classes = ["planned"] * len(plan.actions) + ["manual"] * (len(rows) - len(plan.actions))
+    if not rows:
+        return "<p>no actions</p>"
+    return _rows_html(rows, ("action", "target", "detail", "reason"), classes, "hc-fix")
+
+
+def _outcomes_html(report) -> str:
+    rows = [(o.status, o.action.kind.replace("_", " "), o.action.entity, o.detail) for o in report.outcomes]
+    classes = [o.status.replace(" ", "-") for o in report.outcomes]
+    table = _rows_html(rows, ("outcome", "action", "target", "detail"), classes, "hc-fix") if rows else ""
+    return f"<p>{escape(report.message)}</p>{table}"
 
 
 def fix_sections(report, with_plan: bool) -> list[tuple[str, list[str], str]]:
@@ -43,10 +71,9 @@ def fix_sections(report, with_plan: bool) -> list[tuple[str, list[str], str]]:
         return []
     sections = []
     if with_plan:
-        plan = report.plan.lines()
-        sections.append(("Remediation plan", plan, _pre(plan)))
+        sections.append(("Remediation plan", report.plan.lines(), _plan_html(report.plan)))
     results = [report.message] + [o.line() for o in report.outcomes]
-    sections.append(("remediation results", results, _pre(results)))
+    sections.append(("remediation results", results, _outcomes_html(report)))
     if report.after is not None:
         rows = [
             (label, before, after)
