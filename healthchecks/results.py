@@ -6,6 +6,7 @@ is never "passed" on missing facts. Gas Town's doctor has the same shape (status
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -30,6 +31,22 @@ class Finding:
 
     def line(self) -> str:
         return f"{self.entity}: {self.reason}"
+
+    @property
+    def kind_id(self) -> tuple[str, str]:
+        """What the finding is about, as (kind, id): agent, session, process, counter or file."""
+        prefix, _, rest = self.entity.partition(" ")
+        if prefix in ("agent", "session") and rest:
+            return prefix, rest
+        if prefix == "pid" and rest:
+            return "process", rest
+        return ("counter", self.entity) if self.check == "counters" else ("file", self.entity)
+
+    @property
+    def finding_id(self) -> str:
+        """Stable across runs for the same check and entity: for tracking, deduplicating, waiving."""
+        kind, ident = self.kind_id
+        return hashlib.sha256(f"{self.check}\0{kind}\0{ident}".encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from helpers import REPO, run_health, settings_args
+from jsonschema import Draft202012Validator
 
 from healthchecks.testing.world import World
 
@@ -72,7 +73,18 @@ def test_findings_json_and_metrics_match_the_world(world, tmp_path):
         "ghosts": 2,
         "claude_total": 7,
     }
-    failing = {(f["check"], f["entity"]) for f in doc["findings"] if f["severity"] == "fail"}
+    validator = Draft202012Validator(
+        json.loads((REPO / "healthchecks" / "schemas" / "findings.schema.json").read_text()),
+        format_checker=Draft202012Validator.FORMAT_CHECKER,
+    )
+    assert list(validator.iter_errors(doc)) == []  # the published schema
+    assert doc["version"] == 2 and doc["status"] == "faults"
+    assert {"kind": "process", "id": str(orphan_pid)} in [f["entity"] for f in doc["findings"]]
+    ids = [f["finding_id"] for f in doc["findings"]]
+    assert len(set(ids)) == len(ids)  # one id a finding
+    again = run_health(tmp_path, *settings_args(world.settings), "--findings-json", str(findings))
+    assert again.returncode == 1 and [f["finding_id"] for f in json.loads(findings.read_text())["findings"]] == ids
+    failing = {(f["check"], f["label"]) for f in doc["findings"] if f["severity"] == "fail"}
     assert failing == {
         *(("ghost_agents", f"agent {g}") for g in truth["ghosts"]),
         ("zombie_sessions", f"session agent_{truth['zombie']}"),
@@ -80,7 +92,7 @@ def test_findings_json_and_metrics_match_the_world(world, tmp_path):
         ("orphan_processes", f"pid {orphan_pid}"),
         ("counters", "registry/GLOBAL_REGISTRY.json active_agents"),
     }
-    info = {(f["check"], f["entity"]) for f in doc["findings"] if f["severity"] == "info"}
+    info = {(f["check"], f["label"]) for f in doc["findings"] if f["severity"] == "info"}
     assert info == {("leaked_sessions", f"session {truth['untracked']}"), ("orphan_processes", f"pid {foreign_pid}")}
     assert all(f["snapshot_time"] == doc["snapshot_time"] for f in doc["findings"])
     assert {c: v["status"] for c, v in doc["checks"].items()} == {

@@ -15,18 +15,30 @@ from ..run import Run
 from ..summary import Figures
 from . import Output
 from .files import resolve, write_atomic_text
+from .render import verdict
+
+VERSION = 2  # 2: version, status, finding_id, entity as kind + id (the text is `label`)
 
 
-def document(results: Results, figures: Figures, taken_at: float, settings: dict) -> dict:
+def document(results: Results, figures: Figures, taken_at: float, settings: dict, status: str) -> dict:
+    """The document healthchecks/schemas/findings.schema.json describes."""
     when = datetime.fromtimestamp(taken_at, timezone.utc).isoformat()
     findings = [
-        {"check": f.check, "severity": f.severity, "entity": f.entity, "reason": f.reason, "snapshot_time": when}
+        {
+            "finding_id": f.finding_id,
+            "check": f.check,
+            "severity": f.severity,
+            "entity": dict(zip(("kind", "id"), f.kind_id, strict=True)),
+            "label": f.entity,
+            "reason": f.reason,
+            "snapshot_time": when,
+        }
         for result in results.values()
         for f in result.findings
     ]
     checks = {cid: {"status": r.status, "reason": r.reason, "title": CHECKS[cid].title} for cid, r in results.items()}
-    return {"snapshot_time": when, "settings": settings, "summary": asdict(figures), "checks": checks,
-            "findings": findings}
+    return {"version": VERSION, "status": status, "snapshot_time": when, "settings": settings,
+            "summary": asdict(figures), "checks": checks, "findings": findings}
 
 
 def fix_document(report: Any) -> dict:
@@ -58,6 +70,7 @@ def write(run: Run, value: str, base: Path) -> None:
             "session_prefix": settings.session_prefix,
             "grace": settings.grace,
         },
+        verdict(run)[0],
     )
     if run.fix_report is not None:
         doc["fix"] = fix_document(run.fix_report)

@@ -16,7 +16,7 @@ import pytest
 
 from ..options import report_dir, value
 from ..run import get_run
-from .render import FINDINGS_HEADER, finding_rows, fix_sections, html_table
+from .render import FINDINGS_HEADER, finding_rows, fix_sections, html_table, verdict
 
 REPORT_NAME = "healthchecks-{stamp}-{pid}.html"
 REPORT_PATTERN = re.compile(r"healthchecks-\d{8}-\d{6}-\d+\.html")
@@ -51,29 +51,6 @@ pre.hc-wrap { white-space: pre-wrap; overflow-wrap: anywhere; }
 table.hc-fix td:first-child, table.hc-fix td:nth-child(2) { white-space: nowrap; }
 h2:has(+ #environment:empty), #environment:empty { display: none; }
 </style>"""
-
-
-def verdict(run) -> tuple[str, str, str]:
-    """(state, headline, counts) of the run's final state: what the banner says first."""
-    results, _ = run.final
-    failing = [r for r in results.values() if r.status == "fail"]
-    unjudged = [c for c, r in results.items() if not r.judged]
-    faults = sum(len(r.failing) for r in failing)
-    counts = (
-        f"{faults} fault(s) in {len(failing)} of {len(results)} checks; {len(unjudged)} not judged; "
-        f"{sum(len(r.info) for r in results.values())} information"
-    )
-    fixed = run.fix_report
-    if fixed is not None and fixed.applied:
-        done = sum(1 for o in fixed.outcomes if o.status == "done")
-        if fixed.ok:
-            return "repaired", f"Repaired: {done} action(s) done, every check passes now", counts
-        return "incomplete", f"Repair incomplete: {done} action(s) done, faults remain", counts
-    if failing:
-        return "faults", f"Faults found in {len(failing)} check(s)", counts
-    if unjudged:
-        return "unjudged", f"Could not judge: {', '.join(unjudged)}", counts
-    return "healthy", f"Healthy: all {len(results)} checks pass", counts
 
 
 def environment_rows(run) -> list[tuple[str, str]]:

@@ -84,3 +84,26 @@ def fix_sections(report, with_plan: bool) -> list[tuple[str, list[str], str]]:
         still = report.remaining or ["nothing: every check passes"]
         sections.append(("still wrong after the fix", still, _pre(still)))
     return sections
+
+
+def verdict(run) -> tuple[str, str, str]:
+    """(state, headline, counts) of the run's final state: what the banner says first."""
+    results, _ = run.final
+    failing = [r for r in results.values() if r.status == "fail"]
+    unjudged = [c for c, r in results.items() if not r.judged]
+    faults = sum(len(r.failing) for r in failing)
+    counts = (
+        f"{faults} fault(s) in {len(failing)} of {len(results)} checks; {len(unjudged)} not judged; "
+        f"{sum(len(r.info) for r in results.values())} information"
+    )
+    fixed = run.fix_report
+    if fixed is not None and fixed.applied:
+        done = sum(1 for o in fixed.outcomes if o.status == "done")
+        if fixed.ok:
+            return "repaired", f"Repaired: {done} action(s) done, every check passes now", counts
+        return "incomplete", f"Repair incomplete: {done} action(s) done, faults remain", counts
+    if failing:
+        return "faults", f"Faults found in {len(failing)} check(s)", counts
+    if unjudged:
+        return "unjudged", f"Could not judge: {', '.join(unjudged)}", counts
+    return "healthy", f"Healthy: all {len(results)} checks pass", counts
