@@ -102,7 +102,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         fixing.run_fix(session, run)  # not on an interrupted or broken run
     for output in outputs.OUTPUTS:
         value = options.value(session.config, output.option.name, outputs.OPTIONS)
-        code = output.write(run, value, session.config.invocation_params.dir)
+        extra = {o.dest: options.value(session.config, o.name, outputs.OPTIONS) for o in output.extra}
+        code = output.write(run, value, session.config.invocation_params.dir, **extra)
         if code is not None and session.exitstatus != 130:  # Ctrl-C keeps its own status
             session.exitstatus = code
 

@@ -138,14 +138,22 @@ def test_junit_properties_carry_each_entity(world, tmp_path):
 
 
 def test_status_line_for_monitoring(world, tmp_path):
-    faulty(world)
+    truth = faulty(world)
     proc = run_health(tmp_path, *settings_args(world.settings), "--status-line")
     assert proc.returncode == 2
-    assert proc.stdout.splitlines() == [
+    first, *details = proc.stdout.splitlines()
+    assert first == (
         "AGENT-HEALTH CRITICAL - 1 counters, 2 ghost_agents, 1 zombie_sessions, 1 leaked_sessions, "
-        "1 orphan_processes | registry_schema=0 counters=1 registry_agreement=0 known_statuses=0 timestamps=0 "
-        "ghost_agents=2 split_brain=0 zombie_sessions=1 leaked_sessions=1 orphan_processes=1"
-    ]
+        "1 orphan_processes | registry_schema=0;0;0;0 counters=1;0;0;0 registry_agreement=0;0;0;0 "
+        "known_statuses=0;0;0;0 timestamps=0;0;0;0 ghost_agents=2;0;0;0 split_brain=0;0;0;0 zombie_sessions=1;0;0;0 "
+        "leaked_sessions=1;0;0;0 orphan_processes=1;0;0;0"
+    )
+    assert len(details) == 6
+    assert {f"ghost_agents: agent {g}" for g in truth["ghosts"]} <= {d.split(": registry")[0] for d in details}
+    # With a WARNING threshold of 2 failing findings a check, the same machine is a warning.
+    warn = run_health(tmp_path, *settings_args(world.settings), "--status-line", "--status-warning", "2")
+    assert warn.returncode == 1 and warn.stdout.startswith("AGENT-HEALTH WARNING - 1 counters, 2 ghost_agents")
+    assert "ghost_agents=2;0;2;0" in warn.stdout
 
 
 def test_status_line_ok_and_unknown(world, tmp_path):
@@ -158,6 +166,8 @@ def test_status_line_ok_and_unknown(world, tmp_path):
     assert unknown.returncode == 2 and unknown.stdout.startswith(
         "AGENT-HEALTH CRITICAL - 1 registry_schema; not judged: counters"
     )
+    assert "ghost_agents=U" in unknown.stdout  # unknown, never 0
+    assert "ghost_agents: not judged (registry unusable:" in unknown.stdout
 
 
 def _substitute(command: str, world: World, tmp_path: Path) -> list[str]:

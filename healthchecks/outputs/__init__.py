@@ -10,18 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from ..options import Option
-from ..run import Run
 
 
 @dataclass(frozen=True)
 class Output:
     option: Option
-    write: Callable[[Run, Any, Path], int | None]  # (run, the option's value, base dir) -> exit status or None
+    write: Callable[..., int | None]  # (run, the option's value, base dir, **extra values) -> exit status or None
     owns_stdout: bool = False  # its output is the whole output: pytest's terminal report is switched off
+    extra: tuple[Option, ...] = ()  # options that tune it; their values reach write() by their dest
 
 
 def _registered() -> tuple[Output, ...]:
@@ -31,4 +29,4 @@ def _registered() -> tuple[Output, ...]:
 
 
 OUTPUTS = _registered()
-OPTIONS = tuple(o.option for o in OUTPUTS)
+OPTIONS = tuple(opt for o in OUTPUTS for opt in (o.option, *o.extra))
