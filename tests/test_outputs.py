@@ -7,12 +7,16 @@ import json
 import os
 import re
 import shlex
+import shutil
+import socket
 import subprocess
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 from helpers import REPO, run_health, settings_args
 from jsonschema import Draft202012Validator
+from prometheus_client.parser import text_string_to_metric_families
 
 from healthchecks.testing.world import World
 
@@ -41,12 +45,26 @@ def faulty(world: World) -> dict[str, object]:
 
 
 def parse_metrics(text: str) -> dict[str, float]:
+    """Samples by name and labels, read with prometheus_client's own parser (the format's reference reader);
+    the workspace and host labels every sample carries are checked here and left out of the keys."""
     samples = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            samples[name] = float(value)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = dict(sample.labels)
+            assert labels.pop("host") == socket.gethostname() and labels.pop("workspace"), sample
+            label = "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else ""
+            samples[sample.name + label] = sample.value
     return samples
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None and not os.environ.get("CI"),
+                    reason="no promtool (apt-get install prometheus); CI installs it")
+def test_metrics_pass_promtool(world, tmp_path):
+    faulty(world)
+    metrics = tmp_path / "health.prom"
+    run_health(tmp_path, *settings_args(world.settings), "--metrics-file", str(metrics))
+    lint = subprocess.run(["promtool", "check", "metrics"], input=metrics.read_text(), capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
 def test_findings_json_and_metrics_match_the_world(world, tmp_path):
@@ -115,7 +133,8 @@ def test_findings_json_and_metrics_match_the_world(world, tmp_path):
     assert [m[p + f'claude_processes{{class="{c}"}}'] for c in ("attached", "orphan", "foreign")] == [5, 1, 1]
     assert m[p + 'agent_sessions{tracked="true"}'] == 5 and m[p + 'agent_sessions{tracked="false"}'] == 1
     assert [
-        m[p + n] for n in ("ghost_agents", "orphan_processes", "zombie_sessions", "leaked_sessions", "counter_drift")
+        m[p + n]
+        for n in ("ghost_agents", "orphan_processes", "zombie_sessions", "leaked_sessions", "registry_count_mismatches")
     ] == [2, 1, 1, 1, 1]
     assert m[p + 'check_passed{check="ghost_agents"}'] == 0 and m[p + 'check_passed{check="registry_schema"}'] == 1
     assert all(m[p + f'check_judged{{check="{c}"}}'] == 1 for c in doc["checks"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from ..options import Option
@@ -18,8 +19,11 @@ def failing_counts(results: Results) -> dict[str, int]:
     return {cid: len(r.failing) for cid, r in results.items()}
 
 
-def metrics_text(results: Results, figures: Figures, snapshot_seconds: float, taken_at: float) -> str:
-    """Prometheus text exposition format (version 0.0.4) of the run's gauges."""
+def metrics_text(
+    results: Results, figures: Figures, snapshot_seconds: float, taken_at: float, base: dict[str, str] | None = None
+) -> str:
+    """Prometheus text exposition format (version 0.0.4) of the run's gauges; every sample carries the ``base``
+    labels (workspace, host), so that the runs of several workspaces and hosts never collide."""
     lines: list[str] = []
 
     def gauge(name: str, help_: str, samples: list[tuple[dict[str, str], float | None]]) -> None:
@@ -28,7 +32,8 @@ def metrics_text(results: Results, figures: Figures, snapshot_seconds: float, ta
         for labels, value in samples:
             if value is None:
                 continue  # not known (registry unusable, tmux unreachable): absent, not zero
-            label = "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items()) + "}" if labels else ""
+            every = {**labels, **(base or {})}
+            label = "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in every.items()) + "}" if every else ""
             lines.append(f"{PREFIX}_{name}{label} {_number(value)}")
 
     counts = failing_counts(results)
@@ -60,7 +65,7 @@ def metrics_text(results: Results, figures: Figures, snapshot_seconds: float, ta
         ("orphan_processes", "orphan_processes", "Orphan Claude processes."),
         ("zombie_sessions", "zombie_sessions", "Agent sessions without Claude."),
         ("leaked_sessions", "leaked_sessions", "Finished agents whose session runs."),
-        ("counter_drift", "counters", "Registry counters that differ from entries."),
+        ("registry_count_mismatches", "counters", "Registry counters that differ from what the entries say."),
     ):
         gauge(name, help_, [({}, counts[check_id] if results[check_id].judged else None)])
     gauge(
@@ -94,10 +99,11 @@ def _escape(value: str) -> str:
 def write(run: Run, value: str, base: Path) -> None:
     if value:
         results, figures = run.final
-        text = metrics_text(results, figures, run.snapshot.duration, run.snapshot.taken_at)
-        source = run.snapshot.registries.source
+        base = {"workspace": str(run.snapshot.settings.workspace), "host": socket.gethostname()}
+        text = metrics_text(results, figures, run.snapshot.duration, run.snapshot.taken_at, base)
+        labels = ",".join(f'{k}="{_escape(v)}"' for k, v in {"source": run.snapshot.registries.source, **base}.items())
         text += (f"# HELP {PREFIX}_records_source Where the agents' records were read: json or sqlite.\n"
-                 f"# TYPE {PREFIX}_records_source gauge\n{PREFIX}_records_source{{source=\"{source}\"}} 1\n")
+                 f"# TYPE {PREFIX}_records_source gauge\n{PREFIX}_records_source{{{labels}}} 1\n")
         write_atomic_text(resolve(value, base), text)
     return None
 
