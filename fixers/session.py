@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from healthchecks.options import value
+from healthchecks.outputs.junit import SELECTED
 from healthchecks.run import Run
 
 from .apply import Options
@@ -17,7 +18,7 @@ from .run import FixReport, fix
 
 EXIT_INTERRUPTED = 130  # what a shell reports for a program ended by Ctrl-C
 OPTIONS = pytest.StashKey[Options]()
-SELECTED = pytest.StashKey["Selection"]()
+SELECTION = pytest.StashKey["Selection"]()
 
 
 class Selection:
@@ -28,7 +29,7 @@ class Selection:
         self.checks: set[str] = set()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        self.checks.update(v for name, v in report.user_properties if name == "check")
+        self.checks.update(k.removeprefix(SELECTED) for k in report.keywords if k.startswith(SELECTED))
 
 
 def fixing(config: pytest.Config) -> bool:
@@ -44,8 +45,8 @@ def configure(config: pytest.Config) -> None:
         allow_server_down=value(config, "--allow-server-down"),
         tmux_timeout=value(config, "--tmux-timeout"),
     )
-    config.stash[SELECTED] = Selection()
-    config.pluginmanager.register(config.stash[SELECTED], "healthchecks-selection")
+    config.stash[SELECTION] = Selection()
+    config.pluginmanager.register(config.stash[SELECTION], "healthchecks-selection")
 
 
 def say(config: pytest.Config, title: str, lines: list[str]) -> None:
@@ -73,7 +74,7 @@ def run_fix(session: pytest.Session, run: Run) -> None:
         return ask(plan.lines(), len(plan.actions))
 
     dry_run = value(config, "--dry-run")
-    options = dataclasses.replace(config.stash[OPTIONS], selected=frozenset(config.stash[SELECTED].checks))
+    options = dataclasses.replace(config.stash[OPTIONS], selected=frozenset(config.stash[SELECTION].checks))
     fixed = run.fix_report = FixReport(Plan())
     try:
         fix(run.observation, run.snapshot.settings, options, dry_run=dry_run, confirm=confirm,

@@ -87,6 +87,7 @@ def pytest_sessionstart(session: pytest.Session):
         settings = world.settings
     run = config.stash[RUN] = Run(observe(settings), world)
     html.add_environment(config, run)
+    junit.configure(config, run.results, run.snapshot_id)
     xdist.hand_over(config)  # tests reach workers only after this hook: the files are complete
     return result
 

@@ -97,15 +97,16 @@ def run_health(
 
 
 def junit_outcomes(path: Path) -> dict[str, tuple[str, tuple[str, ...]]]:
-    """test name -> (outcome, finding lines) from a JUnit XML file."""
+    """test name -> (outcome, finding lines) from a JUnit XML file (the default xunit2 family)."""
     result = {}
     for case in ET.parse(path).iter("testcase"):
         outcome = "passed"
         for tag in ("failure", "error", "skipped"):
             if case.find(tag) is not None:
                 outcome = tag
-        props = tuple(sorted(p.get("value") for p in case.iter("property") if p.get("name") == "finding"))
-        result[case.get("name")] = (outcome, props)
+        failure = case.find("failure")  # a failing check's message: its findings, one a line
+        lines = tuple(sorted(failure.text.splitlines())) if failure is not None and failure.text else ()
+        result[case.get("name")] = (outcome, lines)
     return result
 
 

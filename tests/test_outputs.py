@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from helpers import REPO, run_health, settings_args
 from jsonschema import Draft202012Validator
+from junitparser import Failure, JUnitXml
 from prometheus_client.parser import text_string_to_metric_families
 
 from healthchecks.testing.world import World
@@ -147,13 +148,26 @@ def json_time(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
 
 
-def test_junit_properties_carry_each_entity(world, tmp_path):
+def test_junit_is_valid_in_its_family_and_read_back_by_junitparser(world, tmp_path):
+    """xunit2 (the default) allows properties on the suite only; xunit1 on each test too. No family warning."""
     truth = faulty(world)
-    proc = run_health(tmp_path, *settings_args(world.settings), "--junitxml", str(tmp_path / "j.xml"))
-    assert proc.returncode == 1
-    xml = (tmp_path / "j.xml").read_text()
+    xml = tmp_path / "j.xml"
+    proc = run_health(tmp_path, *settings_args(world.settings), "--junitxml", str(xml), "-W", "error::UserWarning")
+    assert proc.returncode == 1 and "PytestWarning" not in proc.stdout + proc.stderr
+    (suite,) = JUnitXml.fromfile(str(xml))
+    assert suite.name == "agent-healthchecks" and suite.tests == 10 and suite.failures == 5
+    suite_props = [(p.name, p.value) for p in suite.properties()]
     for ghost in truth["ghosts"]:
-        assert f'<property name="entity" value="agent {ghost}"' in xml
+        assert ("entity", f"agent {ghost}") in suite_props
+    assert all(case._elem.find("properties") is None for case in suite)  # none inside a testcase
+    failed = {case.name for case in suite if case.result and isinstance(case.result[0], Failure)}
+    assert "test_no_ghost_agents" in failed
+    legacy = run_health(tmp_path, *settings_args(world.settings), "--junitxml", str(xml), "-o", "junit_family=xunit1")
+    assert legacy.returncode == 1
+    (suite,) = JUnitXml.fromfile(str(xml))
+    ghost_case = next(case for case in suite if case.name == "test_no_ghost_agents")
+    entities = {p.get("value") for p in ghost_case._elem.iter("property") if p.get("name") == "entity"}
+    assert entities == {f"agent {g}" for g in truth["ghosts"]}
 
 
 def test_status_line_for_monitoring(world, tmp_path):

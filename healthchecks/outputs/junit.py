@@ -1,4 +1,9 @@
-"""JUnit XML (`--junitxml`): each test carries the snapshot it was judged on and, per failing finding, its entity."""
+"""JUnit XML (`--junitxml`): valid in the junit family it declares, named `agent-healthchecks`.
+
+The default family (xunit2) allows properties on the suite only: there, the snapshot the run judged and one
+`finding` (check: entity: reason) and `entity` per failing finding. The legacy family (xunit1) allows them on each
+test as well, where they are also written. Each failing test's message lists its findings either way.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,35 @@ import pytest
 
 from ..results import CheckResult
 
+SELECTED = "healthchecks_check:"  # a keyword of each check's test: which checks this run ran (see fixers.session)
+SUITE_NAME = "agent-healthchecks"
+
+
+def _xml(config: pytest.Config):
+    from _pytest.junitxml import xml_key  # the junitxml plugin's report object, when --junitxml is given
+
+    return config.stash.get(xml_key, None)
+
 
 def record(item: pytest.Item, result: CheckResult, snapshot_id: str) -> None:
-    """Properties of one check's test; the check id also tells the controller which checks this run ran."""
-    item.user_properties += [("check", result.check), ("snapshot", snapshot_id)]
-    for f in result.failing:
-        item.user_properties += [("finding", f.line()), ("entity", f.entity)]
+    """Mark one check's test, and give it per-test properties where the family allows them."""
+    item.keywords[SELECTED + result.check] = 1
+    xml = _xml(item.config)
+    if xml is not None and xml.family == "xunit1":
+        item.user_properties.append(("snapshot", snapshot_id))
+        for f in result.failing:
+            item.user_properties += [("finding", f.line()), ("entity", f.entity)]
+
+
+def configure(config: pytest.Config, results: dict[str, CheckResult], snapshot_id: str) -> None:
+    """The suite's name (unless the user set junit_suite_name) and its properties."""
+    xml = _xml(config)
+    if xml is None:
+        return
+    if xml.suite_name == "pytest":
+        xml.suite_name = SUITE_NAME
+    xml.add_global_property("snapshot", snapshot_id)
+    for result in results.values():
+        for f in result.failing:
+            xml.add_global_property("finding", f"{f.check}: {f.line()}")
+            xml.add_global_property("entity", f.entity)
