@@ -8,8 +8,8 @@ missing facts is how "tmux is down" turns into "every agent is a ghost".
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import date, datetime
 
 from .analysis import Agent, Analysis, LiveSession
 from .registry import GLOBAL_RELPATH, RegistryFile, expected_counters, may_be_after
@@ -76,8 +76,32 @@ def unmet(check: Check, analysis: Analysis) -> CheckResult | None:
 
 
 def judge(analysis: Analysis) -> Results:
-    """Every check's result on this snapshot."""
-    return {c.id: unmet(c, analysis) or CheckResult.judged_from(c.id, c.judge(analysis)) for c in REGISTRY.values()}
+    """Every check's result on this snapshot, with the waivers of its settings applied."""
+    waivers = analysis.settings.waivers
+    return {
+        c.id: unmet(c, analysis) or CheckResult.judged_from(c.id, waive(c.judge(analysis), waivers, analysis.now))
+        for c in REGISTRY.values()
+    }
+
+
+def waive(findings: list[Finding], waivers: tuple, now: float) -> list[Finding]:
+    """A failing finding that an unexpired waiver matches becomes "waived" (never failing, never acted on);
+    one whose waiver has expired stays failing and says so."""
+    if not waivers:
+        return findings
+    today = date.fromtimestamp(now)
+    result = []
+    for f in findings:
+        match = next((w for w in waivers if f.severity == "fail" and w.matches(f.check, f.entity)), None)
+        if match is None:
+            result.append(f)
+        elif match.expired(today):
+            note = f"waiver expired on {match.expires.isoformat()} ({match.reason}; {match.source}); no longer applied"
+            result.append(replace(f, waiver=note))
+        else:
+            note = f"waived until {match.expires.isoformat()}: {match.reason} ({match.source})"
+            result.append(replace(f, severity="waived", waiver=note))
+    return result
 
 
 def _file_label(file: RegistryFile) -> str:

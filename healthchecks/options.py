@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import pytest
 
+from . import waivers
 from .settings import DEFAULT_CLAUDE_MATCH, DEFAULT_GRACE, DEFAULT_PREFIX, DEFAULT_TMUX_TIMEOUT, Settings
 
 
@@ -194,9 +195,15 @@ def path(config: pytest.Config, text: str, base: Path) -> Path:
 
 
 def settings_from(config: pytest.Config) -> Settings:
+    workspace = path(config, value(config, "--workspace"), config.invocation_params.dir)
+    try:
+        found = waivers.load(config.rootpath / "pyproject.toml", workspace)
+    except waivers.WaiverError as exc:
+        raise pytest.UsageError(f"agent-healthchecks: {exc}") from None
     try:
         return Settings(
-            workspace=path(config, value(config, "--workspace"), config.invocation_params.dir),
+            workspace=workspace,
+            waivers=found,
             tmux_sockets=value(config, "--tmux-socket"),
             session_prefix=value(config, "--session-prefix"),
             claude_match=value(config, "--claude-match"),

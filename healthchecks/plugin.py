@@ -164,6 +164,8 @@ def findings(request: pytest.FixtureRequest, hc_judged: Judged) -> Findings:
         pytest.skip(result.reason)
     if result.status == "error":
         pytest.fail(result.reason, pytrace=False)
+    if result.waived and not result.failing:  # only what a person acknowledged: xfail, with their reasons
+        pytest.xfail("; ".join(f.line() for f in result.waived))
     failing = request.node.stash[FOUND] = Findings(result.failing)
     return failing
 

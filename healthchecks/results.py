@@ -12,7 +12,7 @@ from typing import Literal
 
 from .targets import Target
 
-Severity = Literal["fail", "info"]
+Severity = Literal["fail", "info", "waived"]
 Status = Literal["pass", "fail", "skip", "error"]
 
 
@@ -28,9 +28,10 @@ class Finding:
     reason: str
     severity: Severity = "fail"
     target: Target = None
+    waiver: str = ""  # why a person waived it (severity "waived"), or why a waiver no longer applies
 
     def line(self) -> str:
-        return f"{self.entity}: {self.reason}"
+        return f"{self.entity}: {self.reason}" + (f" [{self.waiver}]" if self.waiver else "")
 
     @property
     def kind_id(self) -> tuple[str, str]:
@@ -74,6 +75,10 @@ class CheckResult:
     @property
     def info(self) -> tuple[Finding, ...]:
         return tuple(f for f in self.findings if f.severity == "info")
+
+    @property
+    def waived(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity == "waived")
 
 
 Results = dict[str, CheckResult]

@@ -35,6 +35,7 @@ class Settings:
     tmux_timeout: float = DEFAULT_TMUX_TIMEOUT
     registry_tz: str = ""  # the orchestrator's time zone (IANA name); empty: this machine's local zone
     lock_timeout: float = 10.0  # how long to wait for the orchestrator's locks (a registry flock, a busy database)
+    waivers: tuple = ()  # healthchecks.waivers.Waiver: findings a person acknowledged, until a date
     source: str = "auto"  # where the agents' records are: auto, json (E0-E4) or sqlite (E5, the current release)
 
     def __post_init__(self) -> None:

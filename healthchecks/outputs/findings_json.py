@@ -31,6 +31,7 @@ def document(results: Results, figures: Figures, taken_at: float, settings: dict
             "entity": dict(zip(("kind", "id"), f.kind_id, strict=True)),
             "label": f.entity,
             "reason": f.reason,
+            "waiver": f.waiver,
             "snapshot_time": when,
         }
         for result in results.values()

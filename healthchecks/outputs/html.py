@@ -122,6 +122,10 @@ class HtmlHooks:
         if run.info:
             parts.append("<h2>Information (never a failure)</h2>"
                          + html_table(finding_rows(run.info), FINDINGS_HEADER, "hc-info"))
+        if waived := [f for r in run.results.values() for f in r.waived]:
+            rows = [(f.check, f.entity, f.reason, f.waiver) for f in waived]
+            parts.append("<h2>Waived (never a failure, never acted on)</h2>"
+                         + html_table(rows, ("check", "entity", "reason", "waiver"), "hc-info"))
         parts += [f"<h2>{escape(title)}</h2>{html}" for title, _, html in fix_sections(run.fix_report, with_plan=True)]
         prefix.append("".join(parts) + "</div>")
         env = html_table(self.environment, ("", ""), "hc-env")

@@ -36,6 +36,11 @@ def terminal_summary(reporter, run) -> None:
             if len(lines) > INFO_SHOWN:
                 more = len(lines) - INFO_SHOWN
                 write(f"  ... and {more} more of {check} (all in the HTML report and --findings-json)")
+    waived = [f for r in run.results.values() for f in r.waived]
+    if waived:
+        write(f"waived ({len(waived)}, never a failure, never acted on):")
+        for f in waived:
+            write(f"  {f.check}: {f.line()}")
     for title, lines, _ in fix_sections(run.fix_report, with_plan=False):
         reporter.write_sep("-", title)
         for line in lines:
