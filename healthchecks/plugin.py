@@ -107,6 +107,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         code = output.write(run, value, session.config.invocation_params.dir, **extra)
         if code is not None and session.exitstatus != 130:  # Ctrl-C keeps its own status
             session.exitstatus = code
+    html.record(session.config, run)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -9,7 +9,7 @@ import subprocess
 from html import unescape
 
 import pytest
-from helpers import run_health, settings_args
+from helpers import REPO, run_health, settings_args
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = [
@@ -65,3 +65,29 @@ def test_report_renders_figures_and_ghost_ids(world, tmp_path):
     shot = tmp_path / "report.png"
     assert render(report, tmp_path, f"--screenshot={shot}", "--window-size=1280,2000").returncode == 0
     assert shot.stat().st_size > 10_000
+
+
+DEMO_NODES = {"server": 1, "healthy": 8, "zombie": 1, "leaked": 1, "untracked": 1, "ghost": 5,
+              "attached": 11, "orphan": 1, "foreign": 1}
+
+
+def test_demo_report_before_and_after_the_fix(tmp_path):
+    """The verdict, the fleet picture's coloured nodes by class, and the trend after two runs, as a browser shows
+    them; the screenshots are kept under reports/ (outside git) for a person to look at."""
+    shots = REPO / "reports" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    for step, args, banner in (("before", (), "Faults found in 5 check(s)"),
+                               ("after", ("--fix", "--yes"), "Repaired: 17 action(s) done, every check passes now")):
+        proc = run_health(tmp_path, "--demo", *args)
+        assert proc.returncode == (1 if step == "before" else 0), proc.stdout[-2000:]
+        report = tmp_path / "reports" / "latest.html"
+        dom = render(report, tmp_path, "--dump-dom", "--virtual-time-budget=5000").stdout
+        assert banner in visible_text(dom)
+        counts = {c: len(re.findall(rf'class="hc-node" data-class="{c}"', dom)) for c in DEMO_NODES}
+        assert counts == DEMO_NODES
+        shot = shots / f"demo-{step}.png"
+        assert render(report, tmp_path, f"--screenshot={shot}", "--window-size=1280,2600").returncode == 0
+    trend = dom[dom.index("faults over the last runs"):]
+    assert len(re.findall(r'<circle[^>]*class="dot', trend)) >= 2 * 5  # two runs, five series
+    index = (tmp_path / "reports" / "index.html").read_text()
+    assert index.count("<tr class=") == 2 and "Repaired" in index and "Faults found" in index

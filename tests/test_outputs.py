@@ -10,6 +10,7 @@ import shlex
 import shutil
 import socket
 import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -276,3 +277,21 @@ def test_figures_that_cannot_be_judged_are_absent_not_zero(world, tmp_path):
     assert summary["claude_total"] == 2 and summary["claude_attached"] == 1
     assert summary["claude_orphan"] is None and summary["untracked_sessions"] is None
     assert "Claude processes     2 (1 attached, n/a orphan, n/a foreign)" in proc.stdout
+
+
+APPENDER = """
+import sys
+from pathlib import Path
+from healthchecks.outputs import history
+for i in range(60):
+    history.append(Path(sys.argv[1]), {"time": i, "workspace": sys.argv[2], "status": "healthy", "headline": "",
+                                       "report": "", "counts": {}})
+"""
+
+
+def test_history_from_runs_at_the_same_time_keeps_every_line_whole(tmp_path):
+    writers = [subprocess.Popen([sys.executable, "-c", APPENDER, str(tmp_path), name], cwd=REPO) for name in "ab"]
+    assert [w.wait(120) for w in writers] == [0, 0]
+    lines = (tmp_path / "history.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]  # every line whole
+    assert sorted(r["workspace"] for r in records) == ["a"] * 60 + ["b"] * 60

@@ -16,6 +16,7 @@ import pytest
 
 from ..options import report_dir, value
 from ..run import get_run
+from . import history, picture
 from .render import FINDINGS_HEADER, finding_rows, fix_sections, html_table, verdict
 
 REPORT_NAME = "healthchecks-{stamp}-{pid}.html"
@@ -49,7 +50,8 @@ tr.skipped td:first-child, tr.manual td:first-child { background: #fff3e0; }
 tr.failed td:first-child, tr.refused td:first-child, tr.not-done td:first-child { background: #ffebee; }
 pre.hc-wrap { white-space: pre-wrap; overflow-wrap: anywhere; }
 table.hc-fix td:first-child, table.hc-fix td:nth-child(2) { white-space: nowrap; }
-h2:has(+ #environment:empty), #environment:empty { display: none; }
+#environment-header:has(+ #environment:empty), #environment:empty { display: none; }
+.hc-scroll { max-height: 640px; overflow: auto; border: 1px solid #ddd; }
 </style>"""
 
 
@@ -94,6 +96,7 @@ class HtmlHooks:
 
     def __init__(self, config: pytest.Config) -> None:
         self.environment: list[tuple[str, str]] = []
+        self.history: list[dict] = []
         if not config.option.htmlpath:  # a timestamped report in --report-dir, self-contained (opens offline)
             name = REPORT_NAME.format(stamp=time.strftime("%Y%m%d-%H%M%S"), pid=os.getpid())
             config.option.htmlpath = str(report_dir(config) / name)
@@ -127,6 +130,10 @@ class HtmlHooks:
             parts.append("<h2>Waived (never a failure, never acted on)</h2>"
                          + html_table(rows, ("check", "entity", "reason", "waiver"), "hc-info"))
         parts += [f"<h2>{escape(title)}</h2>{html}" for title, _, html in fix_sections(run.fix_report, with_plan=True)]
+        parts.append(f"<h2>The fleet{found}</h2><div class='hc-scroll'>{picture.svg(run)}</div>")
+        if self.history:
+            trend = history.trend_svg(self.history, history.workspace_key(run))
+            parts.append(f"<h2>Trend</h2><div class='hc-trend'>{trend}</div>")
         prefix.append("".join(parts) + "</div>")
         env = html_table(self.environment, ("", ""), "hc-env")
         postfix.append(f'<div class="hc-report"><details><summary>Environment</summary>{env}</details></div>')
@@ -146,13 +153,24 @@ class HtmlHooks:
         return result
 
 
+def record(config: pytest.Config, run) -> None:
+    """Add this run to the history beside the reports (before the report is drawn, so its trend includes it)."""
+    hooks = config.pluginmanager.get_plugin("healthchecks-html")
+    html = getattr(config.option, "htmlpath", None)
+    if hooks is not None and html:
+        hooks.history = history.append(report_dir(config), history.entry(run, Path(html).name))
+
+
 def finish(config: pytest.Config) -> None:
-    """Keep this run's report as latest.html, and only the newest --keep-reports of them."""
+    """Keep this run's report as latest.html, only the newest --keep-reports of them, and the index of them."""
     html = getattr(config.option, "htmlpath", None)
     if html and Path(html).is_file():
         directory = report_dir(config)
         shutil.copyfile(html, directory / "latest.html")
         prune_reports(directory, value(config, "--keep-reports"))
+        hooks = config.pluginmanager.get_plugin("healthchecks-html")
+        if hooks is not None:
+            history.write_index(directory, hooks.history)
 
 
 def add_environment(config, run) -> None:

@@ -1,0 +1,109 @@
+"""Each run's figures, kept beside the reports: one JSON line a run in `<report-dir>/history.jsonl`, at most
+KEEP of them. Two runs writing at once take turns on the file's flock, and the file is rewritten in place under
+it, so no line is lost or torn. The report draws the trend of the last runs with pygal (SVG, no script, offline),
+and `<report-dir>/index.html` lists the past reports with their verdicts."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from html import escape
+from pathlib import Path
+
+from .render import verdict
+
+FILE = "history.jsonl"
+KEEP = 1000  # runs
+TREND = 50  # runs drawn
+SERIES = {
+    "ghosts": "ghost_agents",
+    "orphans": "orphan_processes",
+    "zombies": "zombie_sessions",
+    "leaked sessions": "leaked_sessions",
+    "counter mismatches": "counters",
+}
+
+
+def entry(run, report: str) -> dict:
+    results, _ = run.final
+    state, headline, _ = verdict(run)
+    counts = {name: (len(results[c].failing) if c in results and results[c].judged else None)
+              for name, c in SERIES.items()}
+    return {"time": time.time(), "workspace": workspace_key(run), "status": state,
+            "headline": headline, "report": report, "counts": counts}
+
+
+def workspace_key(run) -> str:
+    """Whose trend a run belongs to: its workspace, or the demo's (built anew in a temporary folder each time)."""
+    return "demo" if run.world is not None else str(run.snapshot.settings.workspace)
+
+
+def append(directory: Path, record: dict) -> list[dict]:
+    """Add one run, keep the newest KEEP; returns what the file now holds."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with os.fdopen(os.dup(fd), "r+", encoding="utf-8") as fh:
+            records = [r for r in (_parse(line) for line in fh.read().splitlines()) if r is not None]
+            records = [*records, record][-KEEP:]
+            fh.seek(0)
+            fh.write("".join(json.dumps(r) + "\n" for r in records))
+            fh.truncate()
+            fh.flush()
+            os.fsync(fh.fileno())
+        return records
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _parse(line: str) -> dict | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None  # a line another tool tore: skipped, not fatal
+    return record if isinstance(record, dict) else None
+
+
+def trend_svg(records: list[dict], workspace: str) -> str:
+    """The fault counts of this workspace's last runs, drawn by pygal as inline SVG."""
+    import pygal  # imported on use: only a run that writes an HTML report draws
+
+    mine = [r for r in records if r.get("workspace") == workspace][-TREND:]
+    chart = pygal.Line(
+        js=[],  # no script from the network: the report opens offline
+        height=300,
+        width=900,
+        show_dots=True,
+        x_label_rotation=30,
+        title="faults over the last runs",
+        disable_xml_declaration=True,
+    )
+    chart.x_labels = [time.strftime("%m-%d %H:%M", time.localtime(r["time"])) for r in mine]
+    for name in SERIES:
+        chart.add(name, [r.get("counts", {}).get(name) for r in mine])
+    return chart.render(is_unicode=True)
+
+
+def write_index(directory: Path, records: list[dict]) -> None:
+    """`index.html`: the reports still on disk, newest first, with their verdicts."""
+    rows = "".join(
+        f'<tr class="{escape(r["status"])}"><td>{time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["time"]))}</td>'
+        f'<td><a href="{escape(r["report"])}">{escape(r["report"])}</a></td><td>{escape(r["headline"])}</td>'
+        f"<td>{escape(r['workspace'])}</td></tr>"
+        for r in reversed(records)
+        if r.get("report") and (directory / r["report"]).is_file()
+    )
+    page = (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>agent-healthchecks reports</title><style>"
+        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left} tr.healthy td:nth-child(3){background:#e8f5e9}"
+        "tr.faults td:nth-child(3),tr.incomplete td:nth-child(3){background:#ffebee}"
+        "tr.repaired td:nth-child(3){background:#e3f2fd} tr.unjudged td:nth-child(3){background:#eeeeee}"
+        "</style></head><body><h1>agent-healthchecks reports</h1><table><tr><th>time</th><th>report</th>"
+        f"<th>verdict</th><th>workspace</th></tr>{rows}</table></body></html>"
+    )
+    tmp = directory / f".index.html.{os.getpid()}"
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, directory / "index.html")

@@ -1,0 +1,93 @@
+"""The fleet as one picture: tmux servers → agent sessions → Claude processes, plus what lives nowhere (ghost
+entries, orphan and foreign Claude). Inline SVG, self-contained, coloured and labelled by class; every group is
+folded after a few nodes, so 1,000 sessions stay one readable page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from html import escape
+
+SHOWN = 12  # nodes drawn per group; the rest is one "+N more" node
+COLOURS = {
+    "server": "#455a64",
+    "healthy": "#2e7d32",
+    "zombie": "#ef6c00",
+    "leaked": "#f9a825",
+    "untracked": "#9e9e9e",
+    "ghost": "#c62828",
+    "attached": "#66bb6a",
+    "orphan": "#b71c1c",
+    "foreign": "#78909c",
+    "more": "#bdbdbd",
+}
+NODE_W, NODE_H, GAP, COL = 230, 20, 6, 270
+
+
+@dataclass(frozen=True)
+class Node:
+    cls: str
+    label: str
+    column: int
+
+
+def nodes(run) -> list[Node]:
+    """What to draw, from the run's findings and analysis (the state as found)."""
+    a, results = run.observation.analysis, run.results
+    failing = {(f.check, f.entity) for r in results.values() for f in r.failing}
+    drawn: list[Node] = [Node("server", f"tmux {s.label} ({s.state})", 0) for s in a.snapshot.servers]
+    groups: dict[str, list[str]] = {k: [] for k in ("healthy", "zombie", "leaked", "untracked")}
+    for s in a.agent_sessions:
+        entity = f"session {s.name}"
+        cls = (
+            "zombie" if ("zombie_sessions", entity) in failing
+            else "leaked" if ("leaked_sessions", entity) in failing
+            else "untracked" if s.name not in a.agents_by_session
+            else "healthy"
+        )
+        groups[cls].append(s.name)
+    classes = a.claude_classes
+    groups["attached"] = [f"pid {c.proc.pid}" for c in classes["attached"]]
+    groups["ghost"] = [f.entity for f in results["ghost_agents"].failing] if "ghost_agents" in results else []
+    groups["orphan"] = [f"pid {c.proc.pid}" for c in classes["orphan"]]
+    groups["foreign"] = [f"pid {c.proc.pid}" for c in classes["foreign"]]
+    column = {"healthy": 1, "zombie": 1, "leaked": 1, "untracked": 1, "ghost": 1,
+              "attached": 2, "orphan": 2, "foreign": 2}
+    for cls, labels in groups.items():
+        drawn += [Node(cls, label, column[cls]) for label in labels[:SHOWN]]
+        if len(labels) > SHOWN:
+            drawn.append(Node("more", f"+{len(labels) - SHOWN} more {cls}", column[cls]))
+    return drawn
+
+
+def svg(run) -> str:
+    drawn = nodes(run)
+    rows = [0, 0, 0]
+    parts = []
+    for node in drawn:
+        x, y = 10 + node.column * COL, 40 + rows[node.column] * (NODE_H + GAP)
+        rows[node.column] += 1
+        dash = ' stroke-dasharray="4 2"' if node.cls == "ghost" else ""
+        parts.append(
+            f'<g class="hc-node" data-class="{node.cls}"><rect x="{x}" y="{y}" width="{NODE_W}" height="{NODE_H}" '
+            f'rx="3" fill="{COLOURS[node.cls]}" stroke="#333"{dash}/>'
+            f'<text x="{x + 6}" y="{y + 14}" font-size="11" fill="#fff">{escape(_short(node))}</text>'
+            f"<title>{escape(node.cls)}: {escape(node.label)}</title></g>"
+        )
+    height = 50 + max(rows) * (NODE_H + GAP)
+    heads = "".join(
+        f'<text x="{10 + i * COL}" y="24" font-size="13" font-weight="bold">{t}</text>'
+        for i, t in enumerate(("tmux servers", "agent sessions and ghost entries", "Claude processes"))
+    )
+    legend = "".join(
+        f'<tspan fill="{COLOURS[c]}">■</tspan><tspan> {c}  </tspan>' for c in COLOURS if c not in ("more",)
+    )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="hc-picture" width="{10 + 3 * COL}" height="{height + 20}" '
+        f'role="img" aria-label="fleet picture">{heads}{"".join(parts)}'
+        f'<text x="10" y="{height + 10}" font-size="11">{legend}</text></svg>'
+    )
+
+
+def _short(node: Node) -> str:
+    label = f"{node.cls}: {node.label}" if node.cls not in ("server", "more") else node.label
+    return label if len(label) <= 36 else label[:35] + "…"
