@@ -33,6 +33,7 @@ class FixReport:
     before: Figures | None = None
     after: Figures | None = None
     after_results: Results | None = None
+    after_observation: Observation | None = None  # the machine looked at again once the fix was done
     remaining: list[str] = field(default_factory=list)
 
     @property
@@ -111,7 +112,7 @@ def fix(
     if not plan.actions:
         report.message = "nothing to do automatically"
         report.applied, report.after, report.remaining = True, report.before, still_wrong(results, options.selected)
-        report.after_results = results
+        report.after_results, report.after_observation = results, observation
         return report
     if why := preflight(plan, settings, options):
         report.message = why
@@ -154,7 +155,7 @@ def _rounds(report: FixReport, plan: Plan, settings: Settings, options: Options)
             break
         round_plan = Plan(actions=retry)
     report.after = after.figures
-    report.after_results = after.results
+    report.after_results, report.after_observation = after.results, after
     report.remaining = still_wrong(after.results, options.selected)
     # An outcome that failed in one round and was done in a later one counts as done.
     finished = {o.action.key for o in report.outcomes if o.ok}

@@ -8,7 +8,6 @@ import sys
 import pytest
 
 from healthchecks.options import value
-from healthchecks.outputs.junit import SELECTED
 from healthchecks.run import Run
 
 from .apply import Options
@@ -18,18 +17,6 @@ from .run import FixReport, fix
 
 EXIT_INTERRUPTED = 130  # what a shell reports for a program ended by Ctrl-C
 OPTIONS = pytest.StashKey[Options]()
-SELECTION = pytest.StashKey["Selection"]()
-
-
-class Selection:
-    """Which checks this run ran, serially or in any xdist worker (their reports reach the controller):
-    `-k`, `-m` and node ids limit the fix to those."""
-
-    def __init__(self) -> None:
-        self.checks: set[str] = set()
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        self.checks.update(k.removeprefix(SELECTED) for k in report.keywords if k.startswith(SELECTED))
 
 
 def fixing(config: pytest.Config) -> bool:
@@ -37,7 +24,7 @@ def fixing(config: pytest.Config) -> bool:
 
 
 def configure(config: pytest.Config) -> None:
-    """Read the fix's options (a bad value is a usage error before anything runs) and start noting the selection."""
+    """Read the fix's options: a bad value is a usage error before anything runs."""
     config.stash[OPTIONS] = Options(
         prune=value(config, "--prune"),
         lock_timeout=value(config, "--lock-timeout"),
@@ -45,8 +32,6 @@ def configure(config: pytest.Config) -> None:
         allow_server_down=value(config, "--allow-server-down"),
         tmux_timeout=value(config, "--tmux-timeout"),
     )
-    config.stash[SELECTION] = Selection()
-    config.pluginmanager.register(config.stash[SELECTION], "healthchecks-selection")
 
 
 def say(config: pytest.Config, title: str, lines: list[str]) -> None:
@@ -64,20 +49,21 @@ def say(config: pytest.Config, title: str, lines: list[str]) -> None:
         sys.stderr.flush()
 
 
-def run_fix(session: pytest.Session, run: Run) -> None:
-    """Plan, confirm once, act, verify; the exit status then tells the after-state (130 after Ctrl-C)."""
-    config = session.config
+def run_fix(config: pytest.Config, run: Run, selected: set[str]) -> None:
+    """Plan, confirm once, act, verify: before the tests run, so that they judge the machine the fix left.
+
+    Ctrl-C (at the prompt or while acting) ends the whole run with 130 and one line on what was done.
+    """
 
     def confirm(plan: Plan) -> tuple[bool, str]:
         if value(config, "--yes"):
             return True, "confirmed by --yes"
         return ask(plan.lines(), len(plan.actions))
 
-    dry_run = value(config, "--dry-run")
-    options = dataclasses.replace(config.stash[OPTIONS], selected=frozenset(config.stash[SELECTION].checks))
+    options = dataclasses.replace(config.stash[OPTIONS], selected=frozenset(selected))
     fixed = run.fix_report = FixReport(Plan())
     try:
-        fix(run.observation, run.snapshot.settings, options, dry_run=dry_run, confirm=confirm,
+        fix(run.observation, run.snapshot.settings, options, dry_run=value(config, "--dry-run"), confirm=confirm,
             show=lambda lines: say(config, "remediation plan", lines), report=fixed)
     except KeyboardInterrupt:
         fixed.interrupted = True
@@ -87,11 +73,17 @@ def run_fix(session: pytest.Session, run: Run) -> None:
             if fixed.applied
             else "interrupted at the prompt: nothing was changed"
         )
-        session.exitstatus = EXIT_INTERRUPTED
-    else:
-        if fixed.applied:
-            session.exitstatus = pytest.ExitCode.OK if fixed.ok else pytest.ExitCode.TESTS_FAILED
-        elif not dry_run and fixed.plan.actions:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        pytest.exit(fixed.message, returncode=EXIT_INTERRUPTED)
     if config.pluginmanager.get_plugin("terminalreporter") is None:
         say(config, "remediation results", [fixed.message, *(o.line() for o in fixed.outcomes)])
+
+
+def exit_status(session: pytest.Session, run: Run) -> None:
+    """The tests judged the state after the fix; a confirmed action that failed fails the run all the same."""
+    fixed = run.fix_report
+    if fixed is None:
+        return
+    if fixed.interrupted:
+        session.exitstatus = EXIT_INTERRUPTED
+    elif fixed.applied and not fixed.ok and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -21,7 +21,7 @@ from . import checks, hookspecs, options, outputs, xdist
 from .observe import observe
 from .outputs import html, junit, terminal
 from .results import Finding
-from .run import RUN, WORKDIR, Judged, Run, command_hint, get_run, is_worker, targets_healthchecks
+from .run import RUN, WORKDIR, Judged, Run, command_hint, get_run, is_worker, selected_checks, targets_healthchecks
 from .snapshot import Snapshot
 
 SETTINGS = pytest.StashKey[object]()
@@ -69,7 +69,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.pluginmanager.hasplugin("html"):
         config.pluginmanager.register(html.HtmlHooks(config), "healthchecks-html")
     if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(xdist.XdistHooks(), "healthchecks-xdist")
+        config.pluginmanager.register(xdist.XdistHooks(fix_now if _fixing(config) else None), "healthchecks-xdist")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -93,14 +93,32 @@ def pytest_sessionstart(session: pytest.Session):
 
 
 @pytest.hookimpl(tryfirst=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Under --fix, once the tests of this run are known (serially here; under xdist when every worker has
+    collected, see xdist.py), fix before any test runs: the tests then judge what the fix left."""
+    config = session.config
+    if is_worker(config):
+        xdist.report_selection(config, session.items)
+    elif get_run(config) is not None and _fixing(config):
+        fix_now(config, selected_checks(session.items))
+
+
+def fix_now(config: pytest.Config, selected: set[str]) -> None:
+    from fixers import session as fixing
+
+    fixing.run_fix(config, config.stash[RUN], selected)
+    xdist.hand_over(config)  # workers judge the state after the fix too
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     run = get_run(session.config)
     if run is None:
         return
-    if _fixing(session.config) and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+    if _fixing(session.config):
         from fixers import session as fixing
 
-        fixing.run_fix(session, run)  # not on an interrupted or broken run
+        fixing.exit_status(session, run)
     for output in outputs.OUTPUTS:
         value = options.value(session.config, output.option.name, outputs.OPTIONS)
         extra = {o.dest: options.value(session.config, o.name, outputs.OPTIONS) for o in output.extra}

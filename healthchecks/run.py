@@ -54,17 +54,30 @@ class Run:
         return self.results, self.figures
 
     @property
+    def current(self) -> Observation:
+        """What the tests judge: the machine after the fix when one was applied (it runs before the tests), so every
+        output, the tests' outcomes included, agrees with the exit status; else the machine as found."""
+        fixed = self.fix_report
+        after = getattr(fixed, "after_observation", None)
+        return after if after is not None else self.observation
+
+    @property
     def snapshot_id(self) -> str:
         """The same in every xdist worker: they all judge the controller's one snapshot."""
-        return f"{self.snapshot.taken_at:.6f}"
+        return f"{self.current.snapshot.taken_at:.6f}"
 
     @property
     def judged(self) -> Judged:
-        return Judged(self.results, self.snapshot_id)
+        return Judged(self.current.results, self.snapshot_id)
 
 
 RUN = pytest.StashKey[Run]()
 WORKDIR = pytest.StashKey[Path]()  # private temporary directory: the files for xdist workers, the demo world
+
+
+def selected_checks(items: list[pytest.Item]) -> set[str]:
+    """The checks of the tests this run will run: `-k`, `-m` and node ids limit the fix to those."""
+    return {m.args[0] for item in items for m in item.iter_markers("check") if m.args}
 
 
 def is_worker(config: pytest.Config) -> bool:

@@ -120,7 +120,7 @@ def section(output: str, title: str) -> list[str]:
     """The lines of one `==== title ====` / `---- title ----` section of pytest's terminal output."""
     lines = output.splitlines()
     start = next(i for i, line in enumerate(lines) if f" {title} " in line and line.strip("=- ") == title)
-    header = re.compile(r"^([-=])\1+ \w.* \1+$|^- Generated")
+    header = re.compile(r"^([-=])\1+ \w.* \1+$|^- Generated|^\S+\.py [.FEsxX]*\s+\[")  # or a test file's progress
     end = next((i for i in range(start + 1, len(lines)) if header.match(lines[i])), len(lines))
     return lines[start + 1 : end]
 

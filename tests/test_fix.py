@@ -361,3 +361,18 @@ def test_killing_sessions_waits_no_longer_than_the_tmux_timeout(world):
         os.kill(pid, signal.SIGCONT)
     assert "did not answer within 0.5s" in error and waited < 3
     assert f"agent_{zombie}" in world.live_sessions()
+
+
+@pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["serial", "xdist"])
+def test_after_a_fix_every_output_agrees_with_the_exit_status(demo_world, tmp_path, workers):
+    """The fix runs once the tests are known and before they run: the tests judge what it left, so the terminal,
+    JUnit, the findings JSON and the exit status all say the same thing; what was found is in the fix's record."""
+    xml, doc = tmp_path / "j.xml", tmp_path / "f.json"
+    proc = run_health(tmp_path, *settings_args(demo_world.settings), "--fix", "--yes", "--junitxml", str(xml),
+                      "--findings-json", str(doc), *workers)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "10 passed" in proc.stdout and "failed" not in proc.stdout.splitlines()[-1]
+    assert re.search(r'<testsuite name="agent-healthchecks" errors="0" failures="0"', xml.read_text())
+    found = json.loads(doc.read_text())
+    assert found["status"] == "repaired" and {c["status"] for c in found["checks"].values()} == {"pass"}
+    assert found["fix"]["before"]["ghosts"] == 5  # what was found and repaired, beside the outcome

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -262,17 +263,29 @@ def test_claude_hosting_the_orchestrator_mcp_server_is_never_an_orphan(world):
     try:
         world.wait_ready(before + 1, 10)
         deadline = time.monotonic() + 10
-        while "orchestrator-mcp" not in [a for c in psutil.Process(client.pid).children() for a in c.cmdline()]:
+        while (server_pid := _child_running(client.pid, "orchestrator-mcp")) is None:
             assert time.monotonic() < deadline, "the MCP server stand-in did not start"
             time.sleep(0.02)
-        server_pid = psutil.Process(client.pid).children()[0].pid
         assert os.getpgid(server_pid) == os.getpgid(client.pid)
         results = judge(world.settings)
         assert failing(results) == set()
         assert info(results) == {("orphan_processes", f"pid {client.pid}")}
     finally:
         for child in psutil.Process(client.pid).children():
-            child.kill()
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+
+
+def _child_running(pid: int, word: str) -> int | None:
+    """The pid of a child of ``pid`` whose arguments contain ``word`` (children come and go: the stand-in's
+    own short-lived `cat` of its stdin among them)."""
+    for child in psutil.Process(pid).children():
+        try:
+            if word in child.cmdline():
+                return child.pid
+        except psutil.NoSuchProcess:
+            continue
+    return None
 
 
 def _judged_from_inside(world: World, agent: str) -> Observation:
