@@ -136,7 +136,7 @@ OPTIONS = (
         kind="flag",
     ),
     Option("--yes", "with --fix: apply the plan without asking", kind="flag"),
-    Option("--dry-run", "print the remediation plan and change nothing", kind="flag"),
+    Option("--dry-run", "with --fix: print the remediation plan and change nothing", kind="flag"),
     Option(
         "--prune",
         "with --fix: remove entries without a live session from the registries (archived first to "

@@ -37,7 +37,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _fixing(config: pytest.Config) -> bool:
-    return bool(config.getoption("healthchecks_fix") or config.getoption("healthchecks_dry_run"))
+    return bool(config.getoption("healthchecks_fix"))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -49,14 +49,15 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     if not targets_healthchecks(config):
         if _fixing(config):
-            raise pytest.UsageError("agent-healthchecks: --fix/--dry-run apply to the health checks: "
+            raise pytest.UsageError("agent-healthchecks: --fix applies to the health checks: "
                                     f"run them as {command_hint(config, ' --fix')}")
         return
     if config.pluginmanager.has_plugin("libtmux"):  # its fixtures test libtmux code, never the checks; a checkout
         config.pluginmanager.unregister(name="libtmux")  # blocks it in addopts, an install loads it by entry point
-    for flag in ("--yes", "--prune", "--kill-attached", "--allow-server-down"):
+    for flag in ("--yes", "--dry-run", "--prune", "--kill-attached", "--allow-server-down"):
         if options.value(config, flag) and not _fixing(config):
-            raise pytest.UsageError(f"agent-healthchecks: {flag} only applies with --fix (or --dry-run)")
+            hint = command_hint(config, f" --fix {flag}")
+            raise pytest.UsageError(f"agent-healthchecks: {flag} only applies with --fix ({hint})")
     config.stash[SETTINGS] = options.settings_from(config)
     options.value(config, "--keep-reports")  # a bad value is a usage error now, not after the run
     config.stash[WORKDIR] = Path(tempfile.mkdtemp(prefix="agent-healthchecks-"))

@@ -102,7 +102,7 @@ def test_prune_keeps_live_entries_and_archives_the_rest_exactly(demo_world):
 
 def test_dry_run_changes_nothing_and_prints_the_plan_yes_applies(demo_world, tmp_path):
     before = live_state(demo_world)
-    dry = run_health(tmp_path, *settings_args(demo_world.settings), "--dry-run")
+    dry = run_health(tmp_path, *settings_args(demo_world.settings), "--fix", "--dry-run")
     assert dry.returncode == 1
     assert live_state(demo_world) == before
     plan = section(dry.stdout, "remediation plan")

@@ -273,3 +273,9 @@ def test_hints_name_a_command_that_works_where_it_was_run(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pytest", "test_nothing.py", "--fix", "-p", "no:cacheprovider"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 4 and "`pytest --pyargs healthchecks --fix`" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("flag", ["--yes", "--dry-run", "--prune", "--kill-attached", "--allow-server-down"])
+def test_fix_flags_without_fix_are_usage_errors(tmp_path, flag):
+    proc = run_health(tmp_path, "--demo", flag)
+    assert proc.returncode == 4 and f"{flag} only applies with --fix" in proc.stderr

@@ -138,6 +138,11 @@ class HtmlHooks:
         env = html_table(self.environment, ("", ""), "hc-env")
         postfix.append(f'<div class="hc-report"><details><summary>Environment</summary>{env}</details></div>')
 
+    def pytest_html_results_table_html(self, report, data: list) -> None:
+        """A skip's reason as text, not as pytest's (path, line, message) tuple."""
+        if report.skipped and isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
+            data[:] = [escape(str(report.longrepr[2]).removeprefix("Skipped: "))]
+
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
         """A failing check's findings as an entity/reason table in its row."""
