@@ -201,7 +201,7 @@ def _find(a: Analysis, target: SessionTarget) -> LiveSession | None:
 
 def _sessions(actions: list[Action], a: Analysis, targets: Targets, options: Options) -> list[Outcome]:
     outcomes: list[Outcome] = []
-    verified: list[Action] = []
+    verified: list[tuple[Action, LiveSession]] = []
     for action in actions:
         target = action.target
         assert isinstance(target, SessionTarget)
@@ -211,21 +211,16 @@ def _sessions(actions: list[Action], a: Analysis, targets: Targets, options: Opt
         elif session is not None and session.attached and not options.kill_attached:
             who = ", ".join(a.clients_of(session.server, session.name)) or f"{session.attached} client(s)"
             outcomes.append(Outcome(action, "refused", f"a person is attached now ({who}); not killed"))
-        else:
-            verified.append(action)
-    # kill-session alone leaves children alive: end the panes' process trees and groups first, each root
-    # proven by the start time the plan's snapshot saw (a dead pane's PID may belong to a stranger now).
-    roots = [
-        ((action, root.pid), root.pid, root.start_ticks)
-        for action in verified
-        if isinstance(action.target, SessionTarget)
-        for root in action.target.roots
-    ]
+        elif session is not None:
+            verified.append((action, session))
+    # kill-session alone leaves children alive: end the panes' process trees and groups first, each root proven
+    # by the start time the verification snapshot recorded for it (a dead pane has none: its old PID may be a
+    # stranger's now, so it is never signalled).
+    roots = [((action, root.pid), root.pid, root.start_ticks) for action, s in verified for root in a.roots(s)]
     effects.end_trees(roots, a.snapshot.self_pids, options.term_timeout, group=True)
     by_server: dict[str, dict[Action, str]] = defaultdict(dict)  # server -> action -> the verified session's id
-    for action in verified:
-        assert isinstance(action.target, SessionTarget)
-        by_server[action.target.server][action] = action.target.session_id
+    for action, session in verified:
+        by_server[session.server][action] = session.id
     servers = {s.label: s for s in a.snapshot.servers}
     for label, ids in by_server.items():
         after, error = effects.kill_sessions(servers[label], set(ids.values()), options.tmux_timeout)

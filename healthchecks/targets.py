@@ -22,7 +22,9 @@ class SessionTarget:
     session_id: str  # $N: never reused while the server runs
     name: str
     created: float
-    roots: tuple[ProcessTarget, ...]  # the live panes' processes at snapshot time
+    # The live panes' processes as that snapshot saw them: shown, but not part of the session's identity (the
+    # fixer ends the roots the verification snapshot saw, each by the start time recorded there).
+    roots: tuple[ProcessTarget, ...] = field(default=(), compare=False)
     attached: int = field(default=0, compare=False)  # clients attached then; re-read before acting
 
 
