@@ -396,7 +396,6 @@ class World:
 
     def start(self, timeout: float = 60.0) -> World:
         """Write the registries (unless already written) and start every session and process."""
-        started = time.monotonic()
         if not self.global_path.exists():
             self.write_registries()
         sessions = [
@@ -434,6 +433,7 @@ class World:
                 capture_output=True,
                 timeout=timeout,
             )
+        created = time.monotonic()  # the sessions exist from here on: their grace counts from now
         for _ in range(self.foreign_count):
             env = outside_tmux()
             self.popen.append(
@@ -459,7 +459,7 @@ class World:
             self.kill_sessions([a.session for a in orphans])
             self.wait_reparented(set(self.orphan_pids.values()), timeout)
         if sessions:  # let the sessions age past the grace period, so what is judged is what was built
-            time.sleep(max(0.0, self.grace - (time.monotonic() - started)))
+            time.sleep(max(0.0, self.grace - (time.monotonic() - created)))
         return self
 
     def standins(self, starting: bool = False) -> list[psutil.Process]:
