@@ -31,7 +31,6 @@ from healthchecks.registry import (
     RegistryError,
     check_contained,
     expected_counters,
-    load,
     records,
     status_class,
 )
@@ -112,10 +111,10 @@ def preflight(plan: Plan, settings: Settings, options: Options) -> str | None:
     writes = [a for a in plan.actions if a.kind in ("mark_terminated", "prune_entry", "set_counters")]
     if not writes:
         return None
-    if sources.choose(workspace, settings.source, settings.lock_timeout) == "sqlite":
+    regs = sources.load(workspace, settings.source, settings.lock_timeout)
+    if regs.source == "sqlite":
         why = sqlite_write.writable(workspace)
         return f"{why}; nothing was changed" if why else None
-    regs = load(workspace)
     if not regs.ok:
         return f"registry unusable: {regs.all_errors[0]}"
     for place in ("backups", "archive"):  # where the writes' copies go must be inside the workspace too

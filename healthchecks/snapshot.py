@@ -135,16 +135,15 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
     started = time.monotonic()
     self_pids = processes.lineage(os.getpid())
     attempts = 0
-    source = sources.choose(settings.workspace, settings.source, settings.lock_timeout)
     while True:
         attempts += 1
-        regs = sources.load(settings.workspace, source, settings.lock_timeout)
+        regs = sources.load(settings.workspace, settings.source, settings.lock_timeout)
         procs = processes.scan(settings.is_claude)
         servers = read_servers(settings)
         others = read_other_servers(procs, servers, settings.tmux_timeout)
         tmux_pids = frozenset(p.pid for p in procs if p.name == TMUX_SERVER_NAME)
         procs = processes.with_details(procs, needs_proof(procs, tmux_pids))
-        stable = sources.fingerprint(settings.workspace, source) == regs.fingerprint
+        stable = sources.fingerprint(settings.workspace, regs.source) == regs.fingerprint
         if stable or attempts >= max_attempts:
             break
     return Snapshot(

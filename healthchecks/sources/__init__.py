@@ -21,19 +21,16 @@ from . import sqlite_state
 Source = Literal["json", "sqlite"]
 
 
-def detect(workspace: Path, timeout: float) -> Source:
+def load(workspace: Path, wanted: str, timeout: float) -> Registries:
+    """The records from the source asked for; under "auto", one read of the state database decides: it is the
+    source when it exists and holds agents or cannot be read, else the JSON registries are read instead."""
     path = workspace / sqlite_state.RELPATH
-    if not path.exists() and not path.is_symlink():
-        return "json"
-    return "json" if sqlite_state.agent_count(path, timeout) == 0 else "sqlite"
-
-
-def choose(workspace: Path, wanted: str, timeout: float) -> Source:
-    return detect(workspace, timeout) if wanted == "auto" else wanted  # type: ignore[return-value]
-
-
-def load(workspace: Path, source: Source, timeout: float) -> Registries:
-    return sqlite_state.load(workspace, timeout) if source == "sqlite" else registry.load(workspace)
+    if wanted == "json" or (wanted == "auto" and not path.exists() and not path.is_symlink()):
+        return registry.load(workspace)
+    state = sqlite_state.load(workspace, timeout)
+    if wanted == "auto" and state.ok and not state.global_file.agents:
+        return registry.load(workspace)
+    return state
 
 
 def fingerprint(workspace: Path, source: Source) -> tuple[tuple[str, str | None], ...]:

@@ -68,18 +68,6 @@ def schema_problems(path: Path, conn: sqlite3.Connection) -> list[str]:
     return lines
 
 
-def agent_count(path: Path, timeout: float) -> int | None:
-    """How many agents the state holds; None when it cannot be read (which then decides for SQLite)."""
-    try:
-        conn = connect_ro(path, timeout)
-        try:
-            return conn.execute("SELECT count(*) FROM agents").fetchone()[0]
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return None
-
-
 def fingerprint(workspace: Path) -> tuple[tuple[str, str | None], ...]:
     """The database and its write-ahead log, by size and modification time: a write changes one of them."""
     result = []

@@ -467,12 +467,14 @@ class World:
         rewritten its argv, by its unique title); with ``starting``, titled ones not yet renamed too."""
         scripts = {str(self.standin), str(self.titled)} if starting else {str(self.standin)}
         found = []
-        for p in psutil.process_iter(["cmdline", "status", "name"]):
+        for p in psutil.process_iter(["cmdline", "status", "name", "ppid"]):
             cmd = p.info["cmdline"] or []
             mine = (len(cmd) >= 2 and cmd[1] in scripts) or cmd[:1] == [self.standin.name]
             if mine and p.info["status"] != psutil.STATUS_ZOMBIE:
                 found.append(p)
-        return found
+        # A stand-in forking its `cat` of stdin has, for a moment, a child that looks like itself: not a stand-in.
+        pids = {p.pid for p in found}
+        return [p for p in found if p.info["ppid"] not in pids]
 
     def claude_in_sessions(self, specs: list[AgentSpec]) -> dict[str, int]:
         """agent id -> pid of the stand-in running in its session's pane."""
