@@ -50,6 +50,16 @@ def test_every_check_finds_the_same_in_either_era(era_world):
     assert failing(judge(w.settings)) == set()
 
 
+@pytest.fixture
+def state_world(tmp_path):
+    """The current release's world: one live agent and one ghost, in state.sqlite3. Yields (world, ghost id)."""
+    with World(tmp_path / "w", era="sqlite") as w:
+        w.agent(None, "claude")
+        ghost = w.agent("working", None)
+        w.start()
+        yield w, ghost
+
+
 def _state_rows(world: World) -> dict[str, tuple]:
     conn = sqlite3.connect(world.state_path)
     try:
@@ -58,20 +68,17 @@ def _state_rows(world: World) -> dict[str, tuple]:
         conn.close()
 
 
-def test_sqlite_fix_marks_a_dead_agent_the_orchestrators_way_after_a_backup(tmp_path):
-    with World(tmp_path / "w", era="sqlite") as w:
-        w.agent(None, "claude")
-        ghost = w.agent("working", None)
-        w.start()
-        json_before = {p: p.read_bytes() for p in w.workspace.rglob("*.json")}
-        assert fix_in_process(w.settings).ok
-        status, completed = _state_rows(w)[ghost]
-        assert status == "failed" and completed  # mark_agents_as_failed_batch at d746b7e
-        (backup,) = (w.workspace / "registry" / "backups").glob("*state.sqlite3.*")
-        conn = sqlite3.connect(backup)
-        assert conn.execute("SELECT status FROM agents WHERE agent_id=?", (ghost,)).fetchone() == ("working",)
-        conn.close()
-        assert {p: p.read_bytes() for p in w.workspace.rglob("*.json")} == json_before  # mirrors untouched
+def test_sqlite_fix_marks_a_dead_agent_the_orchestrators_way_after_a_backup(state_world):
+    w, ghost = state_world
+    json_before = {p: p.read_bytes() for p in w.workspace.rglob("*.json")}
+    assert fix_in_process(w.settings).ok
+    status, completed = _state_rows(w)[ghost]
+    assert status == "failed" and completed  # mark_agents_as_failed_batch at d746b7e
+    (backup,) = (w.workspace / "registry" / "backups").glob("*state.sqlite3.*")
+    conn = sqlite3.connect(backup)
+    assert conn.execute("SELECT status FROM agents WHERE agent_id=?", (ghost,)).fetchone() == ("working",)
+    conn.close()
+    assert {p: p.read_bytes() for p in w.workspace.rglob("*.json")} == json_before  # mirrors untouched
 
 
 def test_sqlite_prune_archives_rows_then_deletes_them(tmp_path):
@@ -173,36 +180,30 @@ def _broken(w: World, how: str) -> subprocess.Popen | None:
         ("locked", "locked by another process for more than 0.5s"),
     ],
 )
-def test_a_broken_state_database_is_one_clear_line_and_no_write(tmp_path, how, expected):
-    with World(tmp_path / "w", era="sqlite") as w:
-        w.agent(None, "claude")
-        w.agent("working", None)
-        w.start()
-        holder = _broken(w, how)
-        try:
-            before = w.state_path.read_bytes()
-            proc = run_health(tmp_path, *settings_args(w.settings), "--lock-timeout", "0.5", "--fix", "--yes")
-            assert "Traceback" not in proc.stdout + proc.stderr
-            (line,) = [f for f in proc.stdout.splitlines() if f.startswith(f"{w.state_path}: ")]
-            assert expected in line, proc.stdout
-            assert w.state_path.read_bytes() == before
-            assert not (w.workspace / "registry" / "backups").exists()
-        finally:
-            if holder is not None:
-                holder.kill()
-                holder.wait()
+def test_a_broken_state_database_is_one_clear_line_and_no_write(state_world, tmp_path, how, expected):
+    w, _ = state_world
+    holder = _broken(w, how)
+    try:
+        before = w.state_path.read_bytes()
+        proc = run_health(tmp_path, *settings_args(w.settings), "--lock-timeout", "0.5", "--fix", "--yes")
+        assert "Traceback" not in proc.stdout + proc.stderr
+        (line,) = [f for f in proc.stdout.splitlines() if f.startswith(f"{w.state_path}: ")]
+        assert expected in line, proc.stdout
+        assert w.state_path.read_bytes() == before
+        assert not (w.workspace / "registry" / "backups").exists()
+    finally:
+        if holder is not None:
+            holder.kill()
+            holder.wait()
 
 
-def test_a_read_only_state_database_is_read_but_never_written(tmp_path):
-    with World(tmp_path / "w", era="sqlite") as w:
-        w.agent(None, "claude")
-        ghost = w.agent("working", None)
-        w.start()
-        os.chmod(w.state_path, 0o444)
-        assert failing(judge(w.settings)) == {("ghost_agents", f"agent {ghost}")}
-        report = fix_in_process(w.settings)
-        assert not report.applied and "is read-only (mode 0444); not changed" in report.message
-        assert _state_rows(w)[ghost][0] == "working"
+def test_a_read_only_state_database_is_read_but_never_written(state_world):
+    w, ghost = state_world
+    os.chmod(w.state_path, 0o444)
+    assert failing(judge(w.settings)) == {("ghost_agents", f"agent {ghost}")}
+    report = fix_in_process(w.settings)
+    assert not report.applied and "is read-only (mode 0444); not changed" in report.message
+    assert _state_rows(w)[ghost][0] == "working"
 
 
 def test_completed_count_counts_every_finished_agent(world):
