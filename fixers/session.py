@@ -1,4 +1,4 @@
-"""The `--fix` step of a pytest session: which checks ran, how a person is told and asked, Ctrl-C, the exit status."""
+"""The `--fix` step of a pytest session: its options, how a person is told and asked, Ctrl-C, the exit status."""
 
 from __future__ import annotations
 
@@ -17,10 +17,6 @@ from .run import FixReport, fix
 
 EXIT_INTERRUPTED = 130  # what a shell reports for a program ended by Ctrl-C
 OPTIONS = pytest.StashKey[Options]()
-
-
-def fixing(config: pytest.Config) -> bool:
-    return value(config, "--fix") or value(config, "--dry-run")
 
 
 def configure(config: pytest.Config) -> None:
