@@ -33,10 +33,13 @@ from typing import Any
 from filelock import lock_descriptor, unlock_descriptor
 
 from healthchecks.registry import (
+    JOURNAL_SUFFIX,
     MAX_NESTING,
     Kind,
     RegistryError,
     check_contained,
+    journal_path,
+    journals,
     load_data,
     nesting_budget,
     parse,
@@ -44,7 +47,6 @@ from healthchecks.registry import (
 
 Edit = Callable[[dict[str, Any]], list[str]]  # mutates the data in place, returns what it changed
 BLOCK = 1 << 16  # in-place writes go in blocks: a short write is retried, never taken for done
-JOURNAL_SUFFIX = ".hc-journal"
 
 
 def _no_fault(point: str) -> None:
@@ -161,10 +163,6 @@ def _remove_stale_temps(directory: Path) -> None:
 def backup_path(workspace: Path, path: Path, stamp: str) -> Path:
     relative = path.relative_to(workspace) if path.is_relative_to(workspace) else Path(path.name)
     return workspace / "registry" / "backups" / f"{'__'.join(relative.parts)}.{stamp}.bak"
-
-
-def journal_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}{JOURNAL_SUFFIX}")
 
 
 def append_archive(workspace: Path, archive: Path, records: list[dict[str, Any]]) -> None:
@@ -301,9 +299,7 @@ def recover(fd: int, path: Path, workspace: Path) -> bytes:
 def recover_workspace(workspace: Path, lock_timeout: float) -> list[str]:
     """Resolve every journal a killed run left in the workspace, each under its file's lock; what was done."""
     done = []
-    for journal in sorted(
-        [*workspace.glob(f"registry/.*{JOURNAL_SUFFIX}"), *workspace.glob(f"TASK-*/.*{JOURNAL_SUFFIX}")]
-    ):
+    for journal in journals(workspace):
         path = journal.with_name(journal.name[1 : -len(JOURNAL_SUFFIX)])
         try:
             check_contained(workspace, path)

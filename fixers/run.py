@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from healthchecks.observe import Observation, observe
+from healthchecks.registry import journals
 from healthchecks.results import Results
 from healthchecks.settings import Settings
 from healthchecks.summary import Figures
 
 from .apply import Options, Outcome, apply, preflight
 from .plan import Plan, make_plan
-from .registry_write import JOURNAL_SUFFIX, recover_workspace
+from .registry_write import recover_workspace
 
 MAX_ROUNDS = 3
 
@@ -130,8 +131,7 @@ def fix(
 
 def _recover(settings: Settings, options: Options) -> list[str]:
     """Finish what an interrupted fix left: a torn registry gets its old bytes back from the journal."""
-    ws = settings.workspace
-    if not [*ws.glob(f"registry/.*{JOURNAL_SUFFIX}"), *ws.glob(f"TASK-*/.*{JOURNAL_SUFFIX}")]:
+    if not journals(settings.workspace):
         return []
     try:
         with fix_lock(settings.workspace, options.lock_timeout):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from healthchecks.registry import ACTIVE, TERMINAL, RegistryError, check_contained
-from healthchecks.sources.sqlite_state import RELPATH, problem
+from healthchecks.sources.sqlite_state import RELPATH, file_problem, problem
 
 from .registry_write import append_archive, backup_path
 
@@ -34,15 +34,9 @@ class StateWrite:
 def writable(workspace: Path) -> str | None:
     """Why the state database must not be written (one line), or None: a check made before any action."""
     path = workspace / RELPATH
-    try:
-        check_contained(workspace, path)
-        mode = path.lstat().st_mode
-    except RegistryError as exc:
-        return str(exc)
-    except OSError as exc:
-        return f"{path}: $: cannot stat ({exc.strerror})"
-    if not stat.S_ISREG(mode):
-        return f"{path}: $: is not a regular file"
+    if why := file_problem(workspace, path):
+        return why
+    mode = path.lstat().st_mode
     if not mode & 0o222:  # read-only on purpose: honoured even for root, whom the kernel would let write
         return f"{path}: $: is read-only (mode {stat.S_IMODE(mode):04o}); not changed"
     return None

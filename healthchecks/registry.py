@@ -150,6 +150,19 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+JOURNAL_SUFFIX = ".hc-journal"
+
+
+def journal_path(path: Path) -> Path:
+    """Where a --fix keeps the rollback journal of its in-place write of ``path`` (fixers.registry_write)."""
+    return path.with_name(f".{path.name}{JOURNAL_SUFFIX}")
+
+
+def journals(workspace: Path) -> list[Path]:
+    """Every journal an interrupted --fix left in the workspace."""
+    return sorted([*workspace.glob(f"registry/.*{JOURNAL_SUFFIX}"), *workspace.glob(f"TASK-*/.*{JOURNAL_SUFFIX}")])
+
+
 def check_contained(workspace: Path, path: Path) -> None:
     """Refuse a path that leaves the workspace: no folder between the workspace and the file, nor the
     file itself, may be a symlink (a `TASK-*` folder linked to another project's task is that project's)."""
@@ -211,6 +224,30 @@ def read_bounded(path: Path) -> bytes:
             chunks.append(chunk)
             got += len(chunk)
         return b"".join(chunks)
+
+
+def fingerprint(workspace: Path) -> tuple[tuple[str, str | None], ...]:
+    """Hash the registry files' bytes without parsing them: cheap enough to do after every read.
+
+    Only regular files within the size limit are read: a FIFO, a directory, a symlink or a huge
+    file in a registry's place gets no digest of its bytes (the loader reports it), because reading
+    a FIFO would block this run forever and a sparse 4 GB file would exhaust its memory.
+    """
+    paths = [workspace / GLOBAL_RELPATH, *sorted(workspace.glob(TASK_GLOB))]
+    result = []
+    for path in paths:
+        try:
+            st = path.lstat()
+            if not stat.S_ISREG(st.st_mode):
+                digest = None
+            elif st.st_size > MAX_BYTES:
+                digest = f"oversized:{st.st_size}:{st.st_mtime_ns}"
+            else:
+                digest = hashlib.sha256(read_bounded(path)).hexdigest()
+        except OSError:
+            digest = None
+        result.append((str(path), digest))
+    return tuple(result)
 
 
 @contextlib.contextmanager
@@ -388,7 +425,7 @@ def load_file(path: Path, kind: Kind, workspace: Path | None = None) -> Registry
         data = load_data(path, kind, raw)
     except RegistryError as exc:
         errors = tuple(str(exc).splitlines())
-        journal = path.with_name(f".{path.name}.hc-journal")
+        journal = journal_path(path)
         if journal.exists():
             errors += (f"{path}: $: a --fix was interrupted writing it; the next --fix restores it from {journal}",)
         return RegistryFile(path, kind, digest, mtime, errors=errors)

@@ -11,15 +11,12 @@ and their process groups: the only processes judged by it.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import stat
 import time
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 
-from . import processes, registry, sources, tmux
+from . import processes, sources, tmux
 from .registry import Registries
 from .settings import Settings
 from .tmux import TmuxServer
@@ -56,30 +53,6 @@ class Snapshot:
     @property
     def tmux_errors(self) -> tuple[str, ...]:
         return tuple(f"tmux server {s.label}: {s.reason}" for s in self.servers if not s.reachable)
-
-
-def fingerprint(workspace: Path) -> tuple[tuple[str, str | None], ...]:
-    """Hash the registry files' bytes without parsing them: cheap enough to do after every read.
-
-    Only regular files within the size limit are read: a FIFO, a directory, a symlink or a huge
-    file in a registry's place gets no digest of its bytes (the loader reports it), because reading
-    a FIFO would block this run forever and a sparse 4 GB file would exhaust its memory.
-    """
-    paths = [workspace / registry.GLOBAL_RELPATH, *sorted(workspace.glob(registry.TASK_GLOB))]
-    result = []
-    for path in paths:
-        try:
-            st = path.lstat()
-            if not stat.S_ISREG(st.st_mode):
-                digest = None
-            elif st.st_size > registry.MAX_BYTES:
-                digest = f"oversized:{st.st_size}:{st.st_mtime_ns}"
-            else:
-                digest = hashlib.sha256(registry.read_bounded(path)).hexdigest()
-        except OSError:
-            digest = None
-        result.append((str(path), digest))
-    return tuple(result)
 
 
 def pane_of(children: dict[int, list[int]], servers: tuple[TmuxServer, ...]) -> dict[int, tuple[str, str]]:

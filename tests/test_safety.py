@@ -329,8 +329,7 @@ def test_checks_and_fix_agree_on_deep_nesting(world, depth):
 SIZE_PROBE = """
 import sys
 from pathlib import Path
-from healthchecks.registry import load
-from healthchecks.snapshot import fingerprint
+from healthchecks.registry import fingerprint, load
 regs = load(Path(sys.argv[1]))
 fingerprint(Path(sys.argv[1]))
 print(regs.all_errors[0])

@@ -20,7 +20,12 @@ def failing_counts(results: Results) -> dict[str, int]:
 
 
 def metrics_text(
-    results: Results, figures: Figures, snapshot_seconds: float, taken_at: float, base: dict[str, str] | None = None
+    results: Results,
+    figures: Figures,
+    snapshot_seconds: float,
+    taken_at: float,
+    base: dict[str, str] | None = None,
+    source: str | None = None,
 ) -> str:
     """Prometheus text exposition format (version 0.0.4) of the run's gauges; every sample carries the ``base``
     labels (workspace, host), so that the runs of several workspaces and hosts never collide."""
@@ -84,6 +89,8 @@ def metrics_text(
         [({}, round(snapshot_seconds, 6))],
     )
     gauge("last_run_timestamp_seconds", "When the snapshot was taken (Unix time).", [({}, round(taken_at, 3))])
+    if source is not None:
+        gauge("records_source", "Where the agents' records were read: json or sqlite.", [({"source": source}, 1)])
     return "\n".join(lines) + "\n"
 
 
@@ -100,10 +107,8 @@ def write(run: Run, value: str, base: Path) -> None:
     if value:
         results, figures = run.final
         base = {"workspace": str(run.snapshot.settings.workspace), "host": socket.gethostname()}
-        text = metrics_text(results, figures, run.snapshot.duration, run.snapshot.taken_at, base)
-        labels = ",".join(f'{k}="{_escape(v)}"' for k, v in {"source": run.snapshot.registries.source, **base}.items())
-        text += (f"# HELP {PREFIX}_records_source Where the agents' records were read: json or sqlite.\n"
-                 f"# TYPE {PREFIX}_records_source gauge\n{PREFIX}_records_source{{{labels}}} 1\n")
+        snap = run.snapshot
+        text = metrics_text(results, figures, snap.duration, snap.taken_at, base, snap.registries.source)
         write_atomic_text(resolve(value, base), text)
     return None
 

@@ -35,8 +35,4 @@ def load(workspace: Path, wanted: str, timeout: float) -> Registries:
 
 def fingerprint(workspace: Path, source: Source) -> tuple[tuple[str, str | None], ...]:
     """Changes whenever the records change; compared before and after the live reads of a snapshot."""
-    if source == "sqlite":
-        return sqlite_state.fingerprint(workspace)
-    from ..snapshot import fingerprint as json_fingerprint
-
-    return json_fingerprint(workspace)
+    return sqlite_state.fingerprint(workspace) if source == "sqlite" else registry.fingerprint(workspace)

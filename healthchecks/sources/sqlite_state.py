@@ -42,7 +42,8 @@ def problem(path: Path, exc: sqlite3.Error, timeout: float) -> str:
     return f"{path}: $: cannot be read ({text})"
 
 
-def _file_problem(workspace: Path, path: Path) -> str | None:
+def file_problem(workspace: Path, path: Path) -> str | None:
+    """Why ``path`` is not a regular file inside the workspace (one line), or None."""
     try:
         check_contained(workspace, path)
         st = path.lstat()
@@ -84,7 +85,7 @@ def fingerprint(workspace: Path) -> tuple[tuple[str, str | None], ...]:
 def load(workspace: Path, timeout: float) -> Registries:
     path = workspace / RELPATH
     before = fingerprint(workspace)
-    if why := _file_problem(workspace, path):
+    if why := file_problem(workspace, path):
         return Registries(workspace, RegistryFile(path, "state", errors=(why,)), (), source="sqlite")
     try:
         conn = connect_ro(path, timeout)
