@@ -2,8 +2,8 @@
 
 Nothing else in the project signals a process or changes a tmux server; the readers only read.
 Each effect proves its target's identity right before acting: a process by PID + start ticks
-(taken from the snapshot the plan was judged on, never from a fresh scan, which proves nothing),
-a session by its tmux id on the same server process.
+recorded in a snapshot (the plan's for an orphan, the verification's for a pane; never read at the kill
+itself, which would prove nothing), a session by its tmux id on the same server process.
 """
 
 from __future__ import annotations
@@ -53,16 +53,34 @@ def identity_lost(pid: int, ticks: int) -> Ended | None:
     return None
 
 
-def _members(pid: int, ticks: int, table: dict[int, Proc], children: dict[int, list[int]], group: bool) -> list[int]:
+@dataclass(frozen=True)
+class Table:
+    """One read of the process table, indexed for ending trees: by pid, by parent, by group or session leader."""
+
+    procs: dict[int, Proc]
+    children: dict[int, list[int]]
+    led: dict[int, list[Proc]]  # pid -> the processes whose process group or session it leads
+
+    @classmethod
+    def read(cls) -> Table:
+        procs = {p.pid: p for p in processes.scan(lambda name, argv: False)}
+        led: dict[int, list[Proc]] = {}
+        for p in procs.values():
+            for leader in {p.pgid, p.sid}:
+                led.setdefault(leader, []).append(p)
+        return cls(procs, processes.children_of(procs.values()), led)
+
+
+def _members(pid: int, ticks: int, table: Table, group: bool) -> list[int]:
     """The root's descendants, and with ``group`` every process of the process group or session it leads
     (a background job of a pane re-parented to PID 1) with their descendants. None older than the root:
     a member cannot predate the group's leader."""
-    found = processes.descendants(children, pid)
+    found = processes.descendants(table.children, pid)
     if group:
         seen = set(found)
-        for proc in table.values():
-            if (proc.pgid == pid or proc.sid == pid) and proc.start_ticks >= ticks and proc.pid not in seen:
-                for member in processes.descendants(children, proc.pid):
+        for proc in table.led.get(pid, ()):
+            if proc.start_ticks >= ticks and proc.pid not in seen:
+                for member in processes.descendants(table.children, proc.pid):
                     if member not in seen:
                         seen.add(member)
                         found.append(member)
@@ -73,8 +91,7 @@ def _tree(
     pid: int,
     ticks: int,
     protected: frozenset[int],
-    table: dict[int, Proc],
-    children: dict[int, list[int]],
+    table: Table,
     group: bool,
 ) -> list[psutil.Process] | Ended:
     """The root and the members that may be signalled: same user as this tool, never the suite itself."""
@@ -92,8 +109,8 @@ def _tree(
     except psutil.AccessDenied:
         return Ended("failed", f"access denied reading pid {pid}")
     tree = [root]
-    for child in _members(pid, ticks, table, children, group):
-        process = _bound(child, table[child].start_ticks)
+    for child in _members(pid, ticks, table, group):
+        process = _bound(child, table.procs[child].start_ticks)
         if process is not None and child not in protected and _uid(process) == me:
             tree.append(process)
     return tree
@@ -114,13 +131,12 @@ def end_trees(
     """
     result: dict[Hashable, Ended] = {}
     trees: dict[Hashable, list[psutil.Process]] = {}
-    table = {p.pid: p for p in processes.scan(lambda name, argv: False)}  # one read for every tree, just now
-    children = processes.children_of(table.values())
+    table = Table.read()  # one read for every tree, just now
     for key, pid, ticks in roots:
         if pid in protected:
             result[key] = Ended("skipped", "this suite or one of its ancestors; never signalled")
             continue
-        tree = _tree(pid, ticks, protected, table, children, group)
+        tree = _tree(pid, ticks, protected, table, group)
         if isinstance(tree, Ended):
             result[key] = tree
         else:

@@ -118,6 +118,7 @@ class Analysis:
         self.tz = snapshot.settings.tz
         self.now = snapshot.taken_at
         self.workspace = os.path.realpath(snapshot.settings.workspace)
+        self._made: dict[str, Agent] = {}  # agents made so far (see agent())
 
     def past_grace(self, moment: float | None) -> bool:
         """Within grace only when known and less than grace away, either side: a timestamp far in the
@@ -142,10 +143,6 @@ class Analysis:
         if (made := self._made.get(agent_id)) is None and (recs := self.records.get(agent_id)):
             made = self._made[agent_id] = Agent(agent_id, recs)
         return made
-
-    @cached_property
-    def _made(self) -> dict[str, Agent]:
-        return {}
 
     @cached_property
     def agents(self) -> dict[str, Agent]:
