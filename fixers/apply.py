@@ -40,7 +40,7 @@ from healthchecks.sources.sqlite_state import RELPATH
 from healthchecks.targets import AgentTarget, FileTarget, ProcessTarget, SessionTarget
 
 from . import effects, sqlite_write
-from .plan import Action, Plan, PlanOptions, counters_selected
+from .plan import Action, Plan, PlanOptions, counters_selected, entry_ids
 from .registry_write import LockTimeout, append_archive, dry_run, rewrite
 
 OK_STATUSES = frozenset({"done", "already gone", "skipped"})  # anything else means the fix did not succeed
@@ -122,7 +122,7 @@ def preflight(plan: Plan, settings: Settings, options: Options) -> str | None:
             check_contained(workspace, workspace / "registry" / place / "x")
         except RegistryError as exc:
             return f"{str(exc).splitlines()[0]}; nothing was changed"
-    marks, prunes = _entry_ids(writes)
+    marks, prunes = entry_ids(writes)
     now = _now()
     for path, kind in _files_to_write(regs, marks | prunes, _counter_files(writes)):
         edit, _, _ = _editor(kind, marks, prunes, now, counters_selected(options.plan))
@@ -232,12 +232,6 @@ def _sessions(actions: list[Action], a: Analysis, targets: Targets, options: Opt
             else:
                 outcomes.append(Outcome(action, "done", "panes' processes ended, session killed"))
     return outcomes
-
-
-def _entry_ids(actions: list[Action]) -> tuple[set[str], set[str]]:
-    marks = {a.target.id for a in actions if a.kind == "mark_terminated" and isinstance(a.target, AgentTarget)}
-    prunes = {a.target.id for a in actions if a.kind == "prune_entry" and isinstance(a.target, AgentTarget)}
-    return marks, prunes
 
 
 def _counter_files(actions: list[Action]) -> set[str]:

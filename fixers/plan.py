@@ -11,7 +11,7 @@ is not running at all.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -181,11 +181,18 @@ def counters_selected(opts: PlanOptions) -> bool:
     return opts.selected is None or "counters" in opts.selected
 
 
+def entry_ids(actions: Iterable[Action]) -> tuple[set[str], set[str]]:
+    """The agent ids the actions mark terminated, and those they prune."""
+    entries = [a for a in actions if isinstance(a.target, AgentTarget)]
+    return (
+        {a.target.id for a in entries if a.kind == "mark_terminated"},
+        {a.target.id for a in entries if a.kind == "prune_entry"},
+    )
+
+
 def _plan_counters(analysis: Analysis, actions: dict[tuple, Action]) -> None:
     """Counters last, computed from the entries as they will be after the planned entry changes."""
-    entries = [a for a in actions.values() if isinstance(a.target, AgentTarget)]
-    marked = {a.target.id for a in entries if a.kind == "mark_terminated"}
-    pruned = {a.target.id for a in entries if a.kind == "prune_entry"}
+    marked, pruned = entry_ids(actions.values())
     for file in analysis.snapshot.registries.files:
         after = _after(file.agents, marked, pruned)
         expected = expected_counters(file.kind, after, file.task_ids)
