@@ -15,7 +15,7 @@ from functools import cached_property
 from . import processes
 from .processes import Proc
 from .registry import AgentRecord
-from .snapshot import Snapshot, pane_of, under_tmux
+from .snapshot import Snapshot, pane_of
 from .targets import ProcessTarget
 from .tmux import Pane, TmuxServer, sanitized
 
@@ -224,11 +224,6 @@ class Analysis:
         return pane_of(self.children, self.snapshot.servers)
 
     @cached_property
-    def under_tmux(self) -> dict[int, int]:
-        """pid -> tmux server pid, for every process below any tmux server (checked or not)."""
-        return under_tmux(self.children, self.snapshot.tmux_pids)
-
-    @cached_property
     def _server_names(self) -> dict[int, str]:
         return {s.server_pid: s.label for s in (*self.snapshot.servers, *self.snapshot.other_servers) if s.server_pid}
 
@@ -321,7 +316,7 @@ class Analysis:
                 classes["attached"].append(Classified(proc, f"runs in session {where[1]} on tmux server {where[0]}"))
             elif proc.pid in self.snapshot.self_pids:
                 continue  # the Claude this suite runs under: never an orphan, never signalled
-            elif (server := self.under_tmux.get(proc.pid)) is not None:
+            elif (server := self.snapshot.in_tmux.get(proc.pid)) is not None:
                 name = self._server_names.get(server, f"pid {server}")
                 where = "in a dead pane's place or a tmux job" if name in self._checked_labels else "in a pane"
                 reason = f"runs {where} of tmux server {name}, which is not checked here; left alone"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from . import processes, sources, tmux
@@ -41,6 +41,7 @@ class Snapshot:
     # read, never acted on. A process under any of them is in a live pane, never an orphan.
     other_servers: tuple[TmuxServer, ...] = ()
     tmux_pids: frozenset[int] = frozenset()  # every `tmux: server` process seen, whoever runs it
+    in_tmux: dict[int, int] = field(default_factory=dict)  # pid -> the tmux server process it descends from
 
     @cached_property
     def by_pid(self) -> dict[int, processes.Proc]:
@@ -71,9 +72,8 @@ def under_tmux(children: dict[int, list[int]], tmux_pids: frozenset[int]) -> dic
     return {pid: server for server in tmux_pids for pid in processes.descendants(children, server)[1:]}
 
 
-def needs_proof(procs: tuple[processes.Proc, ...], tmux_pids: frozenset[int]) -> set[int]:
-    """Claude processes below no tmux server, and the members of their process groups."""
-    inside = under_tmux(processes.children_of(procs), tmux_pids)
+def needs_proof(procs: tuple[processes.Proc, ...], inside: dict[int, int]) -> set[int]:
+    """Claude processes below no tmux server (``inside`` holds those below one), and their process groups."""
     loose = {p.pid for p in procs if p.is_claude and p.pid not in inside}
     groups = {p.pgid for p in procs if p.pid in loose}
     return loose | {p.pid for p in procs if p.pgid in groups}
@@ -115,7 +115,8 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
         servers = read_servers(settings)
         others = read_other_servers(procs, servers, settings.tmux_timeout)
         tmux_pids = frozenset(p.pid for p in procs if p.name == TMUX_SERVER_NAME)
-        procs = processes.with_details(procs, needs_proof(procs, tmux_pids))
+        inside = under_tmux(processes.children_of(procs), tmux_pids)
+        procs = processes.with_details(procs, needs_proof(procs, inside))
         stable = sources.fingerprint(settings.workspace, regs.source) == regs.fingerprint
         if stable or attempts >= max_attempts:
             break
@@ -132,4 +133,5 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
         tmux_version=tmux.version(),
         other_servers=others,
         tmux_pids=tmux_pids,
+        in_tmux=inside,
     )
