@@ -38,6 +38,11 @@ class FixReport:
     remaining: list[str] = field(default_factory=list)
 
     @property
+    def done(self) -> int:
+        """How many planned actions were carried out: once each, however many rounds it took."""
+        return len({o.action.key for o in self.outcomes if o.status == "done"})
+
+    @property
     def ok(self) -> bool:
         """Every confirmed action succeeded (or had nothing left to do) and every check passes afterwards."""
         return self.applied and not self.interrupted and not self.remaining and all(o.ok for o in self.outcomes)

@@ -63,7 +63,7 @@ def run_fix(config: pytest.Config, run: Run, selected: set[str]) -> None:
             show=lambda lines: say(config, "remediation plan", lines), report=fixed)
     except KeyboardInterrupt:
         fixed.interrupted = True
-        done = sum(1 for o in fixed.outcomes if o.status == "done")
+        done = fixed.done
         fixed.message = (
             f"interrupted: {done} action(s) done, {len(fixed.plan.actions) - done} not done"
             if fixed.applied

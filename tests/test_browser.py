@@ -82,7 +82,7 @@ def test_demo_report_before_and_after_the_fix(tmp_path):
         assert proc.returncode == (1 if step == "before" else 0), proc.stdout[-2000:]
         report = tmp_path / "reports" / "latest.html"
         dom = render(report, tmp_path, "--dump-dom", "--virtual-time-budget=5000").stdout
-        assert banner in visible_text(dom)
+        assert banner in visible_text(dom), re.findall(r'class="hc-verdict[^"]*">[^<]*', dom)
         counts = {c: len(re.findall(rf'class="hc-node" data-class="{c}"', dom)) for c in DEMO_NODES}
         assert counts == DEMO_NODES
         shot = shots / f"demo-{step}.png"

@@ -98,7 +98,7 @@ def verdict(run) -> tuple[str, str, str]:
     )
     fixed = run.fix_report
     if fixed is not None and fixed.applied:
-        done = sum(1 for o in fixed.outcomes if o.status == "done")
+        done = fixed.done
         if fixed.ok:
             return "repaired", f"Repaired: {done} action(s) done, every check passes now", counts
         return "incomplete", f"Repair incomplete: {done} action(s) done, faults remain", counts
