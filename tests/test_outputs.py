@@ -256,6 +256,22 @@ def test_cron_line_command_exports_metrics(world, tmp_path):
     assert parse_metrics((tmp_path / "agent_healthchecks.prom").read_text())["agent_healthchecks_ghost_agents"] == 1
 
 
+def test_output_paths_relative_to_where_pytest_runs(world, tmp_path):
+    """`--metrics-file rel.prom` is written where pytest was started (run_health starts it in the checkout)."""
+    world.agent(None, "claude")
+    world.start()
+    out = tmp_path / "out"
+    rel = os.path.relpath(out, REPO)
+    assert not Path(rel).is_absolute()
+    proc = run_health(tmp_path, *settings_args(world.settings), "--metrics-file", f"{rel}/m.prom",
+                      "--findings-json", f"{rel}/f.json")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    text = (out / "m.prom").read_text()
+    assert f'workspace="{world.settings.workspace}"' in text
+    assert parse_metrics(text)["agent_healthchecks_registry_agents"] == 1
+    assert json.loads((out / "f.json").read_text())["status"] == "healthy"
+
+
 def test_figures_that_cannot_be_judged_are_absent_not_zero(world, tmp_path):
     """A broken registry leaves Claude attribution and session tracking unknown: no gauge may claim 0."""
     world.agent(None, "claude")

@@ -106,9 +106,9 @@ def _escape(value: str) -> str:
 def write(run: Run, value: str, base: Path) -> None:
     if value:
         results, figures = run.final
-        base = {"workspace": str(run.snapshot.settings.workspace), "host": socket.gethostname()}
+        labels = {"workspace": str(run.snapshot.settings.workspace), "host": socket.gethostname()}
         snap = run.snapshot
-        text = metrics_text(results, figures, snap.duration, snap.taken_at, base, snap.registries.source)
+        text = metrics_text(results, figures, snap.duration, snap.taken_at, labels, snap.registries.source)
         write_atomic_text(resolve(value, base), text)
     return None
 
