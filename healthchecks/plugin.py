@@ -88,7 +88,6 @@ def pytest_sessionstart(session: pytest.Session):
         settings = world.settings
     run = config.stash[RUN] = Run(observe(settings), world)
     html.add_environment(config, run)
-    junit.configure(config, run.results, run.snapshot_id)
     xdist.hand_over(config)  # tests reach workers only after this hook: the files are complete
     return result
 
@@ -126,6 +125,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         code = output.write(run, value, session.config.invocation_params.dir, **extra)
         if code is not None and session.exitstatus != 130:  # Ctrl-C keeps its own status
             session.exitstatus = code
+    junit.finish(session.config, run)  # tryfirst: before junitxml writes the file
     html.record(session.config, run)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 from helpers import failing, judge, plan_now, registry_bytes, run_health, section, settings_args
+from junitparser import JUnitXml
 
 from fixers.apply import Options, apply
 from fixers.registry_write import rewrite
@@ -376,3 +377,23 @@ def test_after_a_fix_every_output_agrees_with_the_exit_status(demo_world, tmp_pa
     found = json.loads(doc.read_text())
     assert found["status"] == "repaired" and {c["status"] for c in found["checks"].values()} == {"pass"}
     assert found["fix"]["before"]["ghosts"] == 5  # what was found and repaired, beside the outcome
+
+
+def test_junit_suite_properties_describe_the_state_after_the_fix(demo_world, tmp_path):
+    """The suite's properties (snapshot, findings) come from the state the fix left, like its test cases: in the
+    legacy family each test case names the snapshot it judged, and the suite names the same one."""
+    xml = tmp_path / "j.xml"
+    found = run_health(tmp_path, *settings_args(demo_world.settings), "--junitxml", str(xml))
+    assert found.returncode == 1
+    (suite,) = JUnitXml.fromfile(str(xml))
+    before = {p.name for p in suite.properties()}
+    assert {"finding", "entity"} <= before  # the demo's faults, listed while they are there
+    fixed = run_health(tmp_path, *settings_args(demo_world.settings), "--fix", "--yes", "--junitxml", str(xml),
+                       "-o", "junit_family=xunit1")
+    assert fixed.returncode == 0, fixed.stdout[-3000:]
+    (suite,) = JUnitXml.fromfile(str(xml))
+    assert suite.failures == 0 and suite.tests == 10
+    props = [(p.name, p.value) for p in suite.properties()]
+    assert [name for name, _ in props] == ["snapshot"]  # no finding of before the fix
+    judged = {p.get("value") for case in suite for p in case._elem.iter("property") if p.get("name") == "snapshot"}
+    assert judged == {props[0][1]}

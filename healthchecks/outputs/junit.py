@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from ..results import CheckResult
+from ..run import Run
 
 SUITE_NAME = "agent-healthchecks"
 
@@ -29,15 +30,16 @@ def record(item: pytest.Item, result: CheckResult, snapshot_id: str) -> None:
             item.user_properties += [("finding", f.line()), ("entity", f.entity)]
 
 
-def configure(config: pytest.Config, results: dict[str, CheckResult], snapshot_id: str) -> None:
-    """The suite's name (unless the user set junit_suite_name) and its properties."""
+def finish(config: pytest.Config, run: Run) -> None:
+    """The suite's name (unless the user set junit_suite_name) and its properties, at the session's end (before
+    junitxml writes the file): from the state the run leaves, after the fix when one was applied, like the tests."""
     xml = _xml(config)
     if xml is None:
         return
     if xml.suite_name == "pytest":
         xml.suite_name = SUITE_NAME
-    xml.add_global_property("snapshot", snapshot_id)
-    for result in results.values():
+    xml.add_global_property("snapshot", run.snapshot_id)
+    for result in run.final[0].values():
         for f in result.failing:
             xml.add_global_property("finding", f"{f.check}: {f.line()}")
             xml.add_global_property("entity", f.entity)
