@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 
 from fixers.apply import Options
-from fixers.plan import Plan, PlanOptions, make_plan
+from fixers.plan import Plan, make_plan
 from fixers.run import FixReport, fix
 from healthchecks.observe import Observation, observe
 from healthchecks.results import Results
@@ -157,7 +157,7 @@ def alive(pid: int) -> bool:
 def plan_now(settings: Settings, **options) -> tuple[Observation, Plan]:
     """Look, and plan what --fix would do now (nothing is done)."""
     seen = observe(settings)
-    return seen, make_plan(seen.analysis, seen.results, PlanOptions(**options))
+    return seen, make_plan(seen.analysis, seen.results, Options(**options))
 
 
 class Writer:

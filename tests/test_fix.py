@@ -17,9 +17,10 @@ import pytest
 from helpers import failing, judge, plan_now, registry_bytes, run_health, section, settings_args
 
 from fixers.apply import Options, apply
-from fixers.registry_write import rewrite
 from fixers.run import fix
+from fixers.writers.json_registry import rewrite
 from healthchecks.analysis import Analysis
+from healthchecks.dialect import ScopeKind
 from healthchecks.observe import judged, observe
 from healthchecks.processes import start_ticks
 from healthchecks.targets import ProcessTarget
@@ -289,7 +290,7 @@ def test_file_replaced_while_waiting_for_the_lock_is_locked_again(world):
         return [f"terminated {ghost}"]
 
     try:
-        rewrite(world.global_path, "global", mark, workspace=world.workspace, lock_timeout=10)
+        rewrite(world.global_path, ScopeKind.GLOBAL, mark, workspace=world.workspace, lock_timeout=10)
     finally:
         holder.wait(10)
     assert entries(world)[ghost]["status"] == "terminated"

@@ -1,7 +1,8 @@
-"""Read the orchestrator's registries without trusting them.
+"""Read the orchestrator's JSON registries (eras E0-E4) without trusting them.
 
-Every problem becomes one line naming the file, the JSON path and what is wrong, so a broken
-registry is reported, never crashed on, and never handed to a fixer.
+`registry/GLOBAL_REGISTRY.json` (the authority) and every `TASK-*/AGENT_REGISTRY.json` (its members). Every
+problem becomes one line naming the file, the JSON path and what is wrong, so a broken registry is reported,
+never crashed on, and never handed to a fixer. Which era wrote the files is read from the files (`dialect_of`).
 """
 
 from __future__ import annotations
@@ -9,16 +10,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import stat
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any
+
+from ..dialect import ORCHESTRATOR_FIRST, ORCHESTRATOR_JSON, Dialect, ScopeKind
+from ..records import AgentRecord, Fingerprint, Records, RegistryError, Scope
+from ..safe_files import MAX_BYTES, read_bounded, read_bytes
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
@@ -26,105 +28,13 @@ if TYPE_CHECKING:
 
 GLOBAL_RELPATH = Path("registry") / "GLOBAL_REGISTRY.json"
 TASK_GLOB = "TASK-*/AGENT_REGISTRY.json"
-MAX_BYTES = 32 * 1024 * 1024  # a real registry of 10,000 agents is ~4 MB
 MAX_ERRORS_PER_FILE = 20
 MAX_NESTING = 200  # levels of JSON nesting a registry may have (a real one has 4); deeper is damage
+NAME = "json"  # its line in healthchecks.sources.SOURCES
 NO_WORKSPACE = (
     "workspace directory does not exist (point --workspace or AGENT_WORKSPACE at the orchestrator's "
     ".agent-workspace; --demo checks a built-in demo world)"
 )
-
-ACTIVE = frozenset({"running", "working", "blocked", "reviewing"})
-TERMINAL = frozenset({"completed", "failed", "error", "terminated", "killed", "phase_completed"})
-# What the orchestrator's own `completed_count` counts (E2 update_agent_progress): every finished agent.
-FINISHED = frozenset({"completed", "terminated", "error", "failed"})
-GLOBAL_COUNTERS = ("total_tasks", "active_tasks", "total_agents_spawned", "active_agents")
-TASK_COUNTERS = ("total_spawned", "active_count", "completed_count")
-
-Kind = Literal["global", "task", "state"]  # state: the current release's SQLite database
-StatusClass = Literal["active", "terminal", "unknown"]
-
-
-_CLASSES: dict[str | None, StatusClass] = {None: "active", **dict.fromkeys(ACTIVE, "active"),
-                                           **dict.fromkeys(TERMINAL, "terminal")}
-
-
-def status_class(status: str | None) -> StatusClass:
-    """The orchestrator writes no status at deploy, so a missing status means running."""
-    return _CLASSES.get(status, "unknown") if isinstance(status, str | None) else "unknown"
-
-
-class AgentRecord(NamedTuple):
-    """One agent as one registry file describes it (a tuple: 10,000 of them are made for every snapshot)."""
-
-    id: str
-    task_id: str | None
-    status: str | None
-    tmux_session: str
-    source: Kind
-    # started_at, then completed_at, terminated_at, failed_at as written: parsed only when a check
-    # asks (grace periods concern a few agents; parsing 10,000 entries' times up front does not pay).
-    times: tuple[Any, ...] = ()
-    status_class: StatusClass = "active"
-    cursor_pid: int | None = None  # E3's cursor backend: a process, no tmux session
-
-    def marked_terminated(self) -> AgentRecord:
-        return self._replace(status="terminated", status_class="terminal")
-
-    def started_at(self, tz: tzinfo | None) -> float | None:
-        return parse_time(self.times[0], tz) if self.times else None
-
-    def ended_at(self, tz: tzinfo | None) -> float | None:
-        return next((t for value in self.times[1:] if (t := parse_time(value, tz)) is not None), None)
-
-
-@dataclass(frozen=True)
-class RegistryFile:
-    """A registry file as read: its problems, or its counters and agent records."""
-
-    path: Path
-    kind: Kind
-    digest: str | None = None
-    mtime: float | None = None
-    errors: tuple[str, ...] = ()
-    counters: dict[str, Any] = field(default_factory=dict)
-    agents: tuple[AgentRecord, ...] = ()
-    task_ids: tuple[str, ...] = ()
-    client_dirs: tuple[str, ...] = ()  # the project directories its agents' Claude runs in (`client_cwd`)
-
-
-@dataclass(frozen=True)
-class Registries:
-    """The agents' records of one workspace, whatever holds them: the global registry and every task registry
-    (JSON eras), or the state database as one scope with no counters (source "sqlite", the current release)."""
-
-    workspace: Path
-    global_file: RegistryFile
-    task_files: tuple[RegistryFile, ...]
-    errors: tuple[str, ...] = ()  # workspace-level problems
-    source: str = "json"
-    stamp: tuple[tuple[str, str | None], ...] | None = None  # the source's fingerprint when it was read
-
-    @property
-    def files(self) -> tuple[RegistryFile, ...]:
-        return (self.global_file, *self.task_files)
-
-    @property
-    def all_errors(self) -> tuple[str, ...]:
-        return self.errors + tuple(e for f in self.files for e in f.errors)
-
-    @property
-    def ok(self) -> bool:
-        return not self.all_errors
-
-    @property
-    def fingerprint(self) -> tuple[tuple[str, str | None], ...]:
-        """Changes whenever any registry file's bytes change (or a file appears or goes)."""
-        return self.stamp if self.stamp is not None else tuple((str(f.path), f.digest) for f in self.files)
-
-
-class RegistryError(ValueError):
-    """A registry file that cannot be used; the message is one line: file, JSON path, problem."""
 
 
 def json_type(value: Any) -> str:
@@ -154,7 +64,7 @@ JOURNAL_SUFFIX = ".hc-journal"
 
 
 def journal_path(path: Path) -> Path:
-    """Where a --fix keeps the rollback journal of its in-place write of ``path`` (fixers.registry_write)."""
+    """Where a --fix keeps the rollback journal of its in-place write of ``path`` (fixers.writers.json_registry)."""
     return path.with_name(f".{path.name}{JOURNAL_SUFFIX}")
 
 
@@ -163,70 +73,7 @@ def journals(workspace: Path) -> list[Path]:
     return sorted([*workspace.glob(f"registry/.*{JOURNAL_SUFFIX}"), *workspace.glob(f"TASK-*/.*{JOURNAL_SUFFIX}")])
 
 
-def check_contained(workspace: Path, path: Path) -> None:
-    """Refuse a path that leaves the workspace: no folder between the workspace and the file, nor the
-    file itself, may be a symlink (a `TASK-*` folder linked to another project's task is that project's)."""
-    try:
-        relative = path.relative_to(workspace)
-    except ValueError:
-        raise RegistryError(f"{path}: $: is outside the workspace {workspace}; refusing it") from None
-    current = workspace
-    for part in relative.parts:
-        current = current / part
-        if current.is_symlink():
-            where = "is" if current == path else f"lies under {current}, which is"
-            raise RegistryError(
-                f"{path}: $: {where} a symlink to {os.readlink(current)}; refusing to follow it out of the workspace"
-            )
-
-
-def read_bytes(path: Path, workspace: Path | None = None) -> bytes:
-    """Read a registry file, refusing what a careful reader must not follow or swallow."""
-    if workspace is not None:
-        check_contained(workspace, path)
-    try:
-        st = path.lstat()
-    except FileNotFoundError:
-        raise RegistryError(f"{path}: $: file is missing") from None
-    except OSError as exc:
-        raise RegistryError(f"{path}: $: cannot stat ({exc.strerror})") from None
-    if stat.S_ISLNK(st.st_mode):
-        raise RegistryError(f"{path}: $: is a symlink to {os.readlink(path)}; refusing to follow it")
-    if stat.S_ISDIR(st.st_mode):
-        raise RegistryError(f"{path}: $: is a directory, not a file")
-    if not stat.S_ISREG(st.st_mode):
-        raise RegistryError(f"{path}: $: is not a regular file")
-    if st.st_size > MAX_BYTES:
-        raise RegistryError(_too_large(path, st.st_size))
-    try:
-        raw = read_bounded(path)
-    except PermissionError:
-        raise RegistryError(f"{path}: $: not readable (permission denied)") from None
-    except OSError as exc:
-        raise RegistryError(f"{path}: $: cannot read ({exc.strerror})") from None
-    if len(raw) > MAX_BYTES:  # it grew after the size was read
-        raise RegistryError(_too_large(path, len(raw)))
-    return raw
-
-
-def _too_large(path: Path, size: int) -> str:
-    return f"{path}: $: file is {size / 1e6:.1f} MB, over the {MAX_BYTES // 2**20} MiB limit"
-
-
-def read_bounded(path: Path) -> bytes:
-    """At most MAX_BYTES + 1 bytes, without following a symlink: never more memory than the limit allows."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-    with os.fdopen(fd, "rb", buffering=0) as fh:
-        # sized by the file, not by the limit: a read buffer is allocated whole, and most files are small
-        want = min(os.fstat(fd).st_size, MAX_BYTES) + 1
-        chunks, got = [], 0
-        while got < want and (chunk := fh.read(want - got)):
-            chunks.append(chunk)
-            got += len(chunk)
-        return b"".join(chunks)
-
-
-def fingerprint(workspace: Path) -> tuple[tuple[str, str | None], ...]:
+def fingerprint(workspace: Path) -> Fingerprint:
     """Hash the registry files' bytes without parsing them: cheap enough to do after every read.
 
     Only regular files within the size limit are read: a FIFO, a directory, a symlink or a huge
@@ -293,7 +140,7 @@ def parse(path: Path, raw: bytes) -> Any:
 
 
 @cache
-def validators(kind: Kind) -> tuple[Callable[[Any], Any], Draft202012Validator]:
+def validators(kind: ScopeKind) -> tuple[Callable[[Any], Any], Draft202012Validator]:
     """(fast check, reference validator) for one registry kind.
 
     jsonschema is the reference: it decides and it words every error. Checking 10,000 entries
@@ -304,7 +151,7 @@ def validators(kind: Kind) -> tuple[Callable[[Any], Any], Draft202012Validator]:
     import fastjsonschema  # imported here: pytest-xdist workers never validate, and both cost an import
     from jsonschema import Draft202012Validator
 
-    name = "global_registry.schema.json" if kind == "global" else "task_registry.schema.json"
+    name = "global_registry.schema.json" if kind is ScopeKind.GLOBAL else "task_registry.schema.json"
     schema = json.loads(resources.files("healthchecks.schemas").joinpath(name).read_text("utf-8"))
     Draft202012Validator.check_schema(schema)
     fast = fastjsonschema.compile(_inline_refs(schema, schema.get("$defs", {})), handlers={})
@@ -326,7 +173,7 @@ def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
     return node
 
 
-def schema_errors(path: Path, kind: Kind, data: Any) -> list[str]:
+def schema_errors(path: Path, kind: ScopeKind, data: Any) -> list[str]:
     """One line per schema violation, most shallow first, capped so a wrecked file stays readable."""
     fast, reference = validators(kind)
     try:
@@ -352,61 +199,23 @@ def schema_errors(path: Path, kind: Kind, data: Any) -> list[str]:
     return lines
 
 
-def may_be_after(value: Any, naive_limit: str) -> bool:
-    """Whether an orchestrator timestamp may lie after a naive ISO limit (YYYY-MM-DDTHH:MM:SS), without parsing it.
-
-    Naive times as Python writes them (19 or 26 characters) sort as strings, so the answer is exact for them;
-    anything else (an offset, another precision) may be later and is left to parse_time.
-    """
-    if not isinstance(value, str):
-        return False
-    if len(value) in (19, 26) and value[19:20] in ("", "."):
-        return value > naive_limit
-    return True
-
-
-def parse_time(value: Any, tz: tzinfo | None = None) -> float | None:
-    """Orchestrator timestamps are naive ISO strings in its own local zone (``tz``; None: this machine's).
-
-    None when absent or unreadable. A timestamp that carries an offset keeps it.
-    """
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-        if moment.tzinfo is None and tz is not None:
-            moment = moment.replace(tzinfo=tz)
-        return moment.timestamp()
-    except (ValueError, OverflowError, OSError):  # unparseable, or a date the platform clock cannot hold
-        return None
-
-
-def _record(agent_id: str, entry: dict[str, Any], task_id: str | None, source: Kind) -> AgentRecord:
+def _record(agent_id: str, entry: dict[str, Any], task_id: str | None, source: ScopeKind) -> AgentRecord:
     get = entry.get
     times = (get("started_at"), get("completed_at"), get("terminated_at"), get("failed_at"))
     status = get("status")
     cursor = get("cursor_pid") if get("backend") == "cursor" else None
     return AgentRecord(agent_id, get("task_id", task_id), status, get("tmux_session") or "", source, times,
-                       status_class(status), cursor)
+                       ORCHESTRATOR_JSON.status_class(status), cursor)  # every JSON era's words mean the same
 
 
-def records(kind: Kind, data: dict[str, Any]) -> tuple[tuple[AgentRecord, ...], tuple[str, ...]]:
+def records(kind: ScopeKind, data: dict[str, Any]) -> tuple[tuple[AgentRecord, ...], tuple[str, ...]]:
     """A validated registry's agent records and task ids."""
-    if kind == "global":
+    if kind is ScopeKind.GLOBAL:
         return tuple(_record(aid, entry, None, kind) for aid, entry in data["agents"].items()), tuple(data["tasks"])
     return tuple(_record(entry["id"], entry, data["task_id"], kind) for entry in data["agents"]), (data["task_id"],)
 
 
-def expected_counters(kind: Kind, agents: tuple[AgentRecord, ...], task_ids: tuple[str, ...]) -> dict[str, int]:
-    """What a registry file's counters should be, derived from its entries alone."""
-    active = sum(1 for r in agents if r.status_class == "active")
-    if kind == "global":
-        return {"total_agents_spawned": len(agents), "active_agents": active, "total_tasks": len(task_ids)}
-    completed = sum(1 for r in agents if r.status in FINISHED)
-    return {"total_spawned": len(agents), "active_count": active, "completed_count": completed}
-
-
-def load_data(path: Path, kind: Kind, raw: bytes) -> Any:
+def load_data(path: Path, kind: ScopeKind, raw: bytes) -> Any:
     """Parse and validate; raise RegistryError listing every problem (one per line)."""
     data = parse(path, raw)
     if errors := schema_errors(path, kind, data):
@@ -414,12 +223,12 @@ def load_data(path: Path, kind: Kind, raw: bytes) -> Any:
     return data
 
 
-def load_file(path: Path, kind: Kind, workspace: Path | None = None) -> RegistryFile:
+def load_file(path: Path, kind: ScopeKind, workspace: Path | None = None) -> Scope:
     try:
         raw = read_bytes(path, workspace)
         mtime = path.stat().st_mtime
     except RegistryError as exc:
-        return RegistryFile(path, kind, errors=tuple(str(exc).splitlines()))
+        return Scope(path, kind, errors=tuple(str(exc).splitlines()))
     digest = hashlib.sha256(raw).hexdigest()
     try:
         data = load_data(path, kind, raw)
@@ -428,25 +237,56 @@ def load_file(path: Path, kind: Kind, workspace: Path | None = None) -> Registry
         journal = journal_path(path)
         if journal.exists():
             errors += (f"{path}: $: a --fix was interrupted writing it; the next --fix restores it from {journal}",)
-        return RegistryFile(path, kind, digest, mtime, errors=errors)
-    names = GLOBAL_COUNTERS if kind == "global" else TASK_COUNTERS
-    counters = {name: data[name] for name in names if name in data}
+        return Scope(path, kind, digest, mtime, errors=errors)
+    counters = {name: data[name] for name in ORCHESTRATOR_JSON.counters[kind] if name in data}
     agents, task_ids = records(kind, data)
-    client = data.get("client_cwd") if kind == "task" else None
+    client = data.get("client_cwd") if kind is ScopeKind.TASK else None
     clients = (client,) if isinstance(client, str) and client else ()
-    return RegistryFile(path, kind, digest, mtime, (), counters, agents, task_ids, clients)
+    return Scope(path, kind, digest, mtime, (), counters, agents, task_ids, clients, frozenset(data))
 
 
-def load(workspace: Path) -> Registries:
-    """Load the global registry and every task registry under ``workspace``."""
+def dialect_of(authority: Scope, members: tuple[Scope, ...]) -> Dialect:
+    """The first era (526a899..d388d16) writes task registries without `workspace_base` and never a status into
+    a global entry; from 8e57beb on, every task registry records its `workspace_base`. Files that show neither
+    (no task registry yet) read the same either way."""
+    read = [m for m in members if not m.errors]
+    if read and not any("workspace_base" in m.keys for m in read) and all(r.status is None for r in authority.agents):
+        return ORCHESTRATOR_FIRST
+    return ORCHESTRATOR_JSON
+
+
+def _status_from_members(authority: Scope, members: tuple[Scope, ...], dialect: Dialect) -> Scope:
+    """Where the global entries carry no status (the first era), each takes its agent's class from its task
+    registry, the only record of its state: a finished agent is not "active" because its global entry is silent."""
+    if ScopeKind.GLOBAL in dialect.status_in:
+        return authority
+    known = {r.id: r.status_class for m in members for r in m.agents}
+    agents = tuple(r._replace(status_class=known[r.id]) if r.id in known else r for r in authority.agents)
+    return Scope(authority.path, authority.kind, authority.digest, authority.mtime, authority.errors,
+                 authority.counters, agents, authority.task_ids, authority.client_dirs, authority.keys)
+
+
+def present(workspace: Path) -> bool:
+    """The JSON registries are the orchestrator's oldest store: read whenever no other store claims the workspace."""
+    return True
+
+
+def load(workspace: Path, timeout: float = 0.0) -> Records:
+    """Load the global registry and every task registry under ``workspace`` (no lock is taken: ``timeout``
+    is the protocol's, unused here)."""
     global_path = workspace / GLOBAL_RELPATH
     if not workspace.is_dir():
-        missing = RegistryFile(global_path, "global")
-        return Registries(workspace, missing, (), (f"{workspace}: $: {NO_WORKSPACE}",))
+        missing = Scope(global_path, ScopeKind.GLOBAL)
+        why = f"{workspace}: $: {NO_WORKSPACE}"
+        return Records(workspace, missing, (), ORCHESTRATOR_JSON, NAME, (why,), ((str(global_path), None),))
     inner = workspace / ".agent-workspace"
     if not (workspace / "registry").exists() and (inner / "registry").is_dir():  # a project root was given
-        missing = RegistryFile(global_path, "global")
+        missing = Scope(global_path, ScopeKind.GLOBAL)
         hint = f"{workspace}: $: has no registry/ but {inner} does: is that the workspace? (--workspace {inner})"
-        return Registries(workspace, missing, (), (hint,))
-    tasks = tuple(load_file(p, "task", workspace) for p in sorted(workspace.glob(TASK_GLOB)))
-    return Registries(workspace, load_file(global_path, "global", workspace), tasks)
+        return Records(workspace, missing, (), ORCHESTRATOR_JSON, NAME, (hint,), ((str(global_path), None),))
+    tasks = tuple(load_file(p, ScopeKind.TASK, workspace) for p in sorted(workspace.glob(TASK_GLOB)))
+    authority = load_file(global_path, ScopeKind.GLOBAL, workspace)
+    dialect = dialect_of(authority, tasks)
+    authority = _status_from_members(authority, tasks, dialect)
+    stamp = tuple((str(f.path), f.digest) for f in (authority, *tasks))
+    return Records(workspace, authority, tasks, dialect, NAME, fingerprint=stamp)
