@@ -35,12 +35,15 @@ def demo_world(tmp_path):
     world.teardown()
 
 
-def fix_now(world: World, analysis: Analysis | None = None, **options):
+def fix_now(world: World, analysis: Analysis | None = None, lock_timeout: float | None = None, **options):
     """Run the fixer in-process with confirmation given, as `--fix --yes` does."""
-    observation = judged(analysis.snapshot) if analysis else observe(world.settings)
+    settings = world.settings
+    if lock_timeout is not None:
+        settings = dataclasses.replace(settings, lock_timeout=lock_timeout)
+    observation = judged(analysis.snapshot) if analysis else observe(settings)
     return fix(
         observation,
-        world.settings,
+        settings,
         Options(**options),
         dry_run=False,
         confirm=lambda plan: (True, "test"),
