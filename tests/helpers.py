@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import secrets
@@ -125,8 +126,10 @@ def section(output: str, title: str) -> list[str]:
     return lines[start + 1 : end]
 
 
-def fix_in_process(settings: Settings, **options) -> FixReport:
+def fix_in_process(settings: Settings, lock_timeout: float | None = None, **options) -> FixReport:
     """--fix --yes, in this process: plan, apply with every guard, judge again."""
+    if lock_timeout is not None:
+        settings = dataclasses.replace(settings, lock_timeout=lock_timeout)
     return fix(
         observe(settings),
         settings,
