@@ -147,7 +147,8 @@ class Analysis:
 
     @cached_property
     def active_agents(self) -> list[Agent]:
-        ids = {r.id for f in self.snapshot.registries.scopes for r in f.agents if r.status_class is StatusClass.ACTIVE}
+        active = StatusClass.ACTIVE
+        ids = {r.id for f in self.snapshot.registries.scopes for r in f.agents if r.status_class is active}
         return [self.agent(aid) for aid in self.records if aid in ids]  # type: ignore[misc]
 
     @cached_property
