@@ -27,11 +27,12 @@ sys.path.insert(0, str(REPO))
 
 from fixers.apply import Options  # noqa: E402
 from fixers.run import fix  # noqa: E402
-from healthchecks import processes, registry, tmux  # noqa: E402
+from healthchecks import processes, tmux  # noqa: E402
 from healthchecks.observe import judged, observe  # noqa: E402
 from healthchecks.outputs import findings_json, prometheus  # noqa: E402
 from healthchecks.run import Run  # noqa: E402
 from healthchecks.snapshot import collect, read_servers  # noqa: E402
+from healthchecks.sources import json_registry as registry  # noqa: E402
 from healthchecks.sources import sqlite_state  # noqa: E402
 from healthchecks.testing.world import World  # noqa: E402
 

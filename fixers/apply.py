@@ -19,52 +19,25 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
-from typing import Any
 
-from healthchecks import sources
 from healthchecks.analysis import Analysis, LiveSession
+from healthchecks.checks import GHOST_AGENTS
 from healthchecks.observe import observe
-from healthchecks.registry import (
-    Kind,
-    Registries,
-    RegistryError,
-    check_contained,
-    expected_counters,
-    records,
-    status_class,
-)
 from healthchecks.results import Results
 from healthchecks.settings import Settings
-from healthchecks.sources.sqlite_state import RELPATH
+from healthchecks.sources import load
 from healthchecks.targets import AgentTarget, FileTarget, ProcessTarget, SessionTarget
 
-from . import effects, sqlite_write
-from .plan import Action, Plan, PlanOptions, counters_selected, entry_ids
-from .registry_write import LockTimeout, append_archive, dry_run, rewrite
-
-OK_STATUSES = frozenset({"done", "already gone", "skipped"})  # anything else means the fix did not succeed
-
-
-@dataclass(frozen=True)
-class Options:
-    prune: bool = False
-    lock_timeout: float = 10.0
-    term_timeout: float = 5.0
-    selected: frozenset[str] | None = None  # the checks this run selected; None: all
-    kill_attached: bool = False
-    allow_server_down: bool = False
-    tmux_timeout: float = 5.0
-
-    @property
-    def plan(self) -> PlanOptions:
-        return PlanOptions(self.prune, self.selected, self.kill_attached, self.allow_server_down)
+from . import effects
+from .outcome import OK_STATUSES, Status
+from .plan import ENTRY_KINDS, RECORD_KINDS, Action, Options, Plan, counters_selected, entry_ids
+from .writers import Edits, writer_for
 
 
 @dataclass(frozen=True)
 class Outcome:
     action: Action
-    status: str  # "done", "already gone", "skipped", "refused", "failed", "not done"
+    status: Status
     detail: str = ""
 
     @property
@@ -72,27 +45,35 @@ class Outcome:
         return self.status in OK_STATUSES
 
     def line(self) -> str:
-        return f"{self.status:>12}: {self.action.describe()}" + (f" [{self.detail}]" if self.detail else "")
+        return f"{self.status.value:>12}: {self.action.describe()}" + (f" [{self.detail}]" if self.detail else "")
 
 
-Targets = dict[str, "set | str"]  # check -> failing targets, or why it cannot be judged
+@dataclass(frozen=True)
+class Refusal:
+    """Why an action is not carried out: skipped (no longer a finding) or refused (cannot be judged now)."""
+
+    status: Status
+    detail: str
+
+
+Targets = dict[str, "set | Refusal"]  # check -> failing targets, or why it cannot be judged
 
 
 def failing_targets(results: Results) -> Targets:
     """Per check: the targets of its failing findings now, or why it cannot be judged now."""
     targets: Targets = {}
     for check, result in results.items():
-        targets[check] = {f.target for f in result.failing} if result.judged else f"refused: {result.reason}"
+        targets[check] = {f.target for f in result.failing} if result.judged else Refusal(Status.REFUSED, result.reason)
     return targets
 
 
-def verify(action: Action, targets: Targets, check: str | None = None) -> str | None:
+def verify(action: Action, targets: Targets, check: str | None = None) -> Refusal | None:
     """None when the action's target is still a failing finding of its check; else why not."""
     check = check or action.check
     found = targets[check]
-    if isinstance(found, str):
+    if isinstance(found, Refusal):
         return found
-    return None if action.target in found else "skipped: no longer a finding of " + check
+    return None if action.target in found else Refusal(Status.SKIPPED, "no longer a finding of " + check)
 
 
 def preflight(plan: Plan, settings: Settings, options: Options) -> str | None:
@@ -108,29 +89,16 @@ def preflight(plan: Plan, settings: Settings, options: Options) -> str | None:
             f"{_user(owner)}, so that what it writes stays theirs and it signals only their processes; "
             "nothing was changed"
         )
-    writes = [a for a in plan.actions if a.kind in ("mark_terminated", "prune_entry", "set_counters")]
+    writes = [a for a in plan.actions if a.kind in RECORD_KINDS]
     if not writes:
         return None
-    regs = sources.load(workspace, settings.source, settings.lock_timeout)
-    if regs.source == "sqlite":
-        why = sqlite_write.writable(workspace)
-        return f"{why}; nothing was changed" if why else None
-    if not regs.ok:
-        return f"registry unusable: {regs.all_errors[0]}"
-    for place in ("backups", "archive"):  # where the writes' copies go must be inside the workspace too
-        try:
-            check_contained(workspace, workspace / "registry" / place / "x")
-        except RegistryError as exc:
-            return f"{str(exc).splitlines()[0]}; nothing was changed"
+    regs = load(workspace, settings.source, settings.lock_timeout)
+    writer = writer_for(regs.source)
+    if writer is None:
+        return f"{regs.source} records are never written by a fix; nothing was changed"
     marks, prunes = entry_ids(writes)
-    now = _now()
-    for path, kind in _files_to_write(regs, marks | prunes, _counter_files(writes)):
-        edit, _, _ = _editor(kind, marks, prunes, now, counters_selected(options.plan))
-        try:
-            dry_run(path, kind, edit, workspace=workspace)
-        except (RegistryError, OSError) as exc:
-            return f"{str(exc).splitlines()[0]}; nothing was changed"
-    return None
+    return writer.check(regs, _edits(marks, prunes, _counter_files(writes), options, regs.workspace),
+                        settings.lock_timeout)
 
 
 def _user(uid: int) -> str:
@@ -147,10 +115,10 @@ def apply(plan: Plan, settings: Settings, options: Options, outcomes: list[Outco
     phases = (
         (("kill_process",), _processes),
         (("kill_session",), _sessions),
-        (("mark_terminated", "prune_entry", "set_counters"), _registry),
+        (RECORD_KINDS, _records),
     )
     if why := preflight(plan, settings, options):
-        outcomes += [Outcome(a, "refused", why) for a in plan.actions]
+        outcomes += [Outcome(a, Status.REFUSED, why) for a in plan.actions]
         return outcomes
     for kinds, fn in phases:
         actions = [a for a in plan.actions if a.kind in kinds]
@@ -159,24 +127,23 @@ def apply(plan: Plan, settings: Settings, options: Options, outcomes: list[Outco
         now = observe(settings)
         unjudged = [f"{c}: {r.reason}" for c, r in now.results.items() if not r.judged]
         if unjudged:  # tmux unreachable or registry unreadable right now: act on nothing
-            outcomes += [Outcome(a, "refused", unjudged[0]) for a in actions]
+            outcomes += [Outcome(a, Status.REFUSED, unjudged[0]) for a in actions]
         else:
             outcomes += fn(actions, now.analysis, failing_targets(now.results), options)
     return outcomes
 
 
-def _not_verified(action: Action, why: str, gone: bool) -> Outcome:
+def _not_verified(action: Action, why: Refusal, gone: bool) -> Outcome:
     if gone:
-        return Outcome(action, "already gone")
-    status, _, detail = why.partition(": ")
-    return Outcome(action, status, detail)
+        return Outcome(action, Status.ALREADY_GONE)
+    return Outcome(action, why.status, why.detail)
 
 
-def _unverified_process(action: Action, why: str) -> Outcome:
+def _unverified_process(action: Action, why: Refusal) -> Outcome:
     """Say precisely why a planned kill does not happen: gone, PID reused, or no longer an orphan."""
     target = action.target
     assert isinstance(target, ProcessTarget)
-    if not why.startswith("refused") and (lost := effects.identity_lost(target.pid, target.start_ticks)):
+    if why.status is not Status.REFUSED and (lost := effects.identity_lost(target.pid, target.start_ticks)):
         return Outcome(action, lost.status, lost.detail)
     return _not_verified(action, why, gone=False)
 
@@ -206,10 +173,10 @@ def _sessions(actions: list[Action], a: Analysis, targets: Targets, options: Opt
         assert isinstance(target, SessionTarget)
         session = _find(a, target)
         if why := verify(action, targets):
-            outcomes.append(_not_verified(action, why, gone=session is None and not why.startswith("refused")))
+            outcomes.append(_not_verified(action, why, gone=session is None and why.status is not Status.REFUSED))
         elif session is not None and session.attached and not options.kill_attached:
             who = ", ".join(a.clients_of(session.server, session.name)) or f"{session.attached} client(s)"
-            outcomes.append(Outcome(action, "refused", f"a person is attached now ({who}); not killed"))
+            outcomes.append(Outcome(action, Status.REFUSED, f"a person is attached now ({who}); not killed"))
         elif session is not None:
             verified.append((action, session))
     # kill-session alone leaves children alive: end the panes' process trees and groups first, each root proven
@@ -222,36 +189,33 @@ def _sessions(actions: list[Action], a: Analysis, targets: Targets, options: Opt
         by_server[session.server][action] = session.id
     servers = {s.label: s for s in a.snapshot.servers}
     for label, ids in by_server.items():
-        after, error = effects.kill_sessions(servers[label], set(ids.values()), options.tmux_timeout)
+        after, error = effects.kill_sessions(servers[label], set(ids.values()), a.settings.tmux_timeout)
         live = {p.session_id for p in after.panes}
         for action, session_id in ids.items():
             if error:
-                outcomes.append(Outcome(action, "failed", error))
+                outcomes.append(Outcome(action, Status.FAILED, error))
             elif session_id in live:
-                outcomes.append(Outcome(action, "failed", "session still live"))
+                outcomes.append(Outcome(action, Status.FAILED, "session still live"))
             else:
-                outcomes.append(Outcome(action, "done", "panes' processes ended, session killed"))
+                outcomes.append(Outcome(action, Status.DONE, "panes' processes ended, session killed"))
     return outcomes
 
 
-def _counter_files(actions: list[Action]) -> set[str]:
-    return {a.target.path for a in actions if a.kind == "set_counters" and isinstance(a.target, FileTarget)}
-
-
-def _files_to_write(regs: Registries, ids: set[str], counter_files: set[str]) -> list[tuple[Path, Kind]]:
-    return [
-        (f.path, f.kind)
-        for f in regs.files
-        if {r.id for r in f.agents} & ids or str(f.path) in counter_files
-    ]
+def _counter_files(actions: list[Action]) -> frozenset[str]:
+    return frozenset(a.target.path for a in actions if a.kind == "set_counters" and isinstance(a.target, FileTarget))
 
 
 def _now() -> str:
     return datetime.now().isoformat(timespec="microseconds")
 
 
-def _registry(actions: list[Action], a: Analysis, targets: Targets, options: Options) -> list[Outcome]:
-    """Every entry change and counter fix, one locked write per registry file."""
+def _edits(marks: set[str], prunes: set[str], counter_files: frozenset[str], options: Options, workspace) -> Edits:
+    archive = workspace / "registry" / "archive" / f"pruned-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
+    return Edits(frozenset(marks), frozenset(prunes), counter_files, counters_selected(options), _now(), archive)
+
+
+def _records(actions: list[Action], a: Analysis, targets: Targets, options: Options) -> list[Outcome]:
+    """Every verified entry change and counter fix, through the records' own writer (fixers.writers)."""
     outcomes: list[Outcome] = []
     marks: set[str] = set()
     prunes: set[str] = set()
@@ -266,80 +230,20 @@ def _registry(actions: list[Action], a: Analysis, targets: Targets, options: Opt
         else:
             (prunes if action.kind == "prune_entry" else marks).add(agent_id)
     regs = a.snapshot.registries
-    now = _now()
-    archive = regs.workspace / "registry" / "archive" / f"pruned-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
-    if regs.source == "sqlite":
-        return outcomes + _state(actions, regs.workspace, marks, prunes, now, archive, options)
-    done: dict[str, list[str]] = defaultdict(list)
-    touched: dict[str, set[str]] = {}  # registry file -> agent ids its write changed
-    failed: dict[str, str] = {}
-    for path, kind in _files_to_write(regs, marks | prunes, _counter_files(actions)):
-        edit, removed, touched[str(path)] = _editor(kind, marks, prunes, now, counters_selected(options.plan))
-
-        def archive_removed(data: dict[str, Any], path: Path = path, removed: list = removed) -> None:
-            if removed:
-                rel = str(path.relative_to(regs.workspace))
-                rows = [{"archived_at": now, "registry": rel, "agent_id": i, "entry": e} for i, e in removed]
-                append_archive(regs.workspace, archive, rows)
-
-        try:
-            result = rewrite(
-                path,
-                kind,
-                edit,
-                workspace=regs.workspace,
-                lock_timeout=options.lock_timeout,
-                before_write=archive_removed,
-            )
-            done[str(path)] = list(result.changes)
-        except (RegistryError, LockTimeout, OSError) as exc:
-            failed[str(path)] = str(exc).splitlines()[0]
-    holders: dict[str, list[str]] = defaultdict(list)  # agent id -> the registry files that list it
-    for file in regs.files:
-        for record in file.agents:
-            holders[record.id].append(str(file.path))
+    writer = writer_for(regs.source)
+    assert writer is not None  # the preflight refused a plan that writes a store nobody may write
+    edits = _edits(marks, prunes, _counter_files(actions), options, regs.workspace)
+    written = writer.write(regs, edits, a.settings.lock_timeout)
     for action in actions:
-        if isinstance(action.target, FileTarget):
-            path = action.target.path
-            if path in failed:
-                outcomes.append(Outcome(action, "failed", failed[path]))
-            else:
-                changed = [c for c in done.get(path, []) if c.startswith("counter ")]
-                outcomes.append(Outcome(action, "done", "; ".join(changed) or "already right"))
+        key = action.target.path if isinstance(action.target, FileTarget) else _entry_id(action)
+        if key is None or (action.kind in ENTRY_KINDS and key not in marks | prunes):
             continue
-        assert isinstance(action.target, AgentTarget)
-        agent_id = action.target.id
-        if agent_id not in marks | prunes:
-            continue
-        paths = holders[agent_id]
-        errors = [failed[p] for p in paths if p in failed]
-        applied = [Path(p).name for p in paths if p in done and agent_id in touched[p]]
-        if errors:
-            outcomes.append(Outcome(action, "failed", errors[0]))
-        elif applied:
-            outcomes.append(Outcome(action, "done", "in " + ", ".join(applied)))
+        if key in written.failed:
+            outcomes.append(Outcome(action, Status.FAILED, written.failed[key]))
+        elif key in written.done:
+            outcomes.append(Outcome(action, Status.DONE, written.done[key]))
         else:
-            outcomes.append(Outcome(action, "skipped", "entry changed since the snapshot; left as it is"))
-    return outcomes
-
-
-def _state(
-    actions: list[Action], workspace: Path, marks: set[str], prunes: set[str], now: str, archive: Path, options: Options
-) -> list[Outcome]:
-    """The state database: every verified change in one transaction; outcomes by what each row allowed."""
-    try:
-        written = sqlite_write.apply_edits(workspace, marks, prunes, now, archive, options.lock_timeout)
-    except (RegistryError, OSError) as exc:
-        return [Outcome(x, "failed", str(exc).splitlines()[0]) for x in actions if _entry_id(x) in marks | prunes]
-    outcomes = []
-    for action in actions:
-        agent_id = _entry_id(action)
-        if agent_id not in marks | prunes:
-            continue
-        if agent_id in written.changed:
-            outcomes.append(Outcome(action, "done", f"{written.changed[agent_id]} in {RELPATH.name}"))
-        else:
-            outcomes.append(Outcome(action, "skipped", "row changed since the snapshot; left as it is"))
+            outcomes.append(Outcome(action, Status.SKIPPED, written.left))
     return outcomes
 
 
@@ -347,72 +251,16 @@ def _entry_id(action: Action) -> str | None:
     return action.target.id if isinstance(action.target, AgentTarget) else None
 
 
-def _verify_entry(action: Action, a: Analysis, targets: Targets) -> str | None:
+def _verify_entry(action: Action, a: Analysis, targets: Targets) -> Refusal | None:
     """A ghost must still be a ghost; a prune candidate must still have no live session."""
     assert isinstance(action.target, AgentTarget)
-    ghost = verify(action, targets, "ghost_agents")
-    if ghost is None or ghost.startswith("refused"):
+    ghost = verify(action, targets, GHOST_AGENTS)
+    if ghost is None or ghost.status is Status.REFUSED:
         return ghost
     if action.kind == "prune_entry":
         agent = a.agent(action.target.id)
         live = agent is not None and (agent.session in a.sessions or agent.session in a.other_sessions)
         if agent is not None and agent.terminal and not live:
             return None
-        return "skipped: its session is live again, or it is active but not a ghost"
+        return Refusal(Status.SKIPPED, "its session is live again, or it is active but not a ghost")
     return ghost
-
-
-def _editor(kind: Kind, marks: set[str], prunes: set[str], now: str, counters: bool):
-    """An edit applied under the lock, by id, to whatever the file holds now; what it removed; the ids it changed.
-
-    Pruned ids leave `agent_hierarchy` too. Counters are recomputed from the entries as they now are
-    when the counters check is part of this run.
-    """
-    removed: list[tuple[str, Any]] = []
-    touched: set[str] = set()
-
-    def edit(data: dict[str, Any]) -> list[str]:
-        removed.clear()
-        touched.clear()
-        changes: list[str] = []
-        entries = list(data["agents"].items()) if kind == "global" else [(e.get("id"), e) for e in data["agents"]]
-        for agent_id, entry in entries:
-            if agent_id in prunes:
-                removed.append((agent_id, entry))
-                touched.add(agent_id)
-                changes.append(f"pruned {agent_id}")
-            elif agent_id in marks and status_class(entry.get("status")) == "active":
-                entry["status"] = "terminated"
-                entry["terminated_at"] = now
-                entry["termination_reason"] = "session_not_found"
-                touched.add(agent_id)
-                changes.append(f"terminated {agent_id}")
-        gone = {agent_id for agent_id, _ in removed}
-        if kind == "global":
-            for agent_id in gone:
-                del data["agents"][agent_id]
-        else:
-            data["agents"] = [e for e in data["agents"] if e.get("id") not in gone]
-            _drop_from_hierarchy(data, gone)
-        if counters:
-            recs, task_ids = records(kind, data)
-            for name, value in expected_counters(kind, recs, task_ids).items():
-                if name in data and data[name] != value:
-                    changes.append(f"counter {name} {data[name]} → {value}")
-                    data[name] = value
-        return changes
-
-    return edit, removed, touched
-
-
-def _drop_from_hierarchy(data: dict[str, Any], gone: set[str]) -> None:
-    """Pruned agents leave `agent_hierarchy`: as children, and as parents with no child left."""
-    tree = data.get("agent_hierarchy")
-    if not gone or not isinstance(tree, dict):
-        return
-    for parent in list(tree):
-        children = tree[parent]
-        if isinstance(children, list):
-            tree[parent] = [c for c in children if c not in gone]
-        if parent in gone and not tree[parent]:
-            del tree[parent]

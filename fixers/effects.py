@@ -19,10 +19,12 @@ from healthchecks import processes, tmux
 from healthchecks.processes import Proc, start_ticks
 from healthchecks.tmux import TmuxServer
 
+from .outcome import Status
+
 
 @dataclass(frozen=True)
 class Ended:
-    status: str  # "done", "already gone", "skipped", "failed"
+    status: Status
     detail: str = ""
 
 
@@ -47,9 +49,9 @@ def identity_lost(pid: int, ticks: int) -> Ended | None:
     """Why ``pid`` is no longer the process identified by ``ticks`` (gone, or its PID reused), or None."""
     now = start_ticks(pid)
     if now is None:
-        return Ended("already gone")
+        return Ended(Status.ALREADY_GONE)
     if now != ticks:
-        return Ended("skipped", f"pid {pid} now belongs to another process (start time differs); not signalled")
+        return Ended(Status.SKIPPED, f"pid {pid} now belongs to another process (start time differs); not signalled")
     return None
 
 
@@ -98,16 +100,16 @@ def _tree(
     me = os.geteuid()
     root = _bound(pid, ticks)
     if root is None:
-        return identity_lost(pid, ticks) or Ended("already gone")
+        return identity_lost(pid, ticks) or Ended(Status.ALREADY_GONE)
     try:
         if root.status() == psutil.STATUS_ZOMBIE:
-            return Ended("already gone", "defunct; its parent has to reap it")
+            return Ended(Status.ALREADY_GONE, "defunct; its parent has to reap it")
         if (uid := _uid(root)) != me:
-            return Ended("skipped", f"owned by uid {uid}, not by this user (uid {me}); not signalled")
+            return Ended(Status.SKIPPED, f"owned by uid {uid}, not by this user (uid {me}); not signalled")
     except psutil.NoSuchProcess:
-        return Ended("already gone")
+        return Ended(Status.ALREADY_GONE)
     except psutil.AccessDenied:
-        return Ended("failed", f"access denied reading pid {pid}")
+        return Ended(Status.FAILED, f"access denied reading pid {pid}")
     tree = [root]
     for child in _members(pid, ticks, table, group):
         process = _bound(child, table.procs[child].start_ticks)
@@ -134,7 +136,7 @@ def end_trees(
     table = Table.read()  # one read for every tree, just now
     for key, pid, ticks in roots:
         if pid in protected:
-            result[key] = Ended("skipped", "this suite or one of its ancestors; never signalled")
+            result[key] = Ended(Status.SKIPPED, "this suite or one of its ancestors; never signalled")
             continue
         tree = _tree(pid, ticks, protected, table, group)
         if isinstance(tree, Ended):
@@ -166,16 +168,16 @@ def end_trees(
     for key, tree in trees.items():
         root = tree[0] if tree else None
         if root is None:
-            result[key] = Ended("skipped", "nothing to signal")
+            result[key] = Ended(Status.SKIPPED, "nothing to signal")
         elif root.pid in denied:
-            result[key] = Ended("failed", f"access denied signalling pid {root.pid}")
+            result[key] = Ended(Status.FAILED, f"access denied signalling pid {root.pid}")
         elif root.pid in survivors:
-            result[key] = Ended("failed", f"pid {root.pid} survived SIGKILL")
+            result[key] = Ended(Status.FAILED, f"pid {root.pid} survived SIGKILL")
         elif root.pid not in {p.pid for p in signalled}:
-            result[key] = Ended("already gone")
+            result[key] = Ended(Status.ALREADY_GONE)
         else:
             how = f"SIGKILL after {timeout:g}s" if root.pid in killed else "SIGTERM"
-            result[key] = Ended("done", f"{len(tree)} process(es) ended ({how})")
+            result[key] = Ended(Status.DONE, f"{len(tree)} process(es) ended ({how})")
     return result
 
 

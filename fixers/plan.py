@@ -1,6 +1,7 @@
 """Turn failing findings into one ordered remediation plan.
 
-Each check maps to the fixer that remedies it (FIXERS). Checks with no fixer (a malformed registry,
+A check carries the fixer that remedies it (`Check.fixer`: the built-in ones are attached below, a plugin's
+through `registry.add(..., fixer=...)`, one way for both). Checks with no fixer (a malformed registry,
 disagreeing registries, an unknown status, a split brain) are listed for a person; information
 findings (a foreign Claude, an untracked session) never become actions. Only the checks this run
 selected (`-k`, `-m`, node ids) are acted on. Two kinds of action wait for an explicit flag,
@@ -17,8 +18,15 @@ from pathlib import Path
 from typing import Literal
 
 from healthchecks.analysis import Analysis
-from healthchecks.checks import REGISTRY
-from healthchecks.registry import AgentRecord, expected_counters
+from healthchecks.checks import (
+    COUNTERS,
+    GHOST_AGENTS,
+    LEAKED_SESSIONS,
+    ORPHAN_PROCESSES,
+    REGISTRY,
+    ZOMBIE_SESSIONS,
+)
+from healthchecks.records import AgentRecord
 from healthchecks.results import Finding, Results
 from healthchecks.targets import AgentTarget, FileTarget, SessionTarget, Target
 
@@ -30,6 +38,8 @@ ORDER: dict[str, int] = {
     "prune_entry": 2,
     "set_counters": 3,
 }
+ENTRY_KINDS = ("mark_terminated", "prune_entry")  # actions on one agent's records
+RECORD_KINDS = (*ENTRY_KINDS, "set_counters")  # every action written by the records' writer (fixers.writers)
 VERBS = {
     "kill_process": "kill process tree of",
     "kill_session": "kill the panes' processes and",
@@ -40,11 +50,14 @@ VERBS = {
 
 
 @dataclass(frozen=True)
-class PlanOptions:
+class Options:
+    """The fix's own options, parsed once (fixers.session); timeouts of locks and tmux are the Settings'."""
+
     prune: bool = False
     selected: frozenset[str] | None = None  # check ids this run selected; None: all of them
     kill_attached: bool = False
     allow_server_down: bool = False
+    term_timeout: float = 5.0  # how long ended processes get between SIGTERM and SIGKILL
 
 
 @dataclass(frozen=True)
@@ -81,10 +94,10 @@ class Plan:
         return out
 
 
-Fixer = Callable[[Finding, Analysis, PlanOptions], list[Action]]
+Fixer = Callable[[Finding, Analysis, Options], list[Action]]
 
 
-def _process(f: Finding, a: Analysis, opts: PlanOptions) -> list[Action]:
+def _process(f: Finding, a: Analysis, opts: Options) -> list[Action]:
     return [Action("kill_process", f.target, f.entity, f.reason, f.check)]
 
 
@@ -93,7 +106,7 @@ def _agent_entry(agent_id: str, session: str, reason: str, check: str, prune: bo
     return Action(kind, AgentTarget(agent_id, session), f"agent {agent_id}", reason, check)
 
 
-def _session(f: Finding, a: Analysis, opts: PlanOptions) -> list[Action]:
+def _session(f: Finding, a: Analysis, opts: Options) -> list[Action]:
     """Kill the session; its agents then have no session, so their entries are settled in the same plan."""
     assert isinstance(f.target, SessionTarget)
     actions = [Action("kill_session", f.target, f.entity, f.reason, f.check)]
@@ -105,35 +118,38 @@ def _session(f: Finding, a: Analysis, opts: PlanOptions) -> list[Action]:
     return actions
 
 
-def _ghost(f: Finding, a: Analysis, opts: PlanOptions) -> list[Action]:
+def _ghost(f: Finding, a: Analysis, opts: Options) -> list[Action]:
     assert isinstance(f.target, AgentTarget)
     return [_agent_entry(f.target.id, f.target.session, f.reason, f.check, opts.prune)]
 
 
-def _counter(f: Finding, a: Analysis, opts: PlanOptions) -> list[Action]:
+def _counter(f: Finding, a: Analysis, opts: Options) -> list[Action]:
     return []  # counters are planned per file, after every entry change is known (see make_plan)
 
 
-FIXERS: dict[str, Fixer] = {
-    "orphan_processes": _process,
-    "zombie_sessions": _session,
-    "leaked_sessions": _session,
-    "ghost_agents": _ghost,
-    "counters": _counter,
-}
+for _check, _fixer in {
+    ORPHAN_PROCESSES: _process,
+    ZOMBIE_SESSIONS: _session,
+    LEAKED_SESSIONS: _session,
+    GHOST_AGENTS: _ghost,
+    COUNTERS: _counter,
+}.items():
+    REGISTRY.attach(_check, _fixer)
 
 
-def _after(records: tuple[AgentRecord, ...], marked: set[str], pruned: set[str]) -> tuple[AgentRecord, ...]:
-    return tuple(r.marked_terminated() if r.id in marked else r for r in records if r.id not in pruned)
+def _after(
+    records: tuple[AgentRecord, ...], marked: set[str], pruned: set[str], status: str
+) -> tuple[AgentRecord, ...]:
+    return tuple(r.marked(status) if r.id in marked else r for r in records if r.id not in pruned)
 
 
-def _hold(action: Action, a: Analysis, opts: PlanOptions) -> str | None:
+def _hold(action: Action, a: Analysis, opts: Options) -> str | None:
     """Why an action waits for an explicit flag, or None."""
     target = action.target
     if isinstance(target, SessionTarget) and target.attached and not opts.kill_attached:
         who = ", ".join(a.clients_of(target.server, target.name)) or f"{target.attached} client(s)"
         return f"{action.entity} has a person attached ({who}); pass --kill-attached to kill it anyway"
-    if action.kind in ("mark_terminated", "prune_entry") and a.stopped_servers and not opts.allow_server_down:
+    if action.kind in ENTRY_KINDS and a.stopped_servers and not opts.allow_server_down:
         names = ", ".join(s.label for s in a.stopped_servers)
         return (
             f"{action.entity}: tmux server {names} is not running, so every agent looks dead (right --tmux-socket? "
@@ -142,8 +158,8 @@ def _hold(action: Action, a: Analysis, opts: PlanOptions) -> str | None:
     return None
 
 
-def make_plan(analysis: Analysis, results: Results, opts: PlanOptions | None = None) -> Plan:
-    opts = opts or PlanOptions()
+def make_plan(analysis: Analysis, results: Results, opts: Options | None = None) -> Plan:
+    opts = opts or Options()
     plan = Plan()
     actions: dict[tuple, Action] = {}
     for check_id, result in results.items():
@@ -153,13 +169,13 @@ def make_plan(analysis: Analysis, results: Results, opts: PlanOptions | None = N
             plan.blocked.append(f"{check_id}: {result.reason}")
             continue
         for finding in result.failing:
-            fixer = FIXERS.get(check_id) or REGISTRY[check_id].fixer
+            fixer = REGISTRY[check_id].fixer if check_id in REGISTRY else None
             if fixer is None:
                 plan.manual.append(finding)
                 continue
             for action in fixer(finding, analysis, opts):
                 actions.setdefault(action.key, action)
-    if opts.prune and not plan.blocked and (opts.selected is None or "ghost_agents" in opts.selected):
+    if opts.prune and not plan.blocked and (opts.selected is None or GHOST_AGENTS in opts.selected):
         _plan_history_prunes(analysis, actions)
     for key, action in list(actions.items()):
         if why := _hold(action, analysis, opts):
@@ -168,7 +184,7 @@ def make_plan(analysis: Analysis, results: Results, opts: PlanOptions | None = N
     # An entry whose session kill is held back stays as it is.
     kept_sessions = {a.target.name for a in actions.values() if isinstance(a.target, SessionTarget)}
     for key, action in list(actions.items()):
-        from_session = action.check in ("zombie_sessions", "leaked_sessions")
+        from_session = action.check in (ZOMBIE_SESSIONS, LEAKED_SESSIONS)
         if from_session and isinstance(action.target, AgentTarget) and action.target.session not in kept_sessions:
             del actions[key]
     if counters_selected(opts) and not plan.blocked:
@@ -177,8 +193,8 @@ def make_plan(analysis: Analysis, results: Results, opts: PlanOptions | None = N
     return plan
 
 
-def counters_selected(opts: PlanOptions) -> bool:
-    return opts.selected is None or "counters" in opts.selected
+def counters_selected(opts: Options) -> bool:
+    return opts.selected is None or COUNTERS in opts.selected
 
 
 def entry_ids(actions: Iterable[Action]) -> tuple[set[str], set[str]]:
@@ -193,9 +209,11 @@ def entry_ids(actions: Iterable[Action]) -> tuple[set[str], set[str]]:
 def _plan_counters(analysis: Analysis, actions: dict[tuple, Action]) -> None:
     """Counters last, computed from the entries as they will be after the planned entry changes."""
     marked, pruned = entry_ids(actions.values())
-    for file in analysis.snapshot.registries.files:
-        after = _after(file.agents, marked, pruned)
-        expected = expected_counters(file.kind, after, file.task_ids)
+    records = analysis.snapshot.registries
+    status = records.dialect.mark.status if records.dialect.mark else ""
+    for file in records.scopes:
+        after = _after(file.agents, marked, pruned, status)
+        expected = records.dialect.expected(file.kind, after, len(file.task_ids))
         changes = {k: v for k, v in expected.items() if k in file.counters and file.counters[k] != v}
         if changes:
             detail = ", ".join(f"{k} {file.counters[k]} → {v}" for k, v in changes.items())
@@ -205,7 +223,7 @@ def _plan_counters(analysis: Analysis, actions: dict[tuple, Action]) -> None:
                 FileTarget(str(file.path)),
                 entity,
                 "computed from the entries as they will be",
-                "counters",
+                COUNTERS,
                 detail,
             )
             actions.setdefault(act.key, act)

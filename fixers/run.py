@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from healthchecks.observe import Observation, observe
-from healthchecks.registry import journals
 from healthchecks.results import Results
 from healthchecks.settings import Settings
 from healthchecks.summary import Figures
 
-from .apply import Options, Outcome, apply, preflight
-from .plan import Plan, make_plan
-from .registry_write import recover_workspace
+from .apply import Outcome, apply, preflight
+from .outcome import Status
+from .plan import Options, Plan, make_plan
+from .writers import pending, recover_all
 
 MAX_ROUNDS = 3
 
@@ -40,7 +40,7 @@ class FixReport:
     @property
     def done(self) -> int:
         """How many planned actions were carried out: once each, however many rounds it took."""
-        return len({o.action.key for o in self.outcomes if o.status == "done"})
+        return len({o.action.key for o in self.outcomes if o.status is Status.DONE})
 
     @property
     def ok(self) -> bool:
@@ -105,11 +105,11 @@ def fix(
     """
     if report is None:
         report = FixReport(Plan())
-    if not dry_run and (recovered := _recover(settings, options)):
+    if not dry_run and (recovered := _recover(settings)):
         show(recovered)
         observation = observe(settings)
     results = observation.results
-    plan = make_plan(observation.analysis, results, options.plan)
+    plan = make_plan(observation.analysis, results, options)
     report.plan, report.before = plan, observation.figures
     show(plan.lines())
     if dry_run:
@@ -127,20 +127,20 @@ def fix(
     if not confirmed:
         return report
     try:
-        with fix_lock(settings.workspace, options.lock_timeout):
+        with fix_lock(settings.workspace, settings.lock_timeout):
             _rounds(report, plan, settings, options)
     except FixLockBusy as exc:
         report.message = str(exc)
     return report
 
 
-def _recover(settings: Settings, options: Options) -> list[str]:
+def _recover(settings: Settings) -> list[str]:
     """Finish what an interrupted fix left: a torn registry gets its old bytes back from the journal."""
-    if not journals(settings.workspace):
+    if not pending(settings.workspace):
         return []
     try:
-        with fix_lock(settings.workspace, options.lock_timeout):
-            return recover_workspace(settings.workspace, options.lock_timeout)
+        with fix_lock(settings.workspace, settings.lock_timeout):
+            return recover_all(settings.workspace, settings.lock_timeout)
     except FixLockBusy as exc:
         return [str(exc)]
 
@@ -155,7 +155,7 @@ def _rounds(report: FixReport, plan: Plan, settings: Settings, options: Options)
         if round_no == MAX_ROUNDS:
             break
         # Later rounds only retry what was confirmed; anything new is reported, never acted on.
-        retry = [a for a in make_plan(after.analysis, after.results, options.plan).actions if a.key in confirmed_keys]
+        retry = [a for a in make_plan(after.analysis, after.results, options).actions if a.key in confirmed_keys]
         if not retry:
             break
         round_plan = Plan(actions=retry)

@@ -10,9 +10,8 @@ import pytest
 from healthchecks.options import value
 from healthchecks.run import Run
 
-from .apply import Options
 from .confirm import ask
-from .plan import Plan
+from .plan import Options, Plan
 from .run import FixReport, fix
 
 EXIT_INTERRUPTED = 130  # what a shell reports for a program ended by Ctrl-C
@@ -23,10 +22,8 @@ def configure(config: pytest.Config) -> None:
     """Read the fix's options: a bad value is a usage error before anything runs."""
     config.stash[OPTIONS] = Options(
         prune=value(config, "--prune"),
-        lock_timeout=value(config, "--lock-timeout"),
         kill_attached=value(config, "--kill-attached"),
         allow_server_down=value(config, "--allow-server-down"),
-        tmux_timeout=value(config, "--tmux-timeout"),
     )
 
 

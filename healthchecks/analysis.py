@@ -13,8 +13,10 @@ from datetime import tzinfo
 from functools import cached_property
 
 from . import processes
+from .dialect import Evidence as Sign
+from .dialect import StatusClass
 from .processes import Proc
-from .registry import AgentRecord
+from .records import AgentRecord
 from .snapshot import Snapshot, pane_of
 from .targets import ProcessTarget
 from .tmux import Pane, TmuxServer, sanitized
@@ -53,11 +55,11 @@ class Agent:
         self.session = sanitized(records[0].tmux_session)  # as tmux stores it: `.` and `:` become `_`
         self.cursor_pid = next((r.cursor_pid for r in records if r.cursor_pid), None)  # E3's cursor backend
         first = records[0].status_class
-        if any(r.status_class != first for r in records):  # records that disagree: rare
+        if any(r.status_class is not first for r in records):  # records that disagree: rare
             classes = {r.status_class for r in records}
-            self.active, self.terminal = "active" in classes, classes == {"terminal"}
+            self.active, self.terminal = StatusClass.ACTIVE in classes, classes == {StatusClass.TERMINAL}
         else:
-            self.active, self.terminal = first == "active", first == "terminal"
+            self.active, self.terminal = first is StatusClass.ACTIVE, first is StatusClass.TERMINAL
 
     def started_at(self, tz: tzinfo | None) -> float | None:
         if self._started is False:  # one zone per analysis: the first answer is the answer
@@ -68,12 +70,6 @@ class Agent:
         if self._ended is False:
             self._ended = max((t for r in self.records if (t := r.ended_at(tz)) is not None), default=None)
         return self._ended  # type: ignore[return-value]
-
-
-# The orchestrator launches Claude with these flags in every era (E0..E5); a person rarely types all four.
-LAUNCH_FLAGS = ("--output-format", "stream-json", "--verbose", "--dangerously-skip-permissions")
-# An orchestrator agent id: <agent_type>-<HHMMSS>[NNN]-<6 hex>. Shorter or other keys are never evidence.
-AGENT_ID_SHAPE = re.compile(r".+-\d{6}(\d{3})?-[0-9a-f]{6}")
 
 
 @dataclass(frozen=True)
@@ -130,7 +126,7 @@ class Analysis:
     def records(self) -> dict[str, list[AgentRecord]]:
         """Every agent id's records, global first, in registry order: one pass over the files."""
         records: dict[str, list[AgentRecord]] = {}
-        for file in self.snapshot.registries.files:
+        for file in self.snapshot.registries.scopes:
             for record in file.agents:
                 if (found := records.get(record.id)) is None:
                     records[record.id] = [record]
@@ -151,7 +147,8 @@ class Analysis:
 
     @cached_property
     def active_agents(self) -> list[Agent]:
-        ids = {r.id for f in self.snapshot.registries.files for r in f.agents if r.status_class == "active"}
+        active = StatusClass.ACTIVE
+        ids = {r.id for f in self.snapshot.registries.scopes for r in f.agents if r.status_class is active}
         return [self.agent(aid) for aid in self.records if aid in ids]  # type: ignore[misc]
 
     @cached_property
@@ -168,7 +165,7 @@ class Analysis:
     def client_dirs(self) -> frozenset[str]:
         """Where this workspace's agents run Claude: each task's `client_cwd`, else the workspace's parent."""
         dirs = {os.path.dirname(self.workspace)}
-        dirs |= {os.path.realpath(c) for f in self.snapshot.registries.files for c in f.client_dirs}
+        dirs |= {os.path.realpath(c) for f in self.snapshot.registries.scopes for c in f.client_dirs}
         return frozenset(d for d in dirs if d != "/")
 
     # -- tmux side -----------------------------------------------------------------------------
@@ -240,8 +237,13 @@ class Analysis:
     @cached_property
     def _id_pattern(self) -> re.Pattern[str] | None:
         """Agent ids as whole tokens: `a` must not match inside `data`, nor an id inside a longer one."""
-        ids = sorted((i for i in self.records if AGENT_ID_SHAPE.fullmatch(i)), key=len, reverse=True)
+        shape = self.snapshot.registries.dialect.id_shape
+        ids = sorted((i for i in self.records if shape.fullmatch(i)), key=len, reverse=True)
         return re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, ids)) + r")(?![\w-])") if ids else None
+
+    @cached_property
+    def _signs(self) -> frozenset[Sign]:
+        return self.snapshot.registries.dialect.evidence
 
     @cached_property
     def _path_pattern(self) -> re.Pattern[str]:
@@ -253,28 +255,30 @@ class Analysis:
     def _ties(self, proc: Proc) -> tuple[str, ...]:
         """What in a process's own argv, cwd and open files names this workspace."""
         found = []
+        kinds = self._signs  # the kinds of evidence this manager's dialect admits
         joined = " ".join(proc.argv)
-        if self._id_pattern is not None and (m := self._id_pattern.search(joined)):
+        if Sign.RECORD_ID_IN_ARGS in kinds and self._id_pattern is not None and (m := self._id_pattern.search(joined)):
             found.append(f"its arguments name agent {m.group(1)}")
-        if self._path_pattern.search(joined):
+        if Sign.PATH_IN_ARGS in kinds and self._path_pattern.search(joined):
             found.append("its arguments name a path inside the workspace")
         if proc.cwd:
             cwd = os.path.realpath(proc.cwd)
-            if self._inside_workspace(cwd):
+            if Sign.CWD_IN_WORKSPACE in kinds and self._inside_workspace(cwd):
                 found.append(f"its working directory {proc.cwd} is inside the workspace")
-            elif cwd in self.client_dirs:
+            elif Sign.CWD_IS_CLIENT_DIR in kinds and cwd in self.client_dirs:
                 found.append(f"its working directory {proc.cwd} is this workspace's client directory")
         held = [f for f in proc.files if f.fd != 0 and self._inside_workspace(os.path.realpath(f.path))]
-        if held:
+        if Sign.HOLDS_WORKSPACE_FILE in kinds and held:
             found.append(f"it holds {held[0].path} open")
         return tuple(found)
 
     def _own_evidence(self, proc: Proc) -> Evidence:
         launch = ()
-        if proc.headless and all(flag in proc.argv for flag in LAUNCH_FLAGS):
+        dialect = self.snapshot.registries.dialect
+        if Sign.LAUNCH_FLAGS in self._signs and proc.headless and all(flag in proc.argv for flag in dialect.launch):
             launch = ("its arguments are the orchestrator's launch (--print --output-format stream-json ...)",)
         stdin = next((f for f in proc.files if f.fd == 0), None)
-        if stdin and self._inside_workspace(os.path.realpath(stdin.path)):
+        if Sign.STDIN_FROM_WORKSPACE in self._signs and stdin and self._inside_workspace(os.path.realpath(stdin.path)):
             # `claude ... < <task>/prompt`: the orchestrator's own redirection, into this workspace
             both = (f"its standard input is {stdin.path}, a file of this workspace",)
             return Evidence(self._ties(proc) + both, launch + both)
@@ -297,6 +301,8 @@ class Analysis:
         server has that server, naming the workspace, in its group.
         """
         found = self._own_evidence(proc)
+        if Sign.PIPELINE_WRITES_WORKSPACE not in self._signs:
+            return found
         launched = set(processes.descendants(self.children, proc.pid))  # itself and what it started
         for member in self.groups.get(proc.pgid, []):
             if member.pid in launched or member.is_claude:

@@ -12,7 +12,8 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from .analysis import Agent, Analysis, LiveSession
-from .registry import GLOBAL_RELPATH, RegistryFile, expected_counters, may_be_after
+from .dialect import StatusClass
+from .records import Scope, may_be_after
 from .results import CheckResult, Finding, Results, Severity
 from .targets import AgentTarget, CounterTarget, FileTarget, ProcessTarget, SessionTarget
 
@@ -44,6 +45,10 @@ class CheckRegistry:
         self.checks[id] = Check(id, title, frozenset(needs), judge, fixer)
         return judge
 
+    def attach(self, id: str, fixer: Callable) -> None:
+        """Give a check its fixer (fixers.plan attaches the built-in ones: this package never imports fixers)."""
+        self.checks[id] = replace(self.checks[id], fixer=fixer)
+
     def check(self, id: str, title: str, needs: tuple[str, ...] = ()) -> Callable[[Judge], Judge]:
         """Decorator form of add()."""
         return lambda judge: self.add(id, title, judge, needs)
@@ -59,6 +64,17 @@ class CheckRegistry:
 
 
 NEEDS = frozenset({"registry", "tmux"})
+# The built-in checks' ids, for the modules that name one (fixers, outputs); markers and waivers use the text.
+REGISTRY_SCHEMA = "registry_schema"
+COUNTERS = "counters"
+REGISTRY_AGREEMENT = "registry_agreement"
+KNOWN_STATUSES = "known_statuses"
+TIMESTAMPS = "timestamps"
+GHOST_AGENTS = "ghost_agents"
+SPLIT_BRAIN = "split_brain"
+ZOMBIE_SESSIONS = "zombie_sessions"
+LEAKED_SESSIONS = "leaked_sessions"
+ORPHAN_PROCESSES = "orphan_processes"
 REGISTRY = CheckRegistry()
 CHECKS = REGISTRY  # the built-in checks and any registered since
 check = REGISTRY.check
@@ -104,92 +120,91 @@ def waive(findings: list[Finding], waivers: tuple, now: float) -> list[Finding]:
     return result
 
 
-def _file_label(file: RegistryFile) -> str:
-    return str(GLOBAL_RELPATH) if file.kind == "global" else f"{file.path.parent.name}/{file.path.name}"
-
-
 def agent_finding(check_id: str, agent: Agent, reason: str, severity: Severity = "fail") -> Finding:
     return Finding(check_id, f"agent {agent.id}", reason, severity, AgentTarget(agent.id, agent.session))
 
 
-def session_finding(check_id: str, a: Analysis, session: LiveSession, reason: str) -> Finding:
-    """A failing finding on one live session, identified as a fixer must re-verify it."""
+def session_finding(
+    check_id: str, a: Analysis, session: LiveSession, reason: str, severity: Severity = "fail"
+) -> Finding:
+    """A finding on one live session, identified as a fixer must re-verify it."""
     roots = a.roots(session)
     target = SessionTarget(session.server, session.id, session.name, session.created, roots, session.attached)
-    return Finding(check_id, f"session {session.name}", reason, target=target)
+    return Finding(check_id, f"session {session.name}", reason, severity, target)
 
 
-@check("registry_schema", "registry files parse and match their JSON Schemas")
+@check(REGISTRY_SCHEMA, "registry files parse and match their JSON Schemas")
 def registry_schema(a: Analysis) -> list[Finding]:
     """Every registry file is strict UTF-8 JSON that matches the shipped schema."""
     regs = a.snapshot.registries
-    lines = regs.errors + tuple(e for f in regs.files for e in f.errors)
     findings = []
-    for line in lines:
+    for line in regs.all_errors:
         entity, reason = line.split(": ", 1)
-        findings.append(Finding("registry_schema", entity, reason, target=FileTarget(entity)))
+        findings.append(Finding(REGISTRY_SCHEMA, entity, reason, target=FileTarget(entity)))
     return findings
 
 
-def _count_findings(file: RegistryFile, expected: dict[str, int]) -> list[Finding]:
-    label = _file_label(file)
+def _count_findings(file: Scope, expected: dict[str, int]) -> list[Finding]:
+    label = file.label
     return [
         Finding(
-            "counters",
+            COUNTERS,
             f"{label} {name}",
             f"says {file.counters[name]}, entries say {value}",
-            target=CounterTarget(str(file.path), name),
+            target=CounterTarget(str(file.path), name, label),
         )
         for name, value in expected.items()
         if name in file.counters and file.counters[name] != value
     ]
 
 
-@check("counters", "registry counters match the entries", ("registry",))
+@check(COUNTERS, "registry counters match the entries", ("registry",))
 def counters(a: Analysis) -> list[Finding]:
-    """Counters the orchestrator forgets to decrement drift from what the entries say."""
+    """Counters the orchestrator forgets to decrement drift from what the entries say, by the meaning the
+    records' own era gives them (its dialect)."""
+    dialect = a.snapshot.registries.dialect
     return [
         f
-        for file in a.snapshot.registries.files
-        for f in _count_findings(file, expected_counters(file.kind, file.agents, file.task_ids))
+        for file in a.snapshot.registries.scopes
+        for f in _count_findings(file, dialect.expected(file.kind, file.agents, len(file.task_ids)))
     ]
 
 
-@check("registry_agreement", "task registries agree with the global registry", ("registry",))
+@check(REGISTRY_AGREEMENT, "task registries agree with the global registry", ("registry",))
 def registry_agreement(a: Analysis) -> list[Finding]:
     """Every task-registry agent is in the global registry, under the same task, in the same class."""
     findings = []
-    global_ids = {r.id: r for r in a.snapshot.registries.global_file.agents}
-    for file in a.snapshot.registries.task_files:
+    global_ids = {r.id: r for r in a.snapshot.registries.authority.agents}
+    for file in a.snapshot.registries.members:
         for rec in file.agents:
             glob = global_ids.get(rec.id)
             if glob is None:
-                reason = f"listed in {_file_label(file)} but missing from the global registry"
+                reason = f"listed in {file.label} but missing from the global registry"
             elif glob.task_id != rec.task_id:
-                reason = f"task {rec.task_id} in {_file_label(file)}, task {glob.task_id} in the global registry"
-            elif glob.status_class != rec.status_class:
+                reason = f"task {rec.task_id} in {file.label}, task {glob.task_id} in the global registry"
+            elif glob.status_class is not rec.status_class:
                 reason = (
-                    f"{rec.status_class} ({rec.status}) in {_file_label(file)}, "
+                    f"{rec.status_class} ({rec.status}) in {file.label}, "
                     f"{glob.status_class} ({glob.status}) in the global registry"
                 )
             else:
                 continue
-            findings.append(agent_finding("registry_agreement", a.agent(rec.id), reason))
+            findings.append(agent_finding(REGISTRY_AGREEMENT, a.agent(rec.id), reason))
     return findings
 
 
-@check("known_statuses", "every agent status is a known one", ("registry",))
+@check(KNOWN_STATUSES, "every agent status is a known one", ("registry",))
 def known_statuses(a: Analysis) -> list[Finding]:
     """An unknown status is neither active nor terminal, so no other check can judge that agent."""
     return [
-        agent_finding("known_statuses", a.agent(aid), f"unknown status {rec.status!r} ({rec.source} registry)")
+        agent_finding(KNOWN_STATUSES, a.agent(aid), f"unknown status {rec.status!r} ({rec.source} registry)")
         for aid, records in a.records.items()
         for rec in records
-        if rec.status_class == "unknown"
+        if rec.status_class is StatusClass.UNKNOWN
     ]
 
 
-@check("timestamps", "no registry timestamp lies in the future", ("registry",))
+@check(TIMESTAMPS, "no registry timestamp lies in the future", ("registry",))
 def timestamps(a: Analysis) -> list[Finding]:
     """A start or end time past now (beyond the grace) means another time zone or a skewed clock.
 
@@ -210,7 +225,7 @@ def timestamps(a: Analysis) -> list[Finding]:
                     f"{what} {ahead:.0f}s in the future: the orchestrator's time zone or clock differs "
                     "from this machine's (set --registry-tz)"
                 )
-                findings.append(agent_finding("timestamps", agent, reason))
+                findings.append(agent_finding(TIMESTAMPS, agent, reason))
                 break
     return findings
 
@@ -223,7 +238,7 @@ def _not_running_hint(a: Analysis) -> str:
     return f" (tmux server {names} is not running: right --tmux-socket? right user?)"
 
 
-@check("ghost_agents", "no ghost agents (active in the registry, session gone)", ("registry", "tmux"))
+@check(GHOST_AGENTS, "no ghost agents (active in the registry, session gone)", ("registry", "tmux"))
 def ghost_agents(a: Analysis) -> list[Finding]:
     """An active entry past grace whose tmux session is live on no checked server."""
     findings = []
@@ -235,18 +250,18 @@ def ghost_agents(a: Analysis) -> list[Finding]:
             proc = a.snapshot.by_pid.get(agent.cursor_pid)
             if proc is None or proc.defunct:
                 reason = f"registry says active, its cursor process {agent.cursor_pid} is gone"
-                findings.append(agent_finding("ghost_agents", agent, reason))
+                findings.append(agent_finding(GHOST_AGENTS, agent, reason))
             continue
         if elsewhere := a.other_sessions.get(agent.session):
             reason = f"session {agent.session} lives on tmux server {elsewhere[0].server}, which is not checked here"
-            findings.append(agent_finding("ghost_agents", agent, reason + "; left alone", "info"))
+            findings.append(agent_finding(GHOST_AGENTS, agent, reason + "; left alone", "info"))
         else:
             reason = f"registry says active, session {agent.session} is not live{hint}"
-            findings.append(agent_finding("ghost_agents", agent, reason))
+            findings.append(agent_finding(GHOST_AGENTS, agent, reason))
     return findings
 
 
-@check("split_brain", "no agent runs in two places at once", ("registry", "tmux"))
+@check(SPLIT_BRAIN, "no agent runs in two places at once", ("registry", "tmux"))
 def split_brain(a: Analysis) -> list[Finding]:
     """One agent's session live with Claude on two checked servers: which one is real is for a person."""
     running = {
@@ -255,7 +270,7 @@ def split_brain(a: Analysis) -> list[Finding]:
         if len(group) > 1
     }
     return [
-        agent_finding("split_brain", agent, f"session {name} runs Claude on tmux servers {', '.join(servers)}; "
+        agent_finding(SPLIT_BRAIN, agent, f"session {name} runs Claude on tmux servers {', '.join(servers)}; "
                       "never acted on automatically")
         for name, servers in running.items()
         if len(servers) > 1
@@ -263,7 +278,7 @@ def split_brain(a: Analysis) -> list[Finding]:
     ]
 
 
-@check("zombie_sessions", "no zombie sessions (agent session without Claude)", ("registry", "tmux"))
+@check(ZOMBIE_SESSIONS, "no zombie sessions (agent session without Claude)", ("registry", "tmux"))
 def zombie_sessions(a: Analysis) -> list[Finding]:
     """A live session of an active agent, past grace, whose panes run no Claude process."""
     findings = []
@@ -276,11 +291,11 @@ def zombie_sessions(a: Analysis) -> list[Finding]:
         if (session.server, session.name) not in a.sessions_with_claude:
             dead = " (its panes are dead)" if all(p.dead for p in session.panes) else ""
             reason = f"no Claude process in its panes{dead} (tmux server {session.server})"
-            findings.append(session_finding("zombie_sessions", a, session, reason))
+            findings.append(session_finding(ZOMBIE_SESSIONS, a, session, reason))
     return findings
 
 
-@check("leaked_sessions", "no leaked sessions (agent finished, session still live)", ("registry", "tmux"))
+@check(LEAKED_SESSIONS, "no leaked sessions (agent finished, session still live)", ("registry", "tmux"))
 def leaked_sessions(a: Analysis) -> list[Finding]:
     """A terminal entry whose session still runs; an untracked prefixed session is only information."""
     findings = []
@@ -289,25 +304,19 @@ def leaked_sessions(a: Analysis) -> list[Finding]:
         has_claude = (session.server, session.name) in a.sessions_with_claude
         if (session.server, session.name) in a.own_sessions:
             reason = "this health check runs inside it, so it is neither judged nor ever killed"
-            findings.append(Finding("leaked_sessions", f"session {session.name}", reason, severity="info"))
+            findings.append(session_finding(LEAKED_SESSIONS, a, session, reason, "info"))
         elif not agents:
             inside = "Claude runs inside" if has_claude else "no Claude inside"
-            findings.append(
-                Finding(
-                    "leaked_sessions",
-                    f"session {session.name}",
-                    f"untracked: no registry entry (may belong to another workspace; {inside}); left alone",
-                    severity="info",
-                )
-            )
+            reason = f"untracked: no registry entry (may belong to another workspace; {inside}); left alone"
+            findings.append(session_finding(LEAKED_SESSIONS, a, session, reason, "info"))
         elif all(agent.terminal for agent in agents) and all(a.past_grace(agent.ended_at(a.tz)) for agent in agents):
             statuses = ", ".join(f"{agent.id} {agent.records[0].status}" for agent in agents)
             reason = f"registry says finished ({statuses}), session still live on tmux server {session.server}"
-            findings.append(session_finding("leaked_sessions", a, session, reason))
+            findings.append(session_finding(LEAKED_SESSIONS, a, session, reason))
     return findings
 
 
-@check("orphan_processes", "no orphan Claude processes", ("registry", "tmux"))
+@check(ORPHAN_PROCESSES, "no orphan Claude processes", ("registry", "tmux"))
 def orphan_processes(a: Analysis) -> list[Finding]:
     """A Claude process outside every tmux pane, with evidence exclusive to this workspace.
 
@@ -317,7 +326,7 @@ def orphan_processes(a: Analysis) -> list[Finding]:
     classes = a.claude_classes
     orphans = [
         Finding(
-            "orphan_processes",
+            ORPHAN_PROCESSES,
             f"pid {j.proc.pid}",
             f"{j.proc.name}: outside every tmux pane; {j.reason}",
             target=ProcessTarget(j.proc.pid, j.proc.start_ticks),
@@ -325,7 +334,8 @@ def orphan_processes(a: Analysis) -> list[Finding]:
         for j in classes["orphan"]
     ]
     foreign = [
-        Finding("orphan_processes", f"pid {j.proc.pid}", f"{j.proc.name}: outside every live pane, {j.reason}", "info")
+        Finding(ORPHAN_PROCESSES, f"pid {j.proc.pid}", f"{j.proc.name}: outside every live pane, {j.reason}", "info",
+                ProcessTarget(j.proc.pid, j.proc.start_ticks))
         for j in classes["foreign"]
     ]
     return orphans + foreign

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import pytest
 
-from . import waivers
+from . import sources, waivers
 from .settings import DEFAULT_CLAUDE_MATCH, DEFAULT_GRACE, DEFAULT_PREFIX, DEFAULT_TMUX_TIMEOUT, Settings
 
 
@@ -93,16 +93,17 @@ OPTIONS = (
     ),
     Option(
         "--source",
-        "where the agents' records are: json (registry/*.json, the orchestrator's releases up to 2026-01), sqlite "
-        "(registry/state.sqlite3, the current release) or auto: sqlite when state.sqlite3 holds agents (default auto)",
+        "where the agents' records are: "
+        + ", ".join(f"{s.name} ({s.about})" for s in sources.SOURCES)
+        + ", or auto: the first of these whose store holds agents (default auto)",
         default="auto",
-        parse=lambda v: v if v in ("auto", "json", "sqlite") else _bad("one of auto, json, sqlite"),
+        parse=lambda v: v if v in sources.CHOICES else _bad("one of " + ", ".join(sources.CHOICES)),
     ),
     Option(
         "--demo-source",
-        "with --demo: json builds the JSON era's world, sqlite the current release's (state.sqlite3; default json)",
+        "with --demo: which era's world to build: " + ", ".join(sources.DEMOS) + " (default json)",
         default="json",
-        parse=lambda v: v if v in ("json", "sqlite") else _bad("json or sqlite"),
+        parse=lambda v: v if v in sources.DEMOS else _bad("one of " + ", ".join(sources.DEMOS)),
     ),
     Option(
         "--lock-timeout",

@@ -35,13 +35,9 @@ class Finding:
 
     @property
     def kind_id(self) -> tuple[str, str]:
-        """What the finding is about, as (kind, id): agent, session, process, counter or file."""
-        prefix, _, rest = self.entity.partition(" ")
-        if prefix in ("agent", "session") and rest:
-            return prefix, rest
-        if prefix == "pid" and rest:
-            return "process", rest
-        return ("counter", self.entity) if self.check == "counters" else ("file", self.entity)
+        """What the finding is about, as (kind, id): agent, session, process, counter or file, from its typed
+        target (a finding a plugin made without one is identified by its entity text)."""
+        return self.target.subject if self.target is not None else ("entity", self.entity)
 
     @property
     def finding_id(self) -> str:

@@ -8,6 +8,8 @@ from datetime import tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .sources import CHOICES
+
 # Searched in a process's name and in its command line (argv joined by spaces). It catches a process
 # named `claude`, an argv[0] whose basename is `claude`, `node …/@anthropic-ai/claude-code/cli.js` and
 # `npx -y @anthropic-ai/claude-code` and a native install (`~/.local/share/claude/versions/<X.Y.Z>`, whose
@@ -36,7 +38,7 @@ class Settings:
     registry_tz: str = ""  # the orchestrator's time zone (IANA name); empty: this machine's local zone
     lock_timeout: float = 10.0  # how long to wait for the orchestrator's locks (a registry flock, a busy database)
     waivers: tuple = ()  # healthchecks.waivers.Waiver: findings a person acknowledged, until a date
-    source: str = "auto"  # where the agents' records are: auto, json (E0-E4) or sqlite (E5, the current release)
+    source: str = "auto"  # where the agents' records are: auto or a name in healthchecks.sources.SOURCES
 
     def __post_init__(self) -> None:
         try:  # fail at configuration time, not mid-scan
@@ -48,8 +50,8 @@ class Settings:
         if self.tmux_timeout <= 0:
             raise ValueError("tmux timeout must be > 0 seconds")
         self.tz  # noqa: B018  (an unknown zone fails here, at configuration time)
-        if self.source not in ("auto", "json", "sqlite"):
-            raise ValueError(f"source {self.source!r} is not one of auto, json, sqlite")
+        if self.source not in CHOICES:
+            raise ValueError(f"source {self.source!r} is not one of {', '.join(CHOICES)}")
 
     @property
     def tz(self) -> tzinfo | None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from . import processes, sources, tmux
-from .registry import Registries
+from .records import Records
 from .settings import Settings
 from .tmux import TmuxServer
 
@@ -32,7 +32,7 @@ class Snapshot:
     duration: float
     attempts: int
     stable: bool  # False: the registry kept changing while we read; judged on the last read
-    registries: Registries
+    registries: Records
     servers: tuple[TmuxServer, ...]  # the checked servers, each once
     processes: tuple[processes.Proc, ...]
     self_pids: frozenset[int]  # the collecting process and its ancestors
@@ -117,7 +117,7 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
         tmux_pids = frozenset(p.pid for p in procs if p.name == TMUX_SERVER_NAME)
         inside = under_tmux(processes.children_of(procs), tmux_pids)
         procs = processes.with_details(procs, needs_proof(procs, inside))
-        stable = sources.fingerprint(settings.workspace, regs.source) == regs.fingerprint
+        stable = sources.fingerprint(settings.workspace, regs) == regs.fingerprint
         if stable or attempts >= max_attempts:
             break
     return Snapshot(

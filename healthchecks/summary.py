@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .analysis import Analysis
+from .checks import GHOST_AGENTS
+from .dialect import StatusClass
 from .results import Results
 
 
@@ -76,14 +78,14 @@ def figures(analysis: Analysis, results: Results) -> Figures:
     snap = analysis.snapshot
     usable, tmux_ok = snap.registries.ok, snap.tmux_ok
     both = usable and tmux_ok
-    glob = snap.registries.global_file
+    glob = snap.registries.authority
     classes = analysis.claude_classes
-    ghosts = results.get("ghost_agents")
+    ghosts = results.get(GHOST_AGENTS)
     untracked = sum(1 for s in analysis.agent_sessions if s.name not in analysis.agents_by_session)
     return Figures(
         registry_agents=len(glob.agents) if usable else None,
         active_counter=glob.counters.get("active_agents") if usable else None,
-        active_entries=sum(1 for r in glob.agents if r.status_class == "active") if usable else None,
+        active_entries=sum(1 for r in glob.agents if r.status_class is StatusClass.ACTIVE) if usable else None,
         claude_total=len(analysis.claude),
         claude_attached=len(classes["attached"]) if tmux_ok else None,
         claude_orphan=len(classes["orphan"]) if both else None,

@@ -15,6 +15,12 @@ class ProcessTarget:
     pid: int
     start_ticks: int
 
+    @property
+    def subject(self) -> tuple[str, str]:
+        """(kind, id) of what it is about, for the finding's stable id: the same entity, the same id, whatever
+        the finding's wording."""
+        return "process", str(self.pid)
+
 
 @dataclass(frozen=True)
 class SessionTarget:
@@ -27,22 +33,39 @@ class SessionTarget:
     roots: tuple[ProcessTarget, ...] = field(default=(), compare=False)
     attached: int = field(default=0, compare=False)  # clients attached then; re-read before acting
 
+    @property
+    def subject(self) -> tuple[str, str]:
+        return "session", self.name
+
 
 @dataclass(frozen=True)
 class AgentTarget:
     id: str
     session: str  # as tmux stores it
 
+    @property
+    def subject(self) -> tuple[str, str]:
+        return "agent", self.id
+
 
 @dataclass(frozen=True)
 class CounterTarget:
     path: str
     name: str
+    scope: str = field(default="", compare=False)  # the file as a person names it (healthchecks.records.Scope.label)
+
+    @property
+    def subject(self) -> tuple[str, str]:
+        return "counter", f"{self.scope} {self.name}"
 
 
 @dataclass(frozen=True)
 class FileTarget:
     path: str
+
+    @property
+    def subject(self) -> tuple[str, str]:
+        return "file", self.path
 
 
 Target = ProcessTarget | SessionTarget | AgentTarget | CounterTarget | FileTarget | None

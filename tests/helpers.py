@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import secrets
@@ -13,7 +14,7 @@ from pathlib import Path
 import psutil
 
 from fixers.apply import Options
-from fixers.plan import Plan, PlanOptions, make_plan
+from fixers.plan import Plan, make_plan
 from fixers.run import FixReport, fix
 from healthchecks.observe import Observation, observe
 from healthchecks.results import Results
@@ -125,8 +126,10 @@ def section(output: str, title: str) -> list[str]:
     return lines[start + 1 : end]
 
 
-def fix_in_process(settings: Settings, **options) -> FixReport:
+def fix_in_process(settings: Settings, lock_timeout: float | None = None, **options) -> FixReport:
     """--fix --yes, in this process: plan, apply with every guard, judge again."""
+    if lock_timeout is not None:
+        settings = dataclasses.replace(settings, lock_timeout=lock_timeout)
     return fix(
         observe(settings),
         settings,
@@ -157,7 +160,7 @@ def alive(pid: int) -> bool:
 def plan_now(settings: Settings, **options) -> tuple[Observation, Plan]:
     """Look, and plan what --fix would do now (nothing is done)."""
     seen = observe(settings)
-    return seen, make_plan(seen.analysis, seen.results, PlanOptions(**options))
+    return seen, make_plan(seen.analysis, seen.results, Options(**options))
 
 
 class Writer:

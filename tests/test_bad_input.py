@@ -14,7 +14,8 @@ from helpers import absent_socket, junit_outcomes, run_health
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from healthchecks import registry
+from healthchecks.dialect import ScopeKind
+from healthchecks.sources import json_registry as registry
 
 GOOD_AGENT = {"task_id": "TASK-1", "type": "w", "parent": "orchestrator",
               "started_at": "2025-10-29T23:25:23.118402", "tmux_session": "agent_w-232523-be4f03"}
@@ -185,7 +186,7 @@ def test_unreadable_registry(tmp_path):
         path.chmod(0o600)
         os.seteuid(65534)
         try:
-            loaded = registry.load_file(path, "global")
+            loaded = registry.load_file(path, ScopeKind.GLOBAL)
         finally:
             os.seteuid(0)
         assert loaded.errors == (f"{path}: $: not readable (permission denied)",)
@@ -220,7 +221,7 @@ def test_random_mutations_never_crash_the_loader(tmp_path, data):
         raw = bytearray(json.dumps(doc).encode())
     path = tmp_path / "GLOBAL_REGISTRY.json"
     path.write_bytes(bytes(raw))
-    loaded = registry.load_file(path, "global")
+    loaded = registry.load_file(path, ScopeKind.GLOBAL)
     assert loaded.errors or loaded.agents is not None
     assert all("\n" not in e and e.startswith(f"{path}: ") for e in loaded.errors)
 
@@ -232,7 +233,7 @@ def test_random_mutations_never_crash_the_loader(tmp_path, data):
                               st.sampled_from(["agents", "tasks", "task_id", "tmux_session", "status", "id",
                                                "active_agents", "started_at", "progress", "w-1"]), c, max_size=4),
                           max_leaves=12),
-       kind=st.sampled_from(["global", "task"]))
+       kind=st.sampled_from([ScopeKind.GLOBAL, ScopeKind.TASK]))
 def test_fast_validator_never_accepts_what_jsonschema_rejects(value, kind):
     """The compiled fast path may only say "valid" where jsonschema, the reference, says so too."""
     fast, reference = registry.validators(kind)

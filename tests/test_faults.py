@@ -17,13 +17,14 @@ import pytest
 from helpers import REPO, failing, judge, plan_now
 
 from fixers.apply import Options, apply
-from healthchecks.registry import load_file
+from healthchecks.dialect import ScopeKind
+from healthchecks.sources.json_registry import load_file
 from healthchecks.testing.world import World
 
 FIX_SCRIPT = """
 import json, os, sys, time
 from pathlib import Path
-from fixers import registry_write
+from fixers.writers import json_registry as registry_write
 from fixers.apply import Options
 from fixers.run import fix
 from healthchecks.observe import observe
@@ -76,11 +77,11 @@ def test_fixer_killed_mid_write_is_restored_or_finished_by_the_next_run(world, t
     if point in ("backup-written", "journal-written"):
         assert now == old
     elif point == "in-place":
-        assert now != old and load_file(world.global_path, "global").errors  # torn...
+        assert now != old and load_file(world.global_path, ScopeKind.GLOBAL).errors  # torn...
         assert journal.exists()  # ...with the way back beside it
-        assert "the next --fix restores it" in load_file(world.global_path, "global").errors[-1]
+        assert "the next --fix restores it" in load_file(world.global_path, ScopeKind.GLOBAL).errors[-1]
     else:
-        assert now != old and load_file(world.global_path, "global").errors == ()
+        assert now != old and load_file(world.global_path, ScopeKind.GLOBAL).errors == ()
     (backup,) = (world.workspace / "registry" / "backups").glob("*.bak")
     assert backup.read_bytes() == old
     # The next run finishes the job from wherever the killed one stopped.

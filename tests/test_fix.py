@@ -18,9 +18,10 @@ from helpers import failing, judge, plan_now, registry_bytes, run_health, sectio
 from junitparser import JUnitXml
 
 from fixers.apply import Options, apply
-from fixers.registry_write import rewrite
 from fixers.run import fix
+from fixers.writers.json_registry import rewrite
 from healthchecks.analysis import Analysis
+from healthchecks.dialect import ScopeKind
 from healthchecks.observe import judged, observe
 from healthchecks.processes import start_ticks
 from healthchecks.targets import ProcessTarget
@@ -35,12 +36,15 @@ def demo_world(tmp_path):
     world.teardown()
 
 
-def fix_now(world: World, analysis: Analysis | None = None, **options):
+def fix_now(world: World, analysis: Analysis | None = None, lock_timeout: float | None = None, **options):
     """Run the fixer in-process with confirmation given, as `--fix --yes` does."""
-    observation = judged(analysis.snapshot) if analysis else observe(world.settings)
+    settings = world.settings
+    if lock_timeout is not None:
+        settings = dataclasses.replace(settings, lock_timeout=lock_timeout)
+    observation = judged(analysis.snapshot) if analysis else observe(settings)
     return fix(
         observation,
-        world.settings,
+        settings,
         Options(**options),
         dry_run=False,
         confirm=lambda plan: (True, "test"),
@@ -290,7 +294,7 @@ def test_file_replaced_while_waiting_for_the_lock_is_locked_again(world):
         return [f"terminated {ghost}"]
 
     try:
-        rewrite(world.global_path, "global", mark, workspace=world.workspace, lock_timeout=10)
+        rewrite(world.global_path, ScopeKind.GLOBAL, mark, workspace=world.workspace, lock_timeout=10)
     finally:
         holder.wait(10)
     assert entries(world)[ghost]["status"] == "terminated"

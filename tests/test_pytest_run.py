@@ -229,7 +229,7 @@ def test_tmux_socket_path_form(world, tmp_path):
 
 OWN_CHECK = '''
 def test_my_own_check(hc_snapshot, hc_judged):
-    assert len(hc_snapshot.registries.global_file.agents) == 2
+    assert len(hc_snapshot.registries.authority.agents) == 2
     assert hc_judged.snapshot_id == f"{hc_snapshot.taken_at:.6f}"
     assert hc_judged.results["ghost_agents"].status == "pass"
 '''

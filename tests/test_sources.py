@@ -12,6 +12,7 @@ import sys
 import pytest
 from helpers import Writer, alive, failing, fix_in_process, judge, run_health, settings_args
 
+from healthchecks.dialect import ORCHESTRATOR_FIRST, ORCHESTRATOR_JSON
 from healthchecks.observe import observe
 from healthchecks.testing.world import World
 
@@ -255,3 +256,58 @@ def test_demo_of_the_current_release_names_its_source(tmp_path):
     assert "records: sqlite (state.sqlite3)" in proc.stdout
     assert json.loads((tmp_path / "f.json").read_text())["settings"]["source"] == "sqlite"
 
+
+
+def test_the_first_era_is_judged_by_its_own_meaning(tmp_path):
+    """526a899..d388d16: global entries never carry a status (the task registry is the only record of an agent's
+    state) and `completed_count` counts `completed` agents only. A finished and a killed agent are no ghosts, its
+    right counters are no drift, and --fix marks a real ghost in its task registry, never in a global entry."""
+    with World(tmp_path / "w", first_era=True) as w:
+        w.agent("running", "claude")
+        w.agent("completed", None)
+        w.agent("terminated", None)  # kill_real_agent: terminated, completed_count left alone
+        ghost = w.agent("running", None)
+        w.start()
+        seen = observe(w.settings)
+        assert seen.snapshot.registries.dialect is ORCHESTRATOR_FIRST
+        assert failing(seen.results) == {("ghost_agents", f"agent {ghost}")}
+        task = w.task_path(w.agents[0].task_id)
+        before = json.loads(task.read_text())
+        report = fix_in_process(w.settings)
+        assert report.ok, [o.line() for o in report.outcomes]
+        assert all("status" not in entry for entry in json.loads(w.global_path.read_text())["agents"].values())
+        after = json.loads(task.read_text())
+        marked = next(e for e in after["agents"] if e["id"] == ghost)
+        assert (marked["status"], marked["termination_reason"]) == ("terminated", "session_not_found")
+        assert after["completed_count"] == before["completed_count"] == 1
+        assert after["active_count"] == before["active_count"] - 1 == 1
+        assert failing(judge(w.settings)) == set()
+
+
+def test_later_json_eras_count_every_finished_agent(tmp_path):
+    """From 8e57beb on (task registries record `workspace_base`), `completed_count` counts every finished agent:
+    the first era's value is drift there."""
+    with World(tmp_path / "w") as w:
+        w.agent("completed", None)
+        w.agent("terminated", None)
+        w.start()
+        task_id = w.agents[0].task_id
+        w.write_registries(task_overrides={task_id: {"completed_count": 1}})
+        seen = observe(w.settings)
+        assert seen.snapshot.registries.dialect is ORCHESTRATOR_JSON
+        assert failing(seen.results) == {("counters", f"{task_id}/AGENT_REGISTRY.json completed_count")}
+
+
+def test_every_list_of_sources_is_the_table():
+    """--source, the settings, the findings schema and the demo eras all come from healthchecks.sources.SOURCES."""
+    from importlib import resources
+
+    from healthchecks import options, sources
+    from healthchecks.settings import Settings
+
+    schema = json.loads(resources.files("healthchecks.schemas").joinpath("findings.schema.json").read_text())
+    assert schema["properties"]["settings"]["properties"]["source"]["enum"] == sorted(sources.NAMES)
+    source = next(o for o in options.OPTIONS if o.name == "--source")
+    assert all(source.parse(name) == name for name in sources.CHOICES)
+    assert {Settings(source=name).source for name in sources.CHOICES} == set(sources.CHOICES)
+    assert set(sources.DEMOS) <= set(sources.NAMES)

@@ -47,7 +47,7 @@ tr.ok td:last-child { background: #e8f5e9; } tr.warn td:last-child { background:
 tr.bad td:last-child { background: #ffebee; font-weight: bold; } tr.unknown td:last-child { background: #eeeeee; }
 tr.done td:first-child, tr.already-gone td:first-child { background: #e8f5e9; }
 tr.skipped td:first-child, tr.manual td:first-child { background: #fff3e0; }
-tr.failed td:first-child, tr.refused td:first-child, tr.not-done td:first-child { background: #ffebee; }
+tr.failed td:first-child, tr.refused td:first-child { background: #ffebee; }
 pre.hc-wrap { white-space: pre-wrap; overflow-wrap: anywhere; }
 table.hc-fix td:first-child, table.hc-fix td:nth-child(2) { white-space: nowrap; }
 #environment-header:has(+ #environment:empty), #environment:empty { display: none; }
@@ -58,13 +58,13 @@ table.hc-fix td:first-child, table.hc-fix td:nth-child(2) { white-space: nowrap;
 def environment_rows(run) -> list[tuple[str, str]]:
     """Where and with what the run looked: enough to tell whether a report is about the right machine."""
     snap = run.snapshot
-    glob = snap.registries.global_file
+    glob = snap.registries.authority
     mtime = datetime.fromtimestamp(glob.mtime).isoformat(timespec="seconds") if glob.mtime else "unreadable"
     rows = [
         ("host", socket.gethostname()),
         ("workspace", str(snap.settings.workspace)),
         ("records", f"{snap.registries.source}: {glob.path} (modified {mtime})"),
-        ("task registries", str(len(snap.registries.task_files))),
+        ("task registries", str(len(snap.registries.members))),
     ]
     rows += [
         (f"tmux server {s.label}", f"{s.state}{': ' + s.reason if s.reason else ''} ({s.socket_path})")

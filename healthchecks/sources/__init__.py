@@ -1,38 +1,66 @@
-"""Where the agents' records live, by orchestrator era: a source reads them into the neutral `Registries`.
+"""Every record store the checks can read, in one table: SOURCES. Nothing outside this table names a source.
 
-- `json` (the JSON eras, E0–E4): `registry/GLOBAL_REGISTRY.json` and `TASK-*/AGENT_REGISTRY.json`
-  (healthchecks/registry.py).
-- `sqlite` (the current release, E5): `registry/state.sqlite3` is the source of truth; the JSON files are
-  mirrors with no agents and stale counters, and are not read (healthchecks/sources/sqlite_state.py).
+A source is a reader module (here, in `healthchecks/sources/`) and optionally a writer module (in
+`fixers/writers/`, named in the table and imported only by the fix: readers never import writers). A reader
+module provides:
 
-`auto` (the default) picks sqlite when `state.sqlite3` exists and holds agents, or cannot be read (its
-problem is then reported, never papered over by the mirrors); json otherwise.
+- ``present(workspace) -> bool``: whether its store is there (`auto` tries the sources in table order);
+- ``load(workspace, timeout) -> Records``: the neutral model (healthchecks.records), with its Dialect;
+- ``fingerprint(workspace) -> Fingerprint``: cheap, changes whenever a record does (compared after the live reads).
+
+A writer module provides ``check(records, edits, lock_timeout) -> str | None`` (why the plan cannot be written:
+one line, nothing written), ``write(records, edits, lock_timeout) -> Written`` and ``recover(workspace,
+lock_timeout) -> list[str]`` (finish what an interrupted fix left); see fixers/writers/__init__.py.
+
+`auto` (the default) takes the first source in table order whose store is present and that holds agents or
+cannot be read (a problem is reported, never papered over by an older store); the last line is the fallback.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from types import ModuleType
 
-from .. import registry
-from ..registry import Registries
-from . import sqlite_state
-
-Source = Literal["json", "sqlite"]
+from ..records import Fingerprint, Records
+from . import json_registry, sqlite_state
 
 
-def load(workspace: Path, wanted: str, timeout: float) -> Registries:
-    """The records from the source asked for; under "auto", one read of the state database decides: it is the
-    source when it exists and holds agents or cannot be read, else the JSON registries are read instead."""
-    path = workspace / sqlite_state.RELPATH
-    if wanted == "json" or (wanted == "auto" and not path.exists() and not path.is_symlink()):
-        return registry.load(workspace)
-    state = sqlite_state.load(workspace, timeout)
-    if wanted == "auto" and state.ok and not state.global_file.agents:
-        return registry.load(workspace)
-    return state
+@dataclass(frozen=True)
+class Source:
+    name: str  # --source NAME, settings.source in every output, the records_source gauge
+    reader: ModuleType
+    writer: str | None  # the module that writes its records under --fix (None: records are never written)
+    demo: str | None  # --demo-source NAME builds this era's world (healthchecks.testing.world)
+    about: str  # one line for --help
 
 
-def fingerprint(workspace: Path, source: Source) -> tuple[tuple[str, str | None], ...]:
+SOURCES: tuple[Source, ...] = (
+    Source("sqlite", sqlite_state, "fixers.writers.sqlite_state", "sqlite",
+           "registry/state.sqlite3, the orchestrator's current release"),
+    Source("json", json_registry, "fixers.writers.json_registry", "json",
+           "registry/*.json, the orchestrator's releases up to 2026-01"),
+)
+BY_NAME = {s.name: s for s in SOURCES}
+NAMES = tuple(BY_NAME)
+CHOICES = ("auto", *NAMES)
+DEMOS = tuple(s.demo for s in SOURCES if s.demo)
+
+
+def load(workspace: Path, wanted: str, timeout: float) -> Records:
+    """The records from the source asked for; under "auto", the first present store that holds agents or cannot
+    be read, else the last source's."""
+    if wanted != "auto":
+        return BY_NAME[wanted].reader.load(workspace, timeout)
+    *first, last = SOURCES
+    for source in first:
+        if source.reader.present(workspace):
+            found = source.reader.load(workspace, timeout)
+            if not found.ok or found.authority.agents:
+                return found
+    return last.reader.load(workspace, timeout)
+
+
+def fingerprint(workspace: Path, records: Records) -> Fingerprint:
     """Changes whenever the records change; compared before and after the live reads of a snapshot."""
-    return sqlite_state.fingerprint(workspace) if source == "sqlite" else registry.fingerprint(workspace)
+    return BY_NAME[records.source].reader.fingerprint(workspace)

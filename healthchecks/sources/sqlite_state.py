@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import stat
 from pathlib import Path
 from urllib.parse import quote
 
-from ..registry import AgentRecord, Registries, RegistryError, RegistryFile, check_contained, status_class
+from ..dialect import ORCHESTRATOR_SQLITE, ScopeKind
+from ..records import AgentRecord, Fingerprint, Records, Scope
+from ..safe_files import file_problem
 
+NAME = "sqlite"  # its line in healthchecks.sources.SOURCES
 RELPATH = Path("registry") / "state.sqlite3"
 REQUIRED = {
     "agents": ("agent_id", "task_id", "tmux_session", "status", "started_at", "completed_at"),
@@ -42,18 +44,6 @@ def problem(path: Path, exc: sqlite3.Error, timeout: float) -> str:
     return f"{path}: $: cannot be read ({text})"
 
 
-def file_problem(workspace: Path, path: Path) -> str | None:
-    """Why ``path`` is not a regular file inside the workspace (one line), or None."""
-    try:
-        check_contained(workspace, path)
-        st = path.lstat()
-    except RegistryError as exc:
-        return str(exc)
-    except OSError as exc:
-        return f"{path}: $: cannot stat ({exc.strerror})"
-    return None if stat.S_ISREG(st.st_mode) else f"{path}: $: is not a regular file"
-
-
 def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
     return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
 
@@ -69,7 +59,7 @@ def schema_problems(path: Path, conn: sqlite3.Connection) -> list[str]:
     return lines
 
 
-def fingerprint(workspace: Path) -> tuple[tuple[str, str | None], ...]:
+def fingerprint(workspace: Path) -> Fingerprint:
     """The database and its write-ahead log, by size and modification time: a write changes one of them."""
     result = []
     for suffix in ("", "-wal"):
@@ -82,17 +72,28 @@ def fingerprint(workspace: Path) -> tuple[tuple[str, str | None], ...]:
     return tuple(result)
 
 
-def load(workspace: Path, timeout: float) -> Registries:
+def present(workspace: Path) -> bool:
+    """The current release's store is there (or something stands in its place, whose problem is then reported)."""
+    path = workspace / RELPATH
+    return path.exists() or path.is_symlink()
+
+
+def _broken(workspace: Path, path: Path, lines: tuple[str, ...], before: Fingerprint) -> Records:
+    return Records(workspace, Scope(path, ScopeKind.STATE, errors=lines), (), ORCHESTRATOR_SQLITE, NAME,
+                   fingerprint=before)
+
+
+def load(workspace: Path, timeout: float) -> Records:
     path = workspace / RELPATH
     before = fingerprint(workspace)
     if why := file_problem(workspace, path):
-        return Registries(workspace, RegistryFile(path, "state", errors=(why,)), (), source="sqlite")
+        return _broken(workspace, path, (why,), before)
     try:
         conn = connect_ro(path, timeout)
         try:
             conn.execute("BEGIN")  # one read transaction: agents and tasks from the same moment
             if lines := schema_problems(path, conn):
-                return Registries(workspace, RegistryFile(path, "state", errors=tuple(lines)), (), source="sqlite")
+                return _broken(workspace, path, tuple(lines), before)
             cursor = "cursor_pid" if "cursor_pid" in _columns(conn, "agents") else "NULL"
             rows = conn.execute(
                 f"SELECT agent_id, task_id, status, tmux_session, started_at, completed_at, {cursor} FROM agents"
@@ -102,14 +103,13 @@ def load(workspace: Path, timeout: float) -> Registries:
         finally:
             conn.close()
     except sqlite3.Error as exc:
-        return Registries(workspace, RegistryFile(path, "state", errors=(problem(path, exc, timeout),)), (),
-                          source="sqlite")
+        return _broken(workspace, path, (problem(path, exc, timeout),), before)
     agents = tuple(
-        AgentRecord(str(aid), task, status, session or "", "state", (started, completed), status_class(status),
-                    pid if isinstance(pid, int) and pid > 0 else None)
+        AgentRecord(str(aid), task, status, session or "", ScopeKind.STATE, (started, completed),
+                    ORCHESTRATOR_SQLITE.status_class(status), pid if isinstance(pid, int) and pid > 0 else None)
         for aid, task, status, session, started, completed, pid in rows
     )
     clients = tuple(sorted({c for _, c in tasks if isinstance(c, str) and c}))
     mtime = os.stat(path).st_mtime
-    state = RegistryFile(path, "state", str(before), mtime, (), {}, agents, tuple(t for t, _ in tasks), clients)
-    return Registries(workspace, state, (), source="sqlite", stamp=before)
+    state = Scope(path, ScopeKind.STATE, str(before), mtime, (), {}, agents, tuple(t for t, _ in tasks), clients)
+    return Records(workspace, state, (), ORCHESTRATOR_SQLITE, NAME, fingerprint=before)

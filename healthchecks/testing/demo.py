@@ -9,7 +9,6 @@ user's own non-agent session with Claude inside (which must never be reported).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from .world import World
 
@@ -32,7 +31,7 @@ GHOSTS = 5  # still marked active, session gone
 HISTORY = 81  # finished entries whose sessions are gone: 5 ghosts + 1 orphan's entry + 81 = 87 without a session
 
 
-def build(root: Path, grace: float = 0.3, era: Literal["json", "sqlite"] = "json") -> World:
+def build(root: Path, grace: float = 0.3, era: str = "json") -> World:
     """Describe and start the demo world under ``root`` (the JSON era's, or the current release's with its
     state database); the caller tears it down."""
     world = World(root, seed=20251029, grace=grace, era=era)

@@ -119,12 +119,16 @@ class World:
         grace: float = 0.3,
         tag: str | None = None,
         era: Literal["json", "sqlite"] = "json",
+        first_era: bool = False,
     ) -> None:
         """``tag`` shares one tmux server and one Claude matcher between worlds (workspaces on one machine).
         ``era`` "sqlite" is the current release: agents in `registry/state.sqlite3`, prompts on stdin, and JSON
-        files that hold no agents."""
+        files that hold no agents. ``first_era`` writes the JSON files as 526a899..d388d16 did: global entries
+        without a status, task registries without `workspace_base`/`client_cwd`, `completed_count` counting
+        only `completed` agents."""
         self.root = Path(root)
         self.era = era
+        self.first_era = first_era
         self.tag = tag or secrets.token_hex(4)
         self.rng = random.Random(seed)
         self.workspace = self.root / "ws" / ".agent-workspace"
@@ -220,6 +224,9 @@ class World:
             "started_at": iso(spec.started_at),
             "tmux_session": spec.session,
         }
+        if self.first_era:  # its global entries never get more than the deploy's fields
+            entry.update(spec.extra)
+            return entry
         if spec.status is not None:
             entry["status"] = spec.status
             entry["last_update"] = iso(spec.started_at + _seconds(300))
@@ -282,6 +289,9 @@ class World:
             "active_count": sum(1 for e in entries if e["status"] in ACTIVE_STATUSES),
             "completed_count": sum(1 for e in entries if e["status"] in FINISHED_STATUSES),
         }
+        if self.first_era:
+            del data["workspace_base"], data["client_cwd"]
+            data["completed_count"] = sum(1 for e in entries if e["status"] == "completed")
         data.update(overrides)
         return data
 

@@ -32,18 +32,21 @@ from typing import Any
 
 from filelock import lock_descriptor, unlock_descriptor
 
-from healthchecks.registry import (
+from healthchecks.dialect import Dialect, ScopeKind, StatusClass
+from healthchecks.records import Records, RegistryError
+from healthchecks.safe_files import check_contained, read_bytes
+from healthchecks.sources.json_registry import (
     JOURNAL_SUFFIX,
     MAX_NESTING,
-    Kind,
-    RegistryError,
-    check_contained,
     journal_path,
     journals,
     load_data,
     nesting_budget,
     parse,
+    records,
 )
+
+from . import Edits, Written
 
 Edit = Callable[[dict[str, Any]], list[str]]  # mutates the data in place, returns what it changed
 BLOCK = 1 << 16  # in-place writes go in blocks: a short write is retried, never taken for done
@@ -215,7 +218,7 @@ def serialize(data: Any, raw: bytes) -> bytes:
         return (json.dumps(data, indent=2, ensure_ascii=True) + tail).encode("ascii")
 
 
-def prepare(path: Path, kind: Kind, raw: bytes, edit: Edit) -> Prepared:
+def prepare(path: Path, kind: ScopeKind, raw: bytes, edit: Edit) -> Prepared:
     """Apply ``edit`` to ``raw`` and serialize the result; RegistryError (one line) when either cannot be done."""
     data = load_data(path, kind, raw)
     changes = tuple(edit(data))
@@ -229,11 +232,9 @@ def prepare(path: Path, kind: Kind, raw: bytes, edit: Edit) -> Prepared:
     return Prepared(raw, new, data, changes)
 
 
-def dry_run(path: Path, kind: Kind, edit: Edit, *, workspace: Path) -> Prepared:
+def dry_run(path: Path, kind: ScopeKind, edit: Edit, *, workspace: Path) -> Prepared:
     """Everything a write does except writing (and locking): for checking a whole plan before any action."""
     check_contained(workspace, path)
-    from healthchecks.registry import read_bytes
-
     return prepare(path, kind, read_bytes(path), edit)
 
 
@@ -327,7 +328,7 @@ def _stamp() -> str:
 
 def rewrite(
     path: Path,
-    kind: Kind,
+    kind: ScopeKind,
     edit: Edit,
     *,
     workspace: Path,
@@ -356,3 +357,151 @@ def rewrite(
         fault("backup-written")
         _write_in_place(fd, path, raw, ready.new)
         return WriteResult(path, ready.changes, backup)
+
+
+# --- the writer protocol (fixers.writers) ----------------------------------------------------------------------
+def pending(workspace: Path) -> bool:
+    return bool(journals(workspace))
+
+
+def _files_to_write(regs: Records, ids: set[str], counter_files: set[str]) -> list[tuple[Path, ScopeKind]]:
+    return [
+        (f.path, f.kind)
+        for f in regs.scopes
+        if {r.id for r in f.agents} & ids or str(f.path) in counter_files
+    ]
+
+
+def check(regs: Records, edits: Edits, lock_timeout: float) -> str | None:
+    """Every write of the plan made once without writing (read, edited, serialized, validated)."""
+    workspace = regs.workspace
+    if not regs.ok:
+        return f"registry unusable: {regs.all_errors[0]}"
+    for place in ("backups", "archive"):  # where the writes' copies go must be inside the workspace too
+        try:
+            check_contained(workspace, workspace / "registry" / place / "x")
+        except RegistryError as exc:
+            return f"{str(exc).splitlines()[0]}; nothing was changed"
+    for path, kind in _files_to_write(regs, set(edits.marks | edits.prunes), set(edits.counter_scopes)):
+        edit, _, _ = _editor(kind, regs, edits)
+        try:
+            dry_run(path, kind, edit, workspace=workspace)
+        except (RegistryError, OSError) as exc:
+            return f"{str(exc).splitlines()[0]}; nothing was changed"
+    return None
+
+
+def write(regs: Records, edits: Edits, lock_timeout: float) -> Written:
+    """Every entry change and counter fix, one locked write per registry file."""
+    written = Written()
+    done: dict[str, list[str]] = {}
+    touched: dict[str, set[str]] = {}  # registry file -> agent ids its write changed
+    failed: dict[str, str] = {}
+    for path, kind in _files_to_write(regs, set(edits.marks | edits.prunes), set(edits.counter_scopes)):
+        edit, removed, touched[str(path)] = _editor(kind, regs, edits)
+
+        def archive_removed(data: dict[str, Any], path: Path = path, removed: list = removed) -> None:
+            if removed:
+                rel = str(path.relative_to(regs.workspace))
+                rows = [{"archived_at": edits.now, "registry": rel, "agent_id": i, "entry": e} for i, e in removed]
+                append_archive(regs.workspace, edits.archive, rows)
+
+        try:
+            result = rewrite(
+                path,
+                kind,
+                edit,
+                workspace=regs.workspace,
+                lock_timeout=lock_timeout,
+                before_write=archive_removed,
+            )
+            done[str(path)] = list(result.changes)
+        except (RegistryError, LockTimeout, OSError) as exc:
+            failed[str(path)] = str(exc).splitlines()[0]
+    for path in edits.counter_scopes:
+        if path in failed:
+            written.failed[path] = failed[path]
+        else:
+            changed = [c for c in done.get(path, []) if c.startswith("counter ")]
+            written.done[path] = "; ".join(changed) or "already right"
+    holders: dict[str, list[str]] = {}  # agent id -> the registry files that list it
+    for file in regs.scopes:
+        for record in file.agents:
+            holders.setdefault(record.id, []).append(str(file.path))
+    for agent_id in edits.marks | edits.prunes:
+        paths = holders.get(agent_id, [])
+        errors = [failed[p] for p in paths if p in failed]
+        applied = [Path(p).name for p in paths if p in done and agent_id in touched[p]]
+        if errors:
+            written.failed[agent_id] = errors[0]
+        elif applied:
+            written.done[agent_id] = "in " + ", ".join(applied)
+    return written
+
+
+def _editor(kind: ScopeKind, regs: Records, edits: Edits):
+    """An edit applied under the lock, by id, to whatever the file holds now; what it removed; the ids it changed.
+
+    A dead agent is marked as the records' dialect marks one, and only in the scopes that hold its status (the
+    first era's global entries never carry one). Pruned ids leave `agent_hierarchy` too. Counters are
+    recomputed from the entries as they now are when the counters check is part of this run.
+    """
+    dialect: Dialect = regs.dialect
+    mark = dialect.mark
+    holds_status = kind in dialect.status_in
+    # where a scope holds no status, its records count by their agent's class where the status lives
+    resolved = {r.id: r.status_class for r in regs.authority.agents} if not holds_status else {}
+    removed: list[tuple[str, Any]] = []
+    touched: set[str] = set()
+    marks, prunes = edits.marks, edits.prunes
+
+    def edit(data: dict[str, Any]) -> list[str]:
+        removed.clear()
+        touched.clear()
+        changes: list[str] = []
+        glob = kind is ScopeKind.GLOBAL
+        entries = list(data["agents"].items()) if glob else [(e.get("id"), e) for e in data["agents"]]
+        for agent_id, entry in entries:
+            if agent_id in prunes:
+                removed.append((agent_id, entry))
+                touched.add(agent_id)
+                changes.append(f"pruned {agent_id}")
+            elif (agent_id in marks and holds_status and mark is not None
+                  and dialect.status_class(entry.get("status")) is StatusClass.ACTIVE):
+                entry["status"] = mark.status
+                entry.update(dict.fromkeys(mark.now_fields, edits.now))
+                entry.update(mark.fields)
+                touched.add(agent_id)
+                changes.append(f"{mark.status} {agent_id}")
+        gone = {agent_id for agent_id, _ in removed}
+        if glob:
+            for agent_id in gone:
+                del data["agents"][agent_id]
+        else:
+            data["agents"] = [e for e in data["agents"] if e.get("id") not in gone]
+            _drop_from_hierarchy(data, gone)
+        if edits.counters:
+            recs, task_ids = records(kind, data)
+            if not holds_status:
+                recs = tuple(r._replace(status_class=StatusClass.TERMINAL if r.id in marks
+                                        else resolved.get(r.id, r.status_class)) for r in recs)
+            for name, value in dialect.expected(kind, recs, len(task_ids)).items():
+                if name in data and data[name] != value:
+                    changes.append(f"counter {name} {data[name]} → {value}")
+                    data[name] = value
+        return changes
+
+    return edit, removed, touched
+
+
+def _drop_from_hierarchy(data: dict[str, Any], gone: set[str]) -> None:
+    """Pruned agents leave `agent_hierarchy`: as children, and as parents with no child left."""
+    tree = data.get("agent_hierarchy")
+    if not gone or not isinstance(tree, dict):
+        return
+    for parent in list(tree):
+        children = tree[parent]
+        if isinstance(children, list):
+            tree[parent] = [c for c in children if c not in gone]
+        if parent in gone and not tree[parent]:
+            del tree[parent]

@@ -17,12 +17,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from healthchecks.registry import ACTIVE, TERMINAL, RegistryError, check_contained
-from healthchecks.sources.sqlite_state import RELPATH, file_problem, problem
+from healthchecks.dialect import StatusClass
+from healthchecks.records import Records, RegistryError
+from healthchecks.safe_files import check_contained, file_problem
+from healthchecks.sources.sqlite_state import RELPATH, problem
 
-from .registry_write import append_archive, backup_path
-
-MARK = "failed"  # what the orchestrator's cleanup of dead tmux sessions writes
+from . import Edits, Written
+from .json_registry import append_archive, backup_path
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,11 @@ def _backup(conn: sqlite3.Connection, workspace: Path, path: Path) -> Path:
     return target
 
 
-def apply_edits(
-    workspace: Path, marks: set[str], prunes: set[str], now: str, archive: Path, lock_timeout: float
-) -> StateWrite:
+def apply_edits(regs: Records, edits: Edits, lock_timeout: float) -> StateWrite:
     """Mark and prune in one transaction; raises RegistryError (one line) when the database cannot be written."""
+    workspace, marks, prunes, now, archive = regs.workspace, edits.marks, edits.prunes, edits.now, edits.archive
+    dialect = regs.dialect
+    assert dialect.mark is not None
     path = workspace / RELPATH
     if why := writable(workspace):
         raise RegistryError(why)
@@ -74,16 +76,18 @@ def apply_edits(
         changed: dict[str, str] = {}
         conn.execute("BEGIN IMMEDIATE")
         try:
-            active = ",".join("?" * len(ACTIVE))
+            live = sorted(s for s, c in dialect.statuses.items() if s is not None and c is StatusClass.ACTIVE)
+            active = ",".join("?" * len(live))
+            sets = ", ".join(f"{name}=?" for name in ("status", *dialect.mark.now_fields, *dialect.mark.fields))
+            values = (dialect.mark.status, *(now for _ in dialect.mark.now_fields), *dialect.mark.fields.values())
             for agent_id in sorted(marks):
                 cur = conn.execute(
-                    f"UPDATE agents SET status=?, completed_at=?, last_update=? "
-                    f"WHERE agent_id=? AND (status IS NULL OR status IN ({active}))",
-                    (MARK, now, now, agent_id, *sorted(ACTIVE)),
+                    f"UPDATE agents SET {sets} WHERE agent_id=? AND (status IS NULL OR status IN ({active}))",
+                    (*values, agent_id, *live),
                 )
                 if cur.rowcount:
                     changed[agent_id] = "marked"
-            known = sorted(ACTIVE | TERMINAL)  # a status nobody knows is left to a person, as in the plan
+            known = dialect.known()  # a status nobody knows is left to a person, as in the plan
             places = ",".join("?" * len(known))
             query = f"SELECT * FROM agents WHERE agent_id=? AND (status IS NULL OR status IN ({places}))"
             rows = [dict(row) for agent_id in sorted(prunes) for row in conn.execute(query, (agent_id, *known))]
@@ -107,3 +111,30 @@ def apply_edits(
         raise RegistryError(problem(path, exc, lock_timeout)) from None
     finally:
         conn.close()
+
+
+# --- the writer protocol (fixers.writers) ----------------------------------------------------------------------
+def pending(workspace: Path) -> bool:
+    """SQLite's own journal finishes or undoes an interrupted transaction: nothing is left for the next fix."""
+    return False
+
+
+def recover_workspace(workspace: Path, lock_timeout: float) -> list[str]:
+    return []
+
+
+def check(regs: Records, edits: Edits, lock_timeout: float) -> str | None:
+    why = writable(regs.workspace)
+    return f"{why}; nothing was changed" if why else None
+
+
+def write(regs: Records, edits: Edits, lock_timeout: float) -> Written:
+    """Every verified change in one transaction; what each row allowed."""
+    result = Written(left="row changed since the snapshot; left as it is")
+    try:
+        state = apply_edits(regs, edits, lock_timeout)
+    except (RegistryError, OSError) as exc:
+        result.failed.update(dict.fromkeys(edits.marks | edits.prunes, str(exc).splitlines()[0]))
+        return result
+    result.done.update({agent_id: f"{how} in {RELPATH.name}" for agent_id, how in state.changed.items()})
+    return result

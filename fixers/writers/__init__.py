@@ -1,0 +1,63 @@
+"""Writers: each changes one source's records the way that manager's own code does (fixers only).
+
+A writer module (named by its source's line in healthchecks.sources.SOURCES) provides:
+
+- ``check(records, edits, lock_timeout) -> str | None``: why the edits cannot be written (one line), made before
+  any action of the plan: nothing is written or signalled there;
+- ``write(records, edits, lock_timeout) -> Written``: every verified edit, under the manager's own lock, backed up
+  first; per agent id (and per counter scope) what was done or why it failed;
+- ``pending(workspace) -> bool`` and ``recover_workspace(workspace, lock_timeout) -> list[str]``: whether an interrupted
+  fix left something (a torn file), and putting it right, first thing in the next fix.
+
+The record phase of fixers.apply knows only this protocol; a source without a writer is never written.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+from healthchecks.sources import BY_NAME
+
+
+@dataclass(frozen=True)
+class Edits:
+    """What the record phase asks of a writer, all verified against a snapshot taken at that moment."""
+
+    marks: frozenset[str]  # agent ids to mark dead, the dialect's way
+    prunes: frozenset[str]  # agent ids to archive and remove
+    counter_scopes: frozenset[str]  # paths of scopes whose counters are recomputed
+    counters: bool  # recompute counters of every scope written (the counters check is part of this run)
+    now: str  # the time written into marks and archive rows
+    archive: Path  # the JSON-lines file pruned records go to, whole, before they are removed
+
+
+@dataclass
+class Written:
+    """What a writer did: per agent id (and per counter scope path) a detail, or why it failed."""
+
+    done: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    left: str = "entry changed since the snapshot; left as it is"  # said for an id neither done nor failed
+
+
+def writer_for(source: str) -> ModuleType | None:
+    """The writer of a source (None: its records are never written by a fix)."""
+    name = BY_NAME[source].writer
+    return importlib.import_module(name) if name else None
+
+
+def recover_all(workspace: Path, lock_timeout: float) -> list[str]:
+    """Every source's leftovers of an interrupted fix, put right (a workspace may have changed store since)."""
+    done: list[str] = []
+    for source in BY_NAME:
+        if (writer := writer_for(source)) is not None:
+            done += writer.recover_workspace(workspace, lock_timeout)
+    return done
+
+
+def pending(workspace: Path) -> bool:
+    """Whether an interrupted fix left anything to put right (cheap: asked before every --fix)."""
+    return any(w.pending(workspace) for s in BY_NAME if (w := writer_for(s)) is not None)

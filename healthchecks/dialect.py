@@ -1,0 +1,182 @@
+"""A manager's conventions as data: one Dialect per manager and era, chosen from what its files show.
+
+The same words mean different things to different managers and eras: a missing status is "just deployed" in
+a global entry of the orchestrator's later eras but "not recorded here" in its first era (the task registry is
+the only record of an agent's state there); its first era's `completed_count` counts `completed` agents only,
+later ones every finished agent. A check asks the dialect of the records it judges, never an era by name.
+
+What a dialect says, field by field (a new manager fills in each one):
+- ``statuses``: status value -> StatusClass (what it means to a check); a value not listed is UNKNOWN.
+- ``status_in``: the scope kinds whose records carry an agent's status; a record of another kind takes the
+  class its agent has where the status lives.
+- ``counters``: per scope kind, each stored counter and what it counts (Count); none when it keeps no counters.
+- ``finished``: the statuses a FINISHED counter counts.
+- ``launch``: flags every launch of this manager's Claude carries (a sign of its launch on a process).
+- ``id_shape``: what its record ids look like; only ids of this shape are evidence in a process's arguments.
+- ``evidence``: the kinds of evidence that attribute a process outside every pane to one of its records.
+- ``mark``: how it marks a dead agent in its own records (None: records are never written by a fix).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .records import AgentRecord
+
+
+class StatusClass(str, Enum):
+    """What a record's status means to the checks."""
+
+    ACTIVE = "active"  # should be running: a missing session is a ghost
+    STOPPED = "stopped"  # stopped on purpose; a live session is information, never a leak
+    PAUSED = "paused"  # paused, and a live session is normal
+    TERMINAL = "terminal"  # finished: a live session is leaked
+    UNKNOWN = "unknown"  # a value nobody knows: left to a person
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_UNKNOWN = StatusClass.UNKNOWN
+
+
+class ScopeKind(str, Enum):
+    """Which of a manager's stores a record comes from."""
+
+    GLOBAL = "global"  # the orchestrator's GLOBAL_REGISTRY.json: the authority the task registries agree with
+    TASK = "task"  # one TASK-*/AGENT_REGISTRY.json
+    STATE = "state"  # a database that is the one record (the current release's state.sqlite3)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Count(str, Enum):
+    """What a stored counter counts among a scope's records."""
+
+    ENTRIES = "entries"
+    ACTIVE = "active"
+    FINISHED = "finished"  # statuses in Dialect.finished
+    TASKS = "tasks"
+
+
+class Evidence(str, Enum):
+    """Kinds of evidence tying a process outside every pane to a manager's records (healthchecks.analysis)."""
+
+    RECORD_ID_IN_ARGS = "a record id of this store in its arguments"
+    PATH_IN_ARGS = "a path inside the workspace in its arguments"
+    CWD_IN_WORKSPACE = "its working directory inside the workspace"
+    CWD_IS_CLIENT_DIR = "its working directory is a recorded client directory"
+    HOLDS_WORKSPACE_FILE = "a workspace file held open"
+    STDIN_FROM_WORKSPACE = "a workspace file as its standard input (also a sign of the launch)"
+    PIPELINE_WRITES_WORKSPACE = "a process of its pipeline names the workspace (also a sign of the launch)"
+    LAUNCH_FLAGS = "the manager's launch flags"
+
+
+@dataclass(frozen=True)
+class Mark:
+    """How a manager marks a dead agent: the status, the fields set to now, and fixed fields."""
+
+    status: str
+    now_fields: tuple[str, ...]
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str
+    era: str  # which releases (and commits) write records this way
+    statuses: Mapping[str | None, StatusClass]
+    status_in: frozenset[ScopeKind]
+    counters: Mapping[ScopeKind, Mapping[str, Count]]
+    finished: frozenset[str]
+    launch: tuple[str, ...]
+    id_shape: re.Pattern[str]
+    evidence: frozenset[Evidence]
+    mark: Mark | None
+
+    def status_class(self, status: object) -> StatusClass:
+        """Called for every record read (10,000 a snapshot): one dict lookup."""
+        try:
+            return self.statuses.get(status, _UNKNOWN)  # type: ignore[call-overload]
+        except TypeError:  # a list or an object where a status belongs: nothing a manager writes
+            return _UNKNOWN
+
+    def known(self) -> tuple[str, ...]:
+        """Every status value this manager writes (for a writer's guard: an unknown one is left to a person)."""
+        return tuple(sorted(s for s in self.statuses if s is not None))
+
+    def expected(self, kind: ScopeKind, agents: Sequence[AgentRecord], tasks: int) -> dict[str, int]:
+        """What a scope's counters should be, derived from its records alone, by this manager's meaning."""
+        active = StatusClass.ACTIVE
+        value = {
+            Count.ENTRIES: len(agents),
+            Count.ACTIVE: sum(1 for r in agents if r.status_class is active),
+            Count.FINISHED: sum(1 for r in agents if r.status in self.finished),
+            Count.TASKS: tasks,
+        }
+        return {name: value[count] for name, count in self.counters.get(kind, {}).items()}
+
+
+# --- ClaudeOrchestratorMCP (Albaraazain/ClaudeOrchestratorMCP) ---------------------------------------------
+ACTIVE = ("running", "working", "blocked", "reviewing")
+TERMINAL = ("completed", "failed", "error", "terminated", "killed", "phase_completed")
+# No status is written at deploy: a missing status means "just deployed, running".
+_ORCHESTRATOR_STATUSES = {None: StatusClass.ACTIVE, **dict.fromkeys(ACTIVE, StatusClass.ACTIVE),
+                          **dict.fromkeys(TERMINAL, StatusClass.TERMINAL)}
+# The orchestrator launches Claude with these flags in every era (E0..E5); a person rarely types all four.
+_LAUNCH = ("--output-format", "stream-json", "--verbose", "--dangerously-skip-permissions")
+# An orchestrator agent id: <agent_type>-<HHMMSS>[NNN]-<6 hex>. Shorter or other keys are never evidence.
+_ID_SHAPE = re.compile(r".+-\d{6}(\d{3})?-[0-9a-f]{6}")
+_EVIDENCE = frozenset(Evidence)
+_JSON_COUNTERS = {
+    ScopeKind.GLOBAL: {"total_agents_spawned": Count.ENTRIES, "active_agents": Count.ACTIVE,
+                       "total_tasks": Count.TASKS},
+    ScopeKind.TASK: {"total_spawned": Count.ENTRIES, "active_count": Count.ACTIVE, "completed_count": Count.FINISHED},
+}
+# Its own cleanup of a dead agent (kill_real_agent's fields, the health daemon's reason).
+_TERMINATED = Mark("terminated", ("terminated_at",), {"termination_reason": "session_not_found"})
+
+ORCHESTRATOR_FIRST = Dialect(
+    name="orchestrator E0-E1",
+    era="526a899..d388d16 (2025-09/10): global entries never get a status; completed_count counts `completed` only",
+    statuses=_ORCHESTRATOR_STATUSES,
+    status_in=frozenset({ScopeKind.TASK}),
+    counters=_JSON_COUNTERS,
+    finished=frozenset({"completed"}),  # get_real_task_status counts it; kill_real_agent leaves it alone
+    launch=_LAUNCH,
+    id_shape=_ID_SHAPE,
+    evidence=_EVIDENCE,
+    mark=_TERMINATED,
+)
+ORCHESTRATOR_JSON = Dialect(
+    name="orchestrator E2-E4",
+    era="8e57beb..800ac3c (2025-10 .. 2026-01): JSON registries, statuses in both, every finished agent counted",
+    statuses=_ORCHESTRATOR_STATUSES,
+    status_in=frozenset({ScopeKind.GLOBAL, ScopeKind.TASK}),
+    counters=_JSON_COUNTERS,
+    # E2 update_agent_progress: a move to any of these adds 1 to completed_count
+    finished=frozenset({"completed", "terminated", "error", "failed"}),
+    launch=_LAUNCH,
+    id_shape=_ID_SHAPE,
+    evidence=_EVIDENCE,
+    mark=_TERMINATED,
+)
+ORCHESTRATOR_SQLITE = Dialect(
+    name="orchestrator E5",
+    era="841c510..d746b7e (2026-01 .. 2026-04): registry/state.sqlite3; no counters are stored",
+    statuses=_ORCHESTRATOR_STATUSES,
+    status_in=frozenset({ScopeKind.STATE}),
+    counters={},
+    finished=frozenset(),
+    launch=_LAUNCH,
+    id_shape=_ID_SHAPE,
+    evidence=_EVIDENCE,
+    # what its cleanup of dead tmux sessions writes (mark_agents_as_failed_batch at d746b7e)
+    mark=Mark("failed", ("completed_at", "last_update")),
+)

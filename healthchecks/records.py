@@ -1,0 +1,127 @@
+"""The neutral model every source builds: agent records, the scopes that hold them, and their problems.
+
+A source (healthchecks.sources) reads one manager's store into `Records`; the checks judge only this model and
+the `Dialect` it carries, never a file format. Scopes: the authority (the store every other scope must agree
+with: the orchestrator's global registry, a state database) and its members (task registries), each with
+its problems (one line each: file, path inside it, what is wrong), its counters and its records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from .dialect import Dialect, ScopeKind, StatusClass
+
+Fingerprint = tuple[tuple[str, str | None], ...]  # (path, digest) per file of a store: changes when a record does
+
+
+class RegistryError(ValueError):
+    """A record store that cannot be used; the message is one line: file, path inside it, problem."""
+
+
+class AgentRecord(NamedTuple):
+    """One agent as one scope describes it (a tuple: 10,000 of them are made for every snapshot)."""
+
+    id: str
+    task_id: str | None
+    status: str | None
+    tmux_session: str
+    source: ScopeKind
+    # started_at, then completed_at, terminated_at, failed_at as written: parsed only when a check
+    # asks (grace periods concern a few agents; parsing 10,000 entries' times up front does not pay).
+    times: tuple[Any, ...] = ()
+    status_class: StatusClass = StatusClass.ACTIVE
+    cursor_pid: int | None = None  # E3's cursor backend: a process, no tmux session
+    server: str | None = None  # the tmux server its session lives on; None: the checked servers
+
+    def marked(self, status: str) -> AgentRecord:
+        """As the record will be once a fix marks it dead with ``status``."""
+        return self._replace(status=status, status_class=StatusClass.TERMINAL)
+
+    def started_at(self, tz: tzinfo | None) -> float | None:
+        return parse_time(self.times[0], tz) if self.times else None
+
+    def ended_at(self, tz: tzinfo | None) -> float | None:
+        return next((t for value in self.times[1:] if (t := parse_time(value, tz)) is not None), None)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """One store of records as read (a registry file, a database): its problems, or its counters and records."""
+
+    path: Path
+    kind: ScopeKind
+    digest: str | None = None
+    mtime: float | None = None
+    errors: tuple[str, ...] = ()
+    counters: dict[str, Any] = field(default_factory=dict)
+    agents: tuple[AgentRecord, ...] = ()
+    task_ids: tuple[str, ...] = ()
+    client_dirs: tuple[str, ...] = ()  # the project directories its agents' Claude runs in (`client_cwd`)
+    keys: frozenset[str] = frozenset()  # its top-level fields: what tells one era's files from another's
+
+    @property
+    def label(self) -> str:
+        """How a person names it: relative to the workspace's layout."""
+        return f"{self.path.parent.name}/{self.path.name}"
+
+
+@dataclass(frozen=True)
+class Records:
+    """The agents' records of one workspace, whatever holds them, and the dialect they are written in.
+
+    ``authority``: the scope every member must agree with (and whose entries are "the registry's agents");
+    ``members``: scopes that repeat part of it (the orchestrator's task registries).
+    """
+
+    workspace: Path
+    authority: Scope
+    members: tuple[Scope, ...]
+    dialect: Dialect
+    source: str  # its line in healthchecks.sources.SOURCES
+    errors: tuple[str, ...] = ()  # workspace-level problems
+    fingerprint: Fingerprint = ()  # the store's fingerprint when it was read
+
+    @property
+    def scopes(self) -> tuple[Scope, ...]:
+        return (self.authority, *self.members)
+
+    @property
+    def all_errors(self) -> tuple[str, ...]:
+        return self.errors + tuple(e for f in self.scopes for e in f.errors)
+
+    @property
+    def ok(self) -> bool:
+        return not self.all_errors
+
+
+def may_be_after(value: Any, naive_limit: str) -> bool:
+    """Whether an orchestrator timestamp may lie after a naive ISO limit (YYYY-MM-DDTHH:MM:SS), without parsing it.
+
+    Naive times as Python writes them (19 or 26 characters) sort as strings, so the answer is exact for them;
+    anything else (an offset, another precision) may be later and is left to parse_time.
+    """
+    if not isinstance(value, str):
+        return False
+    if len(value) in (19, 26) and value[19:20] in ("", "."):
+        return value > naive_limit
+    return True
+
+
+def parse_time(value: Any, tz: tzinfo | None = None) -> float | None:
+    """Orchestrator timestamps are naive ISO strings in its own local zone (``tz``; None: this machine's).
+
+    None when absent or unreadable. A timestamp that carries an offset keeps it.
+    """
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None and tz is not None:
+            moment = moment.replace(tzinfo=tz)
+        return moment.timestamp()
+    except (ValueError, OverflowError, OSError):  # unparseable, or a date the platform clock cannot hold
+        return None

@@ -1,0 +1,292 @@
+"""Read the orchestrator's JSON registries (eras E0-E4) without trusting them.
+
+`registry/GLOBAL_REGISTRY.json` (the authority) and every `TASK-*/AGENT_REGISTRY.json` (its members). Every
+problem becomes one line naming the file, the JSON path and what is wrong, so a broken registry is reported,
+never crashed on, and never handed to a fixer. Which era wrote the files is read from the files (`dialect_of`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import stat
+import sys
+from collections.abc import Callable, Iterator
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..dialect import ORCHESTRATOR_FIRST, ORCHESTRATOR_JSON, Dialect, ScopeKind
+from ..records import AgentRecord, Fingerprint, Records, RegistryError, Scope
+from ..safe_files import MAX_BYTES, read_bounded, read_bytes
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+
+
+GLOBAL_RELPATH = Path("registry") / "GLOBAL_REGISTRY.json"
+TASK_GLOB = "TASK-*/AGENT_REGISTRY.json"
+MAX_ERRORS_PER_FILE = 20
+MAX_NESTING = 200  # levels of JSON nesting a registry may have (a real one has 4); deeper is damage
+NAME = "json"  # its line in healthchecks.sources.SOURCES
+NO_WORKSPACE = (
+    "workspace directory does not exist (point --workspace or AGENT_WORKSPACE at the orchestrator's "
+    ".agent-workspace; --demo checks a built-in demo world)"
+)
+
+
+def json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "integer" if isinstance(value, int) else "number"
+    return {str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):  # rare: find which key, only then
+        seen: set[str] = set()
+        duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise ValueError(f"duplicate key {duplicate!r}")
+    return result
+
+
+JOURNAL_SUFFIX = ".hc-journal"
+
+
+def journal_path(path: Path) -> Path:
+    """Where a --fix keeps the rollback journal of its in-place write of ``path`` (fixers.writers.json_registry)."""
+    return path.with_name(f".{path.name}{JOURNAL_SUFFIX}")
+
+
+def journals(workspace: Path) -> list[Path]:
+    """Every journal an interrupted --fix left in the workspace."""
+    return sorted([*workspace.glob(f"registry/.*{JOURNAL_SUFFIX}"), *workspace.glob(f"TASK-*/.*{JOURNAL_SUFFIX}")])
+
+
+def fingerprint(workspace: Path) -> Fingerprint:
+    """Hash the registry files' bytes without parsing them: cheap enough to do after every read.
+
+    Only regular files within the size limit are read: a FIFO, a directory, a symlink or a huge
+    file in a registry's place gets no digest of its bytes (the loader reports it), because reading
+    a FIFO would block this run forever and a sparse 4 GB file would exhaust its memory.
+    """
+    paths = [workspace / GLOBAL_RELPATH, *sorted(workspace.glob(TASK_GLOB))]
+    result = []
+    for path in paths:
+        try:
+            st = path.lstat()
+            if not stat.S_ISREG(st.st_mode):
+                digest = None
+            elif st.st_size > MAX_BYTES:
+                digest = f"oversized:{st.st_size}:{st.st_mtime_ns}"
+            else:
+                digest = hashlib.sha256(read_bounded(path)).hexdigest()
+        except OSError:
+            digest = None
+        result.append((str(path), digest))
+    return tuple(result)
+
+
+@contextlib.contextmanager
+def nesting_budget(levels: int) -> Iterator[None]:
+    """Python's recursion limit set to the frames in use now plus ``levels``, for the duration.
+
+    JSON is decoded and encoded recursively: how deep a document can be then depends on how deep
+    the stack already is, so the checks (inside pytest) and the fix (deeper still) would disagree
+    about the same file. With a budget counted from the current frame, each reads the same limit.
+    """
+    frame, depth = sys._getframe(), 0
+    while frame is not None:
+        frame, depth = frame.f_back, depth + 1
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(depth + levels)
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
+
+
+def parse(path: Path, raw: bytes) -> Any:
+    """Decode strictly: the orchestrator writes plain UTF-8 JSON, so anything else is damage."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raise RegistryError(f"{path}: $: starts with a UTF-8 byte order mark")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RegistryError(f"{path}: $: invalid UTF-8 at byte {exc.start}") from None
+    if not text.strip():
+        raise RegistryError(f"{path}: $: file is empty")
+    try:
+        with nesting_budget(MAX_NESTING + 3):  # json.loads and the key hook take a few frames of their own
+            return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys)
+    except RecursionError:
+        raise RegistryError(f"{path}: $: nested deeper than {MAX_NESTING} levels") from None
+    except json.JSONDecodeError as exc:
+        cut = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
+        where = "truncated" if cut else "invalid JSON"
+        raise RegistryError(f"{path}: line {exc.lineno} column {exc.colno}: {where} ({exc.msg})") from None
+    except ValueError as exc:
+        raise RegistryError(f"{path}: $: {exc}") from None
+
+
+@cache
+def validators(kind: ScopeKind) -> tuple[Callable[[Any], Any], Draft202012Validator]:
+    """(fast check, reference validator) for one registry kind.
+
+    jsonschema is the reference: it decides and it words every error. Checking 10,000 entries
+    with it takes seconds, so a compiled validator (fastjsonschema) answers the common question
+    "is this valid?" first; anything it rejects is judged again by jsonschema. The compiled copy
+    has its local $refs inlined (see _inline_refs).
+    """
+    import fastjsonschema  # imported here: pytest-xdist workers never validate, and both cost an import
+    from jsonschema import Draft202012Validator
+
+    name = "global_registry.schema.json" if kind is ScopeKind.GLOBAL else "task_registry.schema.json"
+    schema = json.loads(resources.files("healthchecks.schemas").joinpath(name).read_text("utf-8"))
+    Draft202012Validator.check_schema(schema)
+    fast = fastjsonschema.compile(_inline_refs(schema, schema.get("$defs", {})), handlers={})
+    return fast, Draft202012Validator(schema)
+
+
+def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
+    """The schema with every local ``#/$defs/x`` reference replaced by its definition, and no $id.
+
+    Compiled, a $ref is a function call whose error path is formatted eagerly for every array
+    item; inlined, the common valid case costs only the checks themselves.
+    """
+    if isinstance(node, dict):
+        if isinstance(ref := node.get("$ref"), str) and ref.startswith("#/$defs/"):
+            return _inline_refs(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline_refs(v, defs) for k, v in node.items() if k not in ("$id", "$schema", "$defs")}
+    if isinstance(node, list):
+        return [_inline_refs(v, defs) for v in node]
+    return node
+
+
+def schema_errors(path: Path, kind: ScopeKind, data: Any) -> list[str]:
+    """One line per schema violation, most shallow first, capped so a wrecked file stays readable."""
+    fast, reference = validators(kind)
+    try:
+        fast(data)
+        return []
+    except ValueError:  # fastjsonschema's JsonSchemaException is a ValueError
+        pass
+    errors = sorted(reference.iter_errors(data), key=lambda e: (len(e.absolute_path), e.json_path))
+    lines = []
+    for error in errors[:MAX_ERRORS_PER_FILE]:
+        if error.validator == "type":
+            expected = error.validator_value
+            expected = " or ".join(expected) if isinstance(expected, list) else expected
+            problem = f"expected {expected}, got {json_type(error.instance)}"
+        elif error.validator == "anyOf" and (usual := [e for e in error.context if e.relative_schema_path[0] == 0]):
+            # an agent entry: a tmux session, or (E3) a cursor backend; say what the usual kind lacks
+            problem = f"{usual[0].message} (or, for a cursor backend entry, backend \"cursor\" and cursor_pid)"
+        else:
+            problem = error.message if len(error.message) <= 160 else error.message[:157] + "..."
+        lines.append(f"{path}: {error.json_path}: {problem}")
+    if len(errors) > MAX_ERRORS_PER_FILE:
+        lines.append(f"{path}: $: ... and {len(errors) - MAX_ERRORS_PER_FILE} more schema errors")
+    return lines
+
+
+def _record(agent_id: str, entry: dict[str, Any], task_id: str | None, source: ScopeKind) -> AgentRecord:
+    get = entry.get
+    times = (get("started_at"), get("completed_at"), get("terminated_at"), get("failed_at"))
+    status = get("status")
+    cursor = get("cursor_pid") if get("backend") == "cursor" else None
+    return AgentRecord(agent_id, get("task_id", task_id), status, get("tmux_session") or "", source, times,
+                       ORCHESTRATOR_JSON.status_class(status), cursor)  # every JSON era's words mean the same
+
+
+def records(kind: ScopeKind, data: dict[str, Any]) -> tuple[tuple[AgentRecord, ...], tuple[str, ...]]:
+    """A validated registry's agent records and task ids."""
+    if kind is ScopeKind.GLOBAL:
+        return tuple(_record(aid, entry, None, kind) for aid, entry in data["agents"].items()), tuple(data["tasks"])
+    return tuple(_record(entry["id"], entry, data["task_id"], kind) for entry in data["agents"]), (data["task_id"],)
+
+
+def load_data(path: Path, kind: ScopeKind, raw: bytes) -> Any:
+    """Parse and validate; raise RegistryError listing every problem (one per line)."""
+    data = parse(path, raw)
+    if errors := schema_errors(path, kind, data):
+        raise RegistryError("\n".join(errors))
+    return data
+
+
+def load_file(path: Path, kind: ScopeKind, workspace: Path | None = None) -> Scope:
+    try:
+        raw = read_bytes(path, workspace)
+        mtime = path.stat().st_mtime
+    except RegistryError as exc:
+        return Scope(path, kind, errors=tuple(str(exc).splitlines()))
+    digest = hashlib.sha256(raw).hexdigest()
+    try:
+        data = load_data(path, kind, raw)
+    except RegistryError as exc:
+        errors = tuple(str(exc).splitlines())
+        journal = journal_path(path)
+        if journal.exists():
+            errors += (f"{path}: $: a --fix was interrupted writing it; the next --fix restores it from {journal}",)
+        return Scope(path, kind, digest, mtime, errors=errors)
+    counters = {name: data[name] for name in ORCHESTRATOR_JSON.counters[kind] if name in data}
+    agents, task_ids = records(kind, data)
+    client = data.get("client_cwd") if kind is ScopeKind.TASK else None
+    clients = (client,) if isinstance(client, str) and client else ()
+    return Scope(path, kind, digest, mtime, (), counters, agents, task_ids, clients, frozenset(data))
+
+
+def dialect_of(authority: Scope, members: tuple[Scope, ...]) -> Dialect:
+    """The first era (526a899..d388d16) writes task registries without `workspace_base` and never a status into
+    a global entry; from 8e57beb on, every task registry records its `workspace_base`. Files that show neither
+    (no task registry yet) read the same either way."""
+    read = [m for m in members if not m.errors]
+    if read and not any("workspace_base" in m.keys for m in read) and all(r.status is None for r in authority.agents):
+        return ORCHESTRATOR_FIRST
+    return ORCHESTRATOR_JSON
+
+
+def _status_from_members(authority: Scope, members: tuple[Scope, ...], dialect: Dialect) -> Scope:
+    """Where the global entries carry no status (the first era), each takes its agent's class from its task
+    registry, the only record of its state: a finished agent is not "active" because its global entry is silent."""
+    if ScopeKind.GLOBAL in dialect.status_in:
+        return authority
+    known = {r.id: r.status_class for m in members for r in m.agents}
+    agents = tuple(r._replace(status_class=known[r.id]) if r.id in known else r for r in authority.agents)
+    return Scope(authority.path, authority.kind, authority.digest, authority.mtime, authority.errors,
+                 authority.counters, agents, authority.task_ids, authority.client_dirs, authority.keys)
+
+
+def present(workspace: Path) -> bool:
+    """The JSON registries are the orchestrator's oldest store: read whenever no other store claims the workspace."""
+    return True
+
+
+def load(workspace: Path, timeout: float = 0.0) -> Records:
+    """Load the global registry and every task registry under ``workspace`` (no lock is taken: ``timeout``
+    is the protocol's, unused here)."""
+    global_path = workspace / GLOBAL_RELPATH
+    if not workspace.is_dir():
+        missing = Scope(global_path, ScopeKind.GLOBAL)
+        why = f"{workspace}: $: {NO_WORKSPACE}"
+        return Records(workspace, missing, (), ORCHESTRATOR_JSON, NAME, (why,), ((str(global_path), None),))
+    inner = workspace / ".agent-workspace"
+    if not (workspace / "registry").exists() and (inner / "registry").is_dir():  # a project root was given
+        missing = Scope(global_path, ScopeKind.GLOBAL)
+        hint = f"{workspace}: $: has no registry/ but {inner} does: is that the workspace? (--workspace {inner})"
+        return Records(workspace, missing, (), ORCHESTRATOR_JSON, NAME, (hint,), ((str(global_path), None),))
+    tasks = tuple(load_file(p, ScopeKind.TASK, workspace) for p in sorted(workspace.glob(TASK_GLOB)))
+    authority = load_file(global_path, ScopeKind.GLOBAL, workspace)
+    dialect = dialect_of(authority, tasks)
+    authority = _status_from_members(authority, tasks, dialect)
+    stamp = tuple((str(f.path), f.digest) for f in (authority, *tasks))
+    return Records(workspace, authority, tasks, dialect, NAME, fingerprint=stamp)
