@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import tzinfo
 from functools import cached_property
 
 from . import processes
+from .idle import idle
 from .processes import Proc
 from .registry import AgentRecord
+from .sightings import Sighting
 from .snapshot import Snapshot, pane_of
 from .targets import ProcessTarget
 from .tmux import Pane, TmuxServer, sanitized
@@ -81,24 +84,31 @@ class Evidence:
     """What ties a Claude process outside every pane to this workspace, and to an orchestrator's launch.
 
     Only both together are exclusive enough to act on: a person's `claude -p` may name an agent or
-    run in the project directory, and another workspace's agent has the same launch shape.
+    run in the project directory, and another workspace's agent has the same launch shape. ``seen`` is
+    what points this way without being exclusive (the client directory as cwd): listed, never acted on.
     """
 
     workspace: tuple[str, ...] = ()
     launch: tuple[str, ...] = ()
+    seen: tuple[str, ...] = ()
 
     @property
     def exclusive(self) -> bool:
         return bool(self.workspace and self.launch)
 
     def __bool__(self) -> bool:
-        return bool(self.workspace or self.launch)
+        return bool(self.workspace or self.launch or self.seen)
 
     def __or__(self, other: Evidence) -> Evidence:
-        return Evidence(self.workspace + other.workspace, self.launch + other.launch)
+        return Evidence(self.workspace + other.workspace, self.launch + other.launch, self.seen + other.seen)
+
+    @classmethod
+    def both(cls, sign: str) -> Evidence:
+        """A sign that is exclusive on its own: it names this workspace and an orchestrator's launch at once."""
+        return cls((sign,), (sign,))
 
     def describe(self) -> str:
-        return "; ".join(dict.fromkeys(self.workspace + self.launch))
+        return "; ".join(dict.fromkeys(self.workspace + self.launch + self.seen))
 
 
 @dataclass(frozen=True)
@@ -258,12 +268,8 @@ class Analysis:
             found.append(f"its arguments name agent {m.group(1)}")
         if self._path_pattern.search(joined):
             found.append("its arguments name a path inside the workspace")
-        if proc.cwd:
-            cwd = os.path.realpath(proc.cwd)
-            if self._inside_workspace(cwd):
-                found.append(f"its working directory {proc.cwd} is inside the workspace")
-            elif cwd in self.client_dirs:
-                found.append(f"its working directory {proc.cwd} is this workspace's client directory")
+        if proc.cwd and self._inside_workspace(os.path.realpath(proc.cwd)):
+            found.append(f"its working directory {proc.cwd} is inside the workspace")
         held = [f for f in proc.files if f.fd != 0 and self._inside_workspace(os.path.realpath(f.path))]
         if held:
             found.append(f"it holds {held[0].path} open")
@@ -273,12 +279,25 @@ class Analysis:
         launch = ()
         if proc.headless and all(flag in proc.argv for flag in LAUNCH_FLAGS):
             launch = ("its arguments are the orchestrator's launch (--print --output-format stream-json ...)",)
+        # The project directory as cwd is where people run `claude -p` with the same flags too: information only.
+        seen = ()
+        if proc.cwd and os.path.realpath(proc.cwd) in self.client_dirs:
+            seen = (f"its working directory {proc.cwd} is this workspace's client directory",)
+        found = Evidence(self._ties(proc), launch, seen)
         stdin = next((f for f in proc.files if f.fd == 0), None)
         if stdin and self._inside_workspace(os.path.realpath(stdin.path)):
             # `claude ... < <task>/prompt`: the orchestrator's own redirection, into this workspace
-            both = (f"its standard input is {stdin.path}, a file of this workspace",)
-            return Evidence(self._ties(proc) + both, launch + both)
-        return Evidence(self._ties(proc), launch)
+            found = found | Evidence.both(f"its standard input is {stdin.path}, a file of this workspace")
+        if (sighting := self.sighting(proc)) is not None:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(sighting.time))
+            found = found | Evidence.both(f"seen in agent {sighting.agent}'s pane at {when}")
+        return found
+
+    def sighting(self, proc: Proc) -> Sighting | None:
+        """An earlier run's sighting of exactly this process (pid and start) in the pane of an agent of this
+        workspace (healthchecks.sightings); None for any other process, or an agent these records do not hold."""
+        found = self.snapshot.sightings.get((proc.pid, proc.start_ticks))
+        return found if found is not None and found.agent in self.records else None
 
     @cached_property
     def groups(self) -> dict[int, list[Proc]]:
@@ -303,15 +322,23 @@ class Analysis:
                 continue
             if self._path_pattern.search(" ".join(member.argv)):  # its arguments only: a cwd proves nothing
                 sign = f"process {member.pid} ({member.name}) of its pipeline names a path inside the workspace"
-                found = found | Evidence((sign,), (sign,))
+                found = found | Evidence.both(sign)
                 break
         return found
 
     @cached_property
+    def remembered(self) -> list[Proc]:
+        """Processes other than Claude that an earlier run saw in an agent's pane and that now run outside every
+        pane (a Bash tool's own-session child left by a killed Claude, say): the agent's, by lineage alone."""
+        return [p for p in self.snapshot.processes if not p.is_claude and not p.defunct
+                and p.pid not in self.pane_of and self.sighting(p) is not None]
+
+    @cached_property
     def claude_classes(self) -> dict[str, list[Classified]]:
-        """Claude processes sorted into attached / orphan / foreign, each with the reason (and evidence) used."""
+        """Claude processes (and processes remembered in an agent's pane) sorted into attached / orphan / foreign,
+        each with the reason (and evidence) used."""
         classes: dict[str, list[Classified]] = {k: [] for k in ("attached", "orphan", "foreign")}
-        for proc in self.claude:
+        for proc in [*self.claude, *self.remembered]:
             if where := self.pane_of.get(proc.pid):
                 classes["attached"].append(Classified(proc, f"runs in session {where[1]} on tmux server {where[0]}"))
             elif proc.pid in self.snapshot.self_pids:
@@ -340,6 +367,17 @@ class Analysis:
         if not proc.headless and len(proc.argv) > 1:
             return "interactive (no --print), so a person's, not an agent; left alone"
         return "not attributable to this workspace; left alone"
+
+    def working(self, session: LiveSession) -> Proc | None:
+        """The first process in the session's live panes that is not a known idle one (healthchecks.idle)."""
+        by_pid = self.snapshot.by_pid
+        for pane in session.panes:
+            if pane.dead:
+                continue
+            for pid in processes.descendants(self.children, pane.pid):
+                if (proc := by_pid.get(pid)) is not None and idle(proc) is None:
+                    return proc
+        return None
 
     @cached_property
     def sessions_with_claude(self) -> set[tuple[str, str]]:
