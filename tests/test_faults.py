@@ -93,7 +93,7 @@ def test_fixer_killed_mid_write_is_restored_or_finished_by_the_next_run(world, t
 
 
 def test_tmux_server_killed_between_plan_and_fix(world):
-    healthy = [world.agent(None, "claude") for _ in range(3)]
+    healthy = [world.agent(None, "claude", ignores_hup=True) for _ in range(3)]  # outlive the server: seen unsignalled
     ghost = world.agent("working", None)
     world.start()
     _, plan = plan_now(world.settings)
@@ -118,6 +118,7 @@ def test_process_of_another_user_is_reported_not_signalled():
         for d in (world.root, world.root / "ws", world.bin):
             d.chmod(0o755)
         (world.bin / ".fifo").chmod(0o666)
+        (world.bin / ".ready").chmod(0o777)
         world.agent(None, "claude")
         agent = world.agent("completed", None)
         world.start()
