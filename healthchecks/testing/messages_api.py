@@ -25,24 +25,25 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 SCRIPT = re.compile(r"hc-script:([a-z]+)")
+LABEL = re.compile(r"hc-label:([\w.-]+)")  # who asked: the world waits until each of its Claudes has
 BASH_COMMAND = "echo waiting && sleep 600"
 PING_EVERY = 2.0  # seconds between pings on a hanging stream
 
 
 @dataclass
 class Seen:
-    """What a server was asked, in order: (method, path, script) triples."""
+    """What a server was asked, in order: (method, path, script, label)."""
 
-    requests: list[tuple[str, str, str]] = field(default_factory=list)
+    requests: list[tuple[str, str, str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, method: str, path: str, script: str) -> None:
+    def add(self, method: str, path: str, script: str = "", label: str = "") -> None:
         with self.lock:
-            self.requests.append((method, path, script))
+            self.requests.append((method, path, script, label))
 
-    def scripts(self) -> list[str]:
+    def labels(self) -> set[str]:
         with self.lock:
-            return [s for _, _, s in self.requests if s]
+            return {r[3] for r in self.requests if r[3]}
 
 
 def _sse(event: str, data: dict) -> bytes:
@@ -101,6 +102,9 @@ class MessagesAPI:
             server.daemon_threads = True
             threading.Thread(target=server.serve_forever, daemon=True).start()
 
+    def labels(self) -> set[str]:
+        return self.seen.labels()
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.api.server_address[1]}"
@@ -133,11 +137,11 @@ class MessagesAPI:
                 return body if isinstance(body, dict) else {}
 
             def do_GET(self) -> None:
-                api.seen.add("GET", self.path, "")
+                api.seen.add("GET", self.path)
                 self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": "not here"}})
 
             def do_HEAD(self) -> None:
-                api.seen.add("HEAD", self.path, "")
+                api.seen.add("HEAD", self.path)
                 self.send_response(404)
                 self.send_header("content-length", "0")
                 self.end_headers()
@@ -146,14 +150,15 @@ class MessagesAPI:
                 body = self._body()
                 path = self.path.split("?")[0]
                 if not path.endswith("/v1/messages") and not path.endswith("/v1/messages/count_tokens"):
-                    api.seen.add("POST", self.path, "")
+                    api.seen.add("POST", self.path)
                     self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": "not here"}})
                     return
-                found = SCRIPT.search(json.dumps(body.get("messages", "")))
+                text = json.dumps(body.get("messages", ""))
+                found, label = SCRIPT.search(text), LABEL.search(text)
                 script = found.group(1) if found else "done"
                 if script == "bash" and _has_tool_result(body):
                     script = "hang"
-                api.seen.add("POST", self.path, script if found else "")
+                api.seen.add("POST", self.path, script if found else "", label.group(1) if label else "")
                 if path.endswith("count_tokens"):
                     self._json(200, {"input_tokens": 10})
                     return
@@ -203,7 +208,7 @@ class MessagesAPI:
                 pass
 
             def _refuse(self) -> None:
-                api.refused.add(self.command, self.path, "")
+                api.refused.add(self.command, self.path)
                 self.send_response(403)
                 self.send_header("content-length", "0")
                 self.send_header("connection", "close")

@@ -16,6 +16,7 @@ refusing proxy, telemetry, error reports, non-essential traffic and the auto-upd
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -27,6 +28,7 @@ VERSION = "2.1.332"
 PACKAGE = f"@anthropic-ai/claude-code@{VERSION}"
 LAYOUTS = ("npm-local", "npm-global", "native")
 REPO = Path(__file__).resolve().parents[2]
+API_KEY = "sk-ant-test-0000-not-a-real-key-0000"
 
 
 class Unavailable(Exception):
@@ -112,11 +114,17 @@ def environment(base_url: str, proxy_url: str, home: Path) -> dict[str, str]:
     env.update(proxies)
     env.update({name.lower(): value for name, value in proxies.items()})
     (home / ".claude").mkdir(parents=True, exist_ok=True)
+    # An interactive Claude on a fresh config checks api.anthropic.com during onboarding and exits when it cannot
+    # reach it: the config says onboarding is done and the fake key is approved.
+    config = json.dumps({"hasCompletedOnboarding": True, "theme": "dark", "bypassPermissionsModeAccepted": True,
+                         "customApiKeyResponses": {"approved": [API_KEY[-20:]], "rejected": []}})
+    for path in (home / ".claude.json", home / ".claude" / ".claude.json"):
+        path.write_text(config)
     env.update(
         HOME=str(home),
         CLAUDE_CONFIG_DIR=str(home / ".claude"),
         ANTHROPIC_BASE_URL=base_url,
-        ANTHROPIC_API_KEY="sk-ant-test-not-a-real-key",
+        ANTHROPIC_API_KEY=API_KEY,
         NO_PROXY="127.0.0.1",
         no_proxy="127.0.0.1",
         DISABLE_AUTOUPDATER="1",
