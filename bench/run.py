@@ -96,7 +96,8 @@ def pytest_run(world: World, tmp: Path, *extra: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     subprocess.run([sys.executable, "-m", "pytest", "healthchecks", "-q", "-p", "no:hypothesispytest",
                     "--workspace", str(s.workspace), "--tmux-socket", s.tmux_sockets[0], "--claude-match",
-                    s.claude_match, "--grace", str(s.grace), "--report-dir", str(tmp / "reports"), *extra],
+                    s.claude_match, "--claude-exe", s.claude_exe, "--grace", str(s.grace),
+                    "--report-dir", str(tmp / "reports"), *extra],
                    cwd=REPO, env=env, capture_output=True, timeout=600)
 
 

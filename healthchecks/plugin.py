@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from . import checks, hookspecs, options, outputs, xdist
+from . import checks, hookspecs, options, outputs, sightings, xdist
 from .observe import observe
 from .outputs import html, junit, terminal
 from .results import Finding
@@ -127,6 +127,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if code is not None and session.exitstatus != 130:  # Ctrl-C keeps its own status
             session.exitstatus = code
     html.record(session.config, run)
+    remember(run)
+
+
+def remember(run: Run) -> None:
+    """Beside the history: what this run saw in the agents' panes, before and after a fix (healthchecks.sightings).
+    The demo's world is gone after the run: nothing of it is remembered."""
+    path = run.snapshot.settings.sightings
+    if path is None or run.world is not None:
+        return
+    observations = {id(o): o for o in (run.observation, run.current)}.values()
+    sightings.record(path, [s for o in observations for s in sightings.seen(o.analysis)])
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

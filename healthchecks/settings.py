@@ -23,7 +23,7 @@ DEFAULT_CLAUDE_MATCH = (
 # are only what was exec'd (`claude.exe`, `claude`, the version `2.1.332`, or any symlink's name). A binary inside
 # an `@anthropic-ai/claude-code*` npm package (bin/claude.exe, or a platform package's `claude`), or the native
 # installer's `.../claude/versions/<X.Y.Z>`.
-CLAUDE_EXE = re.compile(r"/@anthropic-ai/claude-code[^/]*/[^\n]*$|/claude/versions/\d+\.\d+\.\d+[^/\n]*$")
+DEFAULT_CLAUDE_EXE = r"/@anthropic-ai/claude-code[^/]*/[^\n]*$|/claude/versions/\d+\.\d+\.\d+[^/\n]*$"
 # A script run by node (whose exe is node): the node era's `…/@anthropic-ai/claude-code/cli.js`, or `npx [-y]
 # @anthropic-ai/claude-code[@version]` (argv[1] is the npx script).
 CLAUDE_SCRIPT = re.compile(r"\S*/@anthropic-ai/claude-code/cli\.js")
@@ -47,16 +47,17 @@ class Settings:
     lock_timeout: float = 10.0  # how long to wait for the orchestrator's locks (a registry flock, a busy database)
     waivers: tuple = ()  # healthchecks.waivers.Waiver: findings a person acknowledged, until a date
     source: str = "auto"  # where the agents' records are: auto, json (E0-E4) or sqlite (E5, the current release)
-    # Recognise an installed Claude Code by its binary (CLAUDE_EXE), whatever it is named; worlds of stand-ins turn
-    # it off, so that only their own stand-ins count as Claude in them.
-    claude_installs: bool = True
+    # Searched in /proc/<pid>/exe: an installed Claude Code, whatever it is named. Empty: recognised by claude_match
+    # only (worlds of stand-ins, so that only their own stand-ins count as Claude in them).
+    claude_exe: str = DEFAULT_CLAUDE_EXE
     sightings: Path | None = None  # the file of processes seen in agents' panes (healthchecks.sightings); None: none
 
     def __post_init__(self) -> None:
-        try:  # fail at configuration time, not mid-scan
-            re.compile(self.claude_match)
-        except re.error as exc:
-            raise ValueError(f"claude match {self.claude_match!r} is not a valid regex: {exc}") from None
+        for what, pattern in (("claude match", self.claude_match), ("claude exe", self.claude_exe)):
+            try:  # fail at configuration time, not mid-scan
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{what} {pattern!r} is not a valid regex: {exc}") from None
         if self.grace < 0:
             raise ValueError("grace must be >= 0 seconds")
         if self.tmux_timeout <= 0:
@@ -82,16 +83,16 @@ class Settings:
         """
         if "\n" in name:
             return False
-        if self.claude_installs and exe and is_claude_binary(exe, argv):
+        if self.claude_exe and exe and is_claude_binary(_compiled(self.claude_exe), exe, argv):
             return True
         pattern = _compiled(self.claude_match)
         return bool(pattern.search(name) or (argv and pattern.search(" ".join(argv))))
 
 
-def is_claude_binary(exe: str, argv: tuple[str, ...]) -> bool:
-    """An installed Claude Code by its executable: the package's or the native installer's binary, or node
-    running the package's cli.js or npx of the package."""
-    if CLAUDE_EXE.search(exe):
+def is_claude_binary(binary: re.Pattern[str], exe: str, argv: tuple[str, ...]) -> bool:
+    """An installed Claude Code by its executable: the package's or the native installer's binary (``binary``), or
+    node running the package's cli.js or npx of the package."""
+    if binary.search(exe):
         return True
     if not NODE_EXE.search(exe) or len(argv) < 2:
         return False

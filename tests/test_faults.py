@@ -45,7 +45,8 @@ def stop_here(name):
             time.sleep(60)
 
 registry_write.fault = stop_here
-settings = Settings(workspace=Path(sys.argv[1]), tmux_sockets=(sys.argv[2],), claude_match=sys.argv[3], grace=0.3)
+settings = Settings(workspace=Path(sys.argv[1]), tmux_sockets=(sys.argv[2],), claude_match=sys.argv[3], grace=0.3,
+                    claude_exe="")
 report = fix(observe(settings), settings, Options(), dry_run=False,
              confirm=lambda plan: (True, "test"), show=lambda lines: None)
 print("ok" if report.ok else report.remaining)

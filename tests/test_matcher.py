@@ -62,7 +62,7 @@ NPM = "/home/u/proj/node_modules/@anthropic-ai/claude-code/bin/claude.exe"
 )
 def test_installed_claude_is_recognised_by_its_binary(name, argv, exe):
     assert DEFAULT.is_claude(name, argv, exe)
-    assert not Settings(claude_match="^nothing$", claude_installs=False).is_claude(name, argv, exe)
+    assert not Settings(claude_match="^nothing$", claude_exe="").is_claude(name, argv, exe)
 
 
 @pytest.mark.parametrize(

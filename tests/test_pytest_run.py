@@ -196,6 +196,7 @@ def test_help_documents_every_option(tmp_path):
         "--tmux-socket",
         "--session-prefix",
         "--claude-match",
+        "--claude-exe",
         "--grace",
         "--demo",
         "--report-dir",

@@ -13,6 +13,7 @@ missing binary fails instead.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import psutil
@@ -49,10 +50,8 @@ def api():
 def _remote_hosts(pids: list[int]) -> set[str]:
     hosts = set()
     for pid in pids:
-        try:
+        with contextlib.suppress(psutil.Error):
             hosts |= {c.raddr.ip for c in psutil.Process(pid).net_connections(kind="inet") if c.raddr}
-        except psutil.Error:
-            pass
     return hosts
 
 

@@ -165,7 +165,7 @@ class World:
             workspace=self.workspace,
             tmux_sockets=(self.socket_name,),
             claude_match=f"^{self.standin.name}$",
-            claude_installs=False,  # only this world's stand-ins are Claude here, not a real one running nearby
+            claude_exe="",  # only this world's stand-ins are Claude here, not a real one running nearby
             grace=self.grace,
         )
 
