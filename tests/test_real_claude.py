@@ -2,7 +2,8 @@
 
 One world per layout carries every fault at once (far cheaper than one world per fault): a ghost, a setsid-detached
 orphan, a zombie (its Claude SIGKILLed, the pane's shell and notifier alive, its Bash tool's own-session children
-left outside every pane), a leaked session; beside live agents and the bystanders a person brings: an interactive
+left outside every pane), a leaked session, an agent whose Claude alone was setsid-detached and then lost its
+session (found by lineage: an earlier run saw it in the agent's pane); beside live agents and the bystanders a person brings: an interactive
 `claude` in their `work` session of the same server, and `claude -p` from the project directory with and without
 the orchestrator's four flags. Every fault must be found and fixed exactly; nothing live is failing or signalled.
 Claude talks only to the scripted API on 127.0.0.1 (messages_api.py): the test proves it.
@@ -66,6 +67,7 @@ def test_real_fleet_every_fault_found_and_fixed_exactly(layout, claude_exe, api,
         orphan = world.real_agent("completed", "orphan")
         leaked = world.real_agent("completed", "claude")
         hidden = world.real_agent("running", "claude", binary=world.unrecognised_binary())
+        detached = world.real_agent("running", "claude", detached=True)  # `cat … | setsid claude … | tee …`
         world.person_session("work")
         world.person_headless("person-flags", flags=True)
         world.person_headless("person-plain", flags=False)
@@ -78,12 +80,17 @@ def test_real_fleet_every_fault_found_and_fixed_exactly(layout, claude_exe, api,
         keep.update({f"person {i}": p.pid for i, p in enumerate(world.people)})
         kept_tools = [p.pid for p in world.tool_children(keep[busy])]
         leaked_claude, orphan_claude = world.claude_of(leaked), world.orphan_pids[orphan]
+        detached_claude = world.claude_of(detached)
 
-        # An earlier run saw the zombie's Bash tool inside its pane; then its Claude is SIGKILLed.
+        # An earlier run saw the zombie's Bash tool and the detached Claude inside their panes; then the zombie's
+        # Claude is SIGKILLed, and the detached one's session killed (its Claude outlives it: its own session).
         seen = observe(world.settings)
         sightings.record(world.settings.sightings, sightings.seen(seen.analysis))
         _, tools = world.kill_claude(zombie)
         assert tools
+        world.kill_sessions([f"agent_{detached}"])
+        world.wait(lambda: not world.session_pids([f"agent_{detached}"]), 30, "the detached agent's session ended")
+        assert alive(detached_claude)
 
         results = observe(world.settings).results
         expected = {
@@ -91,6 +98,8 @@ def test_real_fleet_every_fault_found_and_fixed_exactly(layout, claude_exe, api,
             ("orphan_processes", f"pid {orphan_claude}"),
             ("zombie_sessions", f"session agent_{zombie}"),
             ("leaked_sessions", f"session agent_{leaked}"),
+            ("ghost_agents", f"agent {detached}"),
+            ("orphan_processes", f"pid {detached_claude}"),
         } | {("orphan_processes", f"pid {pid}") for pid in tools}
         assert {f for f in failing(results) if f[0] != "counters"} == expected
         assert ("zombie_sessions", f"session agent_{hidden}") in info(results)  # runs, under a name no one knows
@@ -98,8 +107,9 @@ def test_real_fleet_every_fault_found_and_fixed_exactly(layout, claude_exe, api,
         assert "`assistant`" in hidden_reason and "not recognised as Claude; left alone" in hidden_reason
         for name in ("person 0", "person 1"):
             assert ("orphan_processes", f"pid {keep[name]}") in info(results)
-        lineage = [f.reason for f in results["orphan_processes"].failing if f.entity == f"pid {tools[0]}"]
-        assert f"seen in agent {zombie}'s pane at " in lineage[0]
+        lineage = {f.entity: f.reason for f in results["orphan_processes"].failing}
+        assert f"seen in agent {zombie}'s pane at " in lineage[f"pid {tools[0]}"]
+        assert f"seen in agent {detached}'s pane at " in lineage[f"pid {detached_claude}"]
 
         report = fix_in_process(world.settings)
         assert report.ok, report
@@ -107,7 +117,7 @@ def test_real_fleet_every_fault_found_and_fixed_exactly(layout, claude_exe, api,
         for name, pid in keep.items():
             assert alive(pid), f"{name}'s Claude (pid {pid}) was killed"
         assert all(alive(pid) for pid in kept_tools)
-        assert not any(alive(pid) for pid in (orphan_claude, leaked_claude, *tools))
+        assert not any(alive(pid) for pid in (orphan_claude, leaked_claude, detached_claude, *tools))
         assert not world.session_pids([f"agent_{zombie}", f"agent_{leaked}"])
 
         # Claude reached our loopback server and nothing else: what it asked us, and where its sockets lead.

@@ -57,6 +57,7 @@ class RealWorld(World):
         self.binaries: dict[str, Path] = {}  # agent id -> another path to exec than the layout's
         self.people: list[subprocess.Popen] = []
         self.labels: set[str] = set()  # what the API must have been asked before the world is ready
+        self.detached: set[str] = set()
 
     @property
     def settings(self) -> Settings:
@@ -65,9 +66,12 @@ class RealWorld(World):
                         sightings=self.root / "reports" / SIGHTINGS_FILE)
 
     def real_agent(self, status: str | None, running, script: str = "hang", binary: Path | None = None,
-                   **kwargs) -> str:
+                   detached: bool = False, **kwargs) -> str:
+        """An agent; ``detached``: its Claude alone is launched with setsid (`cat … | setsid claude … | tee …`)."""
         agent_id = self.agent(status, running, stdin_prompt=True, **kwargs)
         self.scripts[agent_id] = script
+        if detached:
+            self.detached.add(agent_id)
         if binary is not None:
             self.binaries[agent_id] = binary
         if running is not None:
@@ -92,6 +96,8 @@ class RealWorld(World):
         prompt_file.write_text(self.prompt(spec))
         log = task_dir / "logs" / f"{spec.id}_stream.jsonl"
         binary = shlex.quote(str(self.binaries.get(spec.id, self.claude_path)))
+        if spec.id in self.detached:
+            binary = f"setsid {binary}"
         args = "--print --output-format stream-json --input-format text --verbose --dangerously-skip-permissions"
         pipeline = f"cat {shlex.quote(str(prompt_file))} | {binary} {args} --model sonnet | tee {shlex.quote(str(log))}"
         if spec.running == "orphan":  # a setsid-detached launch: the pipeline outlives its pane
