@@ -109,8 +109,12 @@ def _exe(entry: str) -> str:
         return ""
 
 
-def scan(is_claude: Callable[[str, tuple[str, ...], str], bool]) -> tuple[Proc, ...]:
-    """Every process on the machine, read once: identity, parent, group, name, argv, binary, state."""
+def scan(is_claude: Callable[[str, tuple[str, ...], str], bool], exe: bool = True) -> tuple[Proc, ...]:
+    """Every process on the machine, read once: identity, parent, group, name, argv, binary, state.
+
+    The binary (``exe``) is what tells an installed Claude Code whatever its name; a kernel thread or a defunct
+    process (no argv) has none, so it is not asked. Re-verification, which only needs identities, skips it.
+    """
     procs = []
     for entry in os.listdir(PROC):
         if not entry.isdigit():
@@ -120,10 +124,10 @@ def scan(is_claude: Callable[[str, tuple[str, ...], str], bool]) -> tuple[Proc, 
             argv = _argv(_read(f"{PROC}/{entry}/cmdline"))
         except (OSError, ValueError, IndexError):
             continue
-        exe = _exe(entry)
+        binary = _exe(entry) if exe and argv else ""
         procs.append(
             Proc(int(entry), st.ppid, st.pgid, st.sid, st.tty, st.name, argv, st.start_ticks, st.state,
-                 is_claude(st.name, argv, exe), exe)
+                 is_claude(st.name, argv, binary), binary)
         )
     return tuple(procs)
 
