@@ -5,7 +5,8 @@ orphan, a zombie (its Claude SIGKILLed, the pane's shell and notifier alive, its
 left outside every pane), a leaked session, an agent whose Claude alone was setsid-detached and then lost its
 session (found by lineage: an earlier run saw it in the agent's pane); beside live agents and the bystanders a
 person brings: an interactive `claude` in their `work` session of the same server, and `claude -p` from the project
-directory with and without the orchestrator's four flags. Every fault must be found and fixed exactly; nothing live is failing or signalled.
+directory with and without the orchestrator's four flags. Every fault must be found and fixed exactly; nothing
+live is failing or signalled.
 Claude talks only to the scripted API on 127.0.0.1 (messages_api.py): the test proves it.
 
 Skipped, saying why, where the binary cannot be had (no npm, offline); CI sets HC_REAL_CLAUDE=required, so there a
