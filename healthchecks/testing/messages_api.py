@@ -100,7 +100,7 @@ class MessagesAPI:
         self.proxy = ThreadingHTTPServer(("127.0.0.1", 0), self._proxy_handler())
         for server in (self.api, self.proxy):
             server.daemon_threads = True
-            threading.Thread(target=server.serve_forever, daemon=True).start()
+            threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
 
     def labels(self) -> set[str]:
         return self.seen.labels()
