@@ -12,6 +12,7 @@ controller, after every check has run.
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -137,7 +138,10 @@ def remember(run: Run) -> None:
     if path is None or run.world is not None:
         return
     observations = {id(o): o for o in (run.observation, run.current)}.values()
-    sightings.record(path, [s for o in observations for s in sightings.seen(o.analysis)])
+    try:
+        sightings.record(path, [s for o in observations for s in sightings.seen(o.analysis)])
+    except OSError as exc:  # a directory in its place, a full disk: said in one line; the run's verdict stands
+        sys.stderr.write(f"agent-healthchecks: could not record what this run saw in the panes in {path}: {exc}\n")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -148,6 +148,11 @@ def test_a_run_of_the_checks_remembers_what_it_saw_in_the_panes(world, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     seen = [json.loads(line) for line in (reports / sightings.FILE).read_text().splitlines()]
     assert {(s["pid"], s["agent"]) for s in seen} >= {(claude, agent)}
+    (reports / sightings.FILE).unlink()
+    (reports / sightings.FILE).mkdir()  # a directory in its place: said in one line, the verdict stands
+    proc = run_health(tmp_path, *settings_args(world.settings), "--report-dir", str(reports))
+    assert proc.returncode == 0 and "Traceback" not in proc.stdout + proc.stderr
+    assert "could not record what this run saw in the panes" in proc.stderr
 
 
 def test_a_live_agent_whose_claude_runs_under_an_unrecognised_name_is_never_killed(world):
