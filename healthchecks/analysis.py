@@ -290,8 +290,17 @@ class Analysis:
             found = found | Evidence.both(f"its standard input is {stdin.path}, a file of this workspace")
         if (sighting := self.sighting(proc)) is not None:
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(sighting.time))
-            found = found | Evidence.both(f"seen in agent {sighting.agent}'s pane at {when}")
+            sign = f"seen in agent {sighting.agent}'s pane at {when}"
+            if self._runs_claude(sighting.agent):  # the agent still works: this may be its own background job
+                found = found | Evidence(seen=(f"{sign}, and that agent still runs Claude in its session",))
+            else:
+                found = found | Evidence.both(sign)
         return found
+
+    def _runs_claude(self, agent_id: str) -> bool:
+        agent = self.agent(agent_id)
+        return agent is not None and any(
+            (s.server, agent.session) in self.sessions_with_claude for s in self.sessions.get(agent.session, ()))
 
     def sighting(self, proc: Proc) -> Sighting | None:
         """An earlier run's sighting of exactly this process (pid and start) in the pane of an agent of this
@@ -381,5 +390,5 @@ class Analysis:
 
     @cached_property
     def sessions_with_claude(self) -> set[tuple[str, str]]:
-        """(server, session) pairs whose panes run at least one Claude process."""
-        return {self.pane_of[j.proc.pid] for j in self.claude_classes["attached"]}
+        """(server, session) pairs whose panes run at least one Claude process (the attached ones)."""
+        return {where for p in self.claude if (where := self.pane_of.get(p.pid)) is not None}

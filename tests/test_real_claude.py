@@ -113,7 +113,7 @@ def test_real_fleet_every_fault_found_and_fixed_exactly(layout, claude_exe, api,
         assert f"seen in agent {detached}'s pane at " in lineage[f"pid {detached_claude}"]
 
         report = fix_in_process(world.settings)
-        assert report.ok, report
+        assert report.ok, [o.line() for o in report.outcomes if not o.ok] + [str(r) for r in report.remaining]
         assert failing(observe(world.settings).results) == set()
         for name, pid in keep.items():
             assert alive(pid), f"{name}'s Claude (pid {pid}) was killed"

@@ -10,6 +10,7 @@ import json
 import os
 import shlex
 import subprocess
+import time
 from dataclasses import replace
 
 import pytest
@@ -126,6 +127,29 @@ def test_sightings_of_another_workspace_or_an_unknown_agent_are_not_evidence(wor
     settings.sightings.unlink()
     settings.sightings.symlink_to(target)
     assert ("orphan_processes", f"pid {claude}") not in failing(judge(settings))
+
+
+def test_a_process_remembered_from_an_agent_that_still_runs_is_left_alone_until_the_agent_is_gone(world, tmp_path):
+    """A live agent's background job leaves its pane too (`server &` from its Bash tool): while the agent's Claude
+    runs, what was seen in its pane is information; once the agent is gone, it is the agent's orphan."""
+    agent = world.agent("running", "claude")
+    world.start()
+    settings = _with_sightings(world, tmp_path)
+    job = subprocess.Popen(["sleep", "600"], cwd=world.home, start_new_session=True)
+    world.popen.append(job)
+    ticks = sightings.processes.start_ticks(job.pid)
+    sightings.record(settings.sightings, [sightings.Sighting(job.pid, ticks, agent, os.path.realpath(world.workspace),
+                                                             1.0)])
+    results = judge(settings)
+    assert failing(results) == set()
+    reason = next(f.reason for f in results["orphan_processes"].info if f.entity == f"pid {job.pid}")
+    assert f"seen in agent {agent}'s pane" in reason and "still runs Claude" in reason
+    world.kill_sessions([f"agent_{agent}"])  # the agent is gone (its Claude exits on SIGHUP)
+    deadline = time.monotonic() + 10
+    while world.standins():
+        assert time.monotonic() < deadline, "the agent's Claude did not exit on SIGHUP"
+        time.sleep(0.05)
+    assert ("orphan_processes", f"pid {job.pid}") in failing(judge(settings))
 
 
 def test_record_keeps_only_live_identities(tmp_path):
