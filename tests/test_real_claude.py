@@ -85,13 +85,18 @@ def test_real_fleet_every_fault_found_and_fixed_exactly(layout, claude_exe, api,
 
         # An earlier run saw the zombie's Bash tool and the detached Claude inside their panes; then the zombie's
         # Claude is SIGKILLed, and the detached one's session killed (its Claude outlives it: its own session).
-        seen = observe(world.settings)
-        sightings.record(world.settings.sightings, sightings.seen(seen.analysis))
+        recorded = sightings.seen(observe(world.settings).analysis)
+        sightings.record(world.settings.sightings, recorded)
+        in_pane = {agent: {s.pid for s in recorded if s.agent == agent} for agent in (zombie, detached)}
         _, tools = world.kill_claude(zombie)
-        assert tools
+        assert tools and set(tools) <= in_pane[zombie]
         world.kill_sessions([f"agent_{detached}"])
-        world.wait(lambda: not world.session_pids([f"agent_{detached}"]), 30, "the detached agent's session ended")
+        world.wait(lambda: not any(alive(p) for p in in_pane[detached] - {detached_claude}), 30,
+                   "the detached agent's pane and pipeline ended (SIGHUP), all but its Claude")
         assert alive(detached_claude)
+        # what was seen in the zombie's pane and now lives outside it: its Bash tool's processes (and any other
+        # child the SIGKILLed Claude left behind)
+        left = {p for p in in_pane[zombie] if alive(p)} - world.session_pids([f"agent_{zombie}"])
 
         results = observe(world.settings).results
         expected = {
@@ -101,7 +106,7 @@ def test_real_fleet_every_fault_found_and_fixed_exactly(layout, claude_exe, api,
             ("leaked_sessions", f"session agent_{leaked}"),
             ("ghost_agents", f"agent {detached}"),
             ("orphan_processes", f"pid {detached_claude}"),
-        } | {("orphan_processes", f"pid {pid}") for pid in tools}
+        } | {("orphan_processes", f"pid {pid}") for pid in left}
         assert {f for f in failing(results) if f[0] != "counters"} == expected
         assert ("zombie_sessions", f"session agent_{hidden}") in info(results)  # runs, under a name no one knows
         hidden_reason = next(f.reason for f in results["zombie_sessions"].info if hidden in f.entity)
@@ -113,12 +118,12 @@ def test_real_fleet_every_fault_found_and_fixed_exactly(layout, claude_exe, api,
         assert f"seen in agent {detached}'s pane at " in lineage[f"pid {detached_claude}"]
 
         report = fix_in_process(world.settings)
+        for name, pid in keep.items():
+            assert alive(pid), f"{name}'s Claude (pid {pid}) ended; API requests: {api.seen.requests}"
         assert report.ok, [o.line() for o in report.outcomes if not o.ok] + [str(r) for r in report.remaining]
         assert failing(observe(world.settings).results) == set()
-        for name, pid in keep.items():
-            assert alive(pid), f"{name}'s Claude (pid {pid}) was killed"
         assert all(alive(pid) for pid in kept_tools)
-        assert not any(alive(pid) for pid in (orphan_claude, leaked_claude, detached_claude, *tools))
+        assert not any(alive(pid) for pid in (orphan_claude, leaked_claude, detached_claude, *left))
         assert not world.session_pids([f"agent_{zombie}", f"agent_{leaked}"])
 
         # Claude reached our loopback server and nothing else: what it asked us, and where its sockets lead.
