@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ FILE = "sightings.jsonl"
 MAX_BYTES = 8 << 20  # read at most this much: about 60,000 lines
 MAX_ENTRIES = 50_000  # kept at most (the newest sightings win)
 MAX_ID = 200  # characters of an agent id; a longer one is not an orchestrator's
+LOCK_WAIT = 2.0  # seconds to wait for the file's flock: a process holding it for ever must not hang the run
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,19 @@ class Sighting:
     def line(self) -> str:
         return json.dumps({"pid": self.pid, "ticks": self.ticks, "agent": self.agent, "workspace": self.workspace,
                            "time": self.time}) + "\n"
+
+
+def _lock(fd: int, kind: int) -> None:
+    """Take the flock within LOCK_WAIT, else raise (a reader then has no lineage, a writer says so)."""
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        try:
+            fcntl.flock(fd, kind | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"its flock was held for over {LOCK_WAIT:g}s") from None
+            time.sleep(0.02)
 
 
 def _parse(line: bytes) -> Sighting | None:
@@ -74,7 +89,7 @@ def read(path: Path | None, workspace: str) -> dict[tuple[int, int], Sighting]:
     except OSError:
         return {}
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH)  # a writer rewrites in place: wait for it to finish, never read half
+        _lock(fd, fcntl.LOCK_SH)  # a writer rewrites in place: wait for it to finish, never read half
         with os.fdopen(os.dup(fd), "rb") as fh:
             raw = fh.read(MAX_BYTES)
     except OSError:
@@ -107,7 +122,7 @@ def record(path: Path, found: Iterable[Sighting]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        _lock(fd, fcntl.LOCK_EX)
         with os.fdopen(os.dup(fd), "r+b") as fh:
             old = _parse_all(fh.read(MAX_BYTES))
             merged: dict[tuple[int, int, str], Sighting] = {}

@@ -10,6 +10,7 @@ import json
 import os
 import shlex
 import subprocess
+import sys
 import time
 from dataclasses import replace
 
@@ -150,6 +151,26 @@ def test_a_process_remembered_from_an_agent_that_still_runs_is_left_alone_until_
         assert time.monotonic() < deadline, "the agent's Claude did not exit on SIGHUP"
         time.sleep(0.05)
     assert ("orphan_processes", f"pid {job.pid}") in failing(judge(settings))
+
+
+def test_a_lock_held_for_ever_means_no_lineage_not_a_hang(tmp_path):
+    path = tmp_path / sightings.FILE
+    me = sightings.Sighting(os.getpid(), sightings.processes.start_ticks(os.getpid()), "a-000000-000000", "/w", 1.0)
+    path.write_text(me.line())
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1]); fcntl.flock(f, fcntl.LOCK_EX); "
+         "print('locked', flush=True); time.sleep(60)", str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        assert sightings.read(path, "/w") == {}
+        with pytest.raises(OSError):
+            sightings.record(path, [])
+        assert time.monotonic() - started < 3 * sightings.LOCK_WAIT + 2
+    finally:
+        holder.kill()
+        holder.wait()
+    assert sightings.read(path, "/w") == {me.identity: me}
 
 
 def test_record_keeps_only_live_identities(tmp_path):
