@@ -97,7 +97,8 @@ def pytest_run(world: World, tmp: Path, *extra: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     subprocess.run([sys.executable, "-m", "pytest", "healthchecks", "-q", "-p", "no:hypothesispytest",
                     "--workspace", str(s.workspace), "--tmux-socket", s.tmux_sockets[0], "--claude-match",
-                    s.claude_match, "--grace", str(s.grace), "--report-dir", str(tmp / "reports"), *extra],
+                    s.claude_match, "--claude-exe", s.claude_exe, "--grace", str(s.grace),
+                    "--report-dir", str(tmp / "reports"), *extra],
                    cwd=REPO, env=env, capture_output=True, timeout=600)
 
 
@@ -110,6 +111,8 @@ def measure(sessions: int, repeats: int, tmp: Path) -> dict[str, float]:
         row["registry read"] = median_time(lambda: registry.load(s.workspace), repeats)
         row["tmux read"] = median_time(lambda: read_servers(s), repeats)
         row["process scan"] = median_time(lambda: processes.scan(s.is_claude), repeats)
+        # the same scan without reading each process's binary (/proc/<pid>/exe): what recognising Claude by it costs
+        row["scan without exe"] = median_time(lambda: processes.scan(s.is_claude, exe=False), repeats)
         row["snapshot"] = median_time(lambda: collect(s), repeats)
         snap = collect(s)
 
@@ -192,8 +195,8 @@ def main() -> None:
         rows = [measure(n, args.repeats, Path(tmp)) for n in args.sizes]
         fixed = fix_round(Path(tmp), *args.fix)
         state = sqlite_source(Path(tmp), max(args.sizes), args.repeats)
-    phases = ["floor", "registry read", "tmux read", "process scan", "snapshot", "judging", "report writing",
-              "pytest (serial)", "pytest -n 2"]
+    phases = ["floor", "registry read", "tmux read", "process scan", "scan without exe", "snapshot", "judging",
+              "report writing", "pytest (serial)", "pytest -n 2"]
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}, {tmux.version()}; medians of {args.repeats} runs")
     print("floor: one `tmux list-panes -a -F ...` + one `ps -eo pid,ppid,args` + one json.load of GLOBAL_REGISTRY.json")

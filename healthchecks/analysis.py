@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import tzinfo
@@ -15,8 +16,10 @@ from functools import cached_property
 from . import processes
 from .dialect import Evidence as Sign
 from .dialect import StatusClass
+from .idle import idle
 from .processes import Proc
 from .records import AgentRecord
+from .sightings import Sighting
 from .snapshot import Snapshot, pane_of
 from .targets import ProcessTarget
 from .tmux import Pane, TmuxServer, sanitized
@@ -77,24 +80,31 @@ class Evidence:
     """What ties a Claude process outside every pane to this workspace, and to an orchestrator's launch.
 
     Only both together are exclusive enough to act on: a person's `claude -p` may name an agent or
-    run in the project directory, and another workspace's agent has the same launch shape.
+    run in the project directory, and another workspace's agent has the same launch shape. ``seen`` is
+    what points this way without being exclusive (the client directory as cwd): listed, never acted on.
     """
 
     workspace: tuple[str, ...] = ()
     launch: tuple[str, ...] = ()
+    seen: tuple[str, ...] = ()
 
     @property
     def exclusive(self) -> bool:
         return bool(self.workspace and self.launch)
 
     def __bool__(self) -> bool:
-        return bool(self.workspace or self.launch)
+        return bool(self.workspace or self.launch or self.seen)
 
     def __or__(self, other: Evidence) -> Evidence:
-        return Evidence(self.workspace + other.workspace, self.launch + other.launch)
+        return Evidence(self.workspace + other.workspace, self.launch + other.launch, self.seen + other.seen)
+
+    @classmethod
+    def both(cls, sign: str) -> Evidence:
+        """A sign that is exclusive on its own: it names this workspace and an orchestrator's launch at once."""
+        return cls((sign,), (sign,))
 
     def describe(self) -> str:
-        return "; ".join(dict.fromkeys(self.workspace + self.launch))
+        return "; ".join(dict.fromkeys(self.workspace + self.launch + self.seen))
 
 
 @dataclass(frozen=True)
@@ -261,12 +271,8 @@ class Analysis:
             found.append(f"its arguments name agent {m.group(1)}")
         if Sign.PATH_IN_ARGS in kinds and self._path_pattern.search(joined):
             found.append("its arguments name a path inside the workspace")
-        if proc.cwd:
-            cwd = os.path.realpath(proc.cwd)
-            if Sign.CWD_IN_WORKSPACE in kinds and self._inside_workspace(cwd):
-                found.append(f"its working directory {proc.cwd} is inside the workspace")
-            elif Sign.CWD_IS_CLIENT_DIR in kinds and cwd in self.client_dirs:
-                found.append(f"its working directory {proc.cwd} is this workspace's client directory")
+        if Sign.CWD_IN_WORKSPACE in kinds and proc.cwd and self._inside_workspace(os.path.realpath(proc.cwd)):
+            found.append(f"its working directory {proc.cwd} is inside the workspace")
         held = [f for f in proc.files if f.fd != 0 and self._inside_workspace(os.path.realpath(f.path))]
         if Sign.HOLDS_WORKSPACE_FILE in kinds and held:
             found.append(f"it holds {held[0].path} open")
@@ -277,12 +283,34 @@ class Analysis:
         dialect = self.snapshot.registries.dialect
         if Sign.LAUNCH_FLAGS in self._signs and proc.headless and all(flag in proc.argv for flag in dialect.launch):
             launch = ("its arguments are the orchestrator's launch (--print --output-format stream-json ...)",)
+        # The project directory as cwd is where people run `claude -p` with the same flags too: information only.
+        seen = ()
+        if Sign.CWD_IS_CLIENT_DIR in self._signs and proc.cwd and os.path.realpath(proc.cwd) in self.client_dirs:
+            seen = (f"its working directory {proc.cwd} is this workspace's client directory",)
+        found = Evidence(self._ties(proc), launch, seen)
         stdin = next((f for f in proc.files if f.fd == 0), None)
         if Sign.STDIN_FROM_WORKSPACE in self._signs and stdin and self._inside_workspace(os.path.realpath(stdin.path)):
             # `claude ... < <task>/prompt`: the orchestrator's own redirection, into this workspace
-            both = (f"its standard input is {stdin.path}, a file of this workspace",)
-            return Evidence(self._ties(proc) + both, launch + both)
-        return Evidence(self._ties(proc), launch)
+            found = found | Evidence.both(f"its standard input is {stdin.path}, a file of this workspace")
+        if (sighting := self.sighting(proc)) is not None:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(sighting.time))
+            sign = f"seen in agent {sighting.agent}'s pane at {when}"
+            if self._runs_claude(sighting.agent):  # the agent still works: this may be its own background job
+                found = found | Evidence(seen=(f"{sign}, and that agent still runs Claude in its session",))
+            else:
+                found = found | Evidence.both(sign)
+        return found
+
+    def _runs_claude(self, agent_id: str) -> bool:
+        agent = self.agent(agent_id)
+        return agent is not None and any(
+            (s.server, agent.session) in self.sessions_with_claude for s in self.sessions.get(agent.session, ()))
+
+    def sighting(self, proc: Proc) -> Sighting | None:
+        """An earlier run's sighting of exactly this process (pid and start) in the pane of an agent of this
+        workspace (healthchecks.sightings); None for any other process, or an agent these records do not hold."""
+        found = self.snapshot.sightings.get((proc.pid, proc.start_ticks))
+        return found if found is not None and found.agent in self.records else None
 
     @cached_property
     def groups(self) -> dict[int, list[Proc]]:
@@ -309,15 +337,23 @@ class Analysis:
                 continue
             if self._path_pattern.search(" ".join(member.argv)):  # its arguments only: a cwd proves nothing
                 sign = f"process {member.pid} ({member.name}) of its pipeline names a path inside the workspace"
-                found = found | Evidence((sign,), (sign,))
+                found = found | Evidence.both(sign)
                 break
         return found
 
     @cached_property
+    def remembered(self) -> list[Proc]:
+        """Processes other than Claude that an earlier run saw in an agent's pane and that now run outside every
+        pane (a Bash tool's own-session child left by a killed Claude, say): the agent's, by lineage alone."""
+        return [p for p in self.snapshot.processes if not p.is_claude and not p.defunct
+                and p.pid not in self.pane_of and self.sighting(p) is not None]
+
+    @cached_property
     def claude_classes(self) -> dict[str, list[Classified]]:
-        """Claude processes sorted into attached / orphan / foreign, each with the reason (and evidence) used."""
+        """Claude processes (and processes remembered in an agent's pane) sorted into attached / orphan / foreign,
+        each with the reason (and evidence) used."""
         classes: dict[str, list[Classified]] = {k: [] for k in ("attached", "orphan", "foreign")}
-        for proc in self.claude:
+        for proc in [*self.claude, *self.remembered]:
             if where := self.pane_of.get(proc.pid):
                 classes["attached"].append(Classified(proc, f"runs in session {where[1]} on tmux server {where[0]}"))
             elif proc.pid in self.snapshot.self_pids:
@@ -347,7 +383,18 @@ class Analysis:
             return "interactive (no --print), so a person's, not an agent; left alone"
         return "not attributable to this workspace; left alone"
 
+    def working(self, session: LiveSession) -> Proc | None:
+        """The first process in the session's live panes that is not a known idle one (healthchecks.idle)."""
+        by_pid = self.snapshot.by_pid
+        for pane in session.panes:
+            if pane.dead:
+                continue
+            for pid in processes.descendants(self.children, pane.pid):
+                if (proc := by_pid.get(pid)) is not None and idle(proc) is None:
+                    return proc
+        return None
+
     @cached_property
     def sessions_with_claude(self) -> set[tuple[str, str]]:
-        """(server, session) pairs whose panes run at least one Claude process."""
-        return {self.pane_of[j.proc.pid] for j in self.claude_classes["attached"]}
+        """(server, session) pairs whose panes run at least one Claude process (the attached ones)."""
+        return {where for p in self.claude if (where := self.pane_of.get(p.pid)) is not None}

@@ -280,7 +280,11 @@ def split_brain(a: Analysis) -> list[Finding]:
 
 @check(ZOMBIE_SESSIONS, "no zombie sessions (agent session without Claude)", ("registry", "tmux"))
 def zombie_sessions(a: Analysis) -> list[Finding]:
-    """A live session of an active agent, past grace, whose panes run no Claude process."""
+    """A live session of an active agent, past grace, whose panes are dead or run only known idle processes.
+
+    A pane running anything else (healthchecks.idle) is information: the absence of a Claude match is no
+    evidence that the agent is gone, since Claude may run under a name no matcher knows.
+    """
     findings = []
     for session in a.agent_sessions:
         agents = a.agents_by_session.get(session.name, [])
@@ -288,10 +292,18 @@ def zombie_sessions(a: Analysis) -> list[Finding]:
             continue  # said once, by leaked_sessions
         if not any(agent.active for agent in agents) or not a.past_grace(session.created):
             continue
-        if (session.server, session.name) not in a.sessions_with_claude:
-            dead = " (its panes are dead)" if all(p.dead for p in session.panes) else ""
-            reason = f"no Claude process in its panes{dead} (tmux server {session.server})"
-            findings.append(session_finding(ZOMBIE_SESSIONS, a, session, reason))
+        if (session.server, session.name) in a.sessions_with_claude:
+            continue
+        if (busy := a.working(session)) is not None:
+            exe = busy.exe or "binary unreadable"
+            reason = (f"runs `{busy.name}` ({exe}), not recognised as Claude; left alone "
+                      f"(tmux server {session.server})")
+            findings.append(Finding(ZOMBIE_SESSIONS, f"session {session.name}", reason, severity="info"))
+            continue
+        dead = all(p.dead for p in session.panes)
+        what = "its panes are dead" if dead else "only idle ones: a shell, cat, tee, the notifier"
+        reason = f"no Claude process in its panes ({what}) (tmux server {session.server})"
+        findings.append(session_finding(ZOMBIE_SESSIONS, a, session, reason))
     return findings
 
 

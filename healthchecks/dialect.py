@@ -71,7 +71,7 @@ class Evidence(str, Enum):
     RECORD_ID_IN_ARGS = "a record id of this store in its arguments"
     PATH_IN_ARGS = "a path inside the workspace in its arguments"
     CWD_IN_WORKSPACE = "its working directory inside the workspace"
-    CWD_IS_CLIENT_DIR = "its working directory is a recorded client directory"
+    CWD_IS_CLIENT_DIR = "its working directory is a recorded client directory (information only: people work there too)"
     HOLDS_WORKSPACE_FILE = "a workspace file held open"
     STDIN_FROM_WORKSPACE = "a workspace file as its standard input (also a sign of the launch)"
     PIPELINE_WRITES_WORKSPACE = "a process of its pipeline names the workspace (also a sign of the launch)"

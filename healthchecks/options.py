@@ -14,8 +14,15 @@ from typing import Any, Literal
 
 import pytest
 
-from . import sources, waivers
-from .settings import DEFAULT_CLAUDE_MATCH, DEFAULT_GRACE, DEFAULT_PREFIX, DEFAULT_TMUX_TIMEOUT, Settings
+from . import sightings, sources, waivers
+from .settings import (
+    DEFAULT_CLAUDE_EXE,
+    DEFAULT_CLAUDE_MATCH,
+    DEFAULT_GRACE,
+    DEFAULT_PREFIX,
+    DEFAULT_TMUX_TIMEOUT,
+    Settings,
+)
 
 
 def positive(value: str) -> float:
@@ -73,6 +80,13 @@ OPTIONS = (
         "regex searched in a process's name and command line to decide it is Claude (default catches claude, "
         "node …/@anthropic-ai/claude-code/…, npx @anthropic-ai/claude-code and a native install)",
         default=DEFAULT_CLAUDE_MATCH,
+    ),
+    Option(
+        "--claude-exe",
+        "regex searched in a process's binary (/proc/<pid>/exe), tried before --claude-match: an installed Claude "
+        "Code whatever its name (default: a binary of an @anthropic-ai/claude-code* npm package, or the native "
+        "installer's …/claude/versions/<X.Y.Z>; node or npx running the package); empty: --claude-match only",
+        default=DEFAULT_CLAUDE_EXE,
     ),
     Option(
         "--grace",
@@ -208,11 +222,13 @@ def settings_from(config: pytest.Config) -> Settings:
             tmux_sockets=value(config, "--tmux-socket"),
             session_prefix=value(config, "--session-prefix"),
             claude_match=value(config, "--claude-match"),
+            claude_exe=value(config, "--claude-exe"),
             grace=value(config, "--grace"),
             tmux_timeout=value(config, "--tmux-timeout"),
             registry_tz=value(config, "--registry-tz"),
             lock_timeout=value(config, "--lock-timeout"),
             source=value(config, "--source"),
+            sightings=report_dir(config) / sightings.FILE,
         )
     except ValueError as exc:
         raise pytest.UsageError(f"agent-healthchecks: invalid option: {exc}") from None

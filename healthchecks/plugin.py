@@ -12,12 +12,13 @@ controller, after every check has run.
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from . import checks, hookspecs, options, outputs, xdist
+from . import checks, hookspecs, options, outputs, sightings, xdist
 from .observe import observe
 from .outputs import html, junit, terminal
 from .results import Finding
@@ -127,6 +128,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             session.exitstatus = code
     junit.finish(session.config, run)  # tryfirst: before junitxml writes the file
     html.record(session.config, run)
+    remember(run)
+
+
+def remember(run: Run) -> None:
+    """Beside the history: what this run saw in the agents' panes, before and after a fix (healthchecks.sightings).
+    The demo's world is gone after the run: nothing of it is remembered."""
+    path = run.snapshot.settings.sightings
+    if path is None or run.world is not None:
+        return
+    observations = {id(o): o for o in (run.observation, run.current)}.values()
+    try:
+        sightings.record(path, [s for o in observations for s in sightings.seen(o.analysis)])
+    except OSError as exc:  # a directory in its place, a full disk: said in one line; the run's verdict stands
+        sys.stderr.write(f"agent-healthchecks: could not record what this run saw in the panes in {path}: {exc}\n")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -1,6 +1,6 @@
 """One scan of every process, keeping what the judges and fixers need to prove identity.
 
-The scan reads /proc directly: two small reads a process (stat, cmdline), where psutil's
+The scan reads /proc directly: two small reads and a readlink a process (stat, cmdline, exe), where psutil's
 process_iter takes four and much more Python, which doubled the snapshot of a busy machine
 (bench/RESULTS.md). Everything that acts on a process (details, signals) goes through psutil.
 
@@ -40,6 +40,7 @@ class Proc:
     start_ticks: int
     state: str  # the kernel's one-letter state: R, S, D, Z (defunct), T, ...
     is_claude: bool = False
+    exe: str = ""  # /proc/<pid>/exe: the binary it runs, whatever it was named ("" when unreadable)
     # Read only for the processes that need proof of ownership (see with_details):
     cwd: str | None = None
     files: tuple[OpenFile, ...] = ()
@@ -101,8 +102,19 @@ def start_ticks(pid: int) -> int | None:
         return None
 
 
-def scan(is_claude: Callable[[str, tuple[str, ...]], bool]) -> tuple[Proc, ...]:
-    """Every process on the machine, read once: identity, parent, group, name, argv, state."""
+def _exe(entry: str) -> str:
+    try:
+        return os.readlink(f"{PROC}/{entry}/exe").removesuffix(" (deleted)")
+    except OSError:  # a kernel thread, another user's process, another namespace: judged by name and argv
+        return ""
+
+
+def scan(is_claude: Callable[[str, tuple[str, ...], str], bool], exe: bool = True) -> tuple[Proc, ...]:
+    """Every process on the machine, read once: identity, parent, group, name, argv, binary, state.
+
+    The binary (``exe``) is what tells an installed Claude Code whatever its name; a kernel thread or a defunct
+    process (no argv) has none, so it is not asked. Re-verification, which only needs identities, skips it.
+    """
     procs = []
     for entry in os.listdir(PROC):
         if not entry.isdigit():
@@ -112,9 +124,10 @@ def scan(is_claude: Callable[[str, tuple[str, ...]], bool]) -> tuple[Proc, ...]:
             argv = _argv(_read(f"{PROC}/{entry}/cmdline"))
         except (OSError, ValueError, IndexError):
             continue
+        binary = _exe(entry) if exe and argv else ""
         procs.append(
             Proc(int(entry), st.ppid, st.pgid, st.sid, st.tty, st.name, argv, st.start_ticks, st.state,
-                 is_claude(st.name, argv))
+                 is_claude(st.name, argv, binary), binary)
         )
     return tuple(procs)
 

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from . import processes, sources, tmux
+from . import processes, sightings, sources, tmux
 from .records import Records
 from .settings import Settings
 from .tmux import TmuxServer
@@ -42,6 +42,8 @@ class Snapshot:
     other_servers: tuple[TmuxServer, ...] = ()
     tmux_pids: frozenset[int] = frozenset()  # every `tmux: server` process seen, whoever runs it
     in_tmux: dict[int, int] = field(default_factory=dict)  # pid -> the tmux server process it descends from
+    # (pid, start ticks) -> where an earlier run saw that process: inside an agent's pane (healthchecks.sightings)
+    sightings: dict[tuple[int, int], sightings.Sighting] = field(default_factory=dict)
 
     @cached_property
     def by_pid(self) -> dict[int, processes.Proc]:
@@ -120,6 +122,7 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
         stable = sources.fingerprint(settings.workspace, regs) == regs.fingerprint
         if stable or attempts >= max_attempts:
             break
+    seen = sightings.read(settings.sightings, os.path.realpath(settings.workspace))
     return Snapshot(
         settings=settings,
         taken_at=time.time(),
@@ -134,4 +137,5 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
         other_servers=others,
         tmux_pids=tmux_pids,
         in_tmux=inside,
+        sightings=seen,
     )

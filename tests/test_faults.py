@@ -46,7 +46,8 @@ def stop_here(name):
             time.sleep(60)
 
 registry_write.fault = stop_here
-settings = Settings(workspace=Path(sys.argv[1]), tmux_sockets=(sys.argv[2],), claude_match=sys.argv[3], grace=0.3)
+settings = Settings(workspace=Path(sys.argv[1]), tmux_sockets=(sys.argv[2],), claude_match=sys.argv[3], grace=0.3,
+                    claude_exe="")
 report = fix(observe(settings), settings, Options(), dry_run=False,
              confirm=lambda plan: (True, "test"), show=lambda lines: None)
 print("ok" if report.ok else report.remaining)
@@ -94,7 +95,7 @@ def test_fixer_killed_mid_write_is_restored_or_finished_by_the_next_run(world, t
 
 
 def test_tmux_server_killed_between_plan_and_fix(world):
-    healthy = [world.agent(None, "claude") for _ in range(3)]
+    healthy = [world.agent(None, "claude", ignores_hup=True) for _ in range(3)]  # outlive the server: seen unsignalled
     ghost = world.agent("working", None)
     world.start()
     _, plan = plan_now(world.settings)
@@ -119,6 +120,7 @@ def test_process_of_another_user_is_reported_not_signalled():
         for d in (world.root, world.root / "ws", world.bin):
             d.chmod(0o755)
         (world.bin / ".fifo").chmod(0o666)
+        (world.bin / ".ready").chmod(0o777)
         world.agent(None, "claude")
         agent = world.agent("completed", None)
         world.start()

@@ -80,7 +80,7 @@ def environment_rows(run) -> list[tuple[str, str]]:
         (
             "settings",
             f"prefix {snap.settings.session_prefix!r}, grace {snap.settings.grace:g}s, "
-            f"claude match {snap.settings.claude_match!r}",
+            f"claude match {snap.settings.claude_match!r}, claude exe {snap.settings.claude_exe!r}",
         ),
     ]
     for name in PACKAGES:
