@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import termios
+
+from healthchecks.text import for_people
+
 NO_TERMINAL = (
     "no terminal to ask for confirmation on, and no --yes: nothing was changed "
     "(pass --yes to apply the plan without asking, or --dry-run to only print it)"
@@ -9,11 +14,16 @@ NO_TERMINAL = (
 
 
 def ask(plan_lines: list[str], count: int, tty_path: str = "/dev/tty") -> tuple[bool, str]:
-    """Show the whole plan and ask for a typed `yes`; (confirmed, what happened)."""
+    """Show the whole plan and ask for a typed `yes`; (confirmed, what happened).
+
+    The plan's lines carry the registry's and the processes' text: shown escaped, so no escape sequence can
+    rewrite what the person reads. What was typed before the question (say, during a slow snapshot) is
+    discarded: only an answer to this plan confirms it.
+    """
     question = [
         "",
         "agent-healthchecks remediation plan:",
-        *plan_lines,
+        *(for_people(line) for line in plan_lines),
         "",
         f"Apply these {count} actions? Type yes to proceed: ",
     ]
@@ -21,6 +31,8 @@ def ask(plan_lines: list[str], count: int, tty_path: str = "/dev/tty") -> tuple[
         with open(tty_path, "w", encoding="utf-8") as out, open(tty_path, encoding="utf-8") as inp:
             out.write("\n".join(question))
             out.flush()
+            with contextlib.suppress(termios.error):  # not a terminal (a test's file): nothing is pending
+                termios.tcflush(inp.fileno(), termios.TCIFLUSH)
             answer = inp.readline().strip()
     except OSError:
         return False, NO_TERMINAL

@@ -6,6 +6,7 @@ environment, then ini, then default; a value that does not parse is a usage erro
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,13 +16,29 @@ from typing import Any, Literal
 import pytest
 
 from . import waivers
+from .checks import CHECKS
 from .settings import DEFAULT_CLAUDE_MATCH, DEFAULT_GRACE, DEFAULT_PREFIX, DEFAULT_TMUX_TIMEOUT, Settings
 
 
-def positive(value: str) -> float:
+def finite(value: str) -> float:
+    """A number of seconds: `inf` and `nan` parse as floats, and then break every comparison and timeout."""
     number = float(value)
+    if not math.isfinite(number):
+        raise ValueError("must be a finite number")
+    return number
+
+
+def positive(value: str) -> float:
+    number = finite(value)
     if number <= 0:
         raise ValueError("must be > 0")
+    return number
+
+
+def not_negative(value: str) -> float:
+    number = finite(value)
+    if number < 0:
+        raise ValueError("must be >= 0")
     return number
 
 
@@ -67,6 +84,11 @@ OPTIONS = (
         kind="lines",
         ini="healthchecks_tmux_sockets",
     ),
+    Option(
+        "--waivers",
+        "TOML file of [[waiver]] tables (check, entity, reason, expires), read with the rootdir's pyproject.toml; "
+        "never a file inside the workspace, which the agents being judged can write",
+    ),
     Option("--session-prefix", "name prefix of agent tmux sessions (default agent_)", default=DEFAULT_PREFIX),
     Option(
         "--claude-match",
@@ -78,7 +100,7 @@ OPTIONS = (
         "--grace",
         "seconds: an agent deployed or a session created less than this ago is starting, not faulty (default 60)",
         default=str(DEFAULT_GRACE),
-        parse=float,
+        parse=not_negative,
     ),
     Option(
         "--tmux-timeout",
@@ -197,7 +219,9 @@ def path(config: pytest.Config, text: str, base: Path) -> Path:
 def settings_from(config: pytest.Config) -> Settings:
     workspace = path(config, value(config, "--workspace"), config.invocation_params.dir)
     try:
-        found = waivers.load(config.rootpath / "pyproject.toml", workspace)
+        named = value(config, "--waivers")
+        found = waivers.load(config.rootpath / "pyproject.toml", path(config, named, config.invocation_params.dir)
+                             if named else None, workspace, [c.id for c in CHECKS.values()])
     except waivers.WaiverError as exc:
         raise pytest.UsageError(f"agent-healthchecks: {exc}") from None
     try:

@@ -101,8 +101,12 @@ def start_ticks(pid: int) -> int | None:
         return None
 
 
-def scan(is_claude: Callable[[str, tuple[str, ...]], bool]) -> tuple[Proc, ...]:
-    """Every process on the machine, read once: identity, parent, group, name, argv, state."""
+def scan(is_claude: Callable[[str, tuple[str, ...]], bool], uid: int | None = None) -> tuple[Proc, ...]:
+    """Every process on the machine, read once: identity, parent, group, name, argv, state.
+
+    With ``uid``, only that user's processes may be Claude: the fleet's user runs its agents, and another user's
+    process can name itself anything (prctl), `claude` included.
+    """
     procs = []
     for entry in os.listdir(PROC):
         if not entry.isdigit():
@@ -114,9 +118,17 @@ def scan(is_claude: Callable[[str, tuple[str, ...]], bool]) -> tuple[Proc, ...]:
             continue
         procs.append(
             Proc(int(entry), st.ppid, st.pgid, st.sid, st.tty, st.name, argv, st.start_ticks, st.state,
-                 is_claude(st.name, argv))
+                 is_claude(st.name, argv) and (uid is None or _owner(entry) == uid))
         )
     return tuple(procs)
+
+
+def _owner(pid: str) -> int | None:
+    """Who runs a process (read only for those that look like Claude: one stat each)."""
+    try:
+        return os.stat(f"{PROC}/{pid}").st_uid
+    except OSError:
+        return None
 
 
 def children_of(procs: Iterable[Proc]) -> dict[int, list[int]]:

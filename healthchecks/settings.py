@@ -8,6 +8,8 @@ from datetime import tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .text import is_printable_name
+
 # Searched in a process's name and in its command line (argv joined by spaces). It catches a process
 # named `claude`, an argv[0] whose basename is `claude`, `node …/@anthropic-ai/claude-code/cli.js` and
 # `npx -y @anthropic-ai/claude-code` and a native install (`~/.local/share/claude/versions/<X.Y.Z>`, whose
@@ -62,6 +64,8 @@ class Settings:
             raise ValueError(f"registry time zone {self.registry_tz!r} is not a known IANA zone") from None
 
     def is_claude(self, name: str, argv: tuple[str, ...]) -> bool:
+        if not is_printable_name(name):  # no Claude names itself with a line break or an escape sequence
+            return False
         pattern = _compiled(self.claude_match)
         return bool(pattern.search(name) or (argv and pattern.search(" ".join(argv))))
 

@@ -9,9 +9,9 @@ import fcntl
 import json
 import os
 import time
-from html import escape
 from pathlib import Path
 
+from ..text import for_html as escape
 from .render import verdict
 
 FILE = "history.jsonl"

@@ -8,7 +8,6 @@ import shutil
 import socket
 import time
 from datetime import datetime
-from html import escape
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 
 from ..options import report_dir, value
 from ..run import get_run
+from ..text import for_html as escape
 from . import history, picture
 from .render import FINDINGS_HEADER, finding_rows, fix_sections, html_table, verdict
 
