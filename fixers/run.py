@@ -17,7 +17,7 @@ from healthchecks.results import Results
 from healthchecks.settings import Settings
 from healthchecks.summary import Figures
 
-from .apply import Options, Outcome, apply, preflight
+from .apply import Options, Outcome, apply, owner_problem, preflight
 from .plan import Plan, make_plan
 from .registry_write import recover_workspace
 
@@ -138,6 +138,8 @@ def _recover(settings: Settings, options: Options) -> list[str]:
     """Finish what an interrupted fix left: a torn registry gets its old bytes back from the journal."""
     if not journals(settings.workspace):
         return []
+    if why := owner_problem(settings.workspace):  # the owner check comes before any write, this one included
+        return [f"the journals of an interrupted fix are left as they are: {why}"]
     try:
         with fix_lock(settings.workspace, options.lock_timeout):
             return recover_workspace(settings.workspace, options.lock_timeout)

@@ -159,8 +159,20 @@ def journal_path(path: Path) -> Path:
 
 
 def journals(workspace: Path) -> list[Path]:
-    """Every journal an interrupted --fix left in the workspace."""
+    """Every file named like a journal an interrupted --fix left in the workspace (journaled_file says whose)."""
     return sorted([*workspace.glob(f"registry/.*{JOURNAL_SUFFIX}"), *workspace.glob(f"TASK-*/.*{JOURNAL_SUFFIX}")])
+
+
+def journaled_file(workspace: Path, journal: Path) -> Path | None:
+    """The registry a journal belongs to, or None when it names nothing a --fix writes in place: only the JSON
+    registries are (the state database is written by SQLite's own transactions), so any other journal was not
+    left by this tool and is never applied."""
+    name = journal.name[1 : -len(JOURNAL_SUFFIX)]
+    if journal.parent == workspace / "registry" and name == GLOBAL_RELPATH.name:
+        return journal.parent / name
+    if journal.parent.parent == workspace and journal.parent.name.startswith("TASK-") and name == "AGENT_REGISTRY.json":
+        return journal.parent / name
+    return None
 
 
 def check_contained(workspace: Path, path: Path) -> None:
