@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from healthchecks.registry import ACTIVE, TERMINAL, RegistryError, check_contained
-from healthchecks.sources.sqlite_state import RELPATH, file_problem, problem
+from healthchecks.sources.sqlite_state import RELPATH, connect, file_problem, problem, schema_problems
 
 from .registry_write import append_archive, backup_path
 
 MARK = "failed"  # what the orchestrator's cleanup of dead tmux sessions writes
+WRITTEN = {"agents": ("agent_id", "status", "completed_at", "last_update"), "agent_hierarchy": ("child_agent_id",)}
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,25 @@ def writable(workspace: Path) -> str | None:
     mode = path.lstat().st_mode
     if not mode & 0o222:  # read-only on purpose: honoured even for root, whom the kernel would let write
         return f"{path}: $: is read-only (mode {stat.S_IMODE(mode):04o}); not changed"
-    return None
+    try:
+        conn = connect(path, 10.0)
+        try:
+            lines = write_problems(path, conn)
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return problem(path, exc, 10.0)
+    return lines[0] if lines else None
+
+
+def write_problems(path: Path, conn: sqlite3.Connection) -> list[str]:
+    """What in the schema forbids the write: what the reader refuses, and every column the write uses."""
+    lines = schema_problems(path, conn)
+    for table, columns in WRITTEN.items():
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if have or table == "agents":  # agent_hierarchy is optional; agents is not
+            lines += [f"{path}: {table}.{c}: column is missing; nothing was changed" for c in columns if c not in have]
+    return lines
 
 
 def _backup(conn: sqlite3.Connection, workspace: Path, path: Path) -> Path:
@@ -56,6 +75,13 @@ def _backup(conn: sqlite3.Connection, workspace: Path, path: Path) -> Path:
     return target
 
 
+def _expect(path: Path, changed: int, meant: int, what: str) -> None:
+    """Roll back (by raising) when the database changed more rows than the statement was meant to."""
+    if changed != meant:
+        raise RegistryError(f"{path}: agents: changing {what} changed {changed} row(s), not {meant}; rolled back, "
+                            "nothing was changed")
+
+
 def apply_edits(
     workspace: Path, marks: set[str], prunes: set[str], now: str, archive: Path, lock_timeout: float
 ) -> StateWrite:
@@ -64,23 +90,27 @@ def apply_edits(
     if why := writable(workspace):
         raise RegistryError(why)
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=lock_timeout, isolation_level=None)
+        conn = connect(path, lock_timeout, "rw")
     except sqlite3.Error as exc:
         raise RegistryError(problem(path, exc, lock_timeout)) from None
     try:
-        conn.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
         conn.row_factory = sqlite3.Row
         backup = _backup(conn, workspace, path)
         changed: dict[str, str] = {}
         conn.execute("BEGIN IMMEDIATE")
         try:
+            if lines := write_problems(path, conn):  # again, under the write lock: the schema may have changed
+                raise RegistryError(lines[0])
+            agents_before = conn.execute("SELECT count(*) FROM agents").fetchone()[0]
             active = ",".join("?" * len(ACTIVE))
             for agent_id in sorted(marks):
+                total = conn.total_changes
                 cur = conn.execute(
                     f"UPDATE agents SET status=?, completed_at=?, last_update=? "
                     f"WHERE agent_id=? AND (status IS NULL OR status IN ({active}))",
                     (MARK, now, now, agent_id, *sorted(ACTIVE)),
                 )
+                _expect(path, conn.total_changes - total, cur.rowcount, agent_id)
                 if cur.rowcount:
                     changed[agent_id] = "marked"
             known = sorted(ACTIVE | TERMINAL)  # a status nobody knows is left to a person, as in the plan
@@ -98,6 +128,8 @@ def apply_edits(
                     if hierarchy:
                         conn.execute("DELETE FROM agent_hierarchy WHERE child_agent_id=?", (r["agent_id"],))
                     changed[r["agent_id"]] = "pruned"
+            agents_after = conn.execute("SELECT count(*) FROM agents").fetchone()[0]
+            _expect(path, agents_before - agents_after, len(rows), "the pruned rows")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -426,6 +426,11 @@ def load_data(path: Path, kind: Kind, raw: bytes) -> Any:
     return data
 
 
+def is_path(value: Any) -> bool:
+    """Whether a recorded directory can be a path at all: a non-empty string without NUL (no system call takes one)."""
+    return isinstance(value, str) and bool(value) and "\0" not in value
+
+
 def load_file(path: Path, kind: Kind, workspace: Path | None = None) -> RegistryFile:
     try:
         raw = read_bytes(path, workspace)
@@ -445,7 +450,7 @@ def load_file(path: Path, kind: Kind, workspace: Path | None = None) -> Registry
     counters = {name: data[name] for name in names if name in data}
     agents, task_ids = records(kind, data)
     client = data.get("client_cwd") if kind == "task" else None
-    clients = (client,) if isinstance(client, str) and client else ()
+    clients = (client,) if is_path(client) else ()
     return RegistryFile(path, kind, digest, mtime, (), counters, agents, task_ids, clients)
 
 
