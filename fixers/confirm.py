@@ -17,8 +17,8 @@ def ask(plan_lines: list[str], count: int, tty_path: str = "/dev/tty") -> tuple[
     """Show the whole plan and ask for a typed `yes`; (confirmed, what happened).
 
     The plan's lines carry the registry's and the processes' text: shown escaped, so no escape sequence can
-    rewrite what the person reads. What was typed before the question (say, during a slow snapshot) is
-    discarded: only an answer to this plan confirms it.
+    rewrite what the person reads. What was typed before the question is on the screen (say, during a slow
+    snapshot) is discarded: only an answer to this plan confirms it.
     """
     question = [
         "",
@@ -29,10 +29,10 @@ def ask(plan_lines: list[str], count: int, tty_path: str = "/dev/tty") -> tuple[
     ]
     try:  # two streams: a text stream opened "r+" needs a seekable file, and a terminal is not one
         with open(tty_path, "w", encoding="utf-8") as out, open(tty_path, encoding="utf-8") as inp:
+            with contextlib.suppress(termios.error):  # not a terminal (a test's file): nothing is pending
+                termios.tcflush(inp.fileno(), termios.TCIFLUSH)  # before the question shows: no answer is lost
             out.write("\n".join(question))
             out.flush()
-            with contextlib.suppress(termios.error):  # not a terminal (a test's file): nothing is pending
-                termios.tcflush(inp.fileno(), termios.TCIFLUSH)
             answer = inp.readline().strip()
     except OSError:
         return False, NO_TERMINAL
