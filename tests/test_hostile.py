@@ -402,6 +402,7 @@ def test_11_report_files_that_are_symlinks_are_not_followed(world, tmp_path):
 def test_12_a_client_cwd_with_nul_is_not_a_path(world, tmp_path):
     world.agent(None, "claude")
     world.agent("working", None)
+    world.foreign_claude()  # a Claude outside every pane and the workspace: its cwd is compared with the client dirs
     world.start()
     task = next(iter(world.tasks))
     data = json.loads(world.task_path(task).read_text())
@@ -415,6 +416,7 @@ def test_12_a_client_cwd_with_nul_is_not_a_path(world, tmp_path):
 
 def test_12_a_client_cwd_with_nul_in_the_state_database(tmp_path):
     world = _sqlite_world(tmp_path)
+    world.agent("completed", "orphan")
     try:
         world.start()
         with sqlite3.connect(world.state_path) as conn:
@@ -425,7 +427,8 @@ def test_12_a_client_cwd_with_nul_in_the_state_database(tmp_path):
         world.teardown()
 
 
-@pytest.mark.parametrize("content", ["{}\n", '[1]\n{"time": "x"}\n', "fifo"])
+@pytest.mark.parametrize("content", ['[1]\n{"workspace": "WS"}\n', '{"workspace": "WS", "time": "x", "counts": []}\n',
+                                     '{"report": "latest.html", "time": 1}\n', "fifo"])
 def test_13_a_history_file_that_is_no_history_is_left_alone(world, tmp_path, content):
     world.agent(None, "claude")
     world.start()
@@ -434,7 +437,7 @@ def test_13_a_history_file_that_is_no_history_is_left_alone(world, tmp_path, con
     if content == "fifo":
         os.mkfifo(reports / "history.jsonl")
     else:
-        (reports / "history.jsonl").write_text(content)
+        (reports / "history.jsonl").write_text(content.replace("WS", str(world.workspace)))
     proc = run_health(tmp_path, *settings_args(world.settings), "--status-line", timeout=60)
     assert proc.returncode == 0 and proc.stdout.startswith("AGENT-HEALTH OK"), proc.stdout + proc.stderr
     assert (reports / "latest.html").is_file()
