@@ -41,10 +41,6 @@ def connect(path: Path, timeout: float, mode: str = "ro") -> sqlite3.Connection:
     return conn
 
 
-def connect_ro(path: Path, timeout: float) -> sqlite3.Connection:
-    return connect(path, timeout)
-
-
 def problem(path: Path, exc: sqlite3.Error, timeout: float) -> str:
     """One line for what SQLite said."""
     text = str(exc)
@@ -121,7 +117,7 @@ def load(workspace: Path, timeout: float) -> Registries:
     if why := file_problem(workspace, path):
         return Registries(workspace, RegistryFile(path, "state", errors=(why,)), (), source="sqlite")
     try:
-        conn = connect_ro(path, timeout)
+        conn = connect(path, timeout)
         try:
             conn.execute("BEGIN")  # one read transaction: agents and tasks from the same moment
             if lines := schema_problems(path, conn):
