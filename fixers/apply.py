@@ -19,6 +19,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from healthchecks.analysis import Analysis, LiveSession
 from healthchecks.checks import GHOST_AGENTS
@@ -79,16 +80,8 @@ def verify(action: Action, targets: Targets, check: str | None = None) -> Refusa
 def preflight(plan: Plan, settings: Settings, options: Options) -> str | None:
     """Why this plan must not start at all (one line), or None. Nothing is written or signalled here."""
     workspace = settings.workspace
-    try:
-        owner = os.stat(workspace).st_uid
-    except OSError as exc:
-        return f"{workspace}: cannot stat the workspace ({exc.strerror})"
-    if owner != os.geteuid():
-        return (
-            f"{workspace} belongs to {_user(owner)}, not to this user ({_user(os.geteuid())}): run the fix as "
-            f"{_user(owner)}, so that what it writes stays theirs and it signals only their processes; "
-            "nothing was changed"
-        )
+    if why := owner_problem(workspace):
+        return why
     writes = [a for a in plan.actions if a.kind in RECORD_KINDS]
     if not writes:
         return None
@@ -99,6 +92,23 @@ def preflight(plan: Plan, settings: Settings, options: Options) -> str | None:
     marks, prunes = entry_ids(writes)
     return writer.check(regs, _edits(marks, prunes, _counter_files(writes), options, regs.workspace),
                         settings.lock_timeout)
+
+
+def owner_problem(workspace: Path) -> str | None:
+    """Why this user must not write in the workspace at all (one line), or None: the check before any write,
+    a journal's recovery included. Root writing another user's workspace would leave files its owner cannot
+    change (a root-owned backups folder) and signal processes that are not root's to judge."""
+    try:
+        owner = os.stat(workspace).st_uid
+    except OSError as exc:
+        return f"{workspace}: cannot stat the workspace ({exc.strerror})"
+    if owner != os.geteuid():
+        return (
+            f"{workspace} belongs to {_user(owner)}, not to this user ({_user(os.geteuid())}): run the fix as "
+            f"{_user(owner)}, so that what it writes stays theirs and it signals only their processes; "
+            "nothing was changed"
+        )
+    return None
 
 
 def _user(uid: int) -> str:

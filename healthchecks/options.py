@@ -6,6 +6,7 @@ environment, then ini, then default; a value that does not parse is a usage erro
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any, Literal
 import pytest
 
 from . import sightings, sources, waivers
+from .checks import CHECKS
 from .settings import (
     DEFAULT_CLAUDE_EXE,
     DEFAULT_CLAUDE_MATCH,
@@ -25,10 +27,25 @@ from .settings import (
 )
 
 
-def positive(value: str) -> float:
+def finite(value: str) -> float:
+    """A number of seconds: `inf` and `nan` parse as floats, and then break every comparison and timeout."""
     number = float(value)
+    if not math.isfinite(number):
+        raise ValueError("must be a finite number")
+    return number
+
+
+def positive(value: str) -> float:
+    number = finite(value)
     if number <= 0:
         raise ValueError("must be > 0")
+    return number
+
+
+def not_negative(value: str) -> float:
+    number = finite(value)
+    if number < 0:
+        raise ValueError("must be >= 0")
     return number
 
 
@@ -74,6 +91,11 @@ OPTIONS = (
         kind="lines",
         ini="healthchecks_tmux_sockets",
     ),
+    Option(
+        "--waivers",
+        "TOML file of [[waiver]] tables (check, entity, reason, expires), read with the rootdir's pyproject.toml; "
+        "never a file inside the workspace, which the agents being judged can write",
+    ),
     Option("--session-prefix", "name prefix of agent tmux sessions (default agent_)", default=DEFAULT_PREFIX),
     Option(
         "--claude-match",
@@ -92,7 +114,7 @@ OPTIONS = (
         "--grace",
         "seconds: an agent deployed or a session created less than this ago is starting, not faulty (default 60)",
         default=str(DEFAULT_GRACE),
-        parse=float,
+        parse=not_negative,
     ),
     Option(
         "--tmux-timeout",
@@ -212,7 +234,9 @@ def path(config: pytest.Config, text: str, base: Path) -> Path:
 def settings_from(config: pytest.Config) -> Settings:
     workspace = path(config, value(config, "--workspace"), config.invocation_params.dir)
     try:
-        found = waivers.load(config.rootpath / "pyproject.toml", workspace)
+        named = value(config, "--waivers")
+        found = waivers.load(config.rootpath / "pyproject.toml", path(config, named, config.invocation_params.dir)
+                             if named else None, workspace, [c.id for c in CHECKS.values()])
     except waivers.WaiverError as exc:
         raise pytest.UsageError(f"agent-healthchecks: {exc}") from None
     try:

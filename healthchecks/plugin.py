@@ -24,6 +24,7 @@ from .outputs import html, junit, terminal
 from .results import Finding
 from .run import RUN, WORKDIR, Judged, Run, command_hint, get_run, is_worker, selected_checks, targets_healthchecks
 from .snapshot import Snapshot
+from .text import for_people
 
 SETTINGS = pytest.StashKey[object]()
 FOUND = pytest.StashKey[list[Finding]]()
@@ -177,7 +178,7 @@ class Findings(list):
     """A check's failing findings; printed one per line."""
 
     def __repr__(self) -> str:
-        return f"{len(self)} finding(s):\n" + "\n".join("  " + f.line() for f in self)
+        return f"{len(self)} finding(s):\n" + "\n".join("  " + for_people(f.line()) for f in self)
 
 
 @pytest.fixture
@@ -196,11 +197,11 @@ def findings(request: pytest.FixtureRequest, hc_judged: Judged) -> Findings:
                     "(conftest.py or a plugin), so it is known before the machine is read", pytrace=False)
     junit.record(request.node, result, hc_judged.snapshot_id)
     if result.status == "skip":
-        pytest.skip(result.reason)
+        pytest.skip(for_people(result.reason))
     if result.status == "error":
-        pytest.fail(result.reason, pytrace=False)
+        pytest.fail(for_people(result.reason), pytrace=False)
     if result.waived and not result.failing:  # only what a person acknowledged: xfail, with their reasons
-        pytest.xfail("; ".join(f.line() for f in result.waived))
+        pytest.xfail("; ".join(for_people(f.line()) for f in result.waived))
     failing = request.node.stash[FOUND] = Findings(result.failing)
     return failing
 
@@ -211,5 +212,5 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     result = yield
     found = item.stash.get(FOUND, None)
     if found and result.when == "call" and result.failed:
-        result.longrepr = "\n".join(f.line() for f in found)
+        result.longrepr = "\n".join(for_people(f.line()) for f in found)
     return result

@@ -109,11 +109,16 @@ def _exe(entry: str) -> str:
         return ""
 
 
-def scan(is_claude: Callable[[str, tuple[str, ...], str], bool], exe: bool = True) -> tuple[Proc, ...]:
+def scan(
+    is_claude: Callable[[str, tuple[str, ...], str], bool], exe: bool = True, uid: int | None = None
+) -> tuple[Proc, ...]:
     """Every process on the machine, read once: identity, parent, group, name, argv, binary, state.
 
     The binary (``exe``) is what tells an installed Claude Code whatever its name; a kernel thread or a defunct
     process (no argv) has none, so it is not asked. Re-verification, which only needs identities, skips it.
+
+    With ``uid``, only that user's processes may be Claude: the fleet's user runs its agents, and another user's
+    process can name itself anything (prctl), `claude` included.
     """
     procs = []
     for entry in os.listdir(PROC):
@@ -127,9 +132,17 @@ def scan(is_claude: Callable[[str, tuple[str, ...], str], bool], exe: bool = Tru
         binary = _exe(entry) if exe and argv else ""
         procs.append(
             Proc(int(entry), st.ppid, st.pgid, st.sid, st.tty, st.name, argv, st.start_ticks, st.state,
-                 is_claude(st.name, argv, binary), binary)
+                 is_claude(st.name, argv, binary) and (uid is None or _owner(entry) == uid), binary)
         )
     return tuple(procs)
+
+
+def _owner(pid: str) -> int | None:
+    """Who runs a process (read only for those that look like Claude: one stat each)."""
+    try:
+        return os.stat(f"{PROC}/{pid}").st_uid
+    except OSError:
+        return None
 
 
 def children_of(procs: Iterable[Proc]) -> dict[int, list[int]]:

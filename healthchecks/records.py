@@ -98,6 +98,11 @@ class Records:
         return not self.all_errors
 
 
+def is_path(value: Any) -> bool:
+    """Whether a recorded directory can be a path at all: a non-empty string without NUL (no system call takes one)."""
+    return isinstance(value, str) and bool(value) and "\0" not in value
+
+
 def may_be_after(value: Any, naive_limit: str) -> bool:
     """Whether an orchestrator timestamp may lie after a naive ISO limit (YYYY-MM-DDTHH:MM:SS), without parsing it.
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .sources import CHOICES
+from .text import is_printable_name
 
 # Searched in a process's name and in its command line (argv joined by spaces). It catches a process
 # named `claude`, an argv[0] whose basename is `claude`, `node …/@anthropic-ai/claude-code/cli.js` and
@@ -81,9 +82,10 @@ class Settings:
     def is_claude(self, name: str, argv: tuple[str, ...], exe: str = "") -> bool:
         """What the process is (its binary) first, then its name and argv against --claude-match.
 
-        A name with a newline is never Claude: no install makes one, and a report line must not be forged.
+        A name with a line break or an escape sequence is never Claude: no install makes one, and a report line
+        must not be forged.
         """
-        if "\n" in name:
+        if not is_printable_name(name):
             return False
         if self.claude_exe and exe and is_claude_binary(_compiled(self.claude_exe), exe, argv):
             return True

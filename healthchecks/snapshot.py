@@ -15,6 +15,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 from . import processes, sightings, sources, tmux
 from .records import Records
@@ -106,6 +107,14 @@ def _owned_by_me(pid: int) -> bool:
         return False
 
 
+def fleet_uid(workspace: Path) -> int:
+    """Whose agents these are: the workspace's owner (this user when there is no workspace to ask)."""
+    try:
+        return os.stat(workspace).st_uid
+    except OSError:
+        return os.geteuid()
+
+
 def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
     started = time.monotonic()
     self_pids = processes.lineage(os.getpid())
@@ -113,7 +122,7 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
     while True:
         attempts += 1
         regs = sources.load(settings.workspace, settings.source, settings.lock_timeout)
-        procs = processes.scan(settings.is_claude)
+        procs = processes.scan(settings.is_claude, uid=fleet_uid(settings.workspace))
         servers = read_servers(settings)
         others = read_other_servers(procs, servers, settings.tmux_timeout)
         tmux_pids = frozenset(p.pid for p in procs if p.name == TMUX_SERVER_NAME)

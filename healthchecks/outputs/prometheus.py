@@ -84,6 +84,11 @@ def metrics_text(
         [({"check": cid}, 1.0 if r.judged else 0.0) for cid, r in results.items()],
     )
     gauge(
+        "waived",
+        "Findings a person waived, by check: never failing, never acted on, still counted here.",
+        [({"check": cid}, float(len(r.waived))) for cid, r in results.items() if r.judged],
+    )
+    gauge(
         "snapshot_duration_seconds",
         "Seconds taken to read registries, tmux and processes.",
         [({}, round(snapshot_seconds, 6))],
@@ -100,6 +105,9 @@ def _number(value: float) -> str:
 
 
 def _escape(value: str) -> str:
+    """A label value: UTF-8 (a lone surrogate or an undecodable path byte is written as its escape), then the
+    format's own escapes."""
+    value = value.encode("utf-8", "backslashreplace").decode("utf-8")
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
