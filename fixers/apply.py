@@ -207,15 +207,22 @@ def _sessions(actions: list[Action], a: Analysis, targets: Targets, options: Opt
         session = _find(a, target)
         if why := verify(action, targets):
             outcomes.append(_not_verified(action, why, gone=session is None and not why.startswith("refused")))
-        elif session is not None and session.attached and not options.kill_attached:
-            who = ", ".join(a.clients_of(session.server, session.name)) or f"{session.attached} client(s)"
+        elif session is not None and a.attached(session) and not options.kill_attached:
+            who = ", ".join(a.clients_of(session.server, session.name)) or f"{a.attached(session)} client(s)"
             outcomes.append(Outcome(action, "refused", f"a person is attached now ({who}); not killed"))
         elif session is not None:
             verified.append((action, session))
     # kill-session alone leaves children alive: end the panes' process trees and groups first, each root proven
     # by the start time the verification snapshot recorded for it (a dead pane has none: its old PID may be a
-    # stranger's now, so it is never signalled).
-    roots = [((action, root.pid), root.pid, root.start_ticks) for action, s in verified for root in a.roots(s)]
+    # stranger's now, so it is never signalled). kill-session on a session of a group, or one whose window another
+    # session links, only takes the session away (tmux 3.3a): the window and its processes stay with the other
+    # session, a person's view, so those panes' processes are left alone too.
+    kept = {action: a.shared_windows(s) for action, s in verified}
+    roots = [
+        ((action, root.pid), root.pid, root.start_ticks)
+        for action, s in verified
+        for root in a.roots(s, leave=kept[action])
+    ]
     effects.end_trees(roots, a.snapshot.self_pids, options.term_timeout, group=True)
     by_server: dict[str, dict[Action, str]] = defaultdict(dict)  # server -> action -> the verified session's id
     for action, session in verified:
@@ -229,6 +236,10 @@ def _sessions(actions: list[Action], a: Analysis, targets: Targets, options: Opt
                 outcomes.append(Outcome(action, "failed", error))
             elif session_id in live:
                 outcomes.append(Outcome(action, "failed", "session still live"))
+            elif kept[action]:
+                shown = ", ".join(sorted(a.sharing(dict(verified)[action])))
+                detail = f"session killed; its windows {', '.join(sorted(kept[action]))} stay with {shown}, running"
+                outcomes.append(Outcome(action, "done", detail))
             else:
                 outcomes.append(Outcome(action, "done", "panes' processes ended, session killed"))
     return outcomes

@@ -203,14 +203,55 @@ class Analysis:
         """Checked servers with no server running: right socket? right user? Every agent looks dead."""
         return [s for s in self.snapshot.servers if s.state == "no-server"]
 
-    def clients_of(self, server: str, session: str) -> list[str]:
-        """The terminals attached to a session of a checked server (who a kill would throw out)."""
-        return [c.tty for s in self.snapshot.servers if s.label == server for c in s.clients if c.session == session]
+    @cached_property
+    def _shown_by(self) -> dict[tuple[str, str], tuple[str, ...]]:
+        """(server, window id) -> every session of a checked server that shows the window: its own session,
+        the other sessions of its group, sessions that link it. tmux lists the window's panes under each."""
+        found: dict[tuple[str, str], dict[str, None]] = defaultdict(dict)
+        for server in self.snapshot.servers:
+            for pane in server.panes:
+                found[(server.label, pane.window_id)][pane.session] = None
+        return {key: tuple(names) for key, names in found.items()}
 
-    def roots(self, session: LiveSession) -> tuple[ProcessTarget, ...]:
-        """The session's live pane processes, identified as the snapshot saw them (dead panes have none)."""
+    def sharing(self, session: LiveSession) -> set[str]:
+        """The other sessions that show one of this session's windows (its group, a dashboard linking one)."""
+        return {
+            name for p in session.panes for name in self._shown_by.get((session.server, p.window_id), ())
+        } - {session.name}
+
+    def shared_windows(self, session: LiveSession) -> set[str]:
+        """This session's windows that another session shows too: killing the session leaves them to that one."""
+        return {p.window_id for p in session.panes if len(self._shown_by.get((session.server, p.window_id), ())) > 1}
+
+    def _live(self, server: str, name: str) -> list[LiveSession]:
+        return [s for s in self.sessions.get(name, []) if s.server == server]
+
+    def _watching(self, server: str, name: str) -> set[str]:
+        """The session and every session that shows one of its windows: a client of any of them sees it."""
+        return {name}.union(*(self.sharing(s) for s in self._live(server, name)))
+
+    def attached(self, session: LiveSession) -> int:
+        """Clients attached to the session or to any session that shows one of its windows: a person looking."""
+        server = session.server
+        return sum(s.attached for n in self._watching(server, session.name) for s in self._live(server, n))
+
+    def clients_of(self, server: str, session: str) -> list[str]:
+        """The terminals attached to a session of a checked server, or to a session sharing one of its windows
+        (who a kill would disturb)."""
+        names = self._watching(server, session)
+        return [
+            c.tty + ("" if c.session == session else f" (on {c.session})")
+            for s in self.snapshot.servers
+            if s.label == server
+            for c in s.clients
+            if c.session in names
+        ]
+
+    def roots(self, session: LiveSession, leave: set[str] | frozenset[str] = frozenset()) -> tuple[ProcessTarget, ...]:
+        """The session's live pane processes, identified as the snapshot saw them (dead panes have none), but for
+        those of the windows in ``leave``."""
         by_pid = self.snapshot.by_pid
-        live = [p for p in session.panes if not p.dead and p.pid in by_pid]
+        live = [p for p in session.panes if not p.dead and p.pid in by_pid and p.window_id not in leave]
         return tuple(ProcessTarget(p.pid, by_pid[p.pid].start_ticks) for p in live)
 
     # -- process side --------------------------------------------------------------------------
@@ -219,9 +260,29 @@ class Analysis:
         return processes.children_of(self.snapshot.processes)
 
     @cached_property
-    def pane_of(self) -> dict[int, tuple[str, str]]:
-        """pid -> (server, session) for every process that descends from a live pane of a checked server."""
+    def _pane_ids(self) -> dict[int, tuple[str, str]]:
         return pane_of(self.children, self.snapshot.servers)
+
+    @cached_property
+    def _viewers(self) -> dict[tuple[str, str], tuple[str, ...]]:
+        """(server, pane id) -> every session that shows the pane (tmux lists it once under each)."""
+        found: dict[tuple[str, str], dict[str, None]] = defaultdict(dict)
+        for server in self.snapshot.servers:
+            for pane in server.panes:
+                found[(server.label, pane.pane_id)][pane.session] = None
+        return {key: tuple(names) for key, names in found.items()}
+
+    def sessions_showing(self, pid: int) -> list[tuple[str, str]]:
+        """(server, session) of every session that shows the live pane ``pid`` runs in; empty outside panes."""
+        if (where := self._pane_ids.get(pid)) is None:
+            return []
+        return [(where[0], name) for name in self._viewers.get(where, ())]
+
+    @cached_property
+    def pane_of(self) -> dict[int, tuple[str, str]]:
+        """pid -> (server, session) for every process that descends from a live pane of a checked server
+        (the first session listed as showing it)."""
+        return {pid: found[0] for pid in self._pane_ids if (found := self.sessions_showing(pid))}
 
     @cached_property
     def _server_names(self) -> dict[int, str]:
@@ -235,7 +296,7 @@ class Analysis:
     @cached_property
     def own_sessions(self) -> set[tuple[str, str]]:
         """(server, session) of the panes this suite runs in (an agent checking its own fleet): never judged."""
-        return {self.pane_of[pid] for pid in self.snapshot.self_pids if pid in self.pane_of}
+        return {where for pid in self.snapshot.self_pids for where in self.sessions_showing(pid)}
 
     @cached_property
     def _id_pattern(self) -> re.Pattern[str] | None:
@@ -343,5 +404,5 @@ class Analysis:
 
     @cached_property
     def sessions_with_claude(self) -> set[tuple[str, str]]:
-        """(server, session) pairs whose panes run at least one Claude process."""
-        return {self.pane_of[j.proc.pid] for j in self.claude_classes["attached"]}
+        """(server, session) pairs whose panes run at least one Claude process: every session showing the pane."""
+        return {where for j in self.claude_classes["attached"] for where in self.sessions_showing(j.proc.pid)}

@@ -115,7 +115,7 @@ def agent_finding(check_id: str, agent: Agent, reason: str, severity: Severity =
 def session_finding(check_id: str, a: Analysis, session: LiveSession, reason: str) -> Finding:
     """A failing finding on one live session, identified as a fixer must re-verify it."""
     roots = a.roots(session)
-    target = SessionTarget(session.server, session.id, session.name, session.created, roots, session.attached)
+    target = SessionTarget(session.server, session.id, session.name, session.created, roots, a.attached(session))
     return Finding(check_id, f"session {session.name}", reason, target=target)
 
 

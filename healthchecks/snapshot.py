@@ -57,14 +57,19 @@ class Snapshot:
 
 
 def pane_of(children: dict[int, list[int]], servers: tuple[TmuxServer, ...]) -> dict[int, tuple[str, str]]:
-    """pid -> (server, session) for every process that descends from a live pane (dead panes have none)."""
-    return {
-        pid: (server.label, pane.session)
-        for server in servers
-        for pane in server.panes
-        if not pane.dead
-        for pid in processes.descendants(children, pane.pid)
-    }
+    """pid -> (server, pane id) for every process that descends from a live pane (dead panes have none).
+
+    A pane is listed once for every session that shows its window (a session group, link-window):
+    it is walked once, and which sessions show it is the analysis's business.
+    """
+    found: dict[int, tuple[str, str]] = {}
+    for server in servers:
+        seen = set()
+        for pane in server.panes:
+            if not pane.dead and pane.pane_id not in seen:
+                seen.add(pane.pane_id)
+                found.update((pid, (server.label, pane.pane_id)) for pid in processes.descendants(children, pane.pid))
+    return found
 
 
 def under_tmux(children: dict[int, list[int]], tmux_pids: frozenset[int]) -> dict[int, int]:

@@ -24,6 +24,8 @@ FIELDS = (
     "session_id",
     "pane_dead",
     "session_attached",
+    "window_id",  # a window shown by several sessions (a session group, link-window) lists its panes under each
+    "session_group",
 )
 FORMAT = "\t".join(f"#{{{f}}}" for f in FIELDS)
 # What tmux 3.x prints when it reached the socket's place and found no server behind it.
@@ -45,6 +47,8 @@ class Pane:
     # give to any other process: a dead pane has no processes.
     dead: bool = False
     attached: int = 0  # clients attached to the pane's session: a person may be looking at it
+    window_id: str = ""  # @N: the same window (and pane) may be listed under several sessions
+    group: str = ""  # the session group this row's session belongs to ("" for none)
 
 
 @dataclass(frozen=True)
@@ -114,8 +118,11 @@ def run(socket: str | None, *command: str, timeout: float = TIMEOUT) -> subproce
 
 
 def _parse(line: str) -> tuple[Pane, int, str]:
-    session, created, pane_id, pane_pid, server_pid, socket_path, session_id, dead, attached = line.split("\t")
-    pane = Pane(session, float(created), pane_id, int(pane_pid), session_id, dead == "1", int(attached or 0))
+    session, created, pane_id, pane_pid, server_pid, socket_path, session_id, dead, attached, window, group = (
+        line.split("\t")
+    )
+    pane = Pane(session, float(created), pane_id, int(pane_pid), session_id, dead == "1", int(attached or 0), window,
+                group)
     return pane, int(server_pid), socket_path
 
 

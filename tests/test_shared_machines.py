@@ -1,0 +1,69 @@
+"""Safety on shared machines: how people really use tmux (session groups, linked windows), other workspaces on the
+same server, other mount namespaces, names as tmux stores them, processes only named like tmux, busy orchestrators.
+Each test builds a real world: a private tmux server, real processes, real files."""
+
+from __future__ import annotations
+
+import psutil
+from helpers import alive, failing, fix_in_process, info, judge
+from test_peers import _attach, tmux
+
+from healthchecks.testing.world import World
+
+
+def _pane_pid(world: World, target: str) -> int:
+    return int(tmux("-L", world.socket_name, "display", "-p", "-t", target, "#{pane_pid}").stdout)
+
+
+def _group(world: World, session: str, name: str = "peek") -> None:
+    """A person's grouped session: `tmux new-session -t <agent session> -s peek` (detached here)."""
+    result = tmux("-L", world.socket_name, "new-session", "-d", "-t", session, "-s", name)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_healthy_agent_watched_through_a_grouped_session_or_a_linked_window_is_healthy(world):
+    """The pane is listed under agent_X and under peek / dash: it belongs to both, agent_X still runs Claude."""
+    watched = world.agent(None, "claude")
+    linked = world.agent(None, "claude")
+    world.start()
+    _group(world, f"agent_{watched}")
+    tmux("-L", world.socket_name, "new-session", "-d", "-s", "dash", "cat")
+    result = tmux("-L", world.socket_name, "link-window", "-s", f"agent_{linked}:0", "-t", "dash:5")
+    assert result.returncode == 0, result.stderr
+    claude = {p.pid for p in world.standins()}
+    assert failing(judge(world.settings)) == set()
+    report = fix_in_process(world.settings)
+    assert report.ok and not report.outcomes
+    assert all(alive(pid) for pid in claude)
+    assert {f"agent_{watched}", f"agent_{linked}", "peek", "dash"} <= world.live_sessions()
+
+
+def test_killing_a_grouped_zombie_session_leaves_the_window_to_the_other_session(world):
+    """tmux 3.3a's kill-session on a grouped session only takes that session away; ending its panes' processes
+    first would close the window the person's session still shows. So they are left running with it."""
+    world.agent(None, "claude")
+    zombie = world.agent("running", "shell")
+    world.start()
+    session = f"agent_{zombie}"
+    _group(world, session)
+    shell = _pane_pid(world, session)
+    report = fix_in_process(world.settings)
+    (kill,) = [o for o in report.outcomes if o.action.kind == "kill_session"]
+    assert kill.status == "done" and "stay with peek" in kill.detail
+    assert session not in world.live_sessions() and "peek" in world.live_sessions()
+    assert alive(shell) and _pane_pid(world, "peek") == shell
+
+
+def test_a_client_attached_to_another_session_of_the_group_holds_the_kill_back(world):
+    world.agent(None, "claude")
+    zombie = world.agent("running", "shell")
+    world.start()
+    session = f"agent_{zombie}"
+    _group(world, session)
+    _attach(world, "peek")
+    shell = _pane_pid(world, session)
+    report = fix_in_process(world.settings)
+    assert not [o for o in report.outcomes if o.action.kind == "kill_session"]
+    assert [line for line in report.plan.held if "peek" in line], report.plan.held
+    assert session in world.live_sessions() and alive(shell)
+    assert psutil.pid_exists(shell)
