@@ -76,6 +76,12 @@ LAUNCH_FLAGS = ("--output-format", "stream-json", "--verbose", "--dangerously-sk
 AGENT_ID_SHAPE = re.compile(r".+-\d{6}(\d{3})?-[0-9a-f]{6}")
 
 
+# A path inside a workspace: its `.agent-workspace` folder, or a task folder (the workspace is its parent).
+WORKSPACE_PATH = re.compile(r"(/[^\s'\"]*?)/(\.agent-workspace|TASK-\d{8}-\d{6}-[0-9a-f]{8})(?=[/\s'\"]|$)")
+# An agent id as a token in a command line (the prompt names it: "Your agent id is <id>.").
+AGENT_ID_TOKEN = re.compile(r"(?<![\w.:-])([\w.:]+-\d{6}(?:\d{3})?-[0-9a-f]{6})(?![\w-])")
+
+
 @dataclass(frozen=True)
 class Evidence:
     """What ties a Claude process outside every pane to this workspace, and to an orchestrator's launch.
@@ -367,6 +373,29 @@ class Analysis:
                 found = found | Evidence((sign,), (sign,))
                 break
         return found
+
+    def elsewhere(self, session: LiveSession) -> tuple[str, ...]:
+        """What in the session's processes belongs to another workspace: a path inside another workspace (its log,
+        prompt file, task folder), or an agent id that is not this session's agent. Such a session is that
+        workspace's whatever this registry says (a copied workspace, a reused id, a hostile entry)."""
+        mine = {agent.id for agent in self.agents_by_session.get(session.name, [])}
+        ours = {self.workspace, os.path.normpath(self.settings.workspace)}
+        found: dict[str, None] = {}
+        for pane in session.panes:
+            if pane.dead:
+                continue
+            for pid in processes.descendants(self.children, pane.pid):
+                if (proc := self.snapshot.by_pid.get(pid)) is None:
+                    continue
+                line = " ".join(proc.argv)
+                for m in WORKSPACE_PATH.finditer(line):
+                    root = os.path.normpath(m.group(0) if m.group(2) == ".agent-workspace" else m.group(1))
+                    if not any(root == w or root.startswith(w + "/") or w.startswith(root + "/") for w in ours):
+                        found[f"process {pid} ({proc.name}) names workspace {root}"] = None
+                ids = {m.group(1) for m in AGENT_ID_TOKEN.finditer(line)}
+                if ids and not ids & mine:
+                    found[f"process {pid} ({proc.name}) names agent {sorted(ids)[0]}, not this session's"] = None
+        return tuple(found)
 
     @cached_property
     def claude_classes(self) -> dict[str, list[Classified]]:

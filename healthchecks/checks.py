@@ -119,6 +119,14 @@ def session_finding(check_id: str, a: Analysis, session: LiveSession, reason: st
     return Finding(check_id, f"session {session.name}", reason, target=target)
 
 
+def owned_elsewhere(check_id: str, a: Analysis, session: LiveSession, reason: str) -> Finding:
+    """A failing session finding, or information when the session's processes belong to another workspace."""
+    if found := a.elsewhere(session):
+        why = f"{reason}; but {'; '.join(found)}: another workspace's session, left alone"
+        return Finding(check_id, f"session {session.name}", why, severity="info")
+    return session_finding(check_id, a, session, reason)
+
+
 @check("registry_schema", "registry files parse and match their JSON Schemas")
 def registry_schema(a: Analysis) -> list[Finding]:
     """Every registry file is strict UTF-8 JSON that matches the shipped schema."""
@@ -276,7 +284,7 @@ def zombie_sessions(a: Analysis) -> list[Finding]:
         if (session.server, session.name) not in a.sessions_with_claude:
             dead = " (its panes are dead)" if all(p.dead for p in session.panes) else ""
             reason = f"no Claude process in its panes{dead} (tmux server {session.server})"
-            findings.append(session_finding("zombie_sessions", a, session, reason))
+            findings.append(owned_elsewhere("zombie_sessions", a, session, reason))
     return findings
 
 
@@ -303,7 +311,7 @@ def leaked_sessions(a: Analysis) -> list[Finding]:
         elif all(agent.terminal for agent in agents) and all(a.past_grace(agent.ended_at(a.tz)) for agent in agents):
             statuses = ", ".join(f"{agent.id} {agent.records[0].status}" for agent in agents)
             reason = f"registry says finished ({statuses}), session still live on tmux server {session.server}"
-            findings.append(session_finding("leaked_sessions", a, session, reason))
+            findings.append(owned_elsewhere("leaked_sessions", a, session, reason))
     return findings
 
 

@@ -67,3 +67,28 @@ def test_a_client_attached_to_another_session_of_the_group_holds_the_kill_back(w
     assert [line for line in report.plan.held if "peek" in line], report.plan.held
     assert session in world.live_sessions() and alive(shell)
     assert psutil.pid_exists(shell)
+
+
+def test_a_session_this_registry_names_but_another_workspace_runs_is_left_alone(tmp_path):
+    """A's registry holds a finished entry whose session is B's live, healthy agent (a copied workspace, a reused
+    id, a hostile entry): B's processes name B's workspace, so it is information naming B, never killed."""
+    tag = World(tmp_path / "probe").tag
+    a, b = World(tmp_path / "a", tag=tag), World(tmp_path / "b", tag=tag)
+    try:
+        mine = b.agent(None, "claude")
+        b.start()
+        a.agent(None, "claude")
+        a.agent("completed", None, tmux_session=f"agent_{mine}")
+        a.start()
+        claude = {p.pid for p in b.standins()}
+        results = judge(a.settings)
+        assert failing(results) == set()
+        assert ("leaked_sessions", f"session agent_{mine}") in info(results)
+        (finding,) = [f for f in results["leaked_sessions"].info if f.entity == f"session agent_{mine}"]
+        assert str(b.workspace) in finding.reason
+        report = fix_in_process(a.settings)
+        assert not [o for o in report.outcomes if o.action.kind == "kill_session"]
+        assert f"agent_{mine}" in b.live_sessions() and all(alive(pid) for pid in claude)
+    finally:
+        a.teardown()
+        b.teardown()
