@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 
+from . import processes
 from .analysis import Agent, Analysis, LiveSession
 from .registry import GLOBAL_RELPATH, RegistryFile, expected_counters, may_be_after
 from .results import CheckResult, Finding, Results, Severity
@@ -240,10 +241,8 @@ def ghost_agents(a: Analysis) -> list[Finding]:
         if agent.session in a.sessions or not a.past_grace(agent.started_at(a.tz)):
             continue
         if agent.cursor_pid is not None:  # E3's cursor backend: judged by its process, it has no session
-            proc = a.snapshot.by_pid.get(agent.cursor_pid)
-            if proc is None or proc.defunct:
-                reason = f"registry says active, its cursor process {agent.cursor_pid} is gone"
-                findings.append(agent_finding("ghost_agents", agent, reason))
+            if why := _cursor_gone(a, agent):
+                findings.append(agent_finding("ghost_agents", agent, f"registry says active, {why}"))
             continue
         if elsewhere := a.other_sessions.get(agent.session):
             reason = f"session {agent.session} lives on tmux server {elsewhere[0].server}, which is not checked here"
@@ -252,6 +251,21 @@ def ghost_agents(a: Analysis) -> list[Finding]:
             reason = f"registry says active, session {agent.session} is not live{hint}"
             findings.append(agent_finding("ghost_agents", agent, reason))
     return findings
+
+
+def _cursor_gone(a: Analysis, agent: Agent) -> str | None:
+    """Why the agent's `cursor_pid` does not prove it alive, or None. A PID is reused: it proves the agent only if
+    that process started before the entry did (plus the grace) and looks like cursor-agent."""
+    pid = agent.cursor_pid
+    proc = a.snapshot.by_pid.get(pid) if pid is not None else None
+    if proc is None or proc.defunct:
+        return f"its cursor process {pid} is gone"
+    started = agent.started_at(a.tz)
+    if started is None or processes.started_at(proc, a.snapshot.boot_time) > started + a.settings.grace:
+        return f"pid {pid} now belongs to a process ({proc.name}) that started after the agent did"
+    if not processes.looks_like_cursor_agent(proc):
+        return f"pid {pid} now belongs to {proc.name}, not cursor-agent"
+    return None
 
 
 @check("split_brain", "no agent runs in two places at once", ("registry", "tmux"))

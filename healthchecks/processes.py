@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 import psutil
 
 PROC = "/proc"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,16 @@ def open_files(pid: int) -> tuple[OpenFile, ...]:
         if target.startswith("/"):
             found.append(OpenFile(int(fd), target.removesuffix(" (deleted)")))
     return tuple(sorted(found, key=lambda f: f.fd))
+
+
+def started_at(proc: Proc, boot_time: float) -> float:
+    """When a process started, in seconds since the epoch (the machine's boot time + its start ticks)."""
+    return boot_time + proc.start_ticks / CLOCK_TICKS
+
+
+def looks_like_cursor_agent(proc: Proc) -> bool:
+    """The process E3's cursor backend starts: `cursor-agent`, by its name or its command's first words."""
+    return "cursor" in proc.name.lower() or any("cursor-agent" in os.path.basename(a) for a in proc.argv[:2])
 
 
 def lineage(pid: int) -> frozenset[int]:

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from functools import cached_property
 
+import psutil
+
 from . import processes, sources, tmux
 from .registry import Registries
 from .settings import Settings
@@ -42,6 +44,7 @@ class Snapshot:
     other_servers: tuple[TmuxServer, ...] = ()
     tmux_pids: frozenset[int] = frozenset()  # every `tmux: server` process seen, whoever runs it
     in_tmux: dict[int, int] = field(default_factory=dict)  # pid -> the tmux server process it descends from
+    boot_time: float = 0.0  # when the machine booted (epoch seconds): start ticks to moments
 
     @cached_property
     def by_pid(self) -> dict[int, processes.Proc]:
@@ -139,4 +142,5 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
         other_servers=others,
         tmux_pids=tmux_pids,
         in_tmux=inside,
+        boot_time=psutil.boot_time(),
     )

@@ -4,6 +4,8 @@ Each test builds a real world: a private tmux server, real processes, real files
 
 from __future__ import annotations
 
+import time
+
 import psutil
 from helpers import alive, failing, fix_in_process, info, judge
 from test_peers import _attach, tmux
@@ -92,3 +94,30 @@ def test_a_session_this_registry_names_but_another_workspace_runs_is_left_alone(
     finally:
         a.teardown()
         b.teardown()
+
+
+def test_a_cursor_pid_now_held_by_another_process_does_not_keep_the_agent_alive(world, tmp_path):
+    """E3 cursor entries from an hour ago: one's cursor_pid is PID 1 now, another's a cursor-agent started after
+    the entry (its PID reused): both are ghosts; a cursor-agent older than its entry still proves it alive."""
+    from test_sources import cursor_agent
+
+    old = cursor_agent(tmp_path)
+    spawned = time.time()
+    while int(time.time()) == int(spawned):  # the world writes started_at in whole seconds: after the spawn
+        time.sleep(0.01)
+    world.agent(None, "claude")
+    live = world.agent("working", None, backend="cursor", cursor_pid=old.pid, started_ago=0)
+    init = world.agent("working", None, backend="cursor", cursor_pid=1)
+    late = cursor_agent(tmp_path)
+    reused = world.agent("working", None, backend="cursor", cursor_pid=late.pid)
+    try:
+        world.start()
+        results = judge(world.settings)
+        assert failing(results) == {("ghost_agents", f"agent {init}"), ("ghost_agents", f"agent {reused}")}
+        reasons = {f.entity: f.reason for f in results["ghost_agents"].failing}
+        assert "pid 1 now belongs to" in reasons[f"agent {init}"] and "started after" in reasons[f"agent {reused}"]
+        assert live not in {e for _, e in failing(results)}
+    finally:
+        for p in (old, late):
+            p.kill()
+            p.wait()
