@@ -350,4 +350,11 @@ def orphan_processes(a: Analysis) -> list[Finding]:
         Finding("orphan_processes", f"pid {j.proc.pid}", f"{j.proc.name}: outside every live pane, {j.reason}", "info")
         for j in classes["foreign"]
     ]
-    return orphans + foreign
+    silent = [
+        Finding("orphan_processes", f"tmux server {s.label}",
+                f"process {s.server_pid}, named like a tmux server, is silent ({s.reason}): what runs below it is "
+                "left alone", "info")
+        for s in a.snapshot.other_servers
+        if s.silent
+    ]
+    return orphans + foreign + silent

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import psutil
@@ -24,6 +25,7 @@ from .settings import Settings
 from .tmux import TmuxServer
 
 MAX_ATTEMPTS = 3
+OTHER_SERVERS_AT_ONCE = 16  # other tmux servers read at the same time (each is one short-lived tmux client)
 TMUX_SERVER_NAME = "tmux: server"  # how every tmux server names itself (its kernel process name)
 
 
@@ -92,17 +94,50 @@ def read_servers(settings: Settings) -> tuple[TmuxServer, ...]:
     return tmux.dedupe(tuple(tmux.read_server(s, settings.tmux_timeout) for s in sockets))
 
 
+# Other servers that did not answer, by (pid, start ticks): asked once a run, not again by every snapshot of a fix.
+_SILENT: dict[tuple[int, int], TmuxServer] = {}
+
+
 def read_other_servers(
     procs: tuple[processes.Proc, ...], checked: tuple[TmuxServer, ...], timeout: float
 ) -> tuple[TmuxServer, ...]:
-    """This user's tmux servers that were not asked for, found in the process table and read by socket path."""
+    """This user's other processes named like a tmux server, read by the socket each listens on: all at once,
+    within one ``timeout`` for the lot. Each result carries the process's pid; one with no listening socket
+    is left out (it is no tmux server)."""
     known = {s.server_pid for s in checked}
-    mine = set()
-    for p in procs:
-        if p.name == TMUX_SERVER_NAME and p.pid not in known and _owned_by_me(p.pid):
-            mine.add(p.pid)
-    sockets = tmux.listening_sockets(mine)
-    return tuple(tmux.read_server(path, timeout) for _, path in sorted(sockets.items()))
+    mine = {
+        (p.pid, p.start_ticks): p
+        for p in procs
+        if p.name == TMUX_SERVER_NAME and p.pid not in known and _owned_by_me(p.pid)
+    }
+    sockets = tmux.listening_sockets({pid for pid, _ in mine})
+    ask = [(key, sockets[key[0]]) for key in sorted(mine) if key[0] in sockets and key not in _SILENT]
+    deadline = time.monotonic() + timeout
+
+    def read(key: tuple[int, int], path: str) -> TmuxServer:
+        left = deadline - time.monotonic()
+        server = tmux.read_server(path, left) if left > 0 else TmuxServer(path, "unreachable", "", path, silent=True)
+        return replace(server, reason=f"tmux did not answer within {timeout:g}s") if server.silent else server
+
+    found: dict[tuple[int, int], TmuxServer] = {}
+    if ask:
+        with ThreadPoolExecutor(max_workers=min(OTHER_SERVERS_AT_ONCE, len(ask))) as pool:
+            for (key, _), server in zip(ask, pool.map(lambda job: read(*job), ask), strict=True):
+                found[key] = replace(server, server_pid=server.server_pid or key[0])
+    _SILENT.update((key, server) for key, server in found.items() if server.silent)
+    found.update((key, _SILENT[key]) for key in mine if key in _SILENT)
+    return tuple(found[key] for key in sorted(found))
+
+
+def sheltering(procs: tuple[processes.Proc, ...], servers: tuple[TmuxServer, ...],
+               others: tuple[TmuxServer, ...]) -> frozenset[int]:
+    """The tmux server processes below which a process may be in a live pane: the checked servers, the other
+    servers that answered as tmux (or did not answer in time), and other users' (which cannot be asked)."""
+    named = {p.pid for p in procs if p.name == TMUX_SERVER_NAME}
+    impostors = {s.server_pid for s in others if not s.may_be_tmux}
+    unread = {pid for pid in named if not _owned_by_me(pid)}
+    real = {s.server_pid for s in (*servers, *others) if s.server_pid and s.may_be_tmux}
+    return frozenset((named & real) | unread) - impostors
 
 
 def _owned_by_me(pid: int) -> bool:
@@ -122,7 +157,7 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
         procs = processes.scan(settings.is_claude)
         servers = read_servers(settings)
         others = read_other_servers(procs, servers, settings.tmux_timeout)
-        tmux_pids = frozenset(p.pid for p in procs if p.name == TMUX_SERVER_NAME)
+        tmux_pids = sheltering(procs, servers, others)
         inside = under_tmux(processes.children_of(procs), tmux_pids)
         procs = processes.with_details(procs, needs_proof(procs, inside))
         stable = sources.fingerprint(settings.workspace, regs.source) == regs.fingerprint

@@ -59,6 +59,10 @@ class Client:
     session: str
 
 
+# What a tmux client says of a server of another tmux version: an answer in tmux's protocol all the same.
+VERSION_MISMATCH = "protocol version mismatch"
+
+
 @dataclass(frozen=True)
 class TmuxServer:
     """One tmux server as seen at one moment."""
@@ -71,10 +75,17 @@ class TmuxServer:
     panes: tuple[Pane, ...] = ()
     aliases: tuple[str, ...] = ()  # other --tmux-socket values that reached this same server
     clients: tuple[Client, ...] = ()  # read only when a session has a client attached
+    silent: bool = False  # unreachable because it did not answer in time (a busy server, or not tmux at all)
 
     @property
     def reachable(self) -> bool:
         return self.state != "unreachable"
+
+    @property
+    def may_be_tmux(self) -> bool:
+        """It answered as tmux, or did not answer in time (a busy tmux cannot be told from a silent impostor):
+        either way what runs below it may be in a live pane. A socket that refuses or hangs up is not tmux."""
+        return self.state == "running" or self.silent or VERSION_MISMATCH in self.reason
 
     @property
     def identity(self) -> tuple[str, int | None]:
@@ -189,7 +200,7 @@ def read_server(socket: str | None, timeout: float = TIMEOUT, label: str | None 
     try:
         proc = run(socket, "list-panes", "-a", "-F", FORMAT, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return TmuxServer(label, "unreachable", f"tmux did not answer within {timeout:g}s", path)
+        return TmuxServer(label, "unreachable", f"tmux did not answer within {timeout:g}s", path, silent=True)
     except OSError as exc:
         return TmuxServer(label, "unreachable", f"cannot run tmux: {exc.strerror or exc}", path)
     stderr = proc.stderr.strip()

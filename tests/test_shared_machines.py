@@ -4,6 +4,9 @@ Each test builds a real world: a private tmux server, real processes, real files
 
 from __future__ import annotations
 
+import dataclasses
+import subprocess
+import sys
 import time
 
 import psutil
@@ -121,3 +124,72 @@ def test_a_cursor_pid_now_held_by_another_process_does_not_keep_the_agent_alive(
         for p in (old, late):
             p.kill()
             p.wait()
+
+
+IMPOSTOR = r"""
+import ctypes, os, socket, subprocess, sys, time
+mode, path, log = sys.argv[1], sys.argv[2], sys.argv[3]
+ctypes.CDLL(None).prctl(15, b"tmux: server", 0, 0, 0)  # PR_SET_NAME: how every tmux server names itself
+if len(sys.argv) > 4:
+    subprocess.Popen(["sh", "-c", sys.argv[4]], stdin=subprocess.DEVNULL)  # below it, as in a pane
+s = socket.socket(socket.AF_UNIX)
+s.bind(path)
+s.listen(16)
+while True:
+    c, _ = s.accept()
+    with open(log, "a") as out:
+        out.write(f"{time.time()}\n")
+    if mode == "hangup":
+        c.close()
+    else:
+        time.sleep(3600)
+"""
+
+
+def _impostor(world: World, tmp_path, mode: str, n: int, command: str | None = None):
+    """A process named `tmux: server` listening on a socket that does not speak tmux: it hangs up, or stays
+    silent. Returns its Popen and the file where it logs every connection."""
+    script = tmp_path / "impostor.py"
+    script.write_text(IMPOSTOR)
+    sock, log = tmp_path / f"impostor-{n}.sock", tmp_path / f"impostor-{n}.log"
+    log.touch()
+    popen = subprocess.Popen([sys.executable, str(script), mode, str(sock), str(log), *([command] if command else [])],
+                             stdin=subprocess.DEVNULL, start_new_session=True)
+    world.popen.append(popen)
+    deadline = time.monotonic() + 10
+    while not sock.is_socket():
+        assert time.monotonic() < deadline and popen.poll() is None, "the impostor did not listen"
+        time.sleep(0.02)
+    return popen, log
+
+
+def test_a_leaked_claude_below_a_process_only_named_like_a_tmux_server_is_judged(world, tmp_path):
+    """A `tmux: server` that hangs up on the tmux protocol shelters nothing: the leaked agent below it is an orphan."""
+    world.agent(None, "claude")
+    leaked = world.agent("completed", None)
+    world.start()
+    spec = next(s for s in world.agents if s.id == leaked)
+    before = {p.pid for p in world.standins()}
+    _impostor(world, tmp_path, "hangup", 0, world.agent_command(spec))
+    world.wait_ready(len(before) + 1, 10)
+    (claude,) = [p.pid for p in world.standins() if p.pid not in before]
+    assert failing(judge(world.settings)) == {("orphan_processes", f"pid {claude}")}
+
+
+def test_silent_tmux_servers_are_read_at_once_asked_once_and_reported_once(world, tmp_path):
+    """Ten silent processes named `tmux: server`: asked together within one --tmux-timeout, each reported once,
+    and a --fix (which looks several times) asks none of them again."""
+    world.agent(None, "claude")
+    ghost = world.agent("running", None)
+    world.start()
+    logs = [_impostor(world, tmp_path, "silent", n)[1] for n in range(10)]
+    settings = dataclasses.replace(world.settings, tmux_timeout=5.0)
+    results = judge(settings)
+    silent = [f for f in results["orphan_processes"].info if "silent" in f.reason]
+    assert len(silent) == 10 and len({f.entity for f in silent}) == 10
+    asked = [float(t) for log in logs for t in log.read_text().split()]
+    assert len(asked) == 10 and max(asked) - min(asked) < settings.tmux_timeout  # at once, not one after another
+    report = fix_in_process(settings)
+    marked = [o for o in report.outcomes if o.action.kind == "mark_terminated"]
+    assert report.ok and [o.status for o in marked] == ["done"] and ghost in marked[0].line()
+    assert sum(len(log.read_text().split()) for log in logs) == 10  # asked once in this run
