@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from healthchecks import sources
+from healthchecks import holding
 from healthchecks.analysis import Analysis, LiveSession
 from healthchecks.observe import observe
 from healthchecks.registry import (
@@ -111,7 +111,7 @@ def preflight(plan: Plan, settings: Settings, options: Options) -> str | None:
     writes = [a for a in plan.actions if a.kind in ("mark_terminated", "prune_entry", "set_counters")]
     if not writes:
         return None
-    regs = sources.load(workspace, settings.source, settings.lock_timeout)
+    regs = holding.load(workspace, settings.source, settings.lock_timeout)  # an orchestrator may be writing
     if regs.source == "sqlite":
         why = sqlite_write.writable(workspace)
         return f"{why}; nothing was changed" if why else None
@@ -127,7 +127,8 @@ def preflight(plan: Plan, settings: Settings, options: Options) -> str | None:
     for path, kind in _files_to_write(regs, marks | prunes, _counter_files(writes)):
         edit, _, _ = _editor(kind, marks, prunes, now, counters_selected(options.plan))
         try:
-            dry_run(path, kind, edit, workspace=workspace)
+            with holding.held([path], min(settings.lock_timeout, holding.TIMEOUT)):  # not half-written
+                dry_run(path, kind, edit, workspace=workspace)
         except (RegistryError, OSError) as exc:
             return f"{str(exc).splitlines()[0]}; nothing was changed"
     return None

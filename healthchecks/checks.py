@@ -137,6 +137,12 @@ def registry_schema(a: Analysis) -> list[Finding]:
     for line in lines:
         entity, reason = line.split(": ", 1)
         findings.append(Finding("registry_schema", entity, reason, target=FileTarget(entity)))
+    if not a.snapshot.stable:
+        reason = (
+            f"kept changing through {a.snapshot.attempts} reads (a writer that takes no lock?): judged on the last "
+            "read; every action is re-verified before it is taken"
+        )
+        findings.append(Finding("registry_schema", "registry", reason, severity="info"))
     return findings
 
 

@@ -2,7 +2,9 @@
 
 Reading the registry, tmux and processes is not atomic: an agent deployed in between would look
 like a ghost. So the registry files are fingerprinted again after the live reads and the whole
-snapshot is taken again (a bounded number of times) when they changed. Processes are scanned
+snapshot is taken again (a bounded number of times) when they changed, holding the files that changed
+under a shared flock (holding.py) so that a writer that never pauses waits for it; `stable` says
+whether it was reached. Processes are scanned
 before tmux is read: a process inside a pane has a pane at least as old as itself, so every
 scanned process that runs in a session finds that session in the later tmux read. The evidence of
 ownership (cwd, TMUX environment) is read last, and only for Claude processes outside every pane
@@ -16,15 +18,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from pathlib import Path
 
 import psutil
 
-from . import processes, sources, tmux
-from .registry import Registries
+from . import holding, processes, sources, tmux
+from .registry import GLOBAL_RELPATH, Registries
 from .settings import Settings
 from .tmux import TmuxServer
 
-MAX_ATTEMPTS = 3
+MAX_ATTEMPTS = 4
 OTHER_SERVERS_AT_ONCE = 16  # other tmux servers read at the same time (each is one short-lived tmux client)
 TMUX_SERVER_NAME = "tmux: server"  # how every tmux server names itself (its kernel process name)
 
@@ -151,18 +154,27 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
     started = time.monotonic()
     self_pids = processes.lineage(os.getpid())
     attempts = 0
+    # Held still while read: the global registry, and the files a writer changed (or left half-written) while
+    # the last attempt read. An empty or cut file can read the same twice: it is read again, held.
+    held = {settings.workspace / GLOBAL_RELPATH}
     while True:
         attempts += 1
-        regs = sources.load(settings.workspace, settings.source, settings.lock_timeout)
-        procs = processes.scan(settings.is_claude)
-        servers = read_servers(settings)
-        others = read_other_servers(procs, servers, settings.tmux_timeout)
-        tmux_pids = sheltering(procs, servers, others)
-        inside = under_tmux(processes.children_of(procs), tmux_pids)
-        procs = processes.with_details(procs, needs_proof(procs, inside))
-        stable = sources.fingerprint(settings.workspace, regs.source) == regs.fingerprint
-        if stable or attempts >= max_attempts:
+        with holding.held(sorted(held), min(settings.lock_timeout, holding.TIMEOUT)):
+            regs = sources.load(settings.workspace, settings.source, settings.lock_timeout)
+            procs = processes.scan(settings.is_claude)
+            servers = read_servers(settings)
+            others = read_other_servers(procs, servers, settings.tmux_timeout)
+            tmux_pids = sheltering(procs, servers, others)
+            inside = under_tmux(processes.children_of(procs), tmux_pids)
+            procs = processes.with_details(procs, needs_proof(procs, inside))
+            after = sources.fingerprint(settings.workspace, regs.source)
+        stable = after == regs.fingerprint
+        changed = {Path(path) for path, _ in set(after) ^ set(regs.fingerprint)}
+        if regs.source != "sqlite":  # SQLite's writers lock with fcntl, never flock: nothing to hold there
+            changed |= {f.path for f in regs.files if f.errors} - held
+        if (stable and not changed) or attempts >= max_attempts:
             break
+        held |= changed
     return Snapshot(
         settings=settings,
         taken_at=time.time(),

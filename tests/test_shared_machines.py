@@ -5,14 +5,16 @@ Each test builds a real world: a private tmux server, real processes, real files
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
 import time
 
 import psutil
-from helpers import alive, failing, fix_in_process, info, judge
+from helpers import Writer, alive, failing, fix_in_process, info, judge
 from test_peers import _attach, tmux
 
+from healthchecks.snapshot import collect
 from healthchecks.testing.world import World
 
 
@@ -193,3 +195,53 @@ def test_silent_tmux_servers_are_read_at_once_asked_once_and_reported_once(world
     marked = [o for o in report.outcomes if o.action.kind == "mark_terminated"]
     assert report.ok and [o.status for o in marked] == ["done"] and ghost in marked[0].line()
     assert sum(len(log.read_text().split()) for log in logs) == 10  # asked once in this run
+
+
+def test_a_writer_that_never_pauses_neither_stops_the_check_nor_the_fix(world, tmp_path):
+    """The orchestrator rewrites the registry in place under its flock, with no pause: the snapshot holds the file
+    it saw change under a shared flock and reaches a stable read; the fix ends the orphan and loses no write."""
+    from test_safety import WRITER
+
+    world.agent(None, "claude")
+    orphan = world.agent("completed", "orphan")
+    world.start()
+    pid = world.orphan_pids[orphan]
+    with Writer(WRITER.replace("time.sleep(0.005)", "pass"), world.global_path, tmp_path) as writer:
+        deadline = time.monotonic() + 10
+        while not writer.log.exists() or len(writer.written()) < 20:  # writing already
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        snapshot = collect(world.settings)
+        assert snapshot.stable and snapshot.attempts <= 2
+        report = fix_in_process(world.settings, lock_timeout=30)
+    assert [o.status for o in report.outcomes if o.action.kind == "kill_process"] == ["done"], report.message
+    assert not alive(pid)
+    assert set(writer.written()) <= set(json.loads(world.global_path.read_text())["agents"])
+
+
+def test_a_writer_that_takes_no_lock_is_reported_when_no_read_is_stable(world, tmp_path):
+    """E2's writers take no lock: nothing can hold them, so the run says it judged a registry that kept changing."""
+    world.agent(None, "claude")
+    world.start()
+    with Writer(WRITER_NO_LOCK, world.global_path, tmp_path) as writer:
+        deadline = time.monotonic() + 10
+        while not writer.log.exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        results = judge(world.settings)
+    assert [f.entity for f in results["registry_schema"].info] == ["registry"]
+    assert "kept changing" in results["registry_schema"].info[0].reason
+
+
+WRITER_NO_LOCK = r"""
+import json, os, sys
+from pathlib import Path
+path, log, stop = sys.argv[1], sys.argv[2], sys.argv[3]
+data, n = json.loads(Path(path).read_text()), 0
+Path(log).write_text("")  # started
+while not Path(stop).exists():
+    data["total_agents_spawned"] = n                          # no lock (E2); renamed, so every read parses
+    Path(path + ".tmp").write_text(json.dumps(data, indent=2))
+    os.replace(path + ".tmp", path)
+    n += 1
+"""

@@ -1,0 +1,78 @@
+"""Hold the orchestrator's registry files still while a snapshot reads them and the live state.
+
+Its writers (E4's `LockedRegistryFile`) rewrite a registry in place under an exclusive flock on the file itself;
+a writer that never pauses changes it during every snapshot. A shared flock on the files that changed lets the
+snapshot read them and the machine at one moment: the writer waits (it retries for 10 s) for the short while
+the live reads take. Writers that take no lock (E2) are not held: the snapshot then says it was not stable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import stat
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from . import sources
+from .registry import GLOBAL_RELPATH, Registries
+
+MAX_FILES = 32  # the files that changed between two reads: a global registry and a few task registries
+POLL = 0.001  # an exclusive holder rewrites a file in milliseconds
+TIMEOUT = 2.0  # longest wait for the shared flocks (an orchestrator writes in milliseconds)
+
+
+@contextlib.contextmanager
+def held(paths: Iterable[Path], timeout: float) -> Iterator[bool]:
+    """Shared flocks on the regular files among ``paths`` while the block runs; yields whether all were taken.
+
+    Taken without blocking, retried until ``timeout``; when they cannot all be had, none is held (a writer
+    holding one file and waiting for another is never kept waiting on us).
+    """
+    fds: list[int] = []
+    try:
+        for path in list(paths)[:MAX_FILES]:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError:
+                continue
+            fds.append(fd)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                fds.pop()
+                os.close(fd)
+        yield _lock_all(fds, time.monotonic() + timeout)
+    finally:
+        for fd in fds:
+            os.close(fd)  # closing the descriptor releases its flock
+
+
+def _lock_all(fds: list[int], deadline: float) -> bool:
+    pending = list(fds)
+    while pending:
+        try:
+            fcntl.flock(pending[-1], fcntl.LOCK_SH | fcntl.LOCK_NB)
+            pending.pop()
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                for fd in fds:
+                    if fd not in pending:
+                        fcntl.flock(fd, fcntl.LOCK_UN)
+                return False
+            time.sleep(POLL)
+    return True
+
+
+def load(workspace: Path, source: str, lock_timeout: float) -> Registries:
+    """The records, read with the global registry held still; a file that did not parse (a writer may have been
+    half-way) is read once more, held. Only then is a broken file broken."""
+    held_paths = {workspace / GLOBAL_RELPATH}
+    for _ in range(2):
+        with held(sorted(held_paths), min(lock_timeout, TIMEOUT)):
+            regs = sources.load(workspace, source, lock_timeout)
+        broken = {f.path for f in regs.files if f.errors} - held_paths
+        if not broken or regs.source == "sqlite":
+            break
+        held_paths |= broken
+    return regs
