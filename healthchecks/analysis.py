@@ -17,7 +17,7 @@ from .processes import Proc
 from .registry import AgentRecord
 from .snapshot import Snapshot, pane_of
 from .targets import ProcessTarget
-from .tmux import Pane, TmuxServer, sanitized
+from .tmux import Pane, TmuxServer, stored_name
 
 
 @dataclass(frozen=True)
@@ -43,14 +43,16 @@ class Agent:
     Made for every agent of every snapshot, so its facts are computed once, here, and kept in slots.
     """
 
-    __slots__ = ("_ended", "_started", "active", "cursor_pid", "id", "records", "session", "terminal")
+    __slots__ = ("_ended", "_started", "active", "certain", "cursor_pid", "id", "records", "session", "terminal")
 
     def __init__(self, id: str, records: list[AgentRecord]) -> None:
         self.id = id
         self.records = records
         self._started: float | bool | None = False  # False: not parsed yet (timestamps are parsed on demand)
         self._ended: float | bool | None = False
-        self.session = sanitized(records[0].tmux_session)  # as tmux stores it: `.` and `:` become `_`
+        stored = stored_name(records[0].tmux_session)  # as tmux stores it (`.` and `:` become `_`, ...)
+        self.certain = stored is not None  # False: which live session is its own cannot be known for certain
+        self.session = records[0].tmux_session if stored is None else stored
         self.cursor_pid = next((r.cursor_pid for r in records if r.cursor_pid), None)  # E3's cursor backend
         first = records[0].status_class
         if any(r.status_class != first for r in records):  # records that disagree: rare
@@ -166,8 +168,8 @@ class Analysis:
         live = self.sessions.keys() | self.other_sessions.keys()
         result: dict[str, list[Agent]] = defaultdict(list)
         for aid, recs in self.records.items():
-            if sanitized(recs[0].tmux_session) in live:
-                result[sanitized(recs[0].tmux_session)].append(self.agent(aid))  # type: ignore[arg-type]
+            if (name := stored_name(recs[0].tmux_session)) in live:  # an uncertain name matches nothing
+                result[name].append(self.agent(aid))  # type: ignore[arg-type, index]
         return result
 
     @cached_property

@@ -250,7 +250,13 @@ def ghost_agents(a: Analysis) -> list[Finding]:
             if why := _cursor_gone(a, agent):
                 findings.append(agent_finding("ghost_agents", agent, f"registry says active, {why}"))
             continue
-        if elsewhere := a.other_sessions.get(agent.session):
+        if not agent.certain:
+            reason = (
+                f"session {agent.session!r} is not live under that name, but tmux rewrites such a name (it expands "
+                "`#` formats; other characters depend on its locale): it cannot be matched with certainty; left alone"
+            )
+            findings.append(agent_finding("ghost_agents", agent, reason, "info"))
+        elif elsewhere := a.other_sessions.get(agent.session):
             reason = f"session {agent.session} lives on tmux server {elsewhere[0].server}, which is not checked here"
             findings.append(agent_finding("ghost_agents", agent, reason + "; left alone", "info"))
         else:

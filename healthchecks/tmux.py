@@ -137,9 +137,24 @@ def _parse(line: str) -> tuple[Pane, int, str]:
     return pane, int(server_pid), socket_path
 
 
-def sanitized(name: str) -> str:
-    """A session name as tmux stores it: tmux turns `.` and `:` into `_` (they are target separators)."""
-    return name.replace(".", "_").replace(":", "_") if "." in name or ":" in name else name
+# How tmux (session_check_name: strvis with VIS_CSTYLE | VIS_OCTAL | VIS_TAB | VIS_NL) writes an ASCII character
+# that is not printable, and the backslash that would make its escapes ambiguous.
+_VIS = {"\t": "\\t", "\n": "\\n", "\r": "\\r", "\b": "\\b", "\a": "\\a", "\v": "\\v", "\f": "\\f", "\\": "\\\\"}
+_STORED = str.maketrans({".": "_", ":": "_", **_VIS, **{chr(c): f"\\{c:03o}" for c in (*range(1, 32), 127)
+                                                      if chr(c) not in _VIS}})
+
+
+def stored_name(name: str) -> str | None:
+    """A session name as tmux 3.x stores it from `new-session -s <name>`, or None when that cannot be known here.
+
+    tmux turns `.` and `:` into `_` (they are target separators) and writes control characters, DEL and the
+    backslash as C-style or octal escapes; this is exact for ASCII (tests/test_shared_machines.py checks it
+    against the tmux in use). A `#` starts a format that tmux expands (`#H` is the host name), and how other
+    characters are kept depends on the server's locale: such a name cannot be matched with certainty.
+    """
+    if "#" in name or not name.isascii() or "\0" in name:
+        return None
+    return name.translate(_STORED)
 
 
 def dedupe(servers: tuple[TmuxServer, ...]) -> tuple[TmuxServer, ...]:

@@ -245,3 +245,37 @@ while not Path(stop).exists():
     os.replace(path + ".tmp", path)
     n += 1
 """
+
+
+def test_session_names_as_tmux_stores_them(world):
+    """Agent types are the model's choice: a tab, DEL, a backslash or `.:` are stored escaped (matched exactly);
+    a `#` is a format tmux expands (`#H`: the host name), so that agent is never marked: it is reported."""
+    world.agent(None, "claude")
+    odd = world.agent(None, "claude", agent_type="code\tre.view\x7f\\x")
+    hashed = world.agent(None, "claude", agent_type="host#H")
+    world.start()
+    live = world.live_sessions()
+    assert f"agent_{odd}" not in live and f"agent_{hashed}" not in live  # tmux stored other names
+    results = judge(world.settings)
+    assert failing(results) == set()
+    assert ("ghost_agents", f"agent {hashed}") in info(results)
+    report = fix_in_process(world.settings)
+    assert report.ok and not [o for o in report.outcomes if o.action.kind == "mark_terminated"]
+    assert json.loads(world.global_path.read_text())["agents"][hashed].get("status") is None  # still running
+
+
+def test_stored_names_match_what_this_tmux_stores(world):
+    """The local rewrite of a name is checked against the tmux in use, for every ASCII character."""
+    from healthchecks.tmux import stored_name
+
+    names = [f"n{c:03d}-{chr(c)}-x.y:z" for c in range(1, 128) if chr(c) != "#"]
+    world.start()
+    tmux("-L", world.socket_name, "-f", "/dev/null", "start-server", ";", "set", "-g", "exit-empty", "off")
+    for name in names:
+        result = tmux("-L", world.socket_name, "new-session", "-d", "-s", name, "cat")
+        assert result.returncode == 0, (name, result.stderr)
+    listed = subprocess.run(["tmux", "-L", world.socket_name, "list-sessions", "-F", "#{session_name}"],
+                            capture_output=True, stdin=subprocess.DEVNULL, timeout=30, check=True).stdout
+    stored = {line.decode() for line in listed.split(b"\n") if line}
+    assert {stored_name(n) for n in names} <= stored
+    assert stored_name("agent_#H") is None and stored_name("agent_é") is None
