@@ -395,7 +395,7 @@ class Analysis:
                     if not any(root == w or root.startswith(w + "/") or w.startswith(root + "/") for w in ours):
                         found[f"process {pid} ({proc.name}) names workspace {root}"] = None
                 ids = {m.group(1) for m in AGENT_ID_TOKEN.finditer(line)}
-                if ids and not ids & mine:
+                if ids and not any(token.endswith(agent) for token in ids for agent in mine):  # `agent_prompt_<id>`
                     found[f"process {pid} ({proc.name}) names agent {sorted(ids)[0]}, not this session's"] = None
         return tuple(found)
 

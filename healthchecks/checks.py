@@ -362,11 +362,12 @@ def orphan_processes(a: Analysis) -> list[Finding]:
         Finding("orphan_processes", f"pid {j.proc.pid}", f"{j.proc.name}: outside every live pane, {j.reason}", "info")
         for j in classes["foreign"]
     ]
-    silent = [
+    sheltering = {a.snapshot.in_tmux.get(p.pid) for p in a.claude}
+    silent = [  # once per server, and only where it matters: a Claude process is below it
         Finding("orphan_processes", f"tmux server {s.label}",
-                f"process {s.server_pid}, named like a tmux server, is silent ({s.reason}): what runs below it is "
-                "left alone", "info")
+                f"process {s.server_pid}, named like a tmux server, is silent ({s.reason}): the Claude processes "
+                "below it are left alone", "info")
         for s in a.snapshot.other_servers
-        if s.silent
+        if s.silent and s.server_pid in sheltering
     ]
     return orphans + foreign + silent

@@ -184,11 +184,14 @@ def test_silent_tmux_servers_are_read_at_once_asked_once_and_reported_once(world
     world.agent(None, "claude")
     ghost = world.agent("running", None)
     world.start()
-    logs = [_impostor(world, tmp_path, "silent", n)[1] for n in range(10)]
+    command = f"{world.standin} --print 'a person, in a pane'"  # each shelters a Claude: reported where it matters
+    logs = [_impostor(world, tmp_path, "silent", n, command)[1] for n in range(10)]
+    world.wait_ready(11, 10)
     settings = dataclasses.replace(world.settings, tmux_timeout=5.0)
     results = judge(settings)
-    silent = [f for f in results["orphan_processes"].info if "silent" in f.reason]
-    assert len(silent) == 10 and len({f.entity for f in silent}) == 10
+    silent = [f for f in results["orphan_processes"].info if f.entity.startswith("tmux server")]
+    assert len(silent) == 10 and len({f.entity for f in silent}) == 10 and failing(results) == {
+        ("ghost_agents", f"agent {ghost}")}
     asked = [float(t) for log in logs for t in log.read_text().split()]
     assert len(asked) == 10 and max(asked) - min(asked) < settings.tmux_timeout  # at once, not one after another
     report = fix_in_process(settings)
