@@ -320,30 +320,41 @@ class Analysis:
         return path == self.workspace or path.startswith(self.workspace + "/")
 
     def _ties(self, proc: Proc) -> tuple[str, ...]:
-        """What in a process's own argv, cwd and open files names this workspace."""
+        """What in a process's own argv, cwd and open files names this workspace. In another mount namespace
+        a path is another directory's name: only the working directory's identity counts there."""
         found = []
         joined = " ".join(proc.argv)
         if self._id_pattern is not None and (m := self._id_pattern.search(joined)):
             found.append(f"its arguments name agent {m.group(1)}")
-        if self._path_pattern.search(joined):
+        if proc.own_mounts and self._path_pattern.search(joined):
             found.append("its arguments name a path inside the workspace")
         if proc.cwd:
-            cwd = os.path.realpath(proc.cwd)
-            if self._inside_workspace(cwd):
+            if self._cwd_inside(proc):
                 found.append(f"its working directory {proc.cwd} is inside the workspace")
-            elif cwd in self.client_dirs:
+            elif self._cwd_is_client_dir(proc):
                 found.append(f"its working directory {proc.cwd} is this workspace's client directory")
         held = [f for f in proc.files if f.fd != 0 and self._inside_workspace(os.path.realpath(f.path))]
-        if held:
+        if held and proc.own_mounts:
             found.append(f"it holds {held[0].path} open")
         return tuple(found)
+
+    def _cwd_inside(self, proc: Proc) -> bool:
+        """The working directory is the workspace or below it: by identity (dev, inode) when it was read."""
+        if proc.cwd_ids:
+            return (ws := self.snapshot.dir_ids.get(self.workspace)) is not None and ws in proc.cwd_ids
+        return proc.own_mounts and self._inside_workspace(os.path.realpath(proc.cwd or ""))
+
+    def _cwd_is_client_dir(self, proc: Proc) -> bool:
+        if proc.cwd_ids:
+            return proc.cwd_ids[0] in {self.snapshot.dir_ids.get(d) for d in self.client_dirs}
+        return proc.own_mounts and os.path.realpath(proc.cwd or "") in self.client_dirs
 
     def _own_evidence(self, proc: Proc) -> Evidence:
         launch = ()
         if proc.headless and all(flag in proc.argv for flag in LAUNCH_FLAGS):
             launch = ("its arguments are the orchestrator's launch (--print --output-format stream-json ...)",)
         stdin = next((f for f in proc.files if f.fd == 0), None)
-        if stdin and self._inside_workspace(os.path.realpath(stdin.path)):
+        if stdin and proc.own_mounts and self._inside_workspace(os.path.realpath(stdin.path)):
             # `claude ... < <task>/prompt`: the orchestrator's own redirection, into this workspace
             both = (f"its standard input is {stdin.path}, a file of this workspace",)
             return Evidence(self._ties(proc) + both, launch + both)
@@ -368,7 +379,7 @@ class Analysis:
         found = self._own_evidence(proc)
         launched = set(processes.descendants(self.children, proc.pid))  # itself and what it started
         for member in self.groups.get(proc.pgid, []):
-            if member.pid in launched or member.is_claude:
+            if member.pid in launched or member.is_claude or not member.own_mounts:
                 continue
             if self._path_pattern.search(" ".join(member.argv)):  # its arguments only: a cwd proves nothing
                 sign = f"process {member.pid} ({member.name}) of its pipeline names a path inside the workspace"

@@ -50,6 +50,7 @@ class Snapshot:
     tmux_pids: frozenset[int] = frozenset()  # every `tmux: server` process seen, whoever runs it
     in_tmux: dict[int, int] = field(default_factory=dict)  # pid -> the tmux server process it descends from
     boot_time: float = 0.0  # when the machine booted (epoch seconds): start ticks to moments
+    dir_ids: dict[str, tuple[int, int]] = field(default_factory=dict)  # workspace, client dirs -> (st_dev, st_ino)
 
     @cached_property
     def by_pid(self) -> dict[int, processes.Proc]:
@@ -190,4 +191,19 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
         tmux_pids=tmux_pids,
         in_tmux=inside,
         boot_time=psutil.boot_time(),
+        dir_ids=dir_ids(settings.workspace, regs),
     )
+
+
+def dir_ids(workspace: Path, regs: Registries) -> dict[str, tuple[int, int]]:
+    """The workspace and the client directories its tasks name, as the kernel identifies them (real paths)."""
+    real = os.path.realpath(workspace)
+    paths = {real, os.path.dirname(real)} | {os.path.realpath(c) for f in regs.files for c in f.client_dirs}
+    found = {}
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        found[path] = (st.st_dev, st.st_ino)
+    return found

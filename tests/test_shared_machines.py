@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shlex
+import shutil
 import subprocess
 import sys
 import time
 
 import psutil
-from helpers import Writer, alive, failing, fix_in_process, info, judge
+import pytest
+from helpers import Writer, alive, failing, fix_in_process, info, judge, spawn
 from test_peers import _attach, tmux
 
 from healthchecks.snapshot import collect
@@ -282,3 +286,27 @@ def test_stored_names_match_what_this_tmux_stores(world):
     stored = {line.decode() for line in listed.split(b"\n") if line}
     assert {stored_name(n) for n in names} <= stored
     assert stored_name("agent_#H") is None and stored_name("agent_é") is None
+
+
+def test_a_claude_in_another_mount_namespace_is_never_this_workspaces_by_path(world):
+    """A sandboxed Claude (its own mount namespace, a tmpfs over this workspace's client directory) runs the
+    orchestrator's launch in a directory whose path string is the client directory's: by the kernel's identity
+    it is another directory, so it is not this workspace's orphan and is left alone."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("making a mount namespace needs root and util-linux's unshare")
+    probe = subprocess.run(["unshare", "-m", "true"], capture_output=True, stdin=subprocess.DEVNULL, timeout=30)
+    if probe.returncode != 0:
+        pytest.skip(f"unshare -m is not permitted here: {probe.stderr.decode().strip()}")
+    world.agent(None, "claude")
+    world.agent("completed", None)
+    world.start()
+    client = shlex.quote(str(world.client_dir))
+    launch = " ".join(map(shlex.quote, world.launch_args()))
+    script = f"mount -t tmpfs sandbox {client} && cd {client} && exec {shlex.quote(str(world.standin))} {launch}"
+    sandboxed = spawn(world, ["unshare", "-m", "--propagation", "private", "sh", "-c", script], world.home)
+    assert os.readlink(f"/proc/{sandboxed.pid}/cwd") == str(world.client_dir)  # the same path string
+    results = judge(world.settings)
+    assert failing(results) == set()
+    assert ("orphan_processes", f"pid {sandboxed.pid}") in info(results)
+    report = fix_in_process(world.settings)
+    assert report.ok and not report.outcomes and alive(sandboxed.pid)
