@@ -20,8 +20,10 @@ from . import sources
 from .registry import GLOBAL_RELPATH, Registries
 
 MAX_FILES = 32  # the files that changed between two reads: a global registry and a few task registries
-POLL = 0.001  # an exclusive holder rewrites a file in milliseconds
-TIMEOUT = 2.0  # longest wait for the shared flocks (an orchestrator writes in milliseconds)
+POLL = 0.0002  # a writer that never pauses leaves the file unlocked for a fraction of a millisecond between writes
+# Longest wait for the shared flocks: an orchestrator writes in milliseconds; a lock held longer is someone else's
+# long hold (a stuck writer), and the read goes on without it (judged by the fingerprint, as before).
+TIMEOUT = 0.25
 
 
 @contextlib.contextmanager

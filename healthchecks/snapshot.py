@@ -169,8 +169,8 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
             inside = under_tmux(processes.children_of(procs), tmux_pids)
             procs = processes.with_details(procs, needs_proof(procs, inside))
             after = sources.fingerprint(settings.workspace, regs.source)
-        stable = after == regs.fingerprint
-        changed = {Path(path) for path, _ in set(after) ^ set(regs.fingerprint)}
+        changed = {Path(path) for path in _changed(regs.fingerprint, after)}
+        stable = not changed
         if regs.source != "sqlite":  # SQLite's writers lock with fcntl, never flock: nothing to hold there
             changed |= {f.path for f in regs.files if f.errors} - held
         if (stable and not changed) or attempts >= max_attempts:
@@ -193,6 +193,17 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
         boot_time=psutil.boot_time(),
         dir_ids=dir_ids(settings.workspace, regs),
     )
+
+
+def _changed(read: tuple[tuple[str, str | None], ...], after: tuple[tuple[str, str | None], ...]) -> set[str]:
+    """The registry files whose bytes changed (or that appeared or went) between the read and the fingerprint
+    after it. A file the reader refused unread (a symlink, a FIFO: no digest) is not compared by its bytes."""
+    before, now = dict(read), dict(after)
+    return {
+        path
+        for path in before.keys() | now.keys()
+        if path not in before or path not in now or (before[path] is not None and before[path] != now[path])
+    }
 
 
 def dir_ids(workspace: Path, regs: Registries) -> dict[str, tuple[int, int]]:
