@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import os
 import stat
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -26,14 +27,29 @@ POLL = 0.0002  # a writer that never pauses leaves the file unlocked for a fract
 TIMEOUT = 0.25
 
 
+# Longest a writer is kept waiting: E4's writers retry for 10 s, then lose their write. A snapshot whose live
+# reads take longer (a hung tmux) lets go after this; its fingerprint then says whether the files changed.
+MAX_HOLD = 2.0
+
+
 @contextlib.contextmanager
 def held(paths: Iterable[Path], timeout: float) -> Iterator[bool]:
-    """Shared flocks on the regular files among ``paths`` while the block runs; yields whether all were taken.
+    """Shared flocks on the regular files among ``paths`` while the block runs (at most MAX_HOLD); yields whether
+    all were taken.
 
     Taken without blocking, retried until ``timeout``; when they cannot all be had, none is held (a writer
     holding one file and waiting for another is never kept waiting on us).
     """
     fds: list[int] = []
+    guard = threading.Lock()  # the timer never unlocks a descriptor number closed (and maybe reused) meanwhile
+
+    def let_go() -> None:
+        with guard:
+            for fd in fds:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    timer = threading.Timer(MAX_HOLD, let_go)
+    timer.daemon = True
     try:
         for path in list(paths)[:MAX_FILES]:
             try:
@@ -44,10 +60,16 @@ def held(paths: Iterable[Path], timeout: float) -> Iterator[bool]:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 fds.pop()
                 os.close(fd)
-        yield _lock_all(fds, time.monotonic() + timeout)
+        locked = _lock_all(fds, time.monotonic() + timeout)
+        if locked and fds:
+            timer.start()
+        yield locked
     finally:
-        for fd in fds:
-            os.close(fd)  # closing the descriptor releases its flock
+        timer.cancel()
+        with guard:
+            for fd in fds:
+                os.close(fd)  # closing the descriptor releases its flock
+            fds.clear()
 
 
 def _lock_all(fds: list[int], deadline: float) -> bool:

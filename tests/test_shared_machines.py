@@ -191,7 +191,7 @@ def test_silent_tmux_servers_are_read_at_once_asked_once_and_reported_once(world
     command = f"{world.standin} --print 'a person, in a pane'"  # each shelters a Claude: reported where it matters
     logs = [_impostor(world, tmp_path, "silent", n, command)[1] for n in range(10)]
     world.wait_ready(11, 10)
-    settings = dataclasses.replace(world.settings, tmux_timeout=5.0)
+    settings = dataclasses.replace(world.settings, tmux_timeout=2.0)
     results = judge(settings)
     silent = [f for f in results["orphan_processes"].info if f.entity.startswith("tmux server")]
     assert len(silent) == 10 and len({f.entity for f in silent}) == 10 and failing(results) == {
