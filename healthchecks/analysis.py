@@ -401,6 +401,8 @@ class Analysis:
                 if (proc := self.snapshot.by_pid.get(pid)) is None:
                     continue
                 line = " ".join(proc.argv)
+                if (cwd := self.snapshot.pane_cwds.get(pid)) is not None:  # the pane's own, from `new-session -c`
+                    line += f" {cwd}/"
                 for m in WORKSPACE_PATH.finditer(line):
                     root = os.path.normpath(m.group(0) if m.group(2) == ".agent-workspace" else m.group(1))
                     if not any(root == w or root.startswith(w + "/") or w.startswith(root + "/") for w in ours):

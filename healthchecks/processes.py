@@ -174,6 +174,17 @@ def _detailed(proc: Proc) -> Proc:
     return replace(proc, cwd=cwd, files=files, cwd_ids=ids, own_mounts=own)
 
 
+def cwds(pids: Iterable[int]) -> dict[int, str]:
+    """pid -> its working directory, for those that can be read (one readlink each)."""
+    found = {}
+    for pid in set(pids):
+        try:
+            found[pid] = os.readlink(f"{PROC}/{pid}/cwd")
+        except OSError:
+            continue
+    return found
+
+
 MAX_DEPTH = 64  # folders above a working directory that are looked at
 
 

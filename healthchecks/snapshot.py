@@ -51,6 +51,7 @@ class Snapshot:
     in_tmux: dict[int, int] = field(default_factory=dict)  # pid -> the tmux server process it descends from
     boot_time: float = 0.0  # when the machine booted (epoch seconds): start ticks to moments
     dir_ids: dict[str, tuple[int, int]] = field(default_factory=dict)  # workspace, client dirs -> (st_dev, st_ino)
+    pane_cwds: dict[int, str] = field(default_factory=dict)  # pid -> cwd, of the agent sessions' live pane processes
 
     @cached_property
     def by_pid(self) -> dict[int, processes.Proc]:
@@ -192,6 +193,9 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
         in_tmux=inside,
         boot_time=psutil.boot_time(),
         dir_ids=dir_ids(settings.workspace, regs),
+        pane_cwds=processes.cwds(
+            p.pid for s in servers for p in s.panes if not p.dead and p.session.startswith(settings.session_prefix)
+        ),
     )
 
 

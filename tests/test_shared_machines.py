@@ -88,18 +88,24 @@ def test_a_session_this_registry_names_but_another_workspace_runs_is_left_alone(
     try:
         mine = b.agent(None, "claude")
         b.start()
+        # and a session of B's whose command names nothing, only its directory (`new-session -c`) is B's
+        quiet = "agent_quiet-120000-abcdef"
+        task_dir = b.workspace / next(iter(b.tasks))
+        result = tmux("-L", b.socket_name, "new-session", "-d", "-s", quiet, "-c", str(task_dir), "cat")
+        assert result.returncode == 0, result.stderr
         a.agent(None, "claude")
         a.agent("completed", None, tmux_session=f"agent_{mine}")
+        a.agent("completed", None, tmux_session=quiet)
         a.start()
         claude = {p.pid for p in b.standins()}
         results = judge(a.settings)
         assert failing(results) == set()
-        assert ("leaked_sessions", f"session agent_{mine}") in info(results)
-        (finding,) = [f for f in results["leaked_sessions"].info if f.entity == f"session agent_{mine}"]
-        assert str(b.workspace) in finding.reason
+        for session in (f"agent_{mine}", quiet):
+            (finding,) = [f for f in results["leaked_sessions"].info if f.entity == f"session {session}"]
+            assert str(b.workspace) in finding.reason
         report = fix_in_process(a.settings)
         assert not [o for o in report.outcomes if o.action.kind == "kill_session"]
-        assert f"agent_{mine}" in b.live_sessions() and all(alive(pid) for pid in claude)
+        assert {f"agent_{mine}", quiet} <= b.live_sessions() and all(alive(pid) for pid in claude)
     finally:
         a.teardown()
         b.teardown()
