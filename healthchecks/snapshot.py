@@ -2,13 +2,12 @@
 
 Reading the registry, tmux and processes is not atomic: an agent deployed in between would look
 like a ghost. So the registry files are fingerprinted again after the live reads and the whole
-snapshot is taken again (a bounded number of times) when they changed, holding the files that changed
-under a shared flock (holding.py) so that a writer that never pauses waits for it; `stable` says
-whether it was reached. Processes are scanned
-before tmux is read: a process inside a pane has a pane at least as old as itself, so every
-scanned process that runs in a session finds that session in the later tmux read. The evidence of
-ownership (cwd, TMUX environment) is read last, and only for Claude processes outside every pane
-and their process groups: the only processes judged by it.
+snapshot is taken again (a bounded number of times) when they changed, holding the files that
+changed under a shared flock (holding.py) so that a writer that never pauses waits for it; `stable`
+says whether it was reached. Processes are scanned before tmux is read: a process inside a pane has
+a pane at least as old as itself, so every scanned process that runs in a session finds that session
+in the later tmux read. The evidence of ownership (cwd, TMUX environment) is read last, and only for
+Claude processes outside every pane and their process groups: the only processes judged by it.
 """
 
 from __future__ import annotations
@@ -47,7 +46,7 @@ class Snapshot:
     # Every other tmux server of this user found running (another -L name, another TMUX_TMPDIR):
     # read, never acted on. A process under any of them is in a live pane, never an orphan.
     other_servers: tuple[TmuxServer, ...] = ()
-    tmux_pids: frozenset[int] = frozenset()  # every `tmux: server` process seen, whoever runs it
+    tmux_pids: frozenset[int] = frozenset()  # the tmux server processes that may shelter panes (see sheltering())
     in_tmux: dict[int, int] = field(default_factory=dict)  # pid -> the tmux server process it descends from
     boot_time: float = 0.0  # when the machine booted (epoch seconds): start ticks to moments
     dir_ids: dict[str, tuple[int, int]] = field(default_factory=dict)  # workspace, client dirs -> (st_dev, st_ino)
@@ -111,7 +110,7 @@ def read_other_servers(
     is left out (it is no tmux server)."""
     known = {s.server_pid for s in checked}
     mine = {
-        (p.pid, p.start_ticks): p
+        (p.pid, p.start_ticks)
         for p in procs
         if p.name == TMUX_SERVER_NAME and p.pid not in known and _owned_by_me(p.pid)
     }
@@ -119,7 +118,7 @@ def read_other_servers(
     ask = [(key, sockets[key[0]]) for key in sorted(mine) if key[0] in sockets and key not in _SILENT]
     deadline = time.monotonic() + timeout
 
-    def read(key: tuple[int, int], path: str) -> TmuxServer:
+    def read(path: str) -> TmuxServer:
         left = deadline - time.monotonic()
         server = tmux.read_server(path, left) if left > 0 else TmuxServer(path, "unreachable", "", path, silent=True)
         return replace(server, reason=f"tmux did not answer within {timeout:g}s") if server.silent else server
@@ -127,7 +126,7 @@ def read_other_servers(
     found: dict[tuple[int, int], TmuxServer] = {}
     if ask:
         with ThreadPoolExecutor(max_workers=min(OTHER_SERVERS_AT_ONCE, len(ask))) as pool:
-            for (key, _), server in zip(ask, pool.map(lambda job: read(*job), ask), strict=True):
+            for (key, _), server in zip(ask, pool.map(read, [path for _, path in ask]), strict=True):
                 found[key] = replace(server, server_pid=server.server_pid or key[0])
     _SILENT.update((key, server) for key, server in found.items() if server.silent)
     found.update((key, _SILENT[key]) for key in mine if key in _SILENT)
