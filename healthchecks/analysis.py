@@ -17,7 +17,7 @@ from .processes import Proc
 from .registry import AgentRecord
 from .snapshot import Snapshot, pane_of
 from .targets import ProcessTarget
-from .tmux import Pane, TmuxServer, stored_name
+from .tmux import Pane, TmuxServer, certain_name, stored_name
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,8 @@ class Agent:
         self._started: float | bool | None = False  # False: not parsed yet (timestamps are parsed on demand)
         self._ended: float | bool | None = False
         stored = stored_name(records[0].tmux_session)  # as tmux stores it (`.` and `:` become `_`, ...)
-        self.certain = stored is not None  # False: which live session is its own cannot be known for certain
+        # False: its session, when not found live under that name, may live under another one
+        self.certain = certain_name(records[0].tmux_session)
         self.session = records[0].tmux_session if stored is None else stored
         self.cursor_pid = next((r.cursor_pid for r in records if r.cursor_pid), None)  # E3's cursor backend
         first = records[0].status_class

@@ -149,12 +149,19 @@ def stored_name(name: str) -> str | None:
 
     tmux turns `.` and `:` into `_` (they are target separators) and writes control characters, DEL and the
     backslash as C-style or octal escapes; this is exact for ASCII (tests/test_shared_machines.py checks it
-    against the tmux in use). A `#` starts a format that tmux expands (`#H` is the host name), and how other
-    characters are kept depends on the server's locale: such a name cannot be matched with certainty.
+    against the tmux in use). A `#` starts a format that tmux expands (`#H` is the host name): None. Other
+    characters are kept as they are here, which is what tmux does with valid UTF-8 in a UTF-8 locale only
+    (see certain_name).
     """
-    if "#" in name or not name.isascii() or "\0" in name:
+    if "#" in name or "\0" in name:
         return None
     return name.translate(_STORED)
+
+
+def certain_name(name: str) -> bool:
+    """Whether stored_name() is what tmux stored whatever its locale: only for ASCII. A non-ASCII name found live
+    as stored_name() gives it is matched all the same (escapes are ASCII: no other name is stored so)."""
+    return name.isascii() and stored_name(name) is not None
 
 
 def dedupe(servers: tuple[TmuxServer, ...]) -> tuple[TmuxServer, ...]:
