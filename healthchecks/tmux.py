@@ -7,6 +7,7 @@ like a ghost; this module calls the tmux binary itself, with a timeout, and keep
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -143,6 +144,8 @@ _VIS = {"\t": "\\t", "\n": "\\n", "\r": "\\r", "\b": "\\b", "\a": "\\a", "\v": "
 _STORED = str.maketrans({".": "_", ":": "_", **_VIS, **{chr(c): f"\\{c:03o}" for c in (*range(1, 32), 127)
                                                       if chr(c) not in _VIS}})
 
+_SPECIAL = re.compile(r"[\x00-\x1f\x7f\\.:#]")
+
 
 def stored_name(name: str) -> str | None:
     """A session name as tmux 3.x stores it from `new-session -s <name>`, or None when that cannot be known here.
@@ -153,9 +156,11 @@ def stored_name(name: str) -> str | None:
     characters are kept as they are here, which is what tmux does with valid UTF-8 in a UTF-8 locale only
     (see certain_name).
     """
+    if (special := _SPECIAL.search(name)) is None:  # the common case: nothing to rewrite, decided in C
+        return name
     if "#" in name or "\0" in name:
         return None
-    return name.translate(_STORED)
+    return name[: special.start()] + name[special.start() :].translate(_STORED)
 
 
 def certain_name(name: str) -> bool:
