@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 
-import psutil
 import pytest
 from helpers import Writer, alive, failing, fix_in_process, info, judge, spawn
 from test_peers import _attach, tmux
@@ -77,7 +76,6 @@ def test_a_client_attached_to_another_session_of_the_group_holds_the_kill_back(w
     assert not [o for o in report.outcomes if o.action.kind == "kill_session"]
     assert [line for line in report.plan.held if "peek" in line], report.plan.held
     assert session in world.live_sessions() and alive(shell)
-    assert psutil.pid_exists(shell)
 
 
 def test_a_session_this_registry_names_but_another_workspace_runs_is_left_alone(tmp_path):
