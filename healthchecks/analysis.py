@@ -22,7 +22,7 @@ from .records import AgentRecord
 from .sightings import Sighting
 from .snapshot import Snapshot, pane_of
 from .targets import ProcessTarget
-from .tmux import Pane, TmuxServer, sanitized
+from .tmux import Pane, TmuxServer, certain_name, stored_name
 
 
 @dataclass(frozen=True)
@@ -48,14 +48,17 @@ class Agent:
     Made for every agent of every snapshot, so its facts are computed once, here, and kept in slots.
     """
 
-    __slots__ = ("_ended", "_started", "active", "cursor_pid", "id", "records", "session", "terminal")
+    __slots__ = ("_ended", "_started", "active", "certain", "cursor_pid", "id", "records", "session", "terminal")
 
     def __init__(self, id: str, records: list[AgentRecord]) -> None:
         self.id = id
         self.records = records
         self._started: float | bool | None = False  # False: not parsed yet (timestamps are parsed on demand)
         self._ended: float | bool | None = False
-        self.session = sanitized(records[0].tmux_session)  # as tmux stores it: `.` and `:` become `_`
+        stored = stored_name(records[0].tmux_session)  # as tmux stores it (`.` and `:` become `_`, ...)
+        # False: its session, when not found live under that name, may live under another one
+        self.certain = certain_name(records[0].tmux_session)
+        self.session = records[0].tmux_session if stored is None else stored
         self.cursor_pid = next((r.cursor_pid for r in records if r.cursor_pid), None)  # E3's cursor backend
         first = records[0].status_class
         if any(r.status_class is not first for r in records):  # records that disagree: rare
@@ -73,6 +76,12 @@ class Agent:
         if self._ended is False:
             self._ended = max((t for r in self.records if (t := r.ended_at(tz)) is not None), default=None)
         return self._ended  # type: ignore[return-value]
+
+
+# A path inside a workspace: its `.agent-workspace` folder, or a task folder (the workspace is its parent).
+WORKSPACE_PATH = re.compile(r"(/[^\s'\"]*?)/(\.agent-workspace|TASK-\d{8}-\d{6}-[0-9a-f]{8})(?=[/\s'\"]|$)")
+# An agent id as a token in a command line (the prompt names it: "Your agent id is <id>.").
+AGENT_ID_TOKEN = re.compile(r"(?<![\w.:-])([\w.:]+-\d{6}(?:\d{3})?-[0-9a-f]{6})(?![\w-])")
 
 
 @dataclass(frozen=True)
@@ -167,8 +176,8 @@ class Analysis:
         live = self.sessions.keys() | self.other_sessions.keys()
         result: dict[str, list[Agent]] = defaultdict(list)
         for aid, recs in self.records.items():
-            if sanitized(recs[0].tmux_session) in live:
-                result[sanitized(recs[0].tmux_session)].append(self.agent(aid))  # type: ignore[arg-type]
+            if (name := stored_name(recs[0].tmux_session)) in live:  # an uncertain name matches nothing
+                result[name].append(self.agent(aid))  # type: ignore[arg-type, index]
         return result
 
     @cached_property
@@ -210,14 +219,55 @@ class Analysis:
         """Checked servers with no server running: right socket? right user? Every agent looks dead."""
         return [s for s in self.snapshot.servers if s.state == "no-server"]
 
-    def clients_of(self, server: str, session: str) -> list[str]:
-        """The terminals attached to a session of a checked server (who a kill would throw out)."""
-        return [c.tty for s in self.snapshot.servers if s.label == server for c in s.clients if c.session == session]
+    @cached_property
+    def _shown_by(self) -> dict[tuple[str, str], tuple[str, ...]]:
+        """(server, window id) -> every session of a checked server that shows the window: its own session,
+        the other sessions of its group, sessions that link it. tmux lists the window's panes under each."""
+        found: dict[tuple[str, str], dict[str, None]] = defaultdict(dict)
+        for server in self.snapshot.servers:
+            for pane in server.panes:
+                found[(server.label, pane.window_id)][pane.session] = None
+        return {key: tuple(names) for key, names in found.items()}
 
-    def roots(self, session: LiveSession) -> tuple[ProcessTarget, ...]:
-        """The session's live pane processes, identified as the snapshot saw them (dead panes have none)."""
+    def sharing(self, session: LiveSession) -> set[str]:
+        """The other sessions that show one of this session's windows (its group, a dashboard linking one)."""
+        return {
+            name for p in session.panes for name in self._shown_by.get((session.server, p.window_id), ())
+        } - {session.name}
+
+    def shared_windows(self, session: LiveSession) -> set[str]:
+        """This session's windows that another session shows too: killing the session leaves them to that one."""
+        return {p.window_id for p in session.panes if len(self._shown_by.get((session.server, p.window_id), ())) > 1}
+
+    def _live(self, server: str, name: str) -> list[LiveSession]:
+        return [s for s in self.sessions.get(name, []) if s.server == server]
+
+    def _watching(self, server: str, name: str) -> set[str]:
+        """The session and every session that shows one of its windows: a client of any of them sees it."""
+        return {name}.union(*(self.sharing(s) for s in self._live(server, name)))
+
+    def attached(self, session: LiveSession) -> int:
+        """Clients attached to the session or to any session that shows one of its windows: a person looking."""
+        server = session.server
+        return sum(s.attached for n in self._watching(server, session.name) for s in self._live(server, n))
+
+    def clients_of(self, server: str, session: str) -> list[str]:
+        """The terminals attached to a session of a checked server, or to a session sharing one of its windows
+        (who a kill would disturb)."""
+        names = self._watching(server, session)
+        return [
+            c.tty + ("" if c.session == session else f" (on {c.session})")
+            for s in self.snapshot.servers
+            if s.label == server
+            for c in s.clients
+            if c.session in names
+        ]
+
+    def roots(self, session: LiveSession, leave: set[str] | frozenset[str] = frozenset()) -> tuple[ProcessTarget, ...]:
+        """The session's live pane processes, identified as the snapshot saw them (dead panes have none), but for
+        those of the windows in ``leave``."""
         by_pid = self.snapshot.by_pid
-        live = [p for p in session.panes if not p.dead and p.pid in by_pid]
+        live = [p for p in session.panes if not p.dead and p.pid in by_pid and p.window_id not in leave]
         return tuple(ProcessTarget(p.pid, by_pid[p.pid].start_ticks) for p in live)
 
     # -- process side --------------------------------------------------------------------------
@@ -226,9 +276,29 @@ class Analysis:
         return processes.children_of(self.snapshot.processes)
 
     @cached_property
-    def pane_of(self) -> dict[int, tuple[str, str]]:
-        """pid -> (server, session) for every process that descends from a live pane of a checked server."""
+    def _pane_ids(self) -> dict[int, tuple[str, str]]:
         return pane_of(self.children, self.snapshot.servers)
+
+    @cached_property
+    def _viewers(self) -> dict[tuple[str, str], tuple[str, ...]]:
+        """(server, pane id) -> every session that shows the pane (tmux lists it once under each)."""
+        found: dict[tuple[str, str], dict[str, None]] = defaultdict(dict)
+        for server in self.snapshot.servers:
+            for pane in server.panes:
+                found[(server.label, pane.pane_id)][pane.session] = None
+        return {key: tuple(names) for key, names in found.items()}
+
+    def sessions_showing(self, pid: int) -> list[tuple[str, str]]:
+        """(server, session) of every session that shows the live pane ``pid`` runs in; empty outside panes."""
+        if (where := self._pane_ids.get(pid)) is None:
+            return []
+        return [(where[0], name) for name in self._viewers.get(where, ())]
+
+    @cached_property
+    def pane_of(self) -> dict[int, tuple[str, str]]:
+        """pid -> (server, session) for every process that descends from a live pane of a checked server
+        (the first session listed as showing it)."""
+        return {pid: found[0] for pid in self._pane_ids if (found := self.sessions_showing(pid))}
 
     @cached_property
     def _server_names(self) -> dict[int, str]:
@@ -242,7 +312,7 @@ class Analysis:
     @cached_property
     def own_sessions(self) -> set[tuple[str, str]]:
         """(server, session) of the panes this suite runs in (an agent checking its own fleet): never judged."""
-        return {self.pane_of[pid] for pid in self.snapshot.self_pids if pid in self.pane_of}
+        return {where for pid in self.snapshot.self_pids for where in self.sessions_showing(pid)}
 
     @cached_property
     def _id_pattern(self) -> re.Pattern[str] | None:
@@ -263,20 +333,32 @@ class Analysis:
         return path == self.workspace or path.startswith(self.workspace + "/")
 
     def _ties(self, proc: Proc) -> tuple[str, ...]:
-        """What in a process's own argv, cwd and open files names this workspace."""
+        """What in a process's own argv, cwd and open files names this workspace. In another mount namespace
+        a path is another directory's name: only the working directory's identity counts there."""
         found = []
         kinds = self._signs  # the kinds of evidence this manager's dialect admits
         joined = " ".join(proc.argv)
         if Sign.RECORD_ID_IN_ARGS in kinds and self._id_pattern is not None and (m := self._id_pattern.search(joined)):
             found.append(f"its arguments name agent {m.group(1)}")
-        if Sign.PATH_IN_ARGS in kinds and self._path_pattern.search(joined):
+        if Sign.PATH_IN_ARGS in kinds and proc.own_mounts and self._path_pattern.search(joined):
             found.append("its arguments name a path inside the workspace")
-        if Sign.CWD_IN_WORKSPACE in kinds and proc.cwd and self._inside_workspace(os.path.realpath(proc.cwd)):
+        if Sign.CWD_IN_WORKSPACE in kinds and proc.cwd and self._cwd_inside(proc):
             found.append(f"its working directory {proc.cwd} is inside the workspace")
         held = [f for f in proc.files if f.fd != 0 and self._inside_workspace(os.path.realpath(f.path))]
-        if Sign.HOLDS_WORKSPACE_FILE in kinds and held:
+        if Sign.HOLDS_WORKSPACE_FILE in kinds and held and proc.own_mounts:
             found.append(f"it holds {held[0].path} open")
         return tuple(found)
+
+    def _cwd_inside(self, proc: Proc) -> bool:
+        """The working directory is the workspace or below it: by identity (dev, inode) when it was read."""
+        if proc.cwd_ids:
+            return (ws := self.snapshot.dir_ids.get(self.workspace)) is not None and ws in proc.cwd_ids
+        return proc.own_mounts and self._inside_workspace(os.path.realpath(proc.cwd or ""))
+
+    def _cwd_is_client_dir(self, proc: Proc) -> bool:
+        if proc.cwd_ids:
+            return proc.cwd_ids[0] in {self.snapshot.dir_ids.get(d) for d in self.client_dirs}
+        return proc.own_mounts and os.path.realpath(proc.cwd or "") in self.client_dirs
 
     def _own_evidence(self, proc: Proc) -> Evidence:
         launch = ()
@@ -285,11 +367,12 @@ class Analysis:
             launch = ("its arguments are the orchestrator's launch (--print --output-format stream-json ...)",)
         # The project directory as cwd is where people run `claude -p` with the same flags too: information only.
         seen = ()
-        if Sign.CWD_IS_CLIENT_DIR in self._signs and proc.cwd and os.path.realpath(proc.cwd) in self.client_dirs:
+        if Sign.CWD_IS_CLIENT_DIR in self._signs and proc.cwd and self._cwd_is_client_dir(proc):
             seen = (f"its working directory {proc.cwd} is this workspace's client directory",)
         found = Evidence(self._ties(proc), launch, seen)
         stdin = next((f for f in proc.files if f.fd == 0), None)
-        if Sign.STDIN_FROM_WORKSPACE in self._signs and stdin and self._inside_workspace(os.path.realpath(stdin.path)):
+        if (Sign.STDIN_FROM_WORKSPACE in self._signs and stdin and proc.own_mounts
+                and self._inside_workspace(os.path.realpath(stdin.path))):
             # `claude ... < <task>/prompt`: the orchestrator's own redirection, into this workspace
             found = found | Evidence.both(f"its standard input is {stdin.path}, a file of this workspace")
         if (sighting := self.sighting(proc)) is not None:
@@ -333,13 +416,38 @@ class Analysis:
             return found
         launched = set(processes.descendants(self.children, proc.pid))  # itself and what it started
         for member in self.groups.get(proc.pgid, []):
-            if member.pid in launched or member.is_claude:
+            if member.pid in launched or member.is_claude or not member.own_mounts:
                 continue
             if self._path_pattern.search(" ".join(member.argv)):  # its arguments only: a cwd proves nothing
                 sign = f"process {member.pid} ({member.name}) of its pipeline names a path inside the workspace"
                 found = found | Evidence.both(sign)
                 break
         return found
+
+    def elsewhere(self, session: LiveSession) -> tuple[str, ...]:
+        """What in the session's processes belongs to another workspace: a path inside another workspace (its log,
+        prompt file, task folder), or an agent id that is not this session's agent. Such a session is that
+        workspace's whatever this registry says (a copied workspace, a reused id, a hostile entry)."""
+        mine = {agent.id for agent in self.agents_by_session.get(session.name, [])}
+        ours = {self.workspace, os.path.normpath(self.settings.workspace)}
+        found: dict[str, None] = {}
+        for pane in session.panes:
+            if pane.dead:
+                continue
+            for pid in processes.descendants(self.children, pane.pid):
+                if (proc := self.snapshot.by_pid.get(pid)) is None:
+                    continue
+                line = " ".join(proc.argv)
+                if (cwd := self.snapshot.pane_cwds.get(pid)) is not None:  # the pane's own, from `new-session -c`
+                    line += f" {cwd}/"
+                for m in WORKSPACE_PATH.finditer(line):
+                    root = os.path.normpath(m.group(0) if m.group(2) == ".agent-workspace" else m.group(1))
+                    if not any(root == w or root.startswith(w + "/") or w.startswith(root + "/") for w in ours):
+                        found[f"process {pid} ({proc.name}) names workspace {root}"] = None
+                ids = {m.group(1) for m in AGENT_ID_TOKEN.finditer(line)}
+                if ids and not any(token.endswith(agent) for token in ids for agent in mine):  # `agent_prompt_<id>`
+                    found[f"process {pid} ({proc.name}) names agent {sorted(ids)[0]}, not this session's"] = None
+        return tuple(found)
 
     @cached_property
     def remembered(self) -> list[Proc]:
@@ -396,5 +504,5 @@ class Analysis:
 
     @cached_property
     def sessions_with_claude(self) -> set[tuple[str, str]]:
-        """(server, session) pairs whose panes run at least one Claude process (the attached ones)."""
-        return {where for p in self.claude if (where := self.pane_of.get(p.pid)) is not None}
+        """(server, session) pairs whose panes run at least one Claude process: every session showing the pane."""
+        return {where for p in self.claude for where in self.sessions_showing(p.pid)}

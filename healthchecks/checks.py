@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 
+from . import processes
 from .analysis import Agent, Analysis, LiveSession
 from .dialect import StatusClass
 from .records import Scope, may_be_after
@@ -129,8 +130,16 @@ def session_finding(
 ) -> Finding:
     """A finding on one live session, identified as a fixer must re-verify it."""
     roots = a.roots(session)
-    target = SessionTarget(session.server, session.id, session.name, session.created, roots, session.attached)
+    target = SessionTarget(session.server, session.id, session.name, session.created, roots, a.attached(session))
     return Finding(check_id, f"session {session.name}", reason, severity, target)
+
+
+def owned_elsewhere(check_id: str, a: Analysis, session: LiveSession, reason: str) -> Finding:
+    """A failing session finding, or information when the session's processes belong to another workspace."""
+    if found := a.elsewhere(session):
+        why = f"{reason}; but {'; '.join(found)}: another workspace's session, left alone"
+        return session_finding(check_id, a, session, why, "info")
+    return session_finding(check_id, a, session, reason)
 
 
 @check(REGISTRY_SCHEMA, "registry files parse and match their JSON Schemas")
@@ -141,6 +150,12 @@ def registry_schema(a: Analysis) -> list[Finding]:
     for line in regs.all_errors:
         entity, reason = line.split(": ", 1)
         findings.append(Finding(REGISTRY_SCHEMA, entity, reason, target=FileTarget(entity)))
+    if not a.snapshot.stable:
+        reason = (
+            f"kept changing through {a.snapshot.attempts} reads (a writer that takes no lock?): judged on the last "
+            "read; every action is re-verified before it is taken"
+        )
+        findings.append(Finding(REGISTRY_SCHEMA, "registry", reason, severity="info"))
     return findings
 
 
@@ -247,18 +262,37 @@ def ghost_agents(a: Analysis) -> list[Finding]:
         if agent.session in a.sessions or not a.past_grace(agent.started_at(a.tz)):
             continue
         if agent.cursor_pid is not None:  # E3's cursor backend: judged by its process, it has no session
-            proc = a.snapshot.by_pid.get(agent.cursor_pid)
-            if proc is None or proc.defunct:
-                reason = f"registry says active, its cursor process {agent.cursor_pid} is gone"
-                findings.append(agent_finding(GHOST_AGENTS, agent, reason))
+            if why := _cursor_gone(a, agent):
+                findings.append(agent_finding(GHOST_AGENTS, agent, f"registry says active, {why}"))
             continue
-        if elsewhere := a.other_sessions.get(agent.session):
+        if not agent.certain:
+            reason = (
+                f"session {agent.session!r} is not live under that name, but tmux rewrites such a name (it expands "
+                "`#` formats; other characters depend on its locale): it cannot be matched with certainty; left alone"
+            )
+            findings.append(agent_finding(GHOST_AGENTS, agent, reason, "info"))
+        elif elsewhere := a.other_sessions.get(agent.session):
             reason = f"session {agent.session} lives on tmux server {elsewhere[0].server}, which is not checked here"
             findings.append(agent_finding(GHOST_AGENTS, agent, reason + "; left alone", "info"))
         else:
             reason = f"registry says active, session {agent.session} is not live{hint}"
             findings.append(agent_finding(GHOST_AGENTS, agent, reason))
     return findings
+
+
+def _cursor_gone(a: Analysis, agent: Agent) -> str | None:
+    """Why the agent's `cursor_pid` does not prove it alive, or None. A PID is reused: it proves the agent only if
+    that process started before the entry did (plus the grace) and looks like cursor-agent."""
+    pid = agent.cursor_pid
+    proc = a.snapshot.by_pid.get(pid) if pid is not None else None
+    if proc is None or proc.defunct:
+        return f"its cursor process {pid} is gone"
+    started = agent.started_at(a.tz)
+    if started is None or processes.started_at(proc, a.snapshot.boot_time) > started + a.settings.grace:
+        return f"pid {pid} now belongs to a process ({proc.name}) that started after the agent did"
+    if not processes.looks_like_cursor_agent(proc):
+        return f"pid {pid} now belongs to {proc.name}, not cursor-agent"
+    return None
 
 
 @check(SPLIT_BRAIN, "no agent runs in two places at once", ("registry", "tmux"))
@@ -303,7 +337,7 @@ def zombie_sessions(a: Analysis) -> list[Finding]:
         dead = all(p.dead for p in session.panes)
         what = "its panes are dead" if dead else "only idle ones: a shell, cat, tee, the notifier"
         reason = f"no Claude process in its panes ({what}) (tmux server {session.server})"
-        findings.append(session_finding(ZOMBIE_SESSIONS, a, session, reason))
+        findings.append(owned_elsewhere(ZOMBIE_SESSIONS, a, session, reason))
     return findings
 
 
@@ -324,7 +358,7 @@ def leaked_sessions(a: Analysis) -> list[Finding]:
         elif all(agent.terminal for agent in agents) and all(a.past_grace(agent.ended_at(a.tz)) for agent in agents):
             statuses = ", ".join(f"{agent.id} {agent.records[0].status}" for agent in agents)
             reason = f"registry says finished ({statuses}), session still live on tmux server {session.server}"
-            findings.append(session_finding(LEAKED_SESSIONS, a, session, reason))
+            findings.append(owned_elsewhere(LEAKED_SESSIONS, a, session, reason))
     return findings
 
 
@@ -350,4 +384,12 @@ def orphan_processes(a: Analysis) -> list[Finding]:
                 ProcessTarget(j.proc.pid, j.proc.start_ticks))
         for j in classes["foreign"]
     ]
-    return orphans + foreign
+    sheltering = {a.snapshot.in_tmux.get(p.pid) for p in a.claude}
+    silent = [  # once per server, and only where it matters: a Claude process is below it
+        Finding(ORPHAN_PROCESSES, f"tmux server {s.label}",
+                f"process {s.server_pid}, named like a tmux server, is silent ({s.reason}): the Claude processes "
+                "below it are left alone", "info")
+        for s in a.snapshot.other_servers
+        if s.silent and s.server_pid in sheltering
+    ]
+    return orphans + foreign + silent

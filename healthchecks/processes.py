@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 import psutil
 
 PROC = "/proc"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,10 @@ class Proc:
     # Read only for the processes that need proof of ownership (see with_details):
     cwd: str | None = None
     files: tuple[OpenFile, ...] = ()
+    # The working directory as the kernel sees it: (st_dev, st_ino) of it and of each folder above it. A path is
+    # a string in the process's own mount namespace; only these say which directory it is.
+    cwd_ids: tuple[tuple[int, int], ...] = ()
+    own_mounts: bool = True  # False: another mount namespace (a sandbox, a container): its paths name other things
 
     @property
     def headless(self) -> bool:
@@ -189,9 +194,51 @@ def _detailed(proc: Proc) -> Proc:
     except (psutil.Error, OSError):
         cwd = None
     files = open_files(proc.pid)
+    ids, own = directory_ids(f"{PROC}/{proc.pid}/cwd"), same_mounts(proc.pid)
     if start_ticks(proc.pid) != proc.start_ticks:  # the PID was reused while we read: not this process's
         return proc
-    return replace(proc, cwd=cwd, files=files)
+    return replace(proc, cwd=cwd, files=files, cwd_ids=ids, own_mounts=own)
+
+
+def cwds(pids: Iterable[int]) -> dict[int, str]:
+    """pid -> its working directory, for those that can be read (one readlink each)."""
+    found = {}
+    for pid in set(pids):
+        try:
+            found[pid] = os.readlink(f"{PROC}/{pid}/cwd")
+        except OSError:
+            continue
+    return found
+
+
+MAX_DEPTH = 64  # folders above a working directory that are looked at
+
+
+def directory_ids(path: str) -> tuple[tuple[int, int], ...]:
+    """(st_dev, st_ino) of a directory and of each one above it, up to its root (bounded); () if unreadable.
+
+    Through /proc/<pid>/cwd the walk starts at the very directory the process is in, in its own mounts."""
+    found: list[tuple[int, int]] = []
+    for depth in range(MAX_DEPTH):
+        try:
+            st = os.stat(path + "/.." * depth)
+        except OSError:
+            return tuple(found)
+        if found and found[-1] == (st.st_dev, st.st_ino):  # `..` of the root is the root
+            break
+        found.append((st.st_dev, st.st_ino))
+    return tuple(found)
+
+
+def same_mounts(pid: int) -> bool:
+    """Whether a process sees this process's mounts (same mount namespace and root); True when it cannot be told."""
+    try:
+        if os.readlink(f"{PROC}/{pid}/ns/mnt") != os.readlink(f"{PROC}/self/ns/mnt"):
+            return False
+        theirs, mine = os.stat(f"{PROC}/{pid}/root"), os.stat(f"{PROC}/self/root")
+        return (theirs.st_dev, theirs.st_ino) == (mine.st_dev, mine.st_ino)
+    except OSError:
+        return True
 
 
 def open_files(pid: int) -> tuple[OpenFile, ...]:
@@ -210,6 +257,16 @@ def open_files(pid: int) -> tuple[OpenFile, ...]:
         if target.startswith("/"):
             found.append(OpenFile(int(fd), target.removesuffix(" (deleted)")))
     return tuple(sorted(found, key=lambda f: f.fd))
+
+
+def started_at(proc: Proc, boot_time: float) -> float:
+    """When a process started, in seconds since the epoch (the machine's boot time + its start ticks)."""
+    return boot_time + proc.start_ticks / CLOCK_TICKS
+
+
+def looks_like_cursor_agent(proc: Proc) -> bool:
+    """The process E3's cursor backend starts: `cursor-agent`, by its name or its command's first words."""
+    return "cursor" in proc.name.lower() or any("cursor-agent" in os.path.basename(a) for a in proc.argv[:2])
 
 
 def lineage(pid: int) -> frozenset[int]:

@@ -33,6 +33,7 @@ from typing import Any
 
 from filelock import lock_descriptor, unlock_descriptor
 
+from healthchecks import holding
 from healthchecks.dialect import Dialect, ScopeKind, StatusClass
 from healthchecks.records import Records, RegistryError
 from healthchecks.safe_files import check_contained, read_bytes
@@ -468,7 +469,8 @@ def check(regs: Records, edits: Edits, lock_timeout: float) -> str | None:
     for path, kind in _files_to_write(regs, set(edits.marks | edits.prunes), set(edits.counter_scopes)):
         edit, _, _ = _editor(kind, regs, edits)
         try:
-            dry_run(path, kind, edit, workspace=workspace)
+            with holding.held([path], min(lock_timeout, holding.TIMEOUT)):  # not half-written by the orchestrator
+                dry_run(path, kind, edit, workspace=workspace)
         except (RegistryError, OSError) as exc:
             return f"{str(exc).splitlines()[0]}; nothing was changed"
     return None

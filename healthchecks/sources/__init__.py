@@ -6,7 +6,9 @@ module provides:
 
 - ``present(workspace) -> bool``: whether its store is there (`auto` tries the sources in table order);
 - ``load(workspace, timeout) -> Records``: the neutral model (healthchecks.records), with its Dialect;
-- ``fingerprint(workspace) -> Fingerprint``: cheap, changes whenever a record does (compared after the live reads).
+- ``fingerprint(workspace) -> Fingerprint``: cheap, changes whenever a record does (compared after the live reads);
+- ``flocked(workspace, records | None) -> set[Path]``: the files its manager flocks to write them, held still under
+  a shared flock while a snapshot reads (healthchecks.holding); empty when it locks otherwise.
 
 A writer module provides ``check(records, edits, lock_timeout) -> str | None`` (why the plan cannot be written:
 one line, nothing written), ``write(records, edits, lock_timeout) -> Written`` and ``recover(workspace,
@@ -59,6 +61,15 @@ def load(workspace: Path, wanted: str, timeout: float) -> Records:
             if not found.ok or found.authority.agents:
                 return found
     return last.reader.load(workspace, timeout)
+
+
+def flocked(workspace: Path, wanted: str, records: Records | None = None) -> set[Path]:
+    """The files whose manager takes a flock on them to write (held still while a snapshot reads): of the records'
+    own source once they are read, else of every source ``wanted`` may read."""
+    if records is not None:
+        return BY_NAME[records.source].reader.flocked(workspace, records)
+    chosen = SOURCES if wanted == "auto" else (BY_NAME[wanted],)
+    return set().union(*(s.reader.flocked(workspace, None) for s in chosen))
 
 
 def fingerprint(workspace: Path, records: Records) -> Fingerprint:

@@ -85,6 +85,15 @@ def journaled_file(workspace: Path, journal: Path) -> Path | None:
     return None
 
 
+def flocked(workspace: Path, records: Records | None) -> set[Path]:
+    """The files E4's writers flock (`LockedRegistryFile`): the global registry always, and any file a read found
+    broken (a writer may have been half-way through it)."""
+    found = {workspace / GLOBAL_RELPATH}
+    if records is not None:
+        found |= {scope.path for scope in records.scopes if scope.errors}
+    return found
+
+
 def fingerprint(workspace: Path) -> Fingerprint:
     """Hash the registry files' bytes without parsing them: cheap enough to do after every read.
 

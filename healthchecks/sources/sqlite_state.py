@@ -88,6 +88,11 @@ def schema_problems(path: Path, conn: sqlite3.Connection) -> list[str]:
     return lines
 
 
+def flocked(workspace: Path, records: Records | None) -> set[Path]:
+    """SQLite's writers lock with fcntl, never flock: nothing to hold."""
+    return set()
+
+
 def fingerprint(workspace: Path) -> Fingerprint:
     """The database and its write-ahead log, by size and modification time: a write changes one of them."""
     result = []
