@@ -67,7 +67,8 @@ OPTIONS = (
         kind="lines",
         ini="healthchecks_tmux_sockets",
     ),
-    Option("--session-prefix", "name prefix of agent tmux sessions (default agent_)", default=DEFAULT_PREFIX),
+    Option("--session-prefix", "name prefix of agent tmux sessions (default: the manager's: agent_ for the orchestrator, "
+           "claudesquad_, agentdeck_)", default=DEFAULT_PREFIX),
     Option(
         "--claude-match",
         "regex searched in a process's name and command line to decide it is Claude (default catches claude, "

@@ -22,7 +22,7 @@ DEFAULT_CLAUDE_MATCH = (
     r"|^(\S*/)?npx\s+(-\S+\s+)*@anthropic-ai/claude-code(@\S*)?(\s|$)"
 )
 DEFAULT_WORKSPACE = Path(".agent-workspace")
-DEFAULT_PREFIX = "agent_"
+DEFAULT_PREFIX = ""  # the records' dialect's
 DEFAULT_GRACE = 60.0
 DEFAULT_TMUX_TIMEOUT = 5.0
 
@@ -31,7 +31,7 @@ DEFAULT_TMUX_TIMEOUT = 5.0
 class Settings:
     workspace: Path = DEFAULT_WORKSPACE
     tmux_sockets: tuple[str, ...] = ()  # empty: the default tmux server
-    session_prefix: str = DEFAULT_PREFIX
+    session_prefix: str = ""  # empty: the records' dialect's (agent_ for the orchestrator)
     claude_match: str = DEFAULT_CLAUDE_MATCH
     grace: float = DEFAULT_GRACE
     tmux_timeout: float = DEFAULT_TMUX_TIMEOUT

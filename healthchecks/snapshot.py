@@ -79,8 +79,12 @@ def needs_proof(procs: tuple[processes.Proc, ...], inside: dict[int, int]) -> se
     return loose | {p.pid for p in procs if p.pgid in groups}
 
 
-def read_servers(settings: Settings) -> tuple[TmuxServer, ...]:
-    sockets = settings.tmux_sockets or (None,)
+def read_servers(settings: Settings, records: Records | None = None) -> tuple[TmuxServer, ...]:
+    """The servers asked for (default: the default server), and every server a record names as its own."""
+    sockets: tuple[str | None, ...] = settings.tmux_sockets or (None,)
+    if records is not None:
+        named = sorted({r.server for f in records.scopes for r in f.agents if r.server} - set(sockets))
+        sockets += tuple(named)
     return tmux.dedupe(tuple(tmux.read_server(s, settings.tmux_timeout) for s in sockets))
 
 
@@ -112,11 +116,12 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
         attempts += 1
         regs = sources.load(settings.workspace, settings.source, settings.lock_timeout)
         procs = processes.scan(settings.is_claude)
-        servers = read_servers(settings)
+        servers = read_servers(settings, regs)
         others = read_other_servers(procs, servers, settings.tmux_timeout)
         tmux_pids = frozenset(p.pid for p in procs if p.name == TMUX_SERVER_NAME)
         inside = under_tmux(processes.children_of(procs), tmux_pids)
-        procs = processes.with_details(procs, needs_proof(procs, inside))
+        wanted = frozenset({regs.dialect.id_env} - {None})
+        procs = processes.with_details(procs, needs_proof(procs, inside), wanted)  # type: ignore[arg-type]
         stable = sources.fingerprint(settings.workspace, regs) == regs.fingerprint
         if stable or attempts >= max_attempts:
             break

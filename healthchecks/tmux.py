@@ -24,6 +24,7 @@ FIELDS = (
     "session_id",
     "pane_dead",
     "session_attached",
+    "pane_current_path",  # last: a tab inside a path stays in it
 )
 FORMAT = "\t".join(f"#{{{f}}}" for f in FIELDS)
 # What tmux 3.x prints when it reached the socket's place and found no server behind it.
@@ -45,6 +46,7 @@ class Pane:
     # give to any other process: a dead pane has no processes.
     dead: bool = False
     attached: int = 0  # clients attached to the pane's session: a person may be looking at it
+    path: str = ""  # its current directory, as tmux sees it (information only)
 
 
 @dataclass(frozen=True)
@@ -114,8 +116,9 @@ def run(socket: str | None, *command: str, timeout: float = TIMEOUT) -> subproce
 
 
 def _parse(line: str) -> tuple[Pane, int, str]:
-    session, created, pane_id, pane_pid, server_pid, socket_path, session_id, dead, attached = line.split("\t")
-    pane = Pane(session, float(created), pane_id, int(pane_pid), session_id, dead == "1", int(attached or 0))
+    session, created, pane_id, pane_pid, server_pid, socket_path, session_id, dead, attached, path = line.split(
+        "\t", len(FIELDS) - 1)
+    pane = Pane(session, float(created), pane_id, int(pane_pid), session_id, dead == "1", int(attached or 0), path)
     return pane, int(server_pid), socket_path
 
 
