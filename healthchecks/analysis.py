@@ -322,7 +322,7 @@ class Analysis:
             both += (f"its working directory {proc.cwd} is inside record {rid}'s own directory",)
         tie: tuple[str, ...] = ()
         if Sign.CONVERSATION_IN_ARGS in kinds:
-            for flag, value in zip(proc.argv, proc.argv[1:]):
+            for flag, value in zip(proc.argv, proc.argv[1:], strict=False):
                 if flag in ("--session-id", "--resume", "-r") and (rid := self._conversations.get(value)):
                     tie += (f"its arguments resume record {rid}'s conversation {value}",)
                     break

@@ -305,10 +305,11 @@ def leaked_sessions(a: Analysis) -> list[Finding]:
         if (session.server, session.name) in a.own_sessions:
             reason = "this health check runs inside it, so it is neither judged nor ever killed"
             findings.append(session_finding(LEAKED_SESSIONS, a, session, reason, "info"))
-        elif not agents:
+        elif not agents:  # a lost record when its manager lost it (claude-squad's unlocked writes): a person's call
             inside = "Claude runs inside" if has_claude else "no Claude inside"
-            if (lost := a.lost_home(session)) is not None:  # its manager lost the record (claude-squad's unlocked writes): a person's call
-                reason = f"a lost record: no record names it, yet it works in {lost} of this store ({inside}); left alone"
+            if (lost := a.lost_home(session)) is not None:
+                reason = f"a lost record: no record names it, yet it works in {lost} of this store ({inside}); " \
+                    "left alone"
             else:
                 reason = f"untracked: no registry entry (may belong to another workspace; {inside}); left alone"
             findings.append(session_finding(LEAKED_SESSIONS, a, session, reason, "info"))

@@ -67,8 +67,8 @@ OPTIONS = (
         kind="lines",
         ini="healthchecks_tmux_sockets",
     ),
-    Option("--session-prefix", "name prefix of agent tmux sessions (default: the manager's: agent_ for the orchestrator, "
-           "claudesquad_, agentdeck_)", default=DEFAULT_PREFIX),
+    Option("--session-prefix", "name prefix of agent tmux sessions (default: the manager's: agent_ for the "
+           "orchestrator, claudesquad_, agentdeck_)", default=DEFAULT_PREFIX),
     Option(
         "--claude-match",
         "regex searched in a process's name and command line to decide it is Claude (default catches claude, "
@@ -100,6 +100,7 @@ OPTIONS = (
         default="auto",
         parse=lambda v: v if v in sources.CHOICES else _bad("one of " + ", ".join(sources.CHOICES)),
     ),
+    *(Option(flag, text, default=default) for flag, text, default in sources.STORE_OPTIONS),
     Option(
         "--demo-source",
         "with --demo: which era's world to build: " + ", ".join(sources.DEMOS) + " (default json)",
@@ -198,6 +199,9 @@ def path(config: pytest.Config, text: str, base: Path) -> Path:
 
 def settings_from(config: pytest.Config) -> Settings:
     workspace = path(config, value(config, "--workspace"), config.invocation_params.dir)
+    places = {flag: str(path(config, value(config, flag), config.invocation_params.dir))
+              for flag, _, _ in sources.STORE_OPTIONS}
+    source, workspace = sources.resolve(workspace, value(config, "--source"), places)
     try:
         found = waivers.load(config.rootpath / "pyproject.toml", workspace)
     except waivers.WaiverError as exc:
@@ -213,7 +217,7 @@ def settings_from(config: pytest.Config) -> Settings:
             tmux_timeout=value(config, "--tmux-timeout"),
             registry_tz=value(config, "--registry-tz"),
             lock_timeout=value(config, "--lock-timeout"),
-            source=value(config, "--source"),
+            source=source,
         )
     except ValueError as exc:
         raise pytest.UsageError(f"agent-healthchecks: invalid option: {exc}") from None
