@@ -27,7 +27,7 @@ from pathlib import Path
 from types import ModuleType
 
 from ..records import Fingerprint, Records
-from . import claude_squad, json_registry, sqlite_state
+from . import agent_deck, claude_squad, json_registry, sqlite_state
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,8 @@ SOURCES: tuple[Source, ...] = (
            "registry/*.json, the orchestrator's releases up to 2026-01"),
     Source(claude_squad.NAME, claude_squad, None, claude_squad.NAME,
            "claude-squad's state.json (--claude-squad-dir); never written"),
+    Source(agent_deck.NAME, agent_deck, None, agent_deck.NAME,
+           "agent-deck's state.db (--agent-deck-db, --agent-deck-profile); never written"),
 )
 BY_NAME = {s.name: s for s in SOURCES}
 NAMES = tuple(BY_NAME)

@@ -30,7 +30,7 @@ _SPACE = re.compile(r"\s+")
 
 
 def locate(values: Mapping[str, str]) -> Path:
-    return Path(values.get("--claude-squad-dir") or DEFAULT_DIR).expanduser()
+    return Path(values.get("--claude-squad-dir") or DEFAULT_DIR).expanduser().absolute()
 
 
 def session_name(title: str) -> str:
