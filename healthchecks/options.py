@@ -200,12 +200,12 @@ def path(config: pytest.Config, text: str, base: Path) -> Path:
 def settings_from(config: pytest.Config) -> Settings:
     workspace = path(config, value(config, "--workspace"), config.invocation_params.dir)
     places = {flag: value(config, flag) for flag, _, _ in sources.STORE_OPTIONS}  # each reader's locate() reads them
-    source, workspace = sources.resolve(workspace, value(config, "--source"), places)
     try:
         found = waivers.load(config.rootpath / "pyproject.toml", workspace)
     except waivers.WaiverError as exc:
         raise pytest.UsageError(f"agent-healthchecks: {exc}") from None
     try:
+        source, workspace = sources.resolve(workspace, value(config, "--source"), places)
         return Settings(
             workspace=workspace,
             waivers=found,

@@ -65,7 +65,7 @@ def resolve(workspace: Path, wanted: str, values: Mapping[str, str]) -> tuple[st
     only when nothing of the orchestrator is in the workspace, and then the first whose store is present."""
     if wanted in BY_NAME and BY_NAME[wanted] in OWN_PLACE:
         return wanted, BY_NAME[wanted].reader.locate(values)
-    if wanted == "auto" and not any(s.reader.present(workspace) for s in IN_WORKSPACE) and not workspace.exists():
+    if wanted == "auto" and not workspace.exists():  # nothing of the orchestrator is there
         for source in OWN_PLACE:
             place = source.reader.locate(values)
             if source.reader.present(place):

@@ -40,6 +40,8 @@ OPTIONS = (
 def locate(values: Mapping[str, str]) -> Path:
     """The profile's directory: the run's workspace (the database is `state.db` inside it)."""
     if db := values.get("--agent-deck-db"):
+        if Path(db).name != DB:
+            raise ValueError(f"--agent-deck-db {db!r} must name a {DB} file (its directory is the profile's)")
         return Path(db).expanduser().absolute().parent
     profile = Path("profiles") / (values.get("--agent-deck-profile") or "default")
     data = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "agent-deck" / profile
