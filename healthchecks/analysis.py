@@ -194,7 +194,14 @@ class Analysis:
 
     def session_of(self, agent: Agent) -> LiveSession | None:
         """The agent's live session on a checked server: on its own server when its record names one."""
-        return next((s for s in self.sessions.get(agent.session, ()) if agent.server in (None, s.server)), None)
+        names = self._server_aliases
+        return next((s for s in self.sessions.get(agent.session, ())
+                     if agent.server is None or agent.server in names.get(s.server, (s.server,))), None)
+
+    @cached_property
+    def _server_aliases(self) -> dict[str, tuple[str, ...]]:
+        """Every name a checked server was reached by (a socket name and its path are one server)."""
+        return {s.label: (s.label, *s.aliases) for s in self.snapshot.servers}
 
     @cached_property
     def session_prefix(self) -> str:
