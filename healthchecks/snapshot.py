@@ -22,6 +22,7 @@ from .settings import Settings
 from .tmux import TmuxServer
 
 MAX_ATTEMPTS = 3
+MAX_RECORD_SERVERS = 64  # servers records name as their own (agent-deck's tmux_socket_name) read per snapshot
 TMUX_SERVER_NAME = "tmux: server"  # how every tmux server names itself (its kernel process name)
 
 
@@ -84,7 +85,7 @@ def read_servers(settings: Settings, records: Records | None = None) -> tuple[Tm
     sockets: tuple[str | None, ...] = settings.tmux_sockets or (None,)
     if records is not None:
         named = sorted({r.server for f in records.scopes for r in f.agents if r.server} - set(sockets))
-        sockets += tuple(named)
+        sockets += tuple(named[:MAX_RECORD_SERVERS])  # bounded: one tmux call each, whatever a store holds
     return tmux.dedupe(tuple(tmux.read_server(s, settings.tmux_timeout) for s in sockets))
 
 
