@@ -34,6 +34,7 @@ from healthchecks.run import Run  # noqa: E402
 from healthchecks.snapshot import collect, read_servers  # noqa: E402
 from healthchecks.sources import json_registry as registry  # noqa: E402
 from healthchecks.sources import sqlite_state  # noqa: E402
+from healthchecks.testing.managers import PAUSED, READY, DeckWorld, SquadWorld  # noqa: E402
 from healthchecks.testing.world import World  # noqa: E402
 
 
@@ -81,6 +82,45 @@ def sqlite_source(tmp: Path, sessions: int, repeats: int) -> dict[str, float]:
         row["sqlite read"] = median_time(lambda: sqlite_state.load(s.workspace, s.lock_timeout), repeats)
         row["snapshot"] = median_time(lambda: collect(s), repeats)
         row["judging"] = median_time(lambda: judged(collect(s)).figures, 1)
+        return row
+    finally:
+        world.teardown()
+
+
+def manager_source(tmp: Path, name: str, agents: int, repeats: int) -> dict:
+    """Another manager's store at one size (a tenth of its records live with Claude, the rest paused or stopped
+    without a session): the snapshot against its floors, one raw read of the store plus the same tmux and ps."""
+    live = max(1, agents // 10)
+    if name == "claude-squad":
+        world: World = SquadWorld(tmp / f"world-{name}-{agents}", seed=agents)
+        for i in range(agents):
+            world.instance(f"task {i}", READY if i < live else PAUSED, "claude" if i < live else None)
+
+        def store_floor() -> None:
+            json.loads(world.state_path.read_bytes())
+    else:
+        world = DeckWorld(tmp / f"world-{name}-{agents}", seed=agents)
+        for i in range(agents):
+            world.row(f"task {i}", "running" if i < live else "stopped", "claude" if i < live else None)
+
+        def store_floor() -> None:
+            conn = sqlite3.connect(world.db_path)
+            conn.execute("SELECT * FROM instances").fetchall()
+            conn.close()
+    world.start(timeout=600)
+    try:
+        s = world.settings
+
+        def live_floor() -> None:
+            subprocess.run(["tmux", "-L", world.socket_name, "list-panes", "-a", "-F", tmux.FORMAT],
+                           capture_output=True)
+            subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True)
+
+        row: dict = {"source": name, "agents": agents, "sessions": live}
+        row["floor"] = median_time(lambda: (store_floor(), live_floor()), repeats)
+        row["snapshot"] = median_time(lambda: collect(s), repeats)
+        row["judging"] = median_time(lambda: judged(collect(s)).figures, 1)
+        row["failing"] = sum(len(r.failing) for r in observe(s).results.values())
         return row
     finally:
         world.teardown()
@@ -189,8 +229,17 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--fix", type=int, nargs=3, default=[1000, 500, 100], metavar=("GHOSTS", "ORPHANS", "ZOMBIES"))
+    parser.add_argument("--manager-sizes", type=int, nargs="+", default=[100, 1000],
+                        help="records of claude-squad's and agent-deck's stores")
+    parser.add_argument("--managers-only", action="store_true", help="only the other managers' stores")
     args = parser.parse_args()
     started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="hc-bench-") as tmp:
+        managers = [manager_source(Path(tmp), name, n, args.repeats)
+                    for name in ("claude-squad", "agent-deck") for n in args.manager_sizes]
+    if args.managers_only:
+        print_managers(managers)
+        return
     with tempfile.TemporaryDirectory(prefix="hc-bench-") as tmp:
         rows = [measure(n, args.repeats, Path(tmp)) for n in args.sizes]
         fixed = fix_round(Path(tmp), *args.fix)
@@ -230,7 +279,19 @@ def main() -> None:
     for goal, measured, met in [*goals(rows, fixed), sqlite_goal]:
         print(f"| {goal} | {measured} | {'yes' if met else 'NO'} |")
     print()
+    print_managers(managers)
     print(f"bench took {time.monotonic() - started:.0f} s")
+
+
+def print_managers(rows: list[dict]) -> None:
+    """Floor: a raw read of the store (json.loads of state.json, SELECT * FROM instances) + tmux + ps."""
+    print("| source | records | live sessions | floor | snapshot | judging | snapshot / floor | failing |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['source']} | {r['agents']} | {r['sessions']} | {r['floor'] * 1000:.0f} ms | "
+              f"{r['snapshot'] * 1000:.0f} ms | {r['judging'] * 1000:.0f} ms | {r['snapshot'] / r['floor']:.2f}× | "
+              f"{r['failing']} |")
+    print()
 
 
 if __name__ == "__main__":

@@ -48,7 +48,8 @@ class Agent:
     Made for every agent of every snapshot, so its facts are computed once, here, and kept in slots.
     """
 
-    __slots__ = ("_ended", "_started", "active", "certain", "cursor_pid", "id", "records", "session", "terminal")
+    __slots__ = ("_ended", "_started", "active", "certain", "cursor_pid", "id", "records", "server", "session",
+                 "status_class", "terminal")
 
     def __init__(self, id: str, records: list[AgentRecord]) -> None:
         self.id = id
@@ -60,7 +61,8 @@ class Agent:
         self.certain = certain_name(records[0].tmux_session)
         self.session = records[0].tmux_session if stored is None else stored
         self.cursor_pid = next((r.cursor_pid for r in records if r.cursor_pid), None)  # E3's cursor backend
-        first = records[0].status_class
+        self.server = records[0].server  # the one server its session may live on (None: any checked one)
+        first = self.status_class = records[0].status_class
         if any(r.status_class is not first for r in records):  # records that disagree: rare
             classes = {r.status_class for r in records}
             self.active, self.terminal = StatusClass.ACTIVE in classes, classes == {StatusClass.TERMINAL}
@@ -209,9 +211,33 @@ class Analysis:
         """Live sessions of this user's tmux servers that were not asked for: seen, never acted on."""
         return self._sessions_of(self.snapshot.other_servers)
 
+    def session_of(self, agent: Agent) -> LiveSession | None:
+        """The agent's live session on a checked server: on its own server when its record names one."""
+        names = self._server_aliases
+        return next((s for s in self.sessions.get(agent.session, ())
+                     if agent.server is None or agent.server in names.get(s.server, (s.server,))), None)
+
+    @cached_property
+    def _server_aliases(self) -> dict[str, tuple[str, ...]]:
+        """Every name a checked server was reached by (a socket name and its path are one server)."""
+        return {s.label: (s.label, *s.aliases) for s in self.snapshot.servers}
+
+    @cached_property
+    def session_prefix(self) -> str:
+        """What this fleet's sessions are called: as asked, else as the records' manager names them."""
+        return self.settings.session_prefix or self.snapshot.registries.dialect.session_prefix
+
+    def lost_home(self, session: LiveSession) -> str | None:
+        """Where a session no record names works inside the store, for a manager whose records each have a
+        directory there (a lost record's worktree); None otherwise."""
+        if Sign.CWD_IN_RECORD_DIR not in self._signs:
+            return None
+        return next((p.path for p in session.panes if p.path and self._inside_workspace(os.path.realpath(p.path))),
+                    None)
+
     @cached_property
     def agent_sessions(self) -> list[LiveSession]:
-        prefix = self.settings.session_prefix
+        prefix = self.session_prefix
         return [s for name, group in self.sessions.items() if name.startswith(prefix) for s in group]
 
     @cached_property
@@ -359,6 +385,42 @@ class Analysis:
         if proc.cwd_ids:
             return proc.cwd_ids[0] in {self.snapshot.dir_ids.get(d) for d in self.client_dirs}
         return proc.own_mounts and os.path.realpath(proc.cwd or "") in self.client_dirs
+    @cached_property
+    def _homes(self) -> dict[str, str]:
+        """A record's own directory (real path) -> its id: a process working inside one is that record's."""
+        return {os.path.realpath(r.home): r.id for f in self.snapshot.registries.scopes for r in f.agents if r.home}
+
+    @cached_property
+    def _conversations(self) -> dict[str, str]:
+        return {r.conversation: r.id for f in self.snapshot.registries.scopes for r in f.agents if r.conversation}
+
+    def _home_of(self, cwd: str) -> str | None:
+        """The record whose directory holds ``cwd`` (walking up: as many lookups as the path is deep)."""
+        path = cwd
+        while path not in ("/", ""):
+            if (found := self._homes.get(path)) is not None:
+                return found
+            path = os.path.dirname(path)
+        return None
+
+    def _record_signs(self, proc: Proc) -> Evidence | None:
+        """Signs naming one record exactly (its directory, the id variable) count as both tie and launch; None
+        when the id variable names a record this store does not hold (another store's agent: never ours)."""
+        kinds, dialect = self._signs, self.snapshot.registries.dialect
+        both: tuple[str, ...] = ()
+        if Sign.ENV_RECORD_ID in kinds and dialect.id_env and (value := proc.getenv(dialect.id_env)) is not None:
+            if value not in self.records:
+                return None
+            both += (f"its environment names record {value} ({dialect.id_env})",)
+        if Sign.CWD_IN_RECORD_DIR in kinds and proc.cwd and (rid := self._home_of(os.path.realpath(proc.cwd))):
+            both += (f"its working directory {proc.cwd} is inside record {rid}'s own directory",)
+        tie: tuple[str, ...] = ()
+        if Sign.CONVERSATION_IN_ARGS in kinds:
+            for flag, value in zip(proc.argv, proc.argv[1:], strict=False):
+                if flag in ("--session-id", "--resume", "-r") and (rid := self._conversations.get(value)):
+                    tie += (f"its arguments resume record {rid}'s conversation {value}",)
+                    break
+        return Evidence(both + tie, both)
 
     def _own_evidence(self, proc: Proc) -> Evidence:
         launch = ()
@@ -403,7 +465,7 @@ class Analysis:
                 result[proc.pgid].append(proc)
         return result
 
-    def evidence(self, proc: Proc) -> Evidence:
+    def evidence(self, proc: Proc) -> Evidence | None:
         """Every sign that a Claude process outside every pane is a leaked agent of this workspace.
 
         Process-group signs come only from the pipeline it was launched in (the `tee` writing this
@@ -411,7 +473,10 @@ class Analysis:
         both), never from what it launched itself: a person's Claude hosting the orchestrator's MCP
         server has that server, naming the workspace, in its group.
         """
-        found = self._own_evidence(proc)
+        exact = self._record_signs(proc)
+        if exact is None:
+            return None
+        found = self._own_evidence(proc) | exact
         if Sign.PIPELINE_WRITES_WORKSPACE not in self._signs:
             return found
         launched = set(processes.descendants(self.children, proc.pid))  # itself and what it started
@@ -471,8 +536,11 @@ class Analysis:
                 where = "in a dead pane's place or a tmux job" if name in self._checked_labels else "in a pane"
                 reason = f"runs {where} of tmux server {name}, which is not checked here; left alone"
                 classes["foreign"].append(Classified(proc, reason))
+            elif (found := self.evidence(proc)) is None:
+                id_env = self.snapshot.registries.dialect.id_env
+                reason = f"its {id_env} names no record of this store (another profile's or store's); left alone"
+                classes["foreign"].append(Classified(proc, reason))
             else:
-                found = self.evidence(proc)
                 if found.exclusive:
                     classes["orphan"].append(Classified(proc, f"this workspace's agent: {found.describe()}"))
                 else:

@@ -259,7 +259,7 @@ def ghost_agents(a: Analysis) -> list[Finding]:
     findings = []
     hint = _not_running_hint(a)
     for agent in a.active_agents:
-        if agent.session in a.sessions or not a.past_grace(agent.started_at(a.tz)):
+        if a.session_of(agent) is not None or not a.past_grace(agent.started_at(a.tz)):
             continue
         if agent.cursor_pid is not None:  # E3's cursor backend: judged by its process, it has no session
             if why := _cursor_gone(a, agent):
@@ -351,9 +351,18 @@ def leaked_sessions(a: Analysis) -> list[Finding]:
         if (session.server, session.name) in a.own_sessions:
             reason = "this health check runs inside it, so it is neither judged nor ever killed"
             findings.append(session_finding(LEAKED_SESSIONS, a, session, reason, "info"))
-        elif not agents:
+        elif not agents:  # a lost record when its manager lost it (claude-squad's unlocked writes): a person's call
             inside = "Claude runs inside" if has_claude else "no Claude inside"
-            reason = f"untracked: no registry entry (may belong to another workspace; {inside}); left alone"
+            if (lost := a.lost_home(session)) is not None:
+                reason = f"a lost record: no record names it, yet it works in {lost} of this store ({inside}); " \
+                    "left alone"
+            else:
+                reason = f"untracked: no registry entry (may belong to another workspace; {inside}); left alone"
+            findings.append(session_finding(LEAKED_SESSIONS, a, session, reason, "info"))
+        elif stopped := [agent for agent in agents if agent.status_class is StatusClass.STOPPED]:
+            rows = ", ".join(f"{agent.id} {agent.records[0].status}" for agent in stopped)
+            reason = (f"recorded as stopped ({rows}) yet its session runs: its manager reads that as started again "
+                      "by hand; left alone")
             findings.append(session_finding(LEAKED_SESSIONS, a, session, reason, "info"))
         elif all(agent.terminal for agent in agents) and all(a.past_grace(agent.ended_at(a.tz)) for agent in agents):
             statuses = ", ".join(f"{agent.id} {agent.records[0].status}" for agent in agents)

@@ -15,6 +15,9 @@ What a dialect says, field by field (a new manager fills in each one):
 - ``id_shape``: what its record ids look like; only ids of this shape are evidence in a process's arguments.
 - ``evidence``: the kinds of evidence that attribute a process outside every pane to one of its records.
 - ``mark``: how it marks a dead agent in its own records (None: records are never written by a fix).
+- ``session_prefix``: how its tmux sessions' names begin (a prefixed session no record names is information).
+- ``id_env``: the environment variable its launches set to the record's id (None: it sets none); read only for
+  Claude processes outside every pane, and a value naming no record of this store vetoes every other sign.
 """
 
 from __future__ import annotations
@@ -76,6 +79,11 @@ class Evidence(str, Enum):
     STDIN_FROM_WORKSPACE = "a workspace file as its standard input (also a sign of the launch)"
     PIPELINE_WRITES_WORKSPACE = "a process of its pipeline names the workspace (also a sign of the launch)"
     LAUNCH_FLAGS = "the manager's launch flags"
+    # Signs exclusive to one record (each counts as both a tie and the launch): what pane-less managers leave.
+    CWD_IN_RECORD_DIR = "its working directory inside a directory of one record (a per-record worktree)"
+    ENV_RECORD_ID = "the dialect's id variable in its environment naming a record of this store"
+    # A tie, never enough alone: a person may resume the same conversation.
+    CONVERSATION_IN_ARGS = "--session-id/--resume naming a record's Claude conversation"
 
 
 @dataclass(frozen=True)
@@ -99,6 +107,8 @@ class Dialect:
     id_shape: re.Pattern[str]
     evidence: frozenset[Evidence]
     mark: Mark | None
+    session_prefix: str = "agent_"
+    id_env: str | None = None
 
     def status_class(self, status: object) -> StatusClass:
         """Called for every record read (10,000 a snapshot): one dict lookup."""
@@ -133,7 +143,7 @@ _ORCHESTRATOR_STATUSES = {None: StatusClass.ACTIVE, **dict.fromkeys(ACTIVE, Stat
 _LAUNCH = ("--output-format", "stream-json", "--verbose", "--dangerously-skip-permissions")
 # An orchestrator agent id: <agent_type>-<HHMMSS>[NNN]-<6 hex>. Shorter or other keys are never evidence.
 _ID_SHAPE = re.compile(r".+-\d{6}(\d{3})?-[0-9a-f]{6}")
-_EVIDENCE = frozenset(Evidence)
+_EVIDENCE = frozenset(Evidence) - {Evidence.CWD_IN_RECORD_DIR, Evidence.ENV_RECORD_ID, Evidence.CONVERSATION_IN_ARGS}
 _JSON_COUNTERS = {
     ScopeKind.GLOBAL: {"total_agents_spawned": Count.ENTRIES, "active_agents": Count.ACTIVE,
                        "total_tasks": Count.TASKS},
@@ -179,4 +189,39 @@ ORCHESTRATOR_SQLITE = Dialect(
     evidence=_EVIDENCE,
     # what its cleanup of dead tmux sessions writes (mark_agents_as_failed_batch at d746b7e)
     mark=Mark("failed", ("completed_at", "last_update")),
+)
+
+
+# --- claude-squad (smtg-ai/claude-squad, format stable since e852651; read at 434ca25) -------------------------
+# status is an integer: Running 0, Ready 1, Loading 2, Paused 3. Paused keeps its session (since v1.0.10).
+CLAUDE_SQUAD = Dialect(
+    name="claude-squad",
+    era="e852651..434ca25 (2025-04 ..): ~/.claude-squad/state.json, written without a lock",
+    statuses={0: StatusClass.ACTIVE, 1: StatusClass.ACTIVE, 2: StatusClass.ACTIVE, 3: StatusClass.PAUSED},
+    status_in=frozenset({ScopeKind.STATE}),
+    counters={},
+    finished=frozenset(),
+    launch=(),
+    id_shape=re.compile(r"(?!)"),  # titles are free text: never evidence in arguments
+    evidence=frozenset({Evidence.CWD_IN_RECORD_DIR}),  # no id in argv or env: its worktree is the only sign
+    mark=None,  # no lock to share with its writers: never written
+    session_prefix="claudesquad_",
+)
+
+# --- agent-deck (asheshgoplani/agent-deck; read at v1.14.0, 47bb210) --------------------------------------------
+AGENT_DECK = Dialect(
+    name="agent-deck",
+    era="v1.14.0 (47bb210, schema_version 13): <data root>/profiles/<profile>/state.db",
+    statuses={**dict.fromkeys(("running", "waiting", "idle", "starting"), StatusClass.ACTIVE),
+              # error: it found the session dead itself (last-known, like stopped: not expected to run)
+              "stopped": StatusClass.STOPPED, "error": StatusClass.STOPPED},
+    status_in=frozenset({ScopeKind.STATE}),
+    counters={},
+    finished=frozenset(),
+    launch=(),
+    id_shape=re.compile(r"(?!)"),
+    evidence=frozenset({Evidence.ENV_RECORD_ID, Evidence.CONVERSATION_IN_ARGS}),
+    mark=None,  # its status is last-known and it rewrites rows itself: never written
+    session_prefix="agentdeck_",
+    id_env="AGENTDECK_INSTANCE_ID",
 )

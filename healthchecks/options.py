@@ -96,7 +96,8 @@ OPTIONS = (
         "TOML file of [[waiver]] tables (check, entity, reason, expires), read with the rootdir's pyproject.toml; "
         "never a file inside the workspace, which the agents being judged can write",
     ),
-    Option("--session-prefix", "name prefix of agent tmux sessions (default agent_)", default=DEFAULT_PREFIX),
+    Option("--session-prefix", "name prefix of agent tmux sessions (default: the manager's: agent_ for the "
+           "orchestrator, claudesquad_, agentdeck_)", default=DEFAULT_PREFIX),
     Option(
         "--claude-match",
         "regex searched in a process's name and command line to decide it is Claude (default catches claude, "
@@ -135,6 +136,7 @@ OPTIONS = (
         default="auto",
         parse=lambda v: v if v in sources.CHOICES else _bad("one of " + ", ".join(sources.CHOICES)),
     ),
+    *(Option(flag, text, default=default) for flag, text, default in sources.STORE_OPTIONS),
     Option(
         "--demo-source",
         "with --demo: which era's world to build: " + ", ".join(sources.DEMOS) + " (default json)",
@@ -233,6 +235,7 @@ def path(config: pytest.Config, text: str, base: Path) -> Path:
 
 def settings_from(config: pytest.Config) -> Settings:
     workspace = path(config, value(config, "--workspace"), config.invocation_params.dir)
+    places = {flag: value(config, flag) for flag, _, _ in sources.STORE_OPTIONS}  # each reader's locate() reads them
     try:
         named = value(config, "--waivers")
         found = waivers.load(config.rootpath / "pyproject.toml", path(config, named, config.invocation_params.dir)
@@ -240,6 +243,7 @@ def settings_from(config: pytest.Config) -> Settings:
     except waivers.WaiverError as exc:
         raise pytest.UsageError(f"agent-healthchecks: {exc}") from None
     try:
+        source, workspace = sources.resolve(workspace, value(config, "--source"), places)
         return Settings(
             workspace=workspace,
             waivers=found,
@@ -251,7 +255,7 @@ def settings_from(config: pytest.Config) -> Settings:
             tmux_timeout=value(config, "--tmux-timeout"),
             registry_tz=value(config, "--registry-tz"),
             lock_timeout=value(config, "--lock-timeout"),
-            source=value(config, "--source"),
+            source=source,
             sightings=report_dir(config) / sightings.FILE,
         )
     except ValueError as exc:

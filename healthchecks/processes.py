@@ -49,6 +49,10 @@ class Proc:
     # a string in the process's own mount namespace; only these say which directory it is.
     cwd_ids: tuple[tuple[int, int], ...] = ()
     own_mounts: bool = True  # False: another mount namespace (a sandbox, a container): its paths name other things
+    env: tuple[tuple[str, str], ...] = ()  # only the variables a dialect asked for (its id variable)
+
+    def getenv(self, name: str) -> str | None:
+        return next((v for k, v in self.env if k == name), None)
 
     @property
     def headless(self) -> bool:
@@ -170,7 +174,7 @@ def descendants(children: dict[int, list[int]], root: int) -> list[int]:
     return found
 
 
-def with_details(procs: tuple[Proc, ...], pids: set[int]) -> tuple[Proc, ...]:
+def with_details(procs: tuple[Proc, ...], pids: set[int], env_names: frozenset[str] = frozenset()) -> tuple[Proc, ...]:
     """Add cwd and open files to the processes in ``pids``: the evidence of who owns them.
 
     Read only where a judge needs it (Claude outside every pane, and its process group): on a
@@ -180,12 +184,12 @@ def with_details(procs: tuple[Proc, ...], pids: set[int]) -> tuple[Proc, ...]:
     result = []
     for proc in procs:
         if proc.pid in pids:
-            proc = _detailed(proc)
+            proc = _detailed(proc, env_names)
         result.append(proc)
     return tuple(result)
 
 
-def _detailed(proc: Proc) -> Proc:
+def _detailed(proc: Proc, env_names: frozenset[str]) -> Proc:
     try:
         process = psutil.Process(proc.pid)
         cwd = process.cwd()
@@ -194,10 +198,11 @@ def _detailed(proc: Proc) -> Proc:
     except (psutil.Error, OSError):
         cwd = None
     files = open_files(proc.pid)
+    env = environ(proc.pid, env_names) if env_names else ()
     ids, own = directory_ids(f"{PROC}/{proc.pid}/cwd"), same_mounts(proc.pid)
     if start_ticks(proc.pid) != proc.start_ticks:  # the PID was reused while we read: not this process's
         return proc
-    return replace(proc, cwd=cwd, files=files, cwd_ids=ids, own_mounts=own)
+    return replace(proc, cwd=cwd, files=files, cwd_ids=ids, own_mounts=own, env=env)
 
 
 def cwds(pids: Iterable[int]) -> dict[int, str]:
@@ -239,6 +244,24 @@ def same_mounts(pid: int) -> bool:
         return (theirs.st_dev, theirs.st_ino) == (mine.st_dev, mine.st_ino)
     except OSError:
         return True
+
+
+ENVIRON_LIMIT = 256 * 1024  # an environment is rarely above a few KiB; what lies past this is not read
+
+
+def environ(pid: int, names: frozenset[str]) -> tuple[tuple[str, str], ...]:
+    """The wanted variables of a process's initial environment (bounded read; unreadable: none)."""
+    try:
+        with open(f"{PROC}/{pid}/environ", "rb") as fh:
+            raw = fh.read(ENVIRON_LIMIT)
+    except OSError:
+        return ()
+    found = []
+    for item in raw.split(b"\0"):
+        key, sep, value = item.partition(b"=")
+        if sep and (name := key.decode("utf-8", "replace")) in names:
+            found.append((name, value.decode("utf-8", "replace")[:200]))
+    return tuple(found)
 
 
 def open_files(pid: int) -> tuple[OpenFile, ...]:

@@ -36,6 +36,8 @@ class AgentRecord(NamedTuple):
     status_class: StatusClass = StatusClass.ACTIVE
     cursor_pid: int | None = None  # E3's cursor backend: a process, no tmux session
     server: str | None = None  # the tmux server its session lives on; None: the checked servers
+    home: str | None = None  # a directory of its own (a per-record worktree): a process working inside is its
+    conversation: str | None = None  # its Claude conversation id (what `--session-id`/`--resume` name)
 
     def marked(self, status: str) -> AgentRecord:
         """As the record will be once a fix marks it dead with ``status``."""

@@ -33,7 +33,7 @@ CLAUDE_SCRIPT = re.compile(r"\S*/@anthropic-ai/claude-code/cli\.js")
 CLAUDE_PACKAGE = re.compile(r"@anthropic-ai/claude-code(@\S+)?")
 NODE_EXE = re.compile(r"/(node|nodejs|bun)[^/]*$")
 DEFAULT_WORKSPACE = Path(".agent-workspace")
-DEFAULT_PREFIX = "agent_"
+DEFAULT_PREFIX = ""  # the records' dialect's
 DEFAULT_GRACE = 60.0
 DEFAULT_TMUX_TIMEOUT = 5.0
 
@@ -42,7 +42,7 @@ DEFAULT_TMUX_TIMEOUT = 5.0
 class Settings:
     workspace: Path = DEFAULT_WORKSPACE
     tmux_sockets: tuple[str, ...] = ()  # empty: the default tmux server
-    session_prefix: str = DEFAULT_PREFIX
+    session_prefix: str = ""  # empty: the records' dialect's (agent_ for the orchestrator)
     claude_match: str = DEFAULT_CLAUDE_MATCH
     grace: float = DEFAULT_GRACE
     tmux_timeout: float = DEFAULT_TMUX_TIMEOUT

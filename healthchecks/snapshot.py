@@ -28,6 +28,7 @@ from .tmux import TmuxServer
 
 MAX_ATTEMPTS = 4
 OTHER_SERVERS_AT_ONCE = 16  # other tmux servers read at the same time (each is one short-lived tmux client)
+MAX_RECORD_SERVERS = 64  # servers records name as their own (agent-deck's tmux_socket_name) read per snapshot
 TMUX_SERVER_NAME = "tmux: server"  # how every tmux server names itself (its kernel process name)
 
 
@@ -95,8 +96,12 @@ def needs_proof(procs: tuple[processes.Proc, ...], inside: dict[int, int]) -> se
     return loose | {p.pid for p in procs if p.pgid in groups}
 
 
-def read_servers(settings: Settings) -> tuple[TmuxServer, ...]:
-    sockets = settings.tmux_sockets or (None,)
+def read_servers(settings: Settings, records: Records | None = None) -> tuple[TmuxServer, ...]:
+    """The servers asked for (default: the default server), and every server a record names as its own."""
+    sockets: tuple[str | None, ...] = settings.tmux_sockets or (None,)
+    if records is not None:
+        named = sorted({r.server for f in records.scopes for r in f.agents if r.server} - set(sockets))
+        sockets += tuple(named[:MAX_RECORD_SERVERS])  # bounded: one tmux call each, whatever a store holds
     return tmux.dedupe(tuple(tmux.read_server(s, settings.tmux_timeout) for s in sockets))
 
 
@@ -173,11 +178,12 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
         with holding.held(sorted(held), min(settings.lock_timeout, holding.TIMEOUT)):
             regs = sources.load(settings.workspace, settings.source, settings.lock_timeout)
             procs = processes.scan(settings.is_claude, uid=fleet_uid(settings.workspace))
-            servers = read_servers(settings)
+            servers = read_servers(settings, regs)
             others = read_other_servers(procs, servers, settings.tmux_timeout)
             tmux_pids = sheltering(procs, servers, others)
             inside = under_tmux(processes.children_of(procs), tmux_pids)
-            procs = processes.with_details(procs, needs_proof(procs, inside))
+            wanted = frozenset({regs.dialect.id_env} - {None})
+            procs = processes.with_details(procs, needs_proof(procs, inside), wanted)  # type: ignore[arg-type]
             after = sources.fingerprint(settings.workspace, regs)
         changed = {Path(path) for path in _changed(regs.fingerprint, after)}
         stable = not changed

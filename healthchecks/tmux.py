@@ -27,6 +27,7 @@ FIELDS = (
     "session_attached",
     "window_id",  # a window shown by several sessions (a session group, link-window) lists its panes under each
     "session_group",
+    "pane_current_path",  # last: a tab inside a path stays in it
 )
 FORMAT = "\t".join(f"#{{{f}}}" for f in FIELDS)
 # What tmux 3.x prints when it reached the socket's place and found no server behind it.
@@ -50,6 +51,7 @@ class Pane:
     attached: int = 0  # clients attached to the pane's session: a person may be looking at it
     window_id: str = ""  # @N: the same window (and pane) may be listed under several sessions
     group: str = ""  # the session group this row's session belongs to ("" for none)
+    path: str = ""  # its current directory, as tmux sees it (information only)
 
 
 @dataclass(frozen=True)
@@ -130,11 +132,11 @@ def run(socket: str | None, *command: str, timeout: float = TIMEOUT) -> subproce
 
 
 def _parse(line: str) -> tuple[Pane, int, str]:
-    session, created, pane_id, pane_pid, server_pid, socket_path, session_id, dead, attached, window, group = (
-        line.split("\t")
+    session, created, pane_id, pane_pid, server_pid, socket_path, session_id, dead, attached, window, group, path = (
+        line.split("\t", len(FIELDS) - 1)
     )
     pane = Pane(session, float(created), pane_id, int(pane_pid), session_id, dead == "1", int(attached or 0), window,
-                group)
+                group, path)
     return pane, int(server_pid), socket_path
 
 

@@ -82,7 +82,8 @@ def environment_rows(run) -> list[tuple[str, str]]:
         ),
         (
             "settings",
-            f"prefix {snap.settings.session_prefix!r}, grace {snap.settings.grace:g}s, "
+            f"prefix {snap.settings.session_prefix or snap.registries.dialect.session_prefix!r}, "
+            f"grace {snap.settings.grace:g}s, "
             f"claude match {snap.settings.claude_match!r}, claude exe {snap.settings.claude_exe!r}",
         ),
     ]

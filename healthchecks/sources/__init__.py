@@ -9,6 +9,9 @@ module provides:
 - ``fingerprint(workspace) -> Fingerprint``: cheap, changes whenever a record does (compared after the live reads);
 - ``flocked(workspace, records | None) -> set[Path]``: the files its manager flocks to write them, held still under
   a shared flock while a snapshot reads (healthchecks.holding); empty when it locks otherwise.
+- optionally ``OPTIONS`` ((flag, help, default), ...) and ``locate(values) -> Path``: a store that lives in a
+  place of its own (a manager's home directory) rather than in the workspace; the place it names becomes the
+  run's workspace (what is locked, owned and looked inside), see resolve().
 
 A writer module provides ``check(records, edits, lock_timeout) -> str | None`` (why the plan cannot be written:
 one line, nothing written), ``write(records, edits, lock_timeout) -> Written`` and ``recover(workspace,
@@ -20,12 +23,13 @@ cannot be read (a problem is reported, never papered over by an older store); th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 from ..records import Fingerprint, Records
-from . import json_registry, sqlite_state
+from . import agent_deck, claude_squad, json_registry, sqlite_state
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,10 @@ SOURCES: tuple[Source, ...] = (
            "registry/state.sqlite3, the orchestrator's current release"),
     Source("json", json_registry, "fixers.writers.json_registry", "json",
            "registry/*.json, the orchestrator's releases up to 2026-01"),
+    Source(claude_squad.NAME, claude_squad, None, claude_squad.NAME,
+           "claude-squad's state.json (--claude-squad-dir); never written"),
+    Source(agent_deck.NAME, agent_deck, None, agent_deck.NAME,
+           "agent-deck's state.db (--agent-deck-db, --agent-deck-profile); never written"),
 )
 BY_NAME = {s.name: s for s in SOURCES}
 NAMES = tuple(BY_NAME)
@@ -49,12 +57,30 @@ CHOICES = ("auto", *NAMES)
 DEMOS = tuple(s.demo for s in SOURCES if s.demo)
 
 
+OWN_PLACE = tuple(s for s in SOURCES if hasattr(s.reader, "locate"))  # stores outside the workspace
+IN_WORKSPACE = tuple(s for s in SOURCES if s not in OWN_PLACE)
+STORE_OPTIONS = tuple(opt for s in OWN_PLACE for opt in s.reader.OPTIONS)
+
+
+def resolve(workspace: Path, wanted: str, values: Mapping[str, str]) -> tuple[str, Path]:
+    """The source and the workspace a run judges. A store of its own place is its own workspace; `auto` takes one
+    only when nothing of the orchestrator is in the workspace, and then the first whose store is present."""
+    if wanted in BY_NAME and BY_NAME[wanted] in OWN_PLACE:
+        return wanted, BY_NAME[wanted].reader.locate(values)
+    if wanted == "auto" and not workspace.exists():  # nothing of the orchestrator is there
+        for source in OWN_PLACE:
+            place = source.reader.locate(values)
+            if source.reader.present(place):
+                return source.name, place
+    return wanted, workspace
+
+
 def load(workspace: Path, wanted: str, timeout: float) -> Records:
-    """The records from the source asked for; under "auto", the first present store that holds agents or cannot
-    be read, else the last source's."""
+    """The records from the source asked for; under "auto", the first present store of the workspace that holds
+    agents or cannot be read, else the last of the workspace's sources."""
     if wanted != "auto":
         return BY_NAME[wanted].reader.load(workspace, timeout)
-    *first, last = SOURCES
+    *first, last = IN_WORKSPACE
     for source in first:
         if source.reader.present(workspace):
             found = source.reader.load(workspace, timeout)
@@ -68,7 +94,7 @@ def flocked(workspace: Path, wanted: str, records: Records | None = None) -> set
     own source once they are read, else of every source ``wanted`` may read."""
     if records is not None:
         return BY_NAME[records.source].reader.flocked(workspace, records)
-    chosen = SOURCES if wanted == "auto" else (BY_NAME[wanted],)
+    chosen = IN_WORKSPACE if wanted == "auto" else (BY_NAME[wanted],)
     return set().union(*(s.reader.flocked(workspace, None) for s in chosen))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .managers import DEMOS
 from .world import World
 
 CURRENT_TASKS = {
@@ -34,6 +35,8 @@ HISTORY = 81  # finished entries whose sessions are gone: 5 ghosts + 1 orphan's 
 def build(root: Path, grace: float = 0.3, era: str = "json") -> World:
     """Describe and start the demo world under ``root`` (the JSON era's, or the current release's with its
     state database); the caller tears it down."""
+    if era in DEMOS:  # another manager's world
+        return DEMOS[era](root, grace)
     world = World(root, seed=20251029, grace=grace, era=era)
     for task_id, description in CURRENT_TASKS.items():
         world.task(task_id, description)
