@@ -21,7 +21,7 @@ from typing import Any
 from ..dialect import AGENT_DECK, ScopeKind, StatusClass
 from ..records import AgentRecord, Fingerprint, Records, Scope
 from ..safe_files import file_problem
-from .sqlite_state import connect_ro, problem
+from .sqlite_state import connect, problem
 
 NAME = "agent-deck"  # its line in healthchecks.sources.SOURCES
 DB = "state.db"
@@ -129,7 +129,7 @@ def load(workspace: Path, timeout: float = 5.0) -> Records:
     if why := file_problem(workspace, path):
         return _broken(workspace, path, why, before)
     try:
-        conn = connect_ro(path, timeout)
+        conn = connect(path, timeout)
         try:
             conn.execute("BEGIN")  # one read transaction: every row from the same moment
             if why := _gate(path, conn):
