@@ -445,7 +445,9 @@ def test_13_a_history_file_that_is_no_history_is_left_alone(world, tmp_path, con
 
 def test_14_a_lone_surrogate_in_an_id_reaches_every_output(world, tmp_path):
     world.agent(None, "claude")
-    world.agent("working", None, agent_type="worker\ud83d")
+    # Its session's name is plain ASCII: a name holding the surrogate could be stored otherwise by tmux, so its
+    # agent would only be information (issue 17, item 4), and this is about the id reaching every output.
+    world.agent("working", None, agent_type="worker\ud83d", tmux_session="agent_gone-123456-abcdef")
     world.start()
     doc, metrics = tmp_path / "f.json", tmp_path / "m.prom"
     proc = run_health(tmp_path, *settings_args(world.settings), "--findings-json", str(doc),
