@@ -134,7 +134,7 @@ def write(regs: Records, edits: Edits, lock_timeout: float) -> Written:
     try:
         state = apply_edits(regs, edits, lock_timeout)
     except (RegistryError, OSError) as exc:
-        result.failed.update(dict.fromkeys(edits.marks | edits.prunes, str(exc).splitlines()[0]))
+        result.failed.update(dict.fromkeys(edits.ids, str(exc).splitlines()[0]))
         return result
     result.done.update({agent_id: f"{how} in {RELPATH.name}" for agent_id, how in state.changed.items()})
     return result
