@@ -46,6 +46,7 @@ from healthchecks.sources.json_registry import (
     records,
 )
 
+from .. import backups
 from . import Edits, Written
 
 Edit = Callable[[dict[str, Any]], list[str]]  # mutates the data in place, returns what it changed
@@ -354,6 +355,7 @@ def rewrite(
         check_contained(workspace, backup)
         backup.parent.mkdir(parents=True, exist_ok=True)
         write_new(backup, raw, os.fstat(fd).st_mode)
+        backups.mark(backup)
         fault("backup-written")
         _write_in_place(fd, path, raw, ready.new)
         return WriteResult(path, ready.changes, backup)

@@ -22,6 +22,7 @@ from healthchecks.records import Records, RegistryError
 from healthchecks.safe_files import check_contained, file_problem
 from healthchecks.sources.sqlite_state import RELPATH, problem
 
+from .. import backups
 from . import Edits, Written
 from .json_registry import append_archive, backup_path
 
@@ -54,6 +55,7 @@ def _backup(conn: sqlite3.Connection, workspace: Path, path: Path) -> Path:
     finally:
         dest.close()
     os.chmod(target, stat.S_IMODE(os.stat(path).st_mode))
+    backups.mark(target)
     return target
 
 
