@@ -194,6 +194,7 @@ def fix_round(tmp: Path, ghosts: int, orphans: int, zombies: int, era: str = "js
         return {"era": era, "ghosts": ghosts, "orphans": orphans, "zombies": zombies, "fix round": elapsed,
                 "cpu": cpu, "actions": actions, "per 1000": elapsed / max(1, actions) * 1000, "world start": built,
                 "ok": report.ok, "remaining": report.remaining, "writes": len(backups) - writes_before,
+                "failed": [o.line() for o in report.outcomes if not o.ok], "message": report.message,
                 "files written": len(files), "load": at_start}
     finally:
         world.teardown()
@@ -205,10 +206,11 @@ from pathlib import Path
 from healthchecks.observe import judged
 from healthchecks.settings import Settings
 from healthchecks.snapshot import collect
-started = time.perf_counter()
+started, cpu = time.perf_counter(), time.process_time()
 snap = collect(Settings(workspace=Path(sys.argv[1]), tmux_sockets=(sys.argv[2],), claude_match=sys.argv[3]))
 figures = judged(snap).figures
-print(time.perf_counter() - started, len(snap.registries.authority.agents), len(snap.registries.all_errors))
+print(time.perf_counter() - started, time.process_time() - cpu, len(snap.registries.authority.agents),
+      len(snap.registries.all_errors))
 # this process's own peak (VmHWM): ru_maxrss of children would count the largest child of the bench so far
 print(next(line for line in open("/proc/self/status") if line.startswith("VmHWM:")).split()[1])
 """
@@ -229,8 +231,9 @@ def big_registry(tmp: Path, entries: int) -> dict:
         proc = subprocess.run([sys.executable, "-c", BIG_PROBE, str(s.workspace), s.tmux_sockets[0], s.claude_match],
                               cwd=REPO, capture_output=True, text=True, timeout=600)
         timing, peak = proc.stdout.splitlines()[-2:]
-        seconds, agents, errors = timing.split()
+        seconds, cpu, agents, errors = timing.split()
         return {"entries": int(agents), "MB": world.global_path.stat().st_size / 1e6, "judged in": float(seconds),
+                "cpu": float(cpu),
                 "errors": int(errors), "peak MiB": int(peak) / 1024, "load": at_start}
     finally:
         world.teardown()
@@ -270,7 +273,8 @@ def goals(rows: list[dict], fixes: list[dict], big: dict | None, sources: list[d
         ]
     if big is not None:
         found.append((f"{big['entries']} entries ({big['MB']:.0f} MB) judged under 10 s and 1 GiB",
-                      f"{big['judged in']:.1f} s, {big['peak MiB']:.0f} MiB, {big['errors']} problems",
+                      f"{big['judged in']:.1f} s ({big['cpu']:.1f} s CPU), {big['peak MiB']:.0f} MiB, "
+                      f"{big['errors']} problems",
                       big["judged in"] < 10 and big["peak MiB"] < 1024 and not big["errors"]))
     for r in sources:
         found.append((f"{r['source']} snapshot within 1.5x its floor ({r['sessions']} sessions, {r['agents']} agents)",
@@ -320,10 +324,13 @@ def main() -> None:
               f"| {f['writes']} / {f['files written']} | {f['ok']} | {f['load']} |")
         for line in f["remaining"][:10]:
             print(f"  still wrong after the fix: {line}")
+        for line in f["failed"][:10]:
+            print(f"  not done ({len(f['failed'])} in all): {line.strip()}")
     if big is not None:
         print()
         print(f"big registry: {big['entries']} entries ({big['MB']:.1f} MB) judged by a new process in "
-              f"{big['judged in']:.2f} s, peak {big['peak MiB']:.0f} MiB (VmHWM), {big['errors']} problems; "
+              f"{big['judged in']:.2f} s ({big['cpu']:.2f} s CPU), peak {big['peak MiB']:.0f} MiB (VmHWM), "
+              f"{big['errors']} problems; "
               f"{big['load']}")
     for r in sources:
         print()
