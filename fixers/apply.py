@@ -29,7 +29,7 @@ from healthchecks.results import Results
 from healthchecks.settings import Settings
 from healthchecks.targets import AgentTarget, FileTarget, ProcessTarget, SessionTarget
 
-from . import effects
+from . import backups, effects
 from .outcome import OK_STATUSES, Status
 from .plan import ENTRY_KINDS, RECORD_KINDS, Action, Options, Plan, counters_selected, entry_ids
 from .writers import Edits, writer_for
@@ -255,9 +255,10 @@ def _records(actions: list[Action], a: Analysis, targets: Targets, options: Opti
     assert writer is not None  # the preflight refused a plan that writes a store nobody may write
     edits = _edits(marks, prunes, _counter_files(actions), options, regs.workspace)
     written = writer.write(regs, edits, a.settings.lock_timeout)
-    for action in actions:
+    backups.prune(regs.workspace, options.keep_backups, options.backup_days)
+    for action in actions:  # one lookup per action in indexes made once for the phase (edits.ids)
         key = action.target.path if isinstance(action.target, FileTarget) else _entry_id(action)
-        if key is None or (action.kind in ENTRY_KINDS and key not in marks | prunes):
+        if key is None or (action.kind in ENTRY_KINDS and key not in edits.ids):
             continue
         if key in written.failed:
             outcomes.append(Outcome(action, Status.FAILED, written.failed[key]))

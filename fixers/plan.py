@@ -30,6 +30,8 @@ from healthchecks.records import AgentRecord
 from healthchecks.results import Finding, Results
 from healthchecks.targets import AgentTarget, FileTarget, SessionTarget, Target
 
+from .backups import DEFAULT_DAYS, DEFAULT_KEEP
+
 Kind = Literal["kill_process", "kill_session", "mark_terminated", "prune_entry", "set_counters"]
 ORDER: dict[str, int] = {
     "kill_process": 0,
@@ -58,6 +60,8 @@ class Options:
     kill_attached: bool = False
     allow_server_down: bool = False
     term_timeout: float = 5.0  # how long ended processes get between SIGTERM and SIGKILL
+    keep_backups: int = DEFAULT_KEEP  # backups kept per written file (fixers.backups), the newest always
+    backup_days: float = DEFAULT_DAYS  # older backups are removed, except each file's newest
 
 
 @dataclass(frozen=True)
