@@ -72,6 +72,25 @@ def build(root: Path, sessions: int, era: str = "json") -> World:
     return world.start(timeout=600)
 
 
+def live_floor(socket_name: str) -> None:
+    """What every snapshot must read of the live state: one `list-panes -a` and one process table."""
+    subprocess.run(["tmux", "-L", socket_name, "list-panes", "-a", "-F", tmux.FORMAT], capture_output=True)
+    subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True)
+
+
+def against_floor(row: dict, store_floor: Callable[[], None], world, repeats: int) -> None:
+    """A source's snapshot against its floor (its store's raw read + the live reads), interleaved repeat by repeat,
+    with the ratio's median and spread; and its judging."""
+    s = world.settings
+    runs = [(times(lambda: (store_floor(), live_floor(world.socket_name)), 1)[0], times(lambda: collect(s), 1)[0])
+            for _ in range(repeats)]
+    row["floor"] = statistics.median(r[0] for r in runs)
+    row["snapshot"] = statistics.median(r[1] for r in runs)
+    ratios = [r[1] / r[0] for r in runs]
+    row["snapshot / floor"], row["snapshot / floor spread"] = statistics.median(ratios), (min(ratios), max(ratios))
+    row["judging"] = median_time(lambda: judged(collect(s)).figures, 1)
+
+
 def sqlite_source(tmp: Path, sessions: int, repeats: int) -> dict[str, float]:
     """The current release's source at one size: the snapshot against its floor, one raw `SELECT * FROM agents`
     on the same file plus the same tmux and ps floors."""
@@ -84,22 +103,11 @@ def sqlite_source(tmp: Path, sessions: int, repeats: int) -> dict[str, float]:
             conn.execute("SELECT * FROM agents").fetchall()
             conn.close()
 
-        def live_floor() -> None:
-            panes = ["tmux", "-L", world.socket_name, "list-panes", "-a", "-F", tmux.FORMAT]
-            subprocess.run(panes, capture_output=True)
-            subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True)
-
         row = {"source": "sqlite", "sessions": sessions, "agents": len(world.agents), "load": load()}
         row["select floor"] = median_time(select_all, repeats)
-        row["tmux+ps floor"] = median_time(live_floor, repeats)
+        row["tmux+ps floor"] = median_time(lambda: live_floor(world.socket_name), repeats)
         row["sqlite read"] = median_time(lambda: sqlite_state.load(s.workspace, s.lock_timeout), repeats)
-        runs = [(times(lambda: (select_all(), live_floor()), 1)[0], times(lambda: collect(s), 1)[0])
-                for _ in range(repeats)]
-        row["floor"] = statistics.median(r[0] for r in runs)
-        row["snapshot"] = statistics.median(r[1] for r in runs)
-        ratios = [r[1] / r[0] for r in runs]
-        row["snapshot / floor"], row["snapshot / floor spread"] = statistics.median(ratios), (min(ratios), max(ratios))
-        row["judging"] = median_time(lambda: judged(collect(s)).figures, 1)
+        against_floor(row, select_all, world, repeats)
         row["detail"] = (f"read {row['sqlite read'] * 1000:.0f} ms (SELECT * FROM agents "
                          f"{row['select floor'] * 1000:.0f} ms)")
         row["floor is"] = "SELECT * FROM agents + list-panes -a + ps"
@@ -132,19 +140,8 @@ def manager_source(tmp: Path, name: str, agents: int, repeats: int) -> dict:
     try:
         s = world.settings
 
-        def live_floor() -> None:
-            subprocess.run(["tmux", "-L", world.socket_name, "list-panes", "-a", "-F", tmux.FORMAT],
-                           capture_output=True)
-            subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True)
-
         row: dict = {"source": name, "agents": agents, "sessions": live, "load": load()}
-        runs = [(times(lambda: (store_floor(), live_floor()), 1)[0], times(lambda: collect(s), 1)[0])
-                for _ in range(repeats)]
-        row["floor"] = statistics.median(r[0] for r in runs)
-        row["snapshot"] = statistics.median(r[1] for r in runs)
-        ratios = [r[1] / r[0] for r in runs]
-        row["snapshot / floor"], row["snapshot / floor spread"] = statistics.median(ratios), (min(ratios), max(ratios))
-        row["judging"] = median_time(lambda: judged(collect(s)).figures, 1)
+        against_floor(row, store_floor, world, repeats)
         failing = sum(len(r.failing) for r in observe(s).results.values())
         row["detail"] = f"{failing} failing findings (expected 0: a healthy fleet)"
         row["floor is"] = "a raw read of the store (state.json parsed; SELECT * FROM instances) + list-panes -a + ps"

@@ -21,7 +21,7 @@ from typing import Any
 from ..dialect import AGENT_DECK, ScopeKind, StatusClass
 from ..records import AgentRecord, Fingerprint, Records, Scope
 from ..safe_files import file_problem
-from .sqlite_state import connect, problem
+from .sqlite_state import connect, database_fingerprint, problem
 
 NAME = "agent-deck"  # its line in healthchecks.sources.SOURCES
 DB = "state.db"
@@ -60,15 +60,7 @@ def flocked(workspace: Path, records: Records | None) -> set[Path]:
 
 
 def fingerprint(workspace: Path) -> Fingerprint:
-    result = []
-    for suffix in ("", "-wal"):
-        path = workspace / f"{DB}{suffix}"
-        try:
-            st = path.lstat()
-            result.append((str(path), f"{st.st_size}:{st.st_mtime_ns}"))
-        except OSError:
-            result.append((str(path), None))
-    return tuple(result)
+    return database_fingerprint(workspace / DB)
 
 
 def _broken(workspace: Path, path: Path, line: str, before: Fingerprint) -> Records:

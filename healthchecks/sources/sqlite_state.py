@@ -94,10 +94,14 @@ def flocked(workspace: Path, records: Records | None) -> set[Path]:
 
 
 def fingerprint(workspace: Path) -> Fingerprint:
-    """The database and its write-ahead log, by size and modification time: a write changes one of them."""
+    return database_fingerprint(workspace / RELPATH)
+
+
+def database_fingerprint(database: Path) -> Fingerprint:
+    """A database in WAL mode and its write-ahead log, by size and modification time: a write changes one of them."""
     result = []
     for suffix in ("", "-wal"):
-        path = workspace / f"{RELPATH}{suffix}"
+        path = database.with_name(database.name + suffix)
         try:
             st = path.lstat()
             result.append((str(path), f"{st.st_size}:{st.st_mtime_ns}"))
