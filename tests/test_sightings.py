@@ -211,6 +211,12 @@ def test_a_live_agent_whose_claude_runs_under_an_unrecognised_name_is_never_kill
     pane = subprocess.run([*tmux, "list-panes", "-t", f"={spec.session}", "-F", "#{pane_id}"], check=True,
                           capture_output=True, text=True).stdout.strip()
     subprocess.run([*tmux, "respawn-pane", "-k", "-t", pane, "sleep 600"], check=True, capture_output=True)
+    # tmux starts it through the shell (`sh -c`), which is a known idle process until it has exec'd `sleep`
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and subprocess.run(
+        [*tmux, "display", "-p", "-t", pane, "#{pane_current_command}"], capture_output=True, text=True
+    ).stdout.strip() != "sleep":
+        time.sleep(0.05)
     results = judge(world.settings)
     assert failing(results) == set()
     reason = next(f.reason for f in results["zombie_sessions"].info if f.entity == f"session {spec.session}")
