@@ -78,7 +78,8 @@ def verify(action: Action, targets: Targets, check: str | None = None) -> Refusa
 
 def preflight(plan: Plan, settings: Settings, options: Options) -> str | None:
     """Why this plan must not start at all (one line), or None. Nothing is written or signalled here."""
-    workspace = settings.workspace
+    regs = load(settings.root, settings.source, settings.lock_timeout)
+    workspace = regs.workspace  # the store's directory: the orchestrator's workspace, Claude's config dir
     try:
         owner = os.stat(workspace).st_uid
     except OSError as exc:
@@ -92,7 +93,6 @@ def preflight(plan: Plan, settings: Settings, options: Options) -> str | None:
     writes = [a for a in plan.actions if a.kind in RECORD_KINDS]
     if not writes:
         return None
-    regs = load(workspace, settings.source, settings.lock_timeout)
     writer = writer_for(regs.source)
     if writer is None:
         return f"{regs.source} records are never written by a fix; nothing was changed"

@@ -100,6 +100,13 @@ OPTIONS = (
         parse=lambda v: v if v in sources.CHOICES else _bad("one of " + ", ".join(sources.CHOICES)),
     ),
     Option(
+        "--claude-config-dir",
+        "Claude Code's config directory, where Agent Teams keeps teams/<team>/config.json and sessions/<pid>.json "
+        "(env CLAUDE_CONFIG_DIR; default ~/.claude); read with --source agent-teams, or by auto when no "
+        "orchestrator store is present and it holds teams",
+        env="CLAUDE_CONFIG_DIR",
+    ),
+    Option(
         "--demo-source",
         "with --demo: which era's world to build: " + ", ".join(sources.DEMOS) + " (default json)",
         default="json",
@@ -213,9 +220,16 @@ def settings_from(config: pytest.Config) -> Settings:
             registry_tz=value(config, "--registry-tz"),
             lock_timeout=value(config, "--lock-timeout"),
             source=value(config, "--source"),
+            **_config_dir(config),
         )
     except ValueError as exc:
         raise pytest.UsageError(f"agent-healthchecks: invalid option: {exc}") from None
+
+
+def _config_dir(config: pytest.Config) -> dict[str, Path]:
+    """--claude-config-dir when given (or CLAUDE_CONFIG_DIR, or ini); else the Settings' own default."""
+    text = value(config, "--claude-config-dir")
+    return {"claude_config_dir": path(config, text, config.invocation_params.dir)} if text else {}
 
 
 def report_dir(config: pytest.Config) -> Path:

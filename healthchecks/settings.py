@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .sources import CHOICES
+from .sources import CHOICES, Source
 
 # Searched in a process's name and in its command line (argv joined by spaces). It catches a process
 # named `claude`, an argv[0] whose basename is `claude`, `node …/@anthropic-ai/claude-code/cli.js` and
@@ -27,6 +28,11 @@ DEFAULT_GRACE = 60.0
 DEFAULT_TMUX_TIMEOUT = 5.0
 
 
+def default_claude_config_dir() -> Path:
+    """Where Claude Code keeps its config (teams, sessions): $CLAUDE_CONFIG_DIR, else ~/.claude."""
+    return Path(os.environ.get("CLAUDE_CONFIG_DIR") or Path.home() / ".claude")
+
+
 @dataclass(frozen=True)
 class Settings:
     workspace: Path = DEFAULT_WORKSPACE
@@ -39,6 +45,7 @@ class Settings:
     lock_timeout: float = 10.0  # how long to wait for the orchestrator's locks (a registry flock, a busy database)
     waivers: tuple = ()  # healthchecks.waivers.Waiver: findings a person acknowledged, until a date
     source: str = "auto"  # where the agents' records are: auto or a name in healthchecks.sources.SOURCES
+    claude_config_dir: Path = field(default_factory=default_claude_config_dir)  # Claude Code's (Agent Teams)
 
     def __post_init__(self) -> None:
         try:  # fail at configuration time, not mid-scan
@@ -62,6 +69,10 @@ class Settings:
             return ZoneInfo(self.registry_tz)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"registry time zone {self.registry_tz!r} is not a known IANA zone") from None
+
+    def root(self, source: Source) -> Path:
+        """The directory a source's store lives in (its table line names the field)."""
+        return getattr(self, source.root)
 
     def is_claude(self, name: str, argv: tuple[str, ...]) -> bool:
         pattern = _compiled(self.claude_match)

@@ -79,9 +79,20 @@ def needs_proof(procs: tuple[processes.Proc, ...], inside: dict[int, int]) -> se
     return loose | {p.pid for p in procs if p.pgid in groups}
 
 
-def read_servers(settings: Settings) -> tuple[TmuxServer, ...]:
-    sockets = settings.tmux_sockets or (None,)
+def read_servers(settings: Settings, derived: tuple[str, ...] = ()) -> tuple[TmuxServer, ...]:
+    """The --tmux-socket servers (default: the default server) and those the records say they live on."""
+    sockets = (*(settings.tmux_sockets or (None,)), *derived)
     return tmux.dedupe(tuple(tmux.read_server(s, settings.tmux_timeout) for s in sockets))
+
+
+def private(others: tuple[TmuxServer, ...], records: Records) -> tuple[tuple[TmuxServer, ...], tuple[TmuxServer, ...]]:
+    """(servers to check, servers left unchecked): the manager's private servers (a dead lead's swarm server no
+    team names any more) are checked; every other server of this user stays seen, never acted on."""
+    pattern = records.dialect.private_server
+    if pattern is None:
+        return (), others
+    mine = tuple(s for s in others if pattern.fullmatch(os.path.basename(s.socket_path)))
+    return mine, tuple(s for s in others if s not in mine)
 
 
 def read_other_servers(
@@ -110,14 +121,15 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
     attempts = 0
     while True:
         attempts += 1
-        regs = sources.load(settings.workspace, settings.source, settings.lock_timeout)
+        regs = sources.load(settings.root, settings.source, settings.lock_timeout)
         procs = processes.scan(settings.is_claude)
-        servers = read_servers(settings)
-        others = read_other_servers(procs, servers, settings.tmux_timeout)
+        servers = read_servers(settings, regs.servers)
+        found, others = private(read_other_servers(procs, servers, settings.tmux_timeout), regs)
+        servers = (*servers, *found)
         tmux_pids = frozenset(p.pid for p in procs if p.name == TMUX_SERVER_NAME)
         inside = under_tmux(processes.children_of(procs), tmux_pids)
         procs = processes.with_details(procs, needs_proof(procs, inside))
-        stable = sources.fingerprint(settings.workspace, regs) == regs.fingerprint
+        stable = sources.fingerprint(regs) == regs.fingerprint
         if stable or attempts >= max_attempts:
             break
     return Snapshot(

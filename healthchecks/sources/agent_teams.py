@@ -1,0 +1,181 @@
+"""Read Claude Code Agent Teams (`<config dir>/teams/<team>/config.json`) without trusting it.
+
+One scope per team, owned by its lead (`leadProcess` pid + procStart), holding the members that run in tmux
+panes (`backendType` tmux): each a record placed by its pane id on the server the team's panes live on. That
+server is not in config.json: it is the lead's own (the `TMUX` of a live lead's environment; a lead whose
+session file says it ran in tmux, the default server) or else the private `claude-swarm-<lead pid>` server.
+Only servers whose socket exists are named (a dead lead's swarm server is normally gone, and a missing server
+is not a fault). There is no schema version: missing keys are tolerated (older releases lack `leadProcess`);
+what is there must have its type, else one line: file, JSON path, what is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..dialect import AGENT_TEAMS, ScopeKind
+from ..processes import start_ticks
+from ..records import AgentRecord, Fingerprint, Owner, Records, RegistryError, Scope
+from ..safe_files import MAX_BYTES, read_bounded, read_bytes
+from ..tmux import default_socket_path
+from .json_registry import parse
+
+NAME = "agent-teams"  # its line in healthchecks.sources.SOURCES
+TEAMS = "teams"
+MAX_ERRORS_PER_FILE = 20
+MAX_ENVIRON = 1024 * 1024
+
+
+def present(config_dir: Path) -> bool:
+    """The config dir holds at least one team."""
+    try:
+        return any((d / "config.json").exists() for d in (config_dir / TEAMS).iterdir())
+    except OSError:
+        return False
+
+
+def _team_files(config_dir: Path) -> list[Path]:
+    try:
+        return sorted(d / "config.json" for d in (config_dir / TEAMS).iterdir() if not d.name.startswith("."))
+    except OSError:
+        return []
+
+
+def fingerprint(config_dir: Path) -> Fingerprint:
+    result = []
+    for path in _team_files(config_dir):
+        try:
+            st = path.lstat()
+            ok = stat.S_ISREG(st.st_mode) and st.st_size <= MAX_BYTES
+            digest = hashlib.sha256(read_bounded(path)).hexdigest() if ok else None
+        except OSError:
+            digest = None
+        result.append((str(path), digest))
+    return tuple(result)
+
+
+def _type_error(path: Path, where: str, value: Any, wanted: str) -> str:
+    return f"{path}: {where}: is {type(value).__name__}, expected {wanted}"
+
+
+def _owner(path: Path, data: dict, errors: list[str]) -> Owner | None:
+    lead = data.get("leadProcess")
+    if lead is None:
+        return None
+    if not isinstance(lead, dict):
+        errors.append(_type_error(path, "$.leadProcess", lead, "an object"))
+        return None
+    pid, ticks = lead.get("pid"), lead.get("procStart")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        errors.append(f"{path}: $.leadProcess.pid: is {pid!r:.40}, expected a positive integer")
+        return None
+    if ticks is not None and not (isinstance(ticks, (str, int)) and str(ticks).isdigit()):
+        errors.append(f"{path}: $.leadProcess.procStart: is {ticks!r:.40}, expected clock ticks (digits)")
+        return None
+    return Owner(pid, int(ticks) if ticks is not None else None)
+
+
+def _lead_tmux(config_dir: Path, owner: Owner) -> str | None:
+    """The socket of the server a lead runs in: its live environment's TMUX, else (a dead lead whose session
+    file says it ran in tmux) the default server's; None when it ran outside tmux (or nothing says)."""
+    try:
+        raw = read_bounded_environ(owner.pid)
+        if owner.start_ticks is not None and start_ticks(owner.pid) == owner.start_ticks:
+            for var in raw.split(b"\0"):
+                if var.startswith(b"TMUX="):
+                    return os.fsdecode(var[5:]).split(",", 1)[0] or None
+            return None
+    except OSError:
+        pass
+    try:
+        session = parse(config_dir / "sessions" / f"{owner.pid}.json",
+                        read_bytes(config_dir / "sessions" / f"{owner.pid}.json", config_dir))
+    except RegistryError:
+        return None
+    return default_socket_path(None) if isinstance(session, dict) and session.get("tmux") else None
+
+
+def read_bounded_environ(pid: int) -> bytes:
+    with open(f"/proc/{pid}/environ", "rb") as fh:
+        return fh.read(MAX_ENVIRON)
+
+
+def _servers(config_dir: Path, owner: Owner | None) -> tuple[str, ...]:
+    if owner is None:
+        return ()
+    found = [_lead_tmux(config_dir, owner), default_socket_path(f"claude-swarm-{owner.pid}")]
+    return tuple(os.path.realpath(s) for s in dict.fromkeys(found) if s and os.path.exists(s))
+
+
+def _time(value: Any) -> str | None:
+    """joinedAt (epoch ms) as an ISO time with its offset (the checks' grace reads ISO)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(value / 1000, UTC).isoformat()
+        except (OverflowError, OSError, ValueError):
+            return None
+    return None
+
+
+def _members(path: Path, team: str, data: dict, owner: Owner | None, server: str | None,
+             errors: list[str]) -> list[AgentRecord]:
+    members = data.get("members", [])
+    if not isinstance(members, list):
+        errors.append(_type_error(path, "$.members", members, "an array"))
+        return []
+    records = []
+    for i, m in enumerate(members):
+        where = f"$.members[{i}]"
+        if not isinstance(m, dict):
+            errors.append(_type_error(path, where, m, "an object"))
+            continue
+        if m.get("backendType") != "tmux":
+            continue  # the lead, in-process members: they live inside the lead's process
+        aid, pane, active = m.get("agentId"), m.get("tmuxPaneId"), m.get("isActive", True)
+        if not isinstance(aid, str) or not AGENT_TEAMS.id_shape.fullmatch(aid):
+            errors.append(f"{path}: {where}.agentId: is {aid!r:.60}, expected <name>@<team>")
+        elif not isinstance(pane, str) or not (pane.startswith("%") and pane[1:].isdigit()):
+            errors.append(f"{path}: {where}.tmuxPaneId: is {pane!r:.40}, expected a tmux pane id %N")
+        elif not isinstance(active, bool):
+            errors.append(_type_error(path, f"{where}.isActive", active, "a boolean"))
+        else:
+            status = "active" if active else "inactive"
+            records.append(AgentRecord(aid, team, status, "", ScopeKind.TEAM, (_time(m.get("joinedAt")),),
+                                       AGENT_TEAMS.status_class(status), None, server, pane, owner))
+    return records
+
+
+def _team(config_dir: Path, path: Path) -> Scope:
+    team = path.parent.name
+    tasks = config_dir / "tasks" / team
+    try:
+        raw = read_bytes(path, config_dir)
+        data = parse(path, raw)
+    except RegistryError as exc:
+        return Scope(path, ScopeKind.TEAM, errors=(str(exc),), name=team)
+    if not isinstance(data, dict):
+        return Scope(path, ScopeKind.TEAM, errors=(_type_error(path, "$", data, "an object"),), name=team)
+    errors: list[str] = []
+    owner = _owner(path, data, errors)
+    servers = _servers(config_dir, owner)
+    members = _members(path, team, data, owner, servers[0] if servers else None, errors)
+    digest = hashlib.sha256(raw).hexdigest()
+    return Scope(path, ScopeKind.TEAM, digest, path.stat().st_mtime, tuple(errors[:MAX_ERRORS_PER_FILE]),
+                 agents=tuple(members), keys=frozenset(data), owner=owner, name=team, servers=servers,
+                 belongings=(tasks,) if tasks.is_dir() and not tasks.is_symlink() else ())
+
+
+def load(config_dir: Path, timeout: float) -> Records:
+    before = fingerprint(config_dir)
+    index = Scope(config_dir / TEAMS, ScopeKind.TEAM, name=f"{config_dir}/{TEAMS}")
+    if not config_dir.is_dir():
+        index = Scope(config_dir / TEAMS, ScopeKind.TEAM, name=f"{config_dir}/{TEAMS}", errors=(
+            f"{config_dir}: $: Claude config directory does not exist (point --claude-config-dir or "
+            "CLAUDE_CONFIG_DIR at it)",))
+    teams = tuple(_team(config_dir, path) for path in _team_files(config_dir))
+    return Records(config_dir, index, teams, AGENT_TEAMS, NAME, fingerprint=before)
