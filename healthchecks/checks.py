@@ -454,7 +454,8 @@ def _server_owner_dead(a: Analysis, pid: int, server: TmuxServer) -> tuple[bool 
     for scope in a.owned_scopes:
         if scope.owner is not None and scope.owner.pid == pid:
             alive = a.owner_alive(scope.owner)
-            return (None if alive is None else not alive), f"team {scope.label}'s lead (pid {pid})"
+            state = {True: "is alive", False: "is dead (pid + start time)", None: "cannot be proven dead"}[alive]
+            return (None if alive is None else not alive), f"team {scope.label}'s lead (pid {pid}) {state}"
     proc = a.snapshot.by_pid.get(pid)
     serving = a.snapshot.by_pid.get(server.server_pid or -1)
     if proc is None or proc.defunct:

@@ -91,7 +91,9 @@ def private(others: tuple[TmuxServer, ...], records: Records) -> tuple[tuple[Tmu
     pattern = records.dialect.private_server
     if pattern is None:
         return (), others
-    mine = tuple(s for s in others if pattern.fullmatch(os.path.basename(s.socket_path)))
+    here = os.path.realpath(os.path.dirname(tmux.default_socket_path(None)))  # where this run's tmux puts sockets
+    mine = tuple(s for s in others if pattern.fullmatch(os.path.basename(s.socket_path))
+                 and os.path.realpath(os.path.dirname(s.socket_path)) == here)
     return mine, tuple(s for s in others if s not in mine)
 
 
