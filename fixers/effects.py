@@ -213,7 +213,7 @@ def _same_server(server: TmuxServer, timeout: float) -> tuple[TmuxServer, str]:
     now = tmux.read_server(socket, timeout, label=server.label)
     if not now.reachable:
         return now, f"tmux unreachable: {now.reason}"
-    if now.server_pid is not None and now.server_pid != server.server_pid:
+    if None not in (now.server_pid, server.server_pid) and now.server_pid != server.server_pid:
         return now, f"tmux server restarted (pid {server.server_pid} -> {now.server_pid}); not touched"
     return now, ""
 
@@ -250,11 +250,13 @@ def kill_panes(server: TmuxServer, panes: dict[str, int | None], timeout: float)
 
 def kill_server(server: TmuxServer, panes: set[str], timeout: float) -> str:
     """kill-server, only when it is the same server process and holds no pane but ``panes``; '' when done."""
+    if server.label == "default":
+        return "the default tmux server is never killed"
     now, why = _same_server(server, timeout)
     if why:
         return why
-    if now.server_pid is None:
-        return ""  # no server left: gone already
+    if now.state == "no-server":
+        return ""  # it went by itself (its last pane closed)
     if extra := sorted({p.pane_id for p in now.panes} - panes):
         return f"it now holds pane(s) {', '.join(extra)} that were not verified; not killed"
     socket = None if server.label == "default" else server.label

@@ -18,7 +18,7 @@ from .dialect import Evidence as Sign
 from .processes import Proc
 from .records import AgentRecord, Owner, Scope
 from .snapshot import Snapshot, pane_of
-from .targets import PaneTarget, ProcessTarget
+from .targets import PaneTarget, ProcessTarget, ServerTarget
 from .tmux import Pane, TmuxServer, sanitized
 
 
@@ -424,12 +424,26 @@ class Analysis:
     def owned_scopes(self) -> list[Scope]:
         return [s for s in self.snapshot.registries.scopes if s.owner is not None and not s.errors]
 
+    @cached_property
+    def _pane_roots(self) -> dict[int, tuple[TmuxServer, Pane]]:
+        """pid -> (server, pane) for each live pane's own process on a checked server."""
+        return {p.pid: (s, p) for s in self.snapshot.servers for p in s.panes if not p.dead}
+
     def pane_target(self, proc: Proc) -> PaneTarget | ProcessTarget:
         """A process that is a live pane's own process on a checked server: the pane (it goes with it); else the
         process alone."""
-        for server in self.snapshot.servers:
-            for pane in server.panes:
-                if not pane.dead and pane.pid == proc.pid:
-                    root = ProcessTarget(proc.pid, proc.start_ticks)
-                    return PaneTarget(server.label, server.server_pid, pane.pane_id, root)
-        return ProcessTarget(proc.pid, proc.start_ticks)
+        root = ProcessTarget(proc.pid, proc.start_ticks)
+        if (found := self._pane_roots.get(proc.pid)) is None:
+            return root
+        server, pane = found
+        return PaneTarget(server.label, server.server_pid, pane.pane_id, root)
+
+    def attached_to(self, target: PaneTarget | ServerTarget) -> str:
+        """Who is attached to the target's session(s) now, as a person reads it ('' when nobody)."""
+        server = next((s for s in self.snapshot.servers if s.label == target.server), None)
+        if server is None:
+            return ""
+        ids = {target.pane_id} if isinstance(target, PaneTarget) else {p.pane_id for p in server.panes}
+        sessions = {p.session for p in server.panes if p.pane_id in ids and p.attached}
+        return ", ".join(f"session {name} ({', '.join(self.clients_of(server.label, name)) or 'a client'})"
+                         for name in sorted(sessions))

@@ -89,7 +89,7 @@ class ServerTarget:
     """A whole tmux server, by its socket and its process (a restarted server is another one)."""
 
     server: str
-    server_pid: int | None
+    server_pid: int | None = field(compare=False)  # re-checked by the effect (an empty server shows no pid)
     panes: tuple[PaneTarget, ...] = field(default=(), compare=False)
 
     @property

@@ -73,7 +73,7 @@ class TeamWorld:
         self.person: dict[str, str] = {}  # what a person runs beside the teams: "shell"/"claude" -> pane id
         self.popen: list[subprocess.Popen] = []
         self.stray_servers: list[str] = []  # swarm servers of no team (the team dir already gone)
-        self._old_tmpdir: str | None | bool = False  # False: this process's TMUX_TMPDIR is its own
+        self._old_tmpdir: str | bool | None = False  # False: this process's TMUX_TMPDIR is its own
         for d in (self.config_dir / "teams", self.config_dir / "sessions", self.project, self.bin):
             d.mkdir(parents=True, exist_ok=True)
         os.mkfifo(self.bin / ".fifo")
@@ -193,8 +193,7 @@ class TeamWorld:
             self.popen.append(popen)
             team.lead_pid = popen.pid
             server = f"claude-swarm-{popen.pid}"
-            self.tmux(server, "start-server", ";", "set", "-g", "exit-empty", "off", ";", "new-session", "-d", "-s",
-                      "swarm", "-c", str(self.project), "cat")
+            self.tmux(server, "new-session", "-d", "-s", "swarm", "-c", str(self.project), "cat")
             team.lead_pane = self.tmux(server, "display-message", "-p", "-t", "swarm", "#{pane_id}")
         self._wait(lambda: start_ticks(team.lead_pid) is not None, 10)
         team.lead_ticks = start_ticks(team.lead_pid)
@@ -281,8 +280,7 @@ class TeamWorld:
         name = f"claude-swarm-{dead.pid}"
         team = Team(f"session-{secrets.token_hex(4)}", str(uuid.uuid4()), False)
         cmd = self.teammate_command(team, Member("lost"), 0)
-        self.tmux(name, "start-server", ";", "set", "-g", "exit-empty", "off", ";", "new-session", "-d", "-s",
-                  "swarm", "-c", str(self.project), cmd)
+        self.tmux(name, "new-session", "-d", "-s", "swarm", "-c", str(self.project), cmd)
         self.stray_servers.append(name)
         return name
 
