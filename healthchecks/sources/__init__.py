@@ -17,7 +17,7 @@ lock_timeout) -> list[str]`` (finish what an interrupted fix left); see fixers/w
 
 `auto` (the default) takes the first source in table order whose store is present and that holds agents or
 cannot be read (a problem is reported, never papered over by an older store); a line marked ``auto_last`` is
-tried only when no other store is present at all; the last unmarked line is the fallback.
+tried only when no other source's directory exists at all; the last unmarked line is the fallback.
 """
 
 from __future__ import annotations
@@ -62,18 +62,18 @@ Roots = Callable[[Source], Path]  # where a source's store lives (Settings.root)
 
 def load(roots: Roots, wanted: str, timeout: float) -> Records:
     """The records of the source asked for; under "auto", the first present store that holds agents or cannot be
-    read; when no ordinary store is present at all, an ``auto_last`` one that is; else the last ordinary line's."""
+    read; when no ordinary source's directory exists at all, an ``auto_last`` one whose store is present; else the
+    last ordinary line's."""
     if wanted != "auto":
         return BY_NAME[wanted].reader.load(roots(BY_NAME[wanted]), timeout)
-    *first, last = (s for s in SOURCES if not s.auto_last)
-    seen = False
+    ordinary = [s for s in SOURCES if not s.auto_last]
+    *first, last = ordinary
     for source in first:
         if source.reader.present(roots(source)):
-            seen = True
             found = source.reader.load(roots(source), timeout)
             if not found.ok or found.authority.agents:
                 return found
-    if not seen and not last.reader.present(roots(last)):
+    if not any(roots(s).exists() for s in ordinary):  # nothing of theirs here at all
         for source in SOURCES:
             if source.auto_last and source.reader.present(roots(source)):
                 return source.reader.load(roots(source), timeout)
