@@ -141,6 +141,9 @@ def test_schema_violation_fails_schema_check_and_skips_registry_checks(world):
         "zombie_sessions",
         "leaked_sessions",
         "orphan_processes",
+        "orphaned_agents",
+        "duplicate_agents",
+        "stale_scopes",
     }
     assert all(r.status == "skip" for r in results.values() if not r.judged)
 
