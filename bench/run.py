@@ -34,6 +34,7 @@ from healthchecks.run import Run  # noqa: E402
 from healthchecks.snapshot import collect, read_servers  # noqa: E402
 from healthchecks.sources import json_registry as registry  # noqa: E402
 from healthchecks.sources import sqlite_state  # noqa: E402
+from healthchecks.testing.teams import TeamWorld  # noqa: E402
 from healthchecks.testing.world import World  # noqa: E402
 
 
@@ -84,6 +85,32 @@ def sqlite_source(tmp: Path, sessions: int, repeats: int) -> dict[str, float]:
         return row
     finally:
         world.teardown()
+
+
+def teams_source(tmp: Path, teams: int, members: int, repeats: int) -> dict[str, float]:
+    """Claude Code Agent Teams at one size: the snapshot against its floor, a json.loads of every config.json plus
+    one `tmux list-panes -a` of the leads' server and one `ps`."""
+    world = TeamWorld(tmp / f"world-teams-{teams}", grace=0.0)
+    for _ in range(teams):
+        world.team(members)
+    with world, world.environment():
+        world.start(timeout=600)
+        s = world.settings
+        configs = sorted((world.config_dir / "teams").glob("*/config.json"))
+
+        def teams_floor() -> None:
+            for path in configs:
+                json.loads(path.read_bytes())
+            subprocess.run(["tmux", "-L", world.lead_server, "list-panes", "-a", "-F", tmux.FORMAT],
+                           capture_output=True, env=world.env)
+            subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True)
+
+        row = {"teams": teams, "members": teams * members}
+        row["floor"] = median_time(teams_floor, repeats)
+        row["snapshot"] = median_time(lambda: collect(s), repeats)
+        seen = judged(collect(s))
+        row["failing"] = sum(len(r.failing) for r in seen.results.values())
+        return row
 
 
 def floor(world: World) -> None:
@@ -185,10 +212,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--teams", type=int, nargs=2, default=[100, 5], metavar=("TEAMS", "MEMBERS"))
+    parser.add_argument("--only-teams", action="store_true", help="measure the Agent Teams source alone")
     parser.add_argument("--fix", type=int, nargs=3, default=[1000, 500, 100], metavar=("GHOSTS", "ORPHANS", "ZOMBIES"))
     args = parser.parse_args()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="hc-bench-") as tmp:
+        teams = teams_source(Path(tmp), *args.teams, args.repeats)
+        teams_line = (f"agent-teams source ({teams['teams']} teams, {teams['members']} members, {teams['failing']} "
+                      f"failing findings): snapshot {teams['snapshot'] * 1000:.0f} ms against its floor (every "
+                      f"config.json + tmux + ps) {teams['floor'] * 1000:.0f} ms: {teams['snapshot'] / teams['floor']:.2f}×")
+        if args.only_teams:
+            print(teams_line)
+            return
         rows = [measure(n, args.repeats, Path(tmp)) for n in args.sizes]
         fixed = fix_round(Path(tmp), *args.fix)
         state = sqlite_source(Path(tmp), max(args.sizes), args.repeats)
@@ -219,12 +255,16 @@ def main() -> None:
           f"{state['sqlite read'] * 1000:.0f} ms (floor: SELECT * FROM agents {state['select floor'] * 1000:.0f} ms), "
           f"snapshot {state['snapshot'] * 1000:.0f} ms against {floors * 1000:.0f} ms of floors "
           f"(+ tmux and ps {state['tmux+ps floor'] * 1000:.0f} ms): {state['snapshot'] / floors:.2f}×")
+    print(teams_line)
     print()
     print("| goal | measured | met |")
     print("|---|---|---|")
     sqlite_goal = (f"sqlite snapshot within 1.5x its floors ({state['sessions']} sessions, {state['agents']} agents)",
                    f"{state['snapshot'] / floors:.2f}x", state["snapshot"] / floors <= 1.5)
-    for goal, measured, met in [*goals(rows, fixed), sqlite_goal]:
+    ratio = teams["snapshot"] / teams["floor"]
+    teams_goal = (f"agent-teams snapshot within 2x its floor ({teams['teams']} teams x {args.teams[1]} members)",
+                  f"{ratio:.2f}x", ratio <= 2.0)
+    for goal, measured, met in [*goals(rows, fixed), sqlite_goal, teams_goal]:
         print(f"| {goal} | {measured} | {'yes' if met else 'NO'} |")
     print()
     print(f"bench took {time.monotonic() - started:.0f} s")

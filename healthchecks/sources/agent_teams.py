@@ -21,7 +21,7 @@ from typing import Any
 from ..dialect import AGENT_TEAMS, ScopeKind
 from ..processes import start_ticks
 from ..records import AgentRecord, Fingerprint, Owner, Records, RegistryError, Scope
-from ..safe_files import MAX_BYTES, read_bounded, read_bytes
+from ..safe_files import read_bytes
 from ..tmux import default_socket_path
 from .json_registry import parse
 
@@ -47,12 +47,13 @@ def _team_files(config_dir: Path) -> list[Path]:
 
 
 def fingerprint(config_dir: Path) -> Fingerprint:
+    """Each config.json by inode, size and modification time: Claude Code writes one whole and renames it into
+    place, so any write changes one of them (one lstat a team)."""
     result = []
     for path in _team_files(config_dir):
         try:
             st = path.lstat()
-            ok = stat.S_ISREG(st.st_mode) and st.st_size <= MAX_BYTES
-            digest = hashlib.sha256(read_bounded(path)).hexdigest() if ok else None
+            digest = f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}" if stat.S_ISREG(st.st_mode) else None
         except OSError:
             digest = None
         result.append((str(path), digest))

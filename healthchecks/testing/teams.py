@@ -28,6 +28,7 @@ from ..processes import start_ticks
 from ..settings import Settings
 from .world import STANDIN, outside_tmux
 
+SIZE = "400"  # columns and rows of a window: room for a lead and its teammates side by side
 COLORS = ("blue", "green", "yellow", "purple", "orange", "pink", "cyan", "red")
 
 
@@ -149,7 +150,7 @@ class TeamWorld:
 
     def start(self, timeout: float = 60.0) -> TeamWorld:
         self.tmux(self.lead_server, "start-server", ";", "set", "-g", "exit-empty", "off", ";", "new-session", "-d",
-                  "-s", "person", "-c", str(self.project), "bash --norc --noprofile")
+                  "-x", SIZE, "-y", SIZE, "-s", "person", "-c", str(self.project), "bash --norc --noprofile")
         self.person["shell"] = self.tmux(self.lead_server, "display-message", "-p", "-t", "person", "#{pane_id}")
         # a person's own interactive Claude beside the teams (#30098: never a teammate, never touched)
         self.person["claude"] = self.tmux(self.lead_server, "split-window", "-d", "-t", self.person["shell"], "-P",
@@ -183,7 +184,8 @@ class TeamWorld:
         lead_cmd = f"{self.standin} --dangerously-skip-permissions"
         if team.in_tmux:
             server = self.lead_server
-            self.tmux(server, "new-session", "-d", "-s", f"lead-{team.name}", "-c", str(self.project), lead_cmd)
+            self.tmux(server, "new-session", "-d", "-x", SIZE, "-y", SIZE, "-s", f"lead-{team.name}", "-c",
+                      str(self.project), lead_cmd)
             team.lead_pane = self.tmux(server, "display-message", "-p", "-t", f"lead-{team.name}", "#{pane_id}")
             team.lead_pid = self._lead_pid(server, team.lead_pane)
         else:  # the lead outside tmux: Claude makes claude-swarm-<lead pid> for the teammates
@@ -193,7 +195,8 @@ class TeamWorld:
             self.popen.append(popen)
             team.lead_pid = popen.pid
             server = f"claude-swarm-{popen.pid}"
-            self.tmux(server, "new-session", "-d", "-s", "swarm", "-c", str(self.project), "cat")
+            self.tmux(server, "new-session", "-d", "-x", SIZE, "-y", SIZE, "-s", "swarm", "-c", str(self.project),
+                      "cat")
             team.lead_pane = self.tmux(server, "display-message", "-p", "-t", "swarm", "#{pane_id}")
         self._wait(lambda: start_ticks(team.lead_pid) is not None, 10)
         team.lead_ticks = start_ticks(team.lead_pid)
