@@ -221,7 +221,8 @@ def main() -> None:
         teams = teams_source(Path(tmp), *args.teams, args.repeats)
         teams_line = (f"agent-teams source ({teams['teams']} teams, {teams['members']} members, {teams['failing']} "
                       f"failing findings): snapshot {teams['snapshot'] * 1000:.0f} ms against its floor (every "
-                      f"config.json + tmux + ps) {teams['floor'] * 1000:.0f} ms: {teams['snapshot'] / teams['floor']:.2f}×")
+                      f"config.json + tmux + ps) {teams['floor'] * 1000:.0f} ms: "
+                      f"{teams['snapshot'] / teams['floor']:.2f}×")
         if args.only_teams:
             print(teams_line)
             return

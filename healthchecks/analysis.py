@@ -411,7 +411,7 @@ class Analysis:
     def owner_alive(self, owner: Owner | None) -> bool | None:
         """True/False when the owner's identity (pid + start ticks) proves it; None when nothing can: a live
         process with that pid is never called dead unless its start time differs (a reused pid)."""
-        if owner is None:
+        if owner is None or not owner.here:  # a pid of another pid namespace says nothing here
             return None
         proc = self.snapshot.by_pid.get(owner.pid)
         if proc is None or proc.defunct:

@@ -28,6 +28,7 @@ class Owner(NamedTuple):
 
     pid: int
     start_ticks: int | None
+    here: bool = True  # its pid is of this machine's pid namespace (False: another one's, never judged by pid)
 
 
 class AgentRecord(NamedTuple):

@@ -44,7 +44,7 @@ def test_the_real_files_of_2_1_332_are_read_as_written(tmp_path: Path):
     records = sources.load(lambda s: config, "agent-teams", 1.0)
     assert records.ok, records.all_errors
     (team,) = records.members
-    assert team.name == "session-26156660" and team.owner == (23129, 392196)
+    assert team.name == "session-26156660" and team.owner[:2] == (23129, 392196)
     assert [(r.id, r.pane, r.status) for r in team.agents] == [
         ("mate1@session-26156660", "%1", "active"), ("mate2@session-26156660", "%2", "active")]
 
@@ -169,6 +169,16 @@ def test_a_lead_whose_pid_was_reused_is_dead_and_a_live_lead_never_is(tmp_path: 
                                 "members": []}))
     (finding,) = observe(settings).results["stale_scopes"].failing
     assert finding.entity == "team session-a" and "now belongs to another process" in finding.reason
+
+
+def test_a_lead_in_another_pid_namespace_is_never_judged_by_its_pid(tmp_path: Path):
+    config = tmp_path / "claude"
+    (config / "teams" / "session-c").mkdir(parents=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    lead = {"pid": dead.pid, "procStart": "1", "pidSpace": "vm#pid:[1]"}  # no namespace has inode 1
+    (config / "teams" / "session-c" / "config.json").write_text(json.dumps({"leadProcess": lead, "members": []}))
+    assert failing(observe(_plain_settings(tmp_path, config)).results) == set()
 
 
 def test_ghost_members_of_a_dead_lead_are_marked_inactive_with_a_backup_and_never_under_a_live_one(tmp_path: Path):

@@ -156,7 +156,7 @@ def test_junit_is_valid_in_its_family_and_read_back_by_junitparser(world, tmp_pa
     proc = run_health(tmp_path, *settings_args(world.settings), "--junitxml", str(xml), "-W", "error::UserWarning")
     assert proc.returncode == 1 and "PytestWarning" not in proc.stdout + proc.stderr
     (suite,) = JUnitXml.fromfile(str(xml))
-    assert suite.name == "agent-healthchecks" and suite.tests == 10 and suite.failures == 5
+    assert suite.name == "agent-healthchecks" and suite.tests == 14 and suite.failures == 5
     suite_props = [(p.name, p.value) for p in suite.properties()]
     for ghost in truth["ghosts"]:
         assert ("entity", f"agent {ghost}") in suite_props

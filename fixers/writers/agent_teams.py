@@ -29,7 +29,9 @@ MAX_BACKUPS = 200  # backups kept per config dir; the oldest go first
 
 def _owner_dead(scope: Scope) -> bool:
     owner = scope.owner
-    return owner is not None and owner.start_ticks is not None and start_ticks(owner.pid) != owner.start_ticks
+    if owner is None or owner.start_ticks is None or not owner.here:
+        return False
+    return start_ticks(owner.pid) != owner.start_ticks
 
 
 def _unchanged(records: Records, scope: Scope) -> str | None:

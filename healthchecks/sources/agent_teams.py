@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,7 +79,20 @@ def _owner(path: Path, data: dict, errors: list[str]) -> Owner | None:
     if ticks is not None and not (isinstance(ticks, (str, int)) and str(ticks).isdigit()):
         errors.append(f"{path}: $.leadProcess.procStart: is {ticks!r:.40}, expected clock ticks (digits)")
         return None
-    return Owner(pid, int(ticks) if ticks is not None else None)
+    space = lead.get("pidSpace")
+    here = not isinstance(space, str) or (found := PID_SPACE.search(space)) is None or found.group(0) == _my_space()
+    return Owner(pid, int(ticks) if ticks is not None else None, here)
+
+
+PID_SPACE = re.compile(r"pid:\[\d+\]")
+
+
+def _my_space() -> str | None:
+    """This process's pid namespace as the kernel names it (`pid:[4026531836]`)."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
 
 
 def _lead_tmux(config_dir: Path, owner: Owner) -> str | None:
@@ -107,7 +121,7 @@ def read_bounded_environ(pid: int) -> bytes:
 
 
 def _servers(config_dir: Path, owner: Owner | None) -> tuple[str, ...]:
-    if owner is None:
+    if owner is None or not owner.here:
         return ()
     found = [_lead_tmux(config_dir, owner), default_socket_path(f"claude-swarm-{owner.pid}")]
     return tuple(os.path.realpath(s) for s in dict.fromkeys(found) if s and os.path.exists(s))
