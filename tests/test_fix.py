@@ -376,7 +376,7 @@ def test_after_a_fix_every_output_agrees_with_the_exit_status(demo_world, tmp_pa
     proc = run_health(tmp_path, *settings_args(demo_world.settings), "--fix", "--yes", "--junitxml", str(xml),
                       "--findings-json", str(doc), *workers)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    assert "10 passed" in proc.stdout and "failed" not in proc.stdout.splitlines()[-1]
+    assert "14 passed" in proc.stdout and "failed" not in proc.stdout.splitlines()[-1]
     assert re.search(r'<testsuite name="agent-healthchecks" errors="0" failures="0"', xml.read_text())
     found = json.loads(doc.read_text())
     assert found["status"] == "repaired" and {c["status"] for c in found["checks"].values()} == {"pass"}

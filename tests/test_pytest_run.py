@@ -101,7 +101,7 @@ def test_healthy_world_exits_zero(world, tmp_path):
     world.start()
     proc = run_health(tmp_path, *settings_args(world.settings))
     assert proc.returncode == 0, proc.stdout
-    assert "10 passed" in proc.stdout
+    assert "14 passed" in proc.stdout
 
 
 def test_tmux_missing_makes_tmux_checks_error(world, tmp_path):
