@@ -273,7 +273,7 @@ class TeamWorld:
             for popen in self.popen:
                 if popen.pid == team.lead_pid:
                     popen.wait(timeout=10)
-            self._wait(lambda: start_ticks(team.lead_pid) != team.lead_ticks, timeout)  # reaped (by tmux or us)
+            self._wait(lambda: _gone(team.lead_pid, team.lead_ticks), timeout)  # reaped, or defunct (dead to the checks)
 
     def stray_swarm_server(self) -> str:
         """A claude-swarm-<pid> server whose lead is long gone and whose team dir was removed, holding a teammate
@@ -330,6 +330,13 @@ class TeamWorld:
 
     def __exit__(self, *exc: object) -> None:
         self.teardown()
+
+
+def _gone(pid: int, ticks: int | None) -> bool:
+    try:
+        return start_ticks(pid) != ticks or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True
 
 
 def _pid_space() -> str:
