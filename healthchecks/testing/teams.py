@@ -273,7 +273,7 @@ class TeamWorld:
             for popen in self.popen:
                 if popen.pid == team.lead_pid:
                     popen.wait(timeout=10)
-            self._wait(lambda: _gone(team.lead_pid, team.lead_ticks), timeout)  # reaped, or defunct (dead to the checks)
+            self._wait(lambda: _gone(team.lead_pid, team.lead_ticks), timeout)  # reaped, or defunct: dead to the checks
 
     def stray_swarm_server(self) -> str:
         """A claude-swarm-<pid> server whose lead is long gone and whose team dir was removed, holding a teammate
