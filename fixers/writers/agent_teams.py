@@ -16,6 +16,8 @@ import os
 import time
 from pathlib import Path
 
+import psutil
+
 from healthchecks.processes import start_ticks
 from healthchecks.records import Records, RegistryError, Scope
 from healthchecks.safe_files import read_bytes
@@ -31,7 +33,12 @@ def _owner_dead(scope: Scope) -> bool:
     owner = scope.owner
     if owner is None or owner.start_ticks is None or not owner.here:
         return False
-    return start_ticks(owner.pid) != owner.start_ticks
+    if start_ticks(owner.pid) != owner.start_ticks:
+        return True
+    try:  # the same process, exited and not yet reaped by its parent: dead all the same
+        return psutil.Process(owner.pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True
 
 
 def _unchanged(records: Records, scope: Scope) -> str | None:
