@@ -34,6 +34,7 @@ from healthchecks.run import Run  # noqa: E402
 from healthchecks.snapshot import collect, read_servers  # noqa: E402
 from healthchecks.sources import json_registry as registry  # noqa: E402
 from healthchecks.sources import sqlite_state  # noqa: E402
+from healthchecks.testing.managers import PAUSED, READY, DeckWorld, SquadWorld  # noqa: E402
 from healthchecks.testing.teams import TeamWorld  # noqa: E402
 from healthchecks.testing.world import World  # noqa: E402
 
@@ -113,6 +114,45 @@ def teams_source(tmp: Path, teams: int, members: int, repeats: int) -> dict[str,
         return row
 
 
+def manager_source(tmp: Path, name: str, agents: int, repeats: int) -> dict:
+    """Another manager's store at one size (a tenth of its records live with Claude, the rest paused or stopped
+    without a session): the snapshot against its floors, one raw read of the store plus the same tmux and ps."""
+    live = max(1, agents // 10)
+    if name == "claude-squad":
+        world: World = SquadWorld(tmp / f"world-{name}-{agents}", seed=agents)
+        for i in range(agents):
+            world.instance(f"task {i}", READY if i < live else PAUSED, "claude" if i < live else None)
+
+        def store_floor() -> None:
+            json.loads(world.state_path.read_bytes())
+    else:
+        world = DeckWorld(tmp / f"world-{name}-{agents}", seed=agents)
+        for i in range(agents):
+            world.row(f"task {i}", "running" if i < live else "stopped", "claude" if i < live else None)
+
+        def store_floor() -> None:
+            conn = sqlite3.connect(world.db_path)
+            conn.execute("SELECT * FROM instances").fetchall()
+            conn.close()
+    world.start(timeout=600)
+    try:
+        s = world.settings
+
+        def live_floor() -> None:
+            subprocess.run(["tmux", "-L", world.socket_name, "list-panes", "-a", "-F", tmux.FORMAT],
+                           capture_output=True)
+            subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True)
+
+        row: dict = {"source": name, "agents": agents, "sessions": live}
+        row["floor"] = median_time(lambda: (store_floor(), live_floor()), repeats)
+        row["snapshot"] = median_time(lambda: collect(s), repeats)
+        row["judging"] = median_time(lambda: judged(collect(s)).figures, 1)
+        row["failing"] = sum(len(r.failing) for r in observe(s).results.values())
+        return row
+    finally:
+        world.teardown()
+
+
 def floor(world: World) -> None:
     subprocess.run(["tmux", "-L", world.socket_name, "list-panes", "-a", "-F", tmux.FORMAT], capture_output=True)
     subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True)
@@ -124,7 +164,8 @@ def pytest_run(world: World, tmp: Path, *extra: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     subprocess.run([sys.executable, "-m", "pytest", "healthchecks", "-q", "-p", "no:hypothesispytest",
                     "--workspace", str(s.workspace), "--tmux-socket", s.tmux_sockets[0], "--claude-match",
-                    s.claude_match, "--grace", str(s.grace), "--report-dir", str(tmp / "reports"), *extra],
+                    s.claude_match, "--claude-exe", s.claude_exe, "--grace", str(s.grace),
+                    "--report-dir", str(tmp / "reports"), *extra],
                    cwd=REPO, env=env, capture_output=True, timeout=600)
 
 
@@ -137,6 +178,8 @@ def measure(sessions: int, repeats: int, tmp: Path) -> dict[str, float]:
         row["registry read"] = median_time(lambda: registry.load(s.workspace), repeats)
         row["tmux read"] = median_time(lambda: read_servers(s), repeats)
         row["process scan"] = median_time(lambda: processes.scan(s.is_claude), repeats)
+        # the same scan without reading each process's binary (/proc/<pid>/exe): what recognising Claude by it costs
+        row["scan without exe"] = median_time(lambda: processes.scan(s.is_claude, exe=False), repeats)
         row["snapshot"] = median_time(lambda: collect(s), repeats)
         snap = collect(s)
 
@@ -215,6 +258,9 @@ def main() -> None:
     parser.add_argument("--teams", type=int, nargs=2, default=[100, 5], metavar=("TEAMS", "MEMBERS"))
     parser.add_argument("--only-teams", action="store_true", help="measure the Agent Teams source alone")
     parser.add_argument("--fix", type=int, nargs=3, default=[1000, 500, 100], metavar=("GHOSTS", "ORPHANS", "ZOMBIES"))
+    parser.add_argument("--manager-sizes", type=int, nargs="+", default=[100, 1000],
+                        help="records of claude-squad's and agent-deck's stores")
+    parser.add_argument("--managers-only", action="store_true", help="only the other managers' stores")
     args = parser.parse_args()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="hc-bench-") as tmp:
@@ -226,11 +272,17 @@ def main() -> None:
         if args.only_teams:
             print(teams_line)
             return
+        managers = [manager_source(Path(tmp), name, n, args.repeats)
+                    for name in ("claude-squad", "agent-deck") for n in args.manager_sizes]
+    if args.managers_only:
+        print_managers(managers)
+        return
+    with tempfile.TemporaryDirectory(prefix="hc-bench-") as tmp:
         rows = [measure(n, args.repeats, Path(tmp)) for n in args.sizes]
         fixed = fix_round(Path(tmp), *args.fix)
         state = sqlite_source(Path(tmp), max(args.sizes), args.repeats)
-    phases = ["floor", "registry read", "tmux read", "process scan", "snapshot", "judging", "report writing",
-              "pytest (serial)", "pytest -n 2"]
+    phases = ["floor", "registry read", "tmux read", "process scan", "scan without exe", "snapshot", "judging",
+              "report writing", "pytest (serial)", "pytest -n 2"]
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}, {tmux.version()}; medians of {args.repeats} runs")
     print("floor: one `tmux list-panes -a -F ...` + one `ps -eo pid,ppid,args` + one json.load of GLOBAL_REGISTRY.json")
@@ -268,7 +320,19 @@ def main() -> None:
     for goal, measured, met in [*goals(rows, fixed), sqlite_goal, teams_goal]:
         print(f"| {goal} | {measured} | {'yes' if met else 'NO'} |")
     print()
+    print_managers(managers)
     print(f"bench took {time.monotonic() - started:.0f} s")
+
+
+def print_managers(rows: list[dict]) -> None:
+    """Floor: a raw read of the store (json.loads of state.json, SELECT * FROM instances) + tmux + ps."""
+    print("| source | records | live sessions | floor | snapshot | judging | snapshot / floor | failing |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['source']} | {r['agents']} | {r['sessions']} | {r['floor'] * 1000:.0f} ms | "
+              f"{r['snapshot'] * 1000:.0f} ms | {r['judging'] * 1000:.0f} ms | {r['snapshot'] / r['floor']:.2f}× | "
+              f"{r['failing']} |")
+    print()
 
 
 if __name__ == "__main__":

@@ -19,13 +19,14 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 
+from healthchecks import holding
 from healthchecks.analysis import Analysis, LiveSession
 from healthchecks.checks import GHOST_AGENTS
 from healthchecks.observe import observe
 from healthchecks.results import Results
 from healthchecks.settings import Settings
-from healthchecks.sources import load
 from healthchecks.targets import (
     AgentTarget,
     FileTarget,
@@ -87,8 +88,25 @@ def verify(action: Action, targets: Targets, check: str | None = None) -> Refusa
 
 def preflight(plan: Plan, settings: Settings, options: Options) -> str | None:
     """Why this plan must not start at all (one line), or None. Nothing is written or signalled here."""
-    regs = load(settings.root, settings.source, settings.lock_timeout)
-    workspace = regs.workspace  # the store's directory: the orchestrator's workspace, Claude's config dir
+    workspace = settings.workspace
+    if why := owner_problem(workspace):
+        return why
+    writes = [a for a in plan.actions if a.kind in RECORD_KINDS]
+    if not writes:
+        return None
+    regs = holding.load(workspace, settings.source, settings.lock_timeout)  # an orchestrator may be writing
+    writer = writer_for(regs.source)
+    if writer is None:
+        return f"{regs.source} records are never written by a fix; nothing was changed"
+    marks, prunes = entry_ids(writes)
+    return writer.check(regs, _edits(marks, prunes, _counter_files(writes), options, regs.workspace),
+                        settings.lock_timeout)
+
+
+def owner_problem(workspace: Path) -> str | None:
+    """Why this user must not write in the workspace at all (one line), or None: the check before any write,
+    a journal's recovery included. Root writing another user's workspace would leave files its owner cannot
+    change (a root-owned backups folder) and signal processes that are not root's to judge."""
     try:
         owner = os.stat(workspace).st_uid
     except OSError as exc:
@@ -99,15 +117,7 @@ def preflight(plan: Plan, settings: Settings, options: Options) -> str | None:
             f"{_user(owner)}, so that what it writes stays theirs and it signals only their processes; "
             "nothing was changed"
         )
-    writes = [a for a in plan.actions if a.kind in RECORD_KINDS]
-    if not writes:
-        return None
-    writer = writer_for(regs.source)
-    if writer is None:
-        return f"{regs.source} records are never written by a fix; nothing was changed"
-    marks, prunes = entry_ids(writes)
-    return writer.check(regs, _edits(marks, prunes, _counter_files(writes), options, regs.workspace),
-                        settings.lock_timeout)
+    return None
 
 
 def _user(uid: int) -> str:
@@ -185,15 +195,22 @@ def _sessions(actions: list[Action], a: Analysis, targets: Targets, options: Opt
         session = _find(a, target)
         if why := verify(action, targets):
             outcomes.append(_not_verified(action, why, gone=session is None and why.status is not Status.REFUSED))
-        elif session is not None and session.attached and not options.kill_attached:
-            who = ", ".join(a.clients_of(session.server, session.name)) or f"{session.attached} client(s)"
+        elif session is not None and a.attached(session) and not options.kill_attached:
+            who = ", ".join(a.clients_of(session.server, session.name)) or f"{a.attached(session)} client(s)"
             outcomes.append(Outcome(action, Status.REFUSED, f"a person is attached now ({who}); not killed"))
         elif session is not None:
             verified.append((action, session))
     # kill-session alone leaves children alive: end the panes' process trees and groups first, each root proven
     # by the start time the verification snapshot recorded for it (a dead pane has none: its old PID may be a
-    # stranger's now, so it is never signalled).
-    roots = [((action, root.pid), root.pid, root.start_ticks) for action, s in verified for root in a.roots(s)]
+    # stranger's now, so it is never signalled). kill-session on a session of a group, or one whose window another
+    # session links, only takes the session away (tmux 3.3a): the window and its processes stay with the other
+    # session, a person's view, so those panes' processes are left alone too.
+    kept = {action: a.shared_windows(s) for action, s in verified}
+    roots = [
+        ((action, root.pid), root.pid, root.start_ticks)
+        for action, s in verified
+        for root in a.roots(s, leave=kept[action])
+    ]
     effects.end_trees(roots, a.snapshot.self_pids, options.term_timeout, group=True)
     by_server: dict[str, dict[Action, str]] = defaultdict(dict)  # server -> action -> the verified session's id
     for action, session in verified:
@@ -207,6 +224,10 @@ def _sessions(actions: list[Action], a: Analysis, targets: Targets, options: Opt
                 outcomes.append(Outcome(action, Status.FAILED, error))
             elif session_id in live:
                 outcomes.append(Outcome(action, Status.FAILED, "session still live"))
+            elif kept[action]:
+                shown = ", ".join(sorted(a.sharing(dict(verified)[action])))
+                detail = f"session killed; its windows {', '.join(sorted(kept[action]))} stay with {shown}, running"
+                outcomes.append(Outcome(action, Status.DONE, detail))
             else:
                 outcomes.append(Outcome(action, Status.DONE, "panes' processes ended, session killed"))
     return outcomes

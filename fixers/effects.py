@@ -65,7 +65,7 @@ class Table:
 
     @classmethod
     def read(cls) -> Table:
-        procs = {p.pid: p for p in processes.scan(lambda name, argv: False)}
+        procs = {p.pid: p for p in processes.scan(lambda *_: False, exe=False)}
         led: dict[int, list[Proc]] = {}
         for p in procs.values():
             for leader in {p.pgid, p.sid}:

@@ -143,6 +143,8 @@ def _session(f: Finding, a: Analysis, opts: Options) -> list[Action]:
     """Kill the session; its agents then have no session, so their entries are settled in the same plan."""
     assert isinstance(f.target, SessionTarget)
     actions = [Action("kill_session", f.target, f.entity, f.reason, f.check)]
+    if a.snapshot.registries.dialect.mark is None:
+        return actions  # its records are never written: the manager settles them itself
     for agent in a.agents_by_session.get(f.target.name, []):
         if agent.active or opts.prune:
             actions.append(
@@ -206,6 +208,7 @@ def make_plan(analysis: Analysis, results: Results, opts: Options | None = None)
     opts = opts or Options()
     plan = Plan()
     actions: dict[tuple, Action] = {}
+    writable = analysis.snapshot.registries.dialect.mark is not None  # else records are a person's to change
     for check_id, result in results.items():
         if opts.selected is not None and check_id not in opts.selected:
             continue
@@ -214,12 +217,12 @@ def make_plan(analysis: Analysis, results: Results, opts: Options | None = None)
             continue
         for finding in result.failing:
             fixer = REGISTRY[check_id].fixer if check_id in REGISTRY else None
-            if fixer is None:
+            if fixer is None or (isinstance(finding.target, AgentTarget) and not writable):
                 plan.manual.append(finding)
                 continue
             for action in fixer(finding, analysis, opts):
                 actions.setdefault(action.key, action)
-    if opts.prune and not plan.blocked and (opts.selected is None or GHOST_AGENTS in opts.selected):
+    if writable and opts.prune and not plan.blocked and (opts.selected is None or GHOST_AGENTS in opts.selected):
         _plan_history_prunes(analysis, actions)
     for key, action in list(actions.items()):
         if why := _hold(action, analysis, opts):

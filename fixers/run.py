@@ -16,7 +16,7 @@ from healthchecks.results import Results
 from healthchecks.settings import Settings
 from healthchecks.summary import Figures
 
-from .apply import Outcome, apply, preflight
+from .apply import Outcome, apply, owner_problem, preflight
 from .outcome import Status
 from .plan import Options, Plan, make_plan
 from .writers import pending, recover_all
@@ -139,6 +139,8 @@ def _recover(settings: Settings, root: Path) -> list[str]:
     """Finish what an interrupted fix left: a torn registry gets its old bytes back from the journal."""
     if not pending(root):
         return []
+    if why := owner_problem(settings.workspace):  # the owner check comes before any write, this one included
+        return [f"the journals of an interrupted fix are left as they are: {why}"]
     try:
         with fix_lock(root, settings.lock_timeout):
             return recover_all(root, settings.lock_timeout)

@@ -9,6 +9,7 @@ import pytest
 
 from healthchecks.options import value
 from healthchecks.run import Run
+from healthchecks.text import for_people
 
 from .confirm import ask
 from .plan import Options, Plan
@@ -36,9 +37,9 @@ def say(config: pytest.Config, title: str, lines: list[str]) -> None:
         reporter.write_line("")  # under xdist the progress line is still open
         reporter.write_sep("=", title)
         for line in lines:
-            reporter.write_line(line)
+            reporter.write_line(for_people(line))
     else:
-        sys.stderr.write("".join(f"{line}\n" for line in [f"== {title} ==", *lines]))
+        sys.stderr.write("".join(f"{for_people(line)}\n" for line in [f"== {title} ==", *lines]))
         sys.stderr.flush()
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import tzinfo
@@ -15,11 +16,13 @@ from functools import cached_property
 from . import processes
 from .dialect import DIALECTS, StatusClass
 from .dialect import Evidence as Sign
+from .idle import idle
 from .processes import Proc
 from .records import AgentRecord, Owner, Scope
+from .sightings import Sighting
 from .snapshot import Snapshot, pane_of
 from .targets import PaneTarget, ProcessTarget, ServerTarget
-from .tmux import Pane, TmuxServer, sanitized
+from .tmux import Pane, TmuxServer, certain_name, stored_name
 
 
 @dataclass(frozen=True)
@@ -45,18 +48,22 @@ class Agent:
     Made for every agent of every snapshot, so its facts are computed once, here, and kept in slots.
     """
 
-    __slots__ = ("_ended", "_started", "active", "cursor_pid", "id", "owner", "pane", "records", "server", "session",
-                 "terminal")
+    __slots__ = ("_ended", "_started", "active", "certain", "cursor_pid", "id", "owner", "pane", "records", "server",
+                 "session", "status_class", "terminal")
 
     def __init__(self, id: str, records: list[AgentRecord]) -> None:
         self.id = id
         self.records = records
         self._started: float | bool | None = False  # False: not parsed yet (timestamps are parsed on demand)
         self._ended: float | bool | None = False
-        self.session = sanitized(records[0].tmux_session)  # as tmux stores it: `.` and `:` become `_`
+        stored = stored_name(records[0].tmux_session)  # as tmux stores it (`.` and `:` become `_`, ...)
+        # False: its session, when not found live under that name, may live under another one
+        self.certain = certain_name(records[0].tmux_session)
+        self.session = records[0].tmux_session if stored is None else stored
         self.cursor_pid = next((r.cursor_pid for r in records if r.cursor_pid), None)  # E3's cursor backend
-        self.pane, self.server, self.owner = records[0].pane, records[0].server, records[0].owner  # a teammate's
-        first = records[0].status_class
+        self.server = records[0].server  # the one server its session (or its pane) may live on (None: any checked one)
+        self.pane, self.owner = records[0].pane, records[0].owner  # a teammate's: its pane id, its team's lead
+        first = self.status_class = records[0].status_class
         if any(r.status_class is not first for r in records):  # records that disagree: rare
             classes = {r.status_class for r in records}
             self.active, self.terminal = StatusClass.ACTIVE in classes, classes == {StatusClass.TERMINAL}
@@ -74,29 +81,42 @@ class Agent:
         return self._ended  # type: ignore[return-value]
 
 
+# A path inside a workspace: its `.agent-workspace` folder, or a task folder (the workspace is its parent).
+WORKSPACE_PATH = re.compile(r"(/[^\s'\"]*?)/(\.agent-workspace|TASK-\d{8}-\d{6}-[0-9a-f]{8})(?=[/\s'\"]|$)")
+# An agent id as a token in a command line (the prompt names it: "Your agent id is <id>.").
+AGENT_ID_TOKEN = re.compile(r"(?<![\w.:-])([\w.:]+-\d{6}(?:\d{3})?-[0-9a-f]{6})(?![\w-])")
+
+
 @dataclass(frozen=True)
 class Evidence:
     """What ties a Claude process outside every pane to this workspace, and to an orchestrator's launch.
 
     Only both together are exclusive enough to act on: a person's `claude -p` may name an agent or
-    run in the project directory, and another workspace's agent has the same launch shape.
+    run in the project directory, and another workspace's agent has the same launch shape. ``seen`` is
+    what points this way without being exclusive (the client directory as cwd): listed, never acted on.
     """
 
     workspace: tuple[str, ...] = ()
     launch: tuple[str, ...] = ()
+    seen: tuple[str, ...] = ()
 
     @property
     def exclusive(self) -> bool:
         return bool(self.workspace and self.launch)
 
     def __bool__(self) -> bool:
-        return bool(self.workspace or self.launch)
+        return bool(self.workspace or self.launch or self.seen)
 
     def __or__(self, other: Evidence) -> Evidence:
-        return Evidence(self.workspace + other.workspace, self.launch + other.launch)
+        return Evidence(self.workspace + other.workspace, self.launch + other.launch, self.seen + other.seen)
+
+    @classmethod
+    def both(cls, sign: str) -> Evidence:
+        """A sign that is exclusive on its own: it names this workspace and an orchestrator's launch at once."""
+        return cls((sign,), (sign,))
 
     def describe(self) -> str:
-        return "; ".join(dict.fromkeys(self.workspace + self.launch))
+        return "; ".join(dict.fromkeys(self.workspace + self.launch + self.seen))
 
 
 @dataclass(frozen=True)
@@ -159,8 +179,8 @@ class Analysis:
         live = self.sessions.keys() | self.other_sessions.keys()
         result: dict[str, list[Agent]] = defaultdict(list)
         for aid, recs in self.records.items():
-            if sanitized(recs[0].tmux_session) in live:
-                result[sanitized(recs[0].tmux_session)].append(self.agent(aid))  # type: ignore[arg-type]
+            if (name := stored_name(recs[0].tmux_session)) in live:  # an uncertain name matches nothing
+                result[name].append(self.agent(aid))  # type: ignore[arg-type, index]
         return result
 
     @cached_property
@@ -192,9 +212,33 @@ class Analysis:
         """Live sessions of this user's tmux servers that were not asked for: seen, never acted on."""
         return self._sessions_of(self.snapshot.other_servers)
 
+    def session_of(self, agent: Agent) -> LiveSession | None:
+        """The agent's live session on a checked server: on its own server when its record names one."""
+        names = self._server_aliases
+        return next((s for s in self.sessions.get(agent.session, ())
+                     if agent.server is None or agent.server in names.get(s.server, (s.server,))), None)
+
+    @cached_property
+    def _server_aliases(self) -> dict[str, tuple[str, ...]]:
+        """Every name a checked server was reached by (a socket name and its path are one server)."""
+        return {s.label: (s.label, *s.aliases) for s in self.snapshot.servers}
+
+    @cached_property
+    def session_prefix(self) -> str:
+        """What this fleet's sessions are called: as asked, else as the records' manager names them."""
+        return self.settings.session_prefix or self.snapshot.registries.dialect.session_prefix
+
+    def lost_home(self, session: LiveSession) -> str | None:
+        """Where a session no record names works inside the store, for a manager whose records each have a
+        directory there (a lost record's worktree); None otherwise."""
+        if Sign.CWD_IN_RECORD_DIR not in self._signs:
+            return None
+        return next((p.path for p in session.panes if p.path and self._inside_workspace(os.path.realpath(p.path))),
+                    None)
+
     @cached_property
     def agent_sessions(self) -> list[LiveSession]:
-        prefix = self.settings.session_prefix
+        prefix = self.session_prefix
         return [s for name, group in self.sessions.items() if name.startswith(prefix) for s in group]
 
     @cached_property
@@ -202,14 +246,55 @@ class Analysis:
         """Checked servers with no server running: right socket? right user? Every agent looks dead."""
         return [s for s in self.snapshot.servers if s.state == "no-server"]
 
-    def clients_of(self, server: str, session: str) -> list[str]:
-        """The terminals attached to a session of a checked server (who a kill would throw out)."""
-        return [c.tty for s in self.snapshot.servers if s.label == server for c in s.clients if c.session == session]
+    @cached_property
+    def _shown_by(self) -> dict[tuple[str, str], tuple[str, ...]]:
+        """(server, window id) -> every session of a checked server that shows the window: its own session,
+        the other sessions of its group, sessions that link it. tmux lists the window's panes under each."""
+        found: dict[tuple[str, str], dict[str, None]] = defaultdict(dict)
+        for server in self.snapshot.servers:
+            for pane in server.panes:
+                found[(server.label, pane.window_id)][pane.session] = None
+        return {key: tuple(names) for key, names in found.items()}
 
-    def roots(self, session: LiveSession) -> tuple[ProcessTarget, ...]:
-        """The session's live pane processes, identified as the snapshot saw them (dead panes have none)."""
+    def sharing(self, session: LiveSession) -> set[str]:
+        """The other sessions that show one of this session's windows (its group, a dashboard linking one)."""
+        return {
+            name for p in session.panes for name in self._shown_by.get((session.server, p.window_id), ())
+        } - {session.name}
+
+    def shared_windows(self, session: LiveSession) -> set[str]:
+        """This session's windows that another session shows too: killing the session leaves them to that one."""
+        return {p.window_id for p in session.panes if len(self._shown_by.get((session.server, p.window_id), ())) > 1}
+
+    def _live(self, server: str, name: str) -> list[LiveSession]:
+        return [s for s in self.sessions.get(name, []) if s.server == server]
+
+    def _watching(self, server: str, name: str) -> set[str]:
+        """The session and every session that shows one of its windows: a client of any of them sees it."""
+        return {name}.union(*(self.sharing(s) for s in self._live(server, name)))
+
+    def attached(self, session: LiveSession) -> int:
+        """Clients attached to the session or to any session that shows one of its windows: a person looking."""
+        server = session.server
+        return sum(s.attached for n in self._watching(server, session.name) for s in self._live(server, n))
+
+    def clients_of(self, server: str, session: str) -> list[str]:
+        """The terminals attached to a session of a checked server, or to a session sharing one of its windows
+        (who a kill would disturb)."""
+        names = self._watching(server, session)
+        return [
+            c.tty + ("" if c.session == session else f" (on {c.session})")
+            for s in self.snapshot.servers
+            if s.label == server
+            for c in s.clients
+            if c.session in names
+        ]
+
+    def roots(self, session: LiveSession, leave: set[str] | frozenset[str] = frozenset()) -> tuple[ProcessTarget, ...]:
+        """The session's live pane processes, identified as the snapshot saw them (dead panes have none), but for
+        those of the windows in ``leave``."""
         by_pid = self.snapshot.by_pid
-        live = [p for p in session.panes if not p.dead and p.pid in by_pid]
+        live = [p for p in session.panes if not p.dead and p.pid in by_pid and p.window_id not in leave]
         return tuple(ProcessTarget(p.pid, by_pid[p.pid].start_ticks) for p in live)
 
     # -- process side --------------------------------------------------------------------------
@@ -218,9 +303,29 @@ class Analysis:
         return processes.children_of(self.snapshot.processes)
 
     @cached_property
-    def pane_of(self) -> dict[int, tuple[str, str]]:
-        """pid -> (server, session) for every process that descends from a live pane of a checked server."""
+    def _pane_ids(self) -> dict[int, tuple[str, str]]:
         return pane_of(self.children, self.snapshot.servers)
+
+    @cached_property
+    def _viewers(self) -> dict[tuple[str, str], tuple[str, ...]]:
+        """(server, pane id) -> every session that shows the pane (tmux lists it once under each)."""
+        found: dict[tuple[str, str], dict[str, None]] = defaultdict(dict)
+        for server in self.snapshot.servers:
+            for pane in server.panes:
+                found[(server.label, pane.pane_id)][pane.session] = None
+        return {key: tuple(names) for key, names in found.items()}
+
+    def sessions_showing(self, pid: int) -> list[tuple[str, str]]:
+        """(server, session) of every session that shows the live pane ``pid`` runs in; empty outside panes."""
+        if (where := self._pane_ids.get(pid)) is None:
+            return []
+        return [(where[0], name) for name in self._viewers.get(where, ())]
+
+    @cached_property
+    def pane_of(self) -> dict[int, tuple[str, str]]:
+        """pid -> (server, session) for every process that descends from a live pane of a checked server
+        (the first session listed as showing it)."""
+        return {pid: found[0] for pid in self._pane_ids if (found := self.sessions_showing(pid))}
 
     @cached_property
     def _server_names(self) -> dict[int, str]:
@@ -234,7 +339,7 @@ class Analysis:
     @cached_property
     def own_sessions(self) -> set[tuple[str, str]]:
         """(server, session) of the panes this suite runs in (an agent checking its own fleet): never judged."""
-        return {self.pane_of[pid] for pid in self.snapshot.self_pids if pid in self.pane_of}
+        return {where for pid in self.snapshot.self_pids for where in self.sessions_showing(pid)}
 
     @cached_property
     def _id_pattern(self) -> re.Pattern[str] | None:
@@ -255,24 +360,68 @@ class Analysis:
         return path == self.workspace or path.startswith(self.workspace + "/")
 
     def _ties(self, proc: Proc) -> tuple[str, ...]:
-        """What in a process's own argv, cwd and open files names this workspace."""
+        """What in a process's own argv, cwd and open files names this workspace. In another mount namespace
+        a path is another directory's name: only the working directory's identity counts there."""
         found = []
         kinds = self._signs  # the kinds of evidence this manager's dialect admits
         joined = " ".join(proc.argv)
         if Sign.RECORD_ID_IN_ARGS in kinds and self._id_pattern is not None and (m := self._id_pattern.search(joined)):
             found.append(f"its arguments name agent {m.group(1)}")
-        if Sign.PATH_IN_ARGS in kinds and self._path_pattern.search(joined):
+        if Sign.PATH_IN_ARGS in kinds and proc.own_mounts and self._path_pattern.search(joined):
             found.append("its arguments name a path inside the workspace")
-        if proc.cwd:
-            cwd = os.path.realpath(proc.cwd)
-            if Sign.CWD_IN_WORKSPACE in kinds and self._inside_workspace(cwd):
-                found.append(f"its working directory {proc.cwd} is inside the workspace")
-            elif Sign.CWD_IS_CLIENT_DIR in kinds and cwd in self.client_dirs:
-                found.append(f"its working directory {proc.cwd} is this workspace's client directory")
+        if Sign.CWD_IN_WORKSPACE in kinds and proc.cwd and self._cwd_inside(proc):
+            found.append(f"its working directory {proc.cwd} is inside the workspace")
         held = [f for f in proc.files if f.fd != 0 and self._inside_workspace(os.path.realpath(f.path))]
-        if Sign.HOLDS_WORKSPACE_FILE in kinds and held:
+        if Sign.HOLDS_WORKSPACE_FILE in kinds and held and proc.own_mounts:
             found.append(f"it holds {held[0].path} open")
         return tuple(found)
+
+    def _cwd_inside(self, proc: Proc) -> bool:
+        """The working directory is the workspace or below it: by identity (dev, inode) when it was read."""
+        if proc.cwd_ids:
+            return (ws := self.snapshot.dir_ids.get(self.workspace)) is not None and ws in proc.cwd_ids
+        return proc.own_mounts and self._inside_workspace(os.path.realpath(proc.cwd or ""))
+
+    def _cwd_is_client_dir(self, proc: Proc) -> bool:
+        if proc.cwd_ids:
+            return proc.cwd_ids[0] in {self.snapshot.dir_ids.get(d) for d in self.client_dirs}
+        return proc.own_mounts and os.path.realpath(proc.cwd or "") in self.client_dirs
+    @cached_property
+    def _homes(self) -> dict[str, str]:
+        """A record's own directory (real path) -> its id: a process working inside one is that record's."""
+        return {os.path.realpath(r.home): r.id for f in self.snapshot.registries.scopes for r in f.agents if r.home}
+
+    @cached_property
+    def _conversations(self) -> dict[str, str]:
+        return {r.conversation: r.id for f in self.snapshot.registries.scopes for r in f.agents if r.conversation}
+
+    def _home_of(self, cwd: str) -> str | None:
+        """The record whose directory holds ``cwd`` (walking up: as many lookups as the path is deep)."""
+        path = cwd
+        while path not in ("/", ""):
+            if (found := self._homes.get(path)) is not None:
+                return found
+            path = os.path.dirname(path)
+        return None
+
+    def _record_signs(self, proc: Proc) -> Evidence | None:
+        """Signs naming one record exactly (its directory, the id variable) count as both tie and launch; None
+        when the id variable names a record this store does not hold (another store's agent: never ours)."""
+        kinds, dialect = self._signs, self.snapshot.registries.dialect
+        both: tuple[str, ...] = ()
+        if Sign.ENV_RECORD_ID in kinds and dialect.id_env and (value := proc.getenv(dialect.id_env)) is not None:
+            if value not in self.records:
+                return None
+            both += (f"its environment names record {value} ({dialect.id_env})",)
+        if Sign.CWD_IN_RECORD_DIR in kinds and proc.cwd and (rid := self._home_of(os.path.realpath(proc.cwd))):
+            both += (f"its working directory {proc.cwd} is inside record {rid}'s own directory",)
+        tie: tuple[str, ...] = ()
+        if Sign.CONVERSATION_IN_ARGS in kinds:
+            for flag, value in zip(proc.argv, proc.argv[1:], strict=False):
+                if flag in ("--session-id", "--resume", "-r") and (rid := self._conversations.get(value)):
+                    tie += (f"its arguments resume record {rid}'s conversation {value}",)
+                    break
+        return Evidence(both + tie, both)
 
     def _own_evidence(self, proc: Proc) -> Evidence:
         launch = ()
@@ -283,12 +432,35 @@ class Analysis:
             return Evidence((sign,), (sign,))
         if Sign.LAUNCH_FLAGS in self._signs and proc.headless and all(flag in proc.argv for flag in dialect.launch):
             launch = ("its arguments are the orchestrator's launch (--print --output-format stream-json ...)",)
+        # The project directory as cwd is where people run `claude -p` with the same flags too: information only.
+        seen = ()
+        if Sign.CWD_IS_CLIENT_DIR in self._signs and proc.cwd and self._cwd_is_client_dir(proc):
+            seen = (f"its working directory {proc.cwd} is this workspace's client directory",)
+        found = Evidence(self._ties(proc), launch, seen)
         stdin = next((f for f in proc.files if f.fd == 0), None)
-        if Sign.STDIN_FROM_WORKSPACE in self._signs and stdin and self._inside_workspace(os.path.realpath(stdin.path)):
+        if (Sign.STDIN_FROM_WORKSPACE in self._signs and stdin and proc.own_mounts
+                and self._inside_workspace(os.path.realpath(stdin.path))):
             # `claude ... < <task>/prompt`: the orchestrator's own redirection, into this workspace
-            both = (f"its standard input is {stdin.path}, a file of this workspace",)
-            return Evidence(self._ties(proc) + both, launch + both)
-        return Evidence(self._ties(proc), launch)
+            found = found | Evidence.both(f"its standard input is {stdin.path}, a file of this workspace")
+        if (sighting := self.sighting(proc)) is not None:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(sighting.time))
+            sign = f"seen in agent {sighting.agent}'s pane at {when}"
+            if self._runs_claude(sighting.agent):  # the agent still works: this may be its own background job
+                found = found | Evidence(seen=(f"{sign}, and that agent still runs Claude in its session",))
+            else:
+                found = found | Evidence.both(sign)
+        return found
+
+    def _runs_claude(self, agent_id: str) -> bool:
+        agent = self.agent(agent_id)
+        return agent is not None and any(
+            (s.server, agent.session) in self.sessions_with_claude for s in self.sessions.get(agent.session, ()))
+
+    def sighting(self, proc: Proc) -> Sighting | None:
+        """An earlier run's sighting of exactly this process (pid and start) in the pane of an agent of this
+        workspace (healthchecks.sightings); None for any other process, or an agent these records do not hold."""
+        found = self.snapshot.sightings.get((proc.pid, proc.start_ticks))
+        return found if found is not None and found.agent in self.records else None
 
     @cached_property
     def groups(self) -> dict[int, list[Proc]]:
@@ -298,7 +470,7 @@ class Analysis:
                 result[proc.pgid].append(proc)
         return result
 
-    def evidence(self, proc: Proc) -> Evidence:
+    def evidence(self, proc: Proc) -> Evidence | None:
         """Every sign that a Claude process outside every pane is a leaked agent of this workspace.
 
         Process-group signs come only from the pipeline it was launched in (the `tee` writing this
@@ -306,24 +478,60 @@ class Analysis:
         both), never from what it launched itself: a person's Claude hosting the orchestrator's MCP
         server has that server, naming the workspace, in its group.
         """
-        found = self._own_evidence(proc)
+        exact = self._record_signs(proc)
+        if exact is None:
+            return None
+        found = self._own_evidence(proc) | exact
         if Sign.PIPELINE_WRITES_WORKSPACE not in self._signs:
             return found
         launched = set(processes.descendants(self.children, proc.pid))  # itself and what it started
         for member in self.groups.get(proc.pgid, []):
-            if member.pid in launched or member.is_claude:
+            if member.pid in launched or member.is_claude or not member.own_mounts:
                 continue
             if self._path_pattern.search(" ".join(member.argv)):  # its arguments only: a cwd proves nothing
                 sign = f"process {member.pid} ({member.name}) of its pipeline names a path inside the workspace"
-                found = found | Evidence((sign,), (sign,))
+                found = found | Evidence.both(sign)
                 break
         return found
 
+    def elsewhere(self, session: LiveSession) -> tuple[str, ...]:
+        """What in the session's processes belongs to another workspace: a path inside another workspace (its log,
+        prompt file, task folder), or an agent id that is not this session's agent. Such a session is that
+        workspace's whatever this registry says (a copied workspace, a reused id, a hostile entry)."""
+        mine = {agent.id for agent in self.agents_by_session.get(session.name, [])}
+        ours = {self.workspace, os.path.normpath(self.settings.workspace)}
+        found: dict[str, None] = {}
+        for pane in session.panes:
+            if pane.dead:
+                continue
+            for pid in processes.descendants(self.children, pane.pid):
+                if (proc := self.snapshot.by_pid.get(pid)) is None:
+                    continue
+                line = " ".join(proc.argv)
+                if (cwd := self.snapshot.pane_cwds.get(pid)) is not None:  # the pane's own, from `new-session -c`
+                    line += f" {cwd}/"
+                for m in WORKSPACE_PATH.finditer(line):
+                    root = os.path.normpath(m.group(0) if m.group(2) == ".agent-workspace" else m.group(1))
+                    if not any(root == w or root.startswith(w + "/") or w.startswith(root + "/") for w in ours):
+                        found[f"process {pid} ({proc.name}) names workspace {root}"] = None
+                ids = {m.group(1) for m in AGENT_ID_TOKEN.finditer(line)}
+                if ids and not any(token.endswith(agent) for token in ids for agent in mine):  # `agent_prompt_<id>`
+                    found[f"process {pid} ({proc.name}) names agent {sorted(ids)[0]}, not this session's"] = None
+        return tuple(found)
+
+    @cached_property
+    def remembered(self) -> list[Proc]:
+        """Processes other than Claude that an earlier run saw in an agent's pane and that now run outside every
+        pane (a Bash tool's own-session child left by a killed Claude, say): the agent's, by lineage alone."""
+        return [p for p in self.snapshot.processes if not p.is_claude and not p.defunct
+                and p.pid not in self.pane_of and self.sighting(p) is not None]
+
     @cached_property
     def claude_classes(self) -> dict[str, list[Classified]]:
-        """Claude processes sorted into attached / orphan / foreign, each with the reason (and evidence) used."""
+        """Claude processes (and processes remembered in an agent's pane) sorted into attached / orphan / foreign,
+        each with the reason (and evidence) used."""
         classes: dict[str, list[Classified]] = {k: [] for k in ("attached", "orphan", "foreign")}
-        for proc in self.claude:
+        for proc in [*self.claude, *self.remembered]:
             if where := self.pane_of.get(proc.pid):
                 classes["attached"].append(Classified(proc, f"runs in session {where[1]} on tmux server {where[0]}"))
             elif proc.pid in self.snapshot.self_pids:
@@ -333,8 +541,11 @@ class Analysis:
                 where = "in a dead pane's place or a tmux job" if name in self._checked_labels else "in a pane"
                 reason = f"runs {where} of tmux server {name}, which is not checked here; left alone"
                 classes["foreign"].append(Classified(proc, reason))
+            elif (found := self.evidence(proc)) is None:
+                id_env = self.snapshot.registries.dialect.id_env
+                reason = f"its {id_env} names no record of this store (another profile's or store's); left alone"
+                classes["foreign"].append(Classified(proc, reason))
             else:
-                found = self.evidence(proc)
                 if found.exclusive:
                     classes["orphan"].append(Classified(proc, f"this workspace's agent: {found.describe()}"))
                 else:
@@ -356,10 +567,21 @@ class Analysis:
             return "interactive (no --print), so a person's, not an agent; left alone"
         return "not attributable to this workspace; left alone"
 
+    def working(self, session: LiveSession) -> Proc | None:
+        """The first process in the session's live panes that is not a known idle one (healthchecks.idle)."""
+        by_pid = self.snapshot.by_pid
+        for pane in session.panes:
+            if pane.dead:
+                continue
+            for pid in processes.descendants(self.children, pane.pid):
+                if (proc := by_pid.get(pid)) is not None and idle(proc) is None:
+                    return proc
+        return None
+
     @cached_property
     def sessions_with_claude(self) -> set[tuple[str, str]]:
-        """(server, session) pairs whose panes run at least one Claude process."""
-        return {self.pane_of[j.proc.pid] for j in self.claude_classes["attached"]}
+        """(server, session) pairs whose panes run at least one Claude process: every session showing the pane."""
+        return {where for p in self.claude for where in self.sessions_showing(p.pid)}
 
     # -- records placed by pane, owned by a process (Claude Code Agent Teams) ---------------------------------------
     @cached_property

@@ -148,8 +148,16 @@ def session_finding(
 ) -> Finding:
     """A finding on one live session, identified as a fixer must re-verify it."""
     roots = a.roots(session)
-    target = SessionTarget(session.server, session.id, session.name, session.created, roots, session.attached)
+    target = SessionTarget(session.server, session.id, session.name, session.created, roots, a.attached(session))
     return Finding(check_id, f"session {session.name}", reason, severity, target)
+
+
+def owned_elsewhere(check_id: str, a: Analysis, session: LiveSession, reason: str) -> Finding:
+    """A failing session finding, or information when the session's processes belong to another workspace."""
+    if found := a.elsewhere(session):
+        why = f"{reason}; but {'; '.join(found)}: another workspace's session, left alone"
+        return session_finding(check_id, a, session, why, "info")
+    return session_finding(check_id, a, session, reason)
 
 
 @check(REGISTRY_SCHEMA, "registry files parse and match their JSON Schemas")
@@ -160,6 +168,12 @@ def registry_schema(a: Analysis) -> list[Finding]:
     for line in regs.all_errors:
         entity, reason = line.split(": ", 1)
         findings.append(Finding(REGISTRY_SCHEMA, entity, reason, target=FileTarget(entity)))
+    if not a.snapshot.stable:
+        reason = (
+            f"kept changing through {a.snapshot.attempts} reads (a writer that takes no lock?): judged on the last "
+            "read; every action is re-verified before it is taken"
+        )
+        findings.append(Finding(REGISTRY_SCHEMA, "registry", reason, severity="info"))
     return findings
 
 
@@ -272,21 +286,40 @@ def ghost_agents(a: Analysis) -> list[Finding]:
             if judged and (why := a.pane_problem(agent)):
                 findings.append(agent_finding(GHOST_AGENTS, agent, f"recorded active, {why}", noun=noun))
             continue
-        if agent.session in a.sessions or not a.past_grace(agent.started_at(a.tz)):
+        if a.session_of(agent) is not None or not a.past_grace(agent.started_at(a.tz)):
             continue
         if agent.cursor_pid is not None:  # E3's cursor backend: judged by its process, it has no session
-            proc = a.snapshot.by_pid.get(agent.cursor_pid)
-            if proc is None or proc.defunct:
-                reason = f"registry says active, its cursor process {agent.cursor_pid} is gone"
-                findings.append(agent_finding(GHOST_AGENTS, agent, reason))
+            if why := _cursor_gone(a, agent):
+                findings.append(agent_finding(GHOST_AGENTS, agent, f"registry says active, {why}"))
             continue
-        if elsewhere := a.other_sessions.get(agent.session):
+        if not agent.certain:
+            reason = (
+                f"session {agent.session!r} is not live under that name, but tmux rewrites such a name (it expands "
+                "`#` formats; other characters depend on its locale): it cannot be matched with certainty; left alone"
+            )
+            findings.append(agent_finding(GHOST_AGENTS, agent, reason, "info"))
+        elif elsewhere := a.other_sessions.get(agent.session):
             reason = f"session {agent.session} lives on tmux server {elsewhere[0].server}, which is not checked here"
             findings.append(agent_finding(GHOST_AGENTS, agent, reason + "; left alone", "info"))
         else:
             reason = f"registry says active, session {agent.session} is not live{hint}"
             findings.append(agent_finding(GHOST_AGENTS, agent, reason))
     return findings
+
+
+def _cursor_gone(a: Analysis, agent: Agent) -> str | None:
+    """Why the agent's `cursor_pid` does not prove it alive, or None. A PID is reused: it proves the agent only if
+    that process started before the entry did (plus the grace) and looks like cursor-agent."""
+    pid = agent.cursor_pid
+    proc = a.snapshot.by_pid.get(pid) if pid is not None else None
+    if proc is None or proc.defunct:
+        return f"its cursor process {pid} is gone"
+    started = agent.started_at(a.tz)
+    if started is None or processes.started_at(proc, a.snapshot.boot_time) > started + a.settings.grace:
+        return f"pid {pid} now belongs to a process ({proc.name}) that started after the agent did"
+    if not processes.looks_like_cursor_agent(proc):
+        return f"pid {pid} now belongs to {proc.name}, not cursor-agent"
+    return None
 
 
 @check(SPLIT_BRAIN, "no agent runs in two places at once", ("registry", "tmux"))
@@ -308,7 +341,11 @@ def split_brain(a: Analysis) -> list[Finding]:
 
 @check(ZOMBIE_SESSIONS, "no zombie sessions (agent session without Claude)", ("registry", "tmux"))
 def zombie_sessions(a: Analysis) -> list[Finding]:
-    """A live session of an active agent, past grace, whose panes run no Claude process."""
+    """A live session of an active agent, past grace, whose panes are dead or run only known idle processes.
+
+    A pane running anything else (healthchecks.idle) is information: the absence of a Claude match is no
+    evidence that the agent is gone, since Claude may run under a name no matcher knows.
+    """
     findings = []
     for session in a.agent_sessions:
         agents = a.agents_by_session.get(session.name, [])
@@ -316,10 +353,18 @@ def zombie_sessions(a: Analysis) -> list[Finding]:
             continue  # said once, by leaked_sessions
         if not any(agent.active for agent in agents) or not a.past_grace(session.created):
             continue
-        if (session.server, session.name) not in a.sessions_with_claude:
-            dead = " (its panes are dead)" if all(p.dead for p in session.panes) else ""
-            reason = f"no Claude process in its panes{dead} (tmux server {session.server})"
-            findings.append(session_finding(ZOMBIE_SESSIONS, a, session, reason))
+        if (session.server, session.name) in a.sessions_with_claude:
+            continue
+        if (busy := a.working(session)) is not None:
+            exe = busy.exe or "binary unreadable"
+            reason = (f"runs `{busy.name}` ({exe}), not recognised as Claude; left alone "
+                      f"(tmux server {session.server})")
+            findings.append(Finding(ZOMBIE_SESSIONS, f"session {session.name}", reason, severity="info"))
+            continue
+        dead = all(p.dead for p in session.panes)
+        what = "its panes are dead" if dead else "only idle ones: a shell, cat, tee, the notifier"
+        reason = f"no Claude process in its panes ({what}) (tmux server {session.server})"
+        findings.append(owned_elsewhere(ZOMBIE_SESSIONS, a, session, reason))
     return findings
 
 
@@ -333,14 +378,23 @@ def leaked_sessions(a: Analysis) -> list[Finding]:
         if (session.server, session.name) in a.own_sessions:
             reason = "this health check runs inside it, so it is neither judged nor ever killed"
             findings.append(session_finding(LEAKED_SESSIONS, a, session, reason, "info"))
-        elif not agents:
+        elif not agents:  # a lost record when its manager lost it (claude-squad's unlocked writes): a person's call
             inside = "Claude runs inside" if has_claude else "no Claude inside"
-            reason = f"untracked: no registry entry (may belong to another workspace; {inside}); left alone"
+            if (lost := a.lost_home(session)) is not None:
+                reason = f"a lost record: no record names it, yet it works in {lost} of this store ({inside}); " \
+                    "left alone"
+            else:
+                reason = f"untracked: no registry entry (may belong to another workspace; {inside}); left alone"
+            findings.append(session_finding(LEAKED_SESSIONS, a, session, reason, "info"))
+        elif stopped := [agent for agent in agents if agent.status_class is StatusClass.STOPPED]:
+            rows = ", ".join(f"{agent.id} {agent.records[0].status}" for agent in stopped)
+            reason = (f"recorded as stopped ({rows}) yet its session runs: its manager reads that as started again "
+                      "by hand; left alone")
             findings.append(session_finding(LEAKED_SESSIONS, a, session, reason, "info"))
         elif all(agent.terminal for agent in agents) and all(a.past_grace(agent.ended_at(a.tz)) for agent in agents):
             statuses = ", ".join(f"{agent.id} {agent.records[0].status}" for agent in agents)
             reason = f"registry says finished ({statuses}), session still live on tmux server {session.server}"
-            findings.append(session_finding(LEAKED_SESSIONS, a, session, reason))
+            findings.append(owned_elsewhere(LEAKED_SESSIONS, a, session, reason))
     return findings
 
 
@@ -366,7 +420,15 @@ def orphan_processes(a: Analysis) -> list[Finding]:
                 ProcessTarget(j.proc.pid, j.proc.start_ticks))
         for j in classes["foreign"]
     ]
-    return orphans + foreign
+    sheltering = {a.snapshot.in_tmux.get(p.pid) for p in a.claude}
+    silent = [  # once per server, and only where it matters: a Claude process is below it
+        Finding(ORPHAN_PROCESSES, f"tmux server {s.label}",
+                f"process {s.server_pid}, named like a tmux server, is silent ({s.reason}): the Claude processes "
+                "below it are left alone", "info")
+        for s in a.snapshot.other_servers
+        if s.silent and s.server_pid in sheltering
+    ]
+    return orphans + foreign + silent
 
 
 def _owner_text(a: Analysis, scope: Scope) -> str:

@@ -21,6 +21,9 @@ What a dialect says, field by field (a new manager fills in each one):
 - ``nouns``: what a record and a scope are called in its own terms (every output names them so).
 - ``members_repeat_authority``: whether member scopes repeat the authority's records (task registries do; teams
   listed under a config dir are stores of their own).
+- ``session_prefix``: how its tmux sessions' names begin (a prefixed session no record names is information).
+- ``id_env``: the environment variable its launches set to the record's id (None: it sets none); read only for
+  Claude processes outside every pane, and a value naming no record of this store vetoes every other sign.
 """
 
 from __future__ import annotations
@@ -78,12 +81,17 @@ class Evidence(str, Enum):
     RECORD_ID_IN_ARGS = "a record id of this store in its arguments"
     PATH_IN_ARGS = "a path inside the workspace in its arguments"
     CWD_IN_WORKSPACE = "its working directory inside the workspace"
-    CWD_IS_CLIENT_DIR = "its working directory is a recorded client directory"
+    CWD_IS_CLIENT_DIR = "its working directory is a recorded client directory (information only: people work there too)"
     HOLDS_WORKSPACE_FILE = "a workspace file held open"
     STDIN_FROM_WORKSPACE = "a workspace file as its standard input (also a sign of the launch)"
     PIPELINE_WRITES_WORKSPACE = "a process of its pipeline names the workspace (also a sign of the launch)"
     LAUNCH_FLAGS = "the manager's launch flags"
     ID_AFTER_FLAG = "a record id right after the manager's id flag in its arguments (e.g. --agent-id X@T)"
+    # Signs exclusive to one record (each counts as both a tie and the launch): what pane-less managers leave.
+    CWD_IN_RECORD_DIR = "its working directory inside a directory of one record (a per-record worktree)"
+    ENV_RECORD_ID = "the dialect's id variable in its environment naming a record of this store"
+    # A tie, never enough alone: a person may resume the same conversation.
+    CONVERSATION_IN_ARGS = "--session-id/--resume naming a record's Claude conversation"
 
 
 @dataclass(frozen=True)
@@ -112,6 +120,8 @@ class Dialect:
     private_server: re.Pattern[str] | None = None
     nouns: tuple[str, str] = ("agent", "registry")
     members_repeat_authority: bool = True  # member scopes copy the authority's records (else: independent stores)
+    session_prefix: str = "agent_"
+    id_env: str | None = None
 
     def launched(self, argv: Sequence[str]) -> str | None:
         """The sign of this manager's launch in a process's arguments, or None (recognition, never proof)."""
@@ -163,7 +173,7 @@ _ORCHESTRATOR_STATUSES = {None: StatusClass.ACTIVE, **dict.fromkeys(ACTIVE, Stat
 _LAUNCH = ("--output-format", "stream-json", "--verbose", "--dangerously-skip-permissions")
 # An orchestrator agent id: <agent_type>-<HHMMSS>[NNN]-<6 hex>. Shorter or other keys are never evidence.
 _ID_SHAPE = re.compile(r".+-\d{6}(\d{3})?-[0-9a-f]{6}")
-_EVIDENCE = frozenset(Evidence)
+_EVIDENCE = frozenset(Evidence) - {Evidence.CWD_IN_RECORD_DIR, Evidence.ENV_RECORD_ID, Evidence.CONVERSATION_IN_ARGS}
 _JSON_COUNTERS = {
     ScopeKind.GLOBAL: {"total_agents_spawned": Count.ENTRIES, "active_agents": Count.ACTIVE,
                        "total_tasks": Count.TASKS},
@@ -234,4 +244,41 @@ AGENT_TEAMS = Dialect(
     nouns=("member", "team"),
     members_repeat_authority=False,
 )
-DIALECTS = (ORCHESTRATOR_FIRST, ORCHESTRATOR_JSON, ORCHESTRATOR_SQLITE, AGENT_TEAMS)  # every manager known here
+
+# --- claude-squad (smtg-ai/claude-squad, format stable since e852651; read at 434ca25) -------------------------
+# status is an integer: Running 0, Ready 1, Loading 2, Paused 3. Paused keeps its session (since v1.0.10).
+CLAUDE_SQUAD = Dialect(
+    name="claude-squad",
+    era="e852651..434ca25 (2025-04 ..): ~/.claude-squad/state.json, written without a lock",
+    statuses={0: StatusClass.ACTIVE, 1: StatusClass.ACTIVE, 2: StatusClass.ACTIVE, 3: StatusClass.PAUSED},
+    status_in=frozenset({ScopeKind.STATE}),
+    counters={},
+    finished=frozenset(),
+    launch=(),
+    id_shape=re.compile(r"(?!)"),  # titles are free text: never evidence in arguments
+    evidence=frozenset({Evidence.CWD_IN_RECORD_DIR}),  # no id in argv or env: its worktree is the only sign
+    mark=None,  # no lock to share with its writers: never written
+    manager="claude-squad",
+    session_prefix="claudesquad_",
+)
+
+# --- agent-deck (asheshgoplani/agent-deck; read at v1.14.0, 47bb210) --------------------------------------------
+AGENT_DECK = Dialect(
+    name="agent-deck",
+    era="v1.14.0 (47bb210, schema_version 13): <data root>/profiles/<profile>/state.db",
+    statuses={**dict.fromkeys(("running", "waiting", "idle", "starting"), StatusClass.ACTIVE),
+              # error: it found the session dead itself (last-known, like stopped: not expected to run)
+              "stopped": StatusClass.STOPPED, "error": StatusClass.STOPPED},
+    status_in=frozenset({ScopeKind.STATE}),
+    counters={},
+    finished=frozenset(),
+    launch=(),
+    id_shape=re.compile(r"(?!)"),
+    evidence=frozenset({Evidence.ENV_RECORD_ID, Evidence.CONVERSATION_IN_ARGS}),
+    mark=None,  # its status is last-known and it rewrites rows itself: never written
+    manager="agent-deck",
+    session_prefix="agentdeck_",
+    id_env="AGENTDECK_INSTANCE_ID",
+)
+# every manager known here
+DIALECTS = (ORCHESTRATOR_FIRST, ORCHESTRATOR_JSON, ORCHESTRATOR_SQLITE, AGENT_TEAMS, CLAUDE_SQUAD, AGENT_DECK)

@@ -6,6 +6,7 @@ environment, then ini, then default; a value that does not parse is a usage erro
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,14 +15,37 @@ from typing import Any, Literal
 
 import pytest
 
-from . import sources, waivers
-from .settings import DEFAULT_CLAUDE_MATCH, DEFAULT_GRACE, DEFAULT_PREFIX, DEFAULT_TMUX_TIMEOUT, Settings
+from . import sightings, sources, waivers
+from .checks import CHECKS
+from .settings import (
+    DEFAULT_CLAUDE_EXE,
+    DEFAULT_CLAUDE_MATCH,
+    DEFAULT_GRACE,
+    DEFAULT_PREFIX,
+    DEFAULT_TMUX_TIMEOUT,
+    Settings,
+)
+
+
+def finite(value: str) -> float:
+    """A number of seconds: `inf` and `nan` parse as floats, and then break every comparison and timeout."""
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError("must be a finite number")
+    return number
 
 
 def positive(value: str) -> float:
-    number = float(value)
+    number = finite(value)
     if number <= 0:
         raise ValueError("must be > 0")
+    return number
+
+
+def not_negative(value: str) -> float:
+    number = finite(value)
+    if number < 0:
+        raise ValueError("must be >= 0")
     return number
 
 
@@ -67,7 +91,13 @@ OPTIONS = (
         kind="lines",
         ini="healthchecks_tmux_sockets",
     ),
-    Option("--session-prefix", "name prefix of agent tmux sessions (default agent_)", default=DEFAULT_PREFIX),
+    Option(
+        "--waivers",
+        "TOML file of [[waiver]] tables (check, entity, reason, expires), read with the rootdir's pyproject.toml; "
+        "never a file inside the workspace, which the agents being judged can write",
+    ),
+    Option("--session-prefix", "name prefix of agent tmux sessions (default: the manager's: agent_ for the "
+           "orchestrator, claudesquad_, agentdeck_)", default=DEFAULT_PREFIX),
     Option(
         "--claude-match",
         "regex searched in a process's name and command line to decide it is Claude (default catches claude, "
@@ -75,10 +105,17 @@ OPTIONS = (
         default=DEFAULT_CLAUDE_MATCH,
     ),
     Option(
+        "--claude-exe",
+        "regex searched in a process's binary (/proc/<pid>/exe), tried before --claude-match: an installed Claude "
+        "Code whatever its name (default: a binary of an @anthropic-ai/claude-code* npm package, or the native "
+        "installer's …/claude/versions/<X.Y.Z>; node or npx running the package); empty: --claude-match only",
+        default=DEFAULT_CLAUDE_EXE,
+    ),
+    Option(
         "--grace",
         "seconds: an agent deployed or a session created less than this ago is starting, not faulty (default 60)",
         default=str(DEFAULT_GRACE),
-        parse=float,
+        parse=not_negative,
     ),
     Option(
         "--tmux-timeout",
@@ -99,13 +136,7 @@ OPTIONS = (
         default="auto",
         parse=lambda v: v if v in sources.CHOICES else _bad("one of " + ", ".join(sources.CHOICES)),
     ),
-    Option(
-        "--claude-config-dir",
-        "Claude Code's config directory, where Agent Teams keeps teams/<team>/config.json and sessions/<pid>.json "
-        "(env CLAUDE_CONFIG_DIR; default ~/.claude); read with --source agent-teams, or by auto when no "
-        "orchestrator store is present and it holds teams",
-        env="CLAUDE_CONFIG_DIR",
-    ),
+    *(Option(flag, text, default=default) for flag, text, default in sources.STORE_OPTIONS),
     Option(
         "--demo-source",
         "with --demo: which era's world to build: " + ", ".join(sources.DEMOS) + " (default json)",
@@ -204,32 +235,31 @@ def path(config: pytest.Config, text: str, base: Path) -> Path:
 
 def settings_from(config: pytest.Config) -> Settings:
     workspace = path(config, value(config, "--workspace"), config.invocation_params.dir)
+    places = {flag: value(config, flag) for flag, _, _ in sources.STORE_OPTIONS}  # each reader's locate() reads them
     try:
-        found = waivers.load(config.rootpath / "pyproject.toml", workspace)
+        named = value(config, "--waivers")
+        found = waivers.load(config.rootpath / "pyproject.toml", path(config, named, config.invocation_params.dir)
+                             if named else None, workspace, [c.id for c in CHECKS.values()])
     except waivers.WaiverError as exc:
         raise pytest.UsageError(f"agent-healthchecks: {exc}") from None
     try:
+        source, workspace = sources.resolve(workspace, value(config, "--source"), places)
         return Settings(
             workspace=workspace,
             waivers=found,
             tmux_sockets=value(config, "--tmux-socket"),
             session_prefix=value(config, "--session-prefix"),
             claude_match=value(config, "--claude-match"),
+            claude_exe=value(config, "--claude-exe"),
             grace=value(config, "--grace"),
             tmux_timeout=value(config, "--tmux-timeout"),
             registry_tz=value(config, "--registry-tz"),
             lock_timeout=value(config, "--lock-timeout"),
-            source=value(config, "--source"),
-            **_config_dir(config),
+            source=source,
+            sightings=report_dir(config) / sightings.FILE,
         )
     except ValueError as exc:
         raise pytest.UsageError(f"agent-healthchecks: invalid option: {exc}") from None
-
-
-def _config_dir(config: pytest.Config) -> dict[str, Path]:
-    """--claude-config-dir when given (or CLAUDE_CONFIG_DIR, or ini); else the Settings' own default."""
-    text = value(config, "--claude-config-dir")
-    return {"claude_config_dir": path(config, text, config.invocation_params.dir)} if text else {}
 
 
 def report_dir(config: pytest.Config) -> Path:

@@ -12,17 +12,19 @@ controller, after every check has run.
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from . import checks, hookspecs, options, outputs, xdist
+from . import checks, hookspecs, options, outputs, sightings, xdist
 from .observe import observe
 from .outputs import html, junit, terminal
 from .results import Finding
 from .run import RUN, WORKDIR, Judged, Run, command_hint, get_run, is_worker, selected_checks, targets_healthchecks
 from .snapshot import Snapshot
+from .text import for_people
 
 SETTINGS = pytest.StashKey[object]()
 FOUND = pytest.StashKey[list[Finding]]()
@@ -127,6 +129,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             session.exitstatus = code
     junit.finish(session.config, run)  # tryfirst: before junitxml writes the file
     html.record(session.config, run)
+    remember(run)
+
+
+def remember(run: Run) -> None:
+    """Beside the history: what this run saw in the agents' panes, before and after a fix (healthchecks.sightings).
+    The demo's world is gone after the run: nothing of it is remembered."""
+    path = run.snapshot.settings.sightings
+    if path is None or run.world is not None:
+        return
+    observations = {id(o): o for o in (run.observation, run.current)}.values()
+    try:
+        sightings.record(path, [s for o in observations for s in sightings.seen(o.analysis)])
+    except OSError as exc:  # a directory in its place, a full disk: said in one line; the run's verdict stands
+        sys.stderr.write(f"agent-healthchecks: could not record what this run saw in the panes in {path}: {exc}\n")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -162,7 +178,7 @@ class Findings(list):
     """A check's failing findings; printed one per line."""
 
     def __repr__(self) -> str:
-        return f"{len(self)} finding(s):\n" + "\n".join("  " + f.line() for f in self)
+        return f"{len(self)} finding(s):\n" + "\n".join("  " + for_people(f.line()) for f in self)
 
 
 @pytest.fixture
@@ -181,11 +197,11 @@ def findings(request: pytest.FixtureRequest, hc_judged: Judged) -> Findings:
                     "(conftest.py or a plugin), so it is known before the machine is read", pytrace=False)
     junit.record(request.node, result, hc_judged.snapshot_id)
     if result.status == "skip":
-        pytest.skip(result.reason)
+        pytest.skip(for_people(result.reason))
     if result.status == "error":
-        pytest.fail(result.reason, pytrace=False)
+        pytest.fail(for_people(result.reason), pytrace=False)
     if result.waived and not result.failing:  # only what a person acknowledged: xfail, with their reasons
-        pytest.xfail("; ".join(f.line() for f in result.waived))
+        pytest.xfail("; ".join(for_people(f.line()) for f in result.waived))
     failing = request.node.stash[FOUND] = Findings(result.failing)
     return failing
 
@@ -196,5 +212,5 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     result = yield
     found = item.stash.get(FOUND, None)
     if found and result.when == "call" and result.failed:
-        result.longrepr = "\n".join(f.line() for f in found)
+        result.longrepr = "\n".join(for_people(f.line()) for f in found)
     return result

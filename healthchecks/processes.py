@@ -1,6 +1,6 @@
 """One scan of every process, keeping what the judges and fixers need to prove identity.
 
-The scan reads /proc directly: two small reads a process (stat, cmdline), where psutil's
+The scan reads /proc directly: two small reads and a readlink a process (stat, cmdline, exe), where psutil's
 process_iter takes four and much more Python, which doubled the snapshot of a busy machine
 (bench/RESULTS.md). Everything that acts on a process (details, signals) goes through psutil.
 
@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 import psutil
 
 PROC = "/proc"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,18 @@ class Proc:
     start_ticks: int
     state: str  # the kernel's one-letter state: R, S, D, Z (defunct), T, ...
     is_claude: bool = False
+    exe: str = ""  # /proc/<pid>/exe: the binary it runs, whatever it was named ("" when unreadable)
     # Read only for the processes that need proof of ownership (see with_details):
     cwd: str | None = None
     files: tuple[OpenFile, ...] = ()
+    # The working directory as the kernel sees it: (st_dev, st_ino) of it and of each folder above it. A path is
+    # a string in the process's own mount namespace; only these say which directory it is.
+    cwd_ids: tuple[tuple[int, int], ...] = ()
+    own_mounts: bool = True  # False: another mount namespace (a sandbox, a container): its paths name other things
+    env: tuple[tuple[str, str], ...] = ()  # only the variables a dialect asked for (its id variable)
+
+    def getenv(self, name: str) -> str | None:
+        return next((v for k, v in self.env if k == name), None)
 
     @property
     def headless(self) -> bool:
@@ -101,8 +111,24 @@ def start_ticks(pid: int) -> int | None:
         return None
 
 
-def scan(is_claude: Callable[[str, tuple[str, ...]], bool]) -> tuple[Proc, ...]:
-    """Every process on the machine, read once: identity, parent, group, name, argv, state."""
+def _exe(entry: str) -> str:
+    try:
+        return os.readlink(f"{PROC}/{entry}/exe").removesuffix(" (deleted)")
+    except OSError:  # a kernel thread, another user's process, another namespace: judged by name and argv
+        return ""
+
+
+def scan(
+    is_claude: Callable[[str, tuple[str, ...], str], bool], exe: bool = True, uid: int | None = None
+) -> tuple[Proc, ...]:
+    """Every process on the machine, read once: identity, parent, group, name, argv, binary, state.
+
+    The binary (``exe``) is what tells an installed Claude Code whatever its name; a kernel thread or a defunct
+    process (no argv) has none, so it is not asked. Re-verification, which only needs identities, skips it.
+
+    With ``uid``, only that user's processes may be Claude: the fleet's user runs its agents, and another user's
+    process can name itself anything (prctl), `claude` included.
+    """
     procs = []
     for entry in os.listdir(PROC):
         if not entry.isdigit():
@@ -112,11 +138,20 @@ def scan(is_claude: Callable[[str, tuple[str, ...]], bool]) -> tuple[Proc, ...]:
             argv = _argv(_read(f"{PROC}/{entry}/cmdline"))
         except (OSError, ValueError, IndexError):
             continue
+        binary = _exe(entry) if exe and argv else ""
         procs.append(
             Proc(int(entry), st.ppid, st.pgid, st.sid, st.tty, st.name, argv, st.start_ticks, st.state,
-                 is_claude(st.name, argv))
+                 is_claude(st.name, argv, binary) and (uid is None or _owner(entry) == uid), binary)
         )
     return tuple(procs)
+
+
+def _owner(pid: str) -> int | None:
+    """Who runs a process (read only for those that look like Claude: one stat each)."""
+    try:
+        return os.stat(f"{PROC}/{pid}").st_uid
+    except OSError:
+        return None
 
 
 def children_of(procs: Iterable[Proc]) -> dict[int, list[int]]:
@@ -139,7 +174,7 @@ def descendants(children: dict[int, list[int]], root: int) -> list[int]:
     return found
 
 
-def with_details(procs: tuple[Proc, ...], pids: set[int]) -> tuple[Proc, ...]:
+def with_details(procs: tuple[Proc, ...], pids: set[int], env_names: frozenset[str] = frozenset()) -> tuple[Proc, ...]:
     """Add cwd and open files to the processes in ``pids``: the evidence of who owns them.
 
     Read only where a judge needs it (Claude outside every pane, and its process group): on a
@@ -149,12 +184,12 @@ def with_details(procs: tuple[Proc, ...], pids: set[int]) -> tuple[Proc, ...]:
     result = []
     for proc in procs:
         if proc.pid in pids:
-            proc = _detailed(proc)
+            proc = _detailed(proc, env_names)
         result.append(proc)
     return tuple(result)
 
 
-def _detailed(proc: Proc) -> Proc:
+def _detailed(proc: Proc, env_names: frozenset[str]) -> Proc:
     try:
         process = psutil.Process(proc.pid)
         cwd = process.cwd()
@@ -163,9 +198,70 @@ def _detailed(proc: Proc) -> Proc:
     except (psutil.Error, OSError):
         cwd = None
     files = open_files(proc.pid)
+    env = environ(proc.pid, env_names) if env_names else ()
+    ids, own = directory_ids(f"{PROC}/{proc.pid}/cwd"), same_mounts(proc.pid)
     if start_ticks(proc.pid) != proc.start_ticks:  # the PID was reused while we read: not this process's
         return proc
-    return replace(proc, cwd=cwd, files=files)
+    return replace(proc, cwd=cwd, files=files, cwd_ids=ids, own_mounts=own, env=env)
+
+
+def cwds(pids: Iterable[int]) -> dict[int, str]:
+    """pid -> its working directory, for those that can be read (one readlink each)."""
+    found = {}
+    for pid in set(pids):
+        try:
+            found[pid] = os.readlink(f"{PROC}/{pid}/cwd")
+        except OSError:
+            continue
+    return found
+
+
+MAX_DEPTH = 64  # folders above a working directory that are looked at
+
+
+def directory_ids(path: str) -> tuple[tuple[int, int], ...]:
+    """(st_dev, st_ino) of a directory and of each one above it, up to its root (bounded); () if unreadable.
+
+    Through /proc/<pid>/cwd the walk starts at the very directory the process is in, in its own mounts."""
+    found: list[tuple[int, int]] = []
+    for depth in range(MAX_DEPTH):
+        try:
+            st = os.stat(path + "/.." * depth)
+        except OSError:
+            return tuple(found)
+        if found and found[-1] == (st.st_dev, st.st_ino):  # `..` of the root is the root
+            break
+        found.append((st.st_dev, st.st_ino))
+    return tuple(found)
+
+
+def same_mounts(pid: int) -> bool:
+    """Whether a process sees this process's mounts (same mount namespace and root); True when it cannot be told."""
+    try:
+        if os.readlink(f"{PROC}/{pid}/ns/mnt") != os.readlink(f"{PROC}/self/ns/mnt"):
+            return False
+        theirs, mine = os.stat(f"{PROC}/{pid}/root"), os.stat(f"{PROC}/self/root")
+        return (theirs.st_dev, theirs.st_ino) == (mine.st_dev, mine.st_ino)
+    except OSError:
+        return True
+
+
+ENVIRON_LIMIT = 256 * 1024  # an environment is rarely above a few KiB; what lies past this is not read
+
+
+def environ(pid: int, names: frozenset[str]) -> tuple[tuple[str, str], ...]:
+    """The wanted variables of a process's initial environment (bounded read; unreadable: none)."""
+    try:
+        with open(f"{PROC}/{pid}/environ", "rb") as fh:
+            raw = fh.read(ENVIRON_LIMIT)
+    except OSError:
+        return ()
+    found = []
+    for item in raw.split(b"\0"):
+        key, sep, value = item.partition(b"=")
+        if sep and (name := key.decode("utf-8", "replace")) in names:
+            found.append((name, value.decode("utf-8", "replace")[:200]))
+    return tuple(found)
 
 
 def open_files(pid: int) -> tuple[OpenFile, ...]:
@@ -184,6 +280,16 @@ def open_files(pid: int) -> tuple[OpenFile, ...]:
         if target.startswith("/"):
             found.append(OpenFile(int(fd), target.removesuffix(" (deleted)")))
     return tuple(sorted(found, key=lambda f: f.fd))
+
+
+def started_at(proc: Proc, boot_time: float) -> float:
+    """When a process started, in seconds since the epoch (the machine's boot time + its start ticks)."""
+    return boot_time + proc.start_ticks / CLOCK_TICKS
+
+
+def looks_like_cursor_agent(proc: Proc) -> bool:
+    """The process E3's cursor backend starts: `cursor-agent`, by its name or its command's first words."""
+    return "cursor" in proc.name.lower() or any("cursor-agent" in os.path.basename(a) for a in proc.argv[:2])
 
 
 def lineage(pid: int) -> frozenset[int]:

@@ -48,6 +48,8 @@ class AgentRecord(NamedTuple):
     # Its place when that is one pane (`%N`, meaningful only on ``server``) rather than a session: e.g. a teammate
     pane: str | None = None
     owner: Owner | None = None  # its scope's owner: when that process is dead, so is the agent's purpose
+    home: str | None = None  # a directory of its own (a per-record worktree): a process working inside is its
+    conversation: str | None = None  # its Claude conversation id (what `--session-id`/`--resume` name)
 
     def marked(self, status: str) -> AgentRecord:
         """As the record will be once a fix marks it dead with ``status``."""
@@ -76,7 +78,6 @@ class Scope:
     keys: frozenset[str] = frozenset()  # its top-level fields: what tells one era's files from another's
     owner: Owner | None = None  # the process that owns and writes it (None: the manager's, whoever runs it)
     name: str = ""  # how its manager names it (a team's name); empty: its label
-    servers: tuple[str, ...] = ()  # tmux servers (socket paths) its records live on, derived from the store
     # other directories that belong to it and go with it when it is archived (a team's tasks/<team>)
     belongings: tuple[Path, ...] = ()
 
@@ -107,17 +108,17 @@ class Records:
         return (self.authority, *self.members)
 
     @property
-    def servers(self) -> tuple[str, ...]:
-        """The tmux servers its scopes say their records live on (read besides the --tmux-socket ones)."""
-        return tuple(dict.fromkeys(s for scope in self.scopes for s in scope.servers))
-
-    @property
     def all_errors(self) -> tuple[str, ...]:
         return self.errors + tuple(e for f in self.scopes for e in f.errors)
 
     @property
     def ok(self) -> bool:
         return not self.all_errors
+
+
+def is_path(value: Any) -> bool:
+    """Whether a recorded directory can be a path at all: a non-empty string without NUL (no system call takes one)."""
+    return isinstance(value, str) and bool(value) and "\0" not in value
 
 
 def may_be_after(value: Any, naive_limit: str) -> bool:

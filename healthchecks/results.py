@@ -43,7 +43,8 @@ class Finding:
     def finding_id(self) -> str:
         """Stable across runs for the same check and entity: for tracking, deduplicating, waiving."""
         kind, ident = self.kind_id
-        return hashlib.sha256(f"{self.check}\0{kind}\0{ident}".encode()).hexdigest()[:16]
+        # surrogatepass: an id read from JSON may hold half a surrogate pair, and still needs its own id
+        return hashlib.sha256(f"{self.check}\0{kind}\0{ident}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .sources import CHOICES, Source
+from .sources import CHOICES
+from .text import is_printable_name
 
 # Searched in a process's name and in its command line (argv joined by spaces). It catches a process
 # named `claude`, an argv[0] whose basename is `claude`, `node …/@anthropic-ai/claude-code/cli.js` and
@@ -22,22 +22,27 @@ DEFAULT_CLAUDE_MATCH = (
     r"|^(\S*/)?node\s+(-\S+\s+)*\S*@anthropic-ai/claude-code/"
     r"|^(\S*/)?npx\s+(-\S+\s+)*@anthropic-ai/claude-code(@\S*)?(\s|$)"
 )
+# What an installed Claude Code is, read from /proc/<pid>/exe: the first evidence, because its name (comm) and argv
+# are only what was exec'd (`claude.exe`, `claude`, the version `2.1.332`, or any symlink's name). A binary inside
+# an `@anthropic-ai/claude-code*` npm package (bin/claude.exe, or a platform package's `claude`), or the native
+# installer's `.../claude/versions/<X.Y.Z>`.
+DEFAULT_CLAUDE_EXE = r"/@anthropic-ai/claude-code[^/]*/[^\n]*$|/claude/versions/\d+\.\d+\.\d+[^/\n]*$"
+# A script run by node (whose exe is node): the node era's `…/@anthropic-ai/claude-code/cli.js`, or `npx [-y]
+# @anthropic-ai/claude-code[@version]` (argv[1] is the npx script).
+CLAUDE_SCRIPT = re.compile(r"\S*/@anthropic-ai/claude-code/cli\.js")
+CLAUDE_PACKAGE = re.compile(r"@anthropic-ai/claude-code(@\S+)?")
+NODE_EXE = re.compile(r"/(node|nodejs|bun)[^/]*$")
 DEFAULT_WORKSPACE = Path(".agent-workspace")
-DEFAULT_PREFIX = "agent_"
+DEFAULT_PREFIX = ""  # the records' dialect's
 DEFAULT_GRACE = 60.0
 DEFAULT_TMUX_TIMEOUT = 5.0
-
-
-def default_claude_config_dir() -> Path:
-    """Where Claude Code keeps its config (teams, sessions): $CLAUDE_CONFIG_DIR, else ~/.claude."""
-    return Path(os.environ.get("CLAUDE_CONFIG_DIR") or Path.home() / ".claude")
 
 
 @dataclass(frozen=True)
 class Settings:
     workspace: Path = DEFAULT_WORKSPACE
     tmux_sockets: tuple[str, ...] = ()  # empty: the default tmux server
-    session_prefix: str = DEFAULT_PREFIX
+    session_prefix: str = ""  # empty: the records' dialect's (agent_ for the orchestrator)
     claude_match: str = DEFAULT_CLAUDE_MATCH
     grace: float = DEFAULT_GRACE
     tmux_timeout: float = DEFAULT_TMUX_TIMEOUT
@@ -45,13 +50,17 @@ class Settings:
     lock_timeout: float = 10.0  # how long to wait for the orchestrator's locks (a registry flock, a busy database)
     waivers: tuple = ()  # healthchecks.waivers.Waiver: findings a person acknowledged, until a date
     source: str = "auto"  # where the agents' records are: auto or a name in healthchecks.sources.SOURCES
-    claude_config_dir: Path = field(default_factory=default_claude_config_dir)  # Claude Code's (Agent Teams)
+    # Searched in /proc/<pid>/exe: an installed Claude Code, whatever it is named. Empty: recognised by claude_match
+    # only (worlds of stand-ins, so that only their own stand-ins count as Claude in them).
+    claude_exe: str = DEFAULT_CLAUDE_EXE
+    sightings: Path | None = None  # the file of processes seen in agents' panes (healthchecks.sightings); None: none
 
     def __post_init__(self) -> None:
-        try:  # fail at configuration time, not mid-scan
-            re.compile(self.claude_match)
-        except re.error as exc:
-            raise ValueError(f"claude match {self.claude_match!r} is not a valid regex: {exc}") from None
+        for what, pattern in (("claude match", self.claude_match), ("claude exe", self.claude_exe)):
+            try:  # fail at configuration time, not mid-scan
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{what} {pattern!r} is not a valid regex: {exc}") from None
         if self.grace < 0:
             raise ValueError("grace must be >= 0 seconds")
         if self.tmux_timeout <= 0:
@@ -70,13 +79,31 @@ class Settings:
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"registry time zone {self.registry_tz!r} is not a known IANA zone") from None
 
-    def root(self, source: Source) -> Path:
-        """The directory a source's store lives in (its table line names the field)."""
-        return getattr(self, source.root)
+    def is_claude(self, name: str, argv: tuple[str, ...], exe: str = "") -> bool:
+        """What the process is (its binary) first, then its name and argv against --claude-match.
 
-    def is_claude(self, name: str, argv: tuple[str, ...]) -> bool:
+        A name with a line break or an escape sequence is never Claude: no install makes one, and a report line
+        must not be forged.
+        """
+        if not is_printable_name(name):
+            return False
+        if self.claude_exe and exe and is_claude_binary(_compiled(self.claude_exe), exe, argv):
+            return True
         pattern = _compiled(self.claude_match)
         return bool(pattern.search(name) or (argv and pattern.search(" ".join(argv))))
+
+
+def is_claude_binary(binary: re.Pattern[str], exe: str, argv: tuple[str, ...]) -> bool:
+    """An installed Claude Code by its executable: the package's or the native installer's binary (``binary``), or
+    node running the package's cli.js or npx of the package."""
+    if binary.search(exe):
+        return True
+    if not NODE_EXE.search(exe) or len(argv) < 2:
+        return False
+    if CLAUDE_SCRIPT.fullmatch(argv[1]):
+        return True
+    npx = argv[1].rsplit("/", 1)[-1] in ("npx", "npx-cli.js")
+    return npx and any(CLAUDE_PACKAGE.fullmatch(a) for a in argv[2:] if not a.startswith("-"))
 
 
 _PATTERNS: dict[str, re.Pattern[str]] = {}

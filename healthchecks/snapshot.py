@@ -2,26 +2,33 @@
 
 Reading the registry, tmux and processes is not atomic: an agent deployed in between would look
 like a ghost. So the registry files are fingerprinted again after the live reads and the whole
-snapshot is taken again (a bounded number of times) when they changed. Processes are scanned
-before tmux is read: a process inside a pane has a pane at least as old as itself, so every
-scanned process that runs in a session finds that session in the later tmux read. The evidence of
-ownership (cwd, TMUX environment) is read last, and only for Claude processes outside every pane
-and their process groups: the only processes judged by it.
+snapshot is taken again (a bounded number of times) when they changed, holding the files that
+changed under a shared flock (holding.py) so that a writer that never pauses waits for it; `stable`
+says whether it was reached. Processes are scanned before tmux is read: a process inside a pane has
+a pane at least as old as itself, so every scanned process that runs in a session finds that session
+in the later tmux read. The evidence of ownership (cwd, TMUX environment) is read last, and only for
+Claude processes outside every pane and their process groups: the only processes judged by it.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from functools import cached_property
+from pathlib import Path
 
-from . import processes, sources, tmux
+import psutil
+
+from . import holding, processes, sightings, sources, tmux
 from .records import Records
 from .settings import Settings
 from .tmux import TmuxServer
 
-MAX_ATTEMPTS = 3
+MAX_ATTEMPTS = 4
+OTHER_SERVERS_AT_ONCE = 16  # other tmux servers read at the same time (each is one short-lived tmux client)
+MAX_RECORD_SERVERS = 64  # servers records name as their own (agent-deck's tmux_socket_name) read per snapshot
 TMUX_SERVER_NAME = "tmux: server"  # how every tmux server names itself (its kernel process name)
 
 
@@ -40,8 +47,13 @@ class Snapshot:
     # Every other tmux server of this user found running (another -L name, another TMUX_TMPDIR):
     # read, never acted on. A process under any of them is in a live pane, never an orphan.
     other_servers: tuple[TmuxServer, ...] = ()
-    tmux_pids: frozenset[int] = frozenset()  # every `tmux: server` process seen, whoever runs it
+    tmux_pids: frozenset[int] = frozenset()  # the tmux server processes that may shelter panes (see sheltering())
     in_tmux: dict[int, int] = field(default_factory=dict)  # pid -> the tmux server process it descends from
+    # (pid, start ticks) -> where an earlier run saw that process: inside an agent's pane (healthchecks.sightings)
+    sightings: dict[tuple[int, int], sightings.Sighting] = field(default_factory=dict)
+    boot_time: float = 0.0  # when the machine booted (epoch seconds): start ticks to moments
+    dir_ids: dict[str, tuple[int, int]] = field(default_factory=dict)  # workspace, client dirs -> (st_dev, st_ino)
+    pane_cwds: dict[int, str] = field(default_factory=dict)  # pid -> cwd, of the agent sessions' live pane processes
 
     @cached_property
     def by_pid(self) -> dict[int, processes.Proc]:
@@ -57,14 +69,19 @@ class Snapshot:
 
 
 def pane_of(children: dict[int, list[int]], servers: tuple[TmuxServer, ...]) -> dict[int, tuple[str, str]]:
-    """pid -> (server, session) for every process that descends from a live pane (dead panes have none)."""
-    return {
-        pid: (server.label, pane.session)
-        for server in servers
-        for pane in server.panes
-        if not pane.dead
-        for pid in processes.descendants(children, pane.pid)
-    }
+    """pid -> (server, pane id) for every process that descends from a live pane (dead panes have none).
+
+    A pane is listed once for every session that shows its window (a session group, link-window):
+    it is walked once, and which sessions show it is the analysis's business.
+    """
+    found: dict[int, tuple[str, str]] = {}
+    for server in servers:
+        seen = set()
+        for pane in server.panes:
+            if not pane.dead and pane.pane_id not in seen:
+                seen.add(pane.pane_id)
+                found.update((pid, (server.label, pane.pane_id)) for pid in processes.descendants(children, pane.pid))
+    return found
 
 
 def under_tmux(children: dict[int, list[int]], tmux_pids: frozenset[int]) -> dict[int, int]:
@@ -79,35 +96,71 @@ def needs_proof(procs: tuple[processes.Proc, ...], inside: dict[int, int]) -> se
     return loose | {p.pid for p in procs if p.pgid in groups}
 
 
-def read_servers(settings: Settings, derived: tuple[str, ...] = ()) -> tuple[TmuxServer, ...]:
-    """The --tmux-socket servers (default: the default server) and those the records say they live on."""
-    sockets = (*(settings.tmux_sockets or (None,)), *derived)
+def read_servers(settings: Settings, records: Records | None = None) -> tuple[TmuxServer, ...]:
+    """The servers asked for (default: the default server), and every server a record names as its own."""
+    sockets: tuple[str | None, ...] = settings.tmux_sockets or (None,)
+    if records is not None:
+        named = sorted({r.server for f in records.scopes for r in f.agents if r.server} - set(sockets))
+        sockets += tuple(named[:MAX_RECORD_SERVERS])  # bounded: one tmux call each, whatever a store holds
     return tmux.dedupe(tuple(tmux.read_server(s, settings.tmux_timeout) for s in sockets))
 
 
 def private(others: tuple[TmuxServer, ...], records: Records) -> tuple[tuple[TmuxServer, ...], tuple[TmuxServer, ...]]:
     """(servers to check, servers left unchecked): the manager's private servers (a dead lead's swarm server no
-    team names any more) are checked; every other server of this user stays seen, never acted on."""
+    team names any more) that answered are checked; every other server of this user stays seen, never acted on."""
     pattern = records.dialect.private_server
     if pattern is None:
         return (), others
     here = os.path.realpath(os.path.dirname(tmux.default_socket_path(None)))  # where this run's tmux puts sockets
-    mine = tuple(s for s in others if pattern.fullmatch(os.path.basename(s.socket_path))
+    mine = tuple(s for s in others if s.reachable and pattern.fullmatch(os.path.basename(s.socket_path))
                  and os.path.realpath(os.path.dirname(s.socket_path)) == here)
     return mine, tuple(s for s in others if s not in mine)
+
+
+# Other servers that did not answer, by (pid, start ticks): asked once a run, not again by every snapshot of a fix.
+_SILENT: dict[tuple[int, int], TmuxServer] = {}
 
 
 def read_other_servers(
     procs: tuple[processes.Proc, ...], checked: tuple[TmuxServer, ...], timeout: float
 ) -> tuple[TmuxServer, ...]:
-    """This user's tmux servers that were not asked for, found in the process table and read by socket path."""
+    """This user's other processes named like a tmux server, read by the socket each listens on: all at once,
+    within one ``timeout`` for the lot. Each result carries the process's pid; one with no listening socket
+    is left out (it is no tmux server)."""
     known = {s.server_pid for s in checked}
-    mine = set()
-    for p in procs:
-        if p.name == TMUX_SERVER_NAME and p.pid not in known and _owned_by_me(p.pid):
-            mine.add(p.pid)
-    sockets = tmux.listening_sockets(mine)
-    return tuple(tmux.read_server(path, timeout) for _, path in sorted(sockets.items()))
+    mine = {
+        (p.pid, p.start_ticks)
+        for p in procs
+        if p.name == TMUX_SERVER_NAME and p.pid not in known and _owned_by_me(p.pid)
+    }
+    sockets = tmux.listening_sockets({pid for pid, _ in mine})
+    ask = [(key, sockets[key[0]]) for key in sorted(mine) if key[0] in sockets and key not in _SILENT]
+    deadline = time.monotonic() + timeout
+
+    def read(path: str) -> TmuxServer:
+        left = deadline - time.monotonic()
+        server = tmux.read_server(path, left) if left > 0 else TmuxServer(path, "unreachable", "", path, silent=True)
+        return replace(server, reason=f"tmux did not answer within {timeout:g}s") if server.silent else server
+
+    found: dict[tuple[int, int], TmuxServer] = {}
+    if ask:
+        with ThreadPoolExecutor(max_workers=min(OTHER_SERVERS_AT_ONCE, len(ask))) as pool:
+            for (key, _), server in zip(ask, pool.map(read, [path for _, path in ask]), strict=True):
+                found[key] = replace(server, server_pid=server.server_pid or key[0])
+    _SILENT.update((key, server) for key, server in found.items() if server.silent)
+    found.update((key, _SILENT[key]) for key in mine if key in _SILENT)
+    return tuple(found[key] for key in sorted(found))
+
+
+def sheltering(procs: tuple[processes.Proc, ...], servers: tuple[TmuxServer, ...],
+               others: tuple[TmuxServer, ...]) -> frozenset[int]:
+    """The tmux server processes below which a process may be in a live pane: the checked servers, the other
+    servers that answered as tmux (or did not answer in time), and other users' (which cannot be asked)."""
+    named = {p.pid for p in procs if p.name == TMUX_SERVER_NAME}
+    impostors = {s.server_pid for s in others if not s.may_be_tmux}
+    unread = {pid for pid in named if not _owned_by_me(pid)}
+    real = {s.server_pid for s in (*servers, *others) if s.server_pid and s.may_be_tmux}
+    return frozenset((named & real) | unread) - impostors
 
 
 def _owned_by_me(pid: int) -> bool:
@@ -117,23 +170,41 @@ def _owned_by_me(pid: int) -> bool:
         return False
 
 
+def fleet_uid(workspace: Path) -> int:
+    """Whose agents these are: the workspace's owner (this user when there is no workspace to ask)."""
+    try:
+        return os.stat(workspace).st_uid
+    except OSError:
+        return os.geteuid()
+
+
 def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
     started = time.monotonic()
     self_pids = processes.lineage(os.getpid())
     attempts = 0
+    # Held still while read: the global registry, and the files a writer changed (or left half-written) while
+    # the last attempt read. An empty or cut file can read the same twice: it is read again, held.
+    held = sources.flocked(settings.workspace, settings.source)
     while True:
         attempts += 1
-        regs = sources.load(settings.root, settings.source, settings.lock_timeout)
-        procs = processes.scan(settings.is_claude)
-        servers = read_servers(settings, regs.servers)
-        found, others = private(read_other_servers(procs, servers, settings.tmux_timeout), regs)
-        servers = (*servers, *found)
-        tmux_pids = frozenset(p.pid for p in procs if p.name == TMUX_SERVER_NAME)
-        inside = under_tmux(processes.children_of(procs), tmux_pids)
-        procs = processes.with_details(procs, needs_proof(procs, inside))
-        stable = sources.fingerprint(regs) == regs.fingerprint
-        if stable or attempts >= max_attempts:
+        with holding.held(sorted(held), min(settings.lock_timeout, holding.TIMEOUT)):
+            regs = sources.load(settings.workspace, settings.source, settings.lock_timeout)
+            procs = processes.scan(settings.is_claude, uid=fleet_uid(settings.workspace))
+            servers = read_servers(settings, regs)
+            found, others = private(read_other_servers(procs, servers, settings.tmux_timeout), regs)
+            servers = (*servers, *found)
+            tmux_pids = sheltering(procs, servers, others)
+            inside = under_tmux(processes.children_of(procs), tmux_pids)
+            wanted = frozenset({regs.dialect.id_env} - {None})
+            procs = processes.with_details(procs, needs_proof(procs, inside), wanted)  # type: ignore[arg-type]
+            after = sources.fingerprint(settings.workspace, regs)
+        changed = {Path(path) for path in _changed(regs.fingerprint, after)}
+        stable = not changed
+        more = (changed | sources.flocked(settings.workspace, settings.source, regs)) - held
+        if (stable and not more) or attempts >= max_attempts:
             break
+        held |= more
+    seen = sightings.read(settings.sightings, os.path.realpath(settings.workspace))
     return Snapshot(
         settings=settings,
         taken_at=time.time(),
@@ -148,4 +219,35 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
         other_servers=others,
         tmux_pids=tmux_pids,
         in_tmux=inside,
+        sightings=seen,
+        boot_time=psutil.boot_time(),
+        dir_ids=dir_ids(settings.workspace, regs),
+        pane_cwds=processes.cwds(
+            p.pid for s in servers for p in s.panes if not p.dead and p.session.startswith(settings.session_prefix)
+        ),
     )
+
+
+def _changed(read: tuple[tuple[str, str | None], ...], after: tuple[tuple[str, str | None], ...]) -> set[str]:
+    """The registry files whose bytes changed (or that appeared or went) between the read and the fingerprint
+    after it. A file the reader refused unread (a symlink, a FIFO: no digest) is not compared by its bytes."""
+    before, now = dict(read), dict(after)
+    return {
+        path
+        for path in before.keys() | now.keys()
+        if path not in before or path not in now or (before[path] is not None and before[path] != now[path])
+    }
+
+
+def dir_ids(workspace: Path, regs: Records) -> dict[str, tuple[int, int]]:
+    """The workspace and the client directories its tasks name, as the kernel identifies them (real paths)."""
+    real = os.path.realpath(workspace)
+    paths = {real, os.path.dirname(real)} | {os.path.realpath(c) for f in regs.scopes for c in f.client_dirs}
+    found = {}
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        found[path] = (st.st_dev, st.st_ino)
+    return found

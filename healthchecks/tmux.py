@@ -7,6 +7,7 @@ like a ghost; this module calls the tmux binary itself, with a timeout, and keep
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ FIELDS = (
     "session_id",
     "pane_dead",
     "session_attached",
+    "window_id",  # a window shown by several sessions (a session group, link-window) lists its panes under each
+    "session_group",
+    "pane_current_path",  # last: a tab inside a path stays in it
 )
 FORMAT = "\t".join(f"#{{{f}}}" for f in FIELDS)
 # What tmux 3.x prints when it reached the socket's place and found no server behind it.
@@ -45,6 +49,9 @@ class Pane:
     # give to any other process: a dead pane has no processes.
     dead: bool = False
     attached: int = 0  # clients attached to the pane's session: a person may be looking at it
+    window_id: str = ""  # @N: the same window (and pane) may be listed under several sessions
+    group: str = ""  # the session group this row's session belongs to ("" for none)
+    path: str = ""  # its current directory, as tmux sees it (information only)
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,10 @@ class Client:
 
     tty: str
     session: str
+
+
+# What a tmux client says of a server of another tmux version: an answer in tmux's protocol all the same.
+VERSION_MISMATCH = "protocol version mismatch"
 
 
 @dataclass(frozen=True)
@@ -67,10 +78,17 @@ class TmuxServer:
     panes: tuple[Pane, ...] = ()
     aliases: tuple[str, ...] = ()  # other --tmux-socket values that reached this same server
     clients: tuple[Client, ...] = ()  # read only when a session has a client attached
+    silent: bool = False  # unreachable because it did not answer in time (a busy server, or not tmux at all)
 
     @property
     def reachable(self) -> bool:
         return self.state != "unreachable"
+
+    @property
+    def may_be_tmux(self) -> bool:
+        """It answered as tmux, or did not answer in time (a busy tmux cannot be told from a silent impostor):
+        either way what runs below it may be in a live pane. A socket that refuses or hangs up is not tmux."""
+        return self.state == "running" or self.silent or VERSION_MISMATCH in self.reason
 
     @property
     def identity(self) -> tuple[str, int | None]:
@@ -114,14 +132,43 @@ def run(socket: str | None, *command: str, timeout: float = TIMEOUT) -> subproce
 
 
 def _parse(line: str) -> tuple[Pane, int, str]:
-    session, created, pane_id, pane_pid, server_pid, socket_path, session_id, dead, attached = line.split("\t")
-    pane = Pane(session, float(created), pane_id, int(pane_pid), session_id, dead == "1", int(attached or 0))
+    session, created, pane_id, pane_pid, server_pid, socket_path, session_id, dead, attached, window, group, path = (
+        line.split("\t", len(FIELDS) - 1)
+    )
+    pane = Pane(session, float(created), pane_id, int(pane_pid), session_id, dead == "1", int(attached or 0), window,
+                group, path)
     return pane, int(server_pid), socket_path
 
 
-def sanitized(name: str) -> str:
-    """A session name as tmux stores it: tmux turns `.` and `:` into `_` (they are target separators)."""
-    return name.replace(".", "_").replace(":", "_") if "." in name or ":" in name else name
+# How tmux (session_check_name: strvis with VIS_CSTYLE | VIS_OCTAL | VIS_TAB | VIS_NL) writes an ASCII character
+# that is not printable, and the backslash that would make its escapes ambiguous.
+_VIS = {"\t": "\\t", "\n": "\\n", "\r": "\\r", "\b": "\\b", "\a": "\\a", "\v": "\\v", "\f": "\\f", "\\": "\\\\"}
+_STORED = str.maketrans({".": "_", ":": "_", **_VIS, **{chr(c): f"\\{c:03o}" for c in (*range(1, 32), 127)
+                                                      if chr(c) not in _VIS}})
+
+_SPECIAL = re.compile(r"[\x00-\x1f\x7f\\.:#]")
+
+
+def stored_name(name: str) -> str | None:
+    """A session name as tmux 3.x stores it from `new-session -s <name>`, or None when that cannot be known here.
+
+    tmux turns `.` and `:` into `_` (they are target separators) and writes control characters, DEL and the
+    backslash as C-style or octal escapes; this is exact for ASCII (tests/test_shared_machines.py checks it
+    against the tmux in use). A `#` starts a format that tmux expands (`#H` is the host name): None. Other
+    characters are kept as they are here, which is what tmux does with valid UTF-8 in a UTF-8 locale only
+    (see certain_name).
+    """
+    if (special := _SPECIAL.search(name)) is None:  # the common case: nothing to rewrite, decided in C
+        return name
+    if "#" in name or "\0" in name:
+        return None
+    return name[: special.start()] + name[special.start() :].translate(_STORED)
+
+
+def certain_name(name: str) -> bool:
+    """Whether stored_name() is what tmux stored whatever its locale: only for ASCII. A non-ASCII name found live
+    as stored_name() gives it is matched all the same (escapes are ASCII: no other name is stored so)."""
+    return name.isascii() and stored_name(name) is not None
 
 
 def dedupe(servers: tuple[TmuxServer, ...]) -> tuple[TmuxServer, ...]:
@@ -182,7 +229,7 @@ def read_server(socket: str | None, timeout: float = TIMEOUT, label: str | None 
     try:
         proc = run(socket, "list-panes", "-a", "-F", FORMAT, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return TmuxServer(label, "unreachable", f"tmux did not answer within {timeout:g}s", path)
+        return TmuxServer(label, "unreachable", f"tmux did not answer within {timeout:g}s", path, silent=True)
     except OSError as exc:
         return TmuxServer(label, "unreachable", f"cannot run tmux: {exc.strerror or exc}", path)
     stderr = proc.stderr.strip()

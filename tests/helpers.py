@@ -53,6 +53,8 @@ def settings_args(settings: Settings) -> list[str]:
         str(settings.workspace),
         "--claude-match",
         settings.claude_match,
+        "--claude-exe",
+        settings.claude_exe,
         "--grace",
         str(settings.grace),
         "--tmux-timeout",

@@ -41,7 +41,7 @@ def test_the_real_files_of_2_1_332_are_read_as_written(tmp_path: Path):
     procStart), the lead and in-process members not records of their own."""
     config = tmp_path / "claude"
     shutil.copytree(REPO_EXAMPLES, config)
-    records = sources.load(lambda s: config, "agent-teams", 1.0)
+    records = sources.load(config, "agent-teams", 1.0)
     assert records.ok, records.all_errors
     (team,) = records.members
     assert team.name == "session-26156660" and team.owner[:2] == (23129, 392196)
@@ -53,11 +53,13 @@ def test_auto_takes_agent_teams_only_when_no_orchestrator_store_is_there(tmp_pat
     config = tmp_path / "claude"
     shutil.copytree(REPO_EXAMPLES, config)
     workspace = tmp_path / "ws" / ".agent-workspace"
-    roots = {"workspace": workspace, "claude_config_dir": config}
-    assert sources.load(lambda s: roots[s.root], "auto", 1.0).source == "agent-teams"
+    places = {"--claude-config-dir": str(config), "--claude-squad-dir": str(tmp_path / "no-squad"),
+              "--agent-deck-db": str(tmp_path / "no-deck" / "state.db")}
+    assert sources.resolve(workspace, "auto", places) == ("agent-teams", config)
     (workspace / "registry").mkdir(parents=True)
     (workspace / "registry" / "GLOBAL_REGISTRY.json").write_text('{"agents": {}, "tasks": {}}')
-    assert sources.load(lambda s: roots[s.root], "auto", 1.0).source == "json"
+    assert sources.resolve(workspace, "auto", places) == ("auto", workspace)
+    assert sources.load(workspace, "auto", 1.0).source == "json"
 
 
 @pytest.mark.parametrize(("content", "expected"), [
@@ -242,8 +244,8 @@ def test_a_teammate_under_an_orchestrator_run_is_information_naming_agent_teams(
 def _plain_settings(tmp_path: Path, config: Path):
     from healthchecks.settings import Settings
 
-    return Settings(workspace=tmp_path / "none", tmux_sockets=(f"hc-absent-{os.getpid()}",), source="agent-teams",
-                    claude_config_dir=config, claude_match="^claude-nothing-here$", grace=0)
+    return Settings(workspace=config, tmux_sockets=(f"hc-absent-{os.getpid()}",), source="agent-teams",
+                    claude_match="^claude-nothing-here$", grace=0)
 
 
 def _pane_pids(world: TeamWorld, panes) -> list[int]:

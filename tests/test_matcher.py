@@ -45,6 +45,41 @@ def test_default_matcher_ignores_mentions(name, argv):
     assert not DEFAULT.is_claude(name, argv)
 
 
+NPM = "/home/u/proj/node_modules/@anthropic-ai/claude-code/bin/claude.exe"
+
+
+@pytest.mark.parametrize(
+    "name, argv, exe",
+    [
+        ("claude.exe", (NPM, "--print"), NPM),  # npm local, exec'd by its real path (the orchestrator's realpath)
+        ("claude", ("claude", "--print"), NPM),  # npm global: the bin/claude symlink
+        ("2.1.332", ("/root/.local/share/claude/versions/2.1.332",), "/root/.local/share/claude/versions/2.1.332"),
+        ("cc", ("cc",), "/usr/lib/node_modules/@anthropic-ai/claude-code-linux-x64/claude"),  # any name: the binary
+        ("2.1.332", ("x",), "/root/.local/share/claude/versions/2.1.332 (deleted)".removesuffix(" (deleted)")),
+        ("MainThread", ("node", "/usr/lib/node_modules/@anthropic-ai/claude-code/cli.js", "-p"), "/usr/bin/node"),
+        ("npm exec @anthr", ("node", "/usr/bin/npx", "-y", "@anthropic-ai/claude-code@2.1.332"), "/usr/bin/node"),
+    ],
+)
+def test_installed_claude_is_recognised_by_its_binary(name, argv, exe):
+    assert DEFAULT.is_claude(name, argv, exe)
+    assert not Settings(claude_match="^nothing$", claude_exe="").is_claude(name, argv, exe)
+
+
+@pytest.mark.parametrize(
+    "name, argv, exe",
+    [
+        ("vim", ("vim", "claude_notes.md"), "/usr/bin/vim.basic"),
+        ("tee", ("tee", "/home/u/claude/versions/2.1.332"), "/usr/bin/tee"),
+        ("claude-notes", ("/bin/bash", "claude-notes"), "/usr/bin/bash"),  # a shell script named claude-notes
+        ("node", ("node", "server.js", "@anthropic-ai/claude-code"), "/usr/bin/node"),
+        ("npm", ("node", "/usr/bin/npm", "install", "@anthropic-ai/claude-code"), "/usr/bin/node"),
+        ("claude\nx", ("claude",), NPM),  # a name with a newline is never Claude
+    ],
+)
+def test_binaries_that_only_mention_claude_are_not_claude(name, argv, exe):
+    assert not DEFAULT.is_claude(name, argv, exe)
+
+
 def test_world_matcher_matches_only_its_own_standin():
     world = Settings(claude_match="^claude-abc12345$")
     assert world.is_claude("claude-abc12345", ("/bin/bash", "/tmp/w/bin/claude-abc12345"))

@@ -43,13 +43,14 @@ def healthy(world: World) -> list[str]:
 
 
 def test_persons_headless_claude_from_a_closed_window_of_their_session_is_never_killed(world, tmp_path):
-    """`nohup claude --print … &` in a window of the person's own session `work`, then the window closed:
-    its TMUX_PANE names a pane that is gone, its cwd is the project. Neither proves it is an agent."""
+    """`setsid claude --print … &` in a window of the person's own session `work` (today's Claude exits on SIGHUP,
+    even under nohup), then the window closed: its TMUX_PANE names a pane that is gone, its cwd is the project.
+    Neither proves it is an agent."""
     healthy(world)
     world.user_session("work", cwd=world.client_dir)
     world.start()
     before = {p.pid for p in world.standins()}
-    command = f"cd {world.client_dir} && ({world.standin} --print 'summarize the open issues' &) ; sleep 0.5"
+    command = f"cd {world.client_dir} && (setsid {world.standin} --print 'summarize the open issues' &) ; sleep 0.5"
     subprocess.run(["tmux", "-L", world.socket_name, "new-window", "-t", "work", command], check=True)
     world.wait_ready(len(before) + 1, 10)
     (person,) = [p for p in world.standins() if p.pid not in before]

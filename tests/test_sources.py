@@ -8,6 +8,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from datetime import datetime
 
 import pytest
 from helpers import Writer, alive, failing, fix_in_process, judge, run_health, settings_args
@@ -218,17 +219,25 @@ def test_completed_count_counts_every_finished_agent(world):
     assert failing(judge(world.settings)) == set()
 
 
+def cursor_agent(tmp_path) -> subprocess.Popen:
+    """A process that looks like E3's `cursor-agent` (a script of that name: its process name too)."""
+    script = tmp_path / "cursor-agent"
+    script.write_text("#!/bin/sh\nwhile :; do sleep 1; done\n")
+    script.chmod(0o755)
+    return subprocess.Popen([str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def test_cursor_backend_entries_are_judged_by_their_process(world, tmp_path):
     """E3's cursor backend: `backend: "cursor"`, `cursor_pid`, no tmux_session."""
     world.agent(None, "claude")
     world.write_registries()
-    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    running = cursor_agent(tmp_path)
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     try:
         data = json.loads(world.global_path.read_text())
         task = next(iter(world.tasks))
-        started = "2025-10-29T23:00:00.000000"
+        started = datetime.now().isoformat(timespec="microseconds")  # the live one's process started before it
         for name, pid in (("cursor-live-000001-aaaaaa", running.pid), ("cursor-dead-000002-bbbbbb", gone.pid)):
             data["agents"][name] = {"task_id": task, "backend": "cursor", "cursor_pid": pid, "status": "working",
                                     "started_at": started}

@@ -1,5 +1,7 @@
 """The world builder ends exactly what it started, so tests can never leak or harm other processes."""
 
+import os
+
 import psutil
 
 from healthchecks.testing.world import World
@@ -22,10 +24,19 @@ def test_teardown_ends_every_process_and_server(tmp_path):
     assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in pids)
 
 
-def test_standin_survives_sighup_like_claude(tmp_path):
+def test_standin_exits_on_sighup_like_claude_and_only_detached_or_node_era_ones_survive(tmp_path):
+    """Today's Claude exits on SIGHUP: kill-session ends it. An orphan is made the ways they arise today: a
+    setsid-detached launch, or a node-era Claude that ignored SIGHUP."""
     with World(tmp_path) as world:
-        agent = world.agent("completed", "orphan")
+        plain = world.agent("running", "claude")
+        detached = world.agent("completed", "orphan")
+        node = world.agent("completed", "orphan", ignores_hup=True)
         world.start()
-        (orphan,) = [p for p in world.standins() if agent in " ".join(p.cmdline())]
-        assert orphan.is_running()
-        assert agent not in "".join(world.live_sessions())
+        inside = world.claude_in_sessions([s for s in world.agents if s.id == plain])[plain]
+        world.kill_sessions([f"agent_{plain}"])
+        psutil.Process(inside).wait(10)
+        for agent in (detached, node):
+            (orphan,) = [p for p in world.standins() if agent in " ".join(p.cmdline())]
+            assert orphan.is_running() and orphan.pid == world.orphan_pids[agent]
+            assert agent not in "".join(world.live_sessions())
+        assert os.getsid(world.orphan_pids[detached]) != os.getsid(world.orphan_pids[node])

@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -32,13 +33,14 @@ from typing import Any
 
 from filelock import lock_descriptor, unlock_descriptor
 
+from healthchecks import holding
 from healthchecks.dialect import Dialect, ScopeKind, StatusClass
 from healthchecks.records import Records, RegistryError
 from healthchecks.safe_files import check_contained, read_bytes
 from healthchecks.sources.json_registry import (
-    JOURNAL_SUFFIX,
     MAX_NESTING,
     journal_path,
+    journaled_file,
     journals,
     load_data,
     nesting_budget,
@@ -139,28 +141,51 @@ def _write_all(fd: int, data: bytes) -> None:
         fault("in-place")
 
 
+TEMP_PREFIX = ".hc-tmp-"  # a folder <prefix><pid>-<random> beside the file being created
+TEMP_MARKER = "made-by-agent-healthchecks"  # the file inside it that proves this tool made the folder
+
+
 def write_new(path: Path, data: bytes, mode: int) -> None:
-    """Create ``path`` whole or not at all (temp file in the same folder, fsync, rename, fsync folder)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, mode & 0o7777)
+    """Create ``path`` whole or not at all (temp file in the same folder, fsync, rename, fsync folder).
+
+    The temp file lives in a folder of its own, named with this tool's prefix and holding its marker file: a
+    killed run's leftovers are then provably this tool's, and nothing else in the folder is ever removed.
+    """
+    temp = path.with_name(f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}")
+    os.mkdir(temp, 0o700)
     try:
+        os.close(os.open(temp / TEMP_MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+        tmp = temp / path.name
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, mode & 0o7777)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    finally:
+        _remove_temp(temp)
     _fsync_dir(path.parent)
 
 
+def _remove_temp(temp: Path) -> None:
+    """Empty and remove one of this tool's temp folders (its files only; it never holds a folder)."""
+    for entry in os.scandir(temp):
+        if not entry.is_dir(follow_symlinks=False):
+            os.unlink(entry.path)
+    os.rmdir(temp)
+
+
 def _remove_stale_temps(directory: Path) -> None:
-    """Temp files of writers that were killed before their rename (their PID no longer runs)."""
-    for tmp in directory.glob(".*.tmp-*"):
-        pid = tmp.name.rsplit("-", 1)[1]
-        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
-            tmp.unlink(missing_ok=True)
+    """Temp folders of this tool's writers that were killed before their rename: the prefix, the marker inside,
+    and a PID that no longer runs. Anything else, whatever its name, is someone else's."""
+    for temp in directory.glob(f"{TEMP_PREFIX}*"):
+        pid = temp.name.removeprefix(TEMP_PREFIX).split("-", 1)[0]
+        if not (pid.isdigit() and temp.is_dir() and not temp.is_symlink()) or os.path.exists(f"/proc/{pid}"):
+            continue
+        marker = temp / TEMP_MARKER
+        if marker.is_file() and not marker.is_symlink():
+            with contextlib.suppress(OSError):
+                _remove_temp(temp)
 
 
 def backup_path(workspace: Path, path: Path, stamp: str) -> Path:
@@ -177,6 +202,10 @@ def append_archive(workspace: Path, archive: Path, records: list[dict[str, Any]]
     check_contained(workspace, archive)
     archive.parent.mkdir(parents=True, exist_ok=True)
     check_contained(workspace, archive)
+    archived = archived_keys(archive.parent)
+    records = [r for r in records if _archive_key(r) not in archived]
+    if not records:  # all archived already, by a fix killed before it removed them
+        return
     payload = "".join(json.dumps(r, ensure_ascii=True) + "\n" for r in records).encode()
     fd = os.open(archive, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
     try:
@@ -192,6 +221,41 @@ def append_archive(workspace: Path, archive: Path, records: list[dict[str, Any]]
     finally:
         os.close(fd)
     _fsync_dir(archive.parent)
+
+
+ARCHIVE_LOOKBACK = 8 << 20  # bytes of the newest archives read to find what is archived already
+
+
+def _archive_key(record: dict[str, Any]) -> tuple[str, str, str]:
+    """An archived entry, whenever it was archived: which registry, which agent, the entry exactly."""
+    entry = json.dumps(record.get("entry"), sort_keys=True, ensure_ascii=True, default=str)
+    return str(record.get("registry")), str(record.get("agent_id")), entry
+
+
+def archived_keys(directory: Path) -> set[tuple[str, str, str]]:
+    """The entries the newest archives hold (at most ARCHIVE_LOOKBACK bytes of them, newest first).
+
+    A fix killed between its archive append and the registry write leaves the entries in both: the next prune
+    then finds them here and archives them no second time. Only the newest archives can hold them.
+    """
+    keys: set[tuple[str, str, str]] = set()
+    budget = ARCHIVE_LOOKBACK
+    for path in sorted(directory.glob("pruned-*.jsonl"), reverse=True):
+        if budget <= 0 or path.is_symlink() or not path.is_file():
+            continue
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        try:
+            size = os.fstat(fd).st_size
+            start = max(0, size - budget)
+            data = os.pread(fd, size - start, start)
+        finally:
+            os.close(fd)
+        budget -= len(data)
+        for line in data.split(b"\n")[1 if start else 0 :]:  # a window's first line may be cut
+            with contextlib.suppress(ValueError, RecursionError):
+                if isinstance(record := json.loads(line), dict):
+                    keys.add(_archive_key(record))
+    return keys
 
 
 def _step_past_torn_tail(fd: int, archive: Path) -> int:
@@ -276,16 +340,13 @@ def recover(fd: int, path: Path, workspace: Path) -> bytes:
     except FileNotFoundError:
         return current
     head, _, old = blob.partition(b"\n")
-    try:
-        meta = json.loads(head)
-        whole = len(old) == meta["size"] and _digest(old) == meta["old"]
-    except (ValueError, KeyError, TypeError):
-        whole = False
+    whole = _journal_matches(head, path, old)
     if not whole:  # not a journal of ours, or damaged: set aside, never deleted
         keep = backup_path(workspace, path, _stamp()).with_suffix(".journal")
         keep.parent.mkdir(parents=True, exist_ok=True)
         os.replace(journal, keep)
         return current
+    meta = json.loads(head)
     if _digest(current) not in (meta["old"], meta["new"]) and not _parses(path, current):
         with _signals_held():  # torn mid-write: put the old bytes back, in place, as they were
             _write_all(fd, old)
@@ -297,11 +358,34 @@ def recover(fd: int, path: Path, workspace: Path) -> bytes:
     return current
 
 
+def _journal_matches(head: bytes, path: Path, old: bytes) -> bool:
+    """Whether a journal's header is one this tool wrote for ``path`` and its old bytes are whole: the file it
+    names, the size and the digest of the old bytes, and a digest of the new ones."""
+    try:
+        meta = json.loads(head)
+        return (
+            isinstance(meta, dict)
+            and meta.get("file") == path.name
+            and meta.get("size") == len(old)
+            and meta.get("old") == _digest(old)
+            and isinstance(meta.get("new"), str)
+            and len(meta["new"]) == len(meta["old"])
+        )
+    except ValueError:
+        return False
+
+
 def recover_workspace(workspace: Path, lock_timeout: float) -> list[str]:
-    """Resolve every journal a killed run left in the workspace, each under its file's lock; what was done."""
+    """Resolve every journal a killed run left in the workspace, each under its file's lock; what was done.
+
+    A journal-like file beside anything but a JSON registry was not left by this tool: reported, never applied.
+    """
     done = []
     for journal in journals(workspace):
-        path = journal.with_name(journal.name[1 : -len(JOURNAL_SUFFIX)])
+        path = journaled_file(workspace, journal)
+        if path is None:
+            done.append(f"{journal}: not a journal of a registry this tool writes; left as it is, not applied")
+            continue
         try:
             check_contained(workspace, path)
             with locked(path, lock_timeout) as fd:
@@ -385,7 +469,8 @@ def check(regs: Records, edits: Edits, lock_timeout: float) -> str | None:
     for path, kind in _files_to_write(regs, set(edits.marks | edits.prunes), set(edits.counter_scopes)):
         edit, _, _ = _editor(kind, regs, edits)
         try:
-            dry_run(path, kind, edit, workspace=workspace)
+            with holding.held([path], min(lock_timeout, holding.TIMEOUT)):  # not half-written by the orchestrator
+                dry_run(path, kind, edit, workspace=workspace)
         except (RegistryError, OSError) as exc:
             return f"{str(exc).splitlines()[0]}; nothing was changed"
     return None

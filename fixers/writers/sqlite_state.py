@@ -17,13 +17,21 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from healthchecks.dialect import StatusClass
+from healthchecks.dialect import ORCHESTRATOR_SQLITE, StatusClass
 from healthchecks.records import Records, RegistryError
 from healthchecks.safe_files import check_contained, file_problem
-from healthchecks.sources.sqlite_state import RELPATH, problem
+from healthchecks.sources.sqlite_state import RELPATH, connect, problem, schema_problems
 
 from . import Edits, Written
 from .json_registry import append_archive, backup_path
+
+_MARK = ORCHESTRATOR_SQLITE.mark
+assert _MARK is not None
+# Every column a write touches: the preflight checks each exists, so no mark fails half-way through a plan.
+WRITTEN = {
+    "agents": ("agent_id", "status", *_MARK.now_fields, *_MARK.fields),
+    "agent_hierarchy": ("child_agent_id",),
+}
 
 
 @dataclass(frozen=True)
@@ -40,7 +48,25 @@ def writable(workspace: Path) -> str | None:
     mode = path.lstat().st_mode
     if not mode & 0o222:  # read-only on purpose: honoured even for root, whom the kernel would let write
         return f"{path}: $: is read-only (mode {stat.S_IMODE(mode):04o}); not changed"
-    return None
+    try:
+        conn = connect(path, 10.0)
+        try:
+            lines = write_problems(path, conn)
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return problem(path, exc, 10.0)
+    return lines[0] if lines else None
+
+
+def write_problems(path: Path, conn: sqlite3.Connection) -> list[str]:
+    """What in the schema forbids the write: what the reader refuses, and every column the write uses."""
+    lines = schema_problems(path, conn)
+    for table, columns in WRITTEN.items():
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if have or table == "agents":  # agent_hierarchy is optional; agents is not
+            lines += [f"{path}: {table}.{c}: column is missing; nothing was changed" for c in columns if c not in have]
+    return lines
 
 
 def _backup(conn: sqlite3.Connection, workspace: Path, path: Path) -> Path:
@@ -57,6 +83,13 @@ def _backup(conn: sqlite3.Connection, workspace: Path, path: Path) -> Path:
     return target
 
 
+def _expect(path: Path, changed: int, meant: int, what: str) -> None:
+    """Roll back (by raising) when the database changed more rows than the statement was meant to."""
+    if changed != meant:
+        raise RegistryError(f"{path}: agents: changing {what} changed {changed} row(s), not {meant}; rolled back, "
+                            "nothing was changed")
+
+
 def apply_edits(regs: Records, edits: Edits, lock_timeout: float) -> StateWrite:
     """Mark and prune in one transaction; raises RegistryError (one line) when the database cannot be written."""
     workspace, marks, prunes, now, archive = regs.workspace, edits.marks, edits.prunes, edits.now, edits.archive
@@ -66,25 +99,29 @@ def apply_edits(regs: Records, edits: Edits, lock_timeout: float) -> StateWrite:
     if why := writable(workspace):
         raise RegistryError(why)
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=lock_timeout, isolation_level=None)
+        conn = connect(path, lock_timeout, "rw")
     except sqlite3.Error as exc:
         raise RegistryError(problem(path, exc, lock_timeout)) from None
     try:
-        conn.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
         conn.row_factory = sqlite3.Row
         backup = _backup(conn, workspace, path)
         changed: dict[str, str] = {}
         conn.execute("BEGIN IMMEDIATE")
         try:
             live = sorted(s for s, c in dialect.statuses.items() if s is not None and c is StatusClass.ACTIVE)
+            if lines := write_problems(path, conn):  # again, under the write lock: the schema may have changed
+                raise RegistryError(lines[0])
+            agents_before = conn.execute("SELECT count(*) FROM agents").fetchone()[0]
             active = ",".join("?" * len(live))
             sets = ", ".join(f"{name}=?" for name in ("status", *dialect.mark.now_fields, *dialect.mark.fields))
             values = (dialect.mark.status, *(now for _ in dialect.mark.now_fields), *dialect.mark.fields.values())
             for agent_id in sorted(marks):
+                total = conn.total_changes
                 cur = conn.execute(
                     f"UPDATE agents SET {sets} WHERE agent_id=? AND (status IS NULL OR status IN ({active}))",
                     (*values, agent_id, *live),
                 )
+                _expect(path, conn.total_changes - total, cur.rowcount, agent_id)
                 if cur.rowcount:
                     changed[agent_id] = "marked"
             known = dialect.known()  # a status nobody knows is left to a person, as in the plan
@@ -102,6 +139,8 @@ def apply_edits(regs: Records, edits: Edits, lock_timeout: float) -> StateWrite:
                     if hierarchy:
                         conn.execute("DELETE FROM agent_hierarchy WHERE child_agent_id=?", (r["agent_id"],))
                     changed[r["agent_id"]] = "pruned"
+            agents_after = conn.execute("SELECT count(*) FROM agents").fetchone()[0]
+            _expect(path, agents_before - agents_after, len(rows), "the pruned rows")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -68,7 +68,7 @@ def write(run: Run, value: str, base: Path) -> None:
             "source": run.snapshot.registries.source,
             "workspace": str(run.snapshot.registries.workspace),
             "tmux_sockets": list(settings.tmux_sockets),
-            "session_prefix": settings.session_prefix,
+            "session_prefix": settings.session_prefix or run.snapshot.registries.dialect.session_prefix,
             "grace": settings.grace,
         },
         verdict(run)[0],

@@ -8,10 +8,12 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import stat
+import tempfile
 import time
-from html import escape
 from pathlib import Path
 
+from ..text import for_html as escape
 from .render import verdict
 
 FILE = "history.jsonl"
@@ -40,11 +42,25 @@ def workspace_key(run) -> str:
     return "demo" if run.world is not None else str(run.snapshot.registries.workspace)
 
 
+class HistoryRefused(OSError):
+    """The history file is not a regular file of its own (a symlink, a FIFO): it is left alone."""
+
+
 def append(directory: Path, record: dict) -> list[dict]:
-    """Add one run, keep the newest KEEP; returns what the file now holds."""
+    """Add one run, keep the newest KEEP; returns what the file now holds.
+
+    A symlink is not followed (its target may be anyone's file) and anything but a regular file is not read (a
+    FIFO would block the run): HistoryRefused, and the report is drawn without a trend.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    path = directory / FILE
     try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError as exc:
+        raise HistoryRefused(f"{path}: not used ({exc.strerror}; a symlink is not followed)") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise HistoryRefused(f"{path}: not a regular file; not used")
         fcntl.flock(fd, fcntl.LOCK_EX)
         with os.fdopen(os.dup(fd), "r+", encoding="utf-8") as fh:
             records = [r for r in (_parse(line) for line in fh.read().splitlines()) if r is not None]
@@ -59,12 +75,24 @@ def append(directory: Path, record: dict) -> list[dict]:
         os.close(fd)  # releases the lock
 
 
+FIELDS = {"time": (int, float), "workspace": str, "status": str, "headline": str, "report": str, "counts": dict}
+
+
 def _parse(line: str) -> dict | None:
+    """A whole record, or None: a line another tool tore or wrote is skipped, not fatal."""
     try:
         record = json.loads(line)
-    except ValueError:
-        return None  # a line another tool tore: skipped, not fatal
-    return record if isinstance(record, dict) else None
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(record, dict) or not all(isinstance(record.get(k), t) for k, t in FIELDS.items()):
+        return None
+    if isinstance(record["time"], bool) or not 0 <= record["time"] < 1e11:  # a time localtime() can render
+        return None
+    if "/" in record["report"] or "\0" in record["report"]:  # a report's file name in this folder, nothing else
+        return None
+    if not all(v is None or type(v) is int for v in record["counts"].values()):
+        return None
+    return record
 
 
 def trend_svg(records: list[dict], workspace: str) -> str:
@@ -104,6 +132,8 @@ def write_index(directory: Path, records: list[dict]) -> None:
         "</style></head><body><h1>agent-healthchecks reports</h1><table><tr><th>time</th><th>report</th>"
         f"<th>verdict</th><th>workspace</th></tr>{rows}</table></body></html>"
     )
-    tmp = directory / f".index.html.{os.getpid()}"
-    tmp.write_text(page, encoding="utf-8")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".index.html.")  # a new file: nothing planted is followed
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(page)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, directory / "index.html")

@@ -6,9 +6,10 @@ import os
 import re
 import shutil
 import socket
+import sys
+import tempfile
 import time
 from datetime import datetime
-from html import escape
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import pytest
 
 from ..options import report_dir, value
 from ..run import get_run
+from ..text import for_html as escape
+from ..text import for_people
 from . import history, picture
 from .render import FINDINGS_HEADER, finding_rows, fix_sections, html_table, verdict
 
@@ -79,8 +82,9 @@ def environment_rows(run) -> list[tuple[str, str]]:
         ),
         (
             "settings",
-            f"prefix {snap.settings.session_prefix!r}, grace {snap.settings.grace:g}s, "
-            f"claude match {snap.settings.claude_match!r}",
+            f"prefix {snap.settings.session_prefix or snap.registries.dialect.session_prefix!r}, "
+            f"grace {snap.settings.grace:g}s, "
+            f"claude match {snap.settings.claude_match!r}, claude exe {snap.settings.claude_exe!r}",
         ),
     ]
     for name in PACKAGES:
@@ -163,7 +167,15 @@ def record(config: pytest.Config, run) -> None:
     hooks = config.pluginmanager.get_plugin("healthchecks-html")
     html = getattr(config.option, "htmlpath", None)
     if hooks is not None and html:
-        hooks.history = history.append(report_dir(config), history.entry(run, Path(html).name))
+        try:
+            hooks.history = history.append(report_dir(config), history.entry(run, Path(html).name))
+        except history.HistoryRefused as exc:
+            _warn(str(exc))
+
+
+def _warn(line: str) -> None:
+    """A file the reports go beside was refused: said on stderr, which every output mode leaves to people."""
+    sys.stderr.write(f"agent-healthchecks: {for_people(line)}\n")
 
 
 def finish(config: pytest.Config) -> None:
@@ -171,11 +183,28 @@ def finish(config: pytest.Config) -> None:
     html = getattr(config.option, "htmlpath", None)
     if html and Path(html).is_file():
         directory = report_dir(config)
-        shutil.copyfile(html, directory / "latest.html")
+        _copy_latest(Path(html), directory / "latest.html")
         prune_reports(directory, value(config, "--keep-reports"))
         hooks = config.pluginmanager.get_plugin("healthchecks-html")
         if hooks is not None:
             history.write_index(directory, hooks.history)
+
+
+def _copy_latest(report: Path, latest: Path) -> None:
+    """latest.html as a copy of the report, written anew and renamed into place; a symlink there is refused, never
+    followed (its target may be anyone's file)."""
+    if latest.is_symlink() or (latest.exists() and not latest.is_file()):
+        _warn(f"{latest}: is a symlink or not a regular file; refusing to write through it (latest.html not updated)")
+        return
+    fd, tmp = tempfile.mkstemp(dir=latest.parent, prefix=".latest.html.")
+    try:
+        with os.fdopen(fd, "wb") as out, open(report, "rb") as src:
+            shutil.copyfileobj(src, out)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, latest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def add_environment(config, run) -> None:

@@ -5,7 +5,8 @@ folded after a few nodes, so 1,000 sessions stay one readable page."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from html import escape
+
+from ..text import for_html as escape
 
 SHOWN = 12  # nodes drawn per group; the rest is one "+N more" node
 COLOURS = {

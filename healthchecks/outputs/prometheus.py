@@ -89,6 +89,11 @@ def metrics_text(
         [({"check": cid, "entity": f.entity}, 1) for cid, r in results.items() for f in r.failing],
     )
     gauge(
+        "waived",
+        "Findings a person waived, by check: never failing, never acted on, still counted here.",
+        [({"check": cid}, float(len(r.waived))) for cid, r in results.items() if r.judged],
+    )
+    gauge(
         "snapshot_duration_seconds",
         "Seconds taken to read registries, tmux and processes.",
         [({}, round(snapshot_seconds, 6))],
@@ -105,6 +110,9 @@ def _number(value: float) -> str:
 
 
 def _escape(value: str) -> str:
+    """A label value: UTF-8 (a lone surrogate or an undecodable path byte is written as its escape), then the
+    format's own escapes."""
+    value = value.encode("utf-8", "backslashreplace").decode("utf-8")
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 

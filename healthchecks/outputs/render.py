@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from html import escape
 
 from ..results import Finding
+from ..text import for_html as escape
 
 
 def text_table(rows: Sequence[tuple[str, ...]], header: tuple[str, ...] | None = None) -> list[str]:
@@ -34,7 +34,7 @@ FINDINGS_HEADER = ("entity", "reason")
 
 
 def _pre(lines: list[str]) -> str:
-    return '<pre class="hc-wrap">' + escape("\n".join(lines)) + "</pre>"
+    return '<pre class="hc-wrap">' + "\n".join(escape(line) for line in lines) + "</pre>"
 
 
 def _rows_html(rows: list[tuple[str, ...]], header: tuple[str, ...], classes: list[str], cls: str) -> str:

@@ -1,9 +1,11 @@
 """`--status-line`: the whole output for a monitoring system, after the monitoring-plugins guidelines.
 
 The first line is `AGENT-HEALTH <STATE> - <text> | <perfdata>`; one line per failing finding and per check
-that could not be judged follows (long output). Performance data: `check=value;warn;crit;0` per check, `U` for a
-check that could not be judged. The exit status is the state: 0 OK, 1 WARNING (at most --status-warning
-failing findings in every failing check), 2 CRITICAL, 3 UNKNOWN (nothing failing, but a check could not be judged).
+that could not be judged follows (long output), then one per waived finding (monitoring sees what is waived).
+Text from the records is escaped there: a `|` or a line break in an agent id must not forge perfdata or lines.
+Performance data: `check=value;warn;crit;0` per check, `U` for a check that could not be judged. The exit status
+is the state: 0 OK, 1 WARNING (at most --status-warning failing findings in every failing check), 2 CRITICAL,
+3 UNKNOWN (nothing failing, but a check could not be judged).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 from ..options import Option, not_negative_int
 from ..results import Results
 from ..run import Run
+from ..text import for_status_line
 from . import Output
 
 LONG_LINES = 50  # of long output at most: a monitoring system keeps a few kilobytes
@@ -38,6 +41,8 @@ def status_line(results: Results, warning: int = 0) -> tuple[str, int]:
         state, code, text = "OK", 0, f"all {len(results)} checks pass"
     details = [f"{f.check}: {f.line()}" for r in results.values() for f in r.failing]
     details += [f"{cid}: not judged ({results[cid].reason})" for cid in unjudged]
+    details += [f"{f.check}: waived: {f.line()}" for r in results.values() for f in r.waived]  # seen, not failing
+    details = [for_status_line(line) for line in details]  # one line each, and no `|` to start perfdata
     if len(details) > LONG_LINES:
         details = [*details[:LONG_LINES], f"... and {len(details) - LONG_LINES} more"]
     return "\n".join([f"AGENT-HEALTH {state} - {text} | {perf}", *details]), code

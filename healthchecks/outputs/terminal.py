@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from ..results import Finding
+from ..text import for_people
 from .render import fix_sections, text_table
 
 INFO_SHOWN = 10  # information lines shown per check; a busy machine may have hundreds of foreign Claude
@@ -18,7 +19,9 @@ def _by_check(findings: list[Finding]) -> dict[str, list[str]]:
 
 
 def terminal_summary(reporter, run) -> None:
-    write = reporter.write_line
+    def write(line: str) -> None:  # every line may hold a registry's or a process's text
+        reporter.write_line(for_people(line))
+
     reporter.write_sep("=", "agent health")
     servers = ", ".join(f"{s.label} ({s.state})" for s in run.snapshot.servers)
     records = f"{run.snapshot.registries.source} ({run.snapshot.registries.authority.path.name})"

@@ -4,31 +4,32 @@ A source is a reader module (here, in `healthchecks/sources/`) and optionally a 
 `fixers/writers/`, named in the table and imported only by the fix: readers never import writers). A reader
 module provides:
 
-- ``present(root) -> bool``: whether its store is there (`auto` tries the sources in table order);
-- ``load(root, timeout) -> Records``: the neutral model (healthchecks.records), with its Dialect;
-- ``fingerprint(root) -> Fingerprint``: cheap, changes whenever a record does (compared after the live reads).
-
-``root`` is the directory its store lives in: the Settings field the table line names (the orchestrator's
-workspace, Claude's config dir).
+- ``present(workspace) -> bool``: whether its store is there (`auto` tries the sources in table order);
+- ``load(workspace, timeout) -> Records``: the neutral model (healthchecks.records), with its Dialect;
+- ``fingerprint(workspace) -> Fingerprint``: cheap, changes whenever a record does (compared after the live reads);
+- ``flocked(workspace, records | None) -> set[Path]``: the files its manager flocks to write them, held still under
+  a shared flock while a snapshot reads (healthchecks.holding); empty when it locks otherwise.
+- optionally ``OPTIONS`` ((flag, help, default), ...) and ``locate(values) -> Path``: a store that lives in a
+  place of its own (a manager's home directory) rather than in the workspace; the place it names becomes the
+  run's workspace (what is locked, owned and looked inside), see resolve().
 
 A writer module provides ``check(records, edits, lock_timeout) -> str | None`` (why the plan cannot be written:
 one line, nothing written), ``write(records, edits, lock_timeout) -> Written`` and ``recover(workspace,
 lock_timeout) -> list[str]`` (finish what an interrupted fix left); see fixers/writers/__init__.py.
 
 `auto` (the default) takes the first source in table order whose store is present and that holds agents or
-cannot be read (a problem is reported, never papered over by an older store); a line marked ``auto_last`` is
-tried only when no other source's directory exists at all; the last unmarked line is the fallback.
+cannot be read (a problem is reported, never papered over by an older store); the last line is the fallback.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 from ..records import Fingerprint, Records
-from . import agent_teams, json_registry, sqlite_state
+from . import agent_deck, agent_teams, claude_squad, json_registry, sqlite_state
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,6 @@ class Source:
     writer: str | None  # the module that writes its records under --fix (None: records are never written)
     demo: str | None  # --demo-source NAME builds this era's world (healthchecks.testing.world)
     about: str  # one line for --help
-    root: str = "workspace"  # the Settings field naming the directory its store lives in
-    auto_last: bool = False  # auto takes it only when no other source's store is present
 
 
 SOURCES: tuple[Source, ...] = (
@@ -47,9 +46,12 @@ SOURCES: tuple[Source, ...] = (
            "registry/state.sqlite3, the orchestrator's current release"),
     Source("json", json_registry, "fixers.writers.json_registry", "json",
            "registry/*.json, the orchestrator's releases up to 2026-01"),
-    Source("agent-teams", agent_teams, "fixers.writers.agent_teams", "agent-teams",
-           "teams/*/config.json in Claude's config dir (--claude-config-dir), Claude Code Agent Teams",
-           root="claude_config_dir", auto_last=True),
+    Source(claude_squad.NAME, claude_squad, None, claude_squad.NAME,
+           "claude-squad's state.json (--claude-squad-dir); never written"),
+    Source(agent_deck.NAME, agent_deck, None, agent_deck.NAME,
+           "agent-deck's state.db (--agent-deck-db, --agent-deck-profile); never written"),
+    Source(agent_teams.NAME, agent_teams, "fixers.writers.agent_teams", agent_teams.NAME,
+           "teams/*/config.json in Claude's config dir (--claude-config-dir), Claude Code Agent Teams"),
 )
 BY_NAME = {s.name: s for s in SOURCES}
 NAMES = tuple(BY_NAME)
@@ -57,29 +59,47 @@ CHOICES = ("auto", *NAMES)
 DEMOS = tuple(s.demo for s in SOURCES if s.demo)
 
 
-Roots = Callable[[Source], Path]  # where a source's store lives (Settings.root)
+OWN_PLACE = tuple(s for s in SOURCES if hasattr(s.reader, "locate"))  # stores outside the workspace
+IN_WORKSPACE = tuple(s for s in SOURCES if s not in OWN_PLACE)
+STORE_OPTIONS = tuple(opt for s in OWN_PLACE for opt in s.reader.OPTIONS)
 
 
-def load(roots: Roots, wanted: str, timeout: float) -> Records:
-    """The records of the source asked for; under "auto", the first present store that holds agents or cannot be
-    read; when no ordinary source's directory exists at all, an ``auto_last`` one whose store is present; else the
-    last ordinary line's."""
+def resolve(workspace: Path, wanted: str, values: Mapping[str, str]) -> tuple[str, Path]:
+    """The source and the workspace a run judges. A store of its own place is its own workspace; `auto` takes one
+    only when nothing of the orchestrator is in the workspace, and then the first whose store is present."""
+    if wanted in BY_NAME and BY_NAME[wanted] in OWN_PLACE:
+        return wanted, BY_NAME[wanted].reader.locate(values)
+    if wanted == "auto" and not workspace.exists():  # nothing of the orchestrator is there
+        for source in OWN_PLACE:
+            place = source.reader.locate(values)
+            if source.reader.present(place):
+                return source.name, place
+    return wanted, workspace
+
+
+def load(workspace: Path, wanted: str, timeout: float) -> Records:
+    """The records from the source asked for; under "auto", the first present store of the workspace that holds
+    agents or cannot be read, else the last of the workspace's sources."""
     if wanted != "auto":
-        return BY_NAME[wanted].reader.load(roots(BY_NAME[wanted]), timeout)
-    ordinary = [s for s in SOURCES if not s.auto_last]
-    *first, last = ordinary
+        return BY_NAME[wanted].reader.load(workspace, timeout)
+    *first, last = IN_WORKSPACE
     for source in first:
-        if source.reader.present(roots(source)):
-            found = source.reader.load(roots(source), timeout)
+        if source.reader.present(workspace):
+            found = source.reader.load(workspace, timeout)
             if not found.ok or found.authority.agents:
                 return found
-    if not any(roots(s).exists() for s in ordinary):  # nothing of theirs here at all
-        for source in SOURCES:
-            if source.auto_last and source.reader.present(roots(source)):
-                return source.reader.load(roots(source), timeout)
-    return last.reader.load(roots(last), timeout)
+    return last.reader.load(workspace, timeout)
 
 
-def fingerprint(records: Records) -> Fingerprint:
+def flocked(workspace: Path, wanted: str, records: Records | None = None) -> set[Path]:
+    """The files whose manager takes a flock on them to write (held still while a snapshot reads): of the records'
+    own source once they are read, else of every source ``wanted`` may read."""
+    if records is not None:
+        return BY_NAME[records.source].reader.flocked(workspace, records)
+    chosen = IN_WORKSPACE if wanted == "auto" else (BY_NAME[wanted],)
+    return set().union(*(s.reader.flocked(workspace, None) for s in chosen))
+
+
+def fingerprint(workspace: Path, records: Records) -> Fingerprint:
     """Changes whenever the records change; compared before and after the live reads of a snapshot."""
-    return BY_NAME[records.source].reader.fingerprint(records.workspace)
+    return BY_NAME[records.source].reader.fingerprint(workspace)

@@ -1,12 +1,14 @@
 """Read Claude Code Agent Teams (`<config dir>/teams/<team>/config.json`) without trusting it.
 
 One scope per team, owned by its lead (`leadProcess` pid + procStart), holding the members that run in tmux
-panes (`backendType` tmux): each a record placed by its pane id on the server the team's panes live on. That
-server is not in config.json: it is the lead's own (the `TMUX` of a live lead's environment; a lead whose
-session file says it ran in tmux, the default server) or else the private `claude-swarm-<lead pid>` server.
-Only servers whose socket exists are named (a dead lead's swarm server is normally gone, and a missing server
-is not a fault). There is no schema version: missing keys are tolerated (older releases lack `leadProcess`);
-what is there must have its type, else one line: file, JSON path, what is wrong.
+panes (`backendType` tmux): each a record placed by its pane id on the server the team's panes live on (its
+``server``, read by healthchecks.snapshot.read_servers like any record's). That server is not in config.json: it
+is the lead's own (the `TMUX` of a live lead's environment; a lead whose session file says it ran in tmux, the
+default server) or else the private `claude-swarm-<lead pid>` server. Only a server whose socket exists is named
+(a dead lead's swarm server is normally gone, and a missing server is not a fault). The config dir is the run's
+workspace (``locate``); Claude Code writes config.json whole and renames it into place, with no flock. There is
+no schema version: missing keys are tolerated (older releases lack `leadProcess`); what is there must have its
+type, else one line: file, JSON path, what is wrong.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import hashlib
 import os
 import re
 import stat
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,15 @@ NAME = "agent-teams"  # its line in healthchecks.sources.SOURCES
 TEAMS = "teams"
 MAX_ERRORS_PER_FILE = 20
 MAX_ENVIRON = 1024 * 1024
+# Its store's own options: (flag, help, default); `locate` turns their values into the store's directory.
+OPTIONS = (("--claude-config-dir", "Claude Code's config directory, where Agent Teams keeps teams/<team>/config.json "
+                                   "and sessions/<pid>.json (default $CLAUDE_CONFIG_DIR, else ~/.claude)", ""),)
+
+
+def locate(values: Mapping[str, str]) -> Path:
+    """Claude Code's config dir: the run's workspace when Agent Teams is judged."""
+    chosen = values.get("--claude-config-dir") or os.environ.get("CLAUDE_CONFIG_DIR") or "~/.claude"
+    return Path(chosen).expanduser().absolute()
 
 
 def present(config_dir: Path) -> bool:
@@ -38,6 +50,12 @@ def present(config_dir: Path) -> bool:
         return any((d / "config.json").exists() for d in (config_dir / TEAMS).iterdir())
     except OSError:
         return False
+
+
+def flocked(workspace: Path, records: Records | None) -> set[Path]:
+    """Claude Code writes config.json whole and renames it into place, taking no flock: nothing to hold (a read
+    that changed under it is taken again by the snapshot)."""
+    return set()
 
 
 def _team_files(config_dir: Path) -> list[Path]:
@@ -120,11 +138,13 @@ def read_bounded_environ(pid: int) -> bytes:
         return fh.read(MAX_ENVIRON)
 
 
-def _servers(config_dir: Path, owner: Owner | None) -> tuple[str, ...]:
+def _server(config_dir: Path, owner: Owner | None) -> str | None:
+    """The socket of the server a team's panes live on: the lead's own, else its swarm server; None when neither
+    exists (or the lead's pid is another namespace's)."""
     if owner is None or not owner.here:
-        return ()
-    found = [_lead_tmux(config_dir, owner), default_socket_path(f"claude-swarm-{owner.pid}")]
-    return tuple(os.path.realpath(s) for s in dict.fromkeys(found) if s and os.path.exists(s))
+        return None
+    found = (_lead_tmux(config_dir, owner), default_socket_path(f"claude-swarm-{owner.pid}"))
+    return next((os.path.realpath(s) for s in found if s and os.path.exists(s)), None)
 
 
 def _time(value: Any) -> str | None:
@@ -177,11 +197,10 @@ def _team(config_dir: Path, path: Path) -> Scope:
         return Scope(path, ScopeKind.TEAM, errors=(_type_error(path, "$", data, "an object"),), name=team)
     errors: list[str] = []
     owner = _owner(path, data, errors)
-    servers = _servers(config_dir, owner)
-    members = _members(path, team, data, owner, servers[0] if servers else None, errors)
+    members = _members(path, team, data, owner, _server(config_dir, owner), errors)
     digest = hashlib.sha256(raw).hexdigest()
     return Scope(path, ScopeKind.TEAM, digest, path.stat().st_mtime, tuple(errors[:MAX_ERRORS_PER_FILE]),
-                 agents=tuple(members), keys=frozenset(data), owner=owner, name=team, servers=servers,
+                 agents=tuple(members), keys=frozenset(data), owner=owner, name=team,
                  belongings=(tasks,) if tasks.is_dir() and not tasks.is_symlink() else ())
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..dialect import ORCHESTRATOR_FIRST, ORCHESTRATOR_JSON, Dialect, ScopeKind
-from ..records import AgentRecord, Fingerprint, Records, RegistryError, Scope
+from ..records import AgentRecord, Fingerprint, Records, RegistryError, Scope, is_path
 from ..safe_files import MAX_BYTES, read_bounded, read_bytes
 
 if TYPE_CHECKING:
@@ -69,8 +69,29 @@ def journal_path(path: Path) -> Path:
 
 
 def journals(workspace: Path) -> list[Path]:
-    """Every journal an interrupted --fix left in the workspace."""
+    """Every file named like a journal an interrupted --fix left in the workspace (journaled_file says whose)."""
     return sorted([*workspace.glob(f"registry/.*{JOURNAL_SUFFIX}"), *workspace.glob(f"TASK-*/.*{JOURNAL_SUFFIX}")])
+
+
+def journaled_file(workspace: Path, journal: Path) -> Path | None:
+    """The registry a journal belongs to, or None when it names nothing a --fix writes in place: only the JSON
+    registries are (the state database is written by SQLite's own transactions), so any other journal was not
+    left by this tool and is never applied."""
+    name = journal.name[1 : -len(JOURNAL_SUFFIX)]
+    if journal.parent == workspace / "registry" and name == GLOBAL_RELPATH.name:
+        return journal.parent / name
+    if journal.parent.parent == workspace and journal.parent.name.startswith("TASK-") and name == "AGENT_REGISTRY.json":
+        return journal.parent / name
+    return None
+
+
+def flocked(workspace: Path, records: Records | None) -> set[Path]:
+    """The files E4's writers flock (`LockedRegistryFile`): the global registry always, and any file a read found
+    broken (a writer may have been half-way through it)."""
+    found = {workspace / GLOBAL_RELPATH}
+    if records is not None:
+        found |= {scope.path for scope in records.scopes if scope.errors}
+    return found
 
 
 def fingerprint(workspace: Path) -> Fingerprint:
@@ -241,7 +262,7 @@ def load_file(path: Path, kind: ScopeKind, workspace: Path | None = None) -> Sco
     counters = {name: data[name] for name in ORCHESTRATOR_JSON.counters[kind] if name in data}
     agents, task_ids = records(kind, data)
     client = data.get("client_cwd") if kind is ScopeKind.TASK else None
-    clients = (client,) if isinstance(client, str) and client else ()
+    clients = (client,) if is_path(client) else ()
     return Scope(path, kind, digest, mtime, (), counters, agents, task_ids, clients, frozenset(data))
 
 

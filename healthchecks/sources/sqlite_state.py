@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
 from urllib.parse import quote
 
 from ..dialect import ORCHESTRATOR_SQLITE, ScopeKind
-from ..records import AgentRecord, Fingerprint, Records, Scope
+from ..records import AgentRecord, Fingerprint, Records, Scope, is_path
 from ..safe_files import file_problem
 
 NAME = "sqlite"  # its line in healthchecks.sources.SOURCES
@@ -25,10 +26,20 @@ REQUIRED = {
 }
 
 
-def connect_ro(path: Path, timeout: float) -> sqlite3.Connection:
-    uri = f"file:{quote(str(path))}?mode=ro"
+READ_SECONDS = 30.0  # longer than any real state takes to read (10,000 agents: milliseconds)
+# Tables read or written: each must be a table (a view can run any query, an endless one included) without
+# triggers (a trigger turns one mark into any change at all).
+PLAIN_TABLES = ("agents", "tasks", "agent_hierarchy")
+
+
+def connect(path: Path, timeout: float, mode: str = "ro") -> sqlite3.Connection:
+    """A connection to an existing database (never one created): the path quoted in the URI, so a `#` or `?` in
+    a folder's name stays part of the path; every statement bounded in time by a progress handler."""
+    uri = f"file:{quote(str(path))}?mode={mode}"
     conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+    deadline = time.monotonic() + timeout + READ_SECONDS
+    conn.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
     return conn
 
 
@@ -37,6 +48,8 @@ def problem(path: Path, exc: sqlite3.Error, timeout: float) -> str:
     text = str(exc)
     if "file is not a database" in text or "file is encrypted" in text:
         return f"{path}: $: is not an SQLite database"
+    if text == "interrupted":
+        return f"{path}: $: reading took more than {timeout + READ_SECONDS:g}s; given up"
     if "locked" in text or "busy" in text:
         return f"{path}: $: locked by another process for more than {timeout:g}s"
     if "malformed" in text:
@@ -48,8 +61,24 @@ def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
     return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
 
 
-def schema_problems(path: Path, conn: sqlite3.Connection) -> list[str]:
+def refused_objects(path: Path, conn: sqlite3.Connection) -> list[str]:
+    """What makes a state unsafe to read or change, whatever its columns: a view or a trigger where a table is."""
     lines = []
+    marks = ",".join("?" * len(PLAIN_TABLES))
+    for kind, name, table in conn.execute(
+        f"SELECT type, name, tbl_name FROM sqlite_master WHERE (type = 'view' AND name IN ({marks})) "
+        f"OR (type = 'trigger' AND tbl_name IN ({marks})) ORDER BY type, name", (*PLAIN_TABLES, *PLAIN_TABLES)
+    ):
+        what = "is a view, not a table" if kind == "view" else f"has a trigger ({name!r})"
+        lines.append(f"{path}: {table}: {what}; refused: the orchestrator's schema has none, and one would run "
+                     "whatever it holds when this tool reads or writes")
+    return lines
+
+
+def schema_problems(path: Path, conn: sqlite3.Connection) -> list[str]:
+    lines = refused_objects(path, conn)
+    if lines:
+        return lines
     for table, needed in REQUIRED.items():
         have = _columns(conn, table)
         if not have:
@@ -57,6 +86,11 @@ def schema_problems(path: Path, conn: sqlite3.Connection) -> list[str]:
             continue
         lines += [f"{path}: {table}.{col}: column is missing" for col in needed if col not in have]
     return lines
+
+
+def flocked(workspace: Path, records: Records | None) -> set[Path]:
+    """SQLite's writers lock with fcntl, never flock: nothing to hold."""
+    return set()
 
 
 def fingerprint(workspace: Path) -> Fingerprint:
@@ -89,7 +123,7 @@ def load(workspace: Path, timeout: float) -> Records:
     if why := file_problem(workspace, path):
         return _broken(workspace, path, (why,), before)
     try:
-        conn = connect_ro(path, timeout)
+        conn = connect(path, timeout)
         try:
             conn.execute("BEGIN")  # one read transaction: agents and tasks from the same moment
             if lines := schema_problems(path, conn):
@@ -109,7 +143,7 @@ def load(workspace: Path, timeout: float) -> Records:
                     ORCHESTRATOR_SQLITE.status_class(status), pid if isinstance(pid, int) and pid > 0 else None)
         for aid, task, status, session, started, completed, pid in rows
     )
-    clients = tuple(sorted({c for _, c in tasks if isinstance(c, str) and c}))
+    clients = tuple(sorted({c for _, c in tasks if is_path(c)}))
     mtime = os.stat(path).st_mtime
     state = Scope(path, ScopeKind.STATE, str(before), mtime, (), {}, agents, tuple(t for t, _ in tasks), clients)
     return Records(workspace, state, (), ORCHESTRATOR_SQLITE, NAME, fingerprint=before)

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import teams
+from .managers import DEMOS
+from .teams import TeamWorld
 from .world import World
-
-OTHER_MANAGERS = {"agent-teams": teams.demo}  # demo worlds of managers other than the orchestrator, by demo name
 
 CURRENT_TASKS = {
     "TASK-20251029-225319-45548b6a": "Find and fix resource leaks in agent deployment",
@@ -34,11 +33,11 @@ GHOSTS = 5  # still marked active, session gone
 HISTORY = 81  # finished entries whose sessions are gone: 5 ghosts + 1 orphan's entry + 81 = 87 without a session
 
 
-def build(root: Path, grace: float = 0.3, era: str = "json") -> World | teams.TeamWorld:
+def build(root: Path, grace: float = 0.3, era: str = "json") -> World | TeamWorld:
     """Describe and start the demo world under ``root`` (the JSON era's, or the current release's with its
     state database, or another manager's); the caller tears it down."""
-    if (other := OTHER_MANAGERS.get(era)) is not None:
-        return other(root, grace)
+    if era in DEMOS:  # another manager's world
+        return DEMOS[era](root, grace)
     world = World(root, seed=20251029, grace=grace, era=era)
     for task_id, description in CURRENT_TASKS.items():
         world.task(task_id, description)

@@ -97,12 +97,11 @@ class TeamWorld:
     @property
     def settings(self) -> Settings:
         return Settings(
-            workspace=self.root / "no-orchestrator",
+            workspace=self.config_dir,  # the store's own place is the run's workspace
             tmux_sockets=(self.lead_server,),
             claude_match=f"^{self.standin.name}$",
             grace=self.grace,
             source="agent-teams",
-            claude_config_dir=self.config_dir,
         )
 
     @contextlib.contextmanager

@@ -5,8 +5,9 @@ findable by its own unique marks, so teardown ends only what it started:
 - the tmux server has a private socket name (``tmux -L hc-<hex>``), never the default server;
 - every Claude stand-in is a script named ``claude-<8 hex>`` (the kernel's 15-character process
   name) in the world's own directory, so no real process can match the world's Claude matcher.
-The stand-in ignores SIGHUP like Claude does, so ``kill-session`` leaves it alive, re-parented:
-exactly how real orphans are made.
+The stand-in exits on SIGHUP like today's Claude Code does, so ``kill-session`` ends it. Orphans are made the
+ways they arise today: a `setsid`-detached launch (the pipeline in its own session survives the pane), or a
+node-era Claude that ignores SIGHUP (the titled stand-in, or ``ignores_hup``) left by ``kill-session``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import os
 import random
 import secrets
 import shlex
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -40,22 +40,25 @@ TERMINAL_STATUSES = ("completed", "failed", "error", "terminated", "killed", "ph
 FINISHED_STATUSES = ("completed", "terminated", "error", "failed")  # what the orchestrator's completed_count counts
 
 STANDIN = """#!/bin/bash
-# Stand-in for Claude Code: ignores SIGHUP (as Claude does), reads a prompt piped on stdin (as the
-# current release sends it), blocks until killed.
-trap '' HUP
+# Stand-in for Claude Code: exits on SIGHUP like the native binary (HC_IGNORE_HUP: ignores it, as node-era
+# Claude did), says it is ready, reads a prompt piped on stdin (as the current release sends it), blocks until killed.
+[ -n "$HC_IGNORE_HUP" ] && trap '' HUP
 [ -n "$HC_IGNORE_TERM" ] && trap '' TERM
+: > "${0%/*}/.ready/$$"
 [ -t 0 ] || cat > /dev/null
 exec 3<>"${0%/*}/.fifo"
 while :; do read -rt 86400 -u 3; done
 """
 # Stand-in for node-based Claude Code, which sets process.title = "claude": libuv writes the title over
 # the process's argument area and NULs the rest, and renames the process. So /proc/<pid>/cmdline reads
-# the title alone: --print, the flags and the prompt are gone. This one takes its title from its name.
+# the title alone: --print, the flags and the prompt are gone. This one takes its title from its name, and
+# ignores SIGHUP as node-era Claude did (so kill-session leaves it: an orphan).
 TITLED = """#!{python}
 import ctypes, os, signal, sys, time
 signal.signal(signal.SIGHUP, signal.SIG_IGN)
 if os.environ.get("HC_IGNORE_TERM"):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+open(os.path.join(os.path.dirname(sys.argv[0]), ".ready", str(os.getpid())), "w").close()
 if not os.isatty(0):
     sys.stdin.buffer.read()
 title = os.path.basename(sys.argv[0]).removesuffix("-node").encode()
@@ -68,7 +71,6 @@ ctypes.CDLL(None).prctl(15, title, 0, 0, 0)  # PR_SET_NAME, as libuv does
 while True:
     time.sleep(3600)
 """
-SIGHUP_BIT = 1 << (signal.SIGHUP - 1)
 # The current release's tables the checks read, as DOMAIN.md describes them (created here, not copied).
 STATE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -97,7 +99,12 @@ class AgentSpec:
     started_at: datetime
     extra: dict = field(default_factory=dict)
     stdin_prompt: bool = False  # the current release (E5): `cat prompt | claude ...` from the client directory
-    titled: bool = False  # a node-based Claude whose argv reads only its title
+    titled: bool = False  # a node-based Claude whose argv reads only its title (it ignores SIGHUP)
+    ignores_hup: bool = False  # a Claude that survives kill-session (node era); else an orphan is setsid-detached
+
+    @property
+    def survives_hangup(self) -> bool:
+        return self.titled or self.ignores_hup
 
     @property
     def session(self) -> str:
@@ -147,7 +154,7 @@ class World:
         self.popen: list[subprocess.Popen] = []
         self.orphan_pids: dict[str, int] = {}  # agent id -> its leaked Claude's pid, once start() made it
         self.server = libtmux.Server(socket_name=self.socket_name, config_file="/dev/null")
-        for d in (self.workspace / "registry", self.bin, self.home):
+        for d in (self.workspace / "registry", self.bin, self.bin / ".ready", self.home):
             d.mkdir(parents=True, exist_ok=True)
         os.mkfifo(self.bin / ".fifo")
         self.standin.write_text(STANDIN)
@@ -162,6 +169,7 @@ class World:
             workspace=self.workspace,
             tmux_sockets=(self.socket_name,),
             claude_match=f"^{self.standin.name}$",
+            claude_exe="",  # only this world's stand-ins are Claude here, not a real one running nearby
             grace=self.grace,
         )
 
@@ -182,6 +190,7 @@ class World:
         stubborn: bool = False,
         stdin_prompt: bool = False,
         titled: bool = False,
+        ignores_hup: bool = False,
         **extra,
     ) -> str:
         """Add an agent entry; ``running`` says what lives for it on the machine."""
@@ -192,7 +201,8 @@ class World:
         while agent_id in self.agent_ids:
             agent_id = f"{agent_type}-{started:%H%M%S}{self.rng.randrange(1000):03d}-{self.rng.getrandbits(24):06x}"
         stdin_prompt = stdin_prompt or self.era == "sqlite"
-        self.agents.append(AgentSpec(agent_id, task_id, status, running, started, extra, stdin_prompt, titled))
+        self.agents.append(AgentSpec(agent_id, task_id, status, running, started, extra, stdin_prompt, titled,
+                                     ignores_hup))
         self.agent_ids.add(agent_id)
         if stubborn:
             self.stubborn.add(agent_id)
@@ -381,6 +391,7 @@ class World:
         if spec.running == "shell":
             return f"cd {shlex.quote(str(task_dir))} && cat"
         env = "HC_IGNORE_TERM=1 " if spec.id in self.stubborn else ""
+        env += "HC_IGNORE_HUP=1 " if spec.ignores_hup else ""
         prompt = self.prompt(spec)
         log = task_dir / "logs" / f"{spec.id}_stream.jsonl"
         binary = shlex.quote(str(self.titled if spec.titled else self.standin))
@@ -388,12 +399,15 @@ class World:
             prompt_file = task_dir / f"agent_prompt_{spec.id}.txt"
             prompt_file.write_text(prompt)
             args = " ".join(map(shlex.quote, self.launch_args()))
-            return (
-                f"set -o pipefail; cd {shlex.quote(str(self.client_dir))} && cat {shlex.quote(str(prompt_file))} | "
-                f"{env}{binary} {args} | tee {shlex.quote(str(log))}"
-            )
-        args = " ".join(map(shlex.quote, self.launch_args(prompt)))
-        return f"cd {shlex.quote(str(task_dir))} && {env}{binary} {args} | tee {shlex.quote(str(log))}"
+            where, pipeline = self.client_dir, f"cat {shlex.quote(str(prompt_file))} | {env}{binary} {args}"
+        else:
+            args = " ".join(map(shlex.quote, self.launch_args(prompt)))
+            where, pipeline = task_dir, f"{env}{binary} {args}"
+        pipeline += f" | tee {shlex.quote(str(log))}"
+        if spec.running == "orphan" and not spec.survives_hangup:  # detached: it outlives its pane
+            pipeline = f"setsid -w sh -c {shlex.quote(pipeline)}"
+        pipefail = "set -o pipefail; " if spec.stdin_prompt else ""
+        return f"{pipefail}cd {shlex.quote(str(where))} && {pipeline}"
 
     @staticmethod
     def prompt(spec: AgentSpec) -> str:
@@ -487,25 +501,22 @@ class World:
         return [p for p in found if p.info["ppid"] not in pids]
 
     def claude_in_sessions(self, specs: list[AgentSpec]) -> dict[str, int]:
-        """agent id -> pid of the stand-in running in its session's pane."""
+        """agent id -> pid of the stand-in running below its session's pane."""
         listing = subprocess.run(
             ["tmux", "-L", self.socket_name, "list-panes", "-a", "-F", "#{session_name}\t#{pane_pid}"],
             capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60, check=True,
         ).stdout
         pane = dict(line.split("\t") for line in listing.splitlines())
-        parent = {p.pid: p.ppid() for p in self.standins()}
-        found = {}
-        for spec in specs:
-            root = int(pane[_stored(spec.session)])
-            # the stand-in is the pane's child (the pipeline's shell) or the pane's process itself
-            found[spec.id] = next(pid for pid, ppid in parent.items() if root in (pid, ppid))
-        return found
+        above = {p.pid: {p.pid, *(a.pid for a in _parents(p))} for p in self.standins()}
+        return {spec.id: next(pid for pid, up in above.items() if int(pane[_stored(spec.session)]) in up)
+                for spec in specs}
 
     def wait_ready(self, expected: int, timeout: float) -> None:
-        """Wait until every stand-in runs and ignores SIGHUP, so a kill-session cannot race its trap."""
+        """Wait until every stand-in runs with its traps set (it says so in bin/.ready/<pid>), so a kill-session
+        cannot race them."""
         deadline = time.monotonic() + timeout
         while True:
-            ready = [p for p in self.standins() if _ignores_sighup(p.pid)]
+            ready = [p for p in self.standins() if (self.bin / ".ready" / str(p.pid)).exists()]
             if len(ready) >= expected:
                 return
             if time.monotonic() > deadline:
@@ -585,17 +596,6 @@ def _seconds(n: float) -> timedelta:
 def _tq(text: str) -> str:
     """Quote for tmux's command parser (double quotes; escape what it expands)."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
-
-
-def _ignores_sighup(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("SigIgn:"):
-                    return bool(int(line.split()[1], 16) & SIGHUP_BIT)
-    except OSError:
-        pass
-    return False
 
 
 def _parents(p: psutil.Process) -> list[psutil.Process]:

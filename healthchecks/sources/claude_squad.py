@@ -1,0 +1,118 @@
+"""Read claude-squad's records (`<dir>/state.json`, smtg-ai/claude-squad, format stable since e852651).
+
+Its instances are the one record (`instances[]`); a record's session is `claudesquad_` + its title with all
+whitespace removed and `.` turned into `_`; a record's worktree lies under `<dir>/worktrees/` and is its own
+directory (a process working inside it is that instance's). claude-squad writes this file without a lock and
+last writer wins, so it is only ever read here, once, boundedly: never written (the source has no writer).
+Every problem is one line naming the file, the path inside it and what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..dialect import CLAUDE_SQUAD, ScopeKind
+from ..records import AgentRecord, Fingerprint, Records, RegistryError, Scope
+from ..safe_files import MAX_BYTES, file_problem, read_bounded
+from .json_registry import parse
+
+NAME = "claude-squad"  # its line in healthchecks.sources.SOURCES
+STATE = "state.json"
+DEFAULT_DIR = "~/.claude-squad"
+# Its store's own options: (flag, help, default); `locate` turns their values into the store's directory.
+OPTIONS = (("--claude-squad-dir", f"claude-squad's directory, holding state.json and worktrees/ (default "
+                                  f"{DEFAULT_DIR})", DEFAULT_DIR),)
+_SPACE = re.compile(r"\s+")
+
+
+def locate(values: Mapping[str, str]) -> Path:
+    return Path(values.get("--claude-squad-dir") or DEFAULT_DIR).expanduser().absolute()
+
+
+def session_name(title: str) -> str:
+    """claude-squad's session name for a title (session/tmux/tmux.go at 434ca25)."""
+    return "claudesquad_" + _SPACE.sub("", title).replace(".", "_")
+
+
+def present(workspace: Path) -> bool:
+    path = workspace / STATE
+    return path.exists() or path.is_symlink()
+
+
+def flocked(workspace: Path, records: Records | None) -> set[Path]:
+    """claude-squad writes state.json with no lock at all: nothing to hold (an unstable read is reported)."""
+    return set()
+
+
+def fingerprint(workspace: Path) -> Fingerprint:
+    path = workspace / STATE
+    try:
+        st = path.lstat()
+        return ((str(path), f"{st.st_size}:{st.st_mtime_ns}"),)
+    except OSError:
+        return ((str(path), None),)
+
+
+def _text(value: Any, where: str, path: Path, required: bool = True) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value):
+        raise RegistryError(f"{path}: {where}: expected a non-empty string")
+    return value
+
+
+def _record(path: Path, i: int, item: Any) -> AgentRecord:
+    where = f"$.instances[{i}]"
+    if not isinstance(item, dict):
+        raise RegistryError(f"{path}: {where}: expected an object")
+    title = _text(item.get("title"), f"{where}.title", path)
+    status = item.get("status")
+    if isinstance(status, bool) or not isinstance(status, int):  # `true` must not read as Ready (1)
+        raise RegistryError(f"{path}: {where}.status: expected an integer")
+    worktree = item.get("worktree") or {}
+    if not isinstance(worktree, dict):
+        raise RegistryError(f"{path}: {where}.worktree: expected an object")
+    home = _text(worktree.get("worktree_path"), f"{where}.worktree.worktree_path", path, required=False)
+    times = (_text(item.get("created_at"), f"{where}.created_at", path, required=False),)
+    assert title is not None
+    return AgentRecord(title, None, status, session_name(title), ScopeKind.STATE, times,  # type: ignore[arg-type]
+                       CLAUDE_SQUAD.status_class(status), home=home or None)
+
+
+def _broken(workspace: Path, path: Path, line: str, before: Fingerprint) -> Records:
+    return Records(workspace, Scope(path, ScopeKind.STATE, errors=(line,)), (), CLAUDE_SQUAD, NAME,
+                   fingerprint=before)
+
+
+def load(workspace: Path, timeout: float = 0.0) -> Records:
+    path = workspace / STATE
+    before = fingerprint(workspace)
+    if why := file_problem(workspace, path):
+        return _broken(workspace, path, why, before)
+    try:
+        raw = read_bounded(path)
+        if len(raw) > MAX_BYTES:
+            raise RegistryError(f"{path}: $: larger than {MAX_BYTES} bytes")
+        data = parse(path, raw)
+        if not isinstance(data, dict):
+            raise RegistryError(f"{path}: $: expected an object")
+        items = data.get("instances") or []
+        if not isinstance(items, list):
+            raise RegistryError(f"{path}: $.instances: expected an array")
+        agents = tuple(_record(path, i, item) for i, item in enumerate(items))
+        seen: set[str] = set()
+        for i, rec in enumerate(agents):
+            if rec.id in seen:
+                raise RegistryError(f"{path}: $.instances[{i}].title: {rec.id!r} appears twice")
+            seen.add(rec.id)
+    except RegistryError as exc:
+        return _broken(workspace, path, str(exc), before)
+    except OSError as exc:
+        return _broken(workspace, path, f"{path}: $: cannot be read ({exc.strerror})", before)
+    mtime = os.stat(path).st_mtime
+    state = Scope(path, ScopeKind.STATE, str(before), mtime, (), {}, agents, keys=frozenset(data))
+    return Records(workspace, state, (), CLAUDE_SQUAD, NAME, fingerprint=before)

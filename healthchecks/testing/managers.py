@@ -1,0 +1,256 @@
+"""Worlds of the other tmux agent managers, written exactly as they write their files (the programs are not run).
+
+Each reuses the orchestrator world's machinery (a private tmux server, Claude stand-ins found by their unique
+names, teardown by PID and by socket) and renders its own store instead of the orchestrator's registries.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import shlex
+import sqlite3
+import subprocess
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from ..settings import Settings
+from ..sources import agent_deck, agent_teams, claude_squad
+from . import teams
+from .world import World, outside_tmux
+
+# claude-squad's status integers (session/instance.go): Running 0, Ready 1, Loading 2, Paused 3.
+RUNNING, READY, LOADING, PAUSED = 0, 1, 2, 3
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+class SquadWorld(World):
+    """A claude-squad directory (`state.json`, `worktrees/`), its sessions on a private server (standing in for
+    the default server claude-squad uses), Claude stand-ins run as its `program`, and bystanders."""
+
+    def __init__(self, root: Path, **kwargs) -> None:
+        super().__init__(root, **kwargs)
+        self.workspace = self.root / "squad"
+        self.project = self.root / "project"  # the repository its instances branch from
+        (self.workspace / "worktrees").mkdir(parents=True, exist_ok=True)
+        self.project.mkdir(exist_ok=True)
+        self.instances: list[dict] = []
+        self.loose: list[Path] = []  # cwd of each Claude started outside tmux (orphans, a person's)
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(workspace=self.workspace, tmux_sockets=(self.socket_name,),
+                        claude_match=f"^{self.standin.name}$", grace=self.grace, source=claude_squad.NAME)
+
+    @property
+    def global_path(self) -> Path:
+        return self.state_path
+
+    @property
+    def state_path(self) -> Path:
+        return self.workspace / claude_squad.STATE
+
+    def instance(self, title: str, status: int = RUNNING, running: str | None = "claude", *, lost: bool = False,
+                 started_ago: float = 600) -> dict:
+        """One instance as claude-squad keeps it. ``running``: "claude" in its session, "shell" (no Claude),
+        "orphan" (its Claude outside tmux, working in its worktree), None (no session). ``lost``: its record is
+        gone (another claude-squad process wrote over it) while its session and worktree stay."""
+        branch = f"hc/{title.replace(' ', '-')}"
+        worktree = self.workspace / "worktrees" / f"{branch.replace('/', '-')}_{secrets.token_hex(8)}"
+        if status != PAUSED:  # Pause removes the worktree and keeps the branch
+            worktree.mkdir(parents=True)
+        now = datetime.now(UTC)
+        record = {
+            "title": title, "path": str(self.project), "branch": branch, "status": status, "height": 40,
+            "width": 120, "created_at": _rfc3339(now - timedelta(seconds=started_ago)),
+            "updated_at": _rfc3339(now), "auto_yes": False, "program": str(self.standin),
+            "worktree": {"repo_path": str(self.project), "worktree_path": str(worktree),
+                         "session_name": title, "branch_name": branch,
+                         "base_commit_sha": secrets.token_hex(20), "is_existing_branch": False},
+            "diff_stats": {"added": 0, "removed": 0, "content": ""},
+        }
+        if not lost:
+            self.instances.append(record)
+        cwd = worktree if worktree.exists() else self.project
+        name = claude_squad.session_name(title)
+        if running == "claude":
+            self.extra_sessions.append((name, shlex.quote(str(self.standin)), cwd))
+        elif running == "shell":
+            self.extra_sessions.append((name, "cat", cwd))
+        elif running == "orphan":
+            self.loose.append(cwd)
+        return record
+
+    def persons_claude(self, cwd: Path) -> None:
+        """A person's own `claude` outside tmux, working in ``cwd`` (their project: never this fleet's)."""
+        self.loose.append(cwd)
+
+    def write_registries(self, **_: object) -> None:
+        """As claude-squad's SaveInstances does: json.MarshalIndent, two spaces, no lock."""
+        state = {"help_screens_seen": 0, "instances": self.instances}
+        self.state_path.write_text(json.dumps(state, indent=2))
+
+    def start(self, timeout: float = 60.0) -> SquadWorld:
+        self.write_registries()
+        for cwd in self.loose:
+            self.popen.append(subprocess.Popen(
+                [str(self.standin)], cwd=cwd, env=outside_tmux(), start_new_session=True,
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        super().start(timeout)
+        in_sessions = sum(1 for _, cmd, _ in self.extra_sessions if str(self.standin) in cmd)
+        self.wait_ready(in_sessions + len(self.loose), timeout)
+        return self
+
+
+def squad_demo(root: Path, grace: float = 0.3) -> SquadWorld:
+    """claude-squad's demo: a healthy pair, a paused instance keeping its session, a ghost, a zombie, an orphan
+    working in its worktree, a record lost to an unlocked write, a person's `work` session and own Claude."""
+    world = SquadWorld(root, seed=20251029, grace=grace)
+    world.instance("fix auth", READY)
+    world.instance("add tests", RUNNING)
+    world.instance("refactor.db layer", PAUSED)  # paused since v1.0.10: session kept for Resume
+    world.instance("docs pass", RUNNING, None)  # ghost
+    world.instance("lint", READY, "shell")  # zombie
+    world.instance("perf", READY, "orphan")  # its session gone, its Claude still working in its worktree
+    world.instance("migrate", READY, "claude", lost=True)  # lost record
+    world.user_session("work", world.project)
+    world.persons_claude(world.project)
+    return world.start()
+
+
+DEMOS = {claude_squad.NAME: squad_demo}  # --demo-source NAME -> its world (the orchestrator's are in demo.py)
+
+
+# agent-deck's tables at v1.14.0 (schema_version 13): the columns it has, in its order; other tables it keeps.
+DECK_SCHEMA = """
+CREATE TABLE metadata (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE groups (path TEXT PRIMARY KEY, name TEXT, expanded INTEGER, sort_order INTEGER);
+CREATE TABLE instances (
+  id TEXT PRIMARY KEY, title TEXT, project_path TEXT, group_path TEXT, sort_order INTEGER, command TEXT,
+  wrapper TEXT, tool TEXT, status TEXT, tmux_session TEXT, tmux_socket_name TEXT DEFAULT '', created_at INTEGER,
+  last_accessed INTEGER, parent_session_id TEXT, is_conductor INTEGER DEFAULT 0, no_transition_notify INTEGER
+  DEFAULT 0, title_locked INTEGER DEFAULT 0, worktree_path TEXT, worktree_repo TEXT, worktree_branch TEXT,
+  account TEXT, archived_at INTEGER DEFAULT 0, auto_name INTEGER DEFAULT 0, auto_name_description TEXT,
+  pin INTEGER DEFAULT 0, last_sent_at INTEGER, tool_data TEXT, acknowledged INTEGER DEFAULT 0);
+CREATE TABLE instance_heartbeats (instance_id TEXT PRIMARY KEY, pid INTEGER, updated_at INTEGER);
+CREATE TABLE session_claims (instance_id TEXT PRIMARY KEY, owner TEXT, claimed_at INTEGER);
+CREATE TABLE recent_sessions (id INTEGER PRIMARY KEY, instance_id TEXT, opened_at INTEGER);
+CREATE TABLE cost_events (id INTEGER PRIMARY KEY, instance_id TEXT, cost REAL, at INTEGER);
+CREATE TABLE watchers (id TEXT PRIMARY KEY, instance_id TEXT);
+CREATE TABLE watcher_events (id INTEGER PRIMARY KEY, watcher_id TEXT, at INTEGER);
+"""
+
+
+class DeckWorld(World):
+    """An agent-deck profile (`state.db`, WAL), its sessions on a private server that every row names in
+    `tmux_socket_name`, Claude stand-ins launched as its panes launch Claude, and bystanders."""
+
+    def __init__(self, root: Path, profile: str = "default", **kwargs) -> None:
+        super().__init__(root, **kwargs)
+        self.profile = profile
+        self.workspace = self.root / "data" / "agent-deck" / "profiles" / profile
+        self.project = self.root / "project"
+        self.workspace.mkdir(parents=True, exist_ok=True)
+        self.project.mkdir(exist_ok=True)
+        self.rows: list[dict] = []
+        self.loose: list[tuple[Path, dict[str, str], list[str]]] = []  # Claude outside tmux: cwd, env, args
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(workspace=self.workspace, tmux_sockets=(self.socket_name,),
+                        claude_match=f"^{self.standin.name}$", grace=self.grace, source=agent_deck.NAME)
+
+    @property
+    def global_path(self) -> Path:
+        return self.db_path
+
+    @property
+    def db_path(self) -> Path:
+        return self.workspace / agent_deck.DB
+
+    def row(self, title: str, status: str = "running", running: str | None = "claude", *,
+            renamed: bool = False, started_ago: float = 600) -> dict:
+        """One row as agent-deck writes it. ``running``: "claude" in its session, "shell" (no Claude), "orphan"
+        (its Claude outside tmux, #729), None (no session). ``renamed``: a restart recreated the session under a
+        new name without recording it (before v1.14.0)."""
+        rid = f"{secrets.token_hex(4)}-{int(datetime.now(UTC).timestamp())}"
+        conversation = str(uuid.uuid4())
+        stored = f"agentdeck_{re.sub(r'[^a-zA-Z0-9-]+', '-', title)}_{secrets.token_hex(4)}"
+        row = {"id": rid, "title": title, "project_path": str(self.project), "group_path": "", "sort_order": 0,
+               "command": "claude", "wrapper": "", "tool": "claude", "status": status, "tmux_session": stored,
+               "tmux_socket_name": self.socket_name,
+               "created_at": int(datetime.now(UTC).timestamp() - started_ago), "last_accessed": 0,
+               "tool_data": json.dumps({"claude_session_id": conversation}), "archived_at": 0}
+        self.rows.append(row)
+        env = {"AGENTDECK_INSTANCE_ID": rid, "AGENTDECK_PROFILE": self.profile}
+        launch = f"export AGENTDECK_INSTANCE_ID={rid} AGENTDECK_PROFILE={shlex.quote(self.profile)}; "
+        name = stored.replace(stored.rsplit("_", 1)[1], secrets.token_hex(4)) if renamed else stored
+        if running == "claude":
+            cmd = f"{launch}exec {shlex.quote(str(self.standin))} --session-id {conversation}"
+            self.extra_sessions.append((name, cmd, self.project))
+        elif running == "shell":
+            self.extra_sessions.append((name, "cat", self.project))
+        elif running == "orphan":
+            self.loose.append((self.project, env, ["--resume", conversation]))
+        return row
+
+    def other_profiles_claude(self) -> None:
+        """A Claude of another agent-deck profile, outside tmux: its id names no row of this database."""
+        env = {"AGENTDECK_INSTANCE_ID": f"{secrets.token_hex(4)}-1", "AGENTDECK_PROFILE": "work"}
+        self.loose.append((self.project, env, ["--session-id", str(uuid.uuid4())]))
+
+    def persons_claude(self) -> None:
+        self.loose.append((self.project, {}, []))
+
+    def write_registries(self, **_: object) -> None:
+        conn = sqlite3.connect(self.db_path)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(DECK_SCHEMA)
+            conn.execute("INSERT INTO metadata VALUES ('schema_version', '13')")
+            for row in self.rows:
+                cols = ", ".join(row)
+                conn.execute(f"INSERT OR REPLACE INTO instances ({cols}) VALUES ({', '.join('?' * len(row))})",
+                             tuple(row.values()))
+            conn.commit()
+        finally:
+            conn.close()
+
+    def start(self, timeout: float = 60.0) -> DeckWorld:
+        if not self.db_path.exists():
+            self.write_registries()
+        for cwd, env, args in self.loose:
+            self.popen.append(subprocess.Popen(
+                [str(self.standin), *args], cwd=cwd, env={**outside_tmux(), **env}, start_new_session=True,
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        super().start(timeout)
+        in_sessions = sum(1 for _, cmd, _ in self.extra_sessions if str(self.standin) in cmd)
+        self.wait_ready(in_sessions + len(self.loose), timeout)
+        return self
+
+
+def deck_demo(root: Path, grace: float = 0.3) -> DeckWorld:
+    """agent-deck's demo: healthy rows, a stopped row whose session runs (started again by hand), a ghost, a
+    restart's unrecorded rename, a zombie, the #729 orphan of a stopped row, another profile's Claude, a person's
+    `work` session and own Claude."""
+    world = DeckWorld(root, seed=20251029, grace=grace)
+    world.row("api server", "running")
+    world.row("docs", "idle")
+    world.row("by hand", "stopped")  # its session runs: information, never ended
+    world.row("gone", "waiting", None)  # ghost
+    world.row("restarted", "running", renamed=True)  # ghost, and an untracked agentdeck_ session
+    world.row("stuck", "running", "shell")  # zombie
+    world.row("stopped early", "stopped", "orphan")  # #729
+    world.other_profiles_claude()
+    world.user_session("work", world.project)
+    world.persons_claude()
+    return world.start()
+
+
+DEMOS[agent_deck.NAME] = deck_demo
+DEMOS[agent_teams.NAME] = teams.demo

@@ -1,0 +1,220 @@
+"""Lineage: a process an earlier run saw in an agent's pane is that agent's, exactly (pid and start), and nothing else.
+
+Also: a session whose pane runs something not recognised as Claude is never a zombie (information instead), and a
+garbled or hostile sightings file means "no lineage", never a crash or another judgement.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import pytest
+from helpers import alive, failing, fix_in_process, info, judge, run_health, settings_args
+
+from healthchecks import sightings
+from healthchecks.observe import observe
+from healthchecks.testing.world import World
+
+
+def _detached_agent(world: World) -> str:
+    """An agent (current release) whose Claude alone was launched with setsid: `cat prompt | setsid claude … | tee`.
+    Killing its session leaves that Claude with nothing exclusive but what an earlier run saw."""
+    agent = world.agent("running", None, stdin_prompt=True)
+    spec = world.agents[-1]
+    prompt = world.workspace / spec.task_id / f"agent_prompt_{agent}.txt"
+    prompt.parent.mkdir(parents=True, exist_ok=True)
+    prompt.write_text(world.prompt(spec))
+    log = world.workspace / spec.task_id / "logs" / f"{agent}_stream.jsonl"
+    args = " ".join(map(shlex.quote, world.launch_args()))
+    command = (f"cd {shlex.quote(str(world.client_dir))} && cat {shlex.quote(str(prompt))} | "
+               f"setsid {shlex.quote(str(world.standin))} {args} | tee {shlex.quote(str(log))}")
+    world.extra_sessions.append((spec.session, command, world.client_dir))
+    return agent
+
+
+def _with_sightings(world: World, tmp_path):
+    return replace(world.settings, sightings=tmp_path / "reports" / sightings.FILE)
+
+
+def test_a_detached_claude_seen_in_its_agents_pane_is_that_agents_orphan_exactly(world, tmp_path):
+    agent = _detached_agent(world)
+    world.agent("running", "claude")
+    world.start()
+    settings = _with_sightings(world, tmp_path)
+    claude = world.claude_in_sessions([s for s in world.agents if s.id == agent])[agent]
+    seen = observe(settings)
+    assert failing(seen.results) == set()
+    sightings.record(settings.sightings, sightings.seen(seen.analysis))  # what an earlier run leaves
+    world.kill_sessions([f"agent_{agent}"])
+    world.wait_reparented({claude}, 10)
+    assert alive(claude)
+
+    without = judge(world.settings)  # no lineage: the project dir and the four flags are not exclusive
+    assert ("orphan_processes", f"pid {claude}") in info(without)
+    reason = next(f.reason for f in without["orphan_processes"].findings if f.entity == f"pid {claude}")
+    assert "client directory" in reason and "left alone" in reason
+
+    results = judge(settings)
+    assert ("orphan_processes", f"pid {claude}") in failing(results)
+    reason = next(f.reason for f in results["orphan_processes"].failing if f.entity == f"pid {claude}")
+    assert f"seen in agent {agent}'s pane at " in reason
+
+    # The same pid with another start time is another process: nothing remembered about it.
+    lines = settings.sightings.read_text().splitlines()
+    entries = [json.loads(line) for line in lines]
+    for entry in entries:
+        entry["ticks"] += 1
+    settings.sightings.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    assert ("orphan_processes", f"pid {claude}") not in failing(judge(settings))
+
+    settings.sightings.write_text("".join(line + "\n" for line in lines))
+    report = fix_in_process(settings)
+    assert report.ok and not alive(claude)
+    assert failing(judge(settings)) == set()  # its entry, a ghost once its session was killed, is settled too
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"{" * 100_000,
+        b"\xff\xfe garbage \x00\n[1,2,3]\nnull\n\"text\"\n",
+        b'{"pid": "1", "ticks": 1, "agent": "a", "workspace": "w", "time": 0}\n',
+        b'{"pid": true, "ticks": 1.5, "agent": [], "workspace": 3, "time": "now"}\n',
+        b'{"pid": 99999999999999999999999, "ticks": -1, "agent": "", "workspace": "", "time": 1e400}\n',
+        b"[" * 50_000 + b"]" * 50_000 + b"\n",
+    ],
+)
+def test_garbled_sightings_mean_no_lineage(world, tmp_path, content):
+    agent = _detached_agent(world)
+    world.start()
+    settings = _with_sightings(world, tmp_path)
+    claude = world.claude_in_sessions([s for s in world.agents if s.id == agent])[agent]
+    world.kill_sessions([f"agent_{agent}"])
+    world.wait_reparented({claude}, 10)
+    settings.sightings.parent.mkdir(parents=True)
+    settings.sightings.write_bytes(content)
+    assert judge(settings).keys() == judge(world.settings).keys()
+    assert failing(judge(settings)) == failing(judge(world.settings))
+    sightings.record(settings.sightings, [])  # the next run's write survives it too, and keeps none of it
+    assert settings.sightings.read_bytes() == b""
+
+
+def test_sightings_of_another_workspace_or_an_unknown_agent_are_not_evidence(world, tmp_path):
+    agent = _detached_agent(world)
+    world.start()
+    settings = _with_sightings(world, tmp_path)
+    claude = world.claude_in_sessions([s for s in world.agents if s.id == agent])[agent]
+    ticks = next(p.start_ticks for p in observe(world.settings).snapshot.processes if p.pid == claude)
+    world.kill_sessions([f"agent_{agent}"])
+    world.wait_reparented({claude}, 10)
+    workspace = os.path.realpath(world.workspace)
+    settings.sightings.parent.mkdir(parents=True)
+    settings.sightings.write_text(
+        json.dumps({"pid": claude, "ticks": ticks, "agent": agent, "workspace": "/elsewhere", "time": 1.0}) + "\n"
+        + json.dumps({"pid": claude, "ticks": ticks, "agent": "other-000000-abcdef", "workspace": workspace,
+                      "time": 1.0}) + "\n")
+    assert ("orphan_processes", f"pid {claude}") not in failing(judge(settings))
+    # a symlink is never followed: the tool reads and writes only its own file
+    target = tmp_path / "elsewhere.jsonl"
+    target.write_text(json.dumps({"pid": claude, "ticks": ticks, "agent": agent, "workspace": workspace,
+                                  "time": 1.0}) + "\n")
+    settings.sightings.unlink()
+    settings.sightings.symlink_to(target)
+    assert ("orphan_processes", f"pid {claude}") not in failing(judge(settings))
+
+
+def test_a_process_remembered_from_an_agent_that_still_runs_is_left_alone_until_the_agent_is_gone(world, tmp_path):
+    """A live agent's background job leaves its pane too (`server &` from its Bash tool): while the agent's Claude
+    runs, what was seen in its pane is information; once the agent is gone, it is the agent's orphan."""
+    agent = world.agent("running", "claude")
+    world.start()
+    settings = _with_sightings(world, tmp_path)
+    job = subprocess.Popen(["sleep", "600"], cwd=world.home, start_new_session=True)
+    world.popen.append(job)
+    ticks = sightings.processes.start_ticks(job.pid)
+    sightings.record(settings.sightings, [sightings.Sighting(job.pid, ticks, agent, os.path.realpath(world.workspace),
+                                                             1.0)])
+    results = judge(settings)
+    assert failing(results) == set()
+    reason = next(f.reason for f in results["orphan_processes"].info if f.entity == f"pid {job.pid}")
+    assert f"seen in agent {agent}'s pane" in reason and "still runs Claude" in reason
+    world.kill_sessions([f"agent_{agent}"])  # the agent is gone (its Claude exits on SIGHUP)
+    deadline = time.monotonic() + 10
+    while world.standins():
+        assert time.monotonic() < deadline, "the agent's Claude did not exit on SIGHUP"
+        time.sleep(0.05)
+    assert ("orphan_processes", f"pid {job.pid}") in failing(judge(settings))
+
+
+def test_a_lock_held_for_ever_means_no_lineage_not_a_hang(tmp_path):
+    path = tmp_path / sightings.FILE
+    me = sightings.Sighting(os.getpid(), sightings.processes.start_ticks(os.getpid()), "a-000000-000000", "/w", 1.0)
+    path.write_text(me.line())
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1]); fcntl.flock(f, fcntl.LOCK_EX); "
+         "print('locked', flush=True); time.sleep(60)", str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        assert sightings.read(path, "/w") == {}
+        with pytest.raises(OSError):
+            sightings.record(path, [])
+        assert time.monotonic() - started < 3 * sightings.LOCK_WAIT + 2
+    finally:
+        holder.kill()
+        holder.wait()
+    assert sightings.read(path, "/w") == {me.identity: me}
+
+
+def test_record_keeps_only_live_identities(tmp_path):
+    path = tmp_path / sightings.FILE
+    me = os.getpid()
+    ticks = sightings.processes.start_ticks(me)
+    dead = sightings.Sighting(2**22 + 12345, 1, "a-000000-000000", "/w", 1.0)
+    sightings.record(path, [sightings.Sighting(me, ticks, "a-000000-000000", "/w", 1.0), dead])
+    sightings.record(path, [sightings.Sighting(me, ticks, "b-000000-000000", "/w", 2.0)])
+    (line,) = path.read_text().splitlines()
+    assert json.loads(line)["agent"] == "b-000000-000000"  # the newest sighting of an identity wins
+
+
+def test_a_run_of_the_checks_remembers_what_it_saw_in_the_panes(world, tmp_path):
+    agent = world.agent("running", "claude")
+    world.start()
+    claude = world.claude_in_sessions(world.agents)[agent]
+    reports = tmp_path / "reports"
+    proc = run_health(tmp_path, *settings_args(world.settings), "--report-dir", str(reports))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    seen = [json.loads(line) for line in (reports / sightings.FILE).read_text().splitlines()]
+    assert {(s["pid"], s["agent"]) for s in seen} >= {(claude, agent)}
+    (reports / sightings.FILE).unlink()
+    (reports / sightings.FILE).mkdir()  # a directory in its place: said in one line, the verdict stands
+    proc = run_health(tmp_path, *settings_args(world.settings), "--report-dir", str(reports))
+    assert proc.returncode == 0 and "Traceback" not in proc.stdout + proc.stderr
+    assert "could not record what this run saw in the panes" in proc.stderr
+
+
+def test_a_live_agent_whose_claude_runs_under_an_unrecognised_name_is_never_killed(world):
+    """The absence of a match is no evidence: a pane running something unknown is information, never a zombie."""
+    world.agent("running", "shell")  # its pane runs a shell and cat: known idle, a zombie
+    spec = world.agents[-1]
+    world.start()
+    assert ("zombie_sessions", f"session {spec.session}") in failing(judge(world.settings))
+    # now the pane runs a program no matcher knows (a Claude under another name, say)
+    tmux = ["tmux", "-L", world.socket_name]
+    pane = subprocess.run([*tmux, "list-panes", "-t", f"={spec.session}", "-F", "#{pane_id}"], check=True,
+                          capture_output=True, text=True).stdout.strip()
+    subprocess.run([*tmux, "respawn-pane", "-k", "-t", pane, "sleep 600"], check=True, capture_output=True)
+    results = judge(world.settings)
+    assert failing(results) == set()
+    reason = next(f.reason for f in results["zombie_sessions"].info if f.entity == f"session {spec.session}")
+    assert "runs `sleep` (/" in reason and "not recognised as Claude; left alone" in reason
+    report = fix_in_process(world.settings)
+    assert report.ok and not report.outcomes
+    assert spec.session in world.live_sessions()
