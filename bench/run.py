@@ -1,10 +1,13 @@
 """Benchmark: build real worlds at several sizes, time every phase against the floor measured in the same run.
 
-    .venv/bin/python bench/run.py            # sizes 10, 100, 1000 sessions; prints the table
-    .venv/bin/python bench/run.py --sizes 10 100 --repeats 3
+    .venv/bin/python bench/run.py            # every round at its default size; prints the tables and the goals
+    .venv/bin/python bench/run.py --sizes 10 100 --repeats 3 --fix 1000 200 50 --ghosts 0 --big 0   # a quick one
 
-Floor = one raw `tmux list-panes -a -F …` + one `ps -eo pid,ppid,args` + one `json.load` of the global
-registry: the least any tool must read. Each figure is the median of --repeats runs.
+Floor = what the snapshot must read, raw: one `tmux list-panes -a -F …`, one `ps -eo pid,ppid,args` and a
+`json.loads` of every registry file (the global one and every task registry). Each figure is the median of
+--repeats runs, with the spread (min-max) beside it; the machine's load average is printed with them. Every world
+is built under a temporary folder with a private tmux server, and torn down (its processes ended by PID, its server
+by its own socket) even when the bench is interrupted (Ctrl-C or SIGTERM). Nothing here runs in the test suite.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ import json
 import os
 import platform
 import resource
+import signal
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,13 +44,21 @@ from healthchecks.testing.teams import TeamWorld  # noqa: E402
 from healthchecks.testing.world import World  # noqa: E402
 
 
-def median_time(fn, repeats: int) -> float:
-    times = []
+def times(fn, repeats: int) -> list[float]:
+    found = []
     for _ in range(repeats):
         started = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        found.append(time.perf_counter() - started)
+    return found
+
+
+def median_time(fn, repeats: int) -> float:
+    return statistics.median(times(fn, repeats))
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def build(root: Path, sessions: int, era: str = "json") -> World:
@@ -77,23 +90,33 @@ def sqlite_source(tmp: Path, sessions: int, repeats: int) -> dict[str, float]:
             subprocess.run(panes, capture_output=True)
             subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True)
 
-        row = {"sessions": sessions, "agents": len(world.agents)}
+        row = {"source": "sqlite", "sessions": sessions, "agents": len(world.agents), "load": load()}
         row["select floor"] = median_time(select_all, repeats)
         row["tmux+ps floor"] = median_time(live_floor, repeats)
         row["sqlite read"] = median_time(lambda: sqlite_state.load(s.workspace, s.lock_timeout), repeats)
-        row["snapshot"] = median_time(lambda: collect(s), repeats)
+        runs = [(times(lambda: (select_all(), live_floor()), 1)[0], times(lambda: collect(s), 1)[0])
+                for _ in range(repeats)]
+        row["floor"] = statistics.median(r[0] for r in runs)
+        row["snapshot"] = statistics.median(r[1] for r in runs)
+        ratios = [r[1] / r[0] for r in runs]
+        row["snapshot / floor"], row["snapshot / floor spread"] = statistics.median(ratios), (min(ratios), max(ratios))
         row["judging"] = median_time(lambda: judged(collect(s)).figures, 1)
+        row["detail"] = (f"read {row['sqlite read'] * 1000:.0f} ms (SELECT * FROM agents "
+                         f"{row['select floor'] * 1000:.0f} ms)")
+        row["floor is"] = "SELECT * FROM agents + list-panes -a + ps"
         return row
     finally:
         world.teardown()
 
 
-def teams_source(tmp: Path, teams: int, members: int, repeats: int) -> dict[str, float]:
-    """Claude Code Agent Teams at one size: the snapshot against its floor, a json.loads of every config.json plus
-    one `tmux list-panes -a` of the leads' server and one `ps`."""
-    world = TeamWorld(tmp / f"world-teams-{teams}", grace=0.0)
+def teams_source(tmp: Path, members: int, repeats: int, per_team: int = 5) -> dict:
+    """Claude Code Agent Teams at one size (``members`` teammates in teams of ``per_team``, every lead alive in the
+    leads' server): the snapshot against its floor, a json.loads of every config.json plus one `tmux list-panes -a`
+    of the leads' server and one `ps`."""
+    teams = max(1, members // per_team)
+    world = TeamWorld(tmp / f"world-teams-{members}", grace=0.0)
     for _ in range(teams):
-        world.team(members)
+        world.team(per_team)
     with world, world.environment():
         world.start(timeout=600)
         s = world.settings
@@ -106,11 +129,15 @@ def teams_source(tmp: Path, teams: int, members: int, repeats: int) -> dict[str,
                            capture_output=True, env=world.env)
             subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True)
 
-        row = {"teams": teams, "members": teams * members}
-        row["floor"] = median_time(teams_floor, repeats)
-        row["snapshot"] = median_time(lambda: collect(s), repeats)
-        seen = judged(collect(s))
-        row["failing"] = sum(len(r.failing) for r in seen.results.values())
+        row: dict = {"source": "agent-teams", "agents": teams * per_team, "sessions": teams, "load": load()}
+        runs = [(times(teams_floor, 1)[0], times(lambda: collect(s), 1)[0]) for _ in range(repeats)]
+        row["floor"] = statistics.median(r[0] for r in runs)
+        row["snapshot"] = statistics.median(r[1] for r in runs)
+        ratios = [r[1] / r[0] for r in runs]
+        row["snapshot / floor"], row["snapshot / floor spread"] = statistics.median(ratios), (min(ratios), max(ratios))
+        failing = sum(len(r.failing) for r in judged(collect(s)).results.values())
+        row["detail"] = f"{teams} teams x {per_team} members, {failing} failing findings (expected 0: healthy teams)"
+        row["floor is"] = "json.loads of every config.json + list-panes -a of the leads' server + ps"
         return row
 
 
@@ -143,20 +170,40 @@ def manager_source(tmp: Path, name: str, agents: int, repeats: int) -> dict:
                            capture_output=True)
             subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True)
 
-        row: dict = {"source": name, "agents": agents, "sessions": live}
-        row["floor"] = median_time(lambda: (store_floor(), live_floor()), repeats)
-        row["snapshot"] = median_time(lambda: collect(s), repeats)
+        row: dict = {"source": name, "agents": agents, "sessions": live, "load": load()}
+        runs = [(times(lambda: (store_floor(), live_floor()), 1)[0], times(lambda: collect(s), 1)[0])
+                for _ in range(repeats)]
+        row["floor"] = statistics.median(r[0] for r in runs)
+        row["snapshot"] = statistics.median(r[1] for r in runs)
+        ratios = [r[1] / r[0] for r in runs]
+        row["snapshot / floor"], row["snapshot / floor spread"] = statistics.median(ratios), (min(ratios), max(ratios))
         row["judging"] = median_time(lambda: judged(collect(s)).figures, 1)
-        row["failing"] = sum(len(r.failing) for r in observe(s).results.values())
+        failing = sum(len(r.failing) for r in observe(s).results.values())
+        row["detail"] = f"{failing} failing findings (expected 0: a healthy fleet)"
+        row["floor is"] = "a raw read of the store (state.json parsed; SELECT * FROM instances) + list-panes -a + ps"
         return row
     finally:
         world.teardown()
 
 
+# Each record source's round: (name, fn(tmp, sessions, repeats) -> row with "source", "sessions", "agents",
+# "floor", "snapshot", "snapshot / floor" and its spread). The sources of issues 20 and 21 (Agent Teams,
+# claude-squad, agent-deck) add their line here, each with the floor of what its snapshot must read; the goals
+# below judge every line at every size in --source-sizes.
+SOURCE_ROUNDS: list[tuple[str, Callable[[Path, int, int], dict]]] = [
+    ("sqlite", sqlite_source),
+    ("claude-squad", lambda tmp, n, repeats: manager_source(tmp, "claude-squad", n, repeats)),
+    ("agent-deck", lambda tmp, n, repeats: manager_source(tmp, "agent-deck", n, repeats)),
+    ("agent-teams", teams_source),  # n teammates in teams of 5: at 500, the issue's 100 teams x 5 members
+]
+
+
 def floor(world: World) -> None:
+    """What the snapshot must read, raw: one list-panes -a, one process listing, every registry file parsed."""
     subprocess.run(["tmux", "-L", world.socket_name, "list-panes", "-a", "-F", tmux.FORMAT], capture_output=True)
     subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True)
-    json.loads(world.global_path.read_bytes())
+    for path in [world.global_path, *sorted(world.workspace.glob(registry.TASK_GLOB))]:
+        json.loads(path.read_bytes())
 
 
 def pytest_run(world: World, tmp: Path, *extra: str) -> None:
@@ -174,16 +221,23 @@ def measure(sessions: int, repeats: int, tmp: Path) -> dict[str, float]:
     try:
         s = world.settings
         row = {"sessions": sessions, "entries": len(world.agents), "processes": len(list(processes.scan(s.is_claude)))}
-        row["floor"] = median_time(lambda: floor(world), repeats)
+        row["load"] = load()
         row["registry read"] = median_time(lambda: registry.load(s.workspace), repeats)
         row["tmux read"] = median_time(lambda: read_servers(s), repeats)
         row["process scan"] = median_time(lambda: processes.scan(s.is_claude), repeats)
         # the same scan without reading each process's binary (/proc/<pid>/exe): what recognising Claude by it costs
         row["scan without exe"] = median_time(lambda: processes.scan(s.is_claude, exe=False), repeats)
-        row["snapshot"] = median_time(lambda: collect(s), repeats)
         snap = collect(s)
-
-        row["judging"] = median_time(lambda: judged(snap).figures, repeats)
+        # floor, snapshot and judging interleaved, repeat by repeat: a burst of load on the shared machine then
+        # falls on all three, and the ratios of each repeat are taken before their medians
+        runs = [(times(lambda: floor(world), 1)[0], times(lambda: collect(s), 1)[0],
+                 times(lambda: judged(snap).figures, 1)[0]) for _ in range(repeats)]
+        for i, name in enumerate(("floor", "snapshot", "judging")):
+            row[name] = statistics.median(r[i] for r in runs)
+        for name, i in (("snapshot / floor", 1), ("judging / floor", 2)):
+            ratios = [r[i] / r[0] for r in runs]
+            row[name] = statistics.median(ratios)
+            row[name + " spread"] = (min(ratios), max(ratios))
         run = Run(judged(snap))
         def write_reports() -> None:
             findings_json.write(run, str(tmp / "f.json"), tmp)
@@ -197,9 +251,10 @@ def measure(sessions: int, repeats: int, tmp: Path) -> dict[str, float]:
         world.teardown()
 
 
-def fix_round(tmp: Path, ghosts: int, orphans: int, zombies: int) -> dict[str, float]:
-    """One confirmed fix round over a world of ghosts, orphans and zombie sessions."""
-    world = World(tmp / "world-fix", seed=1)
+def fix_round(tmp: Path, ghosts: int, orphans: int, zombies: int, era: str = "json") -> dict:
+    """One confirmed fix round over a world of ghosts, orphans and zombie sessions (plus one live agent, so that
+    its tmux server runs: with none, every entry change waits for --allow-server-down)."""
+    world = World(tmp / f"world-fix-{era}-{ghosts}", seed=1, era=era)
     try:
         tasks = [world.task() for _ in range(100)]
         for i in range(ghosts):
@@ -208,131 +263,185 @@ def fix_round(tmp: Path, ghosts: int, orphans: int, zombies: int) -> dict[str, f
             world.agent("completed", "orphan", task_id=tasks[i % 100])
         for i in range(zombies):
             world.agent("running", "shell", task_id=tasks[i % 100])
+        world.agent("running", "claude", task_id=tasks[0])
         world.write_registries()
-        world.start(timeout=600)
+        started = time.perf_counter()
+        world.start(timeout=1200)
+        built = time.perf_counter() - started
         observation = observe(world.settings)
         writes_before = len(list((world.workspace / "registry").glob("backups/*")))
-        started = time.perf_counter()
+        at_start = load()
+        started, cpu = time.perf_counter(), time.process_time()
         report = fix(observation, world.settings, Options(), dry_run=False,
                      confirm=lambda plan: (True, "bench"), show=lambda lines: None)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         backups = list((world.workspace / "registry" / "backups").glob("*"))
         files = {b.name.rsplit(".", 2)[0] for b in backups}
-        return {"ghosts": ghosts, "orphans": orphans, "zombies": zombies, "fix round": elapsed,
+        actions = len(report.plan.actions)
+        return {"era": era, "ghosts": ghosts, "orphans": orphans, "zombies": zombies, "fix round": elapsed,
+                "cpu": cpu, "actions": actions, "per 1000": elapsed / max(1, actions) * 1000, "world start": built,
                 "ok": report.ok, "remaining": report.remaining, "writes": len(backups) - writes_before,
-                "files written": len(files)}
+                "failed": [o.line() for o in report.outcomes if not o.ok], "message": report.message,
+                "files written": len(files), "load": at_start}
     finally:
         world.teardown()
 
 
-def goals(rows: list[dict], fixed: dict) -> list[tuple[str, str, bool]]:
-    """(goal, measured, met) for issue 6's goals; speed goals are judged at the largest size."""
-    big = max(rows, key=lambda r: r["sessions"])
-    scale = f"{big['sessions']} sessions, {big['entries']} entries, {big['processes']} processes"
-    snap, serial = big["snapshot"] / big["floor"], big["pytest (serial)"]
-    xdist = big["pytest -n 2"] / serial
-    one_write = fixed["writes"] == fixed["files written"]
-    return [
-        (f"snapshot within 2x the floor ({scale})", f"{snap:.2f}x", snap <= 2.0),
-        (f"judging within 30 ms ({scale})", f"{big['judging'] * 1000:.0f} ms", big["judging"] <= 0.030),
+BIG_PROBE = """
+import sys, time
+from pathlib import Path
+from healthchecks.observe import judged
+from healthchecks.settings import Settings
+from healthchecks.snapshot import collect
+started, cpu = time.perf_counter(), time.process_time()
+snap = collect(Settings(workspace=Path(sys.argv[1]), tmux_sockets=(sys.argv[2],), claude_match=sys.argv[3]))
+figures = judged(snap).figures
+print(time.perf_counter() - started, time.process_time() - cpu, len(snap.registries.authority.agents),
+      len(snap.registries.all_errors))
+# this process's own peak (VmHWM): ru_maxrss of children would count the largest child of the bench so far
+print(next(line for line in open("/proc/self/status") if line.startswith("VmHWM:")).split()[1])
+"""
+
+
+def big_registry(tmp: Path, entries: int) -> dict:
+    """A registry of ``entries`` finished agents (and one live one) judged by a new process: its time, its peak."""
+    world = World(tmp / "world-big", seed=entries)
+    try:
+        tasks = [world.task() for _ in range(max(1, entries // 200))]
+        for i in range(entries):
+            world.agent("completed", None, task_id=tasks[i % len(tasks)])
+        world.agent("running", "claude", task_id=tasks[0])
+        world.write_registries()
+        world.start(timeout=600)
+        s = world.settings
+        at_start = load()
+        proc = subprocess.run([sys.executable, "-c", BIG_PROBE, str(s.workspace), s.tmux_sockets[0], s.claude_match],
+                              cwd=REPO, capture_output=True, text=True, timeout=600)
+        timing, peak = proc.stdout.splitlines()[-2:]
+        seconds, cpu, agents, errors = timing.split()
+        return {"entries": int(agents), "MB": world.global_path.stat().st_size / 1e6, "judged in": float(seconds),
+                "cpu": float(cpu),
+                "errors": int(errors), "peak MiB": int(peak) / 1024, "load": at_start}
+    finally:
+        world.teardown()
+
+
+def spread(row: dict, name: str) -> str:
+    lo, hi = row[name + " spread"]
+    return f"{row[name]:.2f}x (runs {lo:.2f}-{hi:.2f}x)"
+
+
+def goals(rows: list[dict], fixes: list[dict], big: dict | None, sources: list[dict]) -> list[tuple[str, str, bool]]:
+    """(goal, measured, met): issue 22's goals (issue 6's where still standing); speed goals at 1,000 sessions and
+    up, as ratios to the floor of the same run."""
+    found = []
+    for r in [r for r in rows if r["sessions"] >= 1000] or rows[-1:]:
+        scale = f"{r['sessions']} sessions, {r['entries']} entries, {r['processes']} processes"
+        found += [
+            (f"snapshot within 1.5x the floor ({scale})", spread(r, "snapshot / floor"), r["snapshot / floor"] <= 1.5),
+            (f"judging within 0.15x the floor ({scale})",
+             spread(r, "judging / floor") + f"; {r['judging'] * 1000:.0f} ms", r["judging / floor"] <= 0.15),
+        ]
+    top = max(rows, key=lambda r: r["sessions"])
+    scale = f"{top['sessions']} sessions"
+    serial, xdist = top["pytest (serial)"], top["pytest -n 2"] / top["pytest (serial)"]
+    found += [
         (f"pytest healthchecks under 2 s ({scale})", f"{serial:.2f} s", serial < 2.0),
         (f"-n 2 no slower than 1.5x serial ({scale})", f"{xdist:.2f}x", xdist <= 1.5),
-        (
-            f"fix round ({fixed['ghosts']} ghosts, {fixed['orphans']} orphans, {fixed['zombies']} zombies) under 10 s",
-            f"{fixed['fix round']:.2f} s",
-            fixed["fix round"] < 10.0,
-        ),
-        ("fix round ends with every check passing", str(fixed["ok"]), fixed["ok"]),
-        (
-            "one registry write per file",
-            f"{fixed['writes']} writes to {fixed['files written']} files",
-            one_write,
-        ),
     ]
+    for f in fixes:
+        what = f"{f['era']} fix round ({f['ghosts']} ghosts, {f['orphans']} orphans, {f['zombies']} zombies)"
+        if f["orphans"] == 0 and f["zombies"] == 0:
+            found.append((f"{what} under 30 s", f"{f['fix round']:.1f} s ({f['cpu']:.1f} s CPU)", f["fix round"] < 30))
+        found += [
+            (f"{what} ends with every check passing", str(f["ok"]), f["ok"]),
+            (f"{what}: one write per file", f"{f['writes']} writes to {f['files written']} files",
+             f["writes"] == f["files written"]),
+        ]
+    if big is not None:
+        found.append((f"{big['entries']} entries ({big['MB']:.0f} MB) judged under 10 s and 1 GiB",
+                      f"{big['judged in']:.1f} s ({big['cpu']:.1f} s CPU), {big['peak MiB']:.0f} MiB, "
+                      f"{big['errors']} problems",
+                      big["judged in"] < 10 and big["peak MiB"] < 1024 and not big["errors"]))
+    for r in sources:
+        found.append((f"{r['source']} snapshot within 1.5x its floor ({r['sessions']} sessions, {r['agents']} agents)",
+                      spread(r, "snapshot / floor"), r["snapshot / floor"] <= 1.5))
+    return found
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--teams", type=int, nargs=2, default=[100, 5], metavar=("TEAMS", "MEMBERS"))
-    parser.add_argument("--only-teams", action="store_true", help="measure the Agent Teams source alone")
-    parser.add_argument("--fix", type=int, nargs=3, default=[1000, 500, 100], metavar=("GHOSTS", "ORPHANS", "ZOMBIES"))
-    parser.add_argument("--manager-sizes", type=int, nargs="+", default=[100, 1000],
-                        help="records of claude-squad's and agent-deck's stores")
-    parser.add_argument("--managers-only", action="store_true", help="only the other managers' stores")
+    parser.add_argument("--fix", type=int, nargs=3, default=[10000, 2000, 500],
+                        metavar=("GHOSTS", "ORPHANS", "ZOMBIES"))
+    parser.add_argument("--ghosts", type=int, default=50000, help="ghost-only fix rounds, JSON and SQLite (0: none)")
+    parser.add_argument("--big", type=int, default=200000, help="entries of the big-registry round (0: none)")
+    parser.add_argument("--source-sizes", type=int, nargs="*", default=[100, 1000])
+    parser.add_argument("--only-sources", action="store_true", help="only the record sources' rounds")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so every world's teardown runs
     started = time.monotonic()
+    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python "
+          f"{platform.python_version()}, {tmux.version()}; medians of {args.repeats} runs; at start: {load()}")
     with tempfile.TemporaryDirectory(prefix="hc-bench-") as tmp:
-        teams = teams_source(Path(tmp), *args.teams, args.repeats)
-        teams_line = (f"agent-teams source ({teams['teams']} teams, {teams['members']} members, {teams['failing']} "
-                      f"failing findings): snapshot {teams['snapshot'] * 1000:.0f} ms against its floor (every "
-                      f"config.json + tmux + ps) {teams['floor'] * 1000:.0f} ms: "
-                      f"{teams['snapshot'] / teams['floor']:.2f}×")
-        if args.only_teams:
-            print(teams_line)
+        if args.only_sources:  # a quick look at the record sources alone
+            for r in (fn(Path(tmp), n, args.repeats) for _, fn in SOURCE_ROUNDS for n in args.source_sizes):
+                print(f"{r['source']} ({r['agents']} agents): snapshot {r['snapshot'] * 1000:.0f} ms, floor "
+                      f"{r['floor'] * 1000:.0f} ms ({r['floor is']}): {spread(r, 'snapshot / floor')}; {r['detail']}")
             return
-        managers = [manager_source(Path(tmp), name, n, args.repeats)
-                    for name in ("claude-squad", "agent-deck") for n in args.manager_sizes]
-    if args.managers_only:
-        print_managers(managers)
-        return
-    with tempfile.TemporaryDirectory(prefix="hc-bench-") as tmp:
         rows = [measure(n, args.repeats, Path(tmp)) for n in args.sizes]
-        fixed = fix_round(Path(tmp), *args.fix)
-        state = sqlite_source(Path(tmp), max(args.sizes), args.repeats)
+        fixes = [fix_round(Path(tmp), *args.fix)]
+        if args.ghosts:
+            fixes += [fix_round(Path(tmp), args.ghosts, 0, 0, era) for era in ("json", "sqlite")]
+        big = big_registry(Path(tmp), args.big) if args.big else None
+        sources = [fn(Path(tmp), n, args.repeats) for _, fn in SOURCE_ROUNDS for n in args.source_sizes]
     phases = ["floor", "registry read", "tmux read", "process scan", "scan without exe", "snapshot", "judging",
               "report writing", "pytest (serial)", "pytest -n 2"]
-    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}, {tmux.version()}; medians of {args.repeats} runs")
-    print("floor: one `tmux list-panes -a -F ...` + one `ps -eo pid,ppid,args` + one json.load of GLOBAL_REGISTRY.json")
+    print("floor: one `tmux list-panes -a -F ...` + one `ps -eo pid,ppid,args` + json.loads of every registry file")
     print()
-    print("| sessions | entries | processes | " + " | ".join(phases) + " | snapshot / floor | -n 2 / serial |")
-    print("|" + "---|" * (len(phases) + 5))
+    print("| sessions | entries | processes | " + " | ".join(phases) + " | snapshot / floor | judging / floor "
+          "| -n 2 / serial | load |")
+    print("|" + "---|" * (len(phases) + 7))
     for r in rows:
         cells = [f"{r[p] * 1000:.0f} ms" for p in phases]
         print(f"| {r['sessions']} | {r['entries']} | {r['processes']} | " + " | ".join(cells)
-              + f" | {r['snapshot'] / r['floor']:.2f}× | {r['pytest -n 2'] / r['pytest (serial)']:.2f}× |")
+              + f" | {spread(r, 'snapshot / floor')} | {spread(r, 'judging / floor')} "
+              f"| {r['pytest -n 2'] / r['pytest (serial)']:.2f}x | {r['load']} |")
     print()
-    print(f"fix round: {fixed['ghosts']} ghosts + {fixed['orphans']} orphans + {fixed['zombies']} zombie sessions "
-          f"in {fixed['fix round']:.2f} s (one round, confirmed, with every guard)")
-    for line in fixed["remaining"][:10]:
-        print(f"  still wrong after the fix: {line}")
+    print("| fix round | actions | world start | fix | CPU | per 1,000 actions | writes / files | ok | load |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for f in fixes:
+        print(f"| {f['era']}: {f['ghosts']} ghosts + {f['orphans']} orphans + {f['zombies']} zombies | {f['actions']} "
+              f"| {f['world start']:.1f} s | {f['fix round']:.2f} s | {f['cpu']:.2f} s | {f['per 1000']:.2f} s "
+              f"| {f['writes']} / {f['files written']} | {f['ok']} | {f['load']} |")
+        for line in f["remaining"][:10]:
+            print(f"  still wrong after the fix: {line}")
+        for line in f["failed"][:10]:
+            print(f"  not done ({len(f['failed'])} in all): {line.strip()}")
+    if big is not None:
+        print()
+        print(f"big registry: {big['entries']} entries ({big['MB']:.1f} MB) judged by a new process in "
+              f"{big['judged in']:.2f} s ({big['cpu']:.2f} s CPU), peak {big['peak MiB']:.0f} MiB (VmHWM), "
+              f"{big['errors']} problems; "
+              f"{big['load']}")
+    for r in sources:
+        print()
+        print(f"{r['source']} source ({r['sessions']} sessions, {r['agents']} agents): {r['detail']}; snapshot "
+              f"{r['snapshot'] * 1000:.0f} ms against a floor of {r['floor'] * 1000:.0f} ms ({r['floor is']}): "
+              f"{spread(r, 'snapshot / floor')}; {r['load']}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"peak memory: the bench process (worlds, in-process phases, fix round) {peak:.0f} MiB; "
-          f"largest child (a pytest run) {children:.0f} MiB")
     print()
-    floors = state["select floor"] + state["tmux+ps floor"]
-    print(f"sqlite source ({state['sessions']} sessions, {state['agents']} agents in state.sqlite3): read "
-          f"{state['sqlite read'] * 1000:.0f} ms (floor: SELECT * FROM agents {state['select floor'] * 1000:.0f} ms), "
-          f"snapshot {state['snapshot'] * 1000:.0f} ms against {floors * 1000:.0f} ms of floors "
-          f"(+ tmux and ps {state['tmux+ps floor'] * 1000:.0f} ms): {state['snapshot'] / floors:.2f}×")
-    print(teams_line)
+    print(f"peak memory: the bench process (worlds, in-process phases, fix rounds) {peak:.0f} MiB; "
+          f"largest child {children:.0f} MiB")
     print()
     print("| goal | measured | met |")
     print("|---|---|---|")
-    sqlite_goal = (f"sqlite snapshot within 1.5x its floors ({state['sessions']} sessions, {state['agents']} agents)",
-                   f"{state['snapshot'] / floors:.2f}x", state["snapshot"] / floors <= 1.5)
-    ratio = teams["snapshot"] / teams["floor"]
-    teams_goal = (f"agent-teams snapshot within 2x its floor ({teams['teams']} teams x {args.teams[1]} members)",
-                  f"{ratio:.2f}x", ratio <= 2.0)
-    for goal, measured, met in [*goals(rows, fixed), sqlite_goal, teams_goal]:
+    for goal, measured, met in goals(rows, fixes, big, sources):
         print(f"| {goal} | {measured} | {'yes' if met else 'NO'} |")
     print()
-    print_managers(managers)
-    print(f"bench took {time.monotonic() - started:.0f} s")
-
-
-def print_managers(rows: list[dict]) -> None:
-    """Floor: a raw read of the store (json.loads of state.json, SELECT * FROM instances) + tmux + ps."""
-    print("| source | records | live sessions | floor | snapshot | judging | snapshot / floor | failing |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['source']} | {r['agents']} | {r['sessions']} | {r['floor'] * 1000:.0f} ms | "
-              f"{r['snapshot'] * 1000:.0f} ms | {r['judging'] * 1000:.0f} ms | {r['snapshot'] / r['floor']:.2f}× | "
-              f"{r['failing']} |")
-    print()
+    print(f"bench took {time.monotonic() - started:.0f} s; at the end: {load()}")
 
 
 if __name__ == "__main__":

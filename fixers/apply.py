@@ -38,7 +38,7 @@ from healthchecks.targets import (
 )
 from healthchecks.tmux import TmuxServer
 
-from . import effects
+from . import backups, effects
 from .outcome import OK_STATUSES, Status
 from .plan import ENTRY_KINDS, RECORD_KINDS, Action, Options, Plan, counters_selected, entry_ids
 from .writers import Edits, writer_for
@@ -341,9 +341,10 @@ def _records(actions: list[Action], a: Analysis, targets: Targets, options: Opti
     edits = replace(_edits(marks, prunes, _counter_files(actions), options, regs.workspace),
                     archives=frozenset(archives))
     written = writer.write(regs, edits, a.settings.lock_timeout)
-    for action in actions:
+    backups.prune(regs.workspace, options.keep_backups, options.backup_days)
+    for action in actions:  # one lookup per action in indexes made once for the phase (edits.ids)
         key = action.target.path if isinstance(action.target, (FileTarget, ScopeTarget)) else _entry_id(action)
-        if key is None or (action.kind in ENTRY_KINDS and key not in marks | prunes):
+        if key is None or (action.kind in ENTRY_KINDS and key not in edits.ids):
             continue
         if action.kind == "archive_scope" and key not in archives:
             continue

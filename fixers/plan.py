@@ -43,6 +43,8 @@ from healthchecks.targets import (
     Target,
 )
 
+from .backups import DEFAULT_DAYS, DEFAULT_KEEP
+
 Kind = Literal["kill_process", "kill_pane", "kill_session", "kill_server", "mark_terminated", "prune_entry",
                "set_counters", "archive_scope"]
 ORDER: dict[str, int] = {
@@ -78,6 +80,8 @@ class Options:
     kill_attached: bool = False
     allow_server_down: bool = False
     term_timeout: float = 5.0  # how long ended processes get between SIGTERM and SIGKILL
+    keep_backups: int = DEFAULT_KEEP  # backups kept per written file (fixers.backups), the newest always
+    backup_days: float = DEFAULT_DAYS  # older backups are removed, except each file's newest
 
 
 @dataclass(frozen=True)

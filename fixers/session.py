@@ -25,6 +25,8 @@ def configure(config: pytest.Config) -> None:
         prune=value(config, "--prune"),
         kill_attached=value(config, "--kill-attached"),
         allow_server_down=value(config, "--allow-server-down"),
+        keep_backups=value(config, "--keep-backups"),
+        backup_days=value(config, "--backup-days"),
     )
 
 

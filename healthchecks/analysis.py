@@ -24,6 +24,8 @@ from .snapshot import Snapshot, pane_of
 from .targets import PaneTarget, ProcessTarget, ServerTarget
 from .tmux import Pane, TmuxServer, certain_name, stored_name
 
+_TOKEN = re.compile(r"[\w-]+")  # a run no whole-token match can start or end inside
+
 
 @dataclass(frozen=True)
 class LiveSession:
@@ -342,11 +344,23 @@ class Analysis:
         return {where for pid in self.snapshot.self_pids for where in self.sessions_showing(pid)}
 
     @cached_property
-    def _id_pattern(self) -> re.Pattern[str] | None:
-        """Agent ids as whole tokens: `a` must not match inside `data`, nor an id inside a longer one."""
+    def _id_index(self) -> tuple[frozenset[str], re.Pattern[str] | None]:
+        """Agent ids as whole tokens: `a` must not match inside `data`, nor an id inside a longer one. Ids made of
+        word characters and dashes (all real ones) are a set looked up per token: a regex of 200,000 alternatives
+        takes seconds to compile. Any other id goes into a small regex of its own."""
         shape = self.snapshot.registries.dialect.id_shape
-        ids = sorted((i for i in self.records if shape.fullmatch(i)), key=len, reverse=True)
-        return re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, ids)) + r")(?![\w-])") if ids else None
+        ids = [i for i in self.records if shape.fullmatch(i)]
+        plain = frozenset(i for i in ids if _TOKEN.fullmatch(i))
+        odd = sorted((i for i in ids if i not in plain), key=len, reverse=True)
+        return plain, re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, odd)) + r")(?![\w-])") if odd else None
+
+    def _named_id(self, text: str) -> str | None:
+        """The first agent id ``text`` names as a whole token, or None."""
+        plain, odd = self._id_index
+        found = [next(((m.start(), m.group()) for m in _TOKEN.finditer(text) if m.group() in plain), None)]
+        if odd is not None and (m := odd.search(text)):
+            found.append((m.start(), m.group(1)))
+        return min((f for f in found if f is not None), default=(0, None))[1]
 
     @cached_property
     def _signs(self) -> frozenset[Sign]:
@@ -365,8 +379,8 @@ class Analysis:
         found = []
         kinds = self._signs  # the kinds of evidence this manager's dialect admits
         joined = " ".join(proc.argv)
-        if Sign.RECORD_ID_IN_ARGS in kinds and self._id_pattern is not None and (m := self._id_pattern.search(joined)):
-            found.append(f"its arguments name agent {m.group(1)}")
+        if Sign.RECORD_ID_IN_ARGS in kinds and (named := self._named_id(joined)):
+            found.append(f"its arguments name agent {named}")
         if Sign.PATH_IN_ARGS in kinds and proc.own_mounts and self._path_pattern.search(joined):
             found.append("its arguments name a path inside the workspace")
         if Sign.CWD_IN_WORKSPACE in kinds and proc.cwd and self._cwd_inside(proc):

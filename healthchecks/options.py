@@ -53,6 +53,13 @@ def _bad(expected: str):
     raise ValueError(f"must be {expected}")
 
 
+def positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError("must be >= 1")
+    return number
+
+
 def not_negative_int(value: str) -> int:
     number = int(value)
     if number < 0:
@@ -181,6 +188,19 @@ OPTIONS = (
         "with --fix: remove entries without a live session from the registries (archived first to "
         "<workspace>/registry/archive/*.jsonl) instead of marking ghosts terminated",
         kind="flag",
+    ),
+    Option(
+        "--keep-backups",
+        "with --fix: backups kept per written record file in <workspace>/registry/backups/ (the newest; only "
+        "backups this tool made are removed, and never a file's last one; default 10)",
+        default="10",
+        parse=positive_int,
+    ),
+    Option(
+        "--backup-days",
+        "with --fix: days a backup is kept at most, except each file's newest one (default 30)",
+        default="30",
+        parse=positive,
     ),
     Option(
         "--kill-attached",

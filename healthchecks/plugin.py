@@ -61,7 +61,8 @@ def pytest_configure(config: pytest.Config) -> None:
             hint = command_hint(config, f" --fix {flag}")
             raise pytest.UsageError(f"agent-healthchecks: {flag} only applies with --fix ({hint})")
     config.stash[SETTINGS] = options.settings_from(config)
-    options.value(config, "--keep-reports")  # a bad value is a usage error now, not after the run
+    for bounded in ("--keep-reports", "--keep-backups", "--backup-days"):  # a bad value is a usage error now
+        options.value(config, bounded)
     config.stash[WORKDIR] = Path(tempfile.mkdtemp(prefix="agent-healthchecks-"))
     if _fixing(config):
         from fixers import session

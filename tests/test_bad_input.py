@@ -73,8 +73,9 @@ CASES: dict[str, tuple[object, str]] = {
 
 
 def _setup_huge(path: Path) -> str:
-    path.write_bytes(b'{"tasks": {}, "agents": {}, "pad": "' + b"x" * 50_000_000 + b'"}')
-    return r"\$: file is 50\.0 MB, over the 32 MiB limit"
+    path.write_bytes(b'{"tasks": {}, "agents": {}, "pad": "')
+    os.truncate(path, 140_000_000)  # sparse: refused by its size, before a byte is read
+    return r"\$: file is 140\.0 MB, over the 128 MiB limit"
 
 
 def _setup_directory(path: Path) -> str:
@@ -114,7 +115,7 @@ def _setup_bad_task_entry(path: Path) -> tuple[Path, str]:
     return task, r"\$\.agents\[0\]\.id: expected string, got integer"
 
 
-SETUPS = {"50 MB registry": _setup_huge, "directory instead of file": _setup_directory, "FIFO": _setup_fifo,
+SETUPS = {"140 MB registry": _setup_huge, "directory instead of file": _setup_directory, "FIFO": _setup_fifo,
           "symlink to elsewhere": _setup_symlink, "missing file": _setup_missing,
           "malformed task registry": _setup_bad_task, "task agent id not a string": _setup_bad_task_entry}
 

@@ -169,7 +169,8 @@ def test_bad_registry_gives_one_clear_line(tmp_path, case, expected):
 
 @pytest.mark.parametrize(
     "args",
-    [("--claude-match", "(unclosed"), ("--grace", "-1"), ("--keep-reports", "-3"), ("--keep-reports", "many")],
+    [("--claude-match", "(unclosed"), ("--grace", "-1"), ("--keep-reports", "-3"), ("--keep-reports", "many"),
+     ("--keep-backups", "0"), ("--backup-days", "0")],
 )
 def test_invalid_option_is_a_usage_error(tmp_path, args):
     proc = run_health(tmp_path, *args)

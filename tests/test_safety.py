@@ -347,7 +347,7 @@ def test_a_huge_sparse_registry_is_never_read_whole(world):
     proc = subprocess.run([sys.executable, "-c", SIZE_PROBE, str(world.workspace)], cwd=REPO,
                           capture_output=True, text=True, timeout=60)
     error, rss_mb = proc.stdout.splitlines()
-    assert "over the 32 MiB limit" in error
+    assert "over the 128 MiB limit" in error
     assert int(rss_mb) < 200, proc.stdout
 
 

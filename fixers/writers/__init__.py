@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from types import ModuleType
 
@@ -33,6 +34,11 @@ class Edits:
     now: str  # the time written into marks and archive rows
     archive: Path  # the JSON-lines file pruned records go to, whole, before they are removed
     archives: frozenset[str] = frozenset()  # whole scopes (a team's directory) to move into the store's archive
+
+    @cached_property
+    def ids(self) -> frozenset[str]:
+        """Every agent id the edits change, made once: asked once per action and per record (never rebuilt)."""
+        return self.marks | self.prunes
 
 
 @dataclass

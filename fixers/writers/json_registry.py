@@ -48,6 +48,7 @@ from healthchecks.sources.json_registry import (
     records,
 )
 
+from .. import backups
 from . import Edits, Written
 
 Edit = Callable[[dict[str, Any]], list[str]]  # mutates the data in place, returns what it changed
@@ -438,6 +439,7 @@ def rewrite(
         check_contained(workspace, backup)
         backup.parent.mkdir(parents=True, exist_ok=True)
         write_new(backup, raw, os.fstat(fd).st_mode)
+        backups.mark(backup)
         fault("backup-written")
         _write_in_place(fd, path, raw, ready.new)
         return WriteResult(path, ready.changes, backup)
@@ -448,12 +450,19 @@ def pending(workspace: Path) -> bool:
     return bool(journals(workspace))
 
 
-def _files_to_write(regs: Records, ids: set[str], counter_files: set[str]) -> list[tuple[Path, ScopeKind]]:
+def _files_to_write(regs: Records, edits: Edits) -> list[tuple[Path, ScopeKind]]:
+    ids = edits.ids
     return [
         (f.path, f.kind)
         for f in regs.scopes
-        if {r.id for r in f.agents} & ids or str(f.path) in counter_files
+        if str(f.path) in edits.counter_scopes or not ids.isdisjoint(r.id for r in f.agents)
     ]
+
+
+def _classes(regs: Records) -> dict[str, StatusClass]:
+    """Each agent's class where its status lives, for scopes that hold none (the first era's global entries):
+    made once per check or write, never per file."""
+    return {r.id: r.status_class for r in regs.authority.agents}
 
 
 def check(regs: Records, edits: Edits, lock_timeout: float) -> str | None:
@@ -466,8 +475,9 @@ def check(regs: Records, edits: Edits, lock_timeout: float) -> str | None:
             check_contained(workspace, workspace / "registry" / place / "x")
         except RegistryError as exc:
             return f"{str(exc).splitlines()[0]}; nothing was changed"
-    for path, kind in _files_to_write(regs, set(edits.marks | edits.prunes), set(edits.counter_scopes)):
-        edit, _, _ = _editor(kind, regs, edits)
+    classes = _classes(regs)
+    for path, kind in _files_to_write(regs, edits):
+        edit, _, _ = _editor(kind, regs, edits, classes)
         try:
             with holding.held([path], min(lock_timeout, holding.TIMEOUT)):  # not half-written by the orchestrator
                 dry_run(path, kind, edit, workspace=workspace)
@@ -482,8 +492,9 @@ def write(regs: Records, edits: Edits, lock_timeout: float) -> Written:
     done: dict[str, list[str]] = {}
     touched: dict[str, set[str]] = {}  # registry file -> agent ids its write changed
     failed: dict[str, str] = {}
-    for path, kind in _files_to_write(regs, set(edits.marks | edits.prunes), set(edits.counter_scopes)):
-        edit, removed, touched[str(path)] = _editor(kind, regs, edits)
+    classes = _classes(regs)
+    for path, kind in _files_to_write(regs, edits):
+        edit, removed, touched[str(path)] = _editor(kind, regs, edits, classes)
 
         def archive_removed(data: dict[str, Any], path: Path = path, removed: list = removed) -> None:
             if removed:
@@ -513,7 +524,7 @@ def write(regs: Records, edits: Edits, lock_timeout: float) -> Written:
     for file in regs.scopes:
         for record in file.agents:
             holders.setdefault(record.id, []).append(str(file.path))
-    for agent_id in edits.marks | edits.prunes:
+    for agent_id in edits.ids:
         paths = holders.get(agent_id, [])
         errors = [failed[p] for p in paths if p in failed]
         applied = [Path(p).name for p in paths if p in done and agent_id in touched[p]]
@@ -524,7 +535,7 @@ def write(regs: Records, edits: Edits, lock_timeout: float) -> Written:
     return written
 
 
-def _editor(kind: ScopeKind, regs: Records, edits: Edits):
+def _editor(kind: ScopeKind, regs: Records, edits: Edits, classes: dict[str, StatusClass]):
     """An edit applied under the lock, by id, to whatever the file holds now; what it removed; the ids it changed.
 
     A dead agent is marked as the records' dialect marks one, and only in the scopes that hold its status (the
@@ -535,7 +546,7 @@ def _editor(kind: ScopeKind, regs: Records, edits: Edits):
     mark = dialect.mark
     holds_status = kind in dialect.status_in
     # where a scope holds no status, its records count by their agent's class where the status lives
-    resolved = {r.id: r.status_class for r in regs.authority.agents} if not holds_status else {}
+    resolved = classes if not holds_status else {}
     removed: list[tuple[str, Any]] = []
     touched: set[str] = set()
     marks, prunes = edits.marks, edits.prunes

@@ -22,6 +22,7 @@ from healthchecks.records import Records, RegistryError
 from healthchecks.safe_files import check_contained, file_problem
 from healthchecks.sources.sqlite_state import RELPATH, connect, problem, schema_problems
 
+from .. import backups
 from . import Edits, Written
 from .json_registry import append_archive, backup_path
 
@@ -80,6 +81,7 @@ def _backup(conn: sqlite3.Connection, workspace: Path, path: Path) -> Path:
     finally:
         dest.close()
     os.chmod(target, stat.S_IMODE(os.stat(path).st_mode))
+    backups.mark(target)
     return target
 
 
@@ -173,7 +175,7 @@ def write(regs: Records, edits: Edits, lock_timeout: float) -> Written:
     try:
         state = apply_edits(regs, edits, lock_timeout)
     except (RegistryError, OSError) as exc:
-        result.failed.update(dict.fromkeys(edits.marks | edits.prunes, str(exc).splitlines()[0]))
+        result.failed.update(dict.fromkeys(edits.ids, str(exc).splitlines()[0]))
         return result
     result.done.update({agent_id: f"{how} in {RELPATH.name}" for agent_id, how in state.changed.items()})
     return result
