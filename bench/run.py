@@ -40,6 +40,7 @@ from healthchecks.snapshot import collect, read_servers  # noqa: E402
 from healthchecks.sources import json_registry as registry  # noqa: E402
 from healthchecks.sources import sqlite_state  # noqa: E402
 from healthchecks.testing.managers import PAUSED, READY, DeckWorld, SquadWorld  # noqa: E402
+from healthchecks.testing.teams import TeamWorld  # noqa: E402
 from healthchecks.testing.world import World  # noqa: E402
 
 
@@ -116,6 +117,38 @@ def sqlite_source(tmp: Path, sessions: int, repeats: int) -> dict[str, float]:
         world.teardown()
 
 
+def teams_source(tmp: Path, members: int, repeats: int, per_team: int = 5) -> dict:
+    """Claude Code Agent Teams at one size (``members`` teammates in teams of ``per_team``, every lead alive in the
+    leads' server): the snapshot against its floor, a json.loads of every config.json plus one `tmux list-panes -a`
+    of the leads' server and one `ps`."""
+    teams = max(1, members // per_team)
+    world = TeamWorld(tmp / f"world-teams-{members}", grace=0.0)
+    for _ in range(teams):
+        world.team(per_team)
+    with world, world.environment():
+        world.start(timeout=600)
+        s = world.settings
+        configs = sorted((world.config_dir / "teams").glob("*/config.json"))
+
+        def teams_floor() -> None:
+            for path in configs:
+                json.loads(path.read_bytes())
+            subprocess.run(["tmux", "-L", world.lead_server, "list-panes", "-a", "-F", tmux.FORMAT],
+                           capture_output=True, env=world.env)
+            subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True)
+
+        row: dict = {"source": "agent-teams", "agents": teams * per_team, "sessions": teams, "load": load()}
+        runs = [(times(teams_floor, 1)[0], times(lambda: collect(s), 1)[0]) for _ in range(repeats)]
+        row["floor"] = statistics.median(r[0] for r in runs)
+        row["snapshot"] = statistics.median(r[1] for r in runs)
+        ratios = [r[1] / r[0] for r in runs]
+        row["snapshot / floor"], row["snapshot / floor spread"] = statistics.median(ratios), (min(ratios), max(ratios))
+        failing = sum(len(r.failing) for r in judged(collect(s)).results.values())
+        row["detail"] = f"{teams} teams x {per_team} members, {failing} failing findings (expected 0: healthy teams)"
+        row["floor is"] = "json.loads of every config.json + list-panes -a of the leads' server + ps"
+        return row
+
+
 def manager_source(tmp: Path, name: str, agents: int, repeats: int) -> dict:
     """Another manager's store at one size (a tenth of its records live with Claude, the rest paused or stopped
     without a session): the snapshot against its floors, one raw read of the store plus the same tmux and ps."""
@@ -158,6 +191,7 @@ SOURCE_ROUNDS: list[tuple[str, Callable[[Path, int, int], dict]]] = [
     ("sqlite", sqlite_source),
     ("claude-squad", lambda tmp, n, repeats: manager_source(tmp, "claude-squad", n, repeats)),
     ("agent-deck", lambda tmp, n, repeats: manager_source(tmp, "agent-deck", n, repeats)),
+    ("agent-teams", teams_source),  # n teammates in teams of 5: at 500, the issue's 100 teams x 5 members
 ]
 
 

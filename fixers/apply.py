@@ -17,7 +17,7 @@ import os
 import pwd
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -27,7 +27,16 @@ from healthchecks.checks import GHOST_AGENTS
 from healthchecks.observe import observe
 from healthchecks.results import Results
 from healthchecks.settings import Settings
-from healthchecks.targets import AgentTarget, FileTarget, ProcessTarget, SessionTarget
+from healthchecks.targets import (
+    AgentTarget,
+    FileTarget,
+    PaneTarget,
+    ProcessTarget,
+    ScopeTarget,
+    ServerTarget,
+    SessionTarget,
+)
+from healthchecks.tmux import TmuxServer
 
 from . import backups, effects
 from .outcome import OK_STATUSES, Status
@@ -124,7 +133,9 @@ def apply(plan: Plan, settings: Settings, options: Options, outcomes: list[Outco
     outcomes = [] if outcomes is None else outcomes
     phases = (
         (("kill_process",), _processes),
+        (("kill_pane",), _panes),
         (("kill_session",), _sessions),
+        (("kill_server",), _servers),
         (RECORD_KINDS, _records),
     )
     if why := preflight(plan, settings, options):
@@ -222,6 +233,73 @@ def _sessions(actions: list[Action], a: Analysis, targets: Targets, options: Opt
     return outcomes
 
 
+def _pane_now(a: Analysis, target: PaneTarget) -> tuple[TmuxServer, ProcessTarget | None] | Refusal:
+    """The pane's server as the verification snapshot saw it, and the pane's process proven by the start time the
+    plan recorded (a dead pane has none); why not, when the pane now holds another process."""
+    server = next((s for s in a.snapshot.servers if s.label == target.server), None)
+    pane = next((p for p in server.panes if p.pane_id == target.pane_id), None) if server else None
+    if server is None or server.server_pid != target.server_pid:
+        return Refusal(Status.SKIPPED, f"tmux server {target.server} is gone or restarted; not touched")
+    if pane is None:
+        return Refusal(Status.ALREADY_GONE, "")
+    if pane.dead:
+        return server, None
+    proc = a.snapshot.by_pid.get(pane.pid)
+    if target.root is None or proc is None or ProcessTarget(proc.pid, proc.start_ticks) != target.root:
+        return Refusal(Status.SKIPPED, f"pane {target.pane_id} now runs another process; not touched")
+    return server, target.root
+
+
+def _panes(actions: list[Action], a: Analysis, targets: Targets, options: Options) -> list[Outcome]:
+    """End each verified pane's process tree (its group and session too), then kill the pane itself."""
+    outcomes: list[Outcome] = []
+    verified: list[tuple[Action, TmuxServer, ProcessTarget | None]] = []
+    for action in actions:
+        target = action.target
+        assert isinstance(target, PaneTarget)
+        now = _pane_now(a, target)
+        if (why := verify(action, targets)) or isinstance(now, Refusal):
+            refusal = why or now
+            assert isinstance(refusal, Refusal)
+            outcomes.append(Outcome(action, refusal.status, refusal.detail))
+        elif not options.kill_attached and (who := a.attached_to(target)):
+            outcomes.append(Outcome(action, Status.REFUSED, f"a person is attached now ({who}); not killed"))
+        else:
+            verified.append((action, *now))
+    roots = [(action, root.pid, root.start_ticks) for action, _, root in verified if root is not None]
+    effects.end_trees(roots, a.snapshot.self_pids, options.term_timeout, group=True)
+    for action, server, root in verified:
+        assert isinstance(action.target, PaneTarget)
+        pane = action.target.pane_id
+        why_not = effects.kill_panes(server, {pane: root.pid if root else None}, a.settings.tmux_timeout)[pane]
+        outcomes.append(Outcome(action, Status.FAILED, why_not) if why_not else
+                        Outcome(action, Status.DONE, "its process tree ended, pane killed"))
+    return outcomes
+
+
+def _servers(actions: list[Action], a: Analysis, targets: Targets, options: Options) -> list[Outcome]:
+    """A whole private server: verified as leaked now (every pane a dead team's teammate or dead), each pane's
+    process ended by the start time the verification saw, then kill-server if it holds nothing else."""
+    outcomes: list[Outcome] = []
+    for action in actions:
+        target = action.target
+        assert isinstance(target, ServerTarget)
+        if why := verify(action, targets):
+            outcomes.append(Outcome(action, why.status, why.detail))
+            continue
+        if not options.kill_attached and (who := a.attached_to(target)):
+            outcomes.append(Outcome(action, Status.REFUSED, f"a person is attached now ({who}); not killed"))
+            continue
+        server = next(s for s in a.snapshot.servers if s.label == target.server)
+        now = next(t for t in targets[action.check] if t == target)  # the verification's own view of its panes
+        roots = [(p.pane_id, p.root.pid, p.root.start_ticks) for p in now.panes if p.root is not None]
+        effects.end_trees(roots, a.snapshot.self_pids, options.term_timeout, group=True)
+        why_not = effects.kill_server(server, {p.pane_id for p in now.panes}, a.settings.tmux_timeout)
+        outcomes.append(Outcome(action, Status.FAILED, why_not) if why_not else
+                        Outcome(action, Status.DONE, f"{len(roots)} pane process(es) ended, server killed"))
+    return outcomes
+
+
 def _counter_files(actions: list[Action]) -> frozenset[str]:
     return frozenset(a.target.path for a in actions if a.kind == "set_counters" and isinstance(a.target, FileTarget))
 
@@ -240,8 +318,15 @@ def _records(actions: list[Action], a: Analysis, targets: Targets, options: Opti
     outcomes: list[Outcome] = []
     marks: set[str] = set()
     prunes: set[str] = set()
+    archives: set[str] = set()
     for action in actions:
         if action.kind == "set_counters":
+            continue
+        if isinstance(action.target, ScopeTarget):
+            if why := verify(action, targets):
+                outcomes.append(Outcome(action, why.status, why.detail))
+            else:
+                archives.add(action.target.path)
             continue
         assert isinstance(action.target, AgentTarget)
         agent_id = action.target.id
@@ -253,12 +338,15 @@ def _records(actions: list[Action], a: Analysis, targets: Targets, options: Opti
     regs = a.snapshot.registries
     writer = writer_for(regs.source)
     assert writer is not None  # the preflight refused a plan that writes a store nobody may write
-    edits = _edits(marks, prunes, _counter_files(actions), options, regs.workspace)
+    edits = replace(_edits(marks, prunes, _counter_files(actions), options, regs.workspace),
+                    archives=frozenset(archives))
     written = writer.write(regs, edits, a.settings.lock_timeout)
     backups.prune(regs.workspace, options.keep_backups, options.backup_days)
     for action in actions:  # one lookup per action in indexes made once for the phase (edits.ids)
-        key = action.target.path if isinstance(action.target, FileTarget) else _entry_id(action)
+        key = action.target.path if isinstance(action.target, (FileTarget, ScopeTarget)) else _entry_id(action)
         if key is None or (action.kind in ENTRY_KINDS and key not in edits.ids):
+            continue
+        if action.kind == "archive_scope" and key not in archives:
             continue
         if key in written.failed:
             outcomes.append(Outcome(action, Status.FAILED, written.failed[key]))

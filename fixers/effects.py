@@ -205,3 +205,64 @@ def kill_sessions(server: TmuxServer, ids: set[str], timeout: float, attempts: i
         except (OSError, subprocess.TimeoutExpired) as exc:
             return now, f"tmux: {exc}"
     return tmux.read_server(socket, timeout, label=server.label), ""
+
+
+def _same_server(server: TmuxServer, timeout: float) -> tuple[TmuxServer, str]:
+    """The server read again now, and why it must not be touched ('' when it is the same server process)."""
+    socket = None if server.label == "default" else server.label
+    now = tmux.read_server(socket, timeout, label=server.label)
+    if not now.reachable:
+        return now, f"tmux unreachable: {now.reason}"
+    if None not in (now.server_pid, server.server_pid) and now.server_pid != server.server_pid:
+        return now, f"tmux server restarted (pid {server.server_pid} -> {now.server_pid}); not touched"
+    return now, ""
+
+
+def kill_panes(server: TmuxServer, panes: dict[str, int | None], timeout: float) -> dict[str, str]:
+    """kill-pane each pane id still live on the same server process and still holding the process it held (its
+    pid, or none for a dead pane); returns pane id -> why it was not killed ('' when it was, or is gone)."""
+    now, why = _same_server(server, timeout)
+    if why:
+        return dict.fromkeys(panes, why)
+    live = {p.pane_id: p for p in now.panes}
+    result, kill = {}, []
+    for pane_id, pid in panes.items():
+        pane = live.get(pane_id)
+        if pane is None:
+            result[pane_id] = ""
+        elif not pane.dead and pane.pid != pid and pid is not None and start_ticks(pane.pid) is not None:
+            result[pane_id] = f"pane {pane_id} now runs another process (pid {pane.pid}); not killed"
+        else:
+            kill.append(pane_id)
+    socket = None if server.label == "default" else server.label
+    for pane_id in kill:
+        try:
+            subprocess.run(tmux.argv(socket, "kill-pane", "-t", pane_id), capture_output=True, timeout=timeout,
+                           stdin=subprocess.DEVNULL, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            result[pane_id] = f"tmux: {exc}"
+            continue
+        result[pane_id] = ""
+    after = tmux.read_server(socket, timeout, label=server.label)
+    still = {p.pane_id for p in after.panes} if after.server_pid == server.server_pid else set()
+    return {k: (v or (f"pane {k} still live" if k in still and k in kill else "")) for k, v in result.items()}
+
+
+def kill_server(server: TmuxServer, panes: set[str], timeout: float) -> str:
+    """kill-server, only when it is the same server process and holds no pane but ``panes``; '' when done."""
+    if server.label == "default":
+        return "the default tmux server is never killed"
+    now, why = _same_server(server, timeout)
+    if why:
+        return why
+    if now.state == "no-server":
+        return ""  # it went by itself (its last pane closed)
+    if extra := sorted({p.pane_id for p in now.panes} - panes):
+        return f"it now holds pane(s) {', '.join(extra)} that were not verified; not killed"
+    socket = None if server.label == "default" else server.label
+    try:
+        subprocess.run(tmux.argv(socket, "kill-server"), capture_output=True, timeout=timeout,
+                       stdin=subprocess.DEVNULL, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"tmux: {exc}"
+    return ""

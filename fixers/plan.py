@@ -20,33 +20,53 @@ from typing import Literal
 from healthchecks.analysis import Analysis
 from healthchecks.checks import (
     COUNTERS,
+    DUPLICATE_AGENTS,
     GHOST_AGENTS,
+    LEAKED_SERVERS,
     LEAKED_SESSIONS,
     ORPHAN_PROCESSES,
+    ORPHANED_AGENTS,
     REGISTRY,
+    STALE_SCOPES,
     ZOMBIE_SESSIONS,
 )
 from healthchecks.records import AgentRecord
 from healthchecks.results import Finding, Results
-from healthchecks.targets import AgentTarget, FileTarget, SessionTarget, Target
+from healthchecks.targets import (
+    AgentTarget,
+    FileTarget,
+    PaneTarget,
+    ProcessTarget,
+    ScopeTarget,
+    ServerTarget,
+    SessionTarget,
+    Target,
+)
 
 from .backups import DEFAULT_DAYS, DEFAULT_KEEP
 
-Kind = Literal["kill_process", "kill_session", "mark_terminated", "prune_entry", "set_counters"]
+Kind = Literal["kill_process", "kill_pane", "kill_session", "kill_server", "mark_terminated", "prune_entry",
+               "set_counters", "archive_scope"]
 ORDER: dict[str, int] = {
     "kill_process": 0,
+    "kill_pane": 1,
     "kill_session": 1,
-    "mark_terminated": 2,
-    "prune_entry": 2,
-    "set_counters": 3,
+    "kill_server": 2,
+    "mark_terminated": 3,
+    "prune_entry": 3,
+    "archive_scope": 3,
+    "set_counters": 4,
 }
 ENTRY_KINDS = ("mark_terminated", "prune_entry")  # actions on one agent's records
-RECORD_KINDS = (*ENTRY_KINDS, "set_counters")  # every action written by the records' writer (fixers.writers)
+RECORD_KINDS = (*ENTRY_KINDS, "archive_scope", "set_counters")  # every action the records' writer carries out
 VERBS = {
     "kill_process": "kill process tree of",
+    "kill_pane": "kill the pane's process tree and the pane of",
     "kill_session": "kill the panes' processes and",
-    "mark_terminated": "mark terminated:",
+    "kill_server": "kill the panes' processes and the tmux",
+    "mark_terminated": "mark dead:",
     "prune_entry": "archive and remove",
+    "archive_scope": "move into the archive:",
     "set_counters": "set counters of",
 }
 
@@ -102,12 +122,25 @@ Fixer = Callable[[Finding, Analysis, Options], list[Action]]
 
 
 def _process(f: Finding, a: Analysis, opts: Options) -> list[Action]:
-    return [Action("kill_process", f.target, f.entity, f.reason, f.check)]
+    """A process alone, or the pane it is the process of (the pane goes with it: a dead pane is a ghost's place)."""
+    if isinstance(f.target, PaneTarget):
+        return [Action("kill_pane", f.target, f.entity, f.reason, f.check)]
+    if isinstance(f.target, ProcessTarget):
+        return [Action("kill_process", f.target, f.entity, f.reason, f.check)]
+    return []  # nothing exact to act on (e.g. duplicates none of which is in its recorded place): for a person
 
 
-def _agent_entry(agent_id: str, session: str, reason: str, check: str, prune: bool) -> Action:
+def _server(f: Finding, a: Analysis, opts: Options) -> list[Action]:
+    return [Action("kill_server", f.target, f.entity, f.reason, f.check)]
+
+
+def _scope(f: Finding, a: Analysis, opts: Options) -> list[Action]:
+    return [Action("archive_scope", f.target, f.entity, f.reason, f.check)]
+
+
+def _agent_entry(agent_id: str, session: str, reason: str, check: str, prune: bool, entity: str = "") -> Action:
     kind: Kind = "prune_entry" if prune else "mark_terminated"
-    return Action(kind, AgentTarget(agent_id, session), f"agent {agent_id}", reason, check)
+    return Action(kind, AgentTarget(agent_id, session), entity or f"agent {agent_id}", reason, check)
 
 
 def _session(f: Finding, a: Analysis, opts: Options) -> list[Action]:
@@ -126,7 +159,7 @@ def _session(f: Finding, a: Analysis, opts: Options) -> list[Action]:
 
 def _ghost(f: Finding, a: Analysis, opts: Options) -> list[Action]:
     assert isinstance(f.target, AgentTarget)
-    return [_agent_entry(f.target.id, f.target.session, f.reason, f.check, opts.prune)]
+    return [_agent_entry(f.target.id, f.target.session, f.reason, f.check, opts.prune, f.entity)]
 
 
 def _counter(f: Finding, a: Analysis, opts: Options) -> list[Action]:
@@ -135,6 +168,10 @@ def _counter(f: Finding, a: Analysis, opts: Options) -> list[Action]:
 
 for _check, _fixer in {
     ORPHAN_PROCESSES: _process,
+    ORPHANED_AGENTS: _process,
+    DUPLICATE_AGENTS: _process,
+    LEAKED_SERVERS: _server,
+    STALE_SCOPES: _scope,
     ZOMBIE_SESSIONS: _session,
     LEAKED_SESSIONS: _session,
     GHOST_AGENTS: _ghost,
@@ -155,6 +192,13 @@ def _hold(action: Action, a: Analysis, opts: Options) -> str | None:
     if isinstance(target, SessionTarget) and target.attached and not opts.kill_attached:
         who = ", ".join(a.clients_of(target.server, target.name)) or f"{target.attached} client(s)"
         return f"{action.entity} has a person attached ({who}); pass --kill-attached to kill it anyway"
+    if isinstance(target, (PaneTarget, ServerTarget)) and not opts.kill_attached and (who := a.attached_to(target)):
+        return f"{action.entity}: a person is attached to {who}; pass --kill-attached to kill it anyway"
+    agent = a.agent(target.id) if isinstance(target, AgentTarget) else None
+    owned = action.kind in ENTRY_KINDS and agent is not None and agent.owner is not None
+    if owned and a.owner_alive(agent.owner) is not False:  # the manager's own process owns the file: never rewritten
+        return (f"{action.entity}: its owner (pid {agent.owner.pid}, the team's lead) is alive or cannot be "
+                "proven dead, and writes its records itself; left to it")
     if action.kind in ENTRY_KINDS and a.stopped_servers and not opts.allow_server_down:
         names = ", ".join(s.label for s in a.stopped_servers)
         return (
@@ -194,10 +238,47 @@ def make_plan(analysis: Analysis, results: Results, opts: Options | None = None)
         from_session = action.check in (ZOMBIE_SESSIONS, LEAKED_SESSIONS)
         if from_session and isinstance(action.target, AgentTarget) and action.target.session not in kept_sessions:
             del actions[key]
+    # A server that goes whole takes its panes with it: one action, verified once.
+    servers = {a.target.server for a in actions.values() if isinstance(a.target, ServerTarget)}
+    for key, action in list(actions.items()):
+        if isinstance(action.target, PaneTarget) and action.target.server in servers:
+            del actions[key]
+    if opts.selected is None or STALE_SCOPES in opts.selected:
+        _plan_scopes_left(analysis, actions)
     if counters_selected(opts) and not plan.blocked:
         _plan_counters(analysis, actions)
     plan.actions = sorted(actions.values(), key=lambda a: ORDER[a.kind])
     return plan
+
+
+def _plan_scopes_left(analysis: Analysis, actions: dict[tuple, Action]) -> None:
+    """A scope whose owner is dead becomes stale once the plan ends every process running its records: archive it
+    in the same plan (re-verified as stale at that moment), and leave its records unmarked (they go with it)."""
+    ended = set()
+    for action in actions.values():
+        target = action.target
+        if isinstance(target, ProcessTarget):
+            ended.add(target.pid)
+        elif isinstance(target, PaneTarget) and target.root is not None:
+            ended.add(target.root.pid)
+        elif isinstance(target, ServerTarget):
+            ended |= {p.root.pid for p in target.panes if p.root is not None}
+    archived = {a.target.path for a in actions.values() if isinstance(a.target, ScopeTarget)}
+    for scope in analysis.owned_scopes:
+        if analysis.owner_alive(scope.owner) is not False:
+            continue
+        running = {p.pid for r in scope.agents for p in analysis.carriers.get(r.id, ())}
+        if str(scope.path.parent) not in archived and running and running <= ended:
+            noun = analysis.snapshot.registries.dialect.nouns[1]
+            target = ScopeTarget(str(scope.path.parent), scope.label, scope.digest)
+            act = Action("archive_scope", target, f"{noun} {scope.label}",
+                         "its lead is dead and this plan ends every member still running", STALE_SCOPES)
+            actions.setdefault(act.key, act)
+            archived.add(target.path)
+    ids = {r.id for s in analysis.owned_scopes if str(s.path.parent) in archived for r in s.agents}
+    for key, action in list(actions.items()):
+        if action.kind in ENTRY_KINDS and isinstance(action.target, AgentTarget) and action.target.id in ids:
+            del actions[key]
 
 
 def counters_selected(opts: Options) -> bool:

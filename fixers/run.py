@@ -105,7 +105,8 @@ def fix(
     """
     if report is None:
         report = FixReport(Plan())
-    if not dry_run and (recovered := _recover(settings)):
+    root = observation.snapshot.registries.workspace  # the store's directory (a workspace, Claude's config dir)
+    if not dry_run and (recovered := _recover(settings, root)):
         show(recovered)
         observation = observe(settings)
     results = observation.results
@@ -127,22 +128,22 @@ def fix(
     if not confirmed:
         return report
     try:
-        with fix_lock(settings.workspace, settings.lock_timeout):
+        with fix_lock(root, settings.lock_timeout):
             _rounds(report, plan, settings, options)
     except FixLockBusy as exc:
         report.message = str(exc)
     return report
 
 
-def _recover(settings: Settings) -> list[str]:
+def _recover(settings: Settings, root: Path) -> list[str]:
     """Finish what an interrupted fix left: a torn registry gets its old bytes back from the journal."""
-    if not pending(settings.workspace):
+    if not pending(root):
         return []
     if why := owner_problem(settings.workspace):  # the owner check comes before any write, this one included
         return [f"the journals of an interrupted fix are left as they are: {why}"]
     try:
-        with fix_lock(settings.workspace, settings.lock_timeout):
-            return recover_all(settings.workspace, settings.lock_timeout)
+        with fix_lock(root, settings.lock_timeout):
+            return recover_all(root, settings.lock_timeout)
     except FixLockBusy as exc:
         return [str(exc)]
 

@@ -14,14 +14,14 @@ from datetime import tzinfo
 from functools import cached_property
 
 from . import processes
+from .dialect import DIALECTS, StatusClass
 from .dialect import Evidence as Sign
-from .dialect import StatusClass
 from .idle import idle
 from .processes import Proc
-from .records import AgentRecord
+from .records import AgentRecord, Owner, Scope
 from .sightings import Sighting
 from .snapshot import Snapshot, pane_of
-from .targets import ProcessTarget
+from .targets import PaneTarget, ProcessTarget, ServerTarget
 from .tmux import Pane, TmuxServer, certain_name, stored_name
 
 _TOKEN = re.compile(r"[\w-]+")  # a run no whole-token match can start or end inside
@@ -50,8 +50,8 @@ class Agent:
     Made for every agent of every snapshot, so its facts are computed once, here, and kept in slots.
     """
 
-    __slots__ = ("_ended", "_started", "active", "certain", "cursor_pid", "id", "records", "server", "session",
-                 "status_class", "terminal")
+    __slots__ = ("_ended", "_started", "active", "certain", "cursor_pid", "id", "owner", "pane", "records", "server",
+                 "session", "status_class", "terminal")
 
     def __init__(self, id: str, records: list[AgentRecord]) -> None:
         self.id = id
@@ -63,7 +63,8 @@ class Agent:
         self.certain = certain_name(records[0].tmux_session)
         self.session = records[0].tmux_session if stored is None else stored
         self.cursor_pid = next((r.cursor_pid for r in records if r.cursor_pid), None)  # E3's cursor backend
-        self.server = records[0].server  # the one server its session may live on (None: any checked one)
+        self.server = records[0].server  # the one server its session (or its pane) may live on (None: any checked one)
+        self.pane, self.owner = records[0].pane, records[0].owner  # a teammate's: its pane id, its team's lead
         first = self.status_class = records[0].status_class
         if any(r.status_class is not first for r in records):  # records that disagree: rare
             classes = {r.status_class for r in records}
@@ -439,6 +440,10 @@ class Analysis:
     def _own_evidence(self, proc: Proc) -> Evidence:
         launch = ()
         dialect = self.snapshot.registries.dialect
+        if Sign.ID_AFTER_FLAG in self._signs and (carried := dialect.carried_id(proc.argv)) in self.records:
+            # the manager's own launch put this record's id after its flag: both the tie and the launch
+            sign = f"its arguments carry {dialect.id_flag} {carried}, a {dialect.nouns[0]} of these records"
+            return Evidence((sign,), (sign,))
         if Sign.LAUNCH_FLAGS in self._signs and proc.headless and all(flag in proc.argv for flag in dialect.launch):
             launch = ("its arguments are the orchestrator's launch (--print --output-format stream-json ...)",)
         # The project directory as cwd is where people run `claude -p` with the same flags too: information only.
@@ -565,8 +570,11 @@ class Analysis:
     def _checked_labels(self) -> set[str]:
         return {s.label for s in self.snapshot.servers}
 
-    @staticmethod
-    def _foreign_reason(proc: Proc, found: Evidence) -> str:
+    def _foreign_reason(self, proc: Proc, found: Evidence) -> str:
+        mine = self.snapshot.registries.dialect.manager
+        for dialect in DIALECTS:
+            if dialect.manager != mine and (sign := dialect.launched(proc.argv)):
+                return f"{dialect.manager}'s (its arguments carry {sign}), not a manager this run checks; left alone"
         if found:
             return f"not exclusive to this workspace ({found.describe()}); left alone"
         if not proc.headless and len(proc.argv) > 1:
@@ -588,3 +596,90 @@ class Analysis:
     def sessions_with_claude(self) -> set[tuple[str, str]]:
         """(server, session) pairs whose panes run at least one Claude process: every session showing the pane."""
         return {where for p in self.claude for where in self.sessions_showing(p.pid)}
+
+    # -- records placed by pane, owned by a process (Claude Code Agent Teams) ---------------------------------------
+    @cached_property
+    def _checked_by_socket(self) -> dict[str, TmuxServer]:
+        """Checked servers by the real path of their socket: how a record names the server its pane is on."""
+        return {os.path.realpath(s.socket_path): s for s in self.snapshot.servers if s.socket_path}
+
+    @cached_property
+    def _panes(self) -> dict[tuple[str, str], Pane]:
+        return {(path, p.pane_id): p for path, s in self._checked_by_socket.items() for p in s.panes}
+
+    def server_at(self, socket: str | None) -> TmuxServer | None:
+        return self._checked_by_socket.get(os.path.realpath(socket)) if socket else None
+
+    @cached_property
+    def carriers(self) -> dict[str, list[Proc]]:
+        """Record id -> the live Claude processes whose arguments carry it right after the manager's id flag
+        (exactly: the flag as one argument, the id as the next), this suite's own tree left out."""
+        dialect = self.snapshot.registries.dialect
+        found: dict[str, list[Proc]] = defaultdict(list)
+        if dialect.id_flag is None:
+            return found
+        for proc in self.claude:
+            if proc.pid not in self.snapshot.self_pids and (carried := dialect.carried_id(proc.argv)):
+                found[carried].append(proc)
+        return found
+
+    def in_pane(self, agent: Agent) -> Pane | None:
+        """Its recorded pane, live on its recorded server (None: the server or the pane is gone)."""
+        server = self.server_at(agent.server)
+        return self._panes.get((os.path.realpath(agent.server), agent.pane)) if server and agent.pane else None
+
+    def pane_problem(self, agent: Agent) -> str | None:
+        """Why a pane-placed record's place does not hold it, or None. A pane id is reused freely (#77559): only a
+        process carrying the record's own id in that pane's tree is the record's."""
+        if self.server_at(agent.server) is None:
+            return f"pane {agent.pane}: its tmux server is gone"
+        pane = self.in_pane(agent)
+        if pane is None:
+            return f"pane {agent.pane} is gone from tmux server {agent.server}"
+        if pane.dead:
+            return f"pane {agent.pane} is dead (its process exited)"
+        tree = set(processes.descendants(self.children, pane.pid))
+        if not any(p.pid in tree for p in self.carriers.get(agent.id, ())):
+            flag = self.snapshot.registries.dialect.id_flag
+            return f"pane {agent.pane} runs no process carrying {flag} {agent.id} (its pane id was reused?)"
+        return None
+
+    def owner_alive(self, owner: Owner | None) -> bool | None:
+        """True/False when the owner's identity (pid + start ticks) proves it; None when nothing can: a live
+        process with that pid is never called dead unless its start time differs (a reused pid)."""
+        if owner is None or not owner.here:  # a pid of another pid namespace says nothing here
+            return None
+        proc = self.snapshot.by_pid.get(owner.pid)
+        if proc is None or proc.defunct:
+            return False
+        if owner.start_ticks is None:
+            return None
+        return proc.start_ticks == owner.start_ticks
+
+    @cached_property
+    def owned_scopes(self) -> list[Scope]:
+        return [s for s in self.snapshot.registries.scopes if s.owner is not None and not s.errors]
+
+    @cached_property
+    def _pane_roots(self) -> dict[int, tuple[TmuxServer, Pane]]:
+        """pid -> (server, pane) for each live pane's own process on a checked server."""
+        return {p.pid: (s, p) for s in self.snapshot.servers for p in s.panes if not p.dead}
+
+    def pane_target(self, proc: Proc) -> PaneTarget | ProcessTarget:
+        """A process that is a live pane's own process on a checked server: the pane (it goes with it); else the
+        process alone."""
+        root = ProcessTarget(proc.pid, proc.start_ticks)
+        if (found := self._pane_roots.get(proc.pid)) is None:
+            return root
+        server, pane = found
+        return PaneTarget(server.label, server.server_pid, pane.pane_id, root)
+
+    def attached_to(self, target: PaneTarget | ServerTarget) -> str:
+        """Who is attached to the target's session(s) now, as a person reads it ('' when nobody)."""
+        server = next((s for s in self.snapshot.servers if s.label == target.server), None)
+        if server is None:
+            return ""
+        ids = {target.pane_id} if isinstance(target, PaneTarget) else {p.pane_id for p in server.panes}
+        sessions = {p.session for p in server.panes if p.pane_id in ids and p.attached}
+        return ", ".join(f"session {name} ({', '.join(self.clients_of(server.label, name)) or 'a client'})"
+                         for name in sorted(sessions))

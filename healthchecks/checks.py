@@ -7,6 +7,7 @@ missing facts is how "tmux is down" turns into "every agent is a ghost".
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -16,7 +17,17 @@ from .analysis import Agent, Analysis, LiveSession
 from .dialect import StatusClass
 from .records import Scope, may_be_after
 from .results import CheckResult, Finding, Results, Severity
-from .targets import AgentTarget, CounterTarget, FileTarget, ProcessTarget, SessionTarget
+from .targets import (
+    AgentTarget,
+    CounterTarget,
+    FileTarget,
+    PaneTarget,
+    ProcessTarget,
+    ScopeTarget,
+    ServerTarget,
+    SessionTarget,
+)
+from .tmux import TmuxServer
 
 Judge = Callable[[Analysis], list[Finding]]
 
@@ -76,6 +87,10 @@ SPLIT_BRAIN = "split_brain"
 ZOMBIE_SESSIONS = "zombie_sessions"
 LEAKED_SESSIONS = "leaked_sessions"
 ORPHAN_PROCESSES = "orphan_processes"
+ORPHANED_AGENTS = "orphaned_agents"
+DUPLICATE_AGENTS = "duplicate_agents"
+STALE_SCOPES = "stale_scopes"
+LEAKED_SERVERS = "leaked_servers"
 REGISTRY = CheckRegistry()
 CHECKS = REGISTRY  # the built-in checks and any registered since
 check = REGISTRY.check
@@ -121,8 +136,11 @@ def waive(findings: list[Finding], waivers: tuple, now: float) -> list[Finding]:
     return result
 
 
-def agent_finding(check_id: str, agent: Agent, reason: str, severity: Severity = "fail") -> Finding:
-    return Finding(check_id, f"agent {agent.id}", reason, severity, AgentTarget(agent.id, agent.session))
+def agent_finding(
+    check_id: str, agent: Agent, reason: str, severity: Severity = "fail", noun: str = "agent"
+) -> Finding:
+    """A finding on one record, named in its manager's terms (``noun``: agent, member)."""
+    return Finding(check_id, f"{noun} {agent.id}", reason, severity, AgentTarget(agent.id, agent.session))
 
 
 def session_finding(
@@ -188,7 +206,9 @@ def counters(a: Analysis) -> list[Finding]:
 @check(REGISTRY_AGREEMENT, "task registries agree with the global registry", ("registry",))
 def registry_agreement(a: Analysis) -> list[Finding]:
     """Every task-registry agent is in the global registry, under the same task, in the same class."""
-    findings = []
+    findings: list[Finding] = []
+    if not a.snapshot.registries.dialect.members_repeat_authority:
+        return findings  # its member scopes are stores of their own, not copies to agree
     global_ids = {r.id: r for r in a.snapshot.registries.authority.agents}
     for file in a.snapshot.registries.members:
         for rec in file.agents:
@@ -258,7 +278,14 @@ def ghost_agents(a: Analysis) -> list[Finding]:
     """An active entry past grace whose tmux session is live on no checked server."""
     findings = []
     hint = _not_running_hint(a)
+    noun = a.snapshot.registries.dialect.nouns[0]
+    stale = {s.name for s in stale_scopes_of(a)}
     for agent in a.active_agents:
+        if agent.pane is not None:  # placed by a pane id on one server: the pane must hold a process carrying it
+            judged = agent.records[0].task_id not in stale and a.past_grace(agent.started_at(a.tz))
+            if judged and (why := a.pane_problem(agent)):
+                findings.append(agent_finding(GHOST_AGENTS, agent, f"recorded active, {why}", noun=noun))
+            continue
         if a.session_of(agent) is not None or not a.past_grace(agent.started_at(a.tz)):
             continue
         if agent.cursor_pid is not None:  # E3's cursor backend: judged by its process, it has no session
@@ -402,3 +429,139 @@ def orphan_processes(a: Analysis) -> list[Finding]:
         if s.silent and s.server_pid in sheltering
     ]
     return orphans + foreign + silent
+
+
+def _owner_text(a: Analysis, scope: Scope) -> str:
+    owner = scope.owner
+    assert owner is not None
+    proc = a.snapshot.by_pid.get(owner.pid)
+    if proc is None:
+        return f"its lead (pid {owner.pid}) is gone"
+    return f"its lead's pid {owner.pid} now belongs to another process ({proc.name}, a later start time)"
+
+
+def stale_scopes_of(a: Analysis) -> list[Scope]:
+    """Scopes whose owner is proven dead and none of whose records runs anywhere any more."""
+    return [
+        s for s in a.owned_scopes
+        if a.owner_alive(s.owner) is False and not any(a.carriers.get(r.id) for r in s.agents)
+    ]
+
+
+@check(ORPHANED_AGENTS, "no agents running on after their owner (a team's lead) died", ("registry", "tmux"))
+def orphaned_agents(a: Analysis) -> list[Finding]:
+    """A process carrying a record's id (the manager's id flag, exactly) whose scope's owner is proven dead
+    (pid + start time): an orphan of that scope, wherever it runs. A live owner is never dead by a reused pid."""
+    dialect = a.snapshot.registries.dialect
+    noun, scope_noun = dialect.nouns
+    findings = []
+    for scope in a.owned_scopes:
+        if a.owner_alive(scope.owner) is not False:
+            continue
+        for record in scope.agents:
+            for proc in a.carriers.get(record.id, ()):
+                target = a.pane_target(proc)
+                where = f"pane {target.pane_id} of tmux server {target.server}" if hasattr(target, "pane_id") else (
+                    "outside every checked pane")
+                reason = (f"{scope_noun} {scope.label}: {_owner_text(a, scope)}; pid {proc.pid} ({proc.name}) still "
+                          f"runs with {dialect.id_flag} {record.id} in {where}")
+                findings.append(Finding(ORPHANED_AGENTS, f"{noun} {record.id} (pid {proc.pid})", reason,
+                                        target=target))
+    return findings
+
+
+@check(DUPLICATE_AGENTS, "no agent runs twice (two processes carrying one id)", ("registry", "tmux"))
+def duplicate_agents(a: Analysis) -> list[Finding]:
+    """Two live processes carrying the same record id: the one in the record's own place is the record's; each
+    other one is a duplicate. When none is in its place, which is real is for a person."""
+    dialect = a.snapshot.registries.dialect
+    noun = dialect.nouns[0]
+    findings = []
+    for aid, procs in a.carriers.items():
+        agent = a.agent(aid)
+        if len(procs) < 2 or agent is None:
+            continue
+        pane = a.in_pane(agent)
+        tree = set(processes.descendants(a.children, pane.pid)) if pane is not None and not pane.dead else set()
+        named = [p for p in procs if p.pid in tree]
+        if not named:
+            pids = ", ".join(str(p.pid) for p in procs)
+            reason = f"{len(procs)} processes carry {dialect.id_flag} {aid} (pids {pids}), none in its recorded place"
+            findings.append(agent_finding(DUPLICATE_AGENTS, agent, reason + "; for a person", noun=noun))
+            continue
+        for proc in procs:
+            if proc.pid not in tree:
+                reason = (f"pid {proc.pid} ({proc.name}) also carries {dialect.id_flag} {aid}; the one in its recorded "
+                          f"pane {agent.pane} is pid {named[0].pid}")
+                findings.append(Finding(DUPLICATE_AGENTS, f"{noun} {aid} (pid {proc.pid})", reason,
+                                        target=a.pane_target(proc)))
+    return findings
+
+
+@check(STALE_SCOPES, "no stale teams (lead dead, every member gone, directory left)", ("registry", "tmux"))
+def stale_scopes(a: Analysis) -> list[Finding]:
+    """A scope whose owner is proven dead and none of whose records runs any more: left behind (#32730)."""
+    scope_noun = a.snapshot.registries.dialect.nouns[1]
+    return [
+        Finding(STALE_SCOPES, f"{scope_noun} {s.label}",
+                f"{_owner_text(a, s)} and none of its {len(s.agents)} member(s) runs; {s.path.parent} is left behind",
+                target=ScopeTarget(str(s.path.parent), s.label, s.digest))
+        for s in stale_scopes_of(a)
+    ]
+
+
+def _server_owner_dead(a: Analysis, pid: int, server: TmuxServer) -> tuple[bool | None, str]:
+    """Whether the owner a private server is named for is dead: by a scope's owner identity when one names it,
+    else by the pid alone (gone, or started after the server: reused)."""
+    for scope in a.owned_scopes:
+        if scope.owner is not None and scope.owner.pid == pid:
+            alive = a.owner_alive(scope.owner)
+            state = {True: "is alive", False: "is dead (pid + start time)", None: "cannot be proven dead"}[alive]
+            return (None if alive is None else not alive), f"team {scope.label}'s lead (pid {pid}) {state}"
+    proc = a.snapshot.by_pid.get(pid)
+    serving = a.snapshot.by_pid.get(server.server_pid or -1)
+    if proc is None or proc.defunct:
+        return True, f"its lead (pid {pid}) is gone"
+    if serving is not None and proc.start_ticks > serving.start_ticks:
+        return True, f"pid {pid} belongs to a process started after the server (reused)"
+    return None, f"pid {pid} is alive"
+
+
+@check(LEAKED_SERVERS, "no leaked private tmux servers (claude-swarm-<lead pid> whose lead is dead)", ("tmux",))
+def leaked_servers(a: Analysis) -> list[Finding]:
+    """A manager's private server named for an owner that is proven dead. Acted on only when every pane in it is
+    dead or runs a teammate of a team whose lead is dead: anything else in it may be a person's."""
+    dialect = a.snapshot.registries.dialect
+    if dialect.private_server is None:
+        return []
+    live_ids = {r.id for s in a.owned_scopes if a.owner_alive(s.owner) is not False for r in s.agents}
+    findings = []
+    for server in a.snapshot.servers:
+        match = dialect.private_server.fullmatch(os.path.basename(server.socket_path))
+        if match is None or server.state != "running":
+            continue
+        dead, who = _server_owner_dead(a, int(match.group(1)), server)
+        if not dead:
+            continue
+        panes, strangers = [], []
+        for pane in server.panes:
+            proc = a.snapshot.by_pid.get(pane.pid)
+            carried = dialect.carried_id(proc.argv) if proc is not None and not pane.dead else None
+            if pane.dead:
+                panes.append(PaneTarget(server.label, server.server_pid, pane.pane_id, None))
+            elif proc is not None and carried and carried not in live_ids:
+                panes.append(PaneTarget(server.label, server.server_pid, pane.pane_id,
+                                        ProcessTarget(proc.pid, proc.start_ticks), carried))
+            else:
+                strangers.append(f"{pane.pane_id} ({proc.name if proc else 'unknown'})")
+        entity = f"server {os.path.basename(server.socket_path)}"
+        if strangers:
+            reason = (f"{who}, but pane(s) {', '.join(strangers)} run no teammate of a dead team (a person's?); "
+                      "left alone")
+            target = ServerTarget(server.label, server.server_pid)
+            findings.append(Finding(LEAKED_SERVERS, entity, reason, "info", target))
+        else:
+            reason = f"{who}; its {len(panes)} pane(s) hold only teammates of dead teams (or are dead)"
+            findings.append(Finding(LEAKED_SERVERS, entity, reason,
+                                    target=ServerTarget(server.label, server.server_pid, tuple(panes))))
+    return findings

@@ -15,6 +15,12 @@ What a dialect says, field by field (a new manager fills in each one):
 - ``id_shape``: what its record ids look like; only ids of this shape are evidence in a process's arguments.
 - ``evidence``: the kinds of evidence that attribute a process outside every pane to one of its records.
 - ``mark``: how it marks a dead agent in its own records (None: records are never written by a fix).
+- ``manager``: the manager's name, for a person (what a process recognised as its launch is said to be).
+- ``id_flag``: the flag its launch puts right before a record id (None: no id in its argv).
+- ``private_server``: tmux socket names it creates for one owner process (group 1: that owner's pid).
+- ``nouns``: what a record and a scope are called in its own terms (every output names them so).
+- ``members_repeat_authority``: whether member scopes repeat the authority's records (task registries do; teams
+  listed under a config dir are stores of their own).
 - ``session_prefix``: how its tmux sessions' names begin (a prefixed session no record names is information).
 - ``id_env``: the environment variable its launches set to the record's id (None: it sets none); read only for
   Claude processes outside every pane, and a value naming no record of this store vetoes every other sign.
@@ -54,6 +60,7 @@ class ScopeKind(str, Enum):
     GLOBAL = "global"  # the orchestrator's GLOBAL_REGISTRY.json: the authority the task registries agree with
     TASK = "task"  # one TASK-*/AGENT_REGISTRY.json
     STATE = "state"  # a database that is the one record (the current release's state.sqlite3)
+    TEAM = "team"  # one team's config.json (Claude Code Agent Teams): its own authority, owned by its lead
 
     def __str__(self) -> str:
         return self.value
@@ -79,6 +86,7 @@ class Evidence(str, Enum):
     STDIN_FROM_WORKSPACE = "a workspace file as its standard input (also a sign of the launch)"
     PIPELINE_WRITES_WORKSPACE = "a process of its pipeline names the workspace (also a sign of the launch)"
     LAUNCH_FLAGS = "the manager's launch flags"
+    ID_AFTER_FLAG = "a record id right after the manager's id flag in its arguments (e.g. --agent-id X@T)"
     # Signs exclusive to one record (each counts as both a tie and the launch): what pane-less managers leave.
     CWD_IN_RECORD_DIR = "its working directory inside a directory of one record (a per-record worktree)"
     ENV_RECORD_ID = "the dialect's id variable in its environment naming a record of this store"
@@ -107,8 +115,30 @@ class Dialect:
     id_shape: re.Pattern[str]
     evidence: frozenset[Evidence]
     mark: Mark | None
+    manager: str = "ClaudeOrchestratorMCP"
+    id_flag: str | None = None
+    private_server: re.Pattern[str] | None = None
+    nouns: tuple[str, str] = ("agent", "registry")
+    members_repeat_authority: bool = True  # member scopes copy the authority's records (else: independent stores)
     session_prefix: str = "agent_"
     id_env: str | None = None
+
+    def launched(self, argv: Sequence[str]) -> str | None:
+        """The sign of this manager's launch in a process's arguments, or None (recognition, never proof)."""
+        if self.id_flag and self.id_flag in argv[:-1]:
+            return f"{self.id_flag} {argv[argv.index(self.id_flag) + 1]}"
+        if self.launch and all(flag in argv for flag in self.launch):
+            return " ".join(self.launch)
+        return None
+
+    def carried_id(self, argv: Sequence[str]) -> str | None:
+        """The record id its launch put right after ``id_flag`` (the flag exactly, the next argument whole)."""
+        if self.id_flag is None:
+            return None
+        for i, arg in enumerate(argv[:-1]):
+            if arg == self.id_flag:
+                return argv[i + 1]
+        return None
 
     def status_class(self, status: object) -> StatusClass:
         """Called for every record read (10,000 a snapshot): one dict lookup."""
@@ -192,6 +222,29 @@ ORCHESTRATOR_SQLITE = Dialect(
 )
 
 
+# --- Claude Code Agent Teams (CLAUDE_CODE_EXPERIMENTAL_AGENT_TEAMS=1, teammateMode tmux; files of 2.1.332) --------
+# A member's `isActive` as the reader writes it: absent or true is "active", false "inactive" (idle: its
+# process may well run on; a live pane is then information, never a leak).
+AGENT_TEAMS = Dialect(
+    name="agent-teams",
+    era="Claude Code 2.1.178+ (a team per session, <config dir>/teams/<team>/config.json; read at 2.1.332)",
+    statuses={"active": StatusClass.ACTIVE, "inactive": StatusClass.STOPPED},
+    status_in=frozenset({ScopeKind.TEAM}),
+    counters={},
+    finished=frozenset(),
+    launch=(),
+    # `<name>@<team>`: the lead starts every teammate with `--agent-id <name>@<team>`
+    id_shape=re.compile(r"[^@\s]+@[^@\s]+"),
+    evidence=frozenset({Evidence.ID_AFTER_FLAG}),
+    # a ghost member of a team whose lead is dead: `isActive: false` (the lead's own mark of an idle member)
+    mark=Mark("inactive", ()),
+    manager="Claude Code Agent Teams",
+    id_flag="--agent-id",
+    private_server=re.compile(r"claude-swarm-(\d+)"),
+    nouns=("member", "team"),
+    members_repeat_authority=False,
+)
+
 # --- claude-squad (smtg-ai/claude-squad, format stable since e852651; read at 434ca25) -------------------------
 # status is an integer: Running 0, Ready 1, Loading 2, Paused 3. Paused keeps its session (since v1.0.10).
 CLAUDE_SQUAD = Dialect(
@@ -205,6 +258,7 @@ CLAUDE_SQUAD = Dialect(
     id_shape=re.compile(r"(?!)"),  # titles are free text: never evidence in arguments
     evidence=frozenset({Evidence.CWD_IN_RECORD_DIR}),  # no id in argv or env: its worktree is the only sign
     mark=None,  # no lock to share with its writers: never written
+    manager="claude-squad",
     session_prefix="claudesquad_",
 )
 
@@ -222,6 +276,9 @@ AGENT_DECK = Dialect(
     id_shape=re.compile(r"(?!)"),
     evidence=frozenset({Evidence.ENV_RECORD_ID, Evidence.CONVERSATION_IN_ARGS}),
     mark=None,  # its status is last-known and it rewrites rows itself: never written
+    manager="agent-deck",
     session_prefix="agentdeck_",
     id_env="AGENTDECK_INSTANCE_ID",
 )
+# every manager known here
+DIALECTS = (ORCHESTRATOR_FIRST, ORCHESTRATOR_JSON, ORCHESTRATOR_SQLITE, AGENT_TEAMS, CLAUDE_SQUAD, AGENT_DECK)

@@ -22,6 +22,15 @@ class RegistryError(ValueError):
     """A record store that cannot be used; the message is one line: file, path inside it, problem."""
 
 
+class Owner(NamedTuple):
+    """The process that owns a scope and writes it (a team's lead): PID + start ticks, as /proc/<pid>/stat has
+    them. ``start_ticks`` None: the store does not say, so the owner can never be proven dead."""
+
+    pid: int
+    start_ticks: int | None
+    here: bool = True  # its pid is of this machine's pid namespace (False: another one's, never judged by pid)
+
+
 class AgentRecord(NamedTuple):
     """One agent as one scope describes it (a tuple: 10,000 of them are made for every snapshot)."""
 
@@ -36,6 +45,9 @@ class AgentRecord(NamedTuple):
     status_class: StatusClass = StatusClass.ACTIVE
     cursor_pid: int | None = None  # E3's cursor backend: a process, no tmux session
     server: str | None = None  # the tmux server its session lives on; None: the checked servers
+    # Its place when that is one pane (`%N`, meaningful only on ``server``) rather than a session: e.g. a teammate
+    pane: str | None = None
+    owner: Owner | None = None  # its scope's owner: when that process is dead, so is the agent's purpose
     home: str | None = None  # a directory of its own (a per-record worktree): a process working inside is its
     conversation: str | None = None  # its Claude conversation id (what `--session-id`/`--resume` name)
 
@@ -64,11 +76,15 @@ class Scope:
     task_ids: tuple[str, ...] = ()
     client_dirs: tuple[str, ...] = ()  # the project directories its agents' Claude runs in (`client_cwd`)
     keys: frozenset[str] = frozenset()  # its top-level fields: what tells one era's files from another's
+    owner: Owner | None = None  # the process that owns and writes it (None: the manager's, whoever runs it)
+    name: str = ""  # how its manager names it (a team's name); empty: its label
+    # other directories that belong to it and go with it when it is archived (a team's tasks/<team>)
+    belongings: tuple[Path, ...] = ()
 
     @property
     def label(self) -> str:
-        """How a person names it: relative to the workspace's layout."""
-        return f"{self.path.parent.name}/{self.path.name}"
+        """How a person names it: its manager's name for it, else relative to the workspace's layout."""
+        return self.name or f"{self.path.parent.name}/{self.path.name}"
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,18 @@ def read_servers(settings: Settings, records: Records | None = None) -> tuple[Tm
     return tmux.dedupe(tuple(tmux.read_server(s, settings.tmux_timeout) for s in sockets))
 
 
+def private(others: tuple[TmuxServer, ...], records: Records) -> tuple[tuple[TmuxServer, ...], tuple[TmuxServer, ...]]:
+    """(servers to check, servers left unchecked): the manager's private servers (a dead lead's swarm server no
+    team names any more) that answered are checked; every other server of this user stays seen, never acted on."""
+    pattern = records.dialect.private_server
+    if pattern is None:
+        return (), others
+    here = os.path.realpath(os.path.dirname(tmux.default_socket_path(None)))  # where this run's tmux puts sockets
+    mine = tuple(s for s in others if s.reachable and pattern.fullmatch(os.path.basename(s.socket_path))
+                 and os.path.realpath(os.path.dirname(s.socket_path)) == here)
+    return mine, tuple(s for s in others if s not in mine)
+
+
 # Other servers that did not answer, by (pid, start ticks): asked once a run, not again by every snapshot of a fix.
 _SILENT: dict[tuple[int, int], TmuxServer] = {}
 
@@ -179,7 +191,8 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
             regs = sources.load(settings.workspace, settings.source, settings.lock_timeout)
             procs = processes.scan(settings.is_claude, uid=fleet_uid(settings.workspace))
             servers = read_servers(settings, regs)
-            others = read_other_servers(procs, servers, settings.tmux_timeout)
+            found, others = private(read_other_servers(procs, servers, settings.tmux_timeout), regs)
+            servers = (*servers, *found)
             tmux_pids = sheltering(procs, servers, others)
             inside = under_tmux(processes.children_of(procs), tmux_pids)
             wanted = frozenset({regs.dialect.id_env} - {None})

@@ -68,4 +68,47 @@ class FileTarget:
         return "file", self.path
 
 
-Target = ProcessTarget | SessionTarget | AgentTarget | CounterTarget | FileTarget | None
+@dataclass(frozen=True)
+class PaneTarget:
+    """One pane of one server (a record placed by its pane id): the server process (pane ids restart with a new
+    server) and the pane's process as the snapshot saw it (None: a dead pane)."""
+
+    server: str
+    server_pid: int | None
+    pane_id: str
+    root: ProcessTarget | None
+    owner: str = field(default="", compare=False)  # the record it holds, as a person names it
+
+    @property
+    def subject(self) -> tuple[str, str]:
+        return "pane", f"{self.server} {self.pane_id}"
+
+
+@dataclass(frozen=True)
+class ServerTarget:
+    """A whole tmux server, by its socket and its process (a restarted server is another one)."""
+
+    server: str
+    server_pid: int | None = field(compare=False)  # re-checked by the effect (an empty server shows no pid)
+    panes: tuple[PaneTarget, ...] = field(default=(), compare=False)
+
+    @property
+    def subject(self) -> tuple[str, str]:
+        return "server", self.server
+
+
+@dataclass(frozen=True)
+class ScopeTarget:
+    """One store of records as a whole (a team's directory), by its path and its content's digest."""
+
+    path: str
+    name: str
+    digest: str | None = field(default=None, compare=False)
+
+    @property
+    def subject(self) -> tuple[str, str]:
+        return "scope", self.name
+
+
+Target = (ProcessTarget | SessionTarget | AgentTarget | CounterTarget | FileTarget | PaneTarget | ServerTarget
+          | ScopeTarget | None)

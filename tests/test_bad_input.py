@@ -161,7 +161,7 @@ def test_malformed_registry(case, tmp_path):
     assert len(lines) == 1 and re.fullmatch(rf"{re.escape(str(broken))}: {expected}", lines[0]), lines
     assert lines[0] in proc.stdout
     skipped = {n for n, (o, _) in outcomes.items() if o == "skipped"}
-    assert len(skipped) == 9  # every registry-dependent check
+    assert len(skipped) == 12  # every registry-dependent check
     after = tree(tmp_path)
     for key in [k for k in after if k.startswith(("reports", "j.xml"))]:
         after.pop(key)

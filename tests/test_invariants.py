@@ -141,6 +141,9 @@ def test_schema_violation_fails_schema_check_and_skips_registry_checks(world):
         "zombie_sessions",
         "leaked_sessions",
         "orphan_processes",
+        "orphaned_agents",
+        "duplicate_agents",
+        "stale_scopes",
     }
     assert all(r.status == "skip" for r in results.values() if not r.judged)
 
@@ -180,7 +183,8 @@ def test_unreachable_tmux_makes_tmux_checks_error(world):
     finally:
         os.kill(server, signal.SIGCONT)
     errored = {c for c, r in results.items() if r.status == "error"}
-    assert errored == {"ghost_agents", "split_brain", "zombie_sessions", "leaked_sessions", "orphan_processes"}
+    assert errored == {"ghost_agents", "split_brain", "zombie_sessions", "leaked_sessions", "orphan_processes",
+                       "orphaned_agents", "duplicate_agents", "stale_scopes", "leaked_servers"}
     assert "did not answer within 0.5s" in results["ghost_agents"].reason
     assert failing(results) - {(c, "error") for c in errored} == set()
 

@@ -33,6 +33,7 @@ class Edits:
     counters: bool  # recompute counters of every scope written (the counters check is part of this run)
     now: str  # the time written into marks and archive rows
     archive: Path  # the JSON-lines file pruned records go to, whole, before they are removed
+    archives: frozenset[str] = frozenset()  # whole scopes (a team's directory) to move into the store's archive
 
     @cached_property
     def ids(self) -> frozenset[str]:

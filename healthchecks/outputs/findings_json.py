@@ -66,7 +66,7 @@ def write(run: Run, value: str, base: Path) -> None:
         run.snapshot.taken_at,
         {
             "source": run.snapshot.registries.source,
-            "workspace": str(settings.workspace),
+            "workspace": str(run.snapshot.registries.workspace),
             "tmux_sockets": list(settings.tmux_sockets),
             "session_prefix": settings.session_prefix or run.snapshot.registries.dialect.session_prefix,
             "grace": settings.grace,

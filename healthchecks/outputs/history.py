@@ -39,7 +39,7 @@ def entry(run, report: str) -> dict:
 
 def workspace_key(run) -> str:
     """Whose trend a run belongs to: its workspace, or the demo's (built anew in a temporary folder each time)."""
-    return "demo" if run.world is not None else str(run.snapshot.settings.workspace)
+    return "demo" if run.world is not None else str(run.snapshot.registries.workspace)
 
 
 class HistoryRefused(OSError):

@@ -65,7 +65,7 @@ def environment_rows(run) -> list[tuple[str, str]]:
     mtime = datetime.fromtimestamp(glob.mtime).isoformat(timespec="seconds") if glob.mtime else "unreadable"
     rows = [
         ("host", socket.gethostname()),
-        ("workspace", str(snap.settings.workspace)),
+        ("workspace", str(snap.registries.workspace)),
         ("records", f"{snap.registries.source}: {glob.path} (modified {mtime})"),
         ("task registries", str(len(snap.registries.members))),
     ]

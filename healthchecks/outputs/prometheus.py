@@ -84,6 +84,11 @@ def metrics_text(
         [({"check": cid}, 1.0 if r.judged else 0.0) for cid, r in results.items()],
     )
     gauge(
+        "failing_finding",
+        "1 for each failing finding, named as every other output names it (member mate1@<team>, team <team>, ...).",
+        [({"check": cid, "entity": f.entity}, 1) for cid, r in results.items() for f in r.failing],
+    )
+    gauge(
         "waived",
         "Findings a person waived, by check: never failing, never acted on, still counted here.",
         [({"check": cid}, float(len(r.waived))) for cid, r in results.items() if r.judged],
@@ -114,7 +119,7 @@ def _escape(value: str) -> str:
 def write(run: Run, value: str, base: Path) -> None:
     if value:
         results, figures = run.final
-        labels = {"workspace": str(run.snapshot.settings.workspace), "host": socket.gethostname()}
+        labels = {"workspace": str(run.snapshot.registries.workspace), "host": socket.gethostname()}
         snap = run.snapshot
         text = metrics_text(results, figures, snap.duration, snap.taken_at, labels, snap.registries.source)
         write_atomic_text(resolve(value, base), text)

@@ -23,10 +23,9 @@ def terminal_summary(reporter, run) -> None:
         reporter.write_line(for_people(line))
 
     reporter.write_sep("=", "agent health")
-    settings = run.snapshot.settings
     servers = ", ".join(f"{s.label} ({s.state})" for s in run.snapshot.servers)
     records = f"{run.snapshot.registries.source} ({run.snapshot.registries.authority.path.name})"
-    write(f"workspace: {settings.workspace}   records: {records}   tmux: {servers}   "
+    write(f"workspace: {run.snapshot.registries.workspace}   records: {records}   tmux: {servers}   "
           f"snapshot: {run.snapshot.duration:.2f}s")
     for line in text_table(run.figures.rows()):
         write("  " + line)

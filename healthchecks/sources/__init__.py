@@ -29,7 +29,7 @@ from pathlib import Path
 from types import ModuleType
 
 from ..records import Fingerprint, Records
-from . import agent_deck, claude_squad, json_registry, sqlite_state
+from . import agent_deck, agent_teams, claude_squad, json_registry, sqlite_state
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,8 @@ SOURCES: tuple[Source, ...] = (
            "claude-squad's state.json (--claude-squad-dir); never written"),
     Source(agent_deck.NAME, agent_deck, None, agent_deck.NAME,
            "agent-deck's state.db (--agent-deck-db, --agent-deck-profile); never written"),
+    Source(agent_teams.NAME, agent_teams, "fixers.writers.agent_teams", agent_teams.NAME,
+           "teams/*/config.json in Claude's config dir (--claude-config-dir), Claude Code Agent Teams"),
 )
 BY_NAME = {s.name: s for s in SOURCES}
 NAMES = tuple(BY_NAME)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .managers import DEMOS
+from .teams import TeamWorld
 from .world import World
 
 CURRENT_TASKS = {
@@ -32,9 +33,9 @@ GHOSTS = 5  # still marked active, session gone
 HISTORY = 81  # finished entries whose sessions are gone: 5 ghosts + 1 orphan's entry + 81 = 87 without a session
 
 
-def build(root: Path, grace: float = 0.3, era: str = "json") -> World:
+def build(root: Path, grace: float = 0.3, era: str = "json") -> World | TeamWorld:
     """Describe and start the demo world under ``root`` (the JSON era's, or the current release's with its
-    state database); the caller tears it down."""
+    state database, or another manager's); the caller tears it down."""
     if era in DEMOS:  # another manager's world
         return DEMOS[era](root, grace)
     world = World(root, seed=20251029, grace=grace, era=era)

@@ -17,7 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ..settings import Settings
-from ..sources import agent_deck, claude_squad
+from ..sources import agent_deck, agent_teams, claude_squad
+from . import teams
 from .world import World, outside_tmux
 
 # claude-squad's status integers (session/instance.go): Running 0, Ready 1, Loading 2, Paused 3.
@@ -252,3 +253,4 @@ def deck_demo(root: Path, grace: float = 0.3) -> DeckWorld:
 
 
 DEMOS[agent_deck.NAME] = deck_demo
+DEMOS[agent_teams.NAME] = teams.demo

@@ -1,0 +1,215 @@
+"""Read Claude Code Agent Teams (`<config dir>/teams/<team>/config.json`) without trusting it.
+
+One scope per team, owned by its lead (`leadProcess` pid + procStart), holding the members that run in tmux
+panes (`backendType` tmux): each a record placed by its pane id on the server the team's panes live on (its
+``server``, read by healthchecks.snapshot.read_servers like any record's). That server is not in config.json: it
+is the lead's own (the `TMUX` of a live lead's environment; a lead whose session file says it ran in tmux, the
+default server) or else the private `claude-swarm-<lead pid>` server. Only a server whose socket exists is named
+(a dead lead's swarm server is normally gone, and a missing server is not a fault). The config dir is the run's
+workspace (``locate``); Claude Code writes config.json whole and renames it into place, with no flock. There is
+no schema version: missing keys are tolerated (older releases lack `leadProcess`); what is there must have its
+type, else one line: file, JSON path, what is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..dialect import AGENT_TEAMS, ScopeKind
+from ..processes import start_ticks
+from ..records import AgentRecord, Fingerprint, Owner, Records, RegistryError, Scope
+from ..safe_files import read_bytes
+from ..tmux import default_socket_path
+from .json_registry import parse
+
+NAME = "agent-teams"  # its line in healthchecks.sources.SOURCES
+TEAMS = "teams"
+MAX_ERRORS_PER_FILE = 20
+MAX_ENVIRON = 1024 * 1024
+# Its store's own options: (flag, help, default); `locate` turns their values into the store's directory.
+OPTIONS = (("--claude-config-dir", "Claude Code's config directory, where Agent Teams keeps teams/<team>/config.json "
+                                   "and sessions/<pid>.json (default $CLAUDE_CONFIG_DIR, else ~/.claude)", ""),)
+
+
+def locate(values: Mapping[str, str]) -> Path:
+    """Claude Code's config dir: the run's workspace when Agent Teams is judged."""
+    chosen = values.get("--claude-config-dir") or os.environ.get("CLAUDE_CONFIG_DIR") or "~/.claude"
+    return Path(chosen).expanduser().absolute()
+
+
+def present(config_dir: Path) -> bool:
+    """The config dir holds at least one team."""
+    try:
+        return any((d / "config.json").exists() for d in (config_dir / TEAMS).iterdir())
+    except OSError:
+        return False
+
+
+def flocked(workspace: Path, records: Records | None) -> set[Path]:
+    """Claude Code writes config.json whole and renames it into place, taking no flock: nothing to hold (a read
+    that changed under it is taken again by the snapshot)."""
+    return set()
+
+
+def _team_files(config_dir: Path) -> list[Path]:
+    try:
+        return sorted(d / "config.json" for d in (config_dir / TEAMS).iterdir() if not d.name.startswith("."))
+    except OSError:
+        return []
+
+
+def fingerprint(config_dir: Path) -> Fingerprint:
+    """Each config.json by inode, size and modification time: Claude Code writes one whole and renames it into
+    place, so any write changes one of them (one lstat a team)."""
+    result = []
+    for path in _team_files(config_dir):
+        try:
+            st = path.lstat()
+            digest = f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}" if stat.S_ISREG(st.st_mode) else None
+        except OSError:
+            digest = None
+        result.append((str(path), digest))
+    return tuple(result)
+
+
+def _type_error(path: Path, where: str, value: Any, wanted: str) -> str:
+    return f"{path}: {where}: is {type(value).__name__}, expected {wanted}"
+
+
+def _owner(path: Path, data: dict, errors: list[str]) -> Owner | None:
+    lead = data.get("leadProcess")
+    if lead is None:
+        return None
+    if not isinstance(lead, dict):
+        errors.append(_type_error(path, "$.leadProcess", lead, "an object"))
+        return None
+    pid, ticks = lead.get("pid"), lead.get("procStart")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        errors.append(f"{path}: $.leadProcess.pid: is {pid!r:.40}, expected a positive integer")
+        return None
+    if ticks is not None and not (isinstance(ticks, (str, int)) and str(ticks).isdigit()):
+        errors.append(f"{path}: $.leadProcess.procStart: is {ticks!r:.40}, expected clock ticks (digits)")
+        return None
+    space = lead.get("pidSpace")
+    here = not isinstance(space, str) or (found := PID_SPACE.search(space)) is None or found.group(0) == _my_space()
+    return Owner(pid, int(ticks) if ticks is not None else None, here)
+
+
+PID_SPACE = re.compile(r"pid:\[\d+\]")
+
+
+def _my_space() -> str | None:
+    """This process's pid namespace as the kernel names it (`pid:[4026531836]`)."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
+def _lead_tmux(config_dir: Path, owner: Owner) -> str | None:
+    """The socket of the server a lead runs in: its live environment's TMUX, else (a dead lead whose session
+    file says it ran in tmux) the default server's; None when it ran outside tmux (or nothing says)."""
+    try:
+        raw = read_bounded_environ(owner.pid)
+        if owner.start_ticks is not None and start_ticks(owner.pid) == owner.start_ticks:
+            for var in raw.split(b"\0"):
+                if var.startswith(b"TMUX="):
+                    return os.fsdecode(var[5:]).split(",", 1)[0] or None
+            return None
+    except OSError:
+        pass
+    try:
+        session = parse(config_dir / "sessions" / f"{owner.pid}.json",
+                        read_bytes(config_dir / "sessions" / f"{owner.pid}.json", config_dir))
+    except RegistryError:
+        return None
+    return default_socket_path(None) if isinstance(session, dict) and session.get("tmux") else None
+
+
+def read_bounded_environ(pid: int) -> bytes:
+    with open(f"/proc/{pid}/environ", "rb") as fh:
+        return fh.read(MAX_ENVIRON)
+
+
+def _server(config_dir: Path, owner: Owner | None) -> str | None:
+    """The socket of the server a team's panes live on: the lead's own, else its swarm server; None when neither
+    exists (or the lead's pid is another namespace's)."""
+    if owner is None or not owner.here:
+        return None
+    found = (_lead_tmux(config_dir, owner), default_socket_path(f"claude-swarm-{owner.pid}"))
+    return next((os.path.realpath(s) for s in found if s and os.path.exists(s)), None)
+
+
+def _time(value: Any) -> str | None:
+    """joinedAt (epoch ms) as an ISO time with its offset (the checks' grace reads ISO)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(value / 1000, UTC).isoformat()
+        except (OverflowError, OSError, ValueError):
+            return None
+    return None
+
+
+def _members(path: Path, team: str, data: dict, owner: Owner | None, server: str | None,
+             errors: list[str]) -> list[AgentRecord]:
+    members = data.get("members", [])
+    if not isinstance(members, list):
+        errors.append(_type_error(path, "$.members", members, "an array"))
+        return []
+    records = []
+    for i, m in enumerate(members):
+        where = f"$.members[{i}]"
+        if not isinstance(m, dict):
+            errors.append(_type_error(path, where, m, "an object"))
+            continue
+        if m.get("backendType") != "tmux":
+            continue  # the lead, in-process members: they live inside the lead's process
+        aid, pane, active = m.get("agentId"), m.get("tmuxPaneId"), m.get("isActive", True)
+        if not isinstance(aid, str) or not AGENT_TEAMS.id_shape.fullmatch(aid):
+            errors.append(f"{path}: {where}.agentId: is {aid!r:.60}, expected <name>@<team>")
+        elif not isinstance(pane, str) or not (pane.startswith("%") and pane[1:].isdigit()):
+            errors.append(f"{path}: {where}.tmuxPaneId: is {pane!r:.40}, expected a tmux pane id %N")
+        elif not isinstance(active, bool):
+            errors.append(_type_error(path, f"{where}.isActive", active, "a boolean"))
+        else:
+            status = "active" if active else "inactive"
+            records.append(AgentRecord(aid, team, status, "", ScopeKind.TEAM, (_time(m.get("joinedAt")),),
+                                       AGENT_TEAMS.status_class(status), None, server, pane, owner))
+    return records
+
+
+def _team(config_dir: Path, path: Path) -> Scope:
+    team = path.parent.name
+    tasks = config_dir / "tasks" / team
+    try:
+        raw = read_bytes(path, config_dir)
+        data = parse(path, raw)
+    except RegistryError as exc:
+        return Scope(path, ScopeKind.TEAM, errors=(str(exc),), name=team)
+    if not isinstance(data, dict):
+        return Scope(path, ScopeKind.TEAM, errors=(_type_error(path, "$", data, "an object"),), name=team)
+    errors: list[str] = []
+    owner = _owner(path, data, errors)
+    members = _members(path, team, data, owner, _server(config_dir, owner), errors)
+    digest = hashlib.sha256(raw).hexdigest()
+    return Scope(path, ScopeKind.TEAM, digest, path.stat().st_mtime, tuple(errors[:MAX_ERRORS_PER_FILE]),
+                 agents=tuple(members), keys=frozenset(data), owner=owner, name=team,
+                 belongings=(tasks,) if tasks.is_dir() and not tasks.is_symlink() else ())
+
+
+def load(config_dir: Path, timeout: float) -> Records:
+    before = fingerprint(config_dir)
+    index = Scope(config_dir / TEAMS, ScopeKind.TEAM, name=f"{config_dir}/{TEAMS}")
+    if not config_dir.is_dir():
+        index = Scope(config_dir / TEAMS, ScopeKind.TEAM, name=f"{config_dir}/{TEAMS}", errors=(
+            f"{config_dir}: $: Claude config directory does not exist (point --claude-config-dir or "
+            "CLAUDE_CONFIG_DIR at it)",))
+    teams = tuple(_team(config_dir, path) for path in _team_files(config_dir))
+    return Records(config_dir, index, teams, AGENT_TEAMS, NAME, fingerprint=before)

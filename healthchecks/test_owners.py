@@ -1,0 +1,24 @@
+"""Records owned by a process (a Claude Code Agent Teams team and its lead): nothing of theirs outlives the owner,
+nothing runs twice, and no private tmux server of a dead owner is left behind."""
+
+import pytest
+
+
+@pytest.mark.check("orphaned_agents")
+def test_no_agents_outliving_their_owner(findings):
+    assert not findings
+
+
+@pytest.mark.check("duplicate_agents")
+def test_no_agent_process_runs_twice(findings):
+    assert not findings
+
+
+@pytest.mark.check("stale_scopes")
+def test_no_stale_teams(findings):
+    assert not findings
+
+
+@pytest.mark.check("leaked_servers")
+def test_no_leaked_private_tmux_servers(findings):
+    assert not findings
