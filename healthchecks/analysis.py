@@ -240,7 +240,11 @@ class Analysis:
 
     @cached_property
     def agent_sessions(self) -> list[LiveSession]:
+        """The live sessions named like this fleet's; none for a manager that names no sessions (its agents live in
+        panes): another manager's sessions on the same server are not its untracked ones."""
         prefix = self.session_prefix
+        if not prefix:
+            return []
         return [s for name, group in self.sessions.items() if name.startswith(prefix) for s in group]
 
     @cached_property

@@ -21,7 +21,8 @@ What a dialect says, field by field (a new manager fills in each one):
 - ``nouns``: what a record and a scope are called in its own terms (every output names them so).
 - ``members_repeat_authority``: whether member scopes repeat the authority's records (task registries do; teams
   listed under a config dir are stores of their own).
-- ``session_prefix``: how its tmux sessions' names begin (a prefixed session no record names is information).
+- ``session_prefix``: how its tmux sessions' names begin (a prefixed session no record names is information);
+  empty for a manager that names no sessions (Agent Teams: its members live in panes).
 - ``id_env``: the environment variable its launches set to the record's id (None: it sets none); read only for
   Claude processes outside every pane, and a value naming no record of this store vetoes every other sign.
 """
@@ -239,6 +240,7 @@ AGENT_TEAMS = Dialect(
     # a ghost member of a team whose lead is dead: `isActive: false` (the lead's own mark of an idle member)
     mark=Mark("inactive", ()),
     manager="Claude Code Agent Teams",
+    session_prefix="",  # it names no sessions: its members live in panes of the lead's server
     id_flag="--agent-id",
     private_server=re.compile(r"claude-swarm-(\d+)"),
     nouns=("member", "team"),

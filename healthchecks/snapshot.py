@@ -205,6 +205,7 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
             break
         held |= more
     seen = sightings.read(settings.sightings, os.path.realpath(settings.workspace))
+    prefix = settings.session_prefix or regs.dialect.session_prefix  # the agent sessions' panes, whose cwd is read
     return Snapshot(
         settings=settings,
         taken_at=time.time(),
@@ -223,7 +224,7 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
         boot_time=psutil.boot_time(),
         dir_ids=dir_ids(settings.workspace, regs),
         pane_cwds=processes.cwds(
-            p.pid for s in servers for p in s.panes if not p.dead and p.session.startswith(settings.session_prefix)
+            p.pid for s in servers for p in s.panes if not p.dead and prefix and p.session.startswith(prefix)
         ),
     )
 

@@ -217,10 +217,13 @@ def test_an_orchestrator_agent_under_an_agent_teams_run_is_information_naming_it
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     team_world.popen.append(proc)
     _wait_started(team_world, proc.pid)
+    # and an orchestrator's agent session on the lead's server: Agent Teams names no sessions, so it is none of its
+    team_world.tmux(team_world.lead_server, "new-session", "-d", "-s", "agent_worker-120000-abcdef", "cat")
     seen = observe(team_world.settings)
     assert failing(seen.results) == set()
     (finding,) = [f for f in seen.results["orphan_processes"].info if f.entity == f"pid {proc.pid}"]
     assert "ClaudeOrchestratorMCP's" in finding.reason
+    assert not [f for r in seen.results.values() for f in r.info if "agent_worker-120000-abcdef" in f.entity]
     assert plan_now(team_world.settings)[1].actions == []
 
 
