@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pty
 import re
 import secrets
+import select
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -184,3 +187,37 @@ class Writer:
 
     def written(self) -> list[str]:
         return self.log.read_text().split()
+
+
+def on_terminal(settings: Settings, reports: Path, *args: str, when: str, keys: bytes, early: bytes = b"",
+                delay: float = 0.0) -> tuple[int, str]:
+    """Run `pytest healthchecks` on a pseudo-terminal, as a person would: type ``early`` at once (before anything is
+    shown), and ``keys`` (after ``delay``) once ``when`` is on the screen. Returns (exit code, all it showed)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TMUX", "PYTEST_"))}
+    argv = [sys.executable, "-m", "pytest", "healthchecks", "-p", "no:hypothesispytest", "--report-dir",
+            str(reports), *settings_args(settings), *args]
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(REPO)
+        os.execve(sys.executable, argv, env)
+    if early:
+        os.write(fd, early)
+    out, typed = b"", False
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+        if not typed and when.encode() in out:
+            time.sleep(delay)
+            os.write(fd, keys)
+            typed = True
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")

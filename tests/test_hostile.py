@@ -9,17 +9,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import pty
-import select
 import sqlite3
 import subprocess
-import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
+import helpers
 import pytest
-from helpers import REPO, failing, fix_in_process, judge, registry_bytes, run_health, settings_args
+from helpers import failing, fix_in_process, judge, registry_bytes, run_health, settings_args
 
 from fixers.writers import json_registry as registry_write
 from healthchecks.observe import observe
@@ -42,35 +40,10 @@ def test_for_people_escapes_what_a_terminal_would_act_on():
 
 
 def on_terminal(world: World, tmp_path: Path, *args: str, early: bytes = b"", answer: bytes = b"no\n"):
-    """Run `pytest healthchecks` on a pseudo-terminal: type ``early`` at once (before any plan exists), and
-    ``answer`` once the question is on the screen. Returns (exit code, everything the terminal showed)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TMUX", "PYTEST_"))}
-    argv = [sys.executable, "-m", "pytest", "healthchecks", "-p", "no:hypothesispytest", "--report-dir",
-            str(tmp_path / "reports"), *settings_args(world.settings), *args]
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.chdir(REPO)
-        os.execve(sys.executable, argv, env)
-    if early:
-        os.write(fd, early)
-    out, answered = b"", False
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.1)
-        if ready:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:  # the child closed the terminal
-                break
-            if not chunk:
-                break
-            out += chunk
-        if not answered and b"Type yes to proceed" in out:
-            os.write(fd, answer)
-            answered = True
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+    """`pytest healthchecks` on a pseudo-terminal: ``early`` typed at once (before any plan exists), ``answer`` once
+    the question is on the screen."""
+    return helpers.on_terminal(world.settings, tmp_path / "reports", *args, when="Type yes to proceed", keys=answer,
+                               early=early)
 
 
 def test_1_escape_sequences_in_ids_cannot_hide_a_planned_kill(world, tmp_path):

@@ -9,9 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import pty
 import re
-import select
 import shutil
 import subprocess
 import sys
@@ -27,6 +25,7 @@ from helpers import (
     fix_in_process,
     info,
     judge,
+    on_terminal,
     plan_now,
     registry_bytes,
     run_health,
@@ -460,33 +459,9 @@ def test_held_actions_name_their_flag(world):
 
 
 def _on_a_terminal(world: World, tmp_path: Path, *args: str, interrupt_after: str, delay: float = 0.0):
-    """Run `pytest healthchecks` on a pseudo-terminal, type Ctrl-C once ``interrupt_after`` is printed."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TMUX", "PYTEST_"))}
-    argv = [sys.executable, "-m", "pytest", "healthchecks", "-p", "no:hypothesispytest", "--report-dir",
-            str(tmp_path / "reports"), *settings_args(world.settings), *args]
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.chdir(REPO)
-        os.execve(sys.executable, argv, env)
-    out, typed = b"", False
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.1)
-        if ready:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:  # the child closed the terminal
-                break
-            if not chunk:
-                break
-            out += chunk
-        if not typed and interrupt_after.encode() in out:
-            time.sleep(delay)
-            os.write(fd, b"\x03")  # the terminal turns it into SIGINT for the foreground process group
-            typed = True
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+    """Run `pytest healthchecks` on a pseudo-terminal, type Ctrl-C once ``interrupt_after`` is printed (the terminal
+    turns it into SIGINT for the foreground process group)."""
+    return on_terminal(world.settings, tmp_path / "reports", *args, when=interrupt_after, keys=b"\x03", delay=delay)
 
 
 def test_ctrl_c_at_the_prompt_changes_nothing(world, tmp_path):
