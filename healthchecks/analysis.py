@@ -309,29 +309,21 @@ class Analysis:
         return processes.children_of(self.snapshot.processes)
 
     @cached_property
-    def _pane_ids(self) -> dict[int, tuple[str, str]]:
+    def _windows(self) -> dict[int, tuple[str, str]]:
+        """pid -> (server, window id) of the live pane it runs in."""
         return pane_of(self.children, self.snapshot.servers)
-
-    @cached_property
-    def _viewers(self) -> dict[tuple[str, str], tuple[str, ...]]:
-        """(server, pane id) -> every session that shows the pane (tmux lists it once under each)."""
-        found: dict[tuple[str, str], dict[str, None]] = defaultdict(dict)
-        for server in self.snapshot.servers:
-            for pane in server.panes:
-                found[(server.label, pane.pane_id)][pane.session] = None
-        return {key: tuple(names) for key, names in found.items()}
 
     def sessions_showing(self, pid: int) -> list[tuple[str, str]]:
         """(server, session) of every session that shows the live pane ``pid`` runs in; empty outside panes."""
-        if (where := self._pane_ids.get(pid)) is None:
+        if (where := self._windows.get(pid)) is None:
             return []
-        return [(where[0], name) for name in self._viewers.get(where, ())]
+        return [(where[0], name) for name in self._shown_by.get(where, ())]
 
     @cached_property
     def pane_of(self) -> dict[int, tuple[str, str]]:
         """pid -> (server, session) for every process that descends from a live pane of a checked server
         (the first session listed as showing it)."""
-        return {pid: found[0] for pid in self._pane_ids if (found := self.sessions_showing(pid))}
+        return {pid: found[0] for pid in self._windows if (found := self.sessions_showing(pid))}
 
     @cached_property
     def _server_names(self) -> dict[int, str]:
@@ -404,6 +396,7 @@ class Analysis:
         if proc.cwd_ids:
             return proc.cwd_ids[0] in {self.snapshot.dir_ids.get(d) for d in self.client_dirs}
         return proc.own_mounts and os.path.realpath(proc.cwd or "") in self.client_dirs
+
     @cached_property
     def _homes(self) -> dict[str, str]:
         """A record's own directory (real path) -> its id: a process working inside one is that record's."""

@@ -359,7 +359,7 @@ def zombie_sessions(a: Analysis) -> list[Finding]:
             exe = busy.exe or "binary unreadable"
             reason = (f"runs `{busy.name}` ({exe}), not recognised as Claude; left alone "
                       f"(tmux server {session.server})")
-            findings.append(Finding(ZOMBIE_SESSIONS, f"session {session.name}", reason, severity="info"))
+            findings.append(session_finding(ZOMBIE_SESSIONS, a, session, reason, "info"))
             continue
         dead = all(p.dead for p in session.panes)
         what = "its panes are dead" if dead else "only idle ones: a shell, cat, tee, the notifier"
@@ -461,7 +461,7 @@ def orphaned_agents(a: Analysis) -> list[Finding]:
         for record in scope.agents:
             for proc in a.carriers.get(record.id, ()):
                 target = a.pane_target(proc)
-                where = f"pane {target.pane_id} of tmux server {target.server}" if hasattr(target, "pane_id") else (
+                where = f"pane {target.pane_id} of tmux server {target.server}" if isinstance(target, PaneTarget) else (
                     "outside every checked pane")
                 reason = (f"{scope_noun} {scope.label}: {_owner_text(a, scope)}; pid {proc.pid} ({proc.name}) still "
                           f"runs with {dialect.id_flag} {record.id} in {where}")

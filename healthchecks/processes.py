@@ -141,13 +141,13 @@ def scan(
         binary = _exe(entry) if exe and argv else ""
         procs.append(
             Proc(int(entry), st.ppid, st.pgid, st.sid, st.tty, st.name, argv, st.start_ticks, st.state,
-                 is_claude(st.name, argv, binary) and (uid is None or _owner(entry) == uid), binary)
+                 is_claude(st.name, argv, binary) and (uid is None or owner(entry) == uid), binary)
         )
     return tuple(procs)
 
 
-def _owner(pid: str) -> int | None:
-    """Who runs a process (read only for those that look like Claude: one stat each)."""
+def owner(pid: int | str) -> int | None:
+    """Who runs a process (one stat; the scan asks only for those that look like Claude)."""
     try:
         return os.stat(f"{PROC}/{pid}").st_uid
     except OSError:

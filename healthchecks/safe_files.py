@@ -91,3 +91,8 @@ def file_problem(workspace: Path, path: Path) -> str | None:
     except OSError as exc:
         return f"{path}: $: cannot stat ({exc.strerror})"
     return None if stat.S_ISREG(st.st_mode) else f"{path}: $: is not a regular file"
+
+
+def present(path: Path) -> bool:
+    """Whether something stands at a store's path: a symlink counts (the reader then refuses it, in one line)."""
+    return path.exists() or path.is_symlink()

@@ -42,7 +42,7 @@ DEFAULT_TMUX_TIMEOUT = 5.0
 class Settings:
     workspace: Path = DEFAULT_WORKSPACE
     tmux_sockets: tuple[str, ...] = ()  # empty: the default tmux server
-    session_prefix: str = ""  # empty: the records' dialect's (agent_ for the orchestrator)
+    session_prefix: str = DEFAULT_PREFIX  # empty: the records' dialect's (agent_ for the orchestrator)
     claude_match: str = DEFAULT_CLAUDE_MATCH
     grace: float = DEFAULT_GRACE
     tmux_timeout: float = DEFAULT_TMUX_TIMEOUT

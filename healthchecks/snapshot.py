@@ -69,10 +69,10 @@ class Snapshot:
 
 
 def pane_of(children: dict[int, list[int]], servers: tuple[TmuxServer, ...]) -> dict[int, tuple[str, str]]:
-    """pid -> (server, pane id) for every process that descends from a live pane (dead panes have none).
+    """pid -> (server, window id) for every process that descends from a live pane (dead panes have none).
 
     A pane is listed once for every session that shows its window (a session group, link-window):
-    it is walked once, and which sessions show it is the analysis's business.
+    it is walked once, and which sessions show its window is the analysis's business.
     """
     found: dict[int, tuple[str, str]] = {}
     for server in servers:
@@ -80,7 +80,7 @@ def pane_of(children: dict[int, list[int]], servers: tuple[TmuxServer, ...]) -> 
         for pane in server.panes:
             if not pane.dead and pane.pane_id not in seen:
                 seen.add(pane.pane_id)
-                found.update((pid, (server.label, pane.pane_id)) for pid in processes.descendants(children, pane.pid))
+                found.update((pid, (server.label, pane.window_id)) for pid in processes.descendants(children, pane.pid))
     return found
 
 
@@ -164,10 +164,7 @@ def sheltering(procs: tuple[processes.Proc, ...], servers: tuple[TmuxServer, ...
 
 
 def _owned_by_me(pid: int) -> bool:
-    try:
-        return os.stat(f"/proc/{pid}").st_uid == os.geteuid()
-    except OSError:
-        return False
+    return processes.owner(pid) == os.geteuid()
 
 
 def fleet_uid(workspace: Path) -> int:

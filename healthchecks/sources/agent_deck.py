@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .. import safe_files
 from ..dialect import AGENT_DECK, ScopeKind, StatusClass
 from ..records import AgentRecord, Fingerprint, Records, Scope
 from ..safe_files import file_problem
@@ -50,8 +51,7 @@ def locate(values: Mapping[str, str]) -> Path:
 
 
 def present(workspace: Path) -> bool:
-    path = workspace / DB
-    return path.exists() or path.is_symlink()
+    return safe_files.present(workspace / DB)
 
 
 def flocked(workspace: Path, records: Records | None) -> set[Path]:

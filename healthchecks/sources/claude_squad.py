@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .. import safe_files
 from ..dialect import CLAUDE_SQUAD, ScopeKind
 from ..records import AgentRecord, Fingerprint, Records, RegistryError, Scope
 from ..safe_files import MAX_BYTES, file_problem, read_bounded
@@ -39,8 +40,7 @@ def session_name(title: str) -> str:
 
 
 def present(workspace: Path) -> bool:
-    path = workspace / STATE
-    return path.exists() or path.is_symlink()
+    return safe_files.present(workspace / STATE)
 
 
 def flocked(workspace: Path, records: Records | None) -> set[Path]:

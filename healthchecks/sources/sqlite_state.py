@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
+from .. import safe_files
 from ..dialect import ORCHESTRATOR_SQLITE, ScopeKind
 from ..records import AgentRecord, Fingerprint, Records, Scope, is_path
 from ..safe_files import file_problem
@@ -112,8 +113,7 @@ def database_fingerprint(database: Path) -> Fingerprint:
 
 def present(workspace: Path) -> bool:
     """The current release's store is there (or something stands in its place, whose problem is then reported)."""
-    path = workspace / RELPATH
-    return path.exists() or path.is_symlink()
+    return safe_files.present(workspace / RELPATH)
 
 
 def _broken(workspace: Path, path: Path, lines: tuple[str, ...], before: Fingerprint) -> Records:
