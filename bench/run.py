@@ -36,6 +36,7 @@ from healthchecks import processes, tmux  # noqa: E402
 from healthchecks.observe import judged, observe  # noqa: E402
 from healthchecks.outputs import findings_json, prometheus  # noqa: E402
 from healthchecks.run import Run  # noqa: E402
+from healthchecks.settings import Settings  # noqa: E402
 from healthchecks.snapshot import collect, read_servers  # noqa: E402
 from healthchecks.sources import json_registry as registry  # noqa: E402
 from healthchecks.sources import sqlite_state  # noqa: E402
@@ -73,18 +74,16 @@ def build(root: Path, sessions: int, era: str = "json") -> World:
     return world.start(timeout=600)
 
 
-def live_floor(socket_name: str) -> None:
+def live_floor(socket_name: str, env: dict[str, str] | None = None) -> None:
     """What every snapshot must read of the live state: one `list-panes -a` and one process table."""
-    subprocess.run(["tmux", "-L", socket_name, "list-panes", "-a", "-F", tmux.FORMAT], capture_output=True)
+    subprocess.run(["tmux", "-L", socket_name, "list-panes", "-a", "-F", tmux.FORMAT], capture_output=True, env=env)
     subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True)
 
 
-def against_floor(row: dict, store_floor: Callable[[], None], world, repeats: int) -> None:
+def against_floor(row: dict, floor: Callable[[], object], s: Settings, repeats: int) -> None:
     """A source's snapshot against its floor (its store's raw read + the live reads), interleaved repeat by repeat,
     with the ratio's median and spread; and its judging."""
-    s = world.settings
-    runs = [(times(lambda: (store_floor(), live_floor(world.socket_name)), 1)[0], times(lambda: collect(s), 1)[0])
-            for _ in range(repeats)]
+    runs = [(times(floor, 1)[0], times(lambda: collect(s), 1)[0]) for _ in range(repeats)]
     row["floor"] = statistics.median(r[0] for r in runs)
     row["snapshot"] = statistics.median(r[1] for r in runs)
     ratios = [r[1] / r[0] for r in runs]
@@ -108,7 +107,7 @@ def sqlite_source(tmp: Path, sessions: int, repeats: int) -> dict[str, float]:
         row["select floor"] = median_time(select_all, repeats)
         row["tmux+ps floor"] = median_time(lambda: live_floor(world.socket_name), repeats)
         row["sqlite read"] = median_time(lambda: sqlite_state.load(s.workspace, s.lock_timeout), repeats)
-        against_floor(row, select_all, world, repeats)
+        against_floor(row, lambda: (select_all(), live_floor(world.socket_name)), s, repeats)
         row["detail"] = (f"read {row['sqlite read'] * 1000:.0f} ms (SELECT * FROM agents "
                          f"{row['select floor'] * 1000:.0f} ms)")
         row["floor is"] = "SELECT * FROM agents + list-panes -a + ps"
@@ -133,16 +132,10 @@ def teams_source(tmp: Path, members: int, repeats: int, per_team: int = 5) -> di
         def teams_floor() -> None:
             for path in configs:
                 json.loads(path.read_bytes())
-            subprocess.run(["tmux", "-L", world.lead_server, "list-panes", "-a", "-F", tmux.FORMAT],
-                           capture_output=True, env=world.env)
-            subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True)
+            live_floor(world.lead_server, world.env)
 
         row: dict = {"source": "agent-teams", "agents": teams * per_team, "sessions": teams, "load": load()}
-        runs = [(times(teams_floor, 1)[0], times(lambda: collect(s), 1)[0]) for _ in range(repeats)]
-        row["floor"] = statistics.median(r[0] for r in runs)
-        row["snapshot"] = statistics.median(r[1] for r in runs)
-        ratios = [r[1] / r[0] for r in runs]
-        row["snapshot / floor"], row["snapshot / floor spread"] = statistics.median(ratios), (min(ratios), max(ratios))
+        against_floor(row, teams_floor, s, repeats)
         failing = sum(len(r.failing) for r in judged(collect(s)).results.values())
         row["detail"] = f"{teams} teams x {per_team} members, {failing} failing findings (expected 0: healthy teams)"
         row["floor is"] = "json.loads of every config.json + list-panes -a of the leads' server + ps"
@@ -174,7 +167,7 @@ def manager_source(tmp: Path, name: str, agents: int, repeats: int) -> dict:
         s = world.settings
 
         row: dict = {"source": name, "agents": agents, "sessions": live, "load": load()}
-        against_floor(row, store_floor, world, repeats)
+        against_floor(row, lambda: (store_floor(), live_floor(world.socket_name)), s, repeats)
         failing = sum(len(r.failing) for r in observe(s).results.values())
         row["detail"] = f"{failing} failing findings (expected 0: a healthy fleet)"
         row["floor is"] = "a raw read of the store (state.json parsed; SELECT * FROM instances) + list-panes -a + ps"
@@ -197,8 +190,7 @@ SOURCE_ROUNDS: list[tuple[str, Callable[[Path, int, int], dict]]] = [
 
 def floor(world: World) -> None:
     """What the snapshot must read, raw: one list-panes -a, one process listing, every registry file parsed."""
-    subprocess.run(["tmux", "-L", world.socket_name, "list-panes", "-a", "-F", tmux.FORMAT], capture_output=True)
-    subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True)
+    live_floor(world.socket_name)
     for path in [world.global_path, *sorted(world.workspace.glob(registry.TASK_GLOB))]:
         json.loads(path.read_bytes())
 

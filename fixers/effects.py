@@ -188,7 +188,7 @@ def kill_sessions(server: TmuxServer, ids: set[str], timeout: float, attempts: i
     closes by itself at any moment: so kill what is live, read again, repeat (bounded). Ids restart
     with a new server, so a server that restarted since the checks is left alone.
     """
-    socket = None if server.label == "default" else server.label
+    socket = _socket(server)
     for _ in range(attempts):
         now = tmux.read_server(socket, timeout, label=server.label)
         if not now.reachable:
@@ -207,9 +207,14 @@ def kill_sessions(server: TmuxServer, ids: set[str], timeout: float, attempts: i
     return tmux.read_server(socket, timeout, label=server.label), ""
 
 
+def _socket(server: TmuxServer) -> str | None:
+    """How tmux is told which server: its -L name or socket path, None for the default server."""
+    return None if server.label == "default" else server.label
+
+
 def _same_server(server: TmuxServer, timeout: float) -> tuple[TmuxServer, str]:
     """The server read again now, and why it must not be touched ('' when it is the same server process)."""
-    socket = None if server.label == "default" else server.label
+    socket = _socket(server)
     now = tmux.read_server(socket, timeout, label=server.label)
     if not now.reachable:
         return now, f"tmux unreachable: {now.reason}"
@@ -234,7 +239,7 @@ def kill_panes(server: TmuxServer, panes: dict[str, int | None], timeout: float)
             result[pane_id] = f"pane {pane_id} now runs another process (pid {pane.pid}); not killed"
         else:
             kill.append(pane_id)
-    socket = None if server.label == "default" else server.label
+    socket = _socket(server)
     for pane_id in kill:
         try:
             subprocess.run(tmux.argv(socket, "kill-pane", "-t", pane_id), capture_output=True, timeout=timeout,
@@ -259,7 +264,7 @@ def kill_server(server: TmuxServer, panes: set[str], timeout: float) -> str:
         return ""  # it went by itself (its last pane closed)
     if extra := sorted({p.pane_id for p in now.panes} - panes):
         return f"it now holds pane(s) {', '.join(extra)} that were not verified; not killed"
-    socket = None if server.label == "default" else server.label
+    socket = _socket(server)
     try:
         subprocess.run(tmux.argv(socket, "kill-server"), capture_output=True, timeout=timeout,
                        stdin=subprocess.DEVNULL, check=False)
