@@ -32,6 +32,7 @@ from helpers import (
     settings_args,
     spawn,
 )
+from test_peers import _attach, tmux
 
 from healthchecks.snapshot import collect
 from healthchecks.testing.world import World
@@ -91,21 +92,28 @@ def test_short_ids_and_a_persons_prompts_are_never_evidence(world, tmp_path):
 
 def test_three_workspaces_on_one_server_each_sees_only_its_own_orphan(tmp_path):
     """A and B each leave an orphan whose prompt came on stdin (the current release); C has no agents. The same
-    server holds a person's own session with Claude in A's project, and the person runs a headless Claude there;
-    A's orchestrator writes A's registry in place, under its flock, while A is fixed."""
+    server holds a person's own session with Claude in A's project, a grouped session through which a person (an
+    attached client) watches A's healthy agent, and the person's headless Claude in A's project, with and without
+    the orchestrator's four launch flags; A's orchestrator writes A's registry in place, under its flock, while A
+    is fixed."""
     tag = World(tmp_path / "probe").tag
     shutil.rmtree(tmp_path / "probe")
     a, b, c = (World(tmp_path / name, tag=tag) for name in "abc")
     try:
-        orphans = {}
+        orphans, healthy = {}, {}
         for w in (a, b):
-            w.agent(None, "claude", stdin_prompt=True)
+            healthy[w] = w.agent(None, "claude", stdin_prompt=True)
             orphans[w] = w.agent("completed", "orphan", stdin_prompt=True)
             w.start()
         c.user_session("work", cwd=a.client_dir)  # a person's interactive Claude in A's project
         c.write_registries()
         c.start()
+        watched = f"agent_{healthy[a]}"
+        assert tmux("-L", a.socket_name, "new-session", "-d", "-t", watched, "-s", "peek").returncode == 0
+        _attach(a, "peek")
         person = spawn(c, [str(c.standin), "--print", "summarize the diff"], a.client_dir)
+        flags = ["--print", "--output-format", "stream-json", "--verbose", "--dangerously-skip-permissions"]
+        scripted = spawn(c, [str(c.standin), *flags, "review the diff"], a.client_dir)
         pid = {w: w.orphan_pids[orphans[w]] for w in (a, b)}
         assert failing(judge(a.settings)) == {("orphan_processes", f"pid {pid[a]}")}
         assert failing(judge(b.settings)) == {("orphan_processes", f"pid {pid[b]}")}
@@ -117,7 +125,8 @@ def test_three_workspaces_on_one_server_each_sees_only_its_own_orphan(tmp_path):
         with Writer(WRITER, a.global_path, tmp_path) as writer:
             report = fix_in_process(a.settings, lock_timeout=30)
         assert [o.status for o in report.outcomes if o.action.kind == "kill_process"] == ["done"]
-        assert not alive(pid[a]) and alive(pid[b]) and alive(person.pid)
+        assert not alive(pid[a]) and alive(pid[b]) and alive(person.pid) and alive(scripted.pid)
+        assert {watched, "peek"} <= a.live_sessions() and a.claude_in_sessions([a.agents[0]])[healthy[a]]
         assert set(writer.written()) <= set(json.loads(a.global_path.read_text())["agents"])  # none lost
     finally:
         for w in (a, b, c):
