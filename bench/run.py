@@ -191,7 +191,7 @@ SOURCE_ROUNDS: list[tuple[str, Callable[[Path, int, int], dict]]] = [
 def floor(world: World) -> None:
     """What the snapshot must read, raw: one list-panes -a, one process listing, every registry file parsed."""
     live_floor(world.socket_name)
-    for path in [world.global_path, *sorted(world.workspace.glob(registry.TASK_GLOB))]:
+    for path in [world.global_path, *registry.task_registries(world.workspace)]:
         json.loads(path.read_bytes())
 
 

@@ -10,7 +10,7 @@ from . import checks
 from .analysis import Analysis
 from .results import Finding, Results
 from .settings import Settings
-from .snapshot import Snapshot, collect
+from .snapshot import Snapshot, collect, cycles_uncollected
 from .summary import Figures, figures
 
 
@@ -34,6 +34,7 @@ class Observation:
         return [f for r in self.results.values() for f in r.info]
 
 
+@cycles_uncollected()
 def judged(snapshot: Snapshot) -> Observation:
     analysis = Analysis(snapshot)
     return Observation(analysis, checks.judge(analysis))

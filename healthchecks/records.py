@@ -10,16 +10,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from .dialect import Dialect, ScopeKind, StatusClass
 
-Fingerprint = tuple[tuple[str, str | None], ...]  # (path, digest) per file of a store: changes when a record does
+# (path, stamp) per file of a store: changes when a record does (safe_files.stamp; None: no regular file there)
+Fingerprint = tuple[tuple[str, str | None], ...]
 
 
 class RegistryError(ValueError):
     """A record store that cannot be used; the message is one line: file, path inside it, problem."""
+
+
+RECORD_CLASS = attrgetter("status_class")  # read in C (map): the checks pass every record of a snapshot through it
 
 
 class Owner(NamedTuple):
@@ -80,6 +85,7 @@ class Scope:
     name: str = ""  # how its manager names it (a team's name); empty: its label
     # other directories that belong to it and go with it when it is archived (a team's tasks/<team>)
     belongings: tuple[Path, ...] = ()
+    stamp: str | None = None  # the bytes read, as safe_files.stamp names them (what the fingerprint compares)
 
     @property
     def label(self) -> str:

@@ -7,8 +7,12 @@ a sparse 4 GB file. Every reader and writer of records reads through here, so ea
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
 import stat
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .records import RegistryError
@@ -35,33 +39,147 @@ def check_contained(workspace: Path, path: Path) -> None:
             )
 
 
-def read_bytes(path: Path, workspace: Path | None = None) -> bytes:
-    """Read a registry file, refusing what a careful reader must not follow or swallow."""
-    if workspace is not None:
-        check_contained(workspace, path)
+class Missing(RegistryError):
+    """Nothing stands at the path (or a folder on its way is not a folder): a listing may just skip it."""
+
+
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a FIFO opens at once, and is refused after
+
+
+def _refusal(path: Path, at: Path, name: str, folder_fd: int, exc: OSError, last: bool,
+             contained: bool) -> RegistryError:
+    """One line for a component that could not be opened; ``at`` is it, ``name`` its name in ``folder_fd``."""
     try:
-        st = path.lstat()
-    except FileNotFoundError:
-        raise RegistryError(f"{path}: $: file is missing") from None
-    except OSError as exc:
-        raise RegistryError(f"{path}: $: cannot stat ({exc.strerror})") from None
-    if stat.S_ISLNK(st.st_mode):
-        raise RegistryError(f"{path}: $: is a symlink to {os.readlink(path)}; refusing to follow it")
-    if stat.S_ISDIR(st.st_mode):
-        raise RegistryError(f"{path}: $: is a directory, not a file")
-    if not stat.S_ISREG(st.st_mode):
-        raise RegistryError(f"{path}: $: is not a regular file")
-    if st.st_size > MAX_BYTES:
-        raise RegistryError(_too_large(path, st.st_size))
+        target = os.readlink(name, dir_fd=folder_fd) if exc.errno in (errno.ELOOP, errno.ENOTDIR) else None
+    except OSError:
+        target = None
+    if target is not None:
+        where = "is" if last else f"lies under {at}, which is"
+        follow = "refusing to follow it out of the workspace" if contained else "refusing to follow it"
+        return RegistryError(f"{path}: $: {where} a symlink to {target}; {follow}")
+    if exc.errno == errno.ENOENT:
+        return Missing(f"{path}: $: file is missing")
+    if exc.errno == errno.ENOTDIR:
+        return Missing(f"{path}: $: cannot stat ({exc.strerror})")
+    if exc.errno == errno.EACCES:
+        return RegistryError(f"{path}: $: not readable (permission denied)")
+    if exc.errno == errno.ENXIO:  # a socket
+        return RegistryError(f"{path}: $: is not a regular file")
+    return RegistryError(f"{path}: $: cannot read ({exc.strerror})")
+
+
+def open_contained(path: Path, workspace: Path | None = None) -> int:
+    """A descriptor of ``path``, opened through no symlink below ``workspace`` (without one: not ``path`` itself).
+
+    Each folder is opened relative to the one above it without following a link (openat, O_NOFOLLOW): a folder
+    swapped for a link between a check and the read cannot lead the read out of the workspace (a `TASK-*` folder
+    linked to another project's task is that project's). RegistryError (one line) when it cannot be opened so.
+    """
+    if workspace is None:
+        top, parts = path.parent, (path.name,)
+    else:
+        try:
+            parts = path.relative_to(workspace).parts
+        except ValueError:
+            raise RegistryError(f"{path}: $: is outside the workspace {workspace}; refusing it") from None
+        top = workspace
     try:
-        raw = read_bounded(path)
-    except PermissionError:
-        raise RegistryError(f"{path}: $: not readable (permission denied)") from None
+        fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the workspace itself is the person's choice
     except OSError as exc:
-        raise RegistryError(f"{path}: $: cannot read ({exc.strerror})") from None
+        raise (Missing if exc.errno in (errno.ENOENT, errno.ENOTDIR) else RegistryError)(
+            f"{path}: $: cannot stat ({exc.strerror})") from None
+    at = top
+    try:
+        for i, name in enumerate(parts):
+            last = i == len(parts) - 1
+            at = at / name
+            try:
+                opened = os.open(name, _FILE if last else _FOLDER, dir_fd=fd)
+            except OSError as exc:
+                raise _refusal(path, at, name, fd, exc, last, workspace is not None) from None
+            os.close(fd)
+            fd = opened
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _read_regular(path: Path, workspace: Path | None) -> tuple[bytes, os.stat_result]:
+    """The bytes of a regular file within MAX_BYTES, opened by open_contained, and its stat before the read."""
+    fd = open_contained(path, workspace)
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise RegistryError(f"{path}: $: is a directory, not a file")
+        if not stat.S_ISREG(st.st_mode):
+            raise RegistryError(f"{path}: $: is not a regular file")
+        if st.st_size > MAX_BYTES:
+            raise RegistryError(_too_large(path, st.st_size))
+        try:
+            raw = _read_fd(fd, st.st_size)
+        except OSError as exc:
+            raise RegistryError(f"{path}: $: cannot read ({exc.strerror})") from None
+    finally:
+        os.close(fd)
     if len(raw) > MAX_BYTES:  # it grew after the size was read
         raise RegistryError(_too_large(path, len(raw)))
-    return raw
+    return raw, st
+
+
+def read_bytes(path: Path, workspace: Path | None = None) -> bytes:
+    """Read a record file, refusing what a careful reader must not follow or swallow."""
+    return _read_regular(path, workspace)[0]
+
+
+def read_stamped(path: Path, workspace: Path | None = None) -> tuple[bytes, str]:
+    """read_bytes, and the stamp of the bytes read (see stamp)."""
+    raw, st = _read_regular(path, workspace)
+    return raw, stamp(st, lambda: raw)
+
+
+# A file written less than this long before it is looked at may be written again without its stat changing: file
+# times come from a coarse clock (a few ms on Linux, 2 s on FAT). Such a file is told apart by its bytes' digest.
+RACY_NS = 2 * 10**9
+
+
+def stamp(st: os.stat_result, content: Callable[[], bytes]) -> str:
+    """A token that changes whenever a regular file's bytes do, as cheaply as that can be known (git's rule for
+    "racily clean" files): its identity, size and times when it has been still for RACY_NS (any later write
+    changes its ctime), else the digest of its bytes (``content``, read only then)."""
+    if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > RACY_NS:
+        return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+    return hashlib.sha256(content()).hexdigest()
+
+
+def stamp_of(path: Path, workspace: Path) -> str | None:
+    """``path``'s stamp now, looked at the way open_contained opens it (one lstat a component): None when a read
+    would be refused (a symlink on the way, not a regular file, past MAX_BYTES, unreadable), FileNotFoundError
+    when nothing stands there (a reader skips it too). A FIFO is never read: it would block this run for ever."""
+    base = workspace.parts
+    if path.parts[: len(base)] != base:
+        raise ValueError(f"{path} is not inside {workspace}")
+    parts = path.parts[len(base) :]  # (not relative_to: this runs for every record file of every snapshot)
+    current = str(workspace)
+    for i, name in enumerate(parts):
+        current = os.path.join(current, name)
+        try:
+            st = os.lstat(current)
+        except (FileNotFoundError, NotADirectoryError):
+            raise FileNotFoundError(current) from None
+        except OSError:
+            return None
+        if stat.S_ISLNK(st.st_mode):
+            return None
+        if i < len(parts) - 1 and not stat.S_ISDIR(st.st_mode):
+            raise FileNotFoundError(current)
+    if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_BYTES:
+        return None
+    try:
+        return stamp(st, lambda: read_bounded(path))
+    except OSError:
+        return None
 
 
 def _too_large(path: Path, size: int) -> str:
@@ -70,15 +188,27 @@ def _too_large(path: Path, size: int) -> str:
 
 def read_bounded(path: Path) -> bytes:
     """At most MAX_BYTES + 1 bytes, without following a symlink: never more memory than the limit allows."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-    with os.fdopen(fd, "rb", buffering=0) as fh:
-        # sized by the file, not by the limit: a read buffer is allocated whole, and most files are small
-        want = min(os.fstat(fd).st_size, MAX_BYTES) + 1
-        chunks, got = [], 0
-        while got < want and (chunk := fh.read(want - got)):
-            chunks.append(chunk)
-            got += len(chunk)
-        return b"".join(chunks)
+    fd = os.open(path, _FILE)
+    try:
+        return _read_fd(fd, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
+
+
+def _read_fd(fd: int, size: int) -> bytes:
+    # sized by the file, not by the limit: a read buffer is allocated whole, and most files are small
+    want = min(size, MAX_BYTES) + 1
+    chunks, got = [], 0
+    while got < want:
+        try:
+            chunk = os.read(fd, want - got)
+        except BlockingIOError:  # a FIFO with a writer and nothing written: nothing to read now
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
 
 
 def file_problem(workspace: Path, path: Path) -> str | None:

@@ -12,8 +12,11 @@ Claude processes outside every pane and their process groups: the only processes
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -175,6 +178,22 @@ def fleet_uid(workspace: Path) -> int:
         return os.geteuid()
 
 
+@contextlib.contextmanager
+def cycles_uncollected() -> Iterator[None]:
+    """Python's cycle collector paused for the block (as it was after). A snapshot and its judging make a few
+    hundred thousand objects that hold no cycles (parsed records, processes, panes); while they are made, the
+    collector would traverse them, and everything older, dozens of times: a third of the snapshot's time at
+    1,000 sessions (bench/RESULTS.md). Their memory is freed by reference counting all the same."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+@cycles_uncollected()
 def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
     started = time.monotonic()
     self_pids = processes.lineage(os.getpid())

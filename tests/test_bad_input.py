@@ -239,7 +239,7 @@ def test_fast_validator_never_accepts_what_jsonschema_rejects(value, kind):
     """The compiled fast path may only say "valid" where jsonschema, the reference, says so too."""
     fast, reference = registry.validators(kind)
     try:
-        fast(value)
+        valid = fast(value)
     except Exception:
         return
-    assert reference.is_valid(value)
+    assert not valid or reference.is_valid(value)

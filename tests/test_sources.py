@@ -320,3 +320,42 @@ def test_every_list_of_sources_is_the_table():
     assert all(source.parse(name) == name for name in sources.CHOICES)
     assert {Settings(source=name).source for name in sources.CHOICES} == set(sources.CHOICES)
     assert set(sources.DEMOS) <= set(sources.NAMES)
+
+
+def test_a_same_size_rewrite_just_after_the_read_is_seen(tmp_path):
+    """A registry rewritten in place right after it was read, same size and its modification time put back (a
+    write within one tick of the file clock looks like that), is still seen to have changed: a file written
+    within safe_files.RACY_NS of being looked at is compared by its bytes, not its stat."""
+    from healthchecks.snapshot import _changed
+    from healthchecks.sources import json_registry
+
+    w = World(tmp_path / "world")
+    w.agent(None, "claude")
+    w.write_registries()
+    records = json_registry.load(w.workspace)
+    before = w.global_path.stat()
+    text = w.global_path.read_text()
+    with open(w.global_path, "r+") as fh:  # in place, as E4's writers do
+        fh.write(text.replace('"running"', '"RUNNING"') if '"running"' in text else text.replace("{", "{ ", 1)[:-1])
+    os.utime(w.global_path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert w.global_path.stat().st_size == before.st_size
+    assert _changed(records.fingerprint, json_registry.fingerprint(w.workspace)) == {str(w.global_path)}
+
+
+def test_a_file_still_for_a_while_is_stamped_by_its_stat_alone():
+    """The racy rule itself: a file unchanged for longer than RACY_NS is named by its identity, size and times
+    (any later write changes its ctime), without reading it; a fresher one by the digest of its bytes."""
+    import time
+
+    from healthchecks.safe_files import RACY_NS, stamp
+
+    def unread() -> bytes:
+        raise AssertionError("read")
+
+    now = time.time_ns()
+    old = now - 2 * RACY_NS
+    fields = [0o100644, 7, 3, 1, 0, 0, 10, 0, 0, 0, old / 1e9, old / 1e9, old / 1e9, old, old, old]
+    assert stamp(os.stat_result(fields), unread) == f"3:7:10:{old}:{old}"
+    fields[-3:] = [now, now, now]
+    assert stamp(os.stat_result(fields), lambda: b"0123456789") == (
+        "84d89877f0d4041efb6bf91a16f0248f2fd573e6af05c19f96bedb9f882f7882")

@@ -8,9 +8,10 @@ never crashed on, and never handed to a fixer. Which era wrote the files is read
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
-import stat
+import os
 import sys
 from collections.abc import Callable, Iterator
 from functools import cache
@@ -20,14 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..dialect import ORCHESTRATOR_FIRST, ORCHESTRATOR_JSON, Dialect, ScopeKind
 from ..records import AgentRecord, Fingerprint, Records, RegistryError, Scope, is_path
-from ..safe_files import MAX_BYTES, read_bounded, read_bytes
+from ..safe_files import Missing, read_stamped, stamp_of
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
 
 
 GLOBAL_RELPATH = Path("registry") / "GLOBAL_REGISTRY.json"
-TASK_GLOB = "TASK-*/AGENT_REGISTRY.json"
+TASK_FILE = "AGENT_REGISTRY.json"  # in every TASK-* folder
 MAX_ERRORS_PER_FILE = 20
 MAX_NESTING = 200  # levels of JSON nesting a registry may have (a real one has 4); deeper is damage
 NAME = "json"  # its line in healthchecks.sources.SOURCES
@@ -94,27 +95,27 @@ def flocked(workspace: Path, records: Records | None) -> set[Path]:
     return found
 
 
-def fingerprint(workspace: Path) -> Fingerprint:
-    """Hash the registry files' bytes without parsing them: cheap enough to do after every read.
+def task_registries(workspace: Path) -> list[Path]:
+    """Where task registries may stand: `TASK-*/AGENT_REGISTRY.json` for every `TASK-*` entry, whatever it is (one
+    listing of the workspace; an entry with no registry in it is skipped by whoever opens it)."""
+    try:
+        with os.scandir(workspace) as entries:
+            names = sorted(e.name for e in entries if e.name.startswith("TASK-"))
+    except OSError:
+        return []
+    return [workspace.joinpath(name, TASK_FILE) for name in names]
 
-    Only regular files within the size limit are read: a FIFO, a directory, a symlink or a huge
-    file in a registry's place gets no digest of its bytes (the loader reports it), because reading
-    a FIFO would block this run forever and a sparse 4 GB file would exhaust its memory.
-    """
-    paths = [workspace / GLOBAL_RELPATH, *sorted(workspace.glob(TASK_GLOB))]
+
+def fingerprint(workspace: Path) -> Fingerprint:
+    """Each registry file's stamp (safe_files.stamp): an lstat for a file that has been still a while, a digest of
+    its bytes for one written just now; the files are the ones load reads (the global registry always)."""
     result = []
-    for path in paths:
+    for path in (workspace / GLOBAL_RELPATH, *task_registries(workspace)):
         try:
-            st = path.lstat()
-            if not stat.S_ISREG(st.st_mode):
-                digest = None
-            elif st.st_size > MAX_BYTES:
-                digest = f"oversized:{st.st_size}:{st.st_mtime_ns}"
-            else:
-                digest = hashlib.sha256(read_bounded(path)).hexdigest()
-        except OSError:
-            digest = None
-        result.append((str(path), digest))
+            result.append((str(path), stamp_of(path, workspace)))
+        except FileNotFoundError:
+            if path.name != TASK_FILE:
+                result.append((str(path), None))
     return tuple(result)
 
 
@@ -161,46 +162,30 @@ def parse(path: Path, raw: bytes) -> Any:
 
 
 @cache
-def validators(kind: ScopeKind) -> tuple[Callable[[Any], Any], Draft202012Validator]:
+def validators(kind: ScopeKind) -> tuple[Callable[[Any], bool], Draft202012Validator]:
     """(fast check, reference validator) for one registry kind.
 
     jsonschema is the reference: it decides and it words every error. Checking 10,000 entries
-    with it takes seconds, so a compiled validator (fastjsonschema) answers the common question
-    "is this valid?" first; anything it rejects is judged again by jsonschema. The compiled copy
-    has its local $refs inlined (see _inline_refs).
+    with it takes seconds, so a compiled validator (jsonschema-rs, ten times faster than
+    fastjsonschema here: bench/RESULTS.md) answers the common question "is this valid?" first;
+    anything it rejects is judged again by jsonschema.
     """
-    import fastjsonschema  # imported here: pytest-xdist workers never validate, and both cost an import
+    import jsonschema_rs  # imported here: pytest-xdist workers never validate, and both cost an import
     from jsonschema import Draft202012Validator
 
     name = "global_registry.schema.json" if kind is ScopeKind.GLOBAL else "task_registry.schema.json"
     schema = json.loads(resources.files("healthchecks.schemas").joinpath(name).read_text("utf-8"))
     Draft202012Validator.check_schema(schema)
-    fast = fastjsonschema.compile(_inline_refs(schema, schema.get("$defs", {})), handlers={})
-    return fast, Draft202012Validator(schema)
-
-
-def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
-    """The schema with every local ``#/$defs/x`` reference replaced by its definition, and no $id.
-
-    Compiled, a $ref is a function call whose error path is formatted eagerly for every array
-    item; inlined, the common valid case costs only the checks themselves.
-    """
-    if isinstance(node, dict):
-        if isinstance(ref := node.get("$ref"), str) and ref.startswith("#/$defs/"):
-            return _inline_refs(defs[ref.removeprefix("#/$defs/")], defs)
-        return {k: _inline_refs(v, defs) for k, v in node.items() if k not in ("$id", "$schema", "$defs")}
-    if isinstance(node, list):
-        return [_inline_refs(v, defs) for v in node]
-    return node
+    return jsonschema_rs.Draft202012Validator(schema).is_valid, Draft202012Validator(schema)
 
 
 def schema_errors(path: Path, kind: ScopeKind, data: Any) -> list[str]:
     """One line per schema violation, most shallow first, capped so a wrecked file stays readable."""
     fast, reference = validators(kind)
     try:
-        fast(data)
-        return []
-    except ValueError:  # fastjsonschema's JsonSchemaException is a ValueError
+        if fast(data):
+            return []
+    except Exception:  # anything it cannot take (an int past 64 bits) is the reference's to judge
         pass
     errors = sorted(reference.iter_errors(data), key=lambda e: (len(e.absolute_path), e.json_path))
     lines = []
@@ -245,9 +230,14 @@ def load_data(path: Path, kind: ScopeKind, raw: bytes) -> Any:
 
 
 def load_file(path: Path, kind: ScopeKind, workspace: Path | None = None) -> Scope:
+    """One registry file as a scope: its records, or its problems. Missing: nothing stands there."""
     try:
-        raw = read_bytes(path, workspace)
+        raw, stamp = read_stamped(path, workspace)
         mtime = path.stat().st_mtime
+    except Missing:
+        if kind is ScopeKind.TASK:
+            raise
+        return Scope(path, kind, errors=(f"{path}: $: file is missing",))
     except RegistryError as exc:
         return Scope(path, kind, errors=tuple(str(exc).splitlines()))
     digest = hashlib.sha256(raw).hexdigest()
@@ -258,12 +248,19 @@ def load_file(path: Path, kind: ScopeKind, workspace: Path | None = None) -> Sco
         journal = journal_path(path)
         if journal.exists():
             errors += (f"{path}: $: a --fix was interrupted writing it; the next --fix restores it from {journal}",)
-        return Scope(path, kind, digest, mtime, errors=errors)
+        return Scope(path, kind, digest, mtime, errors=errors, stamp=stamp)
     counters = {name: data[name] for name in ORCHESTRATOR_JSON.counters[kind] if name in data}
     agents, task_ids = records(kind, data)
     client = data.get("client_cwd") if kind is ScopeKind.TASK else None
     clients = (client,) if is_path(client) else ()
-    return Scope(path, kind, digest, mtime, (), counters, agents, task_ids, clients, frozenset(data))
+    return Scope(path, kind, digest, mtime, (), counters, agents, task_ids, clients, frozenset(data), stamp=stamp)
+
+
+def _task(path: Path, workspace: Path) -> Scope | None:
+    try:
+        return load_file(path, ScopeKind.TASK, workspace)
+    except Missing:
+        return None
 
 
 def dialect_of(authority: Scope, members: tuple[Scope, ...]) -> Dialect:
@@ -283,8 +280,7 @@ def _status_from_members(authority: Scope, members: tuple[Scope, ...], dialect: 
         return authority
     known = {r.id: r.status_class for m in members for r in m.agents}
     agents = tuple(r._replace(status_class=known[r.id]) if r.id in known else r for r in authority.agents)
-    return Scope(authority.path, authority.kind, authority.digest, authority.mtime, authority.errors,
-                 authority.counters, agents, authority.task_ids, authority.client_dirs, authority.keys)
+    return dataclasses.replace(authority, agents=agents)
 
 
 def present(workspace: Path) -> bool:
@@ -305,9 +301,9 @@ def load(workspace: Path, timeout: float = 0.0) -> Records:
         missing = Scope(global_path, ScopeKind.GLOBAL)
         hint = f"{workspace}: $: has no registry/ but {inner} does: is that the workspace? (--workspace {inner})"
         return Records(workspace, missing, (), ORCHESTRATOR_JSON, NAME, (hint,), ((str(global_path), None),))
-    tasks = tuple(load_file(p, ScopeKind.TASK, workspace) for p in sorted(workspace.glob(TASK_GLOB)))
+    tasks = tuple(scope for path in task_registries(workspace) if (scope := _task(path, workspace)) is not None)
     authority = load_file(global_path, ScopeKind.GLOBAL, workspace)
     dialect = dialect_of(authority, tasks)
     authority = _status_from_members(authority, tasks, dialect)
-    stamp = tuple((str(f.path), f.digest) for f in (authority, *tasks))
+    stamp = tuple((str(f.path), f.stamp) for f in (authority, *tasks))
     return Records(workspace, authority, tasks, dialect, NAME, fingerprint=stamp)
