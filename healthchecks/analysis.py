@@ -5,24 +5,27 @@ Pure: a snapshot in, plain values out. Nothing here reads the machine.
 
 from __future__ import annotations
 
+import operator
 import os
 import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import tzinfo
-from functools import cached_property
+from functools import cached_property, partial
+from itertools import compress
+from operator import itemgetter
 
 from . import processes
 from .dialect import DIALECTS, StatusClass
 from .dialect import Evidence as Sign
 from .idle import idle
 from .processes import Proc
-from .records import AgentRecord, Owner, Scope
+from .records import RECORD_CLASS, RECORD_ID, RECORD_SESSION, AgentRecord, Owner, Scope
 from .sightings import Sighting
 from .snapshot import Snapshot, pane_of
 from .targets import PaneTarget, ProcessTarget, ServerTarget
-from .tmux import Pane, TmuxServer, certain_name, stored_name
+from .tmux import Pane, TmuxServer, stored_name, stored_names
 
 _TOKEN = re.compile(r"[\w-]+")  # a run no whole-token match can start or end inside
 
@@ -58,16 +61,17 @@ class Agent:
         self.records = records
         self._started: float | bool | None = False  # False: not parsed yet (timestamps are parsed on demand)
         self._ended: float | bool | None = False
-        stored = stored_name(records[0].tmux_session)  # as tmux stores it (`.` and `:` become `_`, ...)
-        # False: its session, when not found live under that name, may live under another one
-        self.certain = certain_name(records[0].tmux_session)
-        self.session = records[0].tmux_session if stored is None else stored
-        self.cursor_pid = next((r.cursor_pid for r in records if r.cursor_pid), None)  # E3's cursor backend
-        self.server = records[0].server  # the one server its session (or its pane) may live on (None: any checked one)
-        self.pane, self.owner = records[0].pane, records[0].owner  # a teammate's: its pane id, its team's lead
-        first = self.status_class = records[0].status_class
-        if any(r.status_class is not first for r in records):  # records that disagree: rare
-            classes = {r.status_class for r in records}
+        head = records[0]
+        stored = stored_name(head.tmux_session)  # as tmux stores it (`.` and `:` become `_`, ...)
+        # False: its session, when not found live under that name, may live under another one. Only an ASCII name's
+        # stored form is what tmux stored whatever its locale (a non-ASCII name found live so is matched all the same)
+        self.certain = stored is not None and head.tmux_session.isascii()
+        self.session = head.tmux_session if stored is None else stored
+        self.cursor_pid = head.cursor_pid or next((r.cursor_pid for r in records if r.cursor_pid), None)  # E3's cursor
+        self.server = head.server  # the one server its session (or its pane) may live on (None: any checked one)
+        self.pane, self.owner = head.pane, head.owner  # a teammate's: its pane id, its team's lead
+        first = self.status_class = head.status_class
+        if len(records) > 1 and len(classes := set(map(RECORD_CLASS, records))) > 1:  # records that disagree: rare
             self.active, self.terminal = StatusClass.ACTIVE in classes, classes == {StatusClass.TERMINAL}
         else:
             self.active, self.terminal = first is StatusClass.ACTIVE, first is StatusClass.TERMINAL
@@ -149,14 +153,11 @@ class Analysis:
     @cached_property
     def records(self) -> dict[str, list[AgentRecord]]:
         """Every agent id's records, global first, in registry order: one pass over the files."""
-        records: dict[str, list[AgentRecord]] = {}
+        records: defaultdict[str, list[AgentRecord]] = defaultdict(list)
         for file in self.snapshot.registries.scopes:
             for record in file.agents:
-                if (found := records.get(record.id)) is None:
-                    records[record.id] = [record]
-                else:
-                    found.append(record)
-        return records
+                records[record.id].append(record)
+        return dict(records)  # a plain dict: looking an id up must never add it
 
     def agent(self, agent_id: str) -> Agent | None:
         """One agent, made on first use: most checks look at a few hundred of 10,000."""
@@ -171,18 +172,22 @@ class Analysis:
 
     @cached_property
     def active_agents(self) -> list[Agent]:
-        active = StatusClass.ACTIVE
-        ids = {r.id for f in self.snapshot.registries.scopes for r in f.agents if r.status_class is active}
-        return [self.agent(aid) for aid in self.records if aid in ids]  # type: ignore[misc]
+        active = partial(operator.is_, StatusClass.ACTIVE)
+        ids = set()
+        for f in self.snapshot.registries.scopes:  # in C: 10,000 records a snapshot
+            ids.update(compress(map(RECORD_ID, f.agents), map(active, map(RECORD_CLASS, f.agents))))
+        return [self.agent(aid) for aid in filter(ids.__contains__, self.records)]  # type: ignore[misc]
 
     @cached_property
     def agents_by_session(self) -> dict[str, list[Agent]]:
         """Agents by the name of their session, for the sessions live on any server seen (the only ones asked)."""
         live = self.sessions.keys() | self.other_sessions.keys()
+        ids = list(self.records)
+        stored = stored_names(list(map(RECORD_SESSION, map(itemgetter(0), self.records.values()))))
         result: dict[str, list[Agent]] = defaultdict(list)
-        for aid, recs in self.records.items():
-            if (name := stored_name(recs[0].tmux_session)) in live:  # an uncertain name matches nothing
-                result[name].append(self.agent(aid))  # type: ignore[arg-type, index]
+        # an uncertain name (None) is never live
+        for aid, name in compress(zip(ids, stored, strict=True), map(live.__contains__, stored)):
+            result[name].append(self.agent(aid))  # type: ignore[arg-type, index]
         return result
 
     @cached_property

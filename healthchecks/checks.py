@@ -11,11 +11,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
+from itertools import chain
 
 from . import processes
 from .analysis import Agent, Analysis, LiveSession
 from .dialect import StatusClass
-from .records import RECORD_CLASS, Scope, may_be_after
+from .records import RECORD_CLASS, RECORD_ID, RECORD_TASK, AgentRecord, Scope, may_be_after
 from .results import CheckResult, Finding, Results, Severity
 from .targets import (
     AgentTarget,
@@ -206,13 +207,25 @@ def counters(a: Analysis) -> list[Finding]:
     ]
 
 
+def _all_agree(global_ids: dict[str, AgentRecord], members: tuple[Scope, ...]) -> bool:
+    """Whether every member record has its global entry, under the same task, in the same class: the common case,
+    decided in C (map and list equality) before any record is looked at one by one."""
+    recs = list(chain.from_iterable(f.agents for f in members))
+    globs = list(map(global_ids.get, map(RECORD_ID, recs)))
+    return (None not in globs and list(map(RECORD_TASK, globs)) == list(map(RECORD_TASK, recs))
+            and list(map(RECORD_CLASS, globs)) == list(map(RECORD_CLASS, recs)))
+
+
 @check(REGISTRY_AGREEMENT, "task registries agree with the global registry", ("registry",))
 def registry_agreement(a: Analysis) -> list[Finding]:
     """Every task-registry agent is in the global registry, under the same task, in the same class."""
     findings: list[Finding] = []
     if not a.snapshot.registries.dialect.members_repeat_authority:
         return findings  # its member scopes are stores of their own, not copies to agree
-    global_ids = {r.id: r for r in a.snapshot.registries.authority.agents}
+    authority = a.snapshot.registries.authority.agents
+    global_ids = dict(zip(map(RECORD_ID, authority), authority, strict=True))
+    if _all_agree(global_ids, a.snapshot.registries.members):
+        return findings
     for file in a.snapshot.registries.members:
         for rec in file.agents:
             glob = global_ids.get(rec.id)

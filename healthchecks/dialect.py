@@ -33,6 +33,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ class StatusClass(str, Enum):
 
 
 _UNKNOWN = StatusClass.UNKNOWN
+_CLASS_OF, _STATUS_OF = attrgetter("status_class"), attrgetter("status")  # of a record, read in C (map)
 
 
 class ScopeKind(str, Enum):
@@ -153,15 +155,17 @@ class Dialect:
         return tuple(sorted(s for s in self.statuses if s is not None))
 
     def expected(self, kind: ScopeKind, agents: Sequence[AgentRecord], tasks: int) -> dict[str, int]:
-        """What a scope's counters should be, derived from its records alone, by this manager's meaning."""
-        active = StatusClass.ACTIVE
+        """What a scope's counters should be, derived from its records alone, by this manager's meaning (counted
+        in C: this runs for every scope of every snapshot)."""
+        if not (wanted := self.counters.get(kind)):
+            return {}
         value = {
             Count.ENTRIES: len(agents),
-            Count.ACTIVE: sum(1 for r in agents if r.status_class is active),
-            Count.FINISHED: sum(1 for r in agents if r.status in self.finished),
+            Count.ACTIVE: list(map(_CLASS_OF, agents)).count(StatusClass.ACTIVE),
+            Count.FINISHED: sum(map(self.finished.__contains__, map(_STATUS_OF, agents))),
             Count.TASKS: tasks,
         }
-        return {name: value[count] for name, count in self.counters.get(kind, {}).items()}
+        return {name: value[count] for name, count in wanted.items()}
 
 
 # --- ClaudeOrchestratorMCP (Albaraazain/ClaudeOrchestratorMCP) ---------------------------------------------

@@ -24,7 +24,9 @@ class RegistryError(ValueError):
     """A record store that cannot be used; the message is one line: file, path inside it, problem."""
 
 
-RECORD_CLASS = attrgetter("status_class")  # read in C (map): the checks pass every record of a snapshot through it
+# Record fields read in C (map, compress, list equality): judging passes every record of a snapshot through them.
+RECORD_ID, RECORD_TASK, RECORD_CLASS = attrgetter("id"), attrgetter("task_id"), attrgetter("status_class")
+RECORD_SESSION = attrgetter("tmux_session")
 
 
 class Owner(NamedTuple):

@@ -156,7 +156,7 @@ def stored_name(name: str) -> str | None:
     backslash as C-style or octal escapes; this is exact for ASCII (tests/test_shared_machines.py checks it
     against the tmux in use). A `#` starts a format that tmux expands (`#H` is the host name): None. Other
     characters are kept as they are here, which is what tmux does with valid UTF-8 in a UTF-8 locale only
-    (see certain_name).
+    (an ASCII name's stored form is certain whatever the locale; healthchecks.analysis.Agent).
     """
     if (special := _SPECIAL.search(name)) is None:  # the common case: nothing to rewrite, decided in C
         return name
@@ -165,10 +165,12 @@ def stored_name(name: str) -> str | None:
     return name[: special.start()] + name[special.start() :].translate(_STORED)
 
 
-def certain_name(name: str) -> bool:
-    """Whether stored_name() is what tmux stored whatever its locale: only for ASCII. A non-ASCII name found live
-    as stored_name() gives it is matched all the same (escapes are ASCII: no other name is stored so)."""
-    return name.isascii() and stored_name(name) is not None
+def stored_names(names: list[str]) -> list[str | None]:
+    """stored_name of each, with the common case (nothing to rewrite in any of them) decided by one search in C:
+    a snapshot asks this of every record's session name."""
+    if _SPECIAL.search("/".join(names)) is None:  # `/` is no character stored_name rewrites
+        return list(names)
+    return [stored_name(name) for name in names]
 
 
 def dedupe(servers: tuple[TmuxServer, ...]) -> tuple[TmuxServer, ...]:
