@@ -14,6 +14,7 @@ import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from .records import RegistryError
 
@@ -79,11 +80,9 @@ def open_contained(path: Path, workspace: Path | None = None) -> int:
     if workspace is None:
         top, parts = path.parent, (path.name,)
     else:
-        try:
-            parts = path.relative_to(workspace).parts
-        except ValueError:
-            raise RegistryError(f"{path}: $: is outside the workspace {workspace}; refusing it") from None
-        top = workspace
+        if path.parts[: len(workspace.parts)] != workspace.parts:
+            raise RegistryError(f"{path}: $: is outside the workspace {workspace}; refusing it")
+        parts, top = path.parts[len(workspace.parts) :], workspace  # (not relative_to: it runs for every file read)
     try:
         fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the workspace itself is the person's choice
     except OSError as exc:
@@ -133,10 +132,18 @@ def read_bytes(path: Path, workspace: Path | None = None) -> bytes:
     return _read_regular(path, workspace)[0]
 
 
-def read_stamped(path: Path, workspace: Path | None = None) -> tuple[bytes, str]:
-    """read_bytes, and the stamp of the bytes read (see stamp)."""
+class Read(NamedTuple):
+    """A record file as read: its bytes, their stamp (see stamp) and the file's modification time then."""
+
+    raw: bytes
+    stamp: str
+    mtime: float
+
+
+def read_stamped(path: Path, workspace: Path | None = None) -> Read:
+    """read_bytes, with the stamp and modification time of what was read (the one fstat of the read)."""
     raw, st = _read_regular(path, workspace)
-    return raw, stamp(st, lambda: raw)
+    return Read(raw, stamp(st, lambda: raw), st.st_mtime)
 
 
 # A file written less than this long before it is looked at may be written again without its stat changing: file
@@ -157,10 +164,9 @@ def stamp_of(path: Path, workspace: Path) -> str | None:
     """``path``'s stamp now, looked at the way open_contained opens it (one lstat a component): None when a read
     would be refused (a symlink on the way, not a regular file, past MAX_BYTES, unreadable), FileNotFoundError
     when nothing stands there (a reader skips it too). A FIFO is never read: it would block this run for ever."""
-    base = workspace.parts
-    if path.parts[: len(base)] != base:
+    if path.parts[: len(workspace.parts)] != workspace.parts:
         raise ValueError(f"{path} is not inside {workspace}")
-    parts = path.parts[len(base) :]  # (not relative_to: this runs for every record file of every snapshot)
+    parts = path.parts[len(workspace.parts) :]
     current = str(workspace)
     for i, name in enumerate(parts):
         current = os.path.join(current, name)

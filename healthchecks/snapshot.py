@@ -102,10 +102,15 @@ def needs_proof(procs: tuple[processes.Proc, ...], inside: dict[int, int]) -> se
 def read_servers(settings: Settings, records: Records | None = None) -> tuple[TmuxServer, ...]:
     """The servers asked for (default: the default server), and every server a record names as its own."""
     sockets: tuple[str | None, ...] = settings.tmux_sockets or (None,)
+    servers = tuple(tmux.read_server(s, settings.tmux_timeout) for s in sockets)
     if records is not None:
         named = sorted({r.server for f in records.scopes for r in f.agents if r.server} - set(sockets))
-        sockets += tuple(named[:MAX_RECORD_SERVERS])  # bounded: one tmux call each, whatever a store holds
-    return tmux.dedupe(tuple(tmux.read_server(s, settings.tmux_timeout) for s in sockets))
+        # A server already read, by the socket tmux itself reported, is not read again: the record's name for it
+        # becomes one of its names (dedupe). Others: one tmux call each, bounded whatever a store holds.
+        read = {os.path.realpath(s.socket_path): s for s in servers if s.server_pid}
+        servers += tuple(replace(read[real], label=name, aliases=()) if (real := os.path.realpath(name)) in read
+                         else tmux.read_server(name, settings.tmux_timeout) for name in named[:MAX_RECORD_SERVERS])
+    return tmux.dedupe(servers)
 
 
 def private(others: tuple[TmuxServer, ...], records: Records) -> tuple[tuple[TmuxServer, ...], tuple[TmuxServer, ...]]:

@@ -40,6 +40,8 @@ def for_status_line(text: str) -> str:
 
 def is_printable_name(name: str) -> bool:
     """Whether a name (a process's comm) holds only characters shown as themselves: no control, no format char."""
+    if name.isprintable():  # in C, for every process of a scan: no Cc, Cf, Cs, Zl or Zp (nor Co, Cn, other Zs)
+        return True
     return not any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") for c in name)
 
 

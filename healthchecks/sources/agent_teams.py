@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import stat
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 from ..dialect import AGENT_TEAMS, ScopeKind
 from ..processes import start_ticks
 from ..records import AgentRecord, Fingerprint, Owner, Records, RegistryError, Scope
-from ..safe_files import read_bytes
+from ..safe_files import read_bytes, read_stamped, stamp_of
 from ..tmux import default_socket_path
 from .json_registry import parse
 
@@ -66,17 +65,15 @@ def _team_files(config_dir: Path) -> list[Path]:
 
 
 def fingerprint(config_dir: Path) -> Fingerprint:
-    """Each config.json by inode, size and modification time: Claude Code writes one whole and renames it into
-    place, so any write changes one of them (one lstat a team)."""
-    result = []
-    for path in _team_files(config_dir):
-        try:
-            st = path.lstat()
-            digest = f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}" if stat.S_ISREG(st.st_mode) else None
-        except OSError:
-            digest = None
-        result.append((str(path), digest))
-    return tuple(result)
+    """Each config.json's stamp (safe_files.stamp: an lstat for one still a while, its digest for a fresh one)."""
+    return tuple((str(path), _stamp(path, config_dir)) for path in _team_files(config_dir))
+
+
+def _stamp(path: Path, config_dir: Path) -> str | None:
+    try:
+        return stamp_of(path, config_dir)
+    except FileNotFoundError:
+        return None
 
 
 def _type_error(path: Path, where: str, value: Any, wanted: str) -> str:
@@ -189,27 +186,31 @@ def _team(config_dir: Path, path: Path) -> Scope:
     team = path.parent.name
     tasks = config_dir / "tasks" / team
     try:
-        raw = read_bytes(path, config_dir)
-        data = parse(path, raw)
+        raw, stamp, mtime = read_stamped(path, config_dir)
     except RegistryError as exc:
         return Scope(path, ScopeKind.TEAM, errors=(str(exc),), name=team)
+    try:
+        data = parse(path, raw)
+    except RegistryError as exc:
+        return Scope(path, ScopeKind.TEAM, errors=(str(exc),), name=team, stamp=stamp)
     if not isinstance(data, dict):
-        return Scope(path, ScopeKind.TEAM, errors=(_type_error(path, "$", data, "an object"),), name=team)
+        return Scope(path, ScopeKind.TEAM, errors=(_type_error(path, "$", data, "an object"),), name=team,
+                     stamp=stamp)
     errors: list[str] = []
     owner = _owner(path, data, errors)
     members = _members(path, team, data, owner, _server(config_dir, owner), errors)
     digest = hashlib.sha256(raw).hexdigest()
-    return Scope(path, ScopeKind.TEAM, digest, path.stat().st_mtime, tuple(errors[:MAX_ERRORS_PER_FILE]),
+    return Scope(path, ScopeKind.TEAM, digest, mtime, tuple(errors[:MAX_ERRORS_PER_FILE]),
                  agents=tuple(members), keys=frozenset(data), owner=owner, name=team,
-                 belongings=(tasks,) if tasks.is_dir() and not tasks.is_symlink() else ())
+                 belongings=(tasks,) if tasks.is_dir() and not tasks.is_symlink() else (), stamp=stamp)
 
 
 def load(config_dir: Path, timeout: float) -> Records:
-    before = fingerprint(config_dir)
     index = Scope(config_dir / TEAMS, ScopeKind.TEAM, name=f"{config_dir}/{TEAMS}")
     if not config_dir.is_dir():
         index = Scope(config_dir / TEAMS, ScopeKind.TEAM, name=f"{config_dir}/{TEAMS}", errors=(
             f"{config_dir}: $: Claude config directory does not exist (point --claude-config-dir or "
             "CLAUDE_CONFIG_DIR at it)",))
     teams = tuple(_team(config_dir, path) for path in _team_files(config_dir))
-    return Records(config_dir, index, teams, AGENT_TEAMS, NAME, fingerprint=before)
+    stamps = tuple((str(team.path), team.stamp) for team in teams)
+    return Records(config_dir, index, teams, AGENT_TEAMS, NAME, fingerprint=stamps)

@@ -9,7 +9,6 @@ Every problem is one line naming the file, the path inside it and what is wrong.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 from .. import safe_files
 from ..dialect import CLAUDE_SQUAD, ScopeKind
 from ..records import AgentRecord, Fingerprint, Records, RegistryError, Scope
-from ..safe_files import MAX_BYTES, file_problem, read_bounded
+from ..safe_files import read_stamped, stamp_of
 from .json_registry import parse
 
 NAME = "claude-squad"  # its line in healthchecks.sources.SOURCES
@@ -49,11 +48,11 @@ def flocked(workspace: Path, records: Records | None) -> set[Path]:
 
 
 def fingerprint(workspace: Path) -> Fingerprint:
+    """state.json's stamp (safe_files.stamp): exact even for a rewrite in place within one tick of the file clock."""
     path = workspace / STATE
     try:
-        st = path.lstat()
-        return ((str(path), f"{st.st_size}:{st.st_mtime_ns}"),)
-    except OSError:
+        return ((str(path), stamp_of(path, workspace)),)
+    except FileNotFoundError:
         return ((str(path), None),)
 
 
@@ -90,13 +89,12 @@ def _broken(workspace: Path, path: Path, line: str, before: Fingerprint) -> Reco
 
 def load(workspace: Path, timeout: float = 0.0) -> Records:
     path = workspace / STATE
-    before = fingerprint(workspace)
-    if why := file_problem(workspace, path):
-        return _broken(workspace, path, why, before)
     try:
-        raw = read_bounded(path)
-        if len(raw) > MAX_BYTES:
-            raise RegistryError(f"{path}: $: larger than {MAX_BYTES} bytes")
+        raw, stamp, mtime = read_stamped(path, workspace)
+    except RegistryError as exc:
+        return _broken(workspace, path, str(exc), ((str(path), None),))
+    before = ((str(path), stamp),)
+    try:
         data = parse(path, raw)
         if not isinstance(data, dict):
             raise RegistryError(f"{path}: $: expected an object")
@@ -111,8 +109,5 @@ def load(workspace: Path, timeout: float = 0.0) -> Records:
             seen.add(rec.id)
     except RegistryError as exc:
         return _broken(workspace, path, str(exc), before)
-    except OSError as exc:
-        return _broken(workspace, path, f"{path}: $: cannot be read ({exc.strerror})", before)
-    mtime = os.stat(path).st_mtime
-    state = Scope(path, ScopeKind.STATE, str(before), mtime, (), {}, agents, keys=frozenset(data))
+    state = Scope(path, ScopeKind.STATE, stamp, mtime, (), {}, agents, keys=frozenset(data), stamp=stamp)
     return Records(workspace, state, (), CLAUDE_SQUAD, NAME, fingerprint=before)

@@ -232,8 +232,7 @@ def load_data(path: Path, kind: ScopeKind, raw: bytes) -> Any:
 def load_file(path: Path, kind: ScopeKind, workspace: Path | None = None) -> Scope:
     """One registry file as a scope: its records, or its problems. Missing: nothing stands there."""
     try:
-        raw, stamp = read_stamped(path, workspace)
-        mtime = path.stat().st_mtime
+        raw, stamp, mtime = read_stamped(path, workspace)
     except Missing:
         if kind is ScopeKind.TASK:
             raise
