@@ -12,7 +12,7 @@ import hashlib
 import os
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -151,16 +151,22 @@ def read_stamped(path: Path, workspace: Path | None = None) -> Read:
 RACY_NS = 2 * 10**9
 
 
-def stamp(st: os.stat_result, content: Callable[[], bytes]) -> str:
+def stamp(st: os.stat_result, content: Callable[[], bytes], exact: bool = False) -> str:
     """A token that changes whenever a regular file's bytes do, as cheaply as that can be known (git's rule for
     "racily clean" files): its identity, size and times when it has been still for RACY_NS (any later write
-    changes its ctime), else the digest of its bytes (``content``, read only then)."""
-    if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > RACY_NS:
-        return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
-    return hashlib.sha256(content()).hexdigest()
+    changes its ctime), else (or ``exact``) the digest of its bytes (``content``, read only then)."""
+    if not exact and time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > RACY_NS:
+        return f"stat:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+    return "sha256:" + hashlib.sha256(content()).hexdigest()
 
 
-def stamp_of(path: Path, workspace: Path) -> str | None:
+def digested(stamps: Iterable[tuple[str, str | None]]) -> frozenset[str]:
+    """The paths whose stamp was a digest: compared again, they must be hashed again (a file fresh when read may
+    be still by the time it is compared, with the same stat and other bytes)."""
+    return frozenset(path for path, found in stamps if found is not None and found.startswith("sha256:"))
+
+
+def stamp_of(path: Path, workspace: Path, exact: bool = False) -> str | None:
     """``path``'s stamp now, looked at the way open_contained opens it (one lstat a component): None when a read
     would be refused (a symlink on the way, not a regular file, past MAX_BYTES, unreadable), FileNotFoundError
     when nothing stands there (a reader skips it too). A FIFO is never read: it would block this run for ever."""
@@ -183,7 +189,7 @@ def stamp_of(path: Path, workspace: Path) -> str | None:
     if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_BYTES:
         return None
     try:
-        return stamp(st, lambda: read_bounded(path))
+        return stamp(st, lambda: read_bounded(path), exact)
     except OSError:
         return None
 

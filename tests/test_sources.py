@@ -339,12 +339,14 @@ def test_a_same_size_rewrite_just_after_the_read_is_seen(tmp_path):
         fh.write(text.replace('"running"', '"RUNNING"') if '"running"' in text else text.replace("{", "{ ", 1)[:-1])
     os.utime(w.global_path, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert w.global_path.stat().st_size == before.st_size
-    assert _changed(records.fingerprint, json_registry.fingerprint(w.workspace)) == {str(w.global_path)}
+    assert _changed(records.fingerprint, json_registry.fingerprint(w.workspace, records.fingerprint)) == {
+        str(w.global_path)}
 
 
 def test_a_file_still_for_a_while_is_stamped_by_its_stat_alone():
     """The racy rule itself: a file unchanged for longer than RACY_NS is named by its identity, size and times
-    (any later write changes its ctime), without reading it; a fresher one by the digest of its bytes."""
+    (any later write changes its ctime), without reading it; a fresher one by the digest of its bytes, and so is
+    one whose stamp was a digest when it was read (it may have gone still since, with other bytes)."""
     import time
 
     from healthchecks.safe_files import RACY_NS, stamp
@@ -355,7 +357,27 @@ def test_a_file_still_for_a_while_is_stamped_by_its_stat_alone():
     now = time.time_ns()
     old = now - 2 * RACY_NS
     fields = [0o100644, 7, 3, 1, 0, 0, 10, 0, 0, 0, old / 1e9, old / 1e9, old / 1e9, old, old, old]
-    assert stamp(os.stat_result(fields), unread) == f"3:7:10:{old}:{old}"
+    assert stamp(os.stat_result(fields), unread) == f"stat:3:7:10:{old}:{old}"
+    digest = "sha256:84d89877f0d4041efb6bf91a16f0248f2fd573e6af05c19f96bedb9f882f7882"
+    assert stamp(os.stat_result(fields), lambda: b"0123456789", exact=True) == digest  # digested when read before
     fields[-3:] = [now, now, now]
-    assert stamp(os.stat_result(fields), lambda: b"0123456789") == (
-        "84d89877f0d4041efb6bf91a16f0248f2fd573e6af05c19f96bedb9f882f7882")
+    assert stamp(os.stat_result(fields), lambda: b"0123456789") == digest
+
+
+def test_a_file_fresh_when_read_and_still_when_compared_has_not_changed(tmp_path):
+    """A registry written just before the read is stamped by its digest; by the time the live reads are done it may
+    have been still for longer than RACY_NS. Compared by its digest again, it has not changed: no second read of
+    the whole store (a 75 MB registry was read twice, holding both in memory)."""
+    import time
+
+    from healthchecks.safe_files import RACY_NS
+    from healthchecks.snapshot import _changed
+    from healthchecks.sources import json_registry
+
+    w = World(tmp_path / "world")
+    w.agent(None, "claude")
+    w.write_registries()
+    records = json_registry.load(w.workspace)
+    assert dict(records.fingerprint)[str(w.global_path)].startswith("sha256:")
+    time.sleep(RACY_NS / 1e9 + 0.2)
+    assert _changed(records.fingerprint, json_registry.fingerprint(w.workspace, records.fingerprint)) == set()

@@ -6,7 +6,8 @@ module provides:
 
 - ``present(workspace) -> bool``: whether its store is there (`auto` tries the sources in table order);
 - ``load(workspace, timeout) -> Records``: the neutral model (healthchecks.records), with its Dialect;
-- ``fingerprint(workspace) -> Fingerprint``: cheap, changes whenever a record does (compared after the live reads);
+- ``fingerprint(workspace, before) -> Fingerprint``: cheap, changes whenever a record does (compared after the live
+  reads with ``before``, the fingerprint ``load`` read: a file it digested is digested again, safe_files.digested);
 - ``flocked(workspace, records | None) -> set[Path]``: the files its manager flocks to write them, held still under
   a shared flock while a snapshot reads (healthchecks.holding); empty when it locks otherwise.
 - optionally ``OPTIONS`` ((flag, help, default), ...) and ``locate(values) -> Path``: a store that lives in a
@@ -102,4 +103,4 @@ def flocked(workspace: Path, wanted: str, records: Records | None = None) -> set
 
 def fingerprint(workspace: Path, records: Records) -> Fingerprint:
     """Changes whenever the records change; compared before and after the live reads of a snapshot."""
-    return BY_NAME[records.source].reader.fingerprint(workspace)
+    return BY_NAME[records.source].reader.fingerprint(workspace, records.fingerprint)

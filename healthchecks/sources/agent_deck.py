@@ -59,7 +59,8 @@ def flocked(workspace: Path, records: Records | None) -> set[Path]:
     return set()
 
 
-def fingerprint(workspace: Path) -> Fingerprint:
+def fingerprint(workspace: Path, before: Fingerprint = ()) -> Fingerprint:
+    """The database's own fingerprint (``before`` is the file stores' business)."""
     return database_fingerprint(workspace / DB)
 
 

@@ -24,7 +24,7 @@ from typing import Any
 from ..dialect import AGENT_TEAMS, ScopeKind
 from ..processes import start_ticks
 from ..records import AgentRecord, Fingerprint, Owner, Records, RegistryError, Scope
-from ..safe_files import read_bytes, read_stamped, stamp_of
+from ..safe_files import digested, read_bytes, read_stamped, stamp_of
 from ..tmux import default_socket_path
 from .json_registry import parse
 
@@ -64,14 +64,16 @@ def _team_files(config_dir: Path) -> list[Path]:
         return []
 
 
-def fingerprint(config_dir: Path) -> Fingerprint:
-    """Each config.json's stamp (safe_files.stamp: an lstat for one still a while, its digest for a fresh one)."""
-    return tuple((str(path), _stamp(path, config_dir)) for path in _team_files(config_dir))
+def fingerprint(config_dir: Path, before: Fingerprint = ()) -> Fingerprint:
+    """Each config.json's stamp (safe_files.stamp: an lstat for one still a while, its digest for a fresh one or
+    one digested ``before``)."""
+    hashed = digested(before)
+    return tuple((str(path), _stamp(path, config_dir, str(path) in hashed)) for path in _team_files(config_dir))
 
 
-def _stamp(path: Path, config_dir: Path) -> str | None:
+def _stamp(path: Path, config_dir: Path, exact: bool) -> str | None:
     try:
-        return stamp_of(path, config_dir)
+        return stamp_of(path, config_dir, exact)
     except FileNotFoundError:
         return None
 

@@ -17,7 +17,7 @@ from typing import Any
 from .. import safe_files
 from ..dialect import CLAUDE_SQUAD, ScopeKind
 from ..records import AgentRecord, Fingerprint, Records, RegistryError, Scope
-from ..safe_files import read_stamped, stamp_of
+from ..safe_files import digested, read_stamped, stamp_of
 from .json_registry import parse
 
 NAME = "claude-squad"  # its line in healthchecks.sources.SOURCES
@@ -47,11 +47,11 @@ def flocked(workspace: Path, records: Records | None) -> set[Path]:
     return set()
 
 
-def fingerprint(workspace: Path) -> Fingerprint:
+def fingerprint(workspace: Path, before: Fingerprint = ()) -> Fingerprint:
     """state.json's stamp (safe_files.stamp): exact even for a rewrite in place within one tick of the file clock."""
     path = workspace / STATE
     try:
-        return ((str(path), stamp_of(path, workspace)),)
+        return ((str(path), stamp_of(path, workspace, str(path) in digested(before))),)
     except FileNotFoundError:
         return ((str(path), None),)
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..dialect import ORCHESTRATOR_FIRST, ORCHESTRATOR_JSON, Dialect, ScopeKind
 from ..records import AgentRecord, Fingerprint, Records, RegistryError, Scope, is_path
-from ..safe_files import Missing, read_stamped, stamp_of
+from ..safe_files import Missing, digested, read_stamped, stamp_of
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
@@ -106,13 +106,15 @@ def task_registries(workspace: Path) -> list[Path]:
     return [workspace.joinpath(name, TASK_FILE) for name in names]
 
 
-def fingerprint(workspace: Path) -> Fingerprint:
+def fingerprint(workspace: Path, before: Fingerprint = ()) -> Fingerprint:
     """Each registry file's stamp (safe_files.stamp): an lstat for a file that has been still a while, a digest of
-    its bytes for one written just now; the files are the ones load reads (the global registry always)."""
+    its bytes for one written just now or digested ``before``; the files are the ones load reads (the global
+    registry always)."""
+    hashed = digested(before)
     result = []
     for path in (workspace / GLOBAL_RELPATH, *task_registries(workspace)):
         try:
-            result.append((str(path), stamp_of(path, workspace)))
+            result.append((str(path), stamp_of(path, workspace, str(path) in hashed)))
         except FileNotFoundError:
             if path.name != TASK_FILE:
                 result.append((str(path), None))
