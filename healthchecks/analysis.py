@@ -10,11 +10,11 @@ import os
 import re
 import time
 from collections import defaultdict
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import tzinfo
 from functools import cached_property, partial
-from itertools import compress
-from operator import itemgetter
+from itertools import chain, compress
 
 from . import processes
 from .dialect import DIALECTS, StatusClass
@@ -87,6 +87,52 @@ class Agent:
         return self._ended  # type: ignore[return-value]
 
 
+class RecordIndex(Mapping[str, list[AgentRecord]]):
+    """Every agent id's records, global first, in registry order, as two dicts built in C: the authority's records
+    by id and every member's by id. A record list is made only when one is asked for (most checks ask for a few
+    hundred of 10,000 ids), and judging makes no container per id. Where ids repeat within the authority or
+    across members (no store read so far writes that), every id's list is made at once, in one pass."""
+
+    def __init__(self, authority: tuple[AgentRecord, ...], members: tuple[Scope, ...]) -> None:
+        member_records = list(chain.from_iterable(m.agents for m in members))
+        self._authority = dict(zip(map(RECORD_ID, authority), authority, strict=True))
+        self._members = dict(zip(map(RECORD_ID, member_records), member_records, strict=True))
+        self._lists: dict[str, list[AgentRecord]] | None = None
+        if len(self._authority) != len(authority) or len(self._members) != len(member_records):
+            lists: defaultdict[str, list[AgentRecord]] = defaultdict(list)
+            for record in chain(authority, member_records):
+                lists[record.id].append(record)
+            self._lists = dict(lists)
+        self._ids = self._lists.keys() if self._lists is not None else dict.fromkeys(chain(self._authority,
+                                                                                          self._members)).keys()
+
+    def __getitem__(self, agent_id: str) -> list[AgentRecord]:
+        if self._lists is not None:
+            return self._lists[agent_id]
+        found = [r for r in (self._authority.get(agent_id), self._members.get(agent_id)) if r is not None]
+        if not found:
+            raise KeyError(agent_id)
+        return found
+
+    def __contains__(self, agent_id: object) -> bool:
+        return agent_id in self._ids
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def firsts(self) -> list[AgentRecord]:
+        """Each id's first record, in the index's order (in C when every id has a global record)."""
+        if self._lists is not None:
+            return [records[0] for records in self._lists.values()]
+        found = list(map(self._authority.get, self._ids))
+        if None in found:
+            found = [self._authority.get(i) or self._members[i] for i in self._ids]
+        return found  # type: ignore[return-value]
+
+
 # A path inside a workspace: its `.agent-workspace` folder, or a task folder (the workspace is its parent).
 WORKSPACE_PATH = re.compile(r"(/[^\s'\"]*?)/(\.agent-workspace|TASK-\d{8}-\d{6}-[0-9a-f]{8})(?=[/\s'\"]|$)")
 # An agent id as a token in a command line (the prompt names it: "Your agent id is <id>.").
@@ -151,13 +197,9 @@ class Analysis:
 
     # -- registry side -------------------------------------------------------------------------
     @cached_property
-    def records(self) -> dict[str, list[AgentRecord]]:
-        """Every agent id's records, global first, in registry order: one pass over the files."""
-        records: defaultdict[str, list[AgentRecord]] = defaultdict(list)
-        for file in self.snapshot.registries.scopes:
-            for record in file.agents:
-                records[record.id].append(record)
-        return dict(records)  # a plain dict: looking an id up must never add it
+    def records(self) -> RecordIndex:
+        """Every agent id's records, global first, in registry order."""
+        return RecordIndex(self.snapshot.registries.authority.agents, self.snapshot.registries.members)
 
     def agent(self, agent_id: str) -> Agent | None:
         """One agent, made on first use: most checks look at a few hundred of 10,000."""
@@ -183,7 +225,7 @@ class Analysis:
         """Agents by the name of their session, for the sessions live on any server seen (the only ones asked)."""
         live = self.sessions.keys() | self.other_sessions.keys()
         ids = list(self.records)
-        stored = stored_names(list(map(RECORD_SESSION, map(itemgetter(0), self.records.values()))))
+        stored = stored_names(list(map(RECORD_SESSION, self.records.firsts())))
         result: dict[str, list[Agent]] = defaultdict(list)
         # an uncertain name (None) is never live
         for aid, name in compress(zip(ids, stored, strict=True), map(live.__contains__, stored)):
@@ -318,11 +360,16 @@ class Analysis:
         """pid -> (server, window id) of the live pane it runs in."""
         return pane_of(self.children, self.snapshot.servers)
 
-    def sessions_showing(self, pid: int) -> list[tuple[str, str]]:
+    def sessions_showing(self, pid: int) -> tuple[tuple[str, str], ...]:
         """(server, session) of every session that shows the live pane ``pid`` runs in; empty outside panes."""
         if (where := self._windows.get(pid)) is None:
-            return []
-        return [(where[0], name) for name in self._shown_by.get(where, ())]
+            return ()
+        return self._showing.get(where, ())
+
+    @cached_property
+    def _showing(self) -> dict[tuple[str, str], tuple[tuple[str, str], ...]]:
+        """sessions_showing's answers, one a window (made once: every process in a pane asks)."""
+        return {key: tuple((key[0], name) for name in names) for key, names in self._shown_by.items()}
 
     @cached_property
     def pane_of(self) -> dict[int, tuple[str, str]]:

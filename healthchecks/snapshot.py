@@ -83,7 +83,7 @@ def pane_of(children: dict[int, list[int]], servers: tuple[TmuxServer, ...]) -> 
         for pane in server.panes:
             if not pane.dead and pane.pane_id not in seen:
                 seen.add(pane.pane_id)
-                found.update((pid, (server.label, pane.window_id)) for pid in processes.descendants(children, pane.pid))
+                found.update(dict.fromkeys(processes.descendants(children, pane.pid), (server.label, pane.window_id)))
     return found
 
 

@@ -316,3 +316,28 @@ def test_history_from_runs_at_the_same_time_keeps_every_line_whole(tmp_path):
     lines = (tmp_path / "history.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]  # every line whole
     assert sorted(r["workspace"] for r in records) == ["a"] * 60 + ["b"] * 60
+
+
+def test_after_a_fix_the_outputs_name_the_snapshot_their_results_were_judged_on(world, tmp_path):
+    """Findings JSON and metrics after --fix hold the results of the machine looked at again: their time is that
+    snapshot's, not the one taken before the fix."""
+    from helpers import fix_in_process
+
+    from healthchecks.observe import observe
+    from healthchecks.outputs import findings_json, prometheus
+    from healthchecks.run import Run
+
+    world.agent(None, "claude")
+    world.agent("working", None)  # a ghost: the fix marks it
+    world.start()
+    before = observe(world.settings)
+    report = fix_in_process(world.settings)
+    assert report.ok and report.after_observation is not None
+    run = Run(before, fix_report=report)
+    findings_json.write(run, str(tmp_path / "f.json"), tmp_path)
+    prometheus.write(run, str(tmp_path / "m.prom"), tmp_path)
+    after = report.after_observation.snapshot.taken_at
+    assert after > before.snapshot.taken_at
+    assert abs(json_time(json.loads((tmp_path / "f.json").read_text())["snapshot_time"]) - after) < 0.01
+    assert abs(parse_metrics((tmp_path / "m.prom").read_text())["agent_healthchecks_last_run_timestamp_seconds"]
+               - after) < 0.01

@@ -63,7 +63,7 @@ def write(run: Run, value: str, base: Path) -> None:
     doc = document(
         results,
         figures,
-        run.snapshot.taken_at,
+        run.current.snapshot.taken_at,  # the snapshot the results were judged on: after the fix when one ran
         {
             "source": run.snapshot.registries.source,
             "workspace": str(run.snapshot.registries.workspace),
