@@ -381,3 +381,34 @@ def test_a_file_fresh_when_read_and_still_when_compared_has_not_changed(tmp_path
     assert dict(records.fingerprint)[str(w.global_path)].startswith("sha256:")
     time.sleep(RACY_NS / 1e9 + 0.2)
     assert _changed(records.fingerprint, json_registry.fingerprint(w.workspace, records.fingerprint)) == set()
+
+
+@pytest.mark.parametrize("repeat", ["none", "in the authority", "across members"])
+def test_the_record_index_holds_every_record_of_an_id_global_first_in_registry_order(repeat):
+    """The index judging looks ids up in (two dicts built in C) answers exactly what one pass over the scopes in
+    order gives, also where an id repeats, which no store read so far writes (then it makes every list at once)."""
+    from pathlib import Path
+
+    from healthchecks.analysis import RecordIndex
+    from healthchecks.dialect import ScopeKind
+    from healthchecks.records import AgentRecord, Scope
+
+    def rec(agent_id: str, kind: ScopeKind, status: str) -> AgentRecord:
+        return AgentRecord(agent_id, "t", status, f"agent_{agent_id}", kind)
+
+    authority = [rec(a, ScopeKind.GLOBAL, "running") for a in ("a", "b", "c")]
+    first = [rec("b", ScopeKind.TASK, "completed"), rec("m", ScopeKind.TASK, "running")]
+    second = [rec("a", ScopeKind.TASK, "running"), rec("n", ScopeKind.TASK, "running")]
+    if repeat == "in the authority":
+        authority.append(rec("b", ScopeKind.GLOBAL, "failed"))
+    elif repeat == "across members":
+        second.append(rec("m", ScopeKind.TASK, "failed"))
+    members = (Scope(Path("TASK-1"), ScopeKind.TASK, agents=tuple(first)),
+               Scope(Path("TASK-2"), ScopeKind.TASK, agents=tuple(second)))
+    expected: dict[str, list[AgentRecord]] = {}
+    for record in (*authority, *first, *second):
+        expected.setdefault(record.id, []).append(record)
+    index = RecordIndex(tuple(authority), members)
+    assert dict(index) == expected and list(index) == list(expected) and len(index) == len(expected)
+    assert index.firsts() == [records[0] for records in expected.values()]
+    assert "zz" not in index and index.get("zz") is None
