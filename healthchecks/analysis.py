@@ -22,12 +22,17 @@ from .dialect import Evidence as Sign
 from .idle import idle
 from .processes import Proc
 from .records import RECORD_CLASS, RECORD_ID, RECORD_SESSION, AgentRecord, Owner, Scope
-from .sightings import Sighting
+from .sightings import SessionSighting, Sighting
 from .snapshot import Snapshot, pane_of
 from .targets import PaneTarget, ProcessTarget, ServerTarget
 from .tmux import Pane, TmuxServer, stored_name, stored_names
 
 _TOKEN = re.compile(r"[\w-]+")  # a run no whole-token match can start or end inside
+_TMUX_VALUE = re.compile(r".*,([0-9]{1,18}),([0-9]{1,18})", re.S)  # TMUX: <socket>,<server pid>,<session number>
+
+
+def _moment(when: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
 
 
 @dataclass(frozen=True)
@@ -505,14 +510,23 @@ class Analysis:
                 and self._inside_workspace(os.path.realpath(stdin.path))):
             # `claude ... < <task>/prompt`: the orchestrator's own redirection, into this workspace
             found = found | Evidence.both(f"its standard input is {stdin.path}, a file of this workspace")
-        if (sighting := self.sighting(proc)) is not None:
-            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(sighting.time))
-            sign = f"seen in agent {sighting.agent}'s pane at {when}"
-            if self._runs_claude(sighting.agent):  # the agent still works: this may be its own background job
+        if (origin := self.lineage(proc)) is not None:
+            agent, sign = origin
+            if self._runs_claude(agent):  # the agent still works: this may be its own background job
                 found = found | Evidence(seen=(f"{sign}, and that agent still runs Claude in its session",))
             else:
                 found = found | Evidence.both(sign)
         return found
+
+    def lineage(self, proc: Proc) -> tuple[str, str] | None:
+        """(agent, sign) from what an earlier run saw: this very process in the agent's pane; or, for a Claude
+        process only, the session its TMUX variable names, seen as that agent's on the same live server."""
+        if (found := self.sighting(proc)) is not None:
+            return found.agent, f"seen in agent {found.agent}'s pane at {_moment(found.time)}"
+        if proc.is_claude and (session := self.session_sighting(proc)) is not None:
+            return session.agent, (f"started in agent {session.agent}'s session {session.session} (its TMUX names it), "
+                                   f"seen as that agent's at {_moment(session.time)}")
+        return None
 
     def _runs_claude(self, agent_id: str) -> bool:
         agent = self.agent(agent_id)
@@ -522,7 +536,18 @@ class Analysis:
     def sighting(self, proc: Proc) -> Sighting | None:
         """An earlier run's sighting of exactly this process (pid and start) in the pane of an agent of this
         workspace (healthchecks.sightings); None for any other process, or an agent these records do not hold."""
-        found = self.snapshot.sightings.get((proc.pid, proc.start_ticks))
+        found = self.snapshot.sightings.processes.get((proc.pid, proc.start_ticks))
+        return found if found is not None and found.agent in self.records else None
+
+    def session_sighting(self, proc: Proc) -> SessionSighting | None:
+        """The session an earlier run saw as one agent of these records' that this process was started in: its
+        TMUX (`<socket>,<server pid>,<session number>`) names that server, still the same live process (pid and
+        start), and that session id, which the server never gives another session."""
+        if (named := _TMUX_VALUE.fullmatch(proc.getenv("TMUX") or "")) is None:
+            return None
+        if (server := self.snapshot.by_pid.get(int(named.group(1)))) is None:
+            return None
+        found = self.snapshot.sightings.sessions.get((server.pid, server.start_ticks, f"${int(named.group(2))}"))
         return found if found is not None and found.agent in self.records else None
 
     @cached_property
@@ -585,7 +610,8 @@ class Analysis:
     @cached_property
     def remembered(self) -> list[Proc]:
         """Processes other than Claude that an earlier run saw in an agent's pane and that now run outside every
-        pane (a Bash tool's own-session child left by a killed Claude, say): the agent's, by lineage alone."""
+        pane (a Bash tool's own-session child left by a killed Claude, say): listed with their lineage, never ended
+        (a line of the memory could name any process; only a recognised agent program is ended by it)."""
         return [p for p in self.snapshot.processes if not p.is_claude and not p.defunct
                 and p.pid not in self.pane_of and self.sighting(p) is not None]
 
@@ -608,11 +634,14 @@ class Analysis:
                 id_env = self.snapshot.registries.dialect.id_env
                 reason = f"its {id_env} names no record of this store (another profile's or store's); left alone"
                 classes["foreign"].append(Classified(proc, reason))
+            elif found.exclusive and proc.is_claude:
+                classes["orphan"].append(Classified(proc, f"this workspace's agent: {found.describe()}"))
+            elif found.exclusive:  # remembered only: lineage alone never ends a sleep, a shell, an editor, a server
+                reason = (f"{found.describe()}; not a recognised agent program, which lineage alone never ends; "
+                          "left alone")
+                classes["foreign"].append(Classified(proc, reason))
             else:
-                if found.exclusive:
-                    classes["orphan"].append(Classified(proc, f"this workspace's agent: {found.describe()}"))
-                else:
-                    classes["foreign"].append(Classified(proc, self._foreign_reason(proc, found)))
+                classes["foreign"].append(Classified(proc, self._foreign_reason(proc, found)))
         return classes
 
     @cached_property

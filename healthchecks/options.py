@@ -163,6 +163,13 @@ OPTIONS = (
         default="reports",
     ),
     Option(
+        "--state-dir",
+        "this user's private state: the lineage the runs remember (processes and sessions seen as agents'), "
+        "authenticated with a key kept there; a directory only this user can write (env "
+        f"{sightings.STATE_ENV}; default $XDG_STATE_HOME/agent-healthchecks, else ~/.local/state/agent-healthchecks)",
+        env=sightings.STATE_ENV,
+    ),
+    Option(
         "--keep-reports",
         "how many timestamped HTML reports to keep in the report directory; older ones are deleted "
         "(0 keeps all; default 100)",
@@ -276,10 +283,15 @@ def settings_from(config: pytest.Config) -> Settings:
             registry_tz=value(config, "--registry-tz"),
             lock_timeout=value(config, "--lock-timeout"),
             source=source,
-            sightings=report_dir(config) / sightings.FILE,
+            sightings=state_dir(config) / sightings.FILE,
         )
     except ValueError as exc:
         raise pytest.UsageError(f"agent-healthchecks: invalid option: {exc}") from None
+
+
+def state_dir(config: pytest.Config) -> Path:
+    named = value(config, "--state-dir")
+    return path(config, named, config.invocation_params.dir) if named else sightings.default_dir()
 
 
 def report_dir(config: pytest.Config) -> Path:

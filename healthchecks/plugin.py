@@ -134,8 +134,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def remember(run: Run) -> None:
-    """Beside the history: what this run saw in the agents' panes, before and after a fix (healthchecks.sightings).
-    The demo's world is gone after the run: nothing of it is remembered."""
+    """In this user's state directory: what this run saw as the agents', before and after a fix
+    (healthchecks.sightings). The demo's world is gone after the run: nothing of it is remembered."""
     path = run.snapshot.settings.sightings
     if path is None or run.world is not None:
         return

@@ -53,7 +53,8 @@ class Settings:
     # Searched in /proc/<pid>/exe: an installed Claude Code, whatever it is named. Empty: recognised by claude_match
     # only (worlds of stand-ins, so that only their own stand-ins count as Claude in them).
     claude_exe: str = DEFAULT_CLAUDE_EXE
-    sightings: Path | None = None  # the file of processes seen in agents' panes (healthchecks.sightings); None: none
+    # the file of what was seen as agents' (healthchecks.sightings), in the per-user state directory; None: none
+    sightings: Path | None = None
 
     def __post_init__(self) -> None:
         for what, pattern in (("claude match", self.claude_match), ("claude exe", self.claude_exe)):

@@ -52,8 +52,8 @@ class Snapshot:
     other_servers: tuple[TmuxServer, ...] = ()
     tmux_pids: frozenset[int] = frozenset()  # the tmux server processes that may shelter panes (see sheltering())
     in_tmux: dict[int, int] = field(default_factory=dict)  # pid -> the tmux server process it descends from
-    # (pid, start ticks) -> where an earlier run saw that process: inside an agent's pane (healthchecks.sightings)
-    sightings: dict[tuple[int, int], sightings.Sighting] = field(default_factory=dict)
+    # what earlier runs saw as this workspace's agents': processes in their panes, sessions (healthchecks.sightings)
+    sightings: sightings.Memory = field(default_factory=sightings.Memory)
     boot_time: float = 0.0  # when the machine booted (epoch seconds): start ticks to moments
     dir_ids: dict[str, tuple[int, int]] = field(default_factory=dict)  # workspace, client dirs -> (st_dev, st_ino)
     pane_cwds: dict[int, str] = field(default_factory=dict)  # pid -> cwd, of the agent sessions' live pane processes
@@ -216,7 +216,7 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
             servers = (*servers, *found)
             tmux_pids = sheltering(procs, servers, others)
             inside = under_tmux(processes.children_of(procs), tmux_pids)
-            wanted = frozenset({regs.dialect.id_env} - {None})
+            wanted = frozenset({regs.dialect.id_env, "TMUX"} - {None})  # TMUX: the session it was started in
             procs = processes.with_details(procs, needs_proof(procs, inside), wanted)  # type: ignore[arg-type]
             after = sources.fingerprint(settings.workspace, regs)
         changed = {Path(path) for path in _changed(regs.fingerprint, after)}

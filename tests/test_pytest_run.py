@@ -192,7 +192,7 @@ def test_old_reports_are_pruned_and_nothing_else(world, tmp_path):
     proc = run_health(tmp_path, *settings_args(world.settings), "--keep-reports", "3")
     assert proc.returncode == 0, proc.stdout
     kept = {p.name for p in reports.iterdir()}
-    extra = {"latest.html", "history.jsonl", "index.html", "sightings.jsonl"}
+    extra = {"latest.html", "history.jsonl", "index.html"}  # the lineage lives in the state directory
     (new,) = kept - {p.name for p in [*old, *others]} - extra  # this run's own report
     assert kept == {old[3].name, old[4].name, new, *extra, "notes.html", "healthchecks-mine.html"}
 

@@ -1,7 +1,8 @@
 """Lineage: a process an earlier run saw in an agent's pane is that agent's, exactly (pid and start), and nothing else.
 
-Also: a session whose pane runs something not recognised as Claude is never a zombie (information instead), and a
-garbled or hostile sightings file means "no lineage", never a crash or another judgement.
+Also: a session whose pane runs something not recognised as Claude is never a zombie (information instead); a
+garbled, hostile or unauthenticated line, or a state directory others can write, means "no lineage", never a crash or
+another judgement; and lineage alone ends only a recognised agent program.
 """
 
 from __future__ import annotations
@@ -9,10 +10,12 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import stat
 import subprocess
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from helpers import alive, failing, fix_in_process, info, judge, run_health, settings_args
@@ -39,7 +42,19 @@ def _detached_agent(world: World) -> str:
 
 
 def _with_sightings(world: World, tmp_path):
-    return replace(world.settings, sightings=tmp_path / "reports" / sightings.FILE)
+    return replace(world.settings, sightings=tmp_path / "state" / sightings.FILE)
+
+
+def _entries(path) -> list[dict]:
+    """The JSON of each line (after its MAC)."""
+    return [json.loads(line.split(b" ", 1)[1]) for line in path.read_bytes().splitlines()]
+
+
+def _sign(path, entries: list[dict]) -> None:
+    """Write these entries as this tool would, with the key beside the file: what an earlier run might have left."""
+    key = (path.parent / sightings.KEY).read_bytes()
+    kinds = {False: sightings.Sighting, True: sightings.SessionSighting}
+    path.write_bytes(b"".join(sightings.line(key, kinds["session" in e](**e)) for e in entries))
 
 
 def test_a_detached_claude_seen_in_its_agents_pane_is_that_agents_orphan_exactly(world, tmp_path):
@@ -65,15 +80,13 @@ def test_a_detached_claude_seen_in_its_agents_pane_is_that_agents_orphan_exactly
     reason = next(f.reason for f in results["orphan_processes"].failing if f.entity == f"pid {claude}")
     assert f"seen in agent {agent}'s pane at " in reason
 
-    # The same pid with another start time is another process: nothing remembered about it.
-    lines = settings.sightings.read_text().splitlines()
-    entries = [json.loads(line) for line in lines]
-    for entry in entries:
-        entry["ticks"] += 1
-    settings.sightings.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    # The same pid with another start time is another process: nothing remembered about it (its session left out
+    # here: that is lineage too, test_a_claude_started_in_an_agents_session_is_that_agents).
+    genuine = settings.sightings.read_bytes()
+    _sign(settings.sightings, [{**e, "ticks": e["ticks"] + 1} for e in _entries(settings.sightings) if "pid" in e])
     assert ("orphan_processes", f"pid {claude}") not in failing(judge(settings))
 
-    settings.sightings.write_text("".join(line + "\n" for line in lines))
+    settings.sightings.write_bytes(genuine)
     report = fix_in_process(settings)
     assert report.ok and not alive(claude)
     assert failing(judge(settings)) == set()  # its entry, a ghost once its session was killed, is settled too
@@ -98,7 +111,7 @@ def test_garbled_sightings_mean_no_lineage(world, tmp_path, content):
     claude = world.claude_in_sessions([s for s in world.agents if s.id == agent])[agent]
     world.kill_sessions([f"agent_{agent}"])
     world.wait_reparented({claude}, 10)
-    settings.sightings.parent.mkdir(parents=True)
+    sightings.record(settings.sightings, [])  # the state directory and its key, as a first run leaves them
     settings.sightings.write_bytes(content)
     assert judge(settings).keys() == judge(world.settings).keys()
     assert failing(judge(settings)) == failing(judge(world.settings))
@@ -115,24 +128,23 @@ def test_sightings_of_another_workspace_or_an_unknown_agent_are_not_evidence(wor
     world.kill_sessions([f"agent_{agent}"])
     world.wait_reparented({claude}, 10)
     workspace = os.path.realpath(world.workspace)
-    settings.sightings.parent.mkdir(parents=True)
-    settings.sightings.write_text(
-        json.dumps({"pid": claude, "ticks": ticks, "agent": agent, "workspace": "/elsewhere", "time": 1.0}) + "\n"
-        + json.dumps({"pid": claude, "ticks": ticks, "agent": "other-000000-abcdef", "workspace": workspace,
-                      "time": 1.0}) + "\n")
+    sightings.record(settings.sightings, [])
+    _sign(settings.sightings, [{"pid": claude, "ticks": ticks, "agent": agent, "workspace": "/elsewhere", "time": 1.0},
+                               {"pid": claude, "ticks": ticks, "agent": "other-000000-abcdef", "workspace": workspace,
+                                "time": 1.0}])
     assert ("orphan_processes", f"pid {claude}") not in failing(judge(settings))
     # a symlink is never followed: the tool reads and writes only its own file
-    target = tmp_path / "elsewhere.jsonl"
-    target.write_text(json.dumps({"pid": claude, "ticks": ticks, "agent": agent, "workspace": workspace,
-                                  "time": 1.0}) + "\n")
+    target = tmp_path / "state" / "elsewhere.jsonl"
+    _sign(target, [{"pid": claude, "ticks": ticks, "agent": agent, "workspace": workspace, "time": 1.0}])
     settings.sightings.unlink()
     settings.sightings.symlink_to(target)
     assert ("orphan_processes", f"pid {claude}") not in failing(judge(settings))
 
 
-def test_a_process_remembered_from_an_agent_that_still_runs_is_left_alone_until_the_agent_is_gone(world, tmp_path):
+def test_a_process_remembered_that_is_no_agent_program_is_only_ever_information(world, tmp_path):
     """A live agent's background job leaves its pane too (`server &` from its Bash tool): while the agent's Claude
-    runs, what was seen in its pane is information; once the agent is gone, it is the agent's orphan."""
+    runs, what was seen in its pane is information. Once the agent is gone it is still information: a `sleep`, a
+    shell, an editor or a dev server is never ended by lineage alone (a line of the memory is all that names it)."""
     agent = world.agent("running", "claude")
     world.start()
     settings = _with_sightings(world, tmp_path)
@@ -150,52 +162,59 @@ def test_a_process_remembered_from_an_agent_that_still_runs_is_left_alone_until_
     while world.standins():
         assert time.monotonic() < deadline, "the agent's Claude did not exit on SIGHUP"
         time.sleep(0.05)
-    assert ("orphan_processes", f"pid {job.pid}") in failing(judge(settings))
+    results = judge(settings)
+    assert failing(results) == {("ghost_agents", f"agent {agent}")}  # its session is gone: that is all
+    reason = next(f.reason for f in results["orphan_processes"].info if f.entity == f"pid {job.pid}")
+    assert f"seen in agent {agent}'s pane" in reason and "not a recognised agent program" in reason
+    assert fix_in_process(settings).ok and alive(job.pid)
 
 
 def test_a_lock_held_for_ever_means_no_lineage_not_a_hang(tmp_path):
-    path = tmp_path / sightings.FILE
+    path = tmp_path / "state" / sightings.FILE
     me = sightings.Sighting(os.getpid(), sightings.processes.start_ticks(os.getpid()), "a-000000-000000", "/w", 1.0)
-    path.write_text(me.line())
+    sightings.record(path, [me])
     holder = subprocess.Popen(
         [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1]); fcntl.flock(f, fcntl.LOCK_EX); "
          "print('locked', flush=True); time.sleep(60)", str(path)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
         started = time.monotonic()
-        assert sightings.read(path, "/w") == {}
+        assert sightings.read(path, "/w") == sightings.Memory()
         with pytest.raises(OSError):
             sightings.record(path, [])
         assert time.monotonic() - started < 3 * sightings.LOCK_WAIT + 2
     finally:
         holder.kill()
         holder.wait()
-    assert sightings.read(path, "/w") == {me.identity: me}
+    assert sightings.read(path, "/w").processes == {me.identity: me}
 
 
 def test_record_keeps_only_live_identities(tmp_path):
-    path = tmp_path / sightings.FILE
+    path = tmp_path / "state" / sightings.FILE
     me = os.getpid()
     ticks = sightings.processes.start_ticks(me)
     dead = sightings.Sighting(2**22 + 12345, 1, "a-000000-000000", "/w", 1.0)
     sightings.record(path, [sightings.Sighting(me, ticks, "a-000000-000000", "/w", 1.0), dead])
     sightings.record(path, [sightings.Sighting(me, ticks, "b-000000-000000", "/w", 2.0)])
-    (line,) = path.read_text().splitlines()
-    assert json.loads(line)["agent"] == "b-000000-000000"  # the newest sighting of an identity wins
+    (entry,) = _entries(path)
+    assert entry["agent"] == "b-000000-000000"  # the newest sighting of an identity wins
 
 
 def test_a_run_of_the_checks_remembers_what_it_saw_in_the_panes(world, tmp_path):
     agent = world.agent("running", "claude")
     world.start()
     claude = world.claude_in_sessions(world.agents)[agent]
-    reports = tmp_path / "reports"
-    proc = run_health(tmp_path, *settings_args(world.settings), "--report-dir", str(reports))
+    state = tmp_path / "state"
+    proc = run_health(tmp_path, *settings_args(world.settings), "--state-dir", str(state))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    seen = [json.loads(line) for line in (reports / sightings.FILE).read_text().splitlines()]
-    assert {(s["pid"], s["agent"]) for s in seen} >= {(claude, agent)}
-    (reports / sightings.FILE).unlink()
-    (reports / sightings.FILE).mkdir()  # a directory in its place: said in one line, the verdict stands
-    proc = run_health(tmp_path, *settings_args(world.settings), "--report-dir", str(reports))
+    assert not (tmp_path / "reports" / sightings.FILE).exists()  # never beside the reports
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700 and stat.S_IMODE((state / sightings.KEY).stat().st_mode) == 0o600
+    seen = _entries(state / sightings.FILE)
+    assert {(s["pid"], s["agent"]) for s in seen if "pid" in s} >= {(claude, agent)}
+    assert {s["agent"] for s in seen if "session" in s} == {agent}
+    (state / sightings.FILE).unlink()
+    (state / sightings.FILE).mkdir()  # a directory in its place: said in one line, the verdict stands
+    proc = run_health(tmp_path, *settings_args(world.settings), "--state-dir", str(state))
     assert proc.returncode == 0 and "Traceback" not in proc.stdout + proc.stderr
     assert "could not record what this run saw in the panes" in proc.stderr
 
@@ -224,3 +243,91 @@ def test_a_live_agent_whose_claude_runs_under_an_unrecognised_name_is_never_kill
     report = fix_in_process(world.settings)
     assert report.ok and not report.outcomes
     assert spec.session in world.live_sessions()
+
+
+def test_a_planted_line_never_ends_a_persons_process(world, tmp_path):
+    """Issue 26, item 4: one line naming a person's `sleep 600` as seen in a finished agent's pane, planted in the
+    report folder (where the file used to live) and, without this tool's MAC or with a made-up one, in the state
+    directory's file beside a genuine key: the sleep survives `--fix --yes`."""
+    agent = world.agent("completed", None)
+    world.start()
+    sleeper = subprocess.Popen(["sleep", "600"], start_new_session=True)  # a person's, outside every pane
+    world.popen.append(sleeper)
+    planted = json.dumps({"pid": sleeper.pid, "ticks": sightings.processes.start_ticks(sleeper.pid), "agent": agent,
+                          "workspace": os.path.realpath(world.workspace), "time": 1.0})
+    reports, state = tmp_path / "reports", tmp_path / "state"
+    reports.mkdir()
+    (reports / sightings.FILE).write_text(planted + "\n")
+    sightings.record(state / sightings.FILE, [])  # a genuine earlier run: the directory and its key
+    with (state / sightings.FILE).open("a") as fh:
+        fh.write(f"{planted}\n{'0' * 64} {planted}\n")
+    proc = run_health(tmp_path, *settings_args(world.settings), "--fix", "--yes", env={sightings.STATE_ENV: str(state)})
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert alive(sleeper.pid), proc.stdout
+
+
+def test_a_state_directory_others_can_change_gives_no_lineage(world, tmp_path):
+    """A genuine lineage in a state directory that is a symlink, group-writable, or whose key others can read or
+    write: no lineage (the orphan is information), and the write after the run refuses it in one line."""
+    agent = _detached_agent(world)
+    world.agent("running", "claude")
+    world.start()
+    settings = _with_sightings(world, tmp_path)
+    claude = world.claude_in_sessions([s for s in world.agents if s.id == agent])[agent]
+    sightings.record(settings.sightings, sightings.seen(observe(settings).analysis))
+    world.kill_sessions([f"agent_{agent}"])
+    world.wait_reparented({claude}, 10)
+    state = settings.sightings.parent
+    assert ("orphan_processes", f"pid {claude}") in failing(judge(settings))  # genuine: found
+
+    real = tmp_path / "real-state"
+    state.rename(real)
+    state.symlink_to(real)
+    assert ("orphan_processes", f"pid {claude}") in info(judge(settings))
+    with pytest.raises(sightings.Refused, match="not a real directory"):
+        sightings.record(settings.sightings, [])
+    state.unlink()
+    real.rename(state)
+
+    for path, mode, what in ((state, 0o770, "other users can change it"),
+                             (state / sightings.KEY, 0o644, "other users can change it")):
+        path.chmod(mode)
+        assert ("orphan_processes", f"pid {claude}") in info(judge(settings))
+        with pytest.raises(sightings.Refused, match=what):
+            sightings.record(settings.sightings, [])
+        path.chmod(0o700 if path == state else 0o600)
+    assert ("orphan_processes", f"pid {claude}") in failing(judge(settings))  # its own again: found again
+    assert fix_in_process(settings).ok and not alive(claude)
+
+
+def test_a_claude_started_in_an_agents_session_is_that_agents(world, tmp_path):
+    """Session lineage: no run saw this Claude itself, but it was started in a session a run saw as agent X's (its
+    TMUX names that server, still the same process, and that session id): it is X's once X runs no Claude there.
+    Without the session remembered, or with the server named by another start, it is information."""
+    agent = _detached_agent(world)
+    world.agent("running", "claude")
+    world.start()
+    settings = _with_sightings(world, tmp_path)
+    claude = world.claude_in_sessions([s for s in world.agents if s.id == agent])[agent]
+    sightings.record(settings.sightings, sightings.seen(observe(settings).analysis))
+    remembered = _entries(settings.sightings)
+    _sign(settings.sightings, [e for e in remembered if "session" in e])  # the sessions only
+    world.kill_sessions([f"agent_{agent}"])
+    world.wait_reparented({claude}, 10)
+
+    results = judge(settings)
+    assert ("orphan_processes", f"pid {claude}") in failing(results)
+    reason = next(f.reason for f in results["orphan_processes"].failing if f.entity == f"pid {claude}")
+    assert f"started in agent {agent}'s session $" in reason
+
+    _sign(settings.sightings, [{**e, "server_ticks": e["server_ticks"] + 1} for e in remembered if "session" in e])
+    assert ("orphan_processes", f"pid {claude}") in info(judge(settings))
+    _sign(settings.sightings, [e for e in remembered if "session" in e])
+    assert fix_in_process(settings).ok and not alive(claude)
+
+
+def test_the_state_directory_is_the_xdg_one_by_default(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    assert sightings.default_dir() == tmp_path / "agent-healthchecks"
+    monkeypatch.setenv("XDG_STATE_HOME", "relative/path")  # invalid by the XDG spec: ignored
+    assert sightings.default_dir() == Path.home() / ".local" / "state" / "agent-healthchecks"

@@ -63,7 +63,7 @@ class RealWorld(World):
     def settings(self) -> Settings:
         """The defaults a person would run with (the real binary recognised as installed), on this world's server."""
         return Settings(workspace=self.workspace, tmux_sockets=(self.socket_name,), grace=self.grace,
-                        sightings=self.root / "reports" / SIGHTINGS_FILE)
+                        sightings=self.root / "state" / SIGHTINGS_FILE)
 
     def real_agent(self, status: str | None, running, script: str = "hang", binary: Path | None = None,
                    detached: bool = False, **kwargs) -> str:
