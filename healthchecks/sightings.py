@@ -16,7 +16,7 @@ changed since, is skipped before it is even parsed. A JSON that is not exactly a
 
 The file (`sightings.jsonl`) is read under a shared flock, at most MAX_BYTES, in the snapshot (observe stays
 read-only: it never makes the directory or the key); written after the run under an exclusive flock, in place,
-keeping only identities still alive and at most MAX_ENTRIES.
+keeping only identities still alive, at most MAX_ENTRIES lines and MAX_BYTES (what a read takes whole).
 """
 
 from __future__ import annotations
