@@ -451,8 +451,10 @@ class Analysis:
 
     @cached_property
     def _homes(self) -> dict[str, str]:
-        """A record's own directory (real path) -> its id: a process working inside one is that record's."""
-        return {os.path.realpath(r.home): r.id for f in self.snapshot.registries.scopes for r in f.agents if r.home}
+        """A record's own directory (real path) -> its id: a process working inside one is that record's. Only an
+        absolute one: a relative one would name a directory by this run's working directory (sources refuse it)."""
+        return {os.path.realpath(r.home): r.id for f in self.snapshot.registries.scopes for r in f.agents
+                if r.home and os.path.isabs(r.home)}
 
     @cached_property
     def _conversations(self) -> dict[str, str]:
