@@ -3,6 +3,7 @@ tmux_socket_name, stand-ins launched with its environment and flags, bystanders.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import psutil
@@ -80,6 +81,30 @@ def test_faults_found_and_each_repair_ends_exactly_its_target(tmp_path):
         assert not psutil.pid_exists(orphan_pid) or psutil.Process(orphan_pid).status() == psutil.STATUS_ZOMBIE
         assert all(psutil.pid_exists(pid) for pid in foreign)  # another profile's and a person's Claude
         assert set(_failing(observe(world.settings))) == {"ghost_agents"}
+    finally:
+        world.teardown()
+
+
+def test_an_inherited_instance_id_is_information_unless_the_rows_own_launch_shows(tmp_path):
+    """A person's interactive Claude outside tmux whose shell inherited a row's AGENTDECK_INSTANCE_ID: while that
+    row's Claude runs in its session (whatever the person's arguments), or with nothing of the row's launch (no
+    --session-id/--resume of its conversation), it is information, never ended."""
+    world = DeckWorld(tmp_path)
+    running = world.row("api server", "running")
+    stopped = world.row("later", "stopped", None)
+    world.inherited(running)
+    world.inherited(running, ("--resume", json.loads(running["tool_data"])["claude_session_id"]))
+    world.inherited(stopped)  # its session gone, but an interactive `claude` with an inherited variable only
+    try:
+        world.start()
+        pids, sessions = {p.pid for p in world.standins()}, world.live_sessions()
+        obs = observe(world.settings)
+        assert "orphan_processes" not in _failing(obs)
+        seen = [f.reason for f in obs.results["orphan_processes"].info]
+        assert sum(f"record {running['id']}" in r for r in seen) == 2 and any(stopped["id"] in r for r in seen)
+        _fix(world)
+        assert {p.pid for p in world.standins()} == pids
+        assert world.live_sessions() == sessions
     finally:
         world.teardown()
 

@@ -219,6 +219,12 @@ class DeckWorld(World):
     def persons_claude(self) -> None:
         self.loose.append((self.project, {}, []))
 
+    def inherited(self, row: dict, args: tuple[str, ...] = ()) -> None:
+        """A person's interactive Claude outside tmux, started from a shell that inherited ``row``'s
+        AGENTDECK_INSTANCE_ID (one opened from its pane, say), with ``args``."""
+        env = {"AGENTDECK_INSTANCE_ID": row["id"], "AGENTDECK_PROFILE": self.profile}
+        self.loose.append((self.project, env, list(args)))
+
     def write_registries(self, **_: object) -> None:
         conn = sqlite3.connect(self.db_path)
         try:
