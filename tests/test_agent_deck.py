@@ -15,6 +15,11 @@ from healthchecks.observe import observe
 from healthchecks.sources import agent_deck
 from healthchecks.testing.managers import DeckWorld, deck_demo
 
+# an `instances` with every column read, endlessly many rows
+ENDLESS = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT 'r' || i AS id, 'x' AS title, "
+           "'running' AS status, 'agentdeck_x' AS tmux_session, '' AS tmux_socket_name, 0 AS created_at, "
+           "0 AS archived_at, NULL AS tool_data FROM n")
+
 
 def _fix(world: DeckWorld):
     return fix(observe(world.settings), world.settings, Options(), dry_run=False,
@@ -116,6 +121,12 @@ def test_an_inherited_instance_id_is_information_unless_the_rows_own_launch_show
         ("UPDATE metadata SET value = 'x'", "metadata.schema_version: expected an integer, found 'x'"),
         ("ALTER TABLE instances DROP COLUMN tool_data", "instances.tool_data: column is missing"),
         ("UPDATE instances SET tmux_socket_name = '/tmp/elsewhere'", "tmux_socket_name: not a tmux socket name"),
+        # a view runs its query at every read (an endless recursive one: the whole read bound, every snapshot)
+        (f"DROP TABLE instances; CREATE VIEW instances AS {ENDLESS}", "instances: is a view, not a table; refused"),
+        ("DROP TABLE metadata; CREATE VIEW metadata AS SELECT 'schema_version' AS key, '13' AS value",
+         "metadata: is a view, not a table; refused"),
+        ("CREATE TRIGGER keep AFTER UPDATE ON instances BEGIN DELETE FROM instances; END",
+         "instances: has a trigger ('keep'); refused"),
     ],
 )
 def test_hostile_database_is_one_line_error(tmp_path, sql, problem):
@@ -124,10 +135,12 @@ def test_hostile_database_is_one_line_error(tmp_path, sql, problem):
         world.row("a", running=None)
         world.write_registries()
         conn = sqlite3.connect(world.db_path)
-        conn.execute(sql)
-        conn.commit()
+        conn.executescript(sql)
         conn.close()
+        before = world.db_path.read_bytes()
         (line,) = agent_deck.load(world.workspace).all_errors
         assert line.startswith(str(world.db_path)) and problem in line and "\n" not in line
+        wal = world.db_path.with_name("state.db-wal")
+        assert world.db_path.read_bytes() == before and (not wal.exists() or wal.stat().st_size == 0)  # no write
     finally:
         world.teardown()
