@@ -456,8 +456,10 @@ class Analysis:
 
     @cached_property
     def _homes(self) -> dict[str, str]:
-        """A record's own directory (real path) -> its id: a process working inside one is that record's."""
-        return {os.path.realpath(r.home): r.id for f in self.snapshot.registries.scopes for r in f.agents if r.home}
+        """A record's own directory (real path) -> its id: a process working inside one is that record's. Only an
+        absolute one: a relative one would name a directory by this run's working directory (sources refuse it)."""
+        return {os.path.realpath(r.home): r.id for f in self.snapshot.registries.scopes for r in f.agents
+                if r.home and os.path.isabs(r.home)}
 
     @cached_property
     def _conversations(self) -> dict[str, str]:
@@ -473,23 +475,40 @@ class Analysis:
         return None
 
     def _record_signs(self, proc: Proc) -> Evidence | None:
-        """Signs naming one record exactly (its directory, the id variable) count as both tie and launch; None
-        when the id variable names a record this store does not hold (another store's agent: never ours)."""
+        """Signs naming one record exactly (its directory; the id variable as its manager's launch leaves it) count as
+        both tie and launch; None when the id variable names a record this store does not hold (another store's
+        agent: never ours)."""
         kinds, dialect = self._signs, self.snapshot.registries.dialect
-        both: tuple[str, ...] = ()
+        found = Evidence()
+        resumed = self._resumed(proc) if Sign.CONVERSATION_IN_ARGS in kinds else None
         if Sign.ENV_RECORD_ID in kinds and dialect.id_env and (value := proc.getenv(dialect.id_env)) is not None:
             if value not in self.records:
                 return None
-            both += (f"its environment names record {value} ({dialect.id_env})",)
+            found = self._env_sign(proc, value, resumed)
         if Sign.CWD_IN_RECORD_DIR in kinds and proc.cwd and (rid := self._home_of(os.path.realpath(proc.cwd))):
-            both += (f"its working directory {proc.cwd} is inside record {rid}'s own directory",)
-        tie: tuple[str, ...] = ()
-        if Sign.CONVERSATION_IN_ARGS in kinds:
-            for flag, value in zip(proc.argv, proc.argv[1:], strict=False):
-                if flag in ("--session-id", "--resume", "-r") and (rid := self._conversations.get(value)):
-                    tie += (f"its arguments resume record {rid}'s conversation {value}",)
-                    break
-        return Evidence(both + tie, both)
+            found = found | Evidence.both(f"its working directory {proc.cwd} is inside record {rid}'s own directory")
+        if resumed is not None:  # a tie, never enough alone: a person may resume the same conversation
+            found = found | Evidence((f"its arguments resume record {resumed[0]}'s conversation {resumed[1]}",))
+        return found
+
+    def _resumed(self, proc: Proc) -> tuple[str, str] | None:
+        """(record id, conversation) when its --session-id/--resume names a record's Claude conversation."""
+        for flag, value in zip(proc.argv, proc.argv[1:], strict=False):
+            if flag in ("--session-id", "--resume", "-r") and (rid := self._conversations.get(value)):
+                return rid, value
+        return None
+
+    def _env_sign(self, proc: Proc, rid: str, resumed: tuple[str, str] | None) -> Evidence:
+        """The id variable naming record ``rid``: exclusive only as its manager's launch of an agent that no longer
+        runs leaves it (#729). While the record's Claude still runs in its session, another process carrying its
+        id inherited it (a shell opened from its pane: information, as for lineage); and an interactive Claude
+        needs the record's own conversation in its arguments too (`claude --session-id|--resume <it>`, the launch)."""
+        sign = f"its environment names record {rid} ({self.snapshot.registries.dialect.id_env})"
+        if self._runs_claude(rid):
+            return Evidence(seen=(f"{sign}, whose Claude still runs in its session: an inherited variable",))
+        if not proc.headless and (resumed is None or resumed[0] != rid):
+            return Evidence(seen=(f"{sign}, but it is interactive and resumes none of that record's conversation",))
+        return Evidence.both(sign)
 
     def _own_evidence(self, proc: Proc) -> Evidence:
         launch = ()

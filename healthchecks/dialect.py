@@ -24,7 +24,9 @@ What a dialect says, field by field (a new manager fills in each one):
 - ``session_prefix``: how its tmux sessions' names begin (a prefixed session no record names is information);
   empty for a manager that names no sessions (Agent Teams: its members live in panes).
 - ``id_env``: the environment variable its launches set to the record's id (None: it sets none); read only for
-  Claude processes outside every pane, and a value naming no record of this store vetoes every other sign.
+  Claude processes outside every pane, and a value naming no record of this store vetoes every other sign. It is
+  inherited by whatever a shell in the record's pane starts: exclusive only when the record runs no Claude in its
+  session any more, and for an interactive Claude only beside that record's own conversation in its arguments.
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ class Evidence(str, Enum):
     ID_AFTER_FLAG = "a record id right after the manager's id flag in its arguments (e.g. --agent-id X@T)"
     # Signs exclusive to one record (each counts as both a tie and the launch): what pane-less managers leave.
     CWD_IN_RECORD_DIR = "its working directory inside a directory of one record (a per-record worktree)"
+    # (only for a record whose session runs no Claude; an interactive Claude must resume its conversation too)
     ENV_RECORD_ID = "the dialect's id variable in its environment naming a record of this store"
     # A tie, never enough alone: a person may resume the same conversation.
     CONVERSATION_IN_ARGS = "--session-id/--resume naming a record's Claude conversation"

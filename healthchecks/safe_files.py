@@ -105,8 +105,8 @@ def open_contained(path: Path, workspace: Path | None = None) -> int:
         raise
 
 
-def _read_regular(path: Path, workspace: Path | None) -> tuple[bytes, os.stat_result]:
-    """The bytes of a regular file within MAX_BYTES, opened by open_contained, and its stat before the read."""
+def _read_regular(path: Path, workspace: Path | None, limit: int = MAX_BYTES) -> tuple[bytes, os.stat_result]:
+    """The bytes of a regular file within ``limit``, opened by open_contained, and its stat before the read."""
     fd = open_contained(path, workspace)
     try:
         st = os.fstat(fd)
@@ -114,22 +114,23 @@ def _read_regular(path: Path, workspace: Path | None) -> tuple[bytes, os.stat_re
             raise RegistryError(f"{path}: $: is a directory, not a file")
         if not stat.S_ISREG(st.st_mode):
             raise RegistryError(f"{path}: $: is not a regular file")
-        if st.st_size > MAX_BYTES:
-            raise RegistryError(_too_large(path, st.st_size))
+        if st.st_size > limit:
+            raise RegistryError(_too_large(path, st.st_size, limit))
         try:
-            raw = _read_fd(fd, st.st_size)
+            raw = _read_fd(fd, st.st_size, limit)
         except OSError as exc:
             raise RegistryError(f"{path}: $: cannot read ({exc.strerror})") from None
     finally:
         os.close(fd)
-    if len(raw) > MAX_BYTES:  # it grew after the size was read
-        raise RegistryError(_too_large(path, len(raw)))
+    if len(raw) > limit:  # it grew after the size was read
+        raise RegistryError(_too_large(path, len(raw), limit))
     return raw, st
 
 
-def read_bytes(path: Path, workspace: Path | None = None) -> bytes:
-    """Read a record file, refusing what a careful reader must not follow or swallow."""
-    return _read_regular(path, workspace)[0]
+def read_bytes(path: Path, workspace: Path | None = None, limit: int = MAX_BYTES) -> bytes:
+    """Read a record file, refusing what a careful reader must not follow or swallow (``limit``: less, for a file
+    that only points elsewhere)."""
+    return _read_regular(path, workspace, limit)[0]
 
 
 class Read(NamedTuple):
@@ -194,8 +195,10 @@ def stamp_of(path: Path, workspace: Path, exact: bool = False) -> str | None:
         return None
 
 
-def _too_large(path: Path, size: int) -> str:
-    return f"{path}: $: file is {size / 1e6:.1f} MB, over the {MAX_BYTES // 2**20} MiB limit"
+def _too_large(path: Path, size: int, limit: int = MAX_BYTES) -> str:
+    if limit < 2**20:
+        return f"{path}: $: file is over the {limit}-byte limit ({size} bytes or more)"
+    return f"{path}: $: file is {size / 1e6:.1f} MB, over the {limit // 2**20} MiB limit"
 
 
 def read_bounded(path: Path) -> bytes:
@@ -207,9 +210,9 @@ def read_bounded(path: Path) -> bytes:
         os.close(fd)
 
 
-def _read_fd(fd: int, size: int) -> bytes:
+def _read_fd(fd: int, size: int, limit: int = MAX_BYTES) -> bytes:
     # sized by the file, not by the limit: a read buffer is allocated whole, and most files are small
-    want = min(size, MAX_BYTES) + 1
+    want = min(size, limit) + 1
     chunks, got = [], 0
     while got < want:
         try:

@@ -3,6 +3,7 @@ tmux_socket_name, stand-ins launched with its environment and flags, bystanders.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import psutil
@@ -13,6 +14,11 @@ from fixers.run import fix
 from healthchecks.observe import observe
 from healthchecks.sources import agent_deck
 from healthchecks.testing.managers import DeckWorld, deck_demo
+
+# an `instances` with every column read, endlessly many rows
+ENDLESS = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT 'r' || i AS id, 'x' AS title, "
+           "'running' AS status, 'agentdeck_x' AS tmux_session, '' AS tmux_socket_name, 0 AS created_at, "
+           "0 AS archived_at, NULL AS tool_data FROM n")
 
 
 def _fix(world: DeckWorld):
@@ -84,6 +90,30 @@ def test_faults_found_and_each_repair_ends_exactly_its_target(tmp_path):
         world.teardown()
 
 
+def test_an_inherited_instance_id_is_information_unless_the_rows_own_launch_shows(tmp_path):
+    """A person's interactive Claude outside tmux whose shell inherited a row's AGENTDECK_INSTANCE_ID: while that
+    row's Claude runs in its session (whatever the person's arguments), or with nothing of the row's launch (no
+    --session-id/--resume of its conversation), it is information, never ended."""
+    world = DeckWorld(tmp_path)
+    running = world.row("api server", "running")
+    stopped = world.row("later", "stopped", None)
+    world.inherited(running)
+    world.inherited(running, ("--resume", json.loads(running["tool_data"])["claude_session_id"]))
+    world.inherited(stopped)  # its session gone, but an interactive `claude` with an inherited variable only
+    try:
+        world.start()
+        pids, sessions = {p.pid for p in world.standins()}, world.live_sessions()
+        obs = observe(world.settings)
+        assert "orphan_processes" not in _failing(obs)
+        seen = [f.reason for f in obs.results["orphan_processes"].info]
+        assert sum(f"record {running['id']}" in r for r in seen) == 2 and any(stopped["id"] in r for r in seen)
+        _fix(world)
+        assert {p.pid for p in world.standins()} == pids
+        assert world.live_sessions() == sessions
+    finally:
+        world.teardown()
+
+
 @pytest.mark.parametrize(
     "sql, problem",
     [
@@ -91,6 +121,12 @@ def test_faults_found_and_each_repair_ends_exactly_its_target(tmp_path):
         ("UPDATE metadata SET value = 'x'", "metadata.schema_version: expected an integer, found 'x'"),
         ("ALTER TABLE instances DROP COLUMN tool_data", "instances.tool_data: column is missing"),
         ("UPDATE instances SET tmux_socket_name = '/tmp/elsewhere'", "tmux_socket_name: not a tmux socket name"),
+        # a view runs its query at every read (an endless recursive one: the whole read bound, every snapshot)
+        (f"DROP TABLE instances; CREATE VIEW instances AS {ENDLESS}", "instances: is a view, not a table; refused"),
+        ("DROP TABLE metadata; CREATE VIEW metadata AS SELECT 'schema_version' AS key, '13' AS value",
+         "metadata: is a view, not a table; refused"),
+        ("CREATE TRIGGER keep AFTER UPDATE ON instances BEGIN DELETE FROM instances; END",
+         "instances: has a trigger ('keep'); refused"),
     ],
 )
 def test_hostile_database_is_one_line_error(tmp_path, sql, problem):
@@ -99,10 +135,12 @@ def test_hostile_database_is_one_line_error(tmp_path, sql, problem):
         world.row("a", running=None)
         world.write_registries()
         conn = sqlite3.connect(world.db_path)
-        conn.execute(sql)
-        conn.commit()
+        conn.executescript(sql)
         conn.close()
+        before = world.db_path.read_bytes()
         (line,) = agent_deck.load(world.workspace).all_errors
         assert line.startswith(str(world.db_path)) and problem in line and "\n" not in line
+        wal = world.db_path.with_name("state.db-wal")
+        assert world.db_path.read_bytes() == before and (not wal.exists() or wal.stat().st_size == 0)  # no write
     finally:
         world.teardown()

@@ -81,3 +81,84 @@ def test_hostile_state_is_one_line_error(tmp_path):
         assert records.all_errors == (f"{world.state_path}: $.instances[0].status: expected an integer",)
     finally:
         world.teardown()
+
+
+@pytest.mark.parametrize("recorded", ["home", ".", "relative"])
+def test_a_worktree_claude_squad_did_not_make_attributes_nothing(tmp_path, monkeypatch, recorded):
+    """An instance whose worktree_path is the person's home, `.` or a relative path (both resolved against the
+    monitor's working directory, here the home): the person's interactive Claude in ~/other-project outside tmux
+    is theirs, and the record is one problem line."""
+    world = SquadWorld(tmp_path)
+    other = world.home / "other-project"
+    other.mkdir()
+    path = {"home": str(world.home), ".": ".", "relative": "other-project"}[recorded]
+    world.instance("fix auth", READY)
+    world.instance("odd", READY, worktree_path=path)
+    world.persons_claude(other)
+    monkeypatch.chdir(world.home)
+    try:
+        world.start()
+        pids, sessions = {p.pid for p in world.standins()}, world.live_sessions()
+        obs = observe(world.settings)
+        (line,) = obs.snapshot.registries.all_errors
+        assert line.startswith(f"{world.state_path}: $.instances[1].worktree.worktree_path: ") and "\n" not in line
+        assert "orphan_processes" not in _failing(obs)
+        _fix(world)
+        assert {p.pid for p in world.standins()} == pids  # the person's Claude among them
+        assert world.live_sessions() == sessions
+    finally:
+        world.teardown()
+
+
+def _worktree(world: SquadWorld, how: str) -> str:
+    """A path inside claude-squad's worktrees folder that is not a git worktree of the instance's repository."""
+    folder = world.workspace / "worktrees"
+    made = folder / f"hc-{how}_0123456789abcdef"
+    if how == "symlink":
+        made.symlink_to(world.home, target_is_directory=True)
+        return str(made)
+    made.mkdir()
+    if how == "git-symlink":
+        (world.home / "gitfile").write_text(f"gitdir: {world.project}/.git/worktrees/x\n")
+        (made / ".git").symlink_to(world.home / "gitfile")
+    elif how == "other-repo":
+        (made / ".git").write_text(f"gitdir: {world.home}/.git/worktrees/x\n")
+    elif how == "git-folder":
+        (made / ".git").mkdir()
+    elif how == "dotdot":
+        return f"{folder}/../{made.name}"
+    return str(made)
+
+
+@pytest.mark.parametrize("how, problem", [
+    ("plain", "not a git worktree (.git: file is missing)"),
+    ("symlink", "a symlink"),
+    ("git-symlink", "a symlink"),
+    ("git-folder", "is a directory"),
+    ("other-repo", "not a worktree of its repo_path"),
+    ("dotdot", "not a clean absolute path"),
+])
+def test_a_worktree_that_is_not_a_git_worktree_of_its_repository_is_one_line(tmp_path, how, problem):
+    world = SquadWorld(tmp_path)
+    try:
+        world.instance("odd", READY, None, worktree_path=_worktree(world, how))
+        world.instance("resting", PAUSED, None)  # its worktree removed by Pause: no problem, no directory
+        world.write_registries()
+        (line,) = claude_squad.load(world.workspace).all_errors
+        assert line.startswith(f"{world.state_path}: $.instances[0].worktree.worktree_path: "), line
+        assert problem in line and "\n" not in line
+    finally:
+        world.teardown()
+
+
+def test_worktrees_claude_squad_made_are_read_without_a_problem(tmp_path):
+    world = SquadWorld(tmp_path)
+    try:
+        made = world.instance("fix auth", READY, None)
+        world.instance("resting", PAUSED, None)
+        world.write_registries()
+        records = claude_squad.load(world.workspace)
+        assert records.ok, records.all_errors
+        assert [r.home for r in records.authority.agents] == [made["worktree"]["worktree_path"], None]
+    finally:
+        world.teardown()

@@ -40,6 +40,29 @@ def test_auto_picks_claude_squad_only_without_an_orchestrator_workspace(tmp_path
         world.teardown()
 
 
+def test_a_claude_squad_worktree_at_the_persons_home_ends_nothing_of_theirs(tmp_path):
+    """`--fix --yes` on a record whose worktree_path is the person's home: their interactive Claude in a project
+    there, outside tmux, runs on; the record is one problem line."""
+    world = SquadWorld(tmp_path)
+    try:
+        other = world.home / "other-project"
+        other.mkdir()
+        world.instance("one", READY)
+        world.instance("odd", READY, worktree_path=str(world.home))
+        world.persons_claude(other)
+        world.start()
+        pids = {p.pid for p in world.standins()}
+        done = run_health(tmp_path, *_args(world, tmp_path), "--source", "claude-squad", "--claude-squad-dir",
+                          str(world.workspace), "--fix", "--yes")
+        assert {p.pid for p in world.standins()} == pids, done.stdout[-2000:]
+        doc = json.loads((tmp_path / "f.json").read_text())
+        (problem,) = [f for f in doc["findings"] if f["check"] == "registry_schema"]
+        assert problem["reason"].startswith("$.instances[1].worktree.worktree_path: ")
+        assert not [f for f in doc["findings"] if f["check"] == "orphan_processes"]
+    finally:
+        world.teardown()
+
+
 def test_agent_deck_by_its_database_option(tmp_path):
     world = DeckWorld(tmp_path)
     try:

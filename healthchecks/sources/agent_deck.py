@@ -1,7 +1,8 @@
 """Read agent-deck's records (`<data root>/profiles/<profile>/state.db`, SQLite in WAL mode; read at v1.14.0).
 
 One read-only connection (`mode=ro`, never `immutable=1`, which would ignore the write-ahead log), a busy timeout,
-one read transaction, a gate on `metadata.schema_version` and on the columns used, and bounded reads. A row's
+one read transaction, a gate on views and triggers (as for the orchestrator's state), on `metadata.schema_version`
+and on the columns used, and bounded reads. A row's
 `tmux_session` and `tmux_socket_name` are authoritative; its status is last-known (agent-deck rewrites rows itself),
 so nothing here is ever written (the source has no writer). Every problem is one line naming the file, the table,
 column or row, and what is wrong.
@@ -22,12 +23,13 @@ from .. import safe_files
 from ..dialect import AGENT_DECK, ScopeKind, StatusClass
 from ..records import AgentRecord, Fingerprint, Records, Scope
 from ..safe_files import file_problem
-from .sqlite_state import connect, database_fingerprint, problem
+from .sqlite_state import connect, database_fingerprint, problem, refused_objects
 
 NAME = "agent-deck"  # its line in healthchecks.sources.SOURCES
 DB = "state.db"
 KNOWN_SCHEMA = 13  # v1.14.0; a newer schema may mean other things by the same columns: refused, not guessed
 COLUMNS = ("id", "title", "status", "tmux_session", "tmux_socket_name", "created_at", "archived_at", "tool_data")
+READ = ("metadata", "instances")  # tables read: a view would run any query (an endless one), a trigger anything
 MAX_ROWS = 100_000
 MAX_TOOL_DATA = 64 * 1024
 SOCKET_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")  # a `tmux -L` name: never a path
@@ -70,6 +72,8 @@ def _broken(workspace: Path, path: Path, line: str, before: Fingerprint) -> Reco
 
 def _gate(path: Path, conn: sqlite3.Connection) -> str | None:
     """Why this database is not one this reader knows (one line), or None."""
+    if refused := refused_objects(path, conn, READ, "agent-deck's"):
+        return refused[0]
     if not {r[1] for r in conn.execute("PRAGMA table_info(metadata)")}:
         return f"{path}: metadata: table is missing"
     row = conn.execute("SELECT value FROM metadata WHERE key = 'schema_version'").fetchone()

@@ -1,14 +1,17 @@
 """Read claude-squad's records (`<dir>/state.json`, smtg-ai/claude-squad, format stable since e852651).
 
 Its instances are the one record (`instances[]`); a record's session is `claudesquad_` + its title with all
-whitespace removed and `.` turned into `_`; a record's worktree lies under `<dir>/worktrees/` and is its own
-directory (a process working inside it is that instance's). claude-squad writes this file without a lock and
-last writer wins, so it is only ever read here, once, boundedly: never written (the source has no writer).
+whitespace removed and `.` turned into `_`; a record's worktree is its own directory (a process working inside it is
+that instance's) only as claude-squad makes one: `<dir>/worktrees/<branch>_<hex>`, a `git worktree add` of the
+instance's repository. Any other worktree_path (a home, `.`, a relative path, a folder that is no worktree of that
+repository) would hand whatever works below it to the instance: a problem line. claude-squad writes this file
+without a lock and last writer wins, so it is only ever read here, once, boundedly: never written (no writer).
 Every problem is one line naming the file, the path inside it and what is wrong.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,13 +19,15 @@ from typing import Any
 
 from .. import safe_files
 from ..dialect import CLAUDE_SQUAD, ScopeKind
-from ..records import AgentRecord, Fingerprint, Records, RegistryError, Scope
-from ..safe_files import digested, read_stamped, stamp_of
+from ..records import AgentRecord, Fingerprint, Records, RegistryError, Scope, is_path
+from ..safe_files import digested, read_bytes, read_stamped, stamp_of
 from .json_registry import parse
 
 NAME = "claude-squad"  # its line in healthchecks.sources.SOURCES
 STATE = "state.json"
 DEFAULT_DIR = "~/.claude-squad"
+WORKTREES = "worktrees"  # where it makes every instance's worktree (session/git/worktree.go)
+GITFILE_BYTES = 4096  # a worktree's `.git` file holds one line: `gitdir: <the repository's .git/worktrees/<name>>`
 # Its store's own options: (flag, help, default); `locate` turns their values into the store's directory.
 OPTIONS = (("--claude-squad-dir", f"claude-squad's directory, holding state.json and worktrees/ (default "
                                   f"{DEFAULT_DIR})", DEFAULT_DIR),)
@@ -64,7 +69,47 @@ def _text(value: Any, where: str, path: Path, required: bool = True) -> str | No
     return value
 
 
-def _record(path: Path, i: int, item: Any) -> AgentRecord:
+def _not_a_worktree(home: Path, folder: Path, repo: Any) -> str | None:
+    """Why ``home`` (a name in ``folder``) is not a git worktree of ``repo``: its `.git` must be a file (read
+    bounded, through no symlink) whose gitdir lies in `<repo>/.git/worktrees/`."""
+    if not is_path(repo) or not os.path.isabs(repo):
+        return "has no absolute repo_path to be a worktree of"
+    try:
+        raw = read_bytes(home / ".git", folder, GITFILE_BYTES)
+    except RegistryError as exc:
+        return f"is not a git worktree (.git: {str(exc).split(': $: ', 1)[-1]})"
+    text = raw.decode("utf-8", "replace").rstrip("\r\n")
+    if not text.startswith("gitdir: ") or "\0" in text or "\n" in text:
+        return "is not a git worktree (its .git file names no gitdir)"
+    gitdir = os.path.normpath(os.path.join(home, text[len("gitdir: "):]))  # a relative one is the worktree's
+    if os.path.realpath(os.path.dirname(gitdir)) != os.path.realpath(os.path.join(repo, ".git", "worktrees")):
+        return f"is not a worktree of its repo_path {repo!r:.120} (its .git names {gitdir!r:.120})"
+    return None
+
+
+def _home(workspace: Path, path: Path, where: str, worktree: dict) -> str | None:
+    """The instance's worktree when claude-squad made it, else RegistryError (one line); None when it has none
+    (Pause removed it). A home or `.` (resolved against this run's directory) would make every Claude below it
+    the instance's: only a clean absolute path right inside its worktrees folder, a real git worktree of the
+    instance's repository, counts."""
+    value = _text(worktree.get("worktree_path"), f"{where}.worktree_path", path, required=False)
+    if not value:
+        return None
+    folder = workspace / WORKTREES
+    if "\0" in value or not os.path.isabs(value) or os.path.normpath(value) != value:
+        why: str | None = "is not a clean absolute path"
+    elif os.path.realpath(os.path.dirname(value)) != os.path.realpath(folder):
+        why = f"is not right inside claude-squad's {folder}"
+    elif not os.path.lexists(value):
+        return None  # Pause or Kill removed it: nothing works there
+    else:
+        why = _not_a_worktree(folder / os.path.basename(value), folder, worktree.get("repo_path"))
+    if why:
+        raise RegistryError(f"{path}: {where}.worktree_path: {value!r:.120} {why}; it attributes nothing")
+    return value
+
+
+def _record(workspace: Path, path: Path, i: int, item: Any) -> AgentRecord:
     where = f"$.instances[{i}]"
     if not isinstance(item, dict):
         raise RegistryError(f"{path}: {where}: expected an object")
@@ -75,11 +120,11 @@ def _record(path: Path, i: int, item: Any) -> AgentRecord:
     worktree = item.get("worktree") or {}
     if not isinstance(worktree, dict):
         raise RegistryError(f"{path}: {where}.worktree: expected an object")
-    home = _text(worktree.get("worktree_path"), f"{where}.worktree.worktree_path", path, required=False)
+    home = _home(workspace, path, f"{where}.worktree", worktree)
     times = (_text(item.get("created_at"), f"{where}.created_at", path, required=False),)
     assert title is not None
     return AgentRecord(title, None, status, session_name(title), ScopeKind.STATE, times,  # type: ignore[arg-type]
-                       CLAUDE_SQUAD.status_class(status), home=home or None)
+                       CLAUDE_SQUAD.status_class(status), home=home)
 
 
 def _broken(workspace: Path, path: Path, line: str, before: Fingerprint) -> Records:
@@ -101,7 +146,7 @@ def load(workspace: Path, timeout: float = 0.0) -> Records:
         items = data.get("instances") or []
         if not isinstance(items, list):
             raise RegistryError(f"{path}: $.instances: expected an array")
-        agents = tuple(_record(path, i, item) for i, item in enumerate(items))
+        agents = tuple(_record(workspace, path, i, item) for i, item in enumerate(items))
         seen: set[str] = set()
         for i, rec in enumerate(agents):
             if rec.id in seen:

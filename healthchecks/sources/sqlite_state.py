@@ -62,16 +62,18 @@ def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
     return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
 
 
-def refused_objects(path: Path, conn: sqlite3.Connection) -> list[str]:
-    """What makes a state unsafe to read or change, whatever its columns: a view or a trigger where a table is."""
+def refused_objects(path: Path, conn: sqlite3.Connection, tables: tuple[str, ...] = PLAIN_TABLES,
+                    whose: str = "the orchestrator's") -> list[str]:
+    """What makes a state unsafe to read or change, whatever its columns: a view or a trigger where one of
+    ``tables`` is (a manager's schema, ``whose``, that has none: any other store reading SQLite shares this)."""
     lines = []
-    marks = ",".join("?" * len(PLAIN_TABLES))
+    marks = ",".join("?" * len(tables))
     for kind, name, table in conn.execute(
         f"SELECT type, name, tbl_name FROM sqlite_master WHERE (type = 'view' AND name IN ({marks})) "
-        f"OR (type = 'trigger' AND tbl_name IN ({marks})) ORDER BY type, name", (*PLAIN_TABLES, *PLAIN_TABLES)
+        f"OR (type = 'trigger' AND tbl_name IN ({marks})) ORDER BY type, name", (*tables, *tables)
     ):
-        what = "is a view, not a table" if kind == "view" else f"has a trigger ({name!r})"
-        lines.append(f"{path}: {table}: {what}; refused: the orchestrator's schema has none, and one would run "
+        what = "is a view, not a table" if kind == "view" else f"has a trigger ({name!r:.80})"
+        lines.append(f"{path}: {table}: {what}; refused: {whose} schema has none, and one would run "
                      "whatever it holds when this tool reads or writes")
     return lines
 

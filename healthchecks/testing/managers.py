@@ -7,6 +7,7 @@ names, teardown by PID and by socket) and renders its own store instead of the o
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import shlex
@@ -39,6 +40,8 @@ class SquadWorld(World):
         self.project = self.root / "project"  # the repository its instances branch from
         (self.workspace / "worktrees").mkdir(parents=True, exist_ok=True)
         self.project.mkdir(exist_ok=True)
+        self._git("init", "-q", "-b", "main")
+        self._git("commit", "-q", "--allow-empty", "-m", "start")
         self.instances: list[dict] = []
         self.loose: list[Path] = []  # cwd of each Claude started outside tmux (orphans, a person's)
 
@@ -55,21 +58,30 @@ class SquadWorld(World):
     def state_path(self) -> Path:
         return self.workspace / claude_squad.STATE
 
+    def _git(self, *args: str) -> None:
+        """git in the instances' repository, with no configuration of this machine's (its identity fixed)."""
+        env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1", "GIT_AUTHOR_NAME": "hc",
+               "GIT_AUTHOR_EMAIL": "hc@example.invalid", "GIT_COMMITTER_NAME": "hc",
+               "GIT_COMMITTER_EMAIL": "hc@example.invalid"}
+        subprocess.run(["git", "-C", str(self.project), *args], check=True, env=env, capture_output=True,
+                       stdin=subprocess.DEVNULL, timeout=60)
+
     def instance(self, title: str, status: int = RUNNING, running: str | None = "claude", *, lost: bool = False,
-                 started_ago: float = 600) -> dict:
+                 started_ago: float = 600, worktree_path: str | None = None) -> dict:
         """One instance as claude-squad keeps it. ``running``: "claude" in its session, "shell" (no Claude),
         "orphan" (its Claude outside tmux, working in its worktree), None (no session). ``lost``: its record is
-        gone (another claude-squad process wrote over it) while its session and worktree stay."""
+        gone (another claude-squad process wrote over it) while its session and worktree stay. ``worktree_path``:
+        recorded instead of the worktree claude-squad made (a hand-edited or hostile record)."""
         branch = f"hc/{title.replace(' ', '-')}"
         worktree = self.workspace / "worktrees" / f"{branch.replace('/', '-')}_{secrets.token_hex(8)}"
-        if status != PAUSED:  # Pause removes the worktree and keeps the branch
-            worktree.mkdir(parents=True)
+        if status != PAUSED:  # as claude-squad makes one (`git worktree add`); Pause removes it, keeps the branch
+            self._git("worktree", "add", "-q", "-b", branch, str(worktree))
         now = datetime.now(UTC)
         record = {
             "title": title, "path": str(self.project), "branch": branch, "status": status, "height": 40,
             "width": 120, "created_at": _rfc3339(now - timedelta(seconds=started_ago)),
             "updated_at": _rfc3339(now), "auto_yes": False, "program": str(self.standin),
-            "worktree": {"repo_path": str(self.project), "worktree_path": str(worktree),
+            "worktree": {"repo_path": str(self.project), "worktree_path": worktree_path or str(worktree),
                          "session_name": title, "branch_name": branch,
                          "base_commit_sha": secrets.token_hex(20), "is_existing_branch": False},
             "diff_stats": {"added": 0, "removed": 0, "content": ""},
@@ -206,6 +218,12 @@ class DeckWorld(World):
 
     def persons_claude(self) -> None:
         self.loose.append((self.project, {}, []))
+
+    def inherited(self, row: dict, args: tuple[str, ...] = ()) -> None:
+        """A person's interactive Claude outside tmux, started from a shell that inherited ``row``'s
+        AGENTDECK_INSTANCE_ID (one opened from its pane, say), with ``args``."""
+        env = {"AGENTDECK_INSTANCE_ID": row["id"], "AGENTDECK_PROFILE": self.profile}
+        self.loose.append((self.project, env, list(args)))
 
     def write_registries(self, **_: object) -> None:
         conn = sqlite3.connect(self.db_path)
