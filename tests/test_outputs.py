@@ -357,6 +357,7 @@ def test_installed_mode_writes_its_reports_to_the_cwd_whatever_the_workspace(tmp
         world.start()
         before = _files(tmp_path, world.root)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TMUX", "PYTEST_"))}
+        # no:cacheprovider: pytest's own .pytest_cache goes to its rootdir whatever this plugin does
         proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:hypothesispytest", "-p", "no:cacheprovider",
                                "--pyargs", "healthchecks", *settings_args(world.settings)], cwd=project, env=env,
                               capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
