@@ -24,7 +24,7 @@ from pathlib import Path
 from healthchecks import holding
 from healthchecks.analysis import Analysis, LiveSession
 from healthchecks.checks import GHOST_AGENTS
-from healthchecks.observe import observe
+from healthchecks.observe import Observation, observe
 from healthchecks.results import Results
 from healthchecks.settings import Settings
 from healthchecks.targets import (
@@ -40,7 +40,7 @@ from healthchecks.tmux import TmuxServer
 
 from . import backups, effects
 from .outcome import OK_STATUSES, Status
-from .plan import ENTRY_KINDS, RECORD_KINDS, Action, Options, Plan, counters_selected, entry_ids
+from .plan import ENTRY_KINDS, RECORD_KINDS, Action, Options, Plan, counters_selected, entry_ids, waived_counters
 from .writers import Edits, writer_for
 
 
@@ -99,8 +99,8 @@ def preflight(plan: Plan, settings: Settings, options: Options) -> str | None:
     if writer is None:
         return f"{regs.source} records are never written by a fix; nothing was changed"
     marks, prunes = entry_ids(writes)
-    return writer.check(regs, _edits(marks, prunes, _counter_files(writes), options, regs.workspace),
-                        settings.lock_timeout)
+    edits = replace(_edits(marks, prunes, _counter_files(writes), options, regs.workspace), waived=plan.waived)
+    return writer.check(regs, edits, settings.lock_timeout)
 
 
 def owner_problem(workspace: Path) -> str | None:
@@ -150,7 +150,7 @@ def apply(plan: Plan, settings: Settings, options: Options, outcomes: list[Outco
         if unjudged:  # tmux unreachable or registry unreadable right now: act on nothing
             outcomes += [Outcome(a, Status.REFUSED, unjudged[0]) for a in actions]
         else:
-            outcomes += fn(actions, now.analysis, failing_targets(now.results), options)
+            outcomes += fn(actions, now, options)
     return outcomes
 
 
@@ -169,7 +169,8 @@ def _unverified_process(action: Action, why: Refusal) -> Outcome:
     return _not_verified(action, why, gone=False)
 
 
-def _processes(actions: list[Action], a: Analysis, targets: Targets, options: Options) -> list[Outcome]:
+def _processes(actions: list[Action], now: Observation, options: Options) -> list[Outcome]:
+    a, targets = now.analysis, failing_targets(now.results)
     outcomes, roots = [], []
     for action in actions:
         if why := verify(action, targets):
@@ -186,7 +187,8 @@ def _find(a: Analysis, target: SessionTarget) -> LiveSession | None:
     return next((s for s in a.sessions.get(target.name, []) if s.server == target.server), None)
 
 
-def _sessions(actions: list[Action], a: Analysis, targets: Targets, options: Options) -> list[Outcome]:
+def _sessions(actions: list[Action], now: Observation, options: Options) -> list[Outcome]:
+    a, targets = now.analysis, failing_targets(now.results)
     outcomes: list[Outcome] = []
     verified: list[tuple[Action, LiveSession]] = []
     for action in actions:
@@ -250,8 +252,9 @@ def _pane_now(a: Analysis, target: PaneTarget) -> tuple[TmuxServer, ProcessTarge
     return server, target.root
 
 
-def _panes(actions: list[Action], a: Analysis, targets: Targets, options: Options) -> list[Outcome]:
+def _panes(actions: list[Action], now: Observation, options: Options) -> list[Outcome]:
     """End each verified pane's process tree (its group and session too), then kill the pane itself."""
+    a, targets = now.analysis, failing_targets(now.results)
     outcomes: list[Outcome] = []
     verified: list[tuple[Action, TmuxServer, ProcessTarget | None]] = []
     for action in actions:
@@ -277,9 +280,10 @@ def _panes(actions: list[Action], a: Analysis, targets: Targets, options: Option
     return outcomes
 
 
-def _servers(actions: list[Action], a: Analysis, targets: Targets, options: Options) -> list[Outcome]:
+def _servers(actions: list[Action], now: Observation, options: Options) -> list[Outcome]:
     """A whole private server: verified as leaked now (every pane a dead team's teammate or dead), each pane's
     process ended by the start time the verification saw, then kill-server if it holds nothing else."""
+    a, targets = now.analysis, failing_targets(now.results)
     outcomes: list[Outcome] = []
     for action in actions:
         target = action.target
@@ -313,8 +317,10 @@ def _edits(marks: set[str], prunes: set[str], counter_files: frozenset[str], opt
     return Edits(frozenset(marks), frozenset(prunes), counter_files, counters_selected(options), _now(), archive)
 
 
-def _records(actions: list[Action], a: Analysis, targets: Targets, options: Options) -> list[Outcome]:
-    """Every verified entry change and counter fix, through the records' own writer (fixers.writers)."""
+def _records(actions: list[Action], now: Observation, options: Options) -> list[Outcome]:
+    """Every verified entry change and counter fix, through the records' own writer (fixers.writers); a counter
+    waived now is left as it is (the writer is told which)."""
+    a, targets, waived = now.analysis, failing_targets(now.results), waived_counters(now.results)
     outcomes: list[Outcome] = []
     marks: set[str] = set()
     prunes: set[str] = set()
@@ -339,7 +345,7 @@ def _records(actions: list[Action], a: Analysis, targets: Targets, options: Opti
     writer = writer_for(regs.source)
     assert writer is not None  # the preflight refused a plan that writes a store nobody may write
     edits = replace(_edits(marks, prunes, _counter_files(actions), options, regs.workspace),
-                    archives=frozenset(archives))
+                    archives=frozenset(archives), waived=waived)
     written = writer.write(regs, edits, a.settings.lock_timeout)
     backups.prune(regs.workspace, options.keep_backups, options.backup_days)
     for action in actions:  # one lookup per action in indexes made once for the phase (edits.ids)

@@ -34,6 +34,7 @@ from healthchecks.records import AgentRecord
 from healthchecks.results import Finding, Results
 from healthchecks.targets import (
     AgentTarget,
+    CounterTarget,
     FileTarget,
     PaneTarget,
     ProcessTarget,
@@ -109,6 +110,7 @@ class Plan:
     manual: list[Finding] = field(default_factory=list)  # failing findings no fixer handles
     held: list[str] = field(default_factory=list)  # fixable, but waiting for an explicit flag
     blocked: list[str] = field(default_factory=list)  # checks that could not be judged, so not fixed
+    waived: frozenset[CounterTarget] = frozenset()  # counters a person waived: no write of the plan touches them
 
     def lines(self) -> list[str]:
         out = [f"{i:3d}. {a.describe()}" for i, a in enumerate(self.actions, 1)] or ["  (no actions)"]
@@ -245,8 +247,9 @@ def make_plan(analysis: Analysis, results: Results, opts: Options | None = None)
             del actions[key]
     if opts.selected is None or STALE_SCOPES in opts.selected:
         _plan_scopes_left(analysis, actions)
+    plan.waived = waived_counters(results)
     if counters_selected(opts) and not plan.blocked:
-        _plan_counters(analysis, actions)
+        _plan_counters(analysis, actions, plan.waived)
     plan.actions = sorted(actions.values(), key=lambda a: ORDER[a.kind])
     return plan
 
@@ -294,15 +297,24 @@ def entry_ids(actions: Iterable[Action]) -> tuple[set[str], set[str]]:
     )
 
 
-def _plan_counters(analysis: Analysis, actions: dict[tuple, Action]) -> None:
-    """Counters last, computed from the entries as they will be after the planned entry changes."""
+def waived_counters(results: Results) -> frozenset[CounterTarget]:
+    """The counters whose findings a person waived: the writers are told them, typed, and leave them as they are."""
+    result = results.get(COUNTERS)
+    found = result.waived if result is not None else ()
+    return frozenset(f.target for f in found if isinstance(f.target, CounterTarget))
+
+
+def _plan_counters(analysis: Analysis, actions: dict[tuple, Action], waived: frozenset[CounterTarget]) -> None:
+    """Counters last, computed from the entries as they will be after the planned entry changes; a waived one is
+    never planned."""
     marked, pruned = entry_ids(actions.values())
     records = analysis.snapshot.registries
     status = records.dialect.mark.status if records.dialect.mark else ""
     for file in records.scopes:
         after = _after(file.agents, marked, pruned, status)
         expected = records.dialect.expected(file.kind, after, len(file.task_ids))
-        changes = {k: v for k, v in expected.items() if k in file.counters and file.counters[k] != v}
+        changes = {k: v for k, v in expected.items()
+                   if k in file.counters and file.counters[k] != v and CounterTarget(str(file.path), k) not in waived}
         if changes:
             detail = ", ".join(f"{k} {file.counters[k]} → {v}" for k, v in changes.items())
             entity = _label(analysis.snapshot.registries.workspace, file.path)

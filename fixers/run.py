@@ -158,10 +158,11 @@ def _rounds(report: FixReport, plan: Plan, settings: Settings, options: Options)
         if round_no == MAX_ROUNDS:
             break
         # Later rounds only retry what was confirmed; anything new is reported, never acted on.
-        retry = [a for a in make_plan(after.analysis, after.results, options).actions if a.key in confirmed_keys]
+        again = make_plan(after.analysis, after.results, options)
+        retry = [a for a in again.actions if a.key in confirmed_keys]
         if not retry:
             break
-        round_plan = Plan(actions=retry)
+        round_plan = Plan(actions=retry, waived=again.waived)
     report.after = after.figures
     report.after_results, report.after_observation = after.results, after
     report.remaining = still_wrong(after.results, options.selected)

@@ -17,6 +17,7 @@ import pytest
 
 from . import sightings, sources, waivers
 from .checks import CHECKS
+from .run import PACKAGE_DIR
 from .settings import (
     DEFAULT_CLAUDE_EXE,
     DEFAULT_CLAUDE_MATCH,
@@ -159,7 +160,8 @@ OPTIONS = (
     ),
     Option(
         "--report-dir",
-        "where the HTML report goes: a timestamped file plus latest.html (default reports/)",
+        "where the HTML report goes: a timestamped file plus latest.html (default reports/: a checkout's own when "
+        "its checks run, else the current directory's)",
         default="reports",
     ),
     Option(
@@ -295,4 +297,7 @@ def state_dir(config: pytest.Config) -> Path:
 
 
 def report_dir(config: pytest.Config) -> Path:
-    return path(config, value(config, "--report-dir"), config.rootpath)
+    """A relative --report-dir is the checkout's when this checkout's checks run, else the cwd's: an installed run's
+    rootdir can be any common ancestor of its arguments (`/` for a workspace under another top-level folder)."""
+    checkout = config.rootpath.resolve() == PACKAGE_DIR.parent
+    return path(config, value(config, "--report-dir"), config.rootpath if checkout else config.invocation_params.dir)

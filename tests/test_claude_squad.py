@@ -3,14 +3,19 @@ the default server it uses, stand-ins run as its `program`, bystanders. state.js
 
 from __future__ import annotations
 
+import json
+import re
+
 import psutil
 import pytest
+from helpers import run_health
 
 from fixers.apply import Options
 from fixers.run import fix
 from healthchecks.observe import observe
 from healthchecks.sources import claude_squad
 from healthchecks.testing.managers import PAUSED, READY, RUNNING, SquadWorld, squad_demo
+from healthchecks.text import MAX_LINE
 
 
 def _fix(world: SquadWorld):
@@ -162,3 +167,32 @@ def test_worktrees_claude_squad_made_are_read_without_a_problem(tmp_path):
         assert [r.home for r in records.authority.agents] == [made["worktree"]["worktree_path"], None]
     finally:
         world.teardown()
+
+
+def test_a_10_mb_title_is_cut_in_every_line_a_person_reads_and_whole_in_the_findings_json(tmp_path):
+    """An instance titled with 10 MB (its session name too): the terminal (checks, plan, -rA, status line) and the
+    HTML report show a bounded line saying how much was left out; the findings JSON keeps the title whole."""
+    world = SquadWorld(tmp_path / "world")
+    try:
+        world.instance("fix auth", READY)
+        title = "T" * 10_000_000
+        ghost = world.instance("big", RUNNING, None)  # its session gone: a ghost named by its title
+        ghost["title"] = ghost["worktree"]["session_name"] = title
+        world.start()
+        s, doc, reports = world.settings, tmp_path / "f.json", tmp_path / "reports"
+        args = ["--source", "claude-squad", "--claude-squad-dir", str(world.workspace), "--claude-match",
+                s.claude_match, "--grace", str(s.grace), "--tmux-socket", world.socket_name]
+        checked = run_health(tmp_path, *args, "--findings-json", str(doc), "-rA", "--fix", "--dry-run")
+        status = run_health(tmp_path, *args, "--status-line")
+    finally:
+        world.teardown()
+    assert checked.returncode == 1, checked.stdout[-3000:] + checked.stderr[-3000:]
+    (finding,) = [f for f in json.loads(doc.read_text())["findings"] if f["check"] == "ghost_agents"]
+    assert finding["entity"]["id"] == title  # whole where machines read it
+    for proc in (checked, status):
+        assert len(proc.stdout) + len(proc.stderr) < 30_000, (len(proc.stdout), len(proc.stderr))
+        left_out = [int(n.replace(",", "")) for n in re.findall(r"… \(([\d,]+) more characters\)", proc.stdout)]
+        assert left_out and all(n > len(title) - MAX_LINE for n in left_out), left_out
+        assert max(map(len, proc.stdout.splitlines())) < MAX_LINE + 100
+    assert "not fixed automatically: ghost_agents: agent TTT" in checked.stdout  # the plan's line, cut too
+    assert (reports / "latest.html").stat().st_size < 1_000_000

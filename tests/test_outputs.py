@@ -341,3 +341,31 @@ def test_after_a_fix_the_outputs_name_the_snapshot_their_results_were_judged_on(
     assert abs(json_time(json.loads((tmp_path / "f.json").read_text())["snapshot_time"]) - after) < 0.01
     assert abs(parse_metrics((tmp_path / "m.prom").read_text())["agent_healthchecks_last_run_timestamp_seconds"]
                - after) < 0.01
+
+
+def _files(root: Path, leave_out: Path) -> set[Path]:
+    return {p for p in root.rglob("*") if p.is_file() and leave_out not in p.parents}
+
+
+def test_installed_mode_writes_its_reports_to_the_cwd_whatever_the_workspace(tmp_path):
+    """`pytest --pyargs healthchecks --workspace W` from a project folder: pytest's rootdir becomes the common
+    ancestor of the cwd and W (with W under another top-level folder, `/`); the reports still go to ./reports."""
+    project, world = tmp_path / "home" / "project", World(tmp_path / "srv" / "world")  # ancestor: tmp_path
+    project.mkdir(parents=True)
+    try:
+        world.agent(None, "claude")
+        world.start()
+        before = _files(tmp_path, world.root)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("TMUX", "PYTEST_"))}
+        # no:cacheprovider: pytest's own .pytest_cache goes to its rootdir whatever this plugin does
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:hypothesispytest", "-p", "no:cacheprovider",
+                               "--pyargs", "healthchecks", *settings_args(world.settings)], cwd=project, env=env,
+                              capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    finally:
+        world.teardown()
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert f"rootdir: {tmp_path}" in proc.stdout  # the arguments provoked the common-ancestor rootdir
+    reports = project / "reports"
+    new = _files(tmp_path, world.root) - before
+    assert {p.name for p in new if p.parent == reports} >= {"latest.html", "history.jsonl", "index.html"}
+    assert all(p.parent == reports for p in new), sorted(map(str, new))

@@ -68,11 +68,11 @@ def test_each_repair_phase_builds_its_indexes_once(world, monkeypatch):
     done = [o for o in report.outcomes if o.status == "done"]
     assert len(done) >= 12 + 2 + 1  # every ghost, orphan and the zombie: many actions per phase
     assert dict(per_phase) == {
-        "_processes": {"process table": 1},
-        "_sessions": {"process table": 1},
-        "_records": {"edited ids": 1, "class index": 1},
+        "_processes": {"targets": 1, "process table": 1},
+        "_sessions": {"targets": 1, "process table": 1},
+        "_records": {"targets": 1, "edited ids": 1, "class index": 1},
     }
-    assert calls["targets"] == 3  # one verification index per phase (apply), none per action
+    assert calls["targets"] == 3  # one verification index per phase, none per action
 
 
 def _backup(workspace: Path, name: str, stamp: str, age_days: float, marked: bool = True) -> Path:

@@ -66,3 +66,31 @@ def test_a_broken_waiver_file_is_one_line_before_anything_runs(world, tmp_path):
     assert proc.returncode == 4
     assert f"{broken}: waiver 1: missing reason, expires" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_waived_counter_is_never_rewritten_even_by_a_write_that_fixes_its_file(world, tmp_path):
+    """A waiver on one counter: `--fix --yes` marks a ghost in the same file (and recomputes the file's other
+    counters) but leaves the waived counter as it was; alone, the waived counter is no action at all."""
+    world.agent(None, "claude")
+    ghost = world.agent("working", None)
+    world.write_registries(global_overrides={"active_agents": 9, "total_agents_spawned": 7})
+    world.start()
+    waivers = waiver_file(tmp_path, "registry/GLOBAL_REGISTRY.json active_agents", date.today() + timedelta(days=30),
+                          check="counters")
+    doc = tmp_path / "f.json"
+    before = run_health(tmp_path, *settings_args(world.settings), waivers, "--findings-json", str(doc))
+    waived = [f for f in json.loads(doc.read_text())["findings"] if f["severity"] == "waived"]
+    assert before.returncode == 1  # the ghost and total_agents_spawned fail
+    assert [(f["check"], f["entity"]["id"]) for f in waived] == [
+        ("counters", "registry/GLOBAL_REGISTRY.json active_agents")]
+    proc = run_health(tmp_path, *settings_args(world.settings), waivers, "--fix", "--yes")
+    data = json.loads(world.global_path.read_text())
+    assert data["agents"][ghost]["status"] != "working", proc.stdout  # the ghost was acted on, in the same file
+    assert data["total_agents_spawned"] == 2, proc.stdout  # a counter not waived: recomputed in that write
+    assert data["active_agents"] == 9, proc.stdout  # the waived one: never acted on
+    assert "active_agents 9 →" not in proc.stdout
+    assert proc.returncode == 0, proc.stdout
+    again = world.global_path.read_bytes()
+    proc = run_health(tmp_path, *settings_args(world.settings), waivers, "--fix", "--yes")
+    assert proc.returncode == 0 and "(no actions)" in proc.stdout, proc.stdout
+    assert world.global_path.read_bytes() == again

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import ModuleType
 
 from healthchecks.sources import BY_NAME
+from healthchecks.targets import CounterTarget
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Edits:
     now: str  # the time written into marks and archive rows
     archive: Path  # the JSON-lines file pruned records go to, whole, before they are removed
     archives: frozenset[str] = frozenset()  # whole scopes (a team's directory) to move into the store's archive
+    waived: frozenset[CounterTarget] = frozenset()  # counters a person waived: never written, whatever else is
 
     @cached_property
     def ids(self) -> frozenset[str]:

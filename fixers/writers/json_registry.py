@@ -477,7 +477,7 @@ def check(regs: Records, edits: Edits, lock_timeout: float) -> str | None:
             return f"{str(exc).splitlines()[0]}; nothing was changed"
     classes = _classes(regs)
     for path, kind in _files_to_write(regs, edits):
-        edit, _, _ = _editor(kind, regs, edits, classes)
+        edit, _, _ = _editor(path, kind, regs, edits, classes)
         try:
             with holding.held([path], min(lock_timeout, holding.TIMEOUT)):  # not half-written by the orchestrator
                 dry_run(path, kind, edit, workspace=workspace)
@@ -494,7 +494,7 @@ def write(regs: Records, edits: Edits, lock_timeout: float) -> Written:
     failed: dict[str, str] = {}
     classes = _classes(regs)
     for path, kind in _files_to_write(regs, edits):
-        edit, removed, touched[str(path)] = _editor(kind, regs, edits, classes)
+        edit, removed, touched[str(path)] = _editor(path, kind, regs, edits, classes)
 
         def archive_removed(data: dict[str, Any], path: Path = path, removed: list = removed) -> None:
             if removed:
@@ -535,12 +535,13 @@ def write(regs: Records, edits: Edits, lock_timeout: float) -> Written:
     return written
 
 
-def _editor(kind: ScopeKind, regs: Records, edits: Edits, classes: dict[str, StatusClass]):
+def _editor(path: Path, kind: ScopeKind, regs: Records, edits: Edits, classes: dict[str, StatusClass]):
     """An edit applied under the lock, by id, to whatever the file holds now; what it removed; the ids it changed.
 
     A dead agent is marked as the records' dialect marks one, and only in the scopes that hold its status (the
     first era's global entries never carry one). Pruned ids leave `agent_hierarchy` too. Counters are
-    recomputed from the entries as they now are when the counters check is part of this run.
+    recomputed from the entries as they now are when the counters check is part of this run, except the ones a
+    person waived (``edits.waived``): those stay as they are, even in a write that changes the file.
     """
     dialect: Dialect = regs.dialect
     mark = dialect.mark
@@ -550,6 +551,7 @@ def _editor(kind: ScopeKind, regs: Records, edits: Edits, classes: dict[str, Sta
     removed: list[tuple[str, Any]] = []
     touched: set[str] = set()
     marks, prunes = edits.marks, edits.prunes
+    waived = {c.name for c in edits.waived if c.path == str(path)}
 
     def edit(data: dict[str, Any]) -> list[str]:
         removed.clear()
@@ -582,7 +584,7 @@ def _editor(kind: ScopeKind, regs: Records, edits: Edits, classes: dict[str, Sta
                 recs = tuple(r._replace(status_class=StatusClass.TERMINAL if r.id in marks
                                         else resolved.get(r.id, r.status_class)) for r in recs)
             for name, value in dialect.expected(kind, recs, len(task_ids)).items():
-                if name in data and data[name] != value:
+                if name in data and data[name] != value and name not in waived:
                     changes.append(f"counter {name} {data[name]} → {value}")
                     data[name] = value
         return changes
