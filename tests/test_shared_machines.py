@@ -78,11 +78,13 @@ def test_a_client_attached_to_another_session_of_the_group_holds_the_kill_back(w
     assert session in world.live_sessions() and alive(shell)
 
 
-def test_a_session_this_registry_names_but_another_workspace_runs_is_left_alone(tmp_path):
+@pytest.mark.parametrize("project", ["ws", "my proj"])
+def test_a_session_this_registry_names_but_another_workspace_runs_is_left_alone(tmp_path, project):
     """A's registry holds a finished entry whose session is B's live, healthy agent (a copied workspace, a reused
-    id, a hostile entry): B's processes name B's workspace, so it is information naming B, never killed."""
+    id, a hostile entry): B's processes name B's workspace, so it is information naming B, never killed. So too
+    when both projects' folders have the same name with a space in it."""
     tag = World(tmp_path / "probe").tag
-    a, b = World(tmp_path / "a", tag=tag), World(tmp_path / "b", tag=tag)
+    a, b = World(tmp_path / "a", tag=tag, project=project), World(tmp_path / "b", tag=tag, project=project)
     try:
         mine = b.agent(None, "claude")
         b.start()
@@ -107,6 +109,31 @@ def test_a_session_this_registry_names_but_another_workspace_runs_is_left_alone(
     finally:
         a.teardown()
         b.teardown()
+
+
+@pytest.mark.parametrize("project", ["ws", "my proj", "it's", 'a"b', "[x]", "projé"])
+def test_a_project_folder_with_a_space_a_quote_a_bracket_or_an_accent_is_judged_as_a_plain_one(tmp_path, project):
+    """The workspace's own path, written raw in a pane's cwd and `tee` argument and quoted in the pane's `sh -c`
+    command, is this workspace's whatever it holds: a zombie, a leaked session and an orphan are found and ended as
+    in a plain `ws` (before: with a space or a quote, both sessions were "another workspace's session", left)."""
+    world = World(tmp_path / "world", project=project)
+    try:
+        healthy = world.agent(None, "claude")
+        zombie = world.agent("running", "shell")
+        leaked = world.agent("completed", "claude")
+        world.agent("completed", "orphan")
+        world.start()
+        (orphan,) = world.orphan_pids.values()
+        expected = {("zombie_sessions", f"session agent_{zombie}"), ("leaked_sessions", f"session agent_{leaked}"),
+                    ("orphan_processes", f"pid {orphan}")}
+        assert failing(judge(world.settings)) == expected
+        report = fix_in_process(world.settings)
+        kinds = sorted(o.action.kind for o in report.outcomes if o.status == "done")
+        assert report.ok and kinds == ["kill_process", "kill_session", "kill_session", "mark_terminated",
+                                       "set_counters", "set_counters"], kinds
+        assert world.live_sessions() == {f"agent_{healthy}"} and not alive(orphan)
+    finally:
+        world.teardown()
 
 
 def test_a_cursor_pid_now_held_by_another_process_does_not_keep_the_agent_alive(world, tmp_path):
