@@ -140,6 +140,22 @@ class RecordIndex(Mapping[str, list[AgentRecord]]):
 
 # A path inside a workspace: its `.agent-workspace` folder, or a task folder (the workspace is its parent).
 WORKSPACE_PATH = re.compile(r"(/[^\s'\"]*?)/(\.agent-workspace|TASK-\d{8}-\d{6}-[0-9a-f]{8})(?=[/\s'\"]|$)")
+# The same in a path known whole (a directory the kernel reported): its folders may hold spaces and quotes.
+WORKSPACE_DIR = re.compile(r"(/.*?)/(\.agent-workspace|TASK-\d{8}-\d{6}-[0-9a-f]{8})(?=/|$)", re.DOTALL)
+# Where a path written in a command line ends: a separator, a quote, the end (a folder name may hold anything else).
+_PATH_END = r"(?=[/\s'\"]|$)"
+# What may stand before a path that is written whole (not the tail of a longer one).
+_PATH_START = r"(?<![^\s'\"=<>])"
+
+
+def written_forms(path: str) -> set[str]:
+    """How a shell command line (a pane's `sh -c <command>`) may write a path: as it is (the orchestrator writes
+    '<path>' unescaped), each `'` closed and reopened as shlex.quote writes it ('"'"') or as people do ('\\''),
+    or escaped for double quotes. Every argv after a shell holds the first."""
+    double = re.sub(r'([\\"$`])', r"\\\1", path)
+    return {path, path.replace("'", "'\"'\"'"), path.replace("'", "'\\''"), double}
+
+
 # An agent id as a token in a command line (the prompt names it: "Your agent id is <id>.").
 AGENT_ID_TOKEN = re.compile(r"(?<![\w.:-])([\w.:]+-\d{6}(?:\d{3})?-[0-9a-f]{6})(?![\w-])")
 
@@ -423,6 +439,18 @@ class Analysis:
     def _path_pattern(self) -> re.Pattern[str]:
         return re.compile(re.escape(self.workspace) + r"(?=/|$|\s|')")
 
+    @cached_property
+    def _own_roots(self) -> frozenset[str]:
+        """This workspace's path: real, and as given (a symlink's name for it)."""
+        return frozenset({self.workspace, os.path.abspath(self.settings.workspace)})
+
+    @cached_property
+    def _own_written(self) -> re.Pattern[str]:
+        """This workspace's own path, in every form a command line writes it, as a whole path: matched exactly before
+        any pattern, since a folder name may hold a space or a quote, where the generic pattern stops."""
+        forms = sorted({f for root in self._own_roots for f in written_forms(root)}, key=len, reverse=True)
+        return re.compile(_PATH_START + "(?:" + "|".join(map(re.escape, forms)) + ")" + _PATH_END)
+
     def _inside_workspace(self, path: str) -> bool:
         return path == self.workspace or path.startswith(self.workspace + "/")
 
@@ -606,7 +634,6 @@ class Analysis:
         prompt file, task folder), or an agent id that is not this session's agent. Such a session is that
         workspace's whatever this registry says (a copied workspace, a reused id, a hostile entry)."""
         mine = {agent.id for agent in self.agents_by_session.get(session.name, [])}
-        ours = {self.workspace, os.path.normpath(self.settings.workspace)}
         found: dict[str, None] = {}
         for pane in session.panes:
             if pane.dead:
@@ -615,16 +642,25 @@ class Analysis:
                 if (proc := self.snapshot.by_pid.get(pid)) is None:
                     continue
                 line = " ".join(proc.argv)
-                if (cwd := self.snapshot.pane_cwds.get(pid)) is not None:  # the pane's own, from `new-session -c`
-                    line += f" {cwd}/"
-                for m in WORKSPACE_PATH.finditer(line):
-                    root = os.path.normpath(m.group(0) if m.group(2) == ".agent-workspace" else m.group(1))
-                    if not any(root == w or root.startswith(w + "/") or w.startswith(root + "/") for w in ours):
-                        found[f"process {pid} ({proc.name}) names workspace {root}"] = None
+                cwd = self.snapshot.pane_cwds.get(pid)  # the pane's own, from `new-session -c`
+                for root in self._other_roots(line, cwd):
+                    found[f"process {pid} ({proc.name}) names workspace {root}"] = None
+                line += f" {cwd}/" if cwd is not None else ""
                 ids = {m.group(1) for m in AGENT_ID_TOKEN.finditer(line)}
                 if ids and not any(token.endswith(agent) for token in ids for agent in mine):  # `agent_prompt_<id>`
                     found[f"process {pid} ({proc.name}) names agent {sorted(ids)[0]}, not this session's"] = None
         return tuple(found)
+
+    def _other_roots(self, line: str, cwd: str | None) -> dict[str, None]:
+        """The workspaces other than this one that a command line and a directory name. This workspace's own path is
+        taken out of the line exactly first (a folder may hold a space or a quote, where the pattern stops)."""
+        found = list(WORKSPACE_PATH.finditer(self._own_written.sub(" ", line)))
+        if cwd is not None and (whole := WORKSPACE_DIR.match(cwd + "/")):
+            found.append(whole)
+        ours = self._own_roots
+        roots = (os.path.normpath(m.group(0) if m.group(2) == ".agent-workspace" else m.group(1)) for m in found)
+        return {r: None for r in roots
+                if not any(r == w or r.startswith(w + "/") or w.startswith(r + "/") for w in ours)}
 
     @cached_property
     def remembered(self) -> list[Proc]:

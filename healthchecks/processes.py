@@ -146,6 +146,18 @@ def scan(
     return tuple(procs)
 
 
+def binary(pid: int) -> tuple[str, tuple[int, int]] | None:
+    """The file a process runs: its path (as its own mounts name it) and, through /proc/<pid>/exe, the file itself
+    as the kernel identifies it (st_dev, st_ino: a replaced or deleted binary too); None when unreadable (another
+    user's process, a non-dumpable one, gone)."""
+    try:
+        st = os.stat(f"{PROC}/{pid}/exe")
+        path = os.readlink(f"{PROC}/{pid}/exe").removesuffix(" (deleted)")
+    except OSError:
+        return None
+    return path, (st.st_dev, st.st_ino)
+
+
 def owner(pid: int | str) -> int | None:
     """Who runs a process (one stat; the scan asks only for those that look like Claude)."""
     try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,7 @@ MAX_ATTEMPTS = 4
 OTHER_SERVERS_AT_ONCE = 16  # other tmux servers read at the same time (each is one short-lived tmux client)
 MAX_RECORD_SERVERS = 64  # servers records name as their own (agent-deck's tmux_socket_name) read per snapshot
 TMUX_SERVER_NAME = "tmux: server"  # how every tmux server names itself (its kernel process name)
+TMUX_FILE_NAME = re.compile(r"tmux(?:[.-].*)?")  # another install's tmux, `tmux-3.4`, `tmux.real`
 
 
 @dataclass(frozen=True)
@@ -129,18 +131,27 @@ def private(others: tuple[TmuxServer, ...], records: Records) -> tuple[tuple[Tmu
 _SILENT: dict[tuple[int, int], TmuxServer] = {}
 
 
+def named_tmux(procs: tuple[processes.Proc, ...], tmux_id: tuple[int, int] | None) -> frozenset[int]:
+    """The processes named like a tmux server that run a tmux binary: the very file this run invokes (``tmux_id``),
+    or a file named tmux (another install, or this one replaced by an upgrade). Any program can give itself that
+    name (PR_SET_NAME); one whose binary cannot be read (another user's) is kept: the safe side."""
+    found = set()
+    for p in procs:
+        if p.name == TMUX_SERVER_NAME:
+            exe = processes.binary(p.pid)
+            if exe is None or exe[1] == tmux_id or TMUX_FILE_NAME.fullmatch(os.path.basename(exe[0])):
+                found.add(p.pid)
+    return frozenset(found)
+
+
 def read_other_servers(
-    procs: tuple[processes.Proc, ...], checked: tuple[TmuxServer, ...], timeout: float
+    procs: tuple[processes.Proc, ...], named: frozenset[int], checked: tuple[TmuxServer, ...], timeout: float
 ) -> tuple[TmuxServer, ...]:
-    """This user's other processes named like a tmux server, read by the socket each listens on: all at once,
-    within one ``timeout`` for the lot. Each result carries the process's pid; one with no listening socket
-    is left out (it is no tmux server)."""
+    """This user's other tmux servers (``named``), read by the socket each listens on: all at once, within one
+    ``timeout`` for the lot. Each result carries the process's pid; one with no listening socket is left out (it
+    is no tmux server)."""
     known = {s.server_pid for s in checked}
-    mine = {
-        (p.pid, p.start_ticks)
-        for p in procs
-        if p.name == TMUX_SERVER_NAME and p.pid not in known and _owned_by_me(p.pid)
-    }
+    mine = {(p.pid, p.start_ticks) for p in procs if p.pid in named and p.pid not in known and _owned_by_me(p.pid)}
     sockets = tmux.listening_sockets({pid for pid, _ in mine})
     ask = [(key, sockets[key[0]]) for key in sorted(mine) if key[0] in sockets and key not in _SILENT]
     deadline = time.monotonic() + timeout
@@ -160,15 +171,16 @@ def read_other_servers(
     return tuple(found[key] for key in sorted(found))
 
 
-def sheltering(procs: tuple[processes.Proc, ...], servers: tuple[TmuxServer, ...],
+def sheltering(named: frozenset[int], servers: tuple[TmuxServer, ...],
                others: tuple[TmuxServer, ...]) -> frozenset[int]:
-    """The tmux server processes below which a process may be in a live pane: the checked servers, the other
-    servers that answered as tmux (or did not answer in time), and other users' (which cannot be asked)."""
-    named = {p.pid for p in procs if p.name == TMUX_SERVER_NAME}
+    """The tmux server processes below which a process may be in a live pane: the checked servers, and of the
+    processes that run tmux (``named``), the other servers that answered as tmux (or did not answer in time: a
+    busy tmux) and other users' (which cannot be asked)."""
     impostors = {s.server_pid for s in others if not s.may_be_tmux}
     unread = {pid for pid in named if not _owned_by_me(pid)}
-    real = {s.server_pid for s in (*servers, *others) if s.server_pid and s.may_be_tmux}
-    return frozenset((named & real) | unread) - impostors
+    checked = {s.server_pid for s in servers if s.server_pid}
+    real = {s.server_pid for s in others if s.server_pid and s.may_be_tmux}
+    return frozenset(checked | (named & real) | unread) - impostors
 
 
 def _owned_by_me(pid: int) -> bool:
@@ -206,15 +218,17 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
     # Held still while read: the global registry, and the files a writer changed (or left half-written) while
     # the last attempt read. An empty or cut file can read the same twice: it is read again, held.
     held = sources.flocked(settings.workspace, settings.source)
+    tmux_id = tmux.binary_id()  # the tmux this run invokes: a process named like its server must run it
     while True:
         attempts += 1
         with holding.held(sorted(held), min(settings.lock_timeout, holding.TIMEOUT)):
             regs = sources.load(settings.workspace, settings.source, settings.lock_timeout)
             procs = processes.scan(settings.is_claude, uid=fleet_uid(settings.workspace))
             servers = read_servers(settings, regs)
-            found, others = private(read_other_servers(procs, servers, settings.tmux_timeout), regs)
+            named = named_tmux(procs, tmux_id)
+            found, others = private(read_other_servers(procs, named, servers, settings.tmux_timeout), regs)
             servers = (*servers, *found)
-            tmux_pids = sheltering(procs, servers, others)
+            tmux_pids = sheltering(named, servers, others)
             inside = under_tmux(processes.children_of(procs), tmux_pids)
             wanted = frozenset({regs.dialect.id_env, "TMUX"} - {None})  # TMUX: the session it was started in
             procs = processes.with_details(procs, needs_proof(procs, inside), wanted)  # type: ignore[arg-type]

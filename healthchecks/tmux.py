@@ -119,6 +119,16 @@ def argv(socket: str | None, *command: str) -> list[str]:
     return [binary, *server_args(socket), *command]
 
 
+def binary_id() -> tuple[int, int] | None:
+    """The tmux binary this run invokes, as the kernel identifies the file (st_dev, st_ino); None without one."""
+    found = shutil.which("tmux")
+    try:
+        st = os.stat(found) if found else None
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if st else None
+
+
 def run(socket: str | None, *command: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
     """Run one reading tmux command against one server; raises OSError or TimeoutExpired when unreachable."""
     return subprocess.run(

@@ -4,21 +4,25 @@ Each test builds a real world: a private tmux server, real processes, real files
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from helpers import Writer, alive, failing, fix_in_process, info, judge, spawn
 from test_peers import _attach, tmux
 
 from healthchecks.snapshot import collect
-from healthchecks.testing.world import World
+from healthchecks.testing.world import World, outside_tmux
+from healthchecks.tmux import default_socket_path
 
 
 def _pane_pid(world: World, target: str) -> int:
@@ -78,11 +82,13 @@ def test_a_client_attached_to_another_session_of_the_group_holds_the_kill_back(w
     assert session in world.live_sessions() and alive(shell)
 
 
-def test_a_session_this_registry_names_but_another_workspace_runs_is_left_alone(tmp_path):
+@pytest.mark.parametrize("project", ["ws", "my proj"])
+def test_a_session_this_registry_names_but_another_workspace_runs_is_left_alone(tmp_path, project):
     """A's registry holds a finished entry whose session is B's live, healthy agent (a copied workspace, a reused
-    id, a hostile entry): B's processes name B's workspace, so it is information naming B, never killed."""
+    id, a hostile entry): B's processes name B's workspace, so it is information naming B, never killed. So too
+    when both projects' folders have the same name with a space in it."""
     tag = World(tmp_path / "probe").tag
-    a, b = World(tmp_path / "a", tag=tag), World(tmp_path / "b", tag=tag)
+    a, b = World(tmp_path / "a", tag=tag, project=project), World(tmp_path / "b", tag=tag, project=project)
     try:
         mine = b.agent(None, "claude")
         b.start()
@@ -107,6 +113,31 @@ def test_a_session_this_registry_names_but_another_workspace_runs_is_left_alone(
     finally:
         a.teardown()
         b.teardown()
+
+
+@pytest.mark.parametrize("project", ["ws", "my proj", "it's", 'a"b', "[x]", "projé"])
+def test_a_project_folder_with_a_space_a_quote_a_bracket_or_an_accent_is_judged_as_a_plain_one(tmp_path, project):
+    """The workspace's own path, written raw in a pane's cwd and `tee` argument and quoted in the pane's `sh -c`
+    command, is this workspace's whatever it holds: a zombie, a leaked session and an orphan are found and ended as
+    in a plain `ws` (before: with a space or a quote, both sessions were "another workspace's session", left)."""
+    world = World(tmp_path / "world", project=project)
+    try:
+        healthy = world.agent(None, "claude")
+        zombie = world.agent("running", "shell")
+        leaked = world.agent("completed", "claude")
+        world.agent("completed", "orphan")
+        world.start()
+        (orphan,) = world.orphan_pids.values()
+        expected = {("zombie_sessions", f"session agent_{zombie}"), ("leaked_sessions", f"session agent_{leaked}"),
+                    ("orphan_processes", f"pid {orphan}")}
+        assert failing(judge(world.settings)) == expected
+        report = fix_in_process(world.settings)
+        kinds = sorted(o.action.kind for o in report.outcomes if o.status == "done")
+        assert report.ok and kinds == ["kill_process", "kill_session", "kill_session", "mark_terminated",
+                                       "set_counters", "set_counters"], kinds
+        assert world.live_sessions() == {f"agent_{healthy}"} and not alive(orphan)
+    finally:
+        world.teardown()
 
 
 def test_a_cursor_pid_now_held_by_another_process_does_not_keep_the_agent_alive(world, tmp_path):
@@ -186,26 +217,76 @@ def test_a_leaked_claude_below_a_process_only_named_like_a_tmux_server_is_judged
     assert failing(judge(world.settings)) == {("orphan_processes", f"pid {claude}")}
 
 
-def test_silent_tmux_servers_are_read_at_once_asked_once_and_reported_once(world, tmp_path):
-    """Ten silent processes named `tmux: server`: asked together within one --tmux-timeout, each reported once,
-    and a --fix (which looks several times) asks none of them again."""
+def test_a_silent_process_named_like_a_tmux_server_whose_binary_is_not_tmux_shelters_nothing(world, tmp_path):
+    """A python that names itself `tmux: server` (as tmux does: PR_SET_NAME) and never answers: its binary is not
+    tmux, so it is not asked and shelters nothing; the leaked agent's Claude below it is an orphan, ended by --fix."""
     world.agent(None, "claude")
-    ghost = world.agent("running", None)
+    leaked = world.agent("completed", None)
     world.start()
-    command = f"{world.standin} --print 'a person, in a pane'"  # each shelters a Claude: reported where it matters
-    logs = [_impostor(world, tmp_path, "silent", n, command)[1] for n in range(10)]
-    world.wait_ready(11, 10)
+    spec = next(s for s in world.agents if s.id == leaked)
+    before = {p.pid for p in world.standins()}
+    _impostor(world, tmp_path, "silent", 0, world.agent_command(spec))
+    world.wait_ready(len(before) + 1, 10)
+    (claude,) = [p.pid for p in world.standins() if p.pid not in before]
     settings = dataclasses.replace(world.settings, tmux_timeout=2.0)
     results = judge(settings)
-    silent = [f for f in results["orphan_processes"].info if f.entity.startswith("tmux server")]
-    assert len(silent) == 10 and len({f.entity for f in silent}) == 10 and failing(results) == {
-        ("ghost_agents", f"agent {ghost}")}
-    asked = [float(t) for log in logs for t in log.read_text().split()]
-    assert len(asked) == 10 and max(asked) - min(asked) < settings.tmux_timeout  # at once, not one after another
+    assert failing(results) == {("orphan_processes", f"pid {claude}")}
+    assert not [f for f in results["orphan_processes"].info if f.entity.startswith("tmux server")]  # not a server
     report = fix_in_process(settings)
-    marked = [o for o in report.outcomes if o.action.kind == "mark_terminated"]
-    assert report.ok and [o.status for o in marked] == ["done"] and ghost in marked[0].line()
-    assert sum(len(log.read_text().split()) for log in logs) == 10  # asked once in this run
+    assert report.ok and [o.action.kind for o in report.outcomes] == ["kill_process"] and not alive(claude)
+
+
+def _busy_tmux(world: World, n: int, command: str) -> int:
+    """A real tmux server of this user, on a socket of its own, running ``command`` in a pane, then stopped
+    (SIGSTOP): busy, it answers nobody. Returns its pid; _end_busy ends it."""
+    socket = f"{world.socket_name}-busy{n}"
+    result = tmux("-L", socket, "-f", "/dev/null", "new-session", "-d", command, env=outside_tmux())
+    assert result.returncode == 0, result.stderr
+    pid = int(tmux("-L", socket, "display", "-p", "#{pid}").stdout)
+    os.kill(pid, signal.SIGSTOP)
+    return pid
+
+
+def _end_busy(world: World, pids: list[int]) -> None:
+    for n, pid in enumerate(pids):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        Path(default_socket_path(f"{world.socket_name}-busy{n}")).unlink(missing_ok=True)
+
+
+def test_busy_tmux_servers_are_read_at_once_asked_once_and_shelter_what_runs_in_them(world):
+    """Ten real tmux servers, stopped: each may be a busy tmux, so what runs in its panes is left alone (a leaked
+    agent's Claude too), each is reported once, all are asked together within one --tmux-timeout, and a --fix (which
+    looks several times) asks none of them again."""
+    world.agent(None, "claude")
+    ghost = world.agent("running", None)
+    leaked = world.agent("completed", None)
+    world.start()
+    spec = next(s for s in world.agents if s.id == leaked)
+    commands = [world.agent_command(spec)] + [f"{world.standin} --print 'a person, in a pane'"] * 9
+    servers: list[int] = []
+    try:
+        for n, command in enumerate(commands):
+            servers.append(_busy_tmux(world, n, command))
+        world.wait_ready(11, 10)
+        settings = dataclasses.replace(world.settings, tmux_timeout=3.0)
+        started = time.monotonic()
+        results = judge(settings)
+        took = time.monotonic() - started
+        silent = [f for f in results["orphan_processes"].info if f.entity.startswith("tmux server")]
+        assert len(silent) == 10 and len({f.entity for f in silent}) == 10
+        assert failing(results) == {("ghost_agents", f"agent {ghost}")}
+        assert took < 2 * settings.tmux_timeout  # at once: one after another would take ten
+        claude = {p.pid for p in world.standins()}
+        started = time.monotonic()
+        report = fix_in_process(settings)
+        took = time.monotonic() - started
+        marked = [o for o in report.outcomes if o.action.kind == "mark_terminated"]
+        assert report.ok and [o.status for o in marked] == ["done"] and ghost in marked[0].line()
+        assert len(report.outcomes) == len(marked) + 2 and all(alive(pid) for pid in claude)  # + the counters
+        assert took < settings.tmux_timeout  # asked once in this run: no snapshot of the fix waited for them
+    finally:
+        _end_busy(world, servers)
 
 
 def test_a_writer_that_never_pauses_neither_stops_the_check_nor_the_fix(world, tmp_path):

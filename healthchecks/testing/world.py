@@ -127,18 +127,20 @@ class World:
         tag: str | None = None,
         era: Literal["json", "sqlite"] = "json",
         first_era: bool = False,
+        project: str = "ws",
     ) -> None:
         """``tag`` shares one tmux server and one Claude matcher between worlds (workspaces on one machine).
         ``era`` "sqlite" is the current release: agents in `registry/state.sqlite3`, prompts on stdin, and JSON
         files that hold no agents. ``first_era`` writes the JSON files as 526a899..d388d16 did: global entries
         without a status, task registries without `workspace_base`/`client_cwd`, `completed_count` counting
-        only `completed` agents."""
+        only `completed` agents. ``project`` names the project folder that holds `.agent-workspace` (a space, a quote,
+        a bracket: people's folders)."""
         self.root = Path(root)
         self.era = era
         self.first_era = first_era
         self.tag = tag or secrets.token_hex(4)
         self.rng = random.Random(seed)
-        self.workspace = self.root / "ws" / ".agent-workspace"
+        self.workspace = self.root / project / ".agent-workspace"
         self.bin = self.root / "bin"
         self.home = self.root / "home"  # a place outside the workspace, for foreign processes
         self.standin = self.bin / f"claude-{self.tag}"
