@@ -139,8 +139,9 @@ def test_fix_repairs_each_fault_exactly_and_never_touches_a_persons_panes(team_w
     healthy_bytes, live_bytes = _config(team_world, healthy).read_bytes(), _config(team_world, live).read_bytes()
     report = fix_in_process(team_world.settings)
     kinds = sorted(o.action.kind for o in report.outcomes)
-    assert kinds == ["archive_scope", "archive_scope", "kill_process", "kill_server", "kill_server"], report.outcomes
-    assert all(o.status == "done" for o in report.outcomes), [o.line() for o in report.outcomes]
+    outcomes = "\n".join(["outcomes:", *(o.line() for o in report.outcomes), "plan:", *report.plan.lines()])
+    assert kinds == ["archive_scope", "archive_scope", "kill_process", "kill_server", "kill_server"], outcomes
+    assert all(o.status == "done" for o in report.outcomes), outcomes
     # a ghost under a live lead is the lead's to settle: held, its config.json never written
     assert report.plan.held and all("owner" in line for line in report.plan.held)
     assert _config(team_world, live).read_bytes() == live_bytes
