@@ -31,10 +31,14 @@ def folder(workspace: Path) -> Path:
     return workspace / "registry" / "backups"
 
 
-def mark(path: Path) -> None:
-    """Say on the backup itself that this tool made it (after it is whole); unmarked backups are simply kept."""
+def mark(path: Path | int) -> None:
+    """Say on the backup itself that this tool made it (after it is whole); unmarked backups are simply kept.
+    ``path`` is never followed; a descriptor (the whole copy still open) marks that very file."""
     with contextlib.suppress(OSError):  # no user attributes here: the backup stays, never pruned
-        os.setxattr(path, MARKER, MARK_VALUE, follow_symlinks=False)
+        if isinstance(path, int):
+            os.setxattr(path, MARKER, MARK_VALUE)
+        else:
+            os.setxattr(path, MARKER, MARK_VALUE, follow_symlinks=False)
 
 
 def _ours(path: Path) -> bool:

@@ -85,7 +85,8 @@ class Scope:
     keys: frozenset[str] = frozenset()  # its top-level fields: what tells one era's files from another's
     owner: Owner | None = None  # the process that owns and writes it (None: the manager's, whoever runs it)
     name: str = ""  # how its manager names it (a team's name); empty: its label
-    # other directories that belong to it and go with it when it is archived (a team's tasks/<team>)
+    # other directories that go with it when it is archived (a team's tasks/<team>), whatever stands there: the
+    # writer moves one only if it is a folder reached through no symlink (else it is not the scope's)
     belongings: tuple[Path, ...] = ()
     stamp: str | None = None  # the bytes read, as safe_files.stamp names them (what the fingerprint compares)
 

@@ -70,12 +70,13 @@ def _refusal(path: Path, at: Path, name: str, folder_fd: int, exc: OSError, last
     return RegistryError(f"{path}: $: cannot read ({exc.strerror})")
 
 
-def open_contained(path: Path, workspace: Path | None = None) -> int:
+def open_contained(path: Path, workspace: Path | None = None, *, folder: bool = False) -> int:
     """A descriptor of ``path``, opened through no symlink below ``workspace`` (without one: not ``path`` itself).
 
     Each folder is opened relative to the one above it without following a link (openat, O_NOFOLLOW): a folder
     swapped for a link between a check and the read cannot lead the read out of the workspace (a `TASK-*` folder
-    linked to another project's task is that project's). RegistryError (one line) when it cannot be opened so.
+    linked to another project's task is that project's). With ``folder``, ``path`` itself must be a folder (a
+    writer's place to create and rename in). RegistryError (one line) when it cannot be opened so.
     """
     if workspace is None:
         top, parts = path.parent, (path.name,)
@@ -94,7 +95,7 @@ def open_contained(path: Path, workspace: Path | None = None) -> int:
             last = i == len(parts) - 1
             at = at / name
             try:
-                opened = os.open(name, _FILE if last else _FOLDER, dir_fd=fd)
+                opened = os.open(name, _FILE if last and not folder else _FOLDER, dir_fd=fd)
             except OSError as exc:
                 raise _refusal(path, at, name, fd, exc, last, workspace is not None) from None
             os.close(fd)

@@ -139,8 +139,9 @@ def test_fix_repairs_each_fault_exactly_and_never_touches_a_persons_panes(team_w
     healthy_bytes, live_bytes = _config(team_world, healthy).read_bytes(), _config(team_world, live).read_bytes()
     report = fix_in_process(team_world.settings)
     kinds = sorted(o.action.kind for o in report.outcomes)
-    assert kinds == ["archive_scope", "archive_scope", "kill_process", "kill_server", "kill_server"], report.outcomes
-    assert all(o.status == "done" for o in report.outcomes), [o.line() for o in report.outcomes]
+    outcomes = "\n".join(["outcomes:", *(o.line() for o in report.outcomes), "plan:", *report.plan.lines()])
+    assert kinds == ["archive_scope", "archive_scope", "kill_process", "kill_server", "kill_server"], outcomes
+    assert all(o.status == "done" for o in report.outcomes), outcomes
     # a ghost under a live lead is the lead's to settle: held, its config.json never written
     assert report.plan.held and all("owner" in line for line in report.plan.held)
     assert _config(team_world, live).read_bytes() == live_bytes
@@ -198,7 +199,8 @@ def test_ghost_members_of_a_dead_lead_are_marked_inactive_with_a_backup_and_neve
     written = writer.write(records, edits, 1.0)
     assert written.done == {"m@session-b": "isActive: false (config.json backed up first)"}
     assert json.loads(path.read_text())["members"][0]["isActive"] is False
-    (backup,) = (config / "archive" / "backups").iterdir()
+    (backup,) = (config / "registry" / "backups").iterdir()
+    assert backup.name.startswith("teams__session-b__config.json.") and backup.name.endswith(".bak")
     assert json.loads(backup.read_text())["members"][0]["isActive"] is True
     alive_lead = {"pid": os.getpid(), "procStart": str(start_ticks(os.getpid()))}
     path.write_text(json.dumps({"name": "session-b", "leadProcess": alive_lead, "members": [member]}))
@@ -272,3 +274,122 @@ def _wait_started(world: TeamWorld, pid: int) -> None:
     while not any(p.pid == pid for p in world.standins()):
         assert time.monotonic() < deadline
         time.sleep(0.02)
+
+
+# -- the writer never follows a symlink out of the config dir (issue 26, items 1-3) ------------------------------
+def _dead_lead_team(config: Path, name: str) -> Path:
+    """A team whose lead is proven dead (a reaped pid, another start time), one tmux member; its config.json."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    member = {"agentId": f"m@{name}", "name": "m", "tmuxPaneId": "%5", "backendType": "tmux", "isActive": True}
+    path = config / "teams" / name / "config.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"name": name, "leadProcess": {"pid": dead.pid, "procStart": "1"}, "members": [member]}))
+    return path
+
+
+def _persons_folder(root: Path, files: int) -> dict[Path, bytes]:
+    """A person's folder beside the config dir, and every file in it with its bytes (compared after)."""
+    root.mkdir(parents=True)
+    for i in range(files):
+        (root / f"notes-{i:03d}.json").write_bytes(f"a person's note {i}\n".encode())
+    return _contents(root)
+
+
+def _contents(root: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _edits(marks: set[str] = frozenset(), archives: set[str] = frozenset()) -> Edits:
+    return Edits(frozenset(marks), frozenset(), frozenset(), False, "now", Path("unused"), frozenset(archives))
+
+
+def test_marking_never_writes_through_a_symlink_planted_at_a_temporary_name(tmp_path: Path):
+    """An agent plants `.config.json.hc-<pid>` (every pid) as a symlink to a person's file: the mark writes a new
+    temporary of its own (O_CREAT|O_EXCL|O_NOFOLLOW, a name nobody can guess) and the person's file stays as it was."""
+    config, person = tmp_path / "claude", tmp_path / "person" / "thesis.txt"
+    person.parent.mkdir()
+    person.write_bytes(b"a person's thesis\n")
+    path = _dead_lead_team(config, "session-p")
+    planted = path.with_name(f".config.json.hc-{os.getpid()}")
+    planted.symlink_to(person)
+    written = writer.write(agent_teams.load(config, 1.0), _edits(marks={"m@session-p"}), 1.0)
+    assert written.done == {"m@session-p": "isActive: false (config.json backed up first)"}, written.failed
+    assert person.read_bytes() == b"a person's thesis\n"
+    assert not path.is_symlink() and json.loads(path.read_text())["members"][0]["isActive"] is False
+    assert planted.is_symlink() and os.readlink(planted) == str(person)  # left as it was, never followed
+    assert sorted(p.name for p in path.parent.iterdir()) == [planted.name, "config.json"]  # no temporary left
+
+
+def test_backups_are_this_tools_own_and_a_persons_files_are_never_pruned(tmp_path: Path):
+    """The Agent Teams writer backs up through fixers/backups.py like every writer: its name pattern and marker,
+    pruned only among its own; a symlinked backups folder refused in one line, nothing written."""
+    from fixers import backups
+
+    config = tmp_path / "claude"
+    path = _dead_lead_team(config, "session-q")
+    person = _persons_folder(tmp_path / "persons-files", 250)
+    (config / "archive").mkdir()
+    (config / "archive" / "backups").symlink_to(tmp_path / "persons-files")  # the old backups folder, linked away
+    folder = backups.folder(config)
+    folder.mkdir(parents=True)
+    mine = folder / "teams__session-q__config.json.20200101-000000-000000000.bak"  # this tool's name, no marker
+    mine.write_bytes(b"a person's copy\n")
+    for _ in range(3):
+        path.write_text(path.read_text().replace('"isActive": false', '"isActive": true'))
+        written = writer.write(agent_teams.load(config, 1.0), _edits(marks={"m@session-q"}), 1.0)
+        assert set(written.done) == {"m@session-q"}, written.failed
+        assert _contents(tmp_path / "persons-files") == person
+        backups.prune(config, 1, 30.0)  # the older of this tool's own go
+    assert mine.read_bytes() == b"a person's copy\n"
+    (kept,) = [p for p in folder.iterdir() if p != mine]
+    assert backups.NAME.fullmatch(kept.name) and os.getxattr(kept, backups.MARKER) == backups.MARK_VALUE
+    assert json.loads(kept.read_text())["members"][0]["isActive"] is True
+    # a backups folder linked to a person's folder: refused in one line, config.json not written
+    shutil.rmtree(folder)
+    folder.symlink_to(tmp_path / "persons-files")
+    before = path.read_bytes()
+    path.write_text(before.decode().replace('"isActive": false', '"isActive": true'))
+    before = path.read_bytes()
+    records = agent_teams.load(config, 1.0)
+    refused = writer.check(records, _edits(marks={"m@session-q"}), 1.0)
+    assert refused and "\n" not in refused and "symlink" in refused
+    (line,) = writer.write(records, _edits(marks={"m@session-q"}), 1.0).failed.values()
+    assert "\n" not in line and "symlink" in line
+    assert path.read_bytes() == before and _contents(tmp_path / "persons-files") == person
+
+
+def test_archiving_a_stale_team_never_follows_a_symlinked_tasks_or_archive_folder(tmp_path: Path):
+    """`tasks/` linked to a person's ~/projects: the team is archived, the person's ~/projects/webapp is not its
+    belonging and stays (one line says so). `archive/` linked to ~/Documents: refused in one line, nothing moved."""
+    config = tmp_path / "claude"
+    path = _dead_lead_team(config, "webapp")
+    projects = _persons_folder(tmp_path / "projects" / "webapp", 3)
+    (config / "tasks").symlink_to(tmp_path / "projects")
+    team = str(path.parent)
+    written = writer.write(agent_teams.load(config, 1.0), _edits(archives={team}), 1.0)
+    assert _contents(tmp_path / "projects") == projects
+    detail = written.done[team]
+    assert "\n" not in detail and "symlink" in detail and f"{config / 'tasks' / 'webapp'}" in detail
+    (moved,) = (config / "archive").glob("teams-*/webapp")
+    assert (moved / "config.json").is_file() and not path.exists()
+    # tasks/<team> itself a symlink to a person's folder: not the team's either
+    (config / "tasks").unlink()
+    (config / "tasks").mkdir()
+    (config / "tasks" / "webapp3").symlink_to(tmp_path / "projects" / "webapp")
+    path = _dead_lead_team(config, "webapp3")
+    written = writer.write(agent_teams.load(config, 1.0), _edits(archives={str(path.parent)}), 1.0)
+    detail = written.done[str(path.parent)]
+    assert "\n" not in detail and "not the team's" in detail and (config / "tasks" / "webapp3").is_symlink()
+    assert _contents(tmp_path / "projects") == projects
+    # archive/ linked to a person's Documents: nothing moved there, one line
+    path = _dead_lead_team(config, "webapp2")
+    shutil.move(config / "archive", tmp_path / "archived-before")
+    documents = _persons_folder(tmp_path / "Documents", 2)
+    (config / "archive").symlink_to(tmp_path / "Documents")
+    records = agent_teams.load(config, 1.0)
+    refused = writer.check(records, _edits(archives={str(path.parent)}), 1.0)
+    assert refused and "\n" not in refused and "symlink" in refused
+    (line,) = writer.write(records, _edits(archives={str(path.parent)}), 1.0).failed.values()
+    assert "\n" not in line and "symlink" in line
+    assert _contents(tmp_path / "Documents") == documents and path.is_file()

@@ -25,6 +25,7 @@ from ..dialect import AGENT_TEAMS, ScopeKind
 from ..processes import start_ticks
 from ..records import AgentRecord, Fingerprint, Owner, Records, RegistryError, Scope
 from ..safe_files import digested, read_bytes, read_stamped, stamp_of
+from ..safe_files import present as standing
 from ..tmux import default_socket_path
 from .json_registry import parse
 
@@ -204,7 +205,7 @@ def _team(config_dir: Path, path: Path) -> Scope:
     digest = hashlib.sha256(raw).hexdigest()
     return Scope(path, ScopeKind.TEAM, digest, mtime, tuple(errors[:MAX_ERRORS_PER_FILE]),
                  agents=tuple(members), keys=frozenset(data), owner=owner, name=team,
-                 belongings=(tasks,) if tasks.is_dir() and not tasks.is_symlink() else (), stamp=stamp)
+                 belongings=(tasks,) if standing(tasks) else (), stamp=stamp)
 
 
 def load(config_dir: Path, timeout: float) -> Records:

@@ -276,7 +276,8 @@ class TeamWorld:
 
     def stray_swarm_server(self) -> str:
         """A claude-swarm-<pid> server whose lead is long gone and whose team dir was removed, holding a teammate
-        that never exited (#69808, orca#15146)."""
+        that never exited (#69808, orca#15146). Returned once the teammate runs: until its pane's shell has exec'd
+        the stand-in, the pane runs something other than a teammate, and the server is rightly left alone."""
         dead = subprocess.Popen(["true"])
         dead.wait()
         name = f"claude-swarm-{dead.pid}"
@@ -284,6 +285,7 @@ class TeamWorld:
         cmd = self.teammate_command(team, Member("lost"), 0)
         self.tmux(name, "new-session", "-d", "-s", "swarm", "-c", str(self.project), cmd)
         self.stray_servers.append(name)
+        self._standin_at(int(self.tmux(name, "display-message", "-p", "-t", "swarm", "#{pane_pid}")))
         return name
 
     @staticmethod
