@@ -140,6 +140,8 @@ def _write_whole(folder: int, name: str, data: bytes, mode: int, *, backup: bool
 def _mark(records: Records, scope: Scope, ids: set[str]) -> None:
     workspace = records.workspace
     raw = read_bytes(scope.path, workspace)
+    if hashlib.sha256(raw).hexdigest() != scope.digest:  # the bytes written from are the bytes judged, or nothing
+        raise RegistryError(f"{scope.label}: config.json changed since the snapshot; left as it is")
     data = parse(scope.path, raw)
     for member in data.get("members", []):
         if isinstance(member, dict) and member.get("agentId") in ids:
