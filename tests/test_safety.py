@@ -482,6 +482,31 @@ def test_ctrl_c_at_the_prompt_changes_nothing(world, tmp_path):
     assert registry_bytes(world.workspace) == before and alive(world.orphan_pids[faults["orphan"]])
 
 
+# Loaded with -p: at the --fix prompt a helper thread is alive and takes the terminal's SIGINT. The kernel gives a
+# process-directed signal to any thread that does not block it; blocking it in the main thread once the helper has
+# started (unblocked) makes that choice every time, instead of once in many runs.
+SIGINT_ELSEWHERE = """
+import signal, threading
+
+def pytest_collection_modifyitems():
+    threading.Thread(target=threading.Event().wait, daemon=True, name="helper").start()
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+"""
+
+
+def test_ctrl_c_at_the_prompt_ends_the_run_when_another_thread_takes_it(world, tmp_path):
+    """The C handler runs in the helper thread; the main thread, blocked reading the answer, is never woken."""
+    faults = faulty(world)
+    before = registry_bytes(world.workspace)
+    (tmp_path / "sigint_elsewhere.py").write_text(SIGINT_ELSEWHERE)
+    code, out = on_terminal(world.settings, tmp_path / "reports", "--fix", "-p", "sigint_elsewhere",
+                            when="Type yes to proceed", keys=b"\x03", ends_within=15,
+                            env={"PYTHONPATH": str(tmp_path)})
+    assert code == 130, out
+    assert "Traceback" not in out and "interrupted at the prompt: nothing was changed" in out
+    assert registry_bytes(world.workspace) == before and alive(world.orphan_pids[faults["orphan"]])
+
+
 def test_ctrl_c_while_applying_says_what_was_done_and_records_it(world, tmp_path):
     world.agent(None, "claude")
     stubborn = world.agent("completed", "orphan", stubborn=True)  # ignores SIGTERM: the fix waits for it
