@@ -10,9 +10,12 @@ import dataclasses
 import json
 import os
 import re
+import select
 import shutil
 import subprocess
 import sys
+import termios
+import threading
 import time
 from pathlib import Path
 
@@ -34,6 +37,7 @@ from helpers import (
 )
 from test_peers import _attach, tmux
 
+from fixers.confirm import ask
 from healthchecks.snapshot import collect
 from healthchecks.testing.world import World
 
@@ -505,6 +509,33 @@ def test_ctrl_c_at_the_prompt_ends_the_run_when_another_thread_takes_it(world, t
     assert code == 130, out
     assert "Traceback" not in out and "interrupted at the prompt: nothing was changed" in out
     assert registry_bytes(world.workspace) == before and alive(world.orphan_pids[faults["orphan"]])
+
+
+def test_a_terminal_left_in_raw_mode_still_gets_an_echoed_answer_and_its_modes_back():
+    """A program that crashed in raw mode leaves no echo, no line editing and Enter as a bare CR: the question
+    turns them on while it waits, and gives the terminal its own modes back."""
+    master, slave = os.openpty()
+    try:
+        raw = termios.tcgetattr(slave)
+        raw[0] &= ~termios.ICRNL
+        raw[3] &= ~(termios.ICANON | termios.ECHO)
+        termios.tcsetattr(slave, termios.TCSANOW, raw)
+        got: list = []
+        asking = threading.Thread(target=lambda: got.append(ask(["1. a"], 1, os.ttyname(slave))), daemon=True)
+        asking.start()
+        shown = b""
+        deadline = time.monotonic() + 10
+        while b"Type yes to proceed" not in shown and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.1)[0]:
+                shown += os.read(master, 4096)
+        os.write(master, b"yes\r")  # Enter
+        asking.join(10)
+        assert got == [(True, "confirmed on the terminal")], "the answer was never read"
+        assert b"yes" in os.read(master, 4096)  # echoed
+        assert termios.tcgetattr(slave)[:4] == raw[:4]  # its flags (tcgetattr shows VMIN, VTIME as ints)
+    finally:
+        os.close(master)
+        os.close(slave)
 
 
 def test_ctrl_c_while_applying_says_what_was_done_and_records_it(world, tmp_path):
