@@ -12,6 +12,7 @@ import os
 import re
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import termios
@@ -38,6 +39,7 @@ from helpers import (
 from test_peers import _attach, tmux
 
 from fixers.confirm import ask
+from healthchecks import holding
 from healthchecks.snapshot import collect
 from healthchecks.testing.world import World
 
@@ -509,6 +511,27 @@ def test_ctrl_c_at_the_prompt_ends_the_run_when_another_thread_takes_it(world, t
     assert code == 130, out
     assert "Traceback" not in out and "interrupted at the prompt: nothing was changed" in out
     assert registry_bytes(world.workspace) == before and alive(world.orphan_pids[faults["orphan"]])
+
+
+def test_the_snapshots_timer_thread_leaves_ctrl_c_to_the_main_thread(tmp_path):
+    """The timer that lets go of the registries' flocks is a thread of the run: a Ctrl-C it took would never reach
+    the main thread's blocking calls."""
+    registry = tmp_path / "registry.json"
+    registry.write_text("{}")
+    with holding.held([registry], 0.25) as locked:
+        assert locked
+        (timer,) = [t for t in threading.enumerate() if isinstance(t, threading.Timer)]
+        deadline = time.monotonic() + holding.MAX_HOLD / 2  # it ends at MAX_HOLD
+        while not (blocked := _blocked_signals(timer.native_id)) and time.monotonic() < deadline:
+            time.sleep(0.01)  # started: its first step blocks them
+        assert {signal.SIGINT, signal.SIGTERM, signal.SIGALRM} <= blocked
+    assert signal.SIGINT not in _blocked_signals(threading.get_native_id())
+
+
+def _blocked_signals(tid: int) -> set[int]:
+    status = Path(f"/proc/self/task/{tid}/status").read_text()
+    mask = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigBlk:")), 16)
+    return {sig for sig in signal.valid_signals() if mask >> (sig - 1) & 1}
 
 
 def test_a_terminal_left_in_raw_mode_still_gets_an_echoed_answer_and_its_modes_back():
