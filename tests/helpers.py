@@ -170,6 +170,27 @@ def plan_now(settings: Settings, **options) -> tuple[Observation, Plan]:
     return seen, make_plan(seen.analysis, seen.results, Options(**options))
 
 
+def first_line(proc: subprocess.Popen, timeout: float = 30) -> str:
+    """The first line a child prints (its "I am ready"), within ``timeout``: otherwise the child is killed and the
+    test fails. At the child's end it is "" (the caller's assertion then says so)."""
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    if not ready:
+        proc.kill()
+        proc.wait(10)
+        pytest.fail(f"child {proc.args!r} printed nothing within {timeout:g} s; killed", pytrace=False)
+    return proc.stdout.readline()
+
+
+def ended(proc: subprocess.Popen, timeout: float) -> int:
+    """The child's exit code once it ends within ``timeout``; otherwise it is killed and the test fails."""
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+        pytest.fail(f"child {proc.args!r} still running after {timeout:g} s; killed", pytrace=False)
+
+
 class Writer:
     """An orchestrator-style writer in another process (``script`` gets the file, a log of what it wrote and a
     stop file): started, then stopped and checked, by ``with``."""
@@ -184,8 +205,7 @@ class Writer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop.touch()
-        self.proc.wait(30)
-        assert self.proc.returncode == 0, self.proc.stderr.read()
+        assert ended(self.proc, 30) == 0, self.proc.stderr.read()
 
     def written(self) -> list[str]:
         return self.log.read_text().split()

@@ -275,7 +275,7 @@ def test_demo_honours_tmux_tmpdir_and_leaves_no_server(tmp_path):
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert re.search(r"Agent tmux sessions\s+11 \(10 tracked, 1 untracked\)", proc.stdout)
     sockets = list(tmpdir.glob("tmux-*/*"))
-    assert all(subprocess.run(["tmux", "-S", str(s), "list-sessions"], capture_output=True).returncode != 0
+    assert all(subprocess.run(["tmux", "-S", str(s), "list-sessions"], capture_output=True, timeout=30).returncode != 0
                for s in sockets)
 
 

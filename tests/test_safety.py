@@ -26,6 +26,7 @@ from helpers import (
     Writer,
     alive,
     failing,
+    first_line,
     fix_in_process,
     info,
     judge,
@@ -57,12 +58,12 @@ def test_persons_headless_claude_from_a_closed_window_of_their_session_is_never_
     world.start()
     before = {p.pid for p in world.standins()}
     command = f"cd {world.client_dir} && (setsid {world.standin} --print 'summarize the open issues' &) ; sleep 0.5"
-    subprocess.run(["tmux", "-L", world.socket_name, "new-window", "-t", "work", command], check=True)
+    subprocess.run(["tmux", "-L", world.socket_name, "new-window", "-t", "work", command], check=True, timeout=30)
     world.wait_ready(len(before) + 1, 10)
     (person,) = [p for p in world.standins() if p.pid not in before]
     deadline = time.monotonic() + 10
     while len(subprocess.run(["tmux", "-L", world.socket_name, "list-windows", "-t", "work"],
-                             capture_output=True, text=True).stdout.splitlines()) > 1:
+                             capture_output=True, text=True, timeout=30).stdout.splitlines()) > 1:
         assert time.monotonic() < deadline, "the person's window did not close"
         time.sleep(0.05)
     assert "TMUX_PANE" in person.environ()
@@ -397,7 +398,7 @@ def _hold(path: Path, kind: str) -> subprocess.Popen:
         "print('locked', flush=True); time.sleep(60)"
     )
     holder = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "locked", kind
+    assert first_line(holder).strip() == "locked", kind
     return holder
 
 
@@ -411,7 +412,7 @@ def test_exit_status_is_1_when_a_write_fails(world, tmp_path):
         proc = run_health(tmp_path, *settings_args(world.settings), *args)
     finally:
         holder.kill()
-        holder.wait()
+        holder.wait(10)
     assert proc.returncode == 1, proc.stdout
     assert "failed" in proc.stdout and ghost in proc.stdout
 
@@ -426,7 +427,7 @@ def test_two_fixes_at_once_do_not_both_act(world, tmp_path):
         proc = run_health(tmp_path, *settings_args(world.settings), "--fix", "--yes", "--lock-timeout", "0.5")
     finally:
         holder.kill()
-        holder.wait()
+        holder.wait(10)
     assert proc.returncode == 1
     assert "another agent-healthchecks --fix is working on" in proc.stdout
     assert registry_bytes(world.workspace) == before

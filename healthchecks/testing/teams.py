@@ -278,7 +278,7 @@ class TeamWorld:
         """A claude-swarm-<pid> server whose lead is long gone and whose team dir was removed, holding a teammate
         that never exited (#69808, orca#15146)."""
         dead = subprocess.Popen(["true"])
-        dead.wait()
+        dead.wait(10)
         name = f"claude-swarm-{dead.pid}"
         team = Team(f"session-{secrets.token_hex(4)}", str(uuid.uuid4()), False)
         cmd = self.teammate_command(team, Member("lost"), 0)
