@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from . import sources
+from . import sources, threads
 from .records import Records
 
 MAX_FILES = 32  # the files that changed between two reads: a global registry and a few task registries
@@ -49,7 +49,7 @@ def held(paths: Iterable[Path], timeout: float) -> Iterator[bool]:
             for fd in fds:
                 fcntl.flock(fd, fcntl.LOCK_UN)
 
-    timer = threading.Timer(MAX_HOLD, let_go)
+    timer = threads.Timer(MAX_HOLD, let_go)
     timer.daemon = True
     try:
         for path in list(paths)[:MAX_FILES]:

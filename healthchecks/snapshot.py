@@ -25,7 +25,7 @@ from pathlib import Path
 
 import psutil
 
-from . import holding, processes, sightings, sources, tmux
+from . import holding, processes, sightings, sources, threads, tmux
 from .records import Records
 from .settings import Settings
 from .tmux import TmuxServer
@@ -163,7 +163,8 @@ def read_other_servers(
 
     found: dict[tuple[int, int], TmuxServer] = {}
     if ask:
-        with ThreadPoolExecutor(max_workers=min(OTHER_SERVERS_AT_ONCE, len(ask))) as pool:
+        workers = min(OTHER_SERVERS_AT_ONCE, len(ask))
+        with ThreadPoolExecutor(workers, initializer=threads.leave_signals_to_main) as pool:
             for (key, _), server in zip(ask, pool.map(read, [path for _, path in ask]), strict=True):
                 found[key] = replace(server, server_pid=server.server_pid or key[0])
     _SILENT.update((key, server) for key, server in found.items() if server.silent)

@@ -1,4 +1,4 @@
-"""Fixtures for the project's own tests."""
+"""Fixtures for the project's own tests, and the bound on each test's time."""
 
 import os
 import tempfile
@@ -13,6 +13,21 @@ from healthchecks.testing.world import World
 # own: never the person's ~/.local/state. Removed when the test process exits.
 _STATE = tempfile.TemporaryDirectory(prefix="hc-state-")
 os.environ[sightings.STATE_ENV] = _STATE.name
+
+# Seconds a test may take, setup and teardown included (pytest-timeout, by SIGALRM): a hung test fails with its
+# stack, its fixtures still end what it started, and the run goes on. Set here, not in pyproject.toml's ini, so
+# `pytest healthchecks` runs for operators exactly as before.
+TIMEOUT = 300
+LONGER = {"real_claude": 1500}  # its first test installs Claude Code: an install lock and npm, up to 600 s each
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test without a `timeout` mark of its own gets the default bound."""
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            seconds = max([TIMEOUT, *(s for mark, s in LONGER.items() if item.get_closest_marker(mark))])
+            item.add_marker(pytest.mark.timeout(seconds, method="signal"))
 
 
 @pytest.fixture

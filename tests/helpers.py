@@ -8,6 +8,7 @@ import pty
 import re
 import secrets
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import psutil
+import pytest
 
 from fixers.apply import Options
 from fixers.plan import Plan, make_plan
@@ -168,6 +170,27 @@ def plan_now(settings: Settings, **options) -> tuple[Observation, Plan]:
     return seen, make_plan(seen.analysis, seen.results, Options(**options))
 
 
+def first_line(proc: subprocess.Popen, timeout: float = 30) -> str:
+    """The first line a child prints (its "I am ready"), within ``timeout``: otherwise the child is killed and the
+    test fails. At the child's end it is "" (the caller's assertion then says so)."""
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    if not ready:
+        proc.kill()
+        proc.wait(10)
+        pytest.fail(f"child {proc.args!r} printed nothing within {timeout:g} s; killed", pytrace=False)
+    return proc.stdout.readline()
+
+
+def ended(proc: subprocess.Popen, timeout: float) -> int:
+    """The child's exit code once it ends within ``timeout``; otherwise it is killed and the test fails."""
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+        pytest.fail(f"child {proc.args!r} still running after {timeout:g} s; killed", pytrace=False)
+
+
 class Writer:
     """An orchestrator-style writer in another process (``script`` gets the file, a log of what it wrote and a
     stop file): started, then stopped and checked, by ``with``."""
@@ -182,42 +205,81 @@ class Writer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop.touch()
-        self.proc.wait(30)
-        assert self.proc.returncode == 0, self.proc.stderr.read()
+        assert ended(self.proc, 30) == 0, self.proc.stderr.read()
 
     def written(self) -> list[str]:
         return self.log.read_text().split()
 
 
 def on_terminal(settings: Settings, reports: Path, *args: str, when: str, keys: bytes, early: bytes = b"",
-                delay: float = 0.0) -> tuple[int, str]:
+                delay: float = 0.0, ends_within: float = 60.0, env: dict | None = None) -> tuple[int, str]:
     """Run `pytest healthchecks` on a pseudo-terminal, as a person would: type ``early`` at once (before anything is
-    shown), and ``keys`` (after ``delay``) once ``when`` is on the screen. Returns (exit code, all it showed)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TMUX", "PYTEST_"))}
+    shown), and ``keys`` (after ``delay``) once ``when`` is on the screen. Returns (exit code, all it showed).
+
+    Bounded: ``when`` must show within 120 s and the run must end within ``ends_within`` s of the keys; otherwise
+    the child is killed and the test fails saying which step it was stuck at and what it had shown.
+    """
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("TMUX", "PYTEST_"))}, **(env or {})}
     argv = [sys.executable, "-m", "pytest", "healthchecks", "-p", "no:hypothesispytest", "--report-dir",
             str(reports), *settings_args(settings), *args]
     pid, fd = pty.fork()
     if pid == 0:
         os.chdir(REPO)
         os.execve(sys.executable, argv, env)
-    if early:
-        os.write(fd, early)
-    out, typed = b"", False
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.1)
-        if ready:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:  # the child closed the terminal
-                break
-            if not chunk:
-                break
-            out += chunk
-        if not typed and when.encode() in out:
+    try:
+        if early:
+            os.write(fd, early)
+        screen = _Screen(fd)
+        shown = screen.until(lambda: when.encode() in screen.out, time.monotonic() + 120)
+        if not shown and not screen.closed:
+            _fail_stuck(pid, f"{when!r} was not shown within 120 s", screen.out)
+        if shown:  # a run that ended before showing it is returned as it is, for the test to judge
             time.sleep(delay)
             os.write(fd, keys)
-            typed = True
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+        deadline = time.monotonic() + ends_within
+        screen.until(lambda: False, deadline)  # everything it shows, until it closes the terminal
+        status = _reaped(pid, deadline)
+        if status is None:
+            _fail_stuck(pid, f"still running {ends_within:g} s after {keys!r} was typed", screen.out)
+    finally:
+        os.close(fd)
+    return os.waitstatus_to_exitcode(status), screen.out.decode(errors="replace")
+
+
+class _Screen:
+    """What a child shows on its pseudo-terminal, read as it comes."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.out, self.closed = fd, b"", False
+
+    def until(self, done, deadline: float) -> bool:
+        """Read until ``done()``, the child closes the terminal, or the deadline; whether ``done()`` held."""
+        while not done() and not self.closed and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.fd], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(self.fd, 65536)
+                except OSError:  # the child closed the terminal
+                    chunk = b""
+                self.closed = not chunk
+                self.out += chunk
+        return done()
+
+
+def _reaped(pid: int, deadline: float) -> int | None:
+    """The child's wait status once it has exited, or None if it is still running at the deadline."""
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.05)
+
+
+def _fail_stuck(pid: int, what: str, out: bytes) -> None:
+    """Kill the child this test started (and reap it), then fail the test saying where it hung."""
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail(f"`pytest healthchecks` on a terminal (pid {pid}) hung: {what}; it showed:\n"
+                f"{out.decode(errors='replace')[-3000:]}", pytrace=False)

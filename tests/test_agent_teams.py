@@ -178,7 +178,7 @@ def test_a_lead_in_another_pid_namespace_is_never_judged_by_its_pid(tmp_path: Pa
     config = tmp_path / "claude"
     (config / "teams" / "session-c").mkdir(parents=True)
     dead = subprocess.Popen(["true"])
-    dead.wait()
+    dead.wait(10)
     lead = {"pid": dead.pid, "procStart": "1", "pidSpace": "vm#pid:[1]"}  # no namespace has inode 1
     (config / "teams" / "session-c" / "config.json").write_text(json.dumps({"leadProcess": lead, "members": []}))
     assert failing(observe(_plain_settings(tmp_path, config)).results) == set()
@@ -189,7 +189,7 @@ def test_ghost_members_of_a_dead_lead_are_marked_inactive_with_a_backup_and_neve
     (config / "teams" / "session-b").mkdir(parents=True)
     path = config / "teams" / "session-b" / "config.json"
     dead = subprocess.Popen(["true"])
-    dead.wait()
+    dead.wait(10)
     member = {"agentId": "m@session-b", "name": "m", "tmuxPaneId": "%5", "backendType": "tmux", "isActive": True}
     path.write_text(json.dumps({"name": "session-b", "leadProcess": {"pid": dead.pid, "procStart": "1"},
                                 "members": [member]}))

@@ -69,7 +69,9 @@ def test_fixer_killed_mid_write_is_restored_or_finished_by_the_next_run(world, t
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while not marker.exists():
-        assert fixer.poll() is None and time.monotonic() < deadline, fixer.communicate()
+        if fixer.poll() is not None or time.monotonic() >= deadline:
+            fixer.kill()
+            pytest.fail(f"the fixer never reached {point} (in 60 s): {fixer.communicate(timeout=10)}")
         time.sleep(0.02)
     fixer.send_signal(signal.SIGKILL)
     fixer.wait(10)
@@ -102,7 +104,7 @@ def test_tmux_server_killed_between_plan_and_fix(world):
     assert {a.target.id for a in plan.actions if a.kind == "mark_terminated"} == {ghost}
     standins = {p.pid for p in world.standins()}
     server = psutil.Process(world.server_pid())
-    subprocess.run(["tmux", "-L", world.socket_name, "kill-server"], check=True)
+    subprocess.run(["tmux", "-L", world.socket_name, "kill-server"], check=True, timeout=30)
     server.wait(10)  # while it is still exiting, tmux answers "server exited unexpectedly": unreachable, all refused
     outcomes = apply(plan, world.settings, Options())
     statuses = {aid: e.get("status") for aid, e in json.loads(world.global_path.read_text())["agents"].items()}
@@ -150,7 +152,9 @@ def test_defunct_claude_is_neither_judged_nor_signalled(world):
     world.popen.append(child)  # teardown reaps it
     world.wait_ready(2, 10)
     os.kill(child.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
     while psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE:  # exited, not reaped: defunct
+        assert time.monotonic() < deadline, "the killed stand-in never became defunct"
         time.sleep(0.01)
     seen, plan = plan_now(world.settings)
     assert failing(seen.results) == set()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import failing, judge, plan_now, registry_bytes, run_health, section, settings_args
+from helpers import failing, first_line, judge, plan_now, registry_bytes, run_health, section, settings_args
 from junitparser import JUnitXml
 
 from fixers.apply import Options, apply
@@ -140,6 +140,7 @@ def _interactive(world: World, tmp_path, answer: str) -> str:
         ["tmux", "-L", socket, "-f", "/dev/null", "new-session", "-d", "-x", "200", "-y", "50", cmd],
         check=True,
         env=env,
+        timeout=30,
     )
     try:
         deadline = time.monotonic() + 60
@@ -147,15 +148,16 @@ def _interactive(world: World, tmp_path, answer: str) -> str:
         while "Type yes to proceed" not in screen:
             assert time.monotonic() < deadline, screen
             time.sleep(0.2)
-            screen = subprocess.run(["tmux", "-L", socket, "capture-pane", "-p"], capture_output=True, text=True).stdout
+            screen = subprocess.run(["tmux", "-L", socket, "capture-pane", "-p"], capture_output=True, text=True,
+                                    timeout=30).stdout
         assert "remediation plan" in screen
-        subprocess.run(["tmux", "-L", socket, "send-keys", answer, "Enter"], check=True)
+        subprocess.run(["tmux", "-L", socket, "send-keys", answer, "Enter"], check=True, timeout=30)
         while "exit=" not in (out.read_text() if out.exists() else ""):
             assert time.monotonic() < deadline
             time.sleep(0.2)
         return out.read_text()
     finally:
-        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
+        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=30)
         (Path(f"/tmp/tmux-{os.getuid()}") / socket).unlink(missing_ok=True)
 
 
@@ -245,6 +247,7 @@ def test_every_session_is_killed_though_some_close_by_themselves(world):
         subprocess.run(
             ["tmux", "-L", world.socket_name, "set-option", "-w", "-t", f"=agent_{agent}:", "remain-on-exit", "on"],
             check=True,
+            timeout=30,
         )
     _, plan = plan_now(world.settings)
     outcomes = [o for o in apply(plan, world.settings, Options()) if o.action.kind == "kill_session"]
@@ -258,7 +261,7 @@ def _hold_lock(path, seconds: float) -> subprocess.Popen:
         "print('locked', flush=True); time.sleep(float(sys.argv[2]))"
     )
     holder = subprocess.Popen([sys.executable, "-c", code, str(path), str(seconds)], stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "locked"
+    assert first_line(holder).strip() == "locked"
     return holder
 
 
@@ -287,7 +290,7 @@ def test_file_replaced_while_waiting_for_the_lock_is_locked_again(world):
         "open(path + '.new', 'w').write(json.dumps(data)); os.replace(path + '.new', path); time.sleep(0.3)"
     )
     holder = subprocess.Popen([sys.executable, "-c", code, str(world.global_path)], stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "locked"
+    assert first_line(holder).strip() == "locked"
 
     def mark(data: dict) -> list[str]:
         data["agents"][ghost]["status"] = "terminated"

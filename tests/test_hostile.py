@@ -83,7 +83,7 @@ NAMER = (
 def _named_process(name: str, user: int | None = None) -> subprocess.Popen:
     proc = subprocess.Popen(["/usr/bin/python3", "-c", NAMER, name], user=user, stdout=subprocess.PIPE,
                             stdin=subprocess.DEVNULL, start_new_session=True, cwd="/")
-    assert proc.stdout.readline() == b"named\n"
+    assert helpers.first_line(proc) == b"named\n"
     return proc
 
 
@@ -106,7 +106,7 @@ def test_3_another_users_process_is_never_claude_and_its_name_is_escaped(world, 
     finally:
         for p in (hostile, plain, mine):
             p.kill()
-            p.wait()
+            p.wait(10)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to own a workspace as another user")

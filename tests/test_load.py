@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from helpers import failing, judge
 
 from healthchecks.testing.world import World
 
 
+@pytest.mark.timeout(900, method="signal")  # 500 sessions started (up to 300 s) and ended on a loaded machine
 def test_ten_thousand_agents_five_hundred_sessions(tmp_path):
     with World(tmp_path / "world", seed=7) as world:
         tasks = [world.task() for _ in range(1000)]

@@ -65,7 +65,8 @@ def test_metrics_pass_promtool(world, tmp_path):
     faulty(world)
     metrics = tmp_path / "health.prom"
     run_health(tmp_path, *settings_args(world.settings), "--metrics-file", str(metrics))
-    lint = subprocess.run(["promtool", "check", "metrics"], input=metrics.read_text(), capture_output=True, text=True)
+    lint = subprocess.run(["promtool", "check", "metrics"], input=metrics.read_text(), capture_output=True, text=True,
+                          timeout=60)
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
 

@@ -91,7 +91,7 @@ def _reuse_pid(pid: int, argv: list[str], cwd: Path) -> subprocess.Popen | None:
         if proc.pid == pid:
             return proc
         proc.kill()
-        proc.wait()
+        proc.wait(10)
     return None
 
 
@@ -184,8 +184,11 @@ class _Child:
     def kill(self):
         psutil.Process(self.pid).kill()
 
-    def wait(self, timeout=None):
-        os.waitpid(self.pid, 0)
+    def wait(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        while not os.waitpid(self.pid, os.WNOHANG)[0]:
+            assert time.monotonic() < deadline, f"the attached client {self.pid} did not end"
+            time.sleep(0.05)
         os.close(self.fd)
 
 

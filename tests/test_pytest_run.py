@@ -225,6 +225,16 @@ def test_workspace_from_environment(world, tmp_path):
     assert f"workspace: {world.workspace}" in proc.stdout
 
 
+def test_every_test_of_the_project_is_bounded_and_the_health_checks_are_not(request, world, tmp_path):
+    """tests/conftest.py bounds each of this suite's tests (pytest-timeout); an operator's run has no such bound."""
+    assert request.node.get_closest_marker("timeout").args == (300,)
+    world.agent(None, "claude")
+    world.start()
+    proc = run_health(tmp_path, *settings_args(world.settings))
+    assert proc.returncode == 0, proc.stdout
+    assert "plugins:" in proc.stdout and "timeout:" not in proc.stdout  # pytest-timeout's header line when bounded
+
+
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
 def test_tmux_socket_path_form(world, tmp_path):
     world.agent(None, "claude")
@@ -265,7 +275,7 @@ def test_demo_honours_tmux_tmpdir_and_leaves_no_server(tmp_path):
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert re.search(r"Agent tmux sessions\s+11 \(10 tracked, 1 untracked\)", proc.stdout)
     sockets = list(tmpdir.glob("tmux-*/*"))
-    assert all(subprocess.run(["tmux", "-S", str(s), "list-sessions"], capture_output=True).returncode != 0
+    assert all(subprocess.run(["tmux", "-S", str(s), "list-sessions"], capture_output=True, timeout=30).returncode != 0
                for s in sockets)
 
 

@@ -10,9 +10,13 @@ import dataclasses
 import json
 import os
 import re
+import select
 import shutil
+import signal
 import subprocess
 import sys
+import termios
+import threading
 import time
 from pathlib import Path
 
@@ -22,6 +26,7 @@ from helpers import (
     Writer,
     alive,
     failing,
+    first_line,
     fix_in_process,
     info,
     judge,
@@ -34,6 +39,8 @@ from helpers import (
 )
 from test_peers import _attach, tmux
 
+from fixers.confirm import ask
+from healthchecks import holding
 from healthchecks.snapshot import collect
 from healthchecks.testing.world import World
 
@@ -51,12 +58,12 @@ def test_persons_headless_claude_from_a_closed_window_of_their_session_is_never_
     world.start()
     before = {p.pid for p in world.standins()}
     command = f"cd {world.client_dir} && (setsid {world.standin} --print 'summarize the open issues' &) ; sleep 0.5"
-    subprocess.run(["tmux", "-L", world.socket_name, "new-window", "-t", "work", command], check=True)
+    subprocess.run(["tmux", "-L", world.socket_name, "new-window", "-t", "work", command], check=True, timeout=30)
     world.wait_ready(len(before) + 1, 10)
     (person,) = [p for p in world.standins() if p.pid not in before]
     deadline = time.monotonic() + 10
     while len(subprocess.run(["tmux", "-L", world.socket_name, "list-windows", "-t", "work"],
-                             capture_output=True, text=True).stdout.splitlines()) > 1:
+                             capture_output=True, text=True, timeout=30).stdout.splitlines()) > 1:
         assert time.monotonic() < deadline, "the person's window did not close"
         time.sleep(0.05)
     assert "TMUX_PANE" in person.environ()
@@ -391,7 +398,7 @@ def _hold(path: Path, kind: str) -> subprocess.Popen:
         "print('locked', flush=True); time.sleep(60)"
     )
     holder = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "locked", kind
+    assert first_line(holder).strip() == "locked", kind
     return holder
 
 
@@ -405,7 +412,7 @@ def test_exit_status_is_1_when_a_write_fails(world, tmp_path):
         proc = run_health(tmp_path, *settings_args(world.settings), *args)
     finally:
         holder.kill()
-        holder.wait()
+        holder.wait(10)
     assert proc.returncode == 1, proc.stdout
     assert "failed" in proc.stdout and ghost in proc.stdout
 
@@ -420,7 +427,7 @@ def test_two_fixes_at_once_do_not_both_act(world, tmp_path):
         proc = run_health(tmp_path, *settings_args(world.settings), "--fix", "--yes", "--lock-timeout", "0.5")
     finally:
         holder.kill()
-        holder.wait()
+        holder.wait(10)
     assert proc.returncode == 1
     assert "another agent-healthchecks --fix is working on" in proc.stdout
     assert registry_bytes(world.workspace) == before
@@ -480,6 +487,79 @@ def test_ctrl_c_at_the_prompt_changes_nothing(world, tmp_path):
     assert code == 130, out
     assert "Traceback" not in out and "interrupted at the prompt: nothing was changed" in out
     assert registry_bytes(world.workspace) == before and alive(world.orphan_pids[faults["orphan"]])
+
+
+# Loaded with -p: at the --fix prompt a helper thread is alive and takes the terminal's SIGINT. The kernel gives a
+# process-directed signal to any thread that does not block it; blocking it in the main thread once the helper has
+# started (unblocked) makes that choice every time, instead of once in many runs.
+SIGINT_ELSEWHERE = """
+import signal, threading
+
+def pytest_collection_modifyitems():
+    threading.Thread(target=threading.Event().wait, daemon=True, name="helper").start()
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+"""
+
+
+def test_ctrl_c_at_the_prompt_ends_the_run_when_another_thread_takes_it(world, tmp_path):
+    """The C handler runs in the helper thread; the main thread, blocked reading the answer, is never woken."""
+    faults = faulty(world)
+    before = registry_bytes(world.workspace)
+    (tmp_path / "sigint_elsewhere.py").write_text(SIGINT_ELSEWHERE)
+    code, out = on_terminal(world.settings, tmp_path / "reports", "--fix", "-p", "sigint_elsewhere",
+                            when="Type yes to proceed", keys=b"\x03", ends_within=15,
+                            env={"PYTHONPATH": str(tmp_path)})
+    assert code == 130, out
+    assert "Traceback" not in out and "interrupted at the prompt: nothing was changed" in out
+    assert registry_bytes(world.workspace) == before and alive(world.orphan_pids[faults["orphan"]])
+
+
+def test_the_snapshots_timer_thread_leaves_ctrl_c_to_the_main_thread(tmp_path):
+    """The timer that lets go of the registries' flocks is a thread of the run: a Ctrl-C it took would never reach
+    the main thread's blocking calls."""
+    registry = tmp_path / "registry.json"
+    registry.write_text("{}")
+    with holding.held([registry], 0.25) as locked:
+        assert locked
+        (timer,) = [t for t in threading.enumerate() if isinstance(t, threading.Timer)]
+        deadline = time.monotonic() + holding.MAX_HOLD / 2  # it ends at MAX_HOLD
+        while not (blocked := _blocked_signals(timer.native_id)) and time.monotonic() < deadline:
+            time.sleep(0.01)  # started: its first step blocks them
+        assert {signal.SIGINT, signal.SIGTERM, signal.SIGALRM} <= blocked
+    assert signal.SIGINT not in _blocked_signals(threading.get_native_id())
+
+
+def _blocked_signals(tid: int) -> set[int]:
+    status = Path(f"/proc/self/task/{tid}/status").read_text()
+    mask = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigBlk:")), 16)
+    return {sig for sig in signal.valid_signals() if mask >> (sig - 1) & 1}
+
+
+def test_a_terminal_left_in_raw_mode_still_gets_an_echoed_answer_and_its_modes_back():
+    """A program that crashed in raw mode leaves no echo, no line editing and Enter as a bare CR: the question
+    turns them on while it waits, and gives the terminal its own modes back."""
+    master, slave = os.openpty()
+    try:
+        raw = termios.tcgetattr(slave)
+        raw[0] &= ~termios.ICRNL
+        raw[3] &= ~(termios.ICANON | termios.ECHO)
+        termios.tcsetattr(slave, termios.TCSANOW, raw)
+        got: list = []
+        asking = threading.Thread(target=lambda: got.append(ask(["1. a"], 1, os.ttyname(slave))), daemon=True)
+        asking.start()
+        shown = b""
+        deadline = time.monotonic() + 10
+        while b"Type yes to proceed" not in shown and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.1)[0]:
+                shown += os.read(master, 4096)
+        os.write(master, b"yes\r")  # Enter
+        asking.join(10)
+        assert got == [(True, "confirmed on the terminal")], "the answer was never read"
+        assert b"yes" in os.read(master, 4096)  # echoed
+        assert termios.tcgetattr(slave)[:4] == raw[:4]  # its flags (tcgetattr shows VMIN, VTIME as ints)
+    finally:
+        os.close(master)
+        os.close(slave)
 
 
 def test_ctrl_c_while_applying_says_what_was_done_and_records_it(world, tmp_path):

@@ -164,7 +164,7 @@ def test_a_cursor_pid_now_held_by_another_process_does_not_keep_the_agent_alive(
     finally:
         for p in (old, late):
             p.kill()
-            p.wait()
+            p.wait(10)
 
 
 IMPOSTOR = r"""

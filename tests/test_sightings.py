@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from helpers import alive, failing, fix_in_process, info, judge, run_health, settings_args
+from helpers import alive, failing, first_line, fix_in_process, info, judge, run_health, settings_args
 
 from healthchecks import sightings
 from healthchecks.observe import observe
@@ -177,7 +177,7 @@ def test_a_lock_held_for_ever_means_no_lineage_not_a_hang(tmp_path):
         [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1]); fcntl.flock(f, fcntl.LOCK_EX); "
          "print('locked', flush=True); time.sleep(60)", str(path)], stdout=subprocess.PIPE, text=True)
     try:
-        assert holder.stdout.readline().strip() == "locked"
+        assert first_line(holder).strip() == "locked"
         started = time.monotonic()
         assert sightings.read(path, "/w") == sightings.Memory()
         with pytest.raises(OSError):
@@ -185,7 +185,7 @@ def test_a_lock_held_for_ever_means_no_lineage_not_a_hang(tmp_path):
         assert time.monotonic() - started < 3 * sightings.LOCK_WAIT + 2
     finally:
         holder.kill()
-        holder.wait()
+        holder.wait(10)
     assert sightings.read(path, "/w").processes == {me.identity: me}
 
 
@@ -228,12 +228,12 @@ def test_a_live_agent_whose_claude_runs_under_an_unrecognised_name_is_never_kill
     # now the pane runs a program no matcher knows (a Claude under another name, say)
     tmux = ["tmux", "-L", world.socket_name]
     pane = subprocess.run([*tmux, "list-panes", "-t", f"={spec.session}", "-F", "#{pane_id}"], check=True,
-                          capture_output=True, text=True).stdout.strip()
-    subprocess.run([*tmux, "respawn-pane", "-k", "-t", pane, "sleep 600"], check=True, capture_output=True)
+                          capture_output=True, text=True, timeout=30).stdout.strip()
+    subprocess.run([*tmux, "respawn-pane", "-k", "-t", pane, "sleep 600"], check=True, capture_output=True, timeout=30)
     # tmux starts it through the shell (`sh -c`), which is a known idle process until it has exec'd `sleep`
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and subprocess.run(
-        [*tmux, "display", "-p", "-t", pane, "#{pane_current_command}"], capture_output=True, text=True
+        [*tmux, "display", "-p", "-t", pane, "#{pane_current_command}"], capture_output=True, text=True, timeout=30
     ).stdout.strip() != "sleep":
         time.sleep(0.05)
     results = judge(world.settings)

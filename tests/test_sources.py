@@ -11,7 +11,7 @@ import sys
 from datetime import datetime
 
 import pytest
-from helpers import Writer, alive, failing, fix_in_process, judge, run_health, settings_args
+from helpers import Writer, alive, failing, first_line, fix_in_process, judge, run_health, settings_args
 
 from healthchecks.dialect import ORCHESTRATOR_FIRST, ORCHESTRATOR_JSON
 from healthchecks.observe import observe
@@ -169,7 +169,7 @@ def _broken(w: World, how: str) -> subprocess.Popen | None:
                 "c.execute('PRAGMA journal_mode=DELETE'); c.execute('BEGIN EXCLUSIVE'); "
                 "print('locked', flush=True); time.sleep(60)")
         holder = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
-        assert holder.stdout.readline().strip() == "locked"
+        assert first_line(holder).strip() == "locked"
         return holder
     return None
 
@@ -196,7 +196,7 @@ def test_a_broken_state_database_is_one_clear_line_and_no_write(state_world, tmp
     finally:
         if holder is not None:
             holder.kill()
-            holder.wait()
+            holder.wait(10)
 
 
 def test_a_read_only_state_database_is_read_but_never_written(state_world):
@@ -233,7 +233,7 @@ def test_cursor_backend_entries_are_judged_by_their_process(world, tmp_path):
     world.write_registries()
     running = cursor_agent(tmp_path)
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
+    gone.wait(10)
     try:
         data = json.loads(world.global_path.read_text())
         task = next(iter(world.tasks))
@@ -256,7 +256,7 @@ def test_cursor_backend_entries_are_judged_by_their_process(world, tmp_path):
         assert entries["cursor-live-000001-aaaaaa"]["status"] == "working"
     finally:
         running.kill()
-        running.wait()
+        running.wait(10)
 
 
 def test_demo_of_the_current_release_names_its_source(tmp_path):

@@ -279,7 +279,7 @@ class TeamWorld:
         that never exited (#69808, orca#15146). Returned once the teammate runs: until its pane's shell has exec'd
         the stand-in, the pane runs something other than a teammate, and the server is rightly left alone."""
         dead = subprocess.Popen(["true"])
-        dead.wait()
+        dead.wait(10)
         name = f"claude-swarm-{dead.pid}"
         team = Team(f"session-{secrets.token_hex(4)}", str(uuid.uuid4()), False)
         cmd = self.teammate_command(team, Member("lost"), 0)
