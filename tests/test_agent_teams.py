@@ -280,7 +280,7 @@ def _wait_started(world: TeamWorld, pid: int) -> None:
 def _dead_lead_team(config: Path, name: str) -> Path:
     """A team whose lead is proven dead (a reaped pid, another start time), one tmux member; its config.json."""
     dead = subprocess.Popen(["true"])
-    dead.wait()
+    dead.wait(10)
     member = {"agentId": f"m@{name}", "name": "m", "tmuxPaneId": "%5", "backendType": "tmux", "isActive": True}
     path = config / "teams" / name / "config.json"
     path.parent.mkdir(parents=True)
