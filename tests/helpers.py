@@ -225,6 +225,10 @@ def on_terminal(settings: Settings, reports: Path, *args: str, when: str, keys: 
     pid, fd = pty.fork()
     if pid == 0:
         os.chdir(REPO)
+        # A person's shell starts the run with Ctrl-C's signals at their defaults; a test run started in the
+        # background of a script (`cmd &` ignores SIGINT and SIGQUIT there) must not hand its children that.
+        for sig in (signal.SIGINT, signal.SIGQUIT):
+            signal.signal(sig, signal.SIG_DFL)
         os.execve(sys.executable, argv, env)
     try:
         if early:
