@@ -17,6 +17,8 @@ from dataclasses import dataclass, replace
 
 import psutil
 
+from .programs import CLAUDE
+
 PROC = "/proc"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -56,7 +58,7 @@ class Proc:
 
     @property
     def headless(self) -> bool:
-        return "--print" in self.argv or "-p" in self.argv
+        return CLAUDE.headless(self.argv)
 
     @property
     def defunct(self) -> bool:
