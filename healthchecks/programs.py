@@ -91,7 +91,7 @@ class AgentProgram:
     name: str
     exe: str  # regex searched in /proc/<pid>/exe: the installed program, whatever it was named
     match: str  # regex searched in the process's name and its argv joined by spaces
-    interpreted: tuple[Interpreted, ...]  # run as a script, where ``exe`` is the interpreter's
+    interpreted: Interpreted | None  # run as a script, where ``exe`` is the interpreter's
     headless_flags: tuple[str, ...]  # any of them in its argv: a run without a person at a prompt
     idle_companions: frozenset[str]  # what idles beside it in a pane when it is gone (by name and binary)
     ending: Ending
@@ -103,10 +103,8 @@ class AgentProgram:
         running its script or package."""
         if binary.search(exe):
             return True
-        for way in self.interpreted:  # noqa: SIM110  (no generator, no call per process: the scan asks every one)
-            if way.interpreter.search(exe) and way.runs(argv):
-                return True
-        return False
+        way = self.interpreted  # the scan asks for every process: no loop, no call unless the interpreter matches
+        return way is not None and way.interpreter.search(exe) is not None and way.runs(argv)
 
     def headless(self, argv: tuple[str, ...]) -> bool:
         return any(flag in argv for flag in self.headless_flags)
@@ -130,12 +128,12 @@ CLAUDE = AgentProgram(
     ),
     # The node era's `…/@anthropic-ai/claude-code/cli.js`, or `npx [-y] @anthropic-ai/claude-code[@version]` (argv[1]
     # is the npx script).
-    interpreted=(Interpreted(
+    interpreted=Interpreted(
         interpreter=re.compile(r"/(node|nodejs|bun)[^/]*$"),
         script=re.compile(r"\S*/@anthropic-ai/claude-code/cli\.js"),
         runners=frozenset({"npx", "npx-cli.js"}),
         package=re.compile(r"@anthropic-ai/claude-code(@\S+)?"),
-    ),),
+    ),
     headless_flags=("--print", "-p"),
     idle_companions=frozenset({"cat", "tee"}),  # the pipeline's cat (the prompt) and tee (the log)
     # Its own tree (MCP servers, the Bash tool's own-session children), not its group: outside a pane the group may
