@@ -17,7 +17,7 @@ from functools import cached_property, partial
 from itertools import chain, compress
 
 from . import processes
-from .dialect import DIALECTS, StatusClass
+from .dialect import DIALECTS, ORCHESTRATOR_ID_TOKEN, StatusClass
 from .dialect import Evidence as Sign
 from .idle import idle
 from .processes import Proc
@@ -154,10 +154,6 @@ def written_forms(path: str) -> set[str]:
     or escaped for double quotes. Every argv after a shell holds the first."""
     double = re.sub(r'([\\"$`])', r"\\\1", path)
     return {path, path.replace("'", "'\"'\"'"), path.replace("'", "'\\''"), double}
-
-
-# An agent id as a token in a command line (the prompt names it: "Your agent id is <id>.").
-AGENT_ID_TOKEN = re.compile(r"(?<![\w.:-])([\w.:]+-\d{6}(?:\d{3})?-[0-9a-f]{6})(?![\w-])")
 
 
 @dataclass(frozen=True)
@@ -646,7 +642,7 @@ class Analysis:
                 for root in self._other_roots(line, cwd):
                     found[f"process {pid} ({proc.name}) names workspace {root}"] = None
                 line += f" {cwd}/" if cwd is not None else ""
-                ids = {m.group(1) for m in AGENT_ID_TOKEN.finditer(line)}
+                ids = {m.group(1) for m in ORCHESTRATOR_ID_TOKEN.finditer(line)}
                 if ids and not any(token.endswith(agent) for token in ids for agent in mine):  # `agent_prompt_<id>`
                     found[f"process {pid} ({proc.name}) names agent {sorted(ids)[0]}, not this session's"] = None
         return tuple(found)

@@ -180,7 +180,11 @@ _ORCHESTRATOR_STATUSES = {None: StatusClass.ACTIVE, **dict.fromkeys(ACTIVE, Stat
 # The orchestrator launches Claude with these flags in every era (E0..E5); a person rarely types all four.
 _LAUNCH = ("--output-format", "stream-json", "--verbose", "--dangerously-skip-permissions")
 # An orchestrator agent id: <agent_type>-<HHMMSS>[NNN]-<6 hex>. Shorter or other keys are never evidence.
-_ID_SHAPE = re.compile(r".+-\d{6}(\d{3})?-[0-9a-f]{6}")
+_ID_TAIL = r"-\d{6}(?:\d{3})?-[0-9a-f]{6}"
+_ID_SHAPE = re.compile(r".+" + _ID_TAIL)
+# The same id as a token in a command line (the prompt names it: "Your agent id is <id>."): what an id may hold
+# before its tail, and nothing an id holds on either side.
+ORCHESTRATOR_ID_TOKEN = re.compile(rf"(?<![\w.:-])([\w.:]+{_ID_TAIL})(?![\w-])")
 _EVIDENCE = frozenset(Evidence) - {Evidence.CWD_IN_RECORD_DIR, Evidence.ENV_RECORD_ID, Evidence.CONVERSATION_IN_ARGS}
 _JSON_COUNTERS = {
     ScopeKind.GLOBAL: {"total_agents_spawned": Count.ENTRIES, "active_agents": Count.ACTIVE,

@@ -11,6 +11,7 @@ import re
 from enum import Enum
 
 from .processes import Proc
+from .programs import PROGRAMS
 
 
 class Idle(Enum):
@@ -22,8 +23,9 @@ class Idle(Enum):
     NOTIFIER = "the orchestrator's completion notifier (orchestrator/completion_notifier.py)"
 
 
+# Any pane's, whatever program it ran: its shells. What idles beside an agent program is the programs table's.
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "fish", "ksh", "mksh", "tcsh", "csh"})
-PIPES = frozenset({"cat", "tee"})
+PIPES: frozenset[str] = frozenset().union(*(program.idle_companions for program in PROGRAMS))
 PYTHON = re.compile(r"python[0-9.]*")
 NOTIFIER = "completion_notifier.py"
 

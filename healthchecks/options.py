@@ -17,10 +17,9 @@ import pytest
 
 from . import sightings, sources, waivers
 from .checks import CHECKS
+from .programs import CLAUDE
 from .run import PACKAGE_DIR
 from .settings import (
-    DEFAULT_CLAUDE_EXE,
-    DEFAULT_CLAUDE_MATCH,
     DEFAULT_GRACE,
     DEFAULT_PREFIX,
     DEFAULT_TMUX_TIMEOUT,
@@ -110,14 +109,14 @@ OPTIONS = (
         "--claude-match",
         "regex searched in a process's name and command line to decide it is Claude (default catches claude, "
         "node …/@anthropic-ai/claude-code/…, npx @anthropic-ai/claude-code and a native install)",
-        default=DEFAULT_CLAUDE_MATCH,
+        default=CLAUDE.match,
     ),
     Option(
         "--claude-exe",
         "regex searched in a process's binary (/proc/<pid>/exe), tried before --claude-match: an installed Claude "
         "Code whatever its name (default: a binary of an @anthropic-ai/claude-code* npm package, or the native "
         "installer's …/claude/versions/<X.Y.Z>; node or npx running the package); empty: --claude-match only",
-        default=DEFAULT_CLAUDE_EXE,
+        default=CLAUDE.exe,
     ),
     Option(
         "--grace",

@@ -17,6 +17,8 @@ from dataclasses import dataclass, replace
 
 import psutil
 
+from .programs import CLAUDE
+
 PROC = "/proc"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -40,7 +42,7 @@ class Proc:
     argv: tuple[str, ...]
     start_ticks: int
     state: str  # the kernel's one-letter state: R, S, D, Z (defunct), T, ...
-    is_claude: bool = False
+    is_claude: bool = False  # the programs table's Claude entry, as Settings.is_claude decides it
     exe: str = ""  # /proc/<pid>/exe: the binary it runs, whatever it was named ("" when unreadable)
     # Read only for the processes that need proof of ownership (see with_details):
     cwd: str | None = None
@@ -56,7 +58,8 @@ class Proc:
 
     @property
     def headless(self) -> bool:
-        return "--print" in self.argv or "-p" in self.argv
+        """A Claude run without a person at a prompt: one of its entry's headless flags in the arguments."""
+        return CLAUDE.headless(self.argv)
 
     @property
     def defunct(self) -> bool:

@@ -8,30 +8,10 @@ from datetime import tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .programs import CLAUDE
 from .sources import CHOICES
 from .text import is_printable_name
 
-# Searched in a process's name and in its command line (argv joined by spaces). It catches a process
-# named `claude`, an argv[0] whose basename is `claude`, `node …/@anthropic-ai/claude-code/cli.js` and
-# `npx -y @anthropic-ai/claude-code` and a native install (`~/.local/share/claude/versions/<X.Y.Z>`, whose
-# process name is the bare version); anchoring at the start keeps out `vim claude_notes.md` and a
-# `tee` writing to a path that contains "claude".
-DEFAULT_CLAUDE_MATCH = (
-    r"^(\S*/)?claude(\s|$)"
-    r"|^\S*/claude/versions/\d[^/\s]*(\s|$)"
-    r"|^(\S*/)?node\s+(-\S+\s+)*\S*@anthropic-ai/claude-code/"
-    r"|^(\S*/)?npx\s+(-\S+\s+)*@anthropic-ai/claude-code(@\S*)?(\s|$)"
-)
-# What an installed Claude Code is, read from /proc/<pid>/exe: the first evidence, because its name (comm) and argv
-# are only what was exec'd (`claude.exe`, `claude`, the version `2.1.332`, or any symlink's name). A binary inside
-# an `@anthropic-ai/claude-code*` npm package (bin/claude.exe, or a platform package's `claude`), or the native
-# installer's `.../claude/versions/<X.Y.Z>`.
-DEFAULT_CLAUDE_EXE = r"/@anthropic-ai/claude-code[^/]*/[^\n]*$|/claude/versions/\d+\.\d+\.\d+[^/\n]*$"
-# A script run by node (whose exe is node): the node era's `…/@anthropic-ai/claude-code/cli.js`, or `npx [-y]
-# @anthropic-ai/claude-code[@version]` (argv[1] is the npx script).
-CLAUDE_SCRIPT = re.compile(r"\S*/@anthropic-ai/claude-code/cli\.js")
-CLAUDE_PACKAGE = re.compile(r"@anthropic-ai/claude-code(@\S+)?")
-NODE_EXE = re.compile(r"/(node|nodejs|bun)[^/]*$")
 DEFAULT_WORKSPACE = Path(".agent-workspace")
 DEFAULT_PREFIX = ""  # the records' dialect's
 DEFAULT_GRACE = 60.0
@@ -43,7 +23,7 @@ class Settings:
     workspace: Path = DEFAULT_WORKSPACE
     tmux_sockets: tuple[str, ...] = ()  # empty: the default tmux server
     session_prefix: str = DEFAULT_PREFIX  # empty: the records' dialect's (agent_ for the orchestrator)
-    claude_match: str = DEFAULT_CLAUDE_MATCH
+    claude_match: str = CLAUDE.match  # the Claude entry's name and argv pattern (programs.py)
     grace: float = DEFAULT_GRACE
     tmux_timeout: float = DEFAULT_TMUX_TIMEOUT
     registry_tz: str = ""  # the orchestrator's time zone (IANA name); empty: this machine's local zone
@@ -52,7 +32,7 @@ class Settings:
     source: str = "auto"  # where the agents' records are: auto or a name in healthchecks.sources.SOURCES
     # Searched in /proc/<pid>/exe: an installed Claude Code, whatever it is named. Empty: recognised by claude_match
     # only (worlds of stand-ins, so that only their own stand-ins count as Claude in them).
-    claude_exe: str = DEFAULT_CLAUDE_EXE
+    claude_exe: str = CLAUDE.exe
     # the file of what was seen as agents' (healthchecks.sightings), in the per-user state directory; None: none
     sightings: Path | None = None
 
@@ -88,23 +68,10 @@ class Settings:
         """
         if not is_printable_name(name):
             return False
-        if self.claude_exe and exe and is_claude_binary(_compiled(self.claude_exe), exe, argv):
+        if self.claude_exe and exe and CLAUDE.by_binary(_compiled(self.claude_exe), exe, argv):
             return True
         pattern = _compiled(self.claude_match)
         return bool(pattern.search(name) or (argv and pattern.search(" ".join(argv))))
-
-
-def is_claude_binary(binary: re.Pattern[str], exe: str, argv: tuple[str, ...]) -> bool:
-    """An installed Claude Code by its executable: the package's or the native installer's binary (``binary``), or
-    node running the package's cli.js or npx of the package."""
-    if binary.search(exe):
-        return True
-    if not NODE_EXE.search(exe) or len(argv) < 2:
-        return False
-    if CLAUDE_SCRIPT.fullmatch(argv[1]):
-        return True
-    npx = argv[1].rsplit("/", 1)[-1] in ("npx", "npx-cli.js")
-    return npx and any(CLAUDE_PACKAGE.fullmatch(a) for a in argv[2:] if not a.startswith("-"))
 
 
 _PATTERNS: dict[str, re.Pattern[str]] = {}

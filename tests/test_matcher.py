@@ -2,6 +2,11 @@
 
 import pytest
 
+from healthchecks.dialect import ORCHESTRATOR_ID_TOKEN, ORCHESTRATOR_JSON
+from healthchecks.idle import Idle, idle
+from healthchecks.options import OPTIONS
+from healthchecks.processes import Proc
+from healthchecks.programs import CLAUDE, PROGRAMS, Ending, Role
 from healthchecks.settings import Settings
 
 DEFAULT = Settings()
@@ -92,3 +97,48 @@ def test_invalid_settings_are_rejected():
         Settings(claude_match="(")
     with pytest.raises(ValueError):
         Settings(grace=-1)
+
+
+def test_one_program_today_and_the_options_default_to_its_patterns():
+    """What a Claude process is lives in the programs table; --claude-match and --claude-exe default to its entry."""
+    assert PROGRAMS == (CLAUDE,)
+    assert (DEFAULT.claude_match, DEFAULT.claude_exe) == (CLAUDE.match, CLAUDE.exe)
+    defaults = {option.name: option.default for option in OPTIONS}
+    assert (defaults["--claude-match"], defaults["--claude-exe"]) == (CLAUDE.match, CLAUDE.exe)
+    assert CLAUDE.ending == Ending(Role.ONLY, group=False)  # an orphan's own tree, never a person's group
+    assert CLAUDE.sessions is not None and CLAUDE.sessions.per_pid.format(pid=42) == "sessions/42.json"
+
+
+def _proc(name: str, *argv: str, exe: str = "") -> Proc:
+    return Proc(1, 0, 1, 1, 0, name, argv, 1, "S", exe=exe)
+
+
+@pytest.mark.parametrize("argv, headless", [
+    (("claude", "--print", "hi"), True),
+    (("claude", "-p", "hi"), True),
+    (("claude", "--resume", "x"), False),
+    (("claude", "--print-something"), False),  # a flag only when it is the whole argument
+])
+def test_headless_is_the_programs_flags(argv, headless):
+    assert _proc("claude", *argv).headless is headless is CLAUDE.headless(argv)
+
+
+def test_idle_companions_come_from_the_programs_table():
+    """A pane's `tee` and `cat` idle beside Claude; renamed, or a program's own process, they are not idle."""
+    for name in CLAUDE.idle_companions:
+        assert idle(_proc(name, name, exe=f"/usr/bin/{name}")) is Idle.PIPE
+    assert idle(_proc("tee", "tee", exe="/usr/bin/python3")) is None
+    assert idle(_proc("claude", "claude", "--print")) is None
+
+
+@pytest.mark.parametrize("line, ids", [
+    ("claude -p 'Your agent id is fixer-120102-a1b2c3.'", {"fixer-120102-a1b2c3"}),
+    ("cd /w/inv.x:y-120102999-abcdef && claude", {"inv.x:y-120102999-abcdef"}),
+    ("cat agent_prompt_fixer-120102-a1b2c3", {"agent_prompt_fixer-120102-a1b2c3"}),
+    ("x-120102-a1b2c3d x-12010-a1b2c3 x-120102-A1B2C3 --x-120102-a1b2c3", set()),
+])
+def test_agent_id_tokens_have_the_dialects_id_shape(line, ids):
+    """The agent ids named in a command line are tokens of the orchestrator dialect's id shape, from one place."""
+    found = {m.group(1) for m in ORCHESTRATOR_ID_TOKEN.finditer(line)}
+    assert found == ids
+    assert all(ORCHESTRATOR_JSON.id_shape.fullmatch(token) for token in found)
