@@ -218,7 +218,7 @@ class Planning:
                 self.add(action)
 
 
-Rule = Callable[[Planning], None]
+Rule = Callable[[Planning, str], None]  # with the check it is registered with (RULES)
 
 
 def _process(f: Finding, a: Analysis, opts: Options) -> list[Action]:
@@ -308,7 +308,7 @@ def _server_down(action: Action, a: Analysis, opts: Options) -> str | None:
 HOLDS = (_attached_session, _attached_pane, _owner_writes, _server_down)  # why an action waits for a flag, in turn
 
 
-def _hold(p: Planning) -> None:
+def _hold(p: Planning, _: str) -> None:
     """Actions that wait for an explicit flag leave the plan, each with why."""
     for action in p.actions.values():
         if why := next(filter(None, (hold(action, p.analysis, p.opts) for hold in HOLDS)), None):
@@ -317,19 +317,19 @@ def _hold(p: Planning) -> None:
     p.drop(lambda action: action.key in held)
 
 
-def _with_kept_sessions(p: Planning) -> None:
+def _with_kept_sessions(p: Planning, _: str) -> None:
     """An entry whose session kill is held back stays as it is."""
     kept = {a.target.name for a in p.actions.values() if a.kind is ActionKind.KILL_SESSION}
     p.drop(lambda action: action.follows is not None and action.target.session not in kept)
 
 
-def _servers_take_panes(p: Planning) -> None:
+def _servers_take_panes(p: Planning, _: str) -> None:
     """A server that goes whole takes its panes with it: one action, verified once."""
     servers = {a.target.server for a in p.actions.values() if a.kind is ActionKind.KILL_SERVER}
     p.drop(lambda action: action.kind is ActionKind.KILL_PANE and action.target.server in servers)
 
 
-def _history_prunes(p: Planning) -> None:
+def _history_prunes(p: Planning, _: str) -> None:
     """--prune (the seed's mode): every entry without a live session goes to the archive, not only ghosts."""
     if not (p.writable and p.opts.prune and not p.plan.blocked):
         return
@@ -342,7 +342,7 @@ def _history_prunes(p: Planning) -> None:
         p.add(_agent_entry(AgentTarget(agent.id, agent.session), "finished, no live session (--prune)", "prune", True))
 
 
-def _scopes_left(p: Planning) -> None:
+def _scopes_left(p: Planning, check: str) -> None:
     """A scope whose owner is dead becomes stale once the plan ends every process running its records: archive it
     in the same plan (re-verified as stale at that moment), and leave its records unmarked (they go with it)."""
     analysis, ended = p.analysis, _ended_pids(p.actions.values())
@@ -355,7 +355,7 @@ def _scopes_left(p: Planning) -> None:
             noun = analysis.snapshot.registries.dialect.nouns[1]
             target = ScopeTarget(str(scope.path.parent), scope.label, scope.digest)
             p.add(Action(ActionKind.ARCHIVE_SCOPE, target, f"{noun} {scope.label}",
-                         "its lead is dead and this plan ends every member still running", STALE_SCOPES))
+                         "its lead is dead and this plan ends every member still running", check))
             archived.add(target.path)
     ids = {r.id for s in analysis.owned_scopes if str(s.path.parent) in archived for r in s.agents}
     p.drop(lambda action: action.kind.entry and action.target.id in ids)
@@ -375,7 +375,7 @@ def _ended_pids(actions: Iterable[Action]) -> set[int]:
     return ended
 
 
-def _counters(p: Planning) -> None:
+def _counters(p: Planning, check: str) -> None:
     """Counters last, computed from the entries as they will be after the planned entry changes; a waived one is
     never planned."""
     if p.plan.blocked:
@@ -391,12 +391,13 @@ def _counters(p: Planning) -> None:
         if changes:
             detail = ", ".join(f"{k} {file.counters[k]} → {v}" for k, v in changes.items())
             p.add(Action(ActionKind.SET_COUNTERS, FileTarget(str(file.path)), _label(records.workspace, file.path),
-                         "computed from the entries as they will be", COUNTERS, detail))
+                         "computed from the entries as they will be", check, detail))
 
 
 # The built-in checks' fixers (a plugin's come through `registry.add(..., fixer=...)`), and the rules over the
-# whole plan, in the order they run, each with the check whose selection turns it on (None: always). These two
-# tables are the only place this module names a check.
+# whole plan, in the order they run, each with the check it belongs to: run when that check is selected, the actions
+# it adds verified against that check's findings ("": every plan, adding none). Besides counters_selected, these
+# two tables are the only place this module names a check.
 for _check, _fixer in {
     ORPHAN_PROCESSES: _process,
     ORPHANED_AGENTS: _process,
@@ -409,11 +410,11 @@ for _check, _fixer in {
     COUNTERS: _counter,
 }.items():
     REGISTRY.attach(_check, _fixer)
-RULES: tuple[tuple[str | None, Rule], ...] = (
+RULES: tuple[tuple[str, Rule], ...] = (
     (GHOST_AGENTS, _history_prunes),
-    (None, _hold),
-    (None, _with_kept_sessions),
-    (None, _servers_take_panes),
+    ("", _hold),
+    ("", _with_kept_sessions),
+    ("", _servers_take_panes),
     (STALE_SCOPES, _scopes_left),
     (COUNTERS, _counters),
 )
@@ -426,8 +427,8 @@ def make_plan(analysis: Analysis, results: Results, opts: Options | None = None)
         if p.selects(check):
             p.take(check, result)
     for check, rule in RULES:
-        if check is None or p.selects(check):
-            rule(p)
+        if not check or p.selects(check):
+            rule(p, check)
     p.plan.actions = sorted(p.actions.values(), key=lambda a: a.kind.order)
     return p.plan
 
@@ -447,9 +448,7 @@ def entry_ids(actions: Iterable[Action]) -> tuple[set[str], set[str]]:
 
 def waived_counters(results: Results) -> frozenset[CounterTarget]:
     """The counters whose findings a person waived: the writers are told them, typed, and leave them as they are."""
-    result = results.get(COUNTERS)
-    found = result.waived if result is not None else ()
-    return frozenset(f.target for f in found if isinstance(f.target, CounterTarget))
+    return frozenset(f.target for r in results.values() for f in r.waived if isinstance(f.target, CounterTarget))
 
 
 def _label(workspace: Path, path: Path) -> str:
