@@ -269,7 +269,8 @@ def fix_round(tmp: Path, ghosts: int, orphans: int, zombies: int, era: str = "js
         actions = len(report.plan.actions)
         return {"era": era, "ghosts": ghosts, "orphans": orphans, "zombies": zombies, "fix round": elapsed,
                 "cpu": cpu, "actions": actions, "per 1000": elapsed / max(1, actions) * 1000, "world start": built,
-                "ok": report.ok, "remaining": report.remaining, "writes": len(backups) - writes_before,
+                "ok": report.ok, "remaining": [r.line() for r in report.remaining],
+                "writes": len(backups) - writes_before,
                 "failed": [o.line() for o in report.outcomes if not o.ok], "message": report.message,
                 "files written": len(files), "load": at_start}
     finally:

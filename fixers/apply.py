@@ -29,10 +29,8 @@ from healthchecks.results import Results
 from healthchecks.settings import Settings
 from healthchecks.targets import (
     AgentTarget,
-    FileTarget,
     PaneTarget,
     ProcessTarget,
-    ScopeTarget,
     ServerTarget,
     SessionTarget,
 )
@@ -40,7 +38,7 @@ from healthchecks.tmux import TmuxServer
 
 from . import backups, effects
 from .outcome import OK_STATUSES, Status
-from .plan import ENTRY_KINDS, RECORD_KINDS, Action, Options, Plan, counters_selected, entry_ids, waived_counters
+from .plan import Action, ActionKind, Options, Phase, Plan, counters_selected, entry_ids, waived_counters
 from .writers import Edits, writer_for
 
 
@@ -91,7 +89,7 @@ def preflight(plan: Plan, settings: Settings, options: Options) -> str | None:
     workspace = settings.workspace
     if why := owner_problem(workspace):
         return why
-    writes = [a for a in plan.actions if a.kind in RECORD_KINDS]
+    writes = [a for a in plan.actions if a.kind.records]
     if not writes:
         return None
     regs = holding.load(workspace, settings.source, settings.lock_timeout)  # an orchestrator may be writing
@@ -131,18 +129,11 @@ def apply(plan: Plan, settings: Settings, options: Options, outcomes: list[Outco
     """Run the plan's phases in order, appending each outcome to ``outcomes`` as it is known (so an
     interrupted run keeps them); returns that list."""
     outcomes = [] if outcomes is None else outcomes
-    phases = (
-        (("kill_process",), _processes),
-        (("kill_pane",), _panes),
-        (("kill_session",), _sessions),
-        (("kill_server",), _servers),
-        (RECORD_KINDS, _records),
-    )
     if why := preflight(plan, settings, options):
         outcomes += [Outcome(a, Status.REFUSED, why) for a in plan.actions]
         return outcomes
-    for kinds, fn in phases:
-        actions = [a for a in plan.actions if a.kind in kinds]
+    for phase in Phase:
+        actions = [a for a in plan.actions if a.kind.phase is phase]
         if not actions:
             continue
         now = observe(settings)
@@ -150,7 +141,7 @@ def apply(plan: Plan, settings: Settings, options: Options, outcomes: list[Outco
         if unjudged:  # tmux unreachable or registry unreadable right now: act on nothing
             outcomes += [Outcome(a, Status.REFUSED, unjudged[0]) for a in actions]
         else:
-            outcomes += fn(actions, now, options)
+            outcomes += PHASES[phase](actions, now, options)
     return outcomes
 
 
@@ -160,23 +151,21 @@ def _not_verified(action: Action, why: Refusal, gone: bool) -> Outcome:
     return Outcome(action, why.status, why.detail)
 
 
-def _unverified_process(action: Action, why: Refusal) -> Outcome:
+def _unverified_process(action: Action[ProcessTarget], why: Refusal) -> Outcome:
     """Say precisely why a planned kill does not happen: gone, PID reused, or no longer an orphan."""
     target = action.target
-    assert isinstance(target, ProcessTarget)
     if why.status is not Status.REFUSED and (lost := effects.identity_lost(target.pid, target.start_ticks)):
         return Outcome(action, lost.status, lost.detail)
     return _not_verified(action, why, gone=False)
 
 
-def _processes(actions: list[Action], now: Observation, options: Options) -> list[Outcome]:
+def _processes(actions: list[Action[ProcessTarget]], now: Observation, options: Options) -> list[Outcome]:
     a, targets = now.analysis, failing_targets(now.results)
     outcomes, roots = [], []
     for action in actions:
         if why := verify(action, targets):
             outcomes.append(_unverified_process(action, why))
         else:
-            assert isinstance(action.target, ProcessTarget)
             roots.append((action, action.target.pid, action.target.start_ticks))
     ended = effects.end_trees(roots, a.snapshot.self_pids, options.term_timeout)
     outcomes += [Outcome(action, ended[action].status, ended[action].detail) for action, _, _ in roots]
@@ -187,14 +176,12 @@ def _find(a: Analysis, target: SessionTarget) -> LiveSession | None:
     return next((s for s in a.sessions.get(target.name, []) if s.server == target.server), None)
 
 
-def _sessions(actions: list[Action], now: Observation, options: Options) -> list[Outcome]:
+def _sessions(actions: list[Action[SessionTarget]], now: Observation, options: Options) -> list[Outcome]:
     a, targets = now.analysis, failing_targets(now.results)
     outcomes: list[Outcome] = []
     verified: list[tuple[Action, LiveSession]] = []
     for action in actions:
-        target = action.target
-        assert isinstance(target, SessionTarget)
-        session = _find(a, target)
+        session = _find(a, action.target)
         if why := verify(action, targets):
             outcomes.append(_not_verified(action, why, gone=session is None and why.status is not Status.REFUSED))
         elif session is not None and a.attached(session) and not options.kill_attached:
@@ -252,27 +239,24 @@ def _pane_now(a: Analysis, target: PaneTarget) -> tuple[TmuxServer, ProcessTarge
     return server, target.root
 
 
-def _panes(actions: list[Action], now: Observation, options: Options) -> list[Outcome]:
+def _panes(actions: list[Action[PaneTarget]], now: Observation, options: Options) -> list[Outcome]:
     """End each verified pane's process tree (its group and session too), then kill the pane itself."""
     a, targets = now.analysis, failing_targets(now.results)
     outcomes: list[Outcome] = []
     verified: list[tuple[Action, TmuxServer, ProcessTarget | None]] = []
     for action in actions:
-        target = action.target
-        assert isinstance(target, PaneTarget)
-        now = _pane_now(a, target)
+        now = _pane_now(a, action.target)
         if (why := verify(action, targets)) or isinstance(now, Refusal):
             refusal = why or now
             assert isinstance(refusal, Refusal)
             outcomes.append(Outcome(action, refusal.status, refusal.detail))
-        elif not options.kill_attached and (who := a.attached_to(target)):
+        elif not options.kill_attached and (who := a.attached_to(action.target)):
             outcomes.append(Outcome(action, Status.REFUSED, f"a person is attached now ({who}); not killed"))
         else:
             verified.append((action, *now))
     roots = [(action, root.pid, root.start_ticks) for action, _, root in verified if root is not None]
     effects.end_trees(roots, a.snapshot.self_pids, options.term_timeout, group=True)
     for action, server, root in verified:
-        assert isinstance(action.target, PaneTarget)
         pane = action.target.pane_id
         why_not = effects.kill_panes(server, {pane: root.pid if root else None}, a.settings.tmux_timeout)[pane]
         outcomes.append(Outcome(action, Status.FAILED, why_not) if why_not else
@@ -280,14 +264,13 @@ def _panes(actions: list[Action], now: Observation, options: Options) -> list[Ou
     return outcomes
 
 
-def _servers(actions: list[Action], now: Observation, options: Options) -> list[Outcome]:
+def _servers(actions: list[Action[ServerTarget]], now: Observation, options: Options) -> list[Outcome]:
     """A whole private server: verified as leaked now (every pane a dead team's teammate or dead), each pane's
     process ended by the start time the verification saw, then kill-server if it holds nothing else."""
     a, targets = now.analysis, failing_targets(now.results)
     outcomes: list[Outcome] = []
     for action in actions:
         target = action.target
-        assert isinstance(target, ServerTarget)
         if why := verify(action, targets):
             outcomes.append(Outcome(action, why.status, why.detail))
             continue
@@ -305,7 +288,7 @@ def _servers(actions: list[Action], now: Observation, options: Options) -> list[
 
 
 def _counter_files(actions: list[Action]) -> frozenset[str]:
-    return frozenset(a.target.path for a in actions if a.kind == "set_counters" and isinstance(a.target, FileTarget))
+    return frozenset(a.target.path for a in actions if a.kind is ActionKind.SET_COUNTERS)
 
 
 def _now() -> str:
@@ -326,21 +309,17 @@ def _records(actions: list[Action], now: Observation, options: Options) -> list[
     prunes: set[str] = set()
     archives: set[str] = set()
     for action in actions:
-        if action.kind == "set_counters":
-            continue
-        if isinstance(action.target, ScopeTarget):
+        if action.kind is ActionKind.ARCHIVE_SCOPE:
             if why := verify(action, targets):
                 outcomes.append(Outcome(action, why.status, why.detail))
             else:
                 archives.add(action.target.path)
-            continue
-        assert isinstance(action.target, AgentTarget)
-        agent_id = action.target.id
-        why = _verify_entry(action, a, targets)
-        if why:
-            outcomes.append(_not_verified(action, why, gone=agent_id not in a.records))
-        else:
-            (prunes if action.kind == "prune_entry" else marks).add(agent_id)
+        elif action.kind.entry:
+            agent_id = action.target.id
+            if why := _verify_entry(action, a, targets):
+                outcomes.append(_not_verified(action, why, gone=agent_id not in a.records))
+            else:
+                (prunes if action.kind is ActionKind.PRUNE_ENTRY else marks).add(agent_id)
     regs = a.snapshot.registries
     writer = writer_for(regs.source)
     assert writer is not None  # the preflight refused a plan that writes a store nobody may write
@@ -349,10 +328,10 @@ def _records(actions: list[Action], now: Observation, options: Options) -> list[
     written = writer.write(regs, edits, a.settings.lock_timeout)
     backups.prune(regs.workspace, options.keep_backups, options.backup_days)
     for action in actions:  # one lookup per action in indexes made once for the phase (edits.ids)
-        key = action.target.path if isinstance(action.target, (FileTarget, ScopeTarget)) else _entry_id(action)
-        if key is None or (action.kind in ENTRY_KINDS and key not in edits.ids):
+        key = action.target.id if action.kind.entry else action.target.path
+        if action.kind.entry and key not in edits.ids:
             continue
-        if action.kind == "archive_scope" and key not in archives:
+        if action.kind is ActionKind.ARCHIVE_SCOPE and key not in archives:
             continue
         if key in written.failed:
             outcomes.append(Outcome(action, Status.FAILED, written.failed[key]))
@@ -363,20 +342,25 @@ def _records(actions: list[Action], now: Observation, options: Options) -> list[
     return outcomes
 
 
-def _entry_id(action: Action) -> str | None:
-    return action.target.id if isinstance(action.target, AgentTarget) else None
-
-
-def _verify_entry(action: Action, a: Analysis, targets: Targets) -> Refusal | None:
+def _verify_entry(action: Action[AgentTarget], a: Analysis, targets: Targets) -> Refusal | None:
     """A ghost must still be a ghost; a prune candidate must still have no live session."""
-    assert isinstance(action.target, AgentTarget)
     ghost = verify(action, targets, GHOST_AGENTS)
     if ghost is None or ghost.status is Status.REFUSED:
         return ghost
-    if action.kind == "prune_entry":
+    if action.kind is ActionKind.PRUNE_ENTRY:
         agent = a.agent(action.target.id)
         live = agent is not None and (agent.session in a.sessions or agent.session in a.other_sessions)
         if agent is not None and agent.terminal and not live:
             return None
         return Refusal(Status.SKIPPED, "its session is live again, or it is active but not a ghost")
     return ghost
+
+
+# The phase of each ActionKind (ActionKind.phase), by what carries it out; they run in Phase's order.
+PHASES = {
+    Phase.PROCESSES: _processes,
+    Phase.PANES: _panes,
+    Phase.SESSIONS: _sessions,
+    Phase.SERVERS: _servers,
+    Phase.RECORDS: _records,
+}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 
 import psutil
@@ -118,6 +118,45 @@ def _tree(
     return tree
 
 
+def _send(procs: list[psutil.Process], signal: Callable[[psutil.Process], None], denied: set[int]) -> list:
+    """Signal each process (psutil refuses a PID reused since its object was made); the ones signalled, in order.
+    A process that is gone is skipped; one this user may not signal is added to ``denied``."""
+    sent = []
+    for proc in procs:
+        try:
+            signal(proc)
+            sent.append(proc)
+        except psutil.NoSuchProcess:
+            pass
+        except psutil.AccessDenied:
+            denied.add(proc.pid)
+    return sent
+
+
+@dataclass(frozen=True)
+class _Signals:
+    """What the SIGTERM and SIGKILL rounds of end_trees did, by PID: how each tree's root ended follows from it."""
+
+    denied: set[int]
+    terminated: set[int]
+    killed: set[int]
+    survivors: set[int]
+    timeout: float
+
+    def ended(self, tree: list[psutil.Process]) -> Ended:
+        root = tree[0] if tree else None
+        if root is None:
+            return Ended(Status.SKIPPED, "nothing to signal")
+        if root.pid in self.denied:
+            return Ended(Status.FAILED, f"access denied signalling pid {root.pid}")
+        if root.pid in self.survivors:
+            return Ended(Status.FAILED, f"pid {root.pid} survived SIGKILL")
+        if root.pid not in self.terminated:
+            return Ended(Status.ALREADY_GONE)
+        how = f"SIGKILL after {self.timeout:g}s" if root.pid in self.killed else "SIGTERM"
+        return Ended(Status.DONE, f"{len(tree)} process(es) ended ({how})")
+
+
 def end_trees(
     roots: Iterable[tuple[Hashable, int, int]],
     protected: frozenset[int],
@@ -144,40 +183,12 @@ def end_trees(
         else:
             trees[key] = tree
     denied: set[int] = set()
-    signalled: list[psutil.Process] = []
-    for tree in trees.values():
-        for proc in tree:
-            try:
-                proc.terminate()  # psutil refuses to signal a PID that was reused since this object was made
-                signalled.append(proc)
-            except psutil.NoSuchProcess:
-                pass
-            except psutil.AccessDenied:
-                denied.add(proc.pid)
+    signalled = _send([proc for tree in trees.values() for proc in tree], psutil.Process.terminate, denied)
     _, alive = psutil.wait_procs(signalled, timeout=timeout)
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            pass
-        except psutil.AccessDenied:
-            denied.add(proc.pid)
+    _send(alive, psutil.Process.kill, denied)
     _, still = psutil.wait_procs(alive, timeout=2.0)
-    killed = {p.pid for p in alive}
-    survivors = {p.pid for p in still}
-    for key, tree in trees.items():
-        root = tree[0] if tree else None
-        if root is None:
-            result[key] = Ended(Status.SKIPPED, "nothing to signal")
-        elif root.pid in denied:
-            result[key] = Ended(Status.FAILED, f"access denied signalling pid {root.pid}")
-        elif root.pid in survivors:
-            result[key] = Ended(Status.FAILED, f"pid {root.pid} survived SIGKILL")
-        elif root.pid not in {p.pid for p in signalled}:
-            result[key] = Ended(Status.ALREADY_GONE)
-        else:
-            how = f"SIGKILL after {timeout:g}s" if root.pid in killed else "SIGTERM"
-            result[key] = Ended(Status.DONE, f"{len(tree)} process(es) ended ({how})")
+    signals = _Signals(denied, {p.pid for p in signalled}, {p.pid for p in alive}, {p.pid for p in still}, timeout)
+    result.update((key, signals.ended(tree)) for key, tree in trees.items())
     return result
 
 

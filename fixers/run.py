@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from healthchecks.observe import Observation, observe
-from healthchecks.results import Results
+from healthchecks.results import Finding, Results
 from healthchecks.settings import Settings
 from healthchecks.summary import Figures
 
@@ -22,6 +22,20 @@ from .plan import Options, Plan, make_plan
 from .writers import pending, recover_all
 
 MAX_ROUNDS = 3
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    """What is still wrong after the fix: a failing finding of a check, or a check that could not be judged."""
+
+    check: str
+    finding: Finding | None = None  # None: the check was not judged
+    reason: str = ""  # why it was not judged
+
+    def line(self) -> str:
+        if self.finding is None:
+            return f"{self.check}: not judged ({self.reason})"
+        return f"{self.check}: {self.finding.line()}"
 
 
 @dataclass
@@ -35,7 +49,7 @@ class FixReport:
     after: Figures | None = None
     after_results: Results | None = None
     after_observation: Observation | None = None  # the machine looked at again once the fix was done
-    remaining: list[str] = field(default_factory=list)
+    remaining: list[Unresolved] = field(default_factory=list)
 
     @property
     def done(self) -> int:
@@ -77,16 +91,16 @@ def fix_lock(workspace: Path, timeout: float) -> Iterator[None]:
         os.close(fd)
 
 
-def still_wrong(results: Results, selected: frozenset[str] | None = None) -> list[str]:
-    lines = []
+def still_wrong(results: Results, selected: frozenset[str] | None = None) -> list[Unresolved]:
+    wrong = []
     for check_id, result in results.items():
         if selected is not None and check_id not in selected:
             continue
         if not result.judged:
-            lines.append(f"{check_id}: not judged ({result.reason})")
+            wrong.append(Unresolved(check_id, reason=result.reason))
         else:
-            lines += [f"{check_id}: {f.line()}" for f in result.failing]
-    return lines
+            wrong += [Unresolved(check_id, f) for f in result.failing]
+    return wrong
 
 
 def fix(

@@ -143,7 +143,7 @@ def test_fix_repairs_each_fault_exactly_and_never_touches_a_persons_panes(team_w
     assert kinds == ["archive_scope", "archive_scope", "kill_process", "kill_server", "kill_server"], outcomes
     assert all(o.status == "done" for o in report.outcomes), outcomes
     # a ghost under a live lead is the lead's to settle: held, its config.json never written
-    assert report.plan.held and all("owner" in line for line in report.plan.held)
+    assert report.plan.held and all("owner" in h.line() for h in report.plan.held)
     assert _config(team_world, live).read_bytes() == live_bytes
     assert _config(team_world, healthy).read_bytes() == healthy_bytes
     assert failing(observe(team_world.settings).results) == {("ghost_agents", f"member ghost@{live.name}")}

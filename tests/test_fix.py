@@ -18,13 +18,14 @@ from helpers import failing, first_line, judge, plan_now, registry_bytes, run_he
 from junitparser import JUnitXml
 
 from fixers.apply import Options, apply
-from fixers.run import fix
+from fixers.plan import Action, ActionKind, Phase
+from fixers.run import fix, still_wrong
 from fixers.writers.json_registry import rewrite
 from healthchecks.analysis import Analysis
 from healthchecks.dialect import ScopeKind
 from healthchecks.observe import judged, observe
 from healthchecks.processes import start_ticks
-from healthchecks.targets import ProcessTarget
+from healthchecks.targets import AgentTarget, ProcessTarget
 from healthchecks.testing import demo
 from healthchecks.testing.world import World
 
@@ -404,3 +405,36 @@ def test_junit_suite_properties_describe_the_state_after_the_fix(demo_world, tmp
     assert [name for name, _ in props] == ["snapshot"]  # no finding of before the fix
     judged = {p.get("value") for case in suite for p in case._elem.iter("property") if p.get("name") == "snapshot"}
     assert judged == {props[0][1]}
+
+
+def test_a_plan_keeps_what_it_holds_back_and_what_it_cannot_judge_typed(world):
+    """Held actions are kept whole (the action and why), blocked checks as the check and its reason, what is still
+    wrong as the check and its finding: the lines a person reads are made from them, the same as before."""
+    agent = world.agent("working", None)  # no tmux server behind the socket: marking it dead waits for a flag
+    world.start()
+    seen, plan = plan_now(world.settings)
+    (held,) = plan.held
+    assert held.action.kind is ActionKind.MARK_TERMINATED and held.action.target == AgentTarget(agent, f"agent_{agent}")
+    assert f"  held back: {held.why}" in plan.lines() and "--allow-server-down" in held.why
+    (ghost,) = still_wrong(seen.results, frozenset({"ghost_agents"}))
+    assert ghost.finding is not None and ghost.finding.target == held.action.target
+    assert ghost.line() == f"ghost_agents: {ghost.finding.line()}"
+    world.global_path.write_text("{")
+    seen, plan = plan_now(world.settings)
+    blocked = {b.check: b for b in plan.blocked}
+    assert blocked["ghost_agents"].reason.startswith("registry unusable")
+    assert f"  not planned: ghost_agents: {blocked['ghost_agents'].reason}" in plan.lines()
+    (unjudged,) = still_wrong(seen.results, frozenset({"ghost_agents"}))
+    assert unjudged.finding is None and unjudged.line() == f"ghost_agents: not judged ({unjudged.reason})"
+
+
+def test_an_action_takes_only_its_kinds_target_checked_where_it_is_made():
+    """Each kind names the target type it takes: a wrong one is refused when the action is made, not in a phase."""
+    process = ProcessTarget(os.getpid(), start_ticks(os.getpid()))
+    kill = Action("kill_process", process, "pid", "why", "orphan_processes")  # a plugin may name the kind by its word
+    assert kill.kind is ActionKind.KILL_PROCESS and json.dumps(kill.kind) == '"kill_process"'
+    assert kill.describe() == "kill process tree of pid — why"
+    with pytest.raises(TypeError, match="kill_session takes a SessionTarget, not ProcessTarget"):
+        Action(ActionKind.KILL_SESSION, process, "pid", "why", "orphan_processes")
+    assert [k.order for k in ActionKind] == sorted(k.order for k in ActionKind)
+    assert {k for k in ActionKind if k.records} == {k for k in ActionKind if k.phase is Phase.RECORDS}

@@ -200,7 +200,7 @@ def test_attached_session_is_never_killed_without_the_flag(world):
     _attach(world, session)
     report = fix_in_process(world.settings)
     assert session in world.live_sessions()
-    (held,) = report.plan.held
+    (held,) = [h.line() for h in report.plan.held]
     assert session in held and "/dev/pts/" in held and "--kill-attached" in held
     assert json.loads(world.global_path.read_text())["agents"][zombie]["status"] == "running"
     report = fix_in_process(world.settings, kill_attached=True)

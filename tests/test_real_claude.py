@@ -128,7 +128,7 @@ def test_real_fleet_every_fault_found_and_fixed_exactly(layout, claude_exe, api,
         report = fix_in_process(world.settings)
         for name, pid in keep.items():
             assert alive(pid), f"{name}'s Claude (pid {pid}) ended; API requests: {api.seen.requests}"
-        assert report.ok, [o.line() for o in report.outcomes if not o.ok] + [str(r) for r in report.remaining]
+        assert report.ok, [o.line() for o in report.outcomes if not o.ok] + [r.line() for r in report.remaining]
         assert failing(observe(world.settings).results) == set()
         assert all(alive(pid) for pid in kept_tools)
         assert not any(alive(pid) for pid in (orphan_claude, leaked_claude, detached_claude))

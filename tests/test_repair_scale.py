@@ -11,6 +11,7 @@ from pathlib import Path
 from helpers import fix_in_process
 
 from fixers import apply, backups, effects
+from fixers.plan import Phase
 from fixers.writers import Edits
 from fixers.writers import json_registry as json_writer
 from fixers.writers.json_registry import backup_path, rewrite
@@ -46,20 +47,21 @@ def test_each_repair_phase_builds_its_indexes_once(world, monkeypatch):
     ids = cached_property(_counting(calls, "edited ids", Edits.ids.func))
     ids.__set_name__(Edits, "ids")
     monkeypatch.setattr(Edits, "ids", ids)
-    def watched(phase: str):
-        fn = getattr(apply, phase)
+    def watched(phase: Phase):
+        fn = apply.PHASES[phase]
 
         def run(*args):
             before = dict(calls)
             try:
                 return fn(*args)
             finally:
-                per_phase.append((phase, {k: v - before.get(k, 0) for k, v in calls.items() if v - before.get(k, 0)}))
+                spent = {k: v - before.get(k, 0) for k, v in calls.items() if v - before.get(k, 0)}
+                per_phase.append((fn.__name__, spent))
 
         return run
 
-    for phase in ("_processes", "_sessions", "_records"):
-        monkeypatch.setattr(apply, phase, watched(phase))
+    for phase in (Phase.PROCESSES, Phase.SESSIONS, Phase.RECORDS):
+        monkeypatch.setitem(apply.PHASES, phase, watched(phase))
 
     report = fix_in_process(world.settings)
 

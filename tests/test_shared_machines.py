@@ -78,7 +78,7 @@ def test_a_client_attached_to_another_session_of_the_group_holds_the_kill_back(w
     shell = _pane_pid(world, session)
     report = fix_in_process(world.settings)
     assert not [o for o in report.outcomes if o.action.kind == "kill_session"]
-    assert [line for line in report.plan.held if "peek" in line], report.plan.held
+    assert [h for h in report.plan.held if "peek" in h.line()], report.plan.held
     assert session in world.live_sessions() and alive(shell)
 
 

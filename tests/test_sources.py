@@ -141,7 +141,7 @@ def test_orchestrator_writing_while_the_suite_reads_and_fixes_loses_nothing(tmp_
         with Writer(WRITER, w.state_path, tmp_path) as writer:
             for _ in range(30):
                 report = fix_in_process(w.settings)
-                lines = [o.line() for o in report.outcomes] + report.remaining
+                lines = [o.line() for o in report.outcomes] + [r.line() for r in report.remaining]
                 assert not any("locked" in line for line in lines), lines
                 assert all(o.status != "failed" for o in report.outcomes), lines
         written = writer.written()

@@ -50,8 +50,8 @@ def _rows_html(rows: list[tuple[str, ...]], header: tuple[str, ...], classes: li
 def _plan_html(plan) -> str:
     rows = [(a.kind.replace("_", " "), a.entity, a.detail or "", a.reason) for a in plan.actions]
     rows += [("not fixed automatically", f.entity, f.check, f.reason) for f in plan.manual]
-    rows += [("held back", "", "", line) for line in plan.held]
-    rows += [("not planned", "", "", line) for line in plan.blocked]
+    rows += [("held back", "", "", h.line()) for h in plan.held]
+    rows += [("not planned", "", "", b.line()) for b in plan.blocked]
     classes = ["planned"] * len(plan.actions) + ["manual"] * (len(rows) - len(plan.actions))
     if not rows:
         return "<p>no actions</p>"
@@ -81,7 +81,7 @@ def fix_sections(report, with_plan: bool) -> list[tuple[str, list[str], str]]:
         ]
         header = ("figure", "before", "after")
         sections.append(("before / after", text_table(rows, header), html_table(rows, header, "hc-before-after")))
-        still = report.remaining or ["nothing: every check passes"]
+        still = [r.line() for r in report.remaining] or ["nothing: every check passes"]
         sections.append(("still wrong after the fix", still, _pre(still)))
     return sections
 
