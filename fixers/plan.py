@@ -177,7 +177,7 @@ class Plan:
         return out
 
 
-Fixer = Callable[[Finding, Analysis, Options], list[Action]]
+Fixer = Callable[[Finding, Analysis, Options], "list[Action] | None"]  # None: nothing exact to act on, for a person
 
 
 @dataclass
@@ -214,20 +214,24 @@ class Planning:
             if fixer is None or (isinstance(finding.target, AgentTarget) and not self.writable):
                 self.plan.manual.append(finding)
                 continue
-            for action in fixer(finding, self.analysis, self.opts):
+            actions = fixer(finding, self.analysis, self.opts)
+            if actions is None:  # the fixer found nothing exact to act on: a person's to settle, and listed so
+                self.plan.manual.append(finding)
+                continue
+            for action in actions:
                 self.add(action)
 
 
 Rule = Callable[[Planning, str], None]  # with the check it is registered with (RULES)
 
 
-def _process(f: Finding, a: Analysis, opts: Options) -> list[Action]:
+def _process(f: Finding, a: Analysis, opts: Options) -> list[Action] | None:
     """A process alone, or the pane it is the process of (the pane goes with it: a dead pane is a ghost's place)."""
     if isinstance(f.target, PaneTarget):
         return [Action(ActionKind.KILL_PANE, f.target, f.entity, f.reason, f.check)]
     if isinstance(f.target, ProcessTarget):
         return [Action(ActionKind.KILL_PROCESS, f.target, f.entity, f.reason, f.check)]
-    return []  # nothing exact to act on (e.g. duplicates none of which is in its recorded place): for a person
+    return None  # nothing exact to act on (e.g. duplicates none of which is in its recorded place): for a person
 
 
 def _server(f: Finding, a: Analysis, opts: Options) -> list[Action]:

@@ -13,11 +13,14 @@ from pathlib import Path
 import pytest
 from helpers import alive, failing, fix_in_process, info, plan_now
 
+from fixers.plan import make_plan
 from fixers.writers import Edits
 from fixers.writers import agent_teams as writer
 from healthchecks import sources
+from healthchecks.checks import DUPLICATE_AGENTS, agent_finding
 from healthchecks.observe import observe
 from healthchecks.processes import start_ticks
+from healthchecks.results import CheckResult
 from healthchecks.sources import agent_teams
 from healthchecks.testing import teams
 from healthchecks.testing.teams import Member, TeamWorld
@@ -393,3 +396,17 @@ def test_archiving_a_stale_team_never_follows_a_symlinked_tasks_or_archive_folde
     (line,) = writer.write(records, _edits(archives={str(path.parent)}), 1.0).failed.values()
     assert "\n" not in line and "symlink" in line
     assert _contents(tmp_path / "Documents") == documents and path.is_file()
+
+
+def test_duplicates_none_of_which_is_in_its_place_are_listed_for_a_person_never_dropped(team_world):
+    """A fixer that finds nothing exact to act on (which of two carriers is the record's is for a person) hands the
+    finding to the plan's "not fixed automatically" list: a failing finding is never silently left out of a plan."""
+    live = team_world.team([Member("ok")])
+    team_world.start()
+    seen = observe(team_world.settings)
+    agent = seen.analysis.agent(live.agent_id(live.members[0]))
+    assert agent is not None
+    finding = agent_finding(DUPLICATE_AGENTS, agent, "2 processes carry its id, none in its recorded place; for a "
+                            "person", noun="member")
+    plan = make_plan(seen.analysis, {DUPLICATE_AGENTS: CheckResult.judged_from(DUPLICATE_AGENTS, [finding])})
+    assert plan.actions == [] and plan.manual == [finding]
