@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .sources import CHOICES
 from .text import is_printable_name
+from .waivers import Waiver
 
 # Searched in a process's name and in its command line (argv joined by spaces). It catches a process
 # named `claude`, an argv[0] whose basename is `claude`, `node …/@anthropic-ai/claude-code/cli.js` and
@@ -48,7 +49,7 @@ class Settings:
     tmux_timeout: float = DEFAULT_TMUX_TIMEOUT
     registry_tz: str = ""  # the orchestrator's time zone (IANA name); empty: this machine's local zone
     lock_timeout: float = 10.0  # how long to wait for the orchestrator's locks (a registry flock, a busy database)
-    waivers: tuple = ()  # healthchecks.waivers.Waiver: findings a person acknowledged, until a date
+    waivers: tuple[Waiver, ...] = ()  # findings a person acknowledged, until a date
     source: str = "auto"  # where the agents' records are: auto or a name in healthchecks.sources.SOURCES
     # Searched in /proc/<pid>/exe: an installed Claude Code, whatever it is named. Empty: recognised by claude_match
     # only (worlds of stand-ins, so that only their own stand-ins count as Claude in them).

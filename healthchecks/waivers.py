@@ -22,6 +22,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -101,7 +102,7 @@ def _outside(path: Path, workspace: Path) -> None:
                           "waivers are read only from the rootdir's pyproject.toml or a file outside it (--waivers)")
 
 
-def _read(path: Path) -> dict:
+def _read(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(read_bounded(path))
     except tomllib.TOMLDecodeError as exc:
