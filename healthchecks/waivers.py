@@ -104,7 +104,8 @@ def _outside(path: Path, workspace: Path) -> None:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(read_bounded(path))
+        data: dict[str, Any] = tomllib.loads(read_bounded(path))  # (checked as 3.10: tomli, not installed here)
+        return data
     except tomllib.TOMLDecodeError as exc:
         raise WaiverError(f"{path}: not valid TOML ({exc})") from None
 
