@@ -35,6 +35,7 @@ from healthchecks.targets import (
     ScopeTarget,
     ServerTarget,
     SessionTarget,
+    Target,
 )
 from healthchecks.tmux import TmuxServer
 
@@ -66,7 +67,7 @@ class Refusal:
     detail: str
 
 
-Targets = dict[str, "set | Refusal"]  # check -> failing targets, or why it cannot be judged
+Targets = dict[str, "set[Target] | Refusal"]  # check -> failing targets, or why it cannot be judged
 
 
 def failing_targets(results: Results) -> Targets:
@@ -260,15 +261,15 @@ def _panes(actions: list[Action], now: Observation, options: Options) -> list[Ou
     for action in actions:
         target = action.target
         assert isinstance(target, PaneTarget)
-        now = _pane_now(a, target)
-        if (why := verify(action, targets)) or isinstance(now, Refusal):
-            refusal = why or now
+        place = _pane_now(a, target)
+        if (why := verify(action, targets)) or isinstance(place, Refusal):
+            refusal = why or place
             assert isinstance(refusal, Refusal)
             outcomes.append(Outcome(action, refusal.status, refusal.detail))
         elif not options.kill_attached and (who := a.attached_to(target)):
             outcomes.append(Outcome(action, Status.REFUSED, f"a person is attached now ({who}); not killed"))
         else:
-            verified.append((action, *now))
+            verified.append((action, *place))
     roots = [(action, root.pid, root.start_ticks) for action, _, root in verified if root is not None]
     effects.end_trees(roots, a.snapshot.self_pids, options.term_timeout, group=True)
     for action, server, root in verified:
@@ -295,10 +296,13 @@ def _servers(actions: list[Action], now: Observation, options: Options) -> list[
             outcomes.append(Outcome(action, Status.REFUSED, f"a person is attached now ({who}); not killed"))
             continue
         server = next(s for s in a.snapshot.servers if s.label == target.server)
-        now = next(t for t in targets[action.check] if t == target)  # the verification's own view of its panes
-        roots = [(p.pane_id, p.root.pid, p.root.start_ticks) for p in now.panes if p.root is not None]
+        failing = targets[action.check]
+        assert not isinstance(failing, Refusal)  # verify() said so
+        # the verification's own view of its panes
+        seen = next(t for t in failing if isinstance(t, ServerTarget) and t == target)
+        roots = [(p.pane_id, p.root.pid, p.root.start_ticks) for p in seen.panes if p.root is not None]
         effects.end_trees(roots, a.snapshot.self_pids, options.term_timeout, group=True)
-        why_not = effects.kill_server(server, {p.pane_id for p in now.panes}, a.settings.tmux_timeout)
+        why_not = effects.kill_server(server, {p.pane_id for p in seen.panes}, a.settings.tmux_timeout)
         outcomes.append(Outcome(action, Status.FAILED, why_not) if why_not else
                         Outcome(action, Status.DONE, f"{len(roots)} pane process(es) ended, server killed"))
     return outcomes
@@ -312,7 +316,9 @@ def _now() -> str:
     return datetime.now().isoformat(timespec="microseconds")
 
 
-def _edits(marks: set[str], prunes: set[str], counter_files: frozenset[str], options: Options, workspace) -> Edits:
+def _edits(
+    marks: set[str], prunes: set[str], counter_files: frozenset[str], options: Options, workspace: Path
+) -> Edits:
     archive = workspace / "registry" / "archive" / f"pruned-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
     return Edits(frozenset(marks), frozenset(prunes), counter_files, counters_selected(options), _now(), archive)
 

@@ -85,6 +85,9 @@ class Options:
     backup_days: float = DEFAULT_DAYS  # older backups are removed, except each file's newest
 
 
+ActionKey = tuple[Kind, Target]  # Action.key
+
+
 @dataclass(frozen=True)
 class Action:
     kind: Kind
@@ -95,7 +98,7 @@ class Action:
     detail: str = ""
 
     @property
-    def key(self) -> tuple:
+    def key(self) -> ActionKey:
         """Identity across rounds: counters are recomputed, so their planned values (detail) are not part of it."""
         return (self.kind, self.target)
 
@@ -197,9 +200,10 @@ def _hold(action: Action, a: Analysis, opts: Options) -> str | None:
     if isinstance(target, (PaneTarget, ServerTarget)) and not opts.kill_attached and (who := a.attached_to(target)):
         return f"{action.entity}: a person is attached to {who}; pass --kill-attached to kill it anyway"
     agent = a.agent(target.id) if isinstance(target, AgentTarget) else None
-    owned = action.kind in ENTRY_KINDS and agent is not None and agent.owner is not None
-    if owned and a.owner_alive(agent.owner) is not False:  # the manager's own process owns the file: never rewritten
-        return (f"{action.entity}: its owner (pid {agent.owner.pid}, the team's lead) is alive or cannot be "
+    owner = agent.owner if agent is not None else None
+    # the manager's own process owns the file: never rewritten
+    if action.kind in ENTRY_KINDS and owner is not None and a.owner_alive(owner) is not False:
+        return (f"{action.entity}: its owner (pid {owner.pid}, the team's lead) is alive or cannot be "
                 "proven dead, and writes its records itself; left to it")
     if action.kind in ENTRY_KINDS and a.stopped_servers and not opts.allow_server_down:
         names = ", ".join(s.label for s in a.stopped_servers)
@@ -213,7 +217,7 @@ def _hold(action: Action, a: Analysis, opts: Options) -> str | None:
 def make_plan(analysis: Analysis, results: Results, opts: Options | None = None) -> Plan:
     opts = opts or Options()
     plan = Plan()
-    actions: dict[tuple, Action] = {}
+    actions: dict[ActionKey, Action] = {}
     writable = analysis.snapshot.registries.dialect.mark is not None  # else records are a person's to change
     for check_id, result in results.items():
         if opts.selected is not None and check_id not in opts.selected:
@@ -254,7 +258,7 @@ def make_plan(analysis: Analysis, results: Results, opts: Options | None = None)
     return plan
 
 
-def _plan_scopes_left(analysis: Analysis, actions: dict[tuple, Action]) -> None:
+def _plan_scopes_left(analysis: Analysis, actions: dict[ActionKey, Action]) -> None:
     """A scope whose owner is dead becomes stale once the plan ends every process running its records: archive it
     in the same plan (re-verified as stale at that moment), and leave its records unmarked (they go with it)."""
     ended = set()
@@ -290,10 +294,10 @@ def counters_selected(opts: Options) -> bool:
 
 def entry_ids(actions: Iterable[Action]) -> tuple[set[str], set[str]]:
     """The agent ids the actions mark terminated, and those they prune."""
-    entries = [a for a in actions if isinstance(a.target, AgentTarget)]
+    entries = [(a.kind, a.target) for a in actions if isinstance(a.target, AgentTarget)]
     return (
-        {a.target.id for a in entries if a.kind == "mark_terminated"},
-        {a.target.id for a in entries if a.kind == "prune_entry"},
+        {target.id for kind, target in entries if kind == "mark_terminated"},
+        {target.id for kind, target in entries if kind == "prune_entry"},
     )
 
 
@@ -304,7 +308,7 @@ def waived_counters(results: Results) -> frozenset[CounterTarget]:
     return frozenset(f.target for f in found if isinstance(f.target, CounterTarget))
 
 
-def _plan_counters(analysis: Analysis, actions: dict[tuple, Action], waived: frozenset[CounterTarget]) -> None:
+def _plan_counters(analysis: Analysis, actions: dict[ActionKey, Action], waived: frozenset[CounterTarget]) -> None:
     """Counters last, computed from the entries as they will be after the planned entry changes; a waived one is
     never planned."""
     marked, pruned = entry_ids(actions.values())
@@ -329,7 +333,7 @@ def _plan_counters(analysis: Analysis, actions: dict[tuple, Action], waived: fro
             actions.setdefault(act.key, act)
 
 
-def _plan_history_prunes(analysis: Analysis, actions: dict[tuple, Action]) -> None:
+def _plan_history_prunes(analysis: Analysis, actions: dict[ActionKey, Action]) -> None:
     """--prune (the seed's mode): every entry without a live session goes to the archive, not only ghosts."""
     killed = {a.target.name for a in actions.values() if isinstance(a.target, SessionTarget)}
     for agent in analysis.agents.values():
