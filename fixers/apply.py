@@ -33,6 +33,7 @@ from healthchecks.targets import (
     ProcessTarget,
     ServerTarget,
     SessionTarget,
+    Target,
 )
 from healthchecks.tmux import TmuxServer
 
@@ -64,7 +65,7 @@ class Refusal:
     detail: str
 
 
-Targets = dict[str, "set | Refusal"]  # check -> failing targets, or why it cannot be judged
+Targets = dict[str, "set[Target] | Refusal"]  # check -> failing targets, or why it cannot be judged
 
 
 def failing_targets(results: Results) -> Targets:
@@ -245,15 +246,15 @@ def _panes(actions: list[Action[PaneTarget]], now: Observation, options: Options
     outcomes: list[Outcome] = []
     verified: list[tuple[Action, TmuxServer, ProcessTarget | None]] = []
     for action in actions:
-        now = _pane_now(a, action.target)
-        if (why := verify(action, targets)) or isinstance(now, Refusal):
-            refusal = why or now
+        place = _pane_now(a, action.target)
+        if (why := verify(action, targets)) or isinstance(place, Refusal):
+            refusal = why or place
             assert isinstance(refusal, Refusal)
             outcomes.append(Outcome(action, refusal.status, refusal.detail))
         elif not options.kill_attached and (who := a.attached_to(action.target)):
             outcomes.append(Outcome(action, Status.REFUSED, f"a person is attached now ({who}); not killed"))
         else:
-            verified.append((action, *now))
+            verified.append((action, *place))
     roots = [(action, root.pid, root.start_ticks) for action, _, root in verified if root is not None]
     effects.end_trees(roots, a.snapshot.self_pids, options.term_timeout, group=True)
     for action, server, root in verified:
@@ -278,10 +279,13 @@ def _servers(actions: list[Action[ServerTarget]], now: Observation, options: Opt
             outcomes.append(Outcome(action, Status.REFUSED, f"a person is attached now ({who}); not killed"))
             continue
         server = next(s for s in a.snapshot.servers if s.label == target.server)
-        now = next(t for t in targets[action.check] if t == target)  # the verification's own view of its panes
-        roots = [(p.pane_id, p.root.pid, p.root.start_ticks) for p in now.panes if p.root is not None]
+        failing = targets[action.check]
+        assert not isinstance(failing, Refusal)  # verify() said so
+        # the verification's own view of its panes
+        seen = next(t for t in failing if isinstance(t, ServerTarget) and t == target)
+        roots = [(p.pane_id, p.root.pid, p.root.start_ticks) for p in seen.panes if p.root is not None]
         effects.end_trees(roots, a.snapshot.self_pids, options.term_timeout, group=True)
-        why_not = effects.kill_server(server, {p.pane_id for p in now.panes}, a.settings.tmux_timeout)
+        why_not = effects.kill_server(server, {p.pane_id for p in seen.panes}, a.settings.tmux_timeout)
         outcomes.append(Outcome(action, Status.FAILED, why_not) if why_not else
                         Outcome(action, Status.DONE, f"{len(roots)} pane process(es) ended, server killed"))
     return outcomes
@@ -295,7 +299,9 @@ def _now() -> str:
     return datetime.now().isoformat(timespec="microseconds")
 
 
-def _edits(marks: set[str], prunes: set[str], counter_files: frozenset[str], options: Options, workspace) -> Edits:
+def _edits(
+    marks: set[str], prunes: set[str], counter_files: frozenset[str], options: Options, workspace: Path
+) -> Edits:
     archive = workspace / "registry" / "archive" / f"pruned-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
     return Edits(frozenset(marks), frozenset(prunes), counter_files, counters_selected(options), _now(), archive)
 

@@ -111,6 +111,9 @@ class Options:
     backup_days: float = DEFAULT_DAYS  # older backups are removed, except each file's newest
 
 
+ActionKey = tuple[ActionKind, Target]  # Action.key
+
+
 @dataclass(frozen=True)
 class Action(Generic[T]):
     kind: ActionKind
@@ -130,7 +133,7 @@ class Action(Generic[T]):
             raise TypeError(f"{kind} takes a {kind.target.__name__}, not {type(self.target).__name__}")
 
     @property
-    def key(self) -> tuple:
+    def key(self) -> ActionKey:
         """Identity across rounds: counters are recomputed, so their planned values (detail) are not part of it."""
         return (self.kind, self.target)
 

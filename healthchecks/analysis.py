@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import tzinfo
 from functools import cached_property, partial
 from itertools import chain, compress
+from typing import cast
 
 from . import processes
 from .dialect import DIALECTS, ORCHESTRATOR_ID_TOKEN, StatusClass
@@ -84,12 +85,12 @@ class Agent:
     def started_at(self, tz: tzinfo | None) -> float | None:
         if self._started is False:  # one zone per analysis: the first answer is the answer
             self._started = max((t for r in self.records if (t := r.started_at(tz)) is not None), default=None)
-        return self._started  # type: ignore[return-value]
+        return self._started
 
     def ended_at(self, tz: tzinfo | None) -> float | None:
         if self._ended is False:
             self._ended = max((t for r in self.records if (t := r.ended_at(tz)) is not None), default=None)
-        return self._ended  # type: ignore[return-value]
+        return self._ended
 
 
 class RecordIndex(Mapping[str, list[AgentRecord]]):
@@ -135,7 +136,7 @@ class RecordIndex(Mapping[str, list[AgentRecord]]):
         found = list(map(self._authority.get, self._ids))
         if None in found:
             found = [self._authority.get(i) or self._members[i] for i in self._ids]
-        return found  # type: ignore[return-value]
+        return cast("list[AgentRecord]", found)  # no None left in it (mypy cannot follow `None in found`)
 
 
 # A path inside a workspace: its `.agent-workspace` folder, or a task folder (the workspace is its parent).
@@ -224,18 +225,24 @@ class Analysis:
             made = self._made[agent_id] = Agent(agent_id, recs)
         return made
 
+    def known(self, agent_id: str) -> Agent:
+        """The agent of an id taken from the records themselves (as agent(), never None)."""
+        if (made := self.agent(agent_id)) is None:
+            raise KeyError(agent_id)
+        return made
+
     @cached_property
     def agents(self) -> dict[str, Agent]:
         """Every agent (for the few places that look at all of them: --prune, unknown statuses)."""
-        return {aid: self.agent(aid) for aid in self.records}  # type: ignore[misc]
+        return {aid: self.known(aid) for aid in self.records}
 
     @cached_property
     def active_agents(self) -> list[Agent]:
         active = partial(operator.is_, StatusClass.ACTIVE)
-        ids = set()
+        ids: set[str] = set()
         for f in self.snapshot.registries.scopes:  # in C: 10,000 records a snapshot
             ids.update(compress(map(RECORD_ID, f.agents), map(active, map(RECORD_CLASS, f.agents))))
-        return [self.agent(aid) for aid in filter(ids.__contains__, self.records)]  # type: ignore[misc]
+        return [self.known(aid) for aid in filter(ids.__contains__, self.records)]
 
     @cached_property
     def agents_by_session(self) -> dict[str, list[Agent]]:
@@ -245,8 +252,10 @@ class Analysis:
         stored = stored_names(list(map(RECORD_SESSION, self.records.firsts())))
         result: dict[str, list[Agent]] = defaultdict(list)
         # an uncertain name (None) is never live
-        for aid, name in compress(zip(ids, stored, strict=True), map(live.__contains__, stored)):
-            result[name].append(self.agent(aid))  # type: ignore[arg-type, index]
+        live_pairs = compress(zip(ids, stored, strict=True), map(live.__contains__, stored))
+        pairs = cast("Iterator[tuple[str, str]]", live_pairs)  # (compress keeps only live names, never None)
+        for aid, name in pairs:
+            result[name].append(self.known(aid))
         return result
 
     @cached_property
@@ -264,8 +273,8 @@ class Analysis:
             for pane in server.panes:
                 grouped[(server.label, pane.session)].append(pane)
         result: dict[str, list[LiveSession]] = defaultdict(list)
-        for (server, name), panes in grouped.items():
-            result[name].append(LiveSession(server, name, panes[0].session_created, tuple(panes)))
+        for (label, name), panes in grouped.items():
+            result[name].append(LiveSession(label, name, panes[0].session_created, tuple(panes)))
         return result
 
     @cached_property
@@ -535,7 +544,7 @@ class Analysis:
         return Evidence.both(sign)
 
     def _own_evidence(self, proc: Proc) -> Evidence:
-        launch = ()
+        launch: tuple[str, ...] = ()
         dialect = self.snapshot.registries.dialect
         if Sign.ID_AFTER_FLAG in self._signs and (carried := dialect.carried_id(proc.argv)) in self.records:
             # the manager's own launch put this record's id after its flag: both the tie and the launch
@@ -544,7 +553,7 @@ class Analysis:
         if Sign.LAUNCH_FLAGS in self._signs and proc.headless and all(flag in proc.argv for flag in dialect.launch):
             launch = ("its arguments are the orchestrator's launch (--print --output-format stream-json ...)",)
         # The project directory as cwd is where people run `claude -p` with the same flags too: information only.
-        seen = ()
+        seen: tuple[str, ...] = ()
         if Sign.CWD_IS_CLIENT_DIR in self._signs and proc.cwd and self._cwd_is_client_dir(proc):
             seen = (f"its working directory {proc.cwd} is this workspace's client directory",)
         found = Evidence(self._ties(proc), launch, seen)
@@ -678,8 +687,8 @@ class Analysis:
                 continue  # the Claude this suite runs under: never an orphan, never signalled
             elif (server := self.snapshot.in_tmux.get(proc.pid)) is not None:
                 name = self._server_names.get(server, f"pid {server}")
-                where = "in a dead pane's place or a tmux job" if name in self._checked_labels else "in a pane"
-                reason = f"runs {where} of tmux server {name}, which is not checked here; left alone"
+                place = "in a dead pane's place or a tmux job" if name in self._checked_labels else "in a pane"
+                reason = f"runs {place} of tmux server {name}, which is not checked here; left alone"
                 classes["foreign"].append(Classified(proc, reason))
             elif (found := self.evidence(proc)) is None:
                 id_env = self.snapshot.registries.dialect.id_env
@@ -754,8 +763,9 @@ class Analysis:
 
     def in_pane(self, agent: Agent) -> Pane | None:
         """Its recorded pane, live on its recorded server (None: the server or the pane is gone)."""
-        server = self.server_at(agent.server)
-        return self._panes.get((os.path.realpath(agent.server), agent.pane)) if server and agent.pane else None
+        if not (agent.pane and agent.server and self.server_at(agent.server)):
+            return None
+        return self._panes.get((os.path.realpath(agent.server), agent.pane))
 
     def pane_problem(self, agent: Agent) -> str | None:
         """Why a pane-placed record's place does not hold it, or None. A pane id is reused freely (#77559): only a

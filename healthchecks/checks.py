@@ -8,10 +8,11 @@ missing facts is how "tmux is down" turns into "every agent is a ghost".
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, ValuesView
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from itertools import chain
+from typing import TYPE_CHECKING
 
 from . import processes
 from .analysis import Agent, Analysis, LiveSession
@@ -29,6 +30,10 @@ from .targets import (
     SessionTarget,
 )
 from .tmux import TmuxServer
+from .waivers import Waiver
+
+if TYPE_CHECKING:  # for the type checker only: this package never imports fixers
+    from fixers.plan import Fixer
 
 Judge = Callable[[Analysis], list[Finding]]
 
@@ -42,7 +47,7 @@ class Check:
     title: str
     needs: frozenset[str]
     judge: Judge
-    fixer: Callable | None = None
+    fixer: Fixer | None = None
 
 
 class CheckRegistry:
@@ -52,13 +57,13 @@ class CheckRegistry:
     def __init__(self) -> None:
         self.checks: dict[str, Check] = {}
 
-    def add(self, id: str, title: str, judge: Judge, needs: tuple[str, ...] = (), fixer: Callable | None = None):
+    def add(self, id: str, title: str, judge: Judge, needs: tuple[str, ...] = (), fixer: Fixer | None = None) -> Judge:
         if unknown := set(needs) - NEEDS:
             raise ValueError(f"check {id}: unknown needs {sorted(unknown)} (known: {sorted(NEEDS)})")
         self.checks[id] = Check(id, title, frozenset(needs), judge, fixer)
         return judge
 
-    def attach(self, id: str, fixer: Callable) -> None:
+    def attach(self, id: str, fixer: Fixer) -> None:
         """Give a check its fixer (fixers.plan attaches the built-in ones: this package never imports fixers)."""
         self.checks[id] = replace(self.checks[id], fixer=fixer)
 
@@ -72,7 +77,7 @@ class CheckRegistry:
     def __contains__(self, id: object) -> bool:
         return id in self.checks
 
-    def values(self):
+    def values(self) -> ValuesView[Check]:
         return self.checks.values()
 
 
@@ -117,7 +122,7 @@ def judge(analysis: Analysis) -> Results:
     }
 
 
-def waive(findings: list[Finding], waivers: tuple, now: float) -> list[Finding]:
+def waive(findings: list[Finding], waivers: tuple[Waiver, ...], now: float) -> list[Finding]:
     """A failing finding that an unexpired waiver matches becomes "waived" (never failing, never acted on);
     one whose waiver has expired stays failing and says so."""
     if not waivers:
@@ -240,7 +245,7 @@ def registry_agreement(a: Analysis) -> list[Finding]:
                 )
             else:
                 continue
-            findings.append(agent_finding(REGISTRY_AGREEMENT, a.agent(rec.id), reason))
+            findings.append(agent_finding(REGISTRY_AGREEMENT, a.known(rec.id), reason))
     return findings
 
 
@@ -251,7 +256,7 @@ def known_statuses(a: Analysis) -> list[Finding]:
     if not any(unknown in map(RECORD_CLASS, f.agents) for f in a.snapshot.registries.scopes):
         return []  # the common case, decided in C
     return [
-        agent_finding(KNOWN_STATUSES, a.agent(aid), f"unknown status {rec.status!r} ({rec.source} registry)")
+        agent_finding(KNOWN_STATUSES, a.known(aid), f"unknown status {rec.status!r} ({rec.source} registry)")
         for aid, records in a.records.items()
         for rec in records
         if rec.status_class is StatusClass.UNKNOWN

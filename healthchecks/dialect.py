@@ -36,10 +36,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from operator import attrgetter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     from .records import AgentRecord
+
+# A status as a manager writes it: a string, an integer (claude-squad), or none at all (just deployed).
+Status = str | int | None
 
 
 class StatusClass(str, Enum):
@@ -113,7 +116,7 @@ class Mark:
 class Dialect:
     name: str
     era: str  # which releases (and commits) write records this way
-    statuses: Mapping[str | None, StatusClass]
+    statuses: Mapping[Status, StatusClass]
     status_in: frozenset[ScopeKind]
     counters: Mapping[ScopeKind, Mapping[str, Count]]
     finished: frozenset[str]
@@ -149,11 +152,12 @@ class Dialect:
     def status_class(self, status: object) -> StatusClass:
         """Called for every record read (10,000 a snapshot): one dict lookup."""
         try:
-            return self.statuses.get(status, _UNKNOWN)  # type: ignore[call-overload]
+            # any value read is looked up as it is (an unhashable one raises TypeError): no isinstance on the hot path
+            return cast("Mapping[object, StatusClass]", self.statuses).get(status, _UNKNOWN)
         except TypeError:  # a list or an object where a status belongs: nothing a manager writes
             return _UNKNOWN
 
-    def known(self) -> tuple[str, ...]:
+    def known(self) -> tuple[str | int, ...]:
         """Every status value this manager writes (for a writer's guard: an unknown one is left to a person)."""
         return tuple(sorted(s for s in self.statuses if s is not None))
 
@@ -175,8 +179,11 @@ class Dialect:
 ACTIVE = ("running", "working", "blocked", "reviewing")
 TERMINAL = ("completed", "failed", "error", "terminated", "killed", "phase_completed")
 # No status is written at deploy: a missing status means "just deployed, running".
-_ORCHESTRATOR_STATUSES = {None: StatusClass.ACTIVE, **dict.fromkeys(ACTIVE, StatusClass.ACTIVE),
-                          **dict.fromkeys(TERMINAL, StatusClass.TERMINAL)}
+_ORCHESTRATOR_STATUSES: dict[Status, StatusClass] = {
+    None: StatusClass.ACTIVE,
+    **dict.fromkeys(ACTIVE, StatusClass.ACTIVE),
+    **dict.fromkeys(TERMINAL, StatusClass.TERMINAL),
+}
 # The orchestrator launches Claude with these flags in every era (E0..E5); a person rarely types all four.
 _LAUNCH = ("--output-format", "stream-json", "--verbose", "--dangerously-skip-permissions")
 # An orchestrator agent id: <agent_type>-<HHMMSS>[NNN]-<6 hex>. Shorter or other keys are never evidence.

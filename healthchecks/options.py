@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import pytest
 
@@ -49,7 +49,7 @@ def not_negative(value: str) -> float:
     return number
 
 
-def _bad(expected: str):
+def _bad(expected: str) -> NoReturn:
     raise ValueError(f"must be {expected}")
 
 
@@ -233,7 +233,8 @@ def add_options(parser: pytest.Parser, extra: tuple[Option, ...] = ()) -> None:
         metavar = opt.name.removeprefix("--").split("-")[-1].upper()
         action = "append" if opt.kind == "lines" else "store"
         group.addoption(opt.name, dest=opt.dest, action=action, default=None, metavar=metavar, help=opt.help)
-        parser.addini(opt.dest, opt.help, type="linelist" if opt.kind == "lines" else "string")
+        ini: Literal["linelist", "string"] = "linelist" if opt.kind == "lines" else "string"
+        parser.addini(opt.dest, opt.help, type=ini)
 
 
 def value(config: pytest.Config, name: str, extra: tuple[Option, ...] = ()) -> Any:

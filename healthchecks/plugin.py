@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
@@ -23,10 +24,11 @@ from .observe import observe
 from .outputs import html, junit, terminal
 from .results import Finding
 from .run import RUN, WORKDIR, Judged, Run, command_hint, get_run, is_worker, selected_checks, targets_healthchecks
+from .settings import Settings
 from .snapshot import Snapshot
 from .text import for_people
 
-SETTINGS = pytest.StashKey[object]()
+SETTINGS = pytest.StashKey[Settings]()
 FOUND = pytest.StashKey[list[Finding]]()
 
 
@@ -77,7 +79,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_sessionstart(session: pytest.Session):
+def pytest_sessionstart(session: pytest.Session) -> Generator[None, object, object]:
     """Read the machine once, after pytest-xdist has started its workers: they boot meanwhile."""
     result = yield
     config = session.config
@@ -158,7 +160,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         html.finish(config)
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
     if (run := get_run(config)) is not None:
         terminal.terminal_summary(terminalreporter, run)
 
@@ -175,7 +177,7 @@ def hc_snapshot(request: pytest.FixtureRequest) -> Snapshot:
     return xdist.shared(request.config, "snapshot")
 
 
-class Findings(list):
+class Findings(list[Finding]):
     """A check's failing findings; printed one per line."""
 
     def __repr__(self) -> str:
@@ -208,7 +210,9 @@ def findings(request: pytest.FixtureRequest, hc_judged: Judged) -> Findings:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """A failing check reports its findings, one line each, instead of a traceback."""
     result = yield
     found = item.stash.get(FOUND, None)

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
-from .dialect import Dialect, ScopeKind, StatusClass
+from .dialect import Dialect, ScopeKind, Status, StatusClass
 
 # (path, stamp) per file of a store: changes when a record does (safe_files.stamp; None: no regular file there)
 Fingerprint = tuple[tuple[str, str | None], ...]
@@ -43,7 +43,7 @@ class AgentRecord(NamedTuple):
 
     id: str
     task_id: str | None
-    status: str | None
+    status: Status
     tmux_session: str
     source: ScopeKind
     # started_at, then completed_at, terminated_at, failed_at as written: parsed only when a check
@@ -125,7 +125,7 @@ class Records:
         return not self.all_errors
 
 
-def is_path(value: Any) -> bool:
+def is_path(value: Any) -> TypeGuard[str]:
     """Whether a recorded directory can be a path at all: a non-empty string without NUL (no system call takes one)."""
     return isinstance(value, str) and bool(value) and "\0" not in value
 

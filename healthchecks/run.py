@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib.machinery import ModuleSpec
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -13,6 +14,12 @@ from .observe import Observation
 from .results import Finding, Results
 from .snapshot import Snapshot
 from .summary import Figures
+
+if TYPE_CHECKING:  # for the type checker only: this package never imports fixers
+    from fixers.run import FixReport
+
+    from .testing.teams import TeamWorld
+    from .testing.world import World
 
 
 @dataclass(frozen=True)
@@ -26,8 +33,8 @@ class Judged:
 @dataclass
 class Run:
     observation: Observation
-    world: Any = None  # the demo world, torn down at the end of the run
-    fix_report: Any = None  # fixers.run.FixReport, under --fix or --dry-run
+    world: World | TeamWorld | None = None  # the demo world, torn down at the end of the run
+    fix_report: FixReport | None = None  # under --fix or --dry-run
 
     @property
     def snapshot(self) -> Snapshot:
@@ -49,7 +56,7 @@ class Run:
     def final(self) -> tuple[Results, Figures]:
         """The state the run leaves the machine in: after the fix when one was applied."""
         fixed = self.fix_report
-        if fixed is not None and fixed.after_results is not None:
+        if fixed is not None and fixed.after_results is not None and fixed.after is not None:  # (set together)
             return fixed.after_results, fixed.after
         return self.results, self.figures
 
@@ -58,7 +65,7 @@ class Run:
         """What the tests judge: the machine after the fix when one was applied (it runs before the tests), so every
         output, the tests' outcomes included, agrees with the exit status; else the machine as found."""
         fixed = self.fix_report
-        after = getattr(fixed, "after_observation", None)
+        after = fixed.after_observation if fixed is not None else None
         return after if after is not None else self.observation
 
     @property
@@ -111,7 +118,7 @@ def targets_healthchecks(config: pytest.Config) -> bool:
     return False
 
 
-def _find_spec(name: str):
+def _find_spec(name: str) -> ModuleSpec | None:
     try:
         return find_spec(name)
     except (ImportError, ValueError):

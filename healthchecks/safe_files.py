@@ -78,6 +78,7 @@ def open_contained(path: Path, workspace: Path | None = None, *, folder: bool = 
     linked to another project's task is that project's). With ``folder``, ``path`` itself must be a folder (a
     writer's place to create and rename in). RegistryError (one line) when it cannot be opened so.
     """
+    parts: tuple[str, ...]
     if workspace is None:
         top, parts = path.parent, (path.name,)
     else:

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .programs import CLAUDE
 from .sources import CHOICES
 from .text import is_printable_name
+from .waivers import Waiver
 
 DEFAULT_WORKSPACE = Path(".agent-workspace")
 DEFAULT_PREFIX = ""  # the records' dialect's
@@ -28,7 +29,7 @@ class Settings:
     tmux_timeout: float = DEFAULT_TMUX_TIMEOUT
     registry_tz: str = ""  # the orchestrator's time zone (IANA name); empty: this machine's local zone
     lock_timeout: float = 10.0  # how long to wait for the orchestrator's locks (a registry flock, a busy database)
-    waivers: tuple = ()  # healthchecks.waivers.Waiver: findings a person acknowledged, until a date
+    waivers: tuple[Waiver, ...] = ()  # findings a person acknowledged, until a date
     source: str = "auto"  # where the agents' records are: auto or a name in healthchecks.sources.SOURCES
     # Searched in /proc/<pid>/exe: an installed Claude Code, whatever it is named. Empty: recognised by claude_match
     # only (worlds of stand-ins, so that only their own stand-ins count as Claude in them).

@@ -33,8 +33,12 @@ import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import processes
+
+if TYPE_CHECKING:
+    from .analysis import Analysis
 
 STATE_ENV = "AGENT_HEALTHCHECKS_STATE"  # the state directory, instead of the XDG default
 FILE = "sightings.jsonl"
@@ -212,9 +216,8 @@ def _parse(key: bytes, raw: bytes) -> Seen | None:
     if not isinstance(data, dict):
         return None
     agent, workspace, when = data.get("agent"), data.get("workspace"), data.get("time")
-    common = (isinstance(agent, str) and 0 < len(agent) <= MAX_ID and isinstance(workspace, str)
-              and type(when) in (int, float) and 0 <= when < 1e11)
-    if not common:
+    if not (isinstance(agent, str) and 0 < len(agent) <= MAX_ID and isinstance(workspace, str)
+            and isinstance(when, (int, float)) and not isinstance(when, bool) and 0 <= when < 1e11):
         return None
     if data.keys() == {"pid", "ticks", "agent", "workspace", "time"} and _ints(data["pid"], data["ticks"]):
         return Sighting(data["pid"], data["ticks"], agent, workspace, float(when))
@@ -263,13 +266,13 @@ def read(path: Path | None, workspace: str) -> Memory:
                   {s.identity: s for s in found if isinstance(s, SessionSighting)})
 
 
-def seen(analysis) -> list[Seen]:
+def seen(analysis: Analysis) -> list[Seen]:
     """Every process inside the live panes of this workspace's agents, each with the one agent whose session it is,
     and every such session itself. A session that more than one agent names is nobody's for certain: not recorded."""
     return [*_processes_seen(analysis), *_sessions_seen(analysis)]
 
 
-def _processes_seen(a) -> list[Sighting]:
+def _processes_seen(a: Analysis) -> list[Sighting]:
     by_pid = a.snapshot.by_pid
     found = []
     for pid, (_, session) in a.pane_of.items():
@@ -280,7 +283,7 @@ def _processes_seen(a) -> list[Sighting]:
     return found
 
 
-def _sessions_seen(a) -> list[SessionSighting]:
+def _sessions_seen(a: Analysis) -> list[SessionSighting]:
     """Each live session of a checked server that is exactly one agent's, by its server's identity and its id."""
     servers = {s.label: s.server_pid for s in a.snapshot.servers if s.server_pid}
     found = []
@@ -323,10 +326,11 @@ def record(path: Path, found: Iterable[Seen]) -> None:
         _own(fd, FILE, stat.S_IFREG, 0o022)
         _lock(fd, fcntl.LOCK_EX)
         with os.fdopen(os.dup(fd), "r+b") as fh:
-            merged: dict[tuple, Seen] = {}
+            merged: dict[tuple[int | str, ...], Seen] = {}
             for s in [*_parse_all(key, fh.read(MAX_BYTES)), *found]:  # later (newer) wins
-                merged.pop((*s.identity, s.workspace), None)
-                merged[(*s.identity, s.workspace)] = s
+                place = (*s.identity, s.workspace)
+                merged.pop(place, None)
+                merged[place] = s
             content = _newest(key, [s for s in merged.values() if s.alive])
             fh.seek(0)
             fh.write(content)

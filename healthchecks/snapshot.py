@@ -26,6 +26,7 @@ from pathlib import Path
 import psutil
 
 from . import holding, processes, sightings, sources, threads, tmux
+from .processes import Proc
 from .records import Records
 from .settings import Settings
 from .tmux import TmuxServer
@@ -46,7 +47,7 @@ class Snapshot:
     stable: bool  # False: the registry kept changing while we read; judged on the last read
     registries: Records
     servers: tuple[TmuxServer, ...]  # the checked servers, each once
-    processes: tuple[processes.Proc, ...]
+    processes: tuple[Proc, ...]  # (named Proc here: this field hides the module inside the class)
     self_pids: frozenset[int]  # the collecting process and its ancestors
     tmux_version: str = ""
     # Every other tmux server of this user found running (another -L name, another TMUX_TMPDIR):
@@ -61,7 +62,7 @@ class Snapshot:
     pane_cwds: dict[int, str] = field(default_factory=dict)  # pid -> cwd, of the agent sessions' live pane processes
 
     @cached_property
-    def by_pid(self) -> dict[int, processes.Proc]:
+    def by_pid(self) -> dict[int, Proc]:
         return {p.pid: p for p in self.processes}
 
     @property
@@ -231,8 +232,9 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
             servers = (*servers, *found)
             tmux_pids = sheltering(named, servers, others)
             inside = under_tmux(processes.children_of(procs), tmux_pids)
-            wanted = frozenset({regs.dialect.id_env, "TMUX"} - {None})  # TMUX: the session it was started in
-            procs = processes.with_details(procs, needs_proof(procs, inside), wanted)  # type: ignore[arg-type]
+            # TMUX: the session it was started in
+            wanted = frozenset(name for name in (regs.dialect.id_env, "TMUX") if name is not None)
+            procs = processes.with_details(procs, needs_proof(procs, inside), wanted)
             after = sources.fingerprint(settings.workspace, regs)
         changed = {Path(path) for path in _changed(regs.fingerprint, after)}
         stable = not changed

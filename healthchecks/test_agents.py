@@ -2,12 +2,14 @@
 
 import pytest
 
+from healthchecks.results import Finding
+
 
 @pytest.mark.check("ghost_agents")
-def test_no_ghost_agents(findings):
+def test_no_ghost_agents(findings: list[Finding]) -> None:
     assert not findings
 
 
 @pytest.mark.check("split_brain")
-def test_no_agent_runs_twice(findings):
+def test_no_agent_runs_twice(findings: list[Finding]) -> None:
     assert not findings

@@ -3,22 +3,24 @@ nothing runs twice, and no private tmux server of a dead owner is left behind.""
 
 import pytest
 
+from healthchecks.results import Finding
+
 
 @pytest.mark.check("orphaned_agents")
-def test_no_agents_outliving_their_owner(findings):
+def test_no_agents_outliving_their_owner(findings: list[Finding]) -> None:
     assert not findings
 
 
 @pytest.mark.check("duplicate_agents")
-def test_no_agent_process_runs_twice(findings):
+def test_no_agent_process_runs_twice(findings: list[Finding]) -> None:
     assert not findings
 
 
 @pytest.mark.check("stale_scopes")
-def test_no_stale_teams(findings):
+def test_no_stale_teams(findings: list[Finding]) -> None:
     assert not findings
 
 
 @pytest.mark.check("leaked_servers")
-def test_no_leaked_private_tmux_servers(findings):
+def test_no_leaked_private_tmux_servers(findings: list[Finding]) -> None:
     assert not findings

@@ -2,7 +2,9 @@
 
 import pytest
 
+from healthchecks.results import Finding
+
 
 @pytest.mark.check("orphan_processes")
-def test_no_orphan_claude_processes(findings):
+def test_no_orphan_claude_processes(findings: list[Finding]) -> None:
     assert not findings

@@ -22,6 +22,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -101,9 +102,10 @@ def _outside(path: Path, workspace: Path) -> None:
                           "waivers are read only from the rootdir's pyproject.toml or a file outside it (--waivers)")
 
 
-def _read(path: Path) -> dict:
+def _read(path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(read_bounded(path))
+        data: dict[str, Any] = tomllib.loads(read_bounded(path))  # (checked as 3.10: tomli, not installed here)
+        return data
     except tomllib.TOMLDecodeError as exc:
         raise WaiverError(f"{path}: not valid TOML ({exc})") from None
 

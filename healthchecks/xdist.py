@@ -8,10 +8,14 @@ import json
 import pickle
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import pytest
 
-from .run import RUN, WORKDIR, command_hint, is_worker, selected_checks
+from .run import RUN, WORKDIR, Judged, command_hint, is_worker, selected_checks
+
+if TYPE_CHECKING:
+    from .snapshot import Snapshot
 
 SHARED = pytest.StashKey[bool]()  # workers were started: hand them the controller's results
 
@@ -26,7 +30,7 @@ class XdistHooks:
         self.nodes: list[str] = []
         self.collected = 0
 
-    def pytest_configure_node(self, node) -> None:
+    def pytest_configure_node(self, node: Any) -> None:  # xdist's WorkerController (xdist ships no types)
         config = node.config
         if WORKDIR not in config.stash:
             return
@@ -37,7 +41,7 @@ class XdistHooks:
         node.workerinput["healthchecks_selection"] = str(selection)
         self.nodes.append(str(selection))
 
-    def pytest_xdist_node_collection_finished(self, node, ids) -> None:
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         self.collected += 1
         if self.on_selected is None or self.collected != len(self.nodes):
             return
@@ -63,11 +67,16 @@ def hand_over(config: pytest.Config) -> None:
             (config.stash[WORKDIR] / f"{name}.pickle").write_bytes(pickle.dumps(value, pickle.HIGHEST_PROTOCOL))
 
 
-def shared(config: pytest.Config, name: str):
+@overload
+def shared(config: pytest.Config, name: Literal["judged"]) -> Judged: ...
+@overload
+def shared(config: pytest.Config, name: Literal["snapshot"]) -> Snapshot: ...
+def shared(config: pytest.Config, name: str) -> Judged | Snapshot:
     """On the controller (or without xdist), the run's own value; on a worker, the controller's, read once."""
     if is_worker(config):
-        if path := config.workerinput.get(f"healthchecks_{name}"):
-            return pickle.loads(Path(path).read_bytes())
+        if path := getattr(config, "workerinput", {}).get(f"healthchecks_{name}"):
+            found: Judged | Snapshot = pickle.loads(Path(path).read_bytes())  # the controller's own file
+            return found
     elif (run := config.stash.get(RUN, None)) is not None:
         return run.judged if name == "judged" else run.current.snapshot
     pytest.fail(f"agent-healthchecks: no snapshot was taken; run the checks as {command_hint(config)}", pytrace=False)

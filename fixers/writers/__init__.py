@@ -18,8 +18,9 @@ import importlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from types import ModuleType
+from typing import TYPE_CHECKING, Protocol, cast
 
+from healthchecks.records import Records
 from healthchecks.sources import BY_NAME
 from healthchecks.targets import CounterTarget
 
@@ -52,10 +53,25 @@ class Written:
     left: str = "entry changed since the snapshot; left as it is"  # said for an id neither done nor failed
 
 
-def writer_for(source: str) -> ModuleType | None:
+class Writer(Protocol):
+    """A writer module, as the docstring above describes it (positional parameters: each names them its own way)."""
+
+    def check(self, records: Records, edits: Edits, lock_timeout: float, /) -> str | None: ...
+    def write(self, records: Records, edits: Edits, lock_timeout: float, /) -> Written: ...
+    def pending(self, workspace: Path, /) -> bool: ...
+    def recover_workspace(self, workspace: Path, lock_timeout: float, /) -> list[str]: ...
+
+
+if TYPE_CHECKING:  # each writer module is checked against the protocol (they are imported by name at run time)
+    from . import agent_teams, json_registry, sqlite_state
+
+    _WRITERS: tuple[Writer, ...] = (agent_teams, json_registry, sqlite_state)
+
+
+def writer_for(source: str) -> Writer | None:
     """The writer of a source (None: its records are never written by a fix)."""
     name = BY_NAME[source].writer
-    return importlib.import_module(name) if name else None
+    return cast(Writer, importlib.import_module(name)) if name else None  # (a module named in SOURCES, see above)
 
 
 def recover_all(workspace: Path, lock_timeout: float) -> list[str]:

@@ -496,7 +496,7 @@ def write(regs: Records, edits: Edits, lock_timeout: float) -> Written:
     for path, kind in _files_to_write(regs, edits):
         edit, removed, touched[str(path)] = _editor(path, kind, regs, edits, classes)
 
-        def archive_removed(data: dict[str, Any], path: Path = path, removed: list = removed) -> None:
+        def archive_removed(data: dict[str, Any], path: Path = path, removed: list[tuple[str, Any]] = removed) -> None:
             if removed:
                 rel = str(path.relative_to(regs.workspace))
                 rows = [{"archived_at": edits.now, "registry": rel, "agent_id": i, "entry": e} for i, e in removed]
@@ -514,12 +514,12 @@ def write(regs: Records, edits: Edits, lock_timeout: float) -> Written:
             done[str(path)] = list(result.changes)
         except (RegistryError, LockTimeout, OSError) as exc:
             failed[str(path)] = str(exc).splitlines()[0]
-    for path in edits.counter_scopes:
-        if path in failed:
-            written.failed[path] = failed[path]
+    for scope in edits.counter_scopes:
+        if scope in failed:
+            written.failed[scope] = failed[scope]
         else:
-            changed = [c for c in done.get(path, []) if c.startswith("counter ")]
-            written.done[path] = "; ".join(changed) or "already right"
+            changed = [c for c in done.get(scope, []) if c.startswith("counter ")]
+            written.done[scope] = "; ".join(changed) or "already right"
     holders: dict[str, list[str]] = {}  # agent id -> the registry files that list it
     for file in regs.scopes:
         for record in file.agents:
@@ -535,7 +535,9 @@ def write(regs: Records, edits: Edits, lock_timeout: float) -> Written:
     return written
 
 
-def _editor(path: Path, kind: ScopeKind, regs: Records, edits: Edits, classes: dict[str, StatusClass]):
+def _editor(
+    path: Path, kind: ScopeKind, regs: Records, edits: Edits, classes: dict[str, StatusClass]
+) -> tuple[Edit, list[tuple[str, Any]], set[str]]:
     """An edit applied under the lock, by id, to whatever the file holds now; what it removed; the ids it changed.
 
     A dead agent is marked as the records' dialect marks one, and only in the scopes that hold its status (the

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..checks import CHECKS
 from ..options import Option
@@ -17,10 +17,14 @@ from . import Output
 from .files import resolve, write_atomic_text
 from .render import verdict
 
+if TYPE_CHECKING:  # for the type checker only: this package never imports fixers
+    from fixers.run import FixReport
+
 VERSION = 2  # 2: version, status, finding_id, entity as kind + id (the text is `label`)
 
 
-def document(results: Results, figures: Figures, taken_at: float, settings: dict, status: str) -> dict:
+def document(results: Results, figures: Figures, taken_at: float, settings: dict[str, Any], status: str
+             ) -> dict[str, Any]:
     """The document healthchecks/schemas/findings.schema.json describes."""
     when = datetime.fromtimestamp(taken_at, timezone.utc).isoformat()
     findings = [
@@ -42,7 +46,7 @@ def document(results: Results, figures: Figures, taken_at: float, settings: dict
             "summary": asdict(figures), "checks": checks, "findings": findings}
 
 
-def fix_document(report: Any) -> dict:
+def fix_document(report: FixReport) -> dict[str, Any]:
     return {
         "message": report.message,
         "applied": report.applied,

@@ -12,9 +12,16 @@ import stat
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..text import for_html as escape
 from .render import verdict
+
+if TYPE_CHECKING:
+    from ..run import Run
+
+# One run as a line of the history file (JSON: validated by _parse when read back).
+Record = dict[str, Any]
 
 FILE = "history.jsonl"
 KEEP = 1000  # runs
@@ -28,7 +35,7 @@ SERIES = {
 }
 
 
-def entry(run, report: str) -> dict:
+def entry(run: Run, report: str) -> Record:
     results, _ = run.final
     state, headline, _ = verdict(run)
     counts = {name: (len(results[c].failing) if c in results and results[c].judged else None)
@@ -37,7 +44,7 @@ def entry(run, report: str) -> dict:
             "headline": headline, "report": report, "counts": counts}
 
 
-def workspace_key(run) -> str:
+def workspace_key(run: Run) -> str:
     """Whose trend a run belongs to: its workspace, or the demo's (built anew in a temporary folder each time)."""
     return "demo" if run.world is not None else str(run.snapshot.registries.workspace)
 
@@ -46,7 +53,7 @@ class HistoryRefused(OSError):
     """The history file is not a regular file of its own (a symlink, a FIFO): it is left alone."""
 
 
-def append(directory: Path, record: dict) -> list[dict]:
+def append(directory: Path, record: Record) -> list[Record]:
     """Add one run, keep the newest KEEP; returns what the file now holds.
 
     A symlink is not followed (its target may be anyone's file) and anything but a regular file is not read (a
@@ -75,10 +82,12 @@ def append(directory: Path, record: dict) -> list[dict]:
         os.close(fd)  # releases the lock
 
 
-FIELDS = {"time": (int, float), "workspace": str, "status": str, "headline": str, "report": str, "counts": dict}
+FIELDS: dict[str, type | tuple[type, ...]] = {
+    "time": (int, float), "workspace": str, "status": str, "headline": str, "report": str, "counts": dict,
+}
 
 
-def _parse(line: str) -> dict | None:
+def _parse(line: str) -> Record | None:
     """A whole record, or None: a line another tool tore or wrote is skipped, not fatal."""
     try:
         record = json.loads(line)
@@ -95,7 +104,7 @@ def _parse(line: str) -> dict | None:
     return record
 
 
-def trend_svg(records: list[dict], workspace: str) -> str:
+def trend_svg(records: list[Record], workspace: str) -> str:
     """The fault counts of this workspace's last runs, drawn by pygal as inline SVG."""
     import pygal  # imported on use: only a run that writes an HTML report draws
 
@@ -112,10 +121,11 @@ def trend_svg(records: list[dict], workspace: str) -> str:
     chart.x_labels = [time.strftime("%m-%d %H:%M", time.localtime(r["time"])) for r in mine]
     for name in SERIES:
         chart.add(name, [r.get("counts", {}).get(name) for r in mine])
-    return chart.render(is_unicode=True)
+    drawn: str = chart.render(is_unicode=True)  # (pygal ships no types)
+    return drawn
 
 
-def write_index(directory: Path, records: list[dict]) -> None:
+def write_index(directory: Path, records: list[Record]) -> None:
     """`index.html`: the reports still on disk, newest first, with their verdicts."""
     rows = "".join(
         f'<tr class="{escape(r["status"])}"><td>{time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["time"]))}</td>'

@@ -9,9 +9,11 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Generator
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -21,6 +23,9 @@ from ..text import for_html as escape
 from ..text import for_people
 from . import history, picture
 from .render import FINDINGS_HEADER, finding_rows, fix_sections, html_table, verdict
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 REPORT_NAME = "healthchecks-{stamp}-{pid}.html"
 REPORT_PATTERN = re.compile(r"healthchecks-\d{8}-\d{6}-\d+\.html")
@@ -58,7 +63,7 @@ table.hc-fix td:first-child, table.hc-fix td:nth-child(2) { white-space: nowrap;
 </style>"""
 
 
-def environment_rows(run) -> list[tuple[str, str]]:
+def environment_rows(run: Run) -> list[tuple[str, str]]:
     """Where and with what the run looked: enough to tell whether a report is about the right machine."""
     snap = run.snapshot
     glob = snap.registries.authority
@@ -100,16 +105,17 @@ class HtmlHooks:
 
     def __init__(self, config: pytest.Config) -> None:
         self.environment: list[tuple[str, str]] = []
-        self.history: list[dict] = []
+        self.history: list[history.Record] = []
         if not config.option.htmlpath:  # a timestamped report in --report-dir, self-contained (opens offline)
             name = REPORT_NAME.format(stamp=time.strftime("%Y%m%d-%H%M%S"), pid=os.getpid())
             config.option.htmlpath = str(report_dir(config) / name)
             config.option.self_contained_html = True
 
-    def pytest_html_report_title(self, report) -> None:
+    def pytest_html_report_title(self, report: Any) -> None:  # pytest-html's report (it ships no types)
         report.title = f"Agent health on {socket.gethostname()} at {time.strftime('%Y-%m-%d %H:%M:%S')}"
 
-    def pytest_html_results_summary(self, prefix: list, summary: list, postfix: list, session) -> None:
+    def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str],
+                                    session: pytest.Session) -> None:
         run = get_run(session.config)
         if run is None:
             return
@@ -130,9 +136,9 @@ class HtmlHooks:
             parts.append("<h2>Information (never a failure)</h2>"
                          + html_table(finding_rows(run.info), FINDINGS_HEADER, "hc-info"))
         if waived := [f for r in run.results.values() for f in r.waived]:
-            rows = [(f.check, f.entity, f.reason, f.waiver) for f in waived]
+            waived_rows = [(f.check, f.entity, f.reason, f.waiver) for f in waived]
             parts.append("<h2>Waived (never a failure, never acted on)</h2>"
-                         + html_table(rows, ("check", "entity", "reason", "waiver"), "hc-info"))
+                         + html_table(waived_rows, ("check", "entity", "reason", "waiver"), "hc-info"))
         parts += [f"<h2>{escape(title)}</h2>{html}" for title, _, html in fix_sections(run.fix_report, with_plan=True)]
         parts.append(f"<h2>The fleet{found}</h2><div class='hc-scroll'>{picture.svg(run)}</div>")
         if self.history:
@@ -142,13 +148,15 @@ class HtmlHooks:
         env = html_table(self.environment, ("", ""), "hc-env")
         postfix.append(f'<div class="hc-report"><details><summary>Environment</summary>{env}</details></div>')
 
-    def pytest_html_results_table_html(self, report, data: list) -> None:
+    def pytest_html_results_table_html(self, report: pytest.TestReport, data: list[str]) -> None:
         """A skip's reason as text, not as pytest's (path, line, message) tuple."""
         if report.skipped and isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
             data[:] = [escape(str(report.longrepr[2]).removeprefix("Skipped: "))]
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         """A failing check's findings as an entity/reason table in its row."""
         from pytest_html import extras
 
@@ -158,11 +166,12 @@ class HtmlHooks:
         found = item.stash.get(FOUND, None)
         if found and result.when == "call" and result.failed:
             table = html_table(finding_rows(found), FINDINGS_HEADER, "hc-findings")
-            result.extras = [*getattr(result, "extras", []), extras.html(table)]
+            # pytest-html's own attribute of a report, which pytest's types do not know
+            result.extras = [*getattr(result, "extras", []), extras.html(table)]  # type: ignore[attr-defined]
         return result
 
 
-def record(config: pytest.Config, run) -> None:
+def record(config: pytest.Config, run: Run) -> None:
     """Add this run to the history beside the reports (before the report is drawn, so its trend includes it)."""
     hooks = config.pluginmanager.get_plugin("healthchecks-html")
     html = getattr(config.option, "htmlpath", None)
@@ -207,7 +216,7 @@ def _copy_latest(report: Path, latest: Path) -> None:
         raise
 
 
-def add_environment(config, run) -> None:
+def add_environment(config: pytest.Config, run: Run) -> None:
     """Where and with what the run looked, with pytest-metadata's rows (Python, platform, every package), in one
     collapsed section below the results: the report opens with the verdict, not with 20 rows of versions."""
     hooks = config.pluginmanager.get_plugin("healthchecks-html")

@@ -7,15 +7,20 @@ test as well, where they are also written. Each failing test's message lists its
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from ..results import CheckResult
 from ..run import Run
 
+if TYPE_CHECKING:
+    from _pytest.junitxml import LogXML
+
 SUITE_NAME = "agent-healthchecks"
 
 
-def _xml(config: pytest.Config):
+def _xml(config: pytest.Config) -> LogXML | None:
     from _pytest.junitxml import xml_key  # the junitxml plugin's report object, when --junitxml is given
 
     return config.stash.get(xml_key, None)

@@ -5,8 +5,12 @@ folded after a few nodes, so 1,000 sessions stay one readable page."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..text import for_html as escape
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 SHOWN = 12  # nodes drawn per group; the rest is one "+N more" node
 COLOURS = {
@@ -31,7 +35,7 @@ class Node:
     column: int
 
 
-def nodes(run) -> list[Node]:
+def nodes(run: Run) -> list[Node]:
     """What to draw, from the run's findings and analysis (the state as found)."""
     a, results = run.observation.analysis, run.results
     failing = {(f.check, f.entity) for r in results.values() for f in r.failing}
@@ -60,7 +64,7 @@ def nodes(run) -> list[Node]:
     return drawn
 
 
-def svg(run) -> str:
+def svg(run: Run) -> str:
     drawn = nodes(run)
     rows = [0, 0, 0]
     parts = []

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from ..results import Finding
 from ..text import for_html as escape
+
+if TYPE_CHECKING:  # for the type checker only: this package never imports fixers
+    from fixers.plan import Plan
+    from fixers.run import FixReport
+
+    from ..run import Run
 
 
 def text_table(rows: Sequence[tuple[str, ...]], header: tuple[str, ...] | None = None) -> list[str]:
@@ -37,7 +44,7 @@ def _pre(lines: list[str]) -> str:
     return '<pre class="hc-wrap">' + "\n".join(escape(line) for line in lines) + "</pre>"
 
 
-def _rows_html(rows: list[tuple[str, ...]], header: tuple[str, ...], classes: list[str], cls: str) -> str:
+def _rows_html(rows: Sequence[tuple[str, ...]], header: tuple[str, ...], classes: list[str], cls: str) -> str:
     """A table whose rows carry a class each (an outcome's colour)."""
     head = "<tr>" + "".join(f"<th>{escape(h)}</th>" for h in header) + "</tr>"
     body = "".join(
@@ -47,7 +54,7 @@ def _rows_html(rows: list[tuple[str, ...]], header: tuple[str, ...], classes: li
     return f'<table class="{cls}">{head}{body}</table>'
 
 
-def _plan_html(plan) -> str:
+def _plan_html(plan: Plan) -> str:
     rows = [(a.kind.replace("_", " "), a.entity, a.detail or "", a.reason) for a in plan.actions]
     rows += [("not fixed automatically", f.entity, f.check, f.reason) for f in plan.manual]
     rows += [("held back", "", "", h.line()) for h in plan.held]
@@ -58,14 +65,14 @@ def _plan_html(plan) -> str:
     return _rows_html(rows, ("action", "target", "detail", "reason"), classes, "hc-fix")
 
 
-def _outcomes_html(report) -> str:
+def _outcomes_html(report: FixReport) -> str:
     rows = [(o.status, o.action.kind.replace("_", " "), o.action.entity, o.detail) for o in report.outcomes]
     classes = [o.status.replace(" ", "-") for o in report.outcomes]
     table = _rows_html(rows, ("outcome", "action", "target", "detail"), classes, "hc-fix") if rows else ""
     return f"<p>{escape(report.message)}</p>{table}"
 
 
-def fix_sections(report, with_plan: bool) -> list[tuple[str, list[str], str]]:
+def fix_sections(report: FixReport | None, with_plan: bool) -> list[tuple[str, list[str], str]]:
     """(title, text lines, html) for the remediation parts of the terminal summary and the report."""
     if report is None:
         return []
@@ -74,7 +81,7 @@ def fix_sections(report, with_plan: bool) -> list[tuple[str, list[str], str]]:
         sections.append(("Remediation plan", report.plan.lines(), _plan_html(report.plan)))
     results = [report.message] + [o.line() for o in report.outcomes]
     sections.append(("remediation results", results, _outcomes_html(report)))
-    if report.after is not None:
+    if report.after is not None and report.before is not None:  # (set together)
         rows = [
             (label, before, after)
             for (label, before), (_, after) in zip(report.before.rows(), report.after.rows(), strict=True)
@@ -86,7 +93,7 @@ def fix_sections(report, with_plan: bool) -> list[tuple[str, list[str], str]]:
     return sections
 
 
-def verdict(run) -> tuple[str, str, str]:
+def verdict(run: Run) -> tuple[str, str, str]:
     """(state, headline, counts) of the run's final state: what the banner says first."""
     results, _ = run.final
     failing = [r for r in results.values() if r.status == "fail"]

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import TYPE_CHECKING
+
+import pytest
 
 from ..results import Finding
 from ..text import for_people
 from .render import fix_sections, text_table
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 INFO_SHOWN = 10  # information lines shown per check; a busy machine may have hundreds of foreign Claude
 
@@ -18,7 +24,7 @@ def _by_check(findings: list[Finding]) -> dict[str, list[str]]:
     return grouped
 
 
-def terminal_summary(reporter, run) -> None:
+def terminal_summary(reporter: pytest.TerminalReporter, run: Run) -> None:
     def write(line: str) -> None:  # every line may hold a registry's or a process's text
         reporter.write_line(for_people(line))
 

@@ -27,16 +27,34 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
+from typing import Protocol, runtime_checkable
 
 from ..records import Fingerprint, Records
 from . import agent_deck, agent_teams, claude_squad, json_registry, sqlite_state
 
 
+class Reader(Protocol):
+    """A reader module, as the docstring above describes it (positional parameters: each names them its own way)."""
+
+    def present(self, workspace: Path, /) -> bool: ...
+    def load(self, workspace: Path, timeout: float, /) -> Records: ...
+    def fingerprint(self, workspace: Path, before: Fingerprint, /) -> Fingerprint: ...
+    def flocked(self, workspace: Path, records: Records | None, /) -> set[Path]: ...
+
+
+@runtime_checkable
+class PlacedReader(Reader, Protocol):
+    """A reader of a store that lives in a place of its own, which ``locate`` finds from its ``OPTIONS``."""
+
+    OPTIONS: tuple[tuple[str, str, str], ...]
+
+    def locate(self, values: Mapping[str, str], /) -> Path: ...
+
+
 @dataclass(frozen=True)
 class Source:
     name: str  # --source NAME, settings.source in every output, the records_source gauge
-    reader: ModuleType
+    reader: Reader
     writer: str | None  # the module that writes its records under --fix (None: records are never written)
     demo: str | None  # --demo-source NAME builds this era's world (healthchecks.testing.world)
     about: str  # one line for --help
@@ -60,21 +78,21 @@ CHOICES = ("auto", *NAMES)
 DEMOS = tuple(s.demo for s in SOURCES if s.demo)
 
 
-OWN_PLACE = tuple(s for s in SOURCES if hasattr(s.reader, "locate"))  # stores outside the workspace
-IN_WORKSPACE = tuple(s for s in SOURCES if s not in OWN_PLACE)
-STORE_OPTIONS = tuple(opt for s in OWN_PLACE for opt in s.reader.OPTIONS)
+PLACED = {s.name: s.reader for s in SOURCES if isinstance(s.reader, PlacedReader)}  # stores outside the workspace
+IN_WORKSPACE = tuple(s for s in SOURCES if s.name not in PLACED)
+STORE_OPTIONS = tuple(opt for reader in PLACED.values() for opt in reader.OPTIONS)
 
 
 def resolve(workspace: Path, wanted: str, values: Mapping[str, str]) -> tuple[str, Path]:
     """The source and the workspace a run judges. A store of its own place is its own workspace; `auto` takes one
     only when nothing of the orchestrator is in the workspace, and then the first whose store is present."""
-    if wanted in BY_NAME and BY_NAME[wanted] in OWN_PLACE:
-        return wanted, BY_NAME[wanted].reader.locate(values)
+    if wanted in PLACED:
+        return wanted, PLACED[wanted].locate(values)
     if wanted == "auto" and not workspace.exists():  # nothing of the orchestrator is there
-        for source in OWN_PLACE:
-            place = source.reader.locate(values)
-            if source.reader.present(place):
-                return source.name, place
+        for name, reader in PLACED.items():
+            place = reader.locate(values)
+            if reader.present(place):
+                return name, place
     return wanted, workspace
 
 

@@ -15,7 +15,7 @@ import os
 import re
 import sqlite3
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -101,12 +101,12 @@ def _conversation(tool_data: Any) -> str | None:
 
 def _when(created: Any) -> str | None:
     try:
-        return datetime.fromtimestamp(int(created), UTC).isoformat() if created else None
+        return datetime.fromtimestamp(int(created), timezone.utc).isoformat() if created else None
     except (ValueError, OverflowError, OSError, TypeError):
         return None
 
 
-def _record(path: Path, row: tuple) -> AgentRecord | str:
+def _record(path: Path, row: tuple[Any, ...]) -> AgentRecord | str:
     rid, _title, status, session, socket, created, archived, tool_data = row
     if not isinstance(rid, str) or not rid:
         return f"{path}: instances[{rid!r}].id: expected a non-empty text"

@@ -17,7 +17,7 @@ import hashlib
 import os
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +83,7 @@ def _type_error(path: Path, where: str, value: Any, wanted: str) -> str:
     return f"{path}: {where}: is {type(value).__name__}, expected {wanted}"
 
 
-def _owner(path: Path, data: dict, errors: list[str]) -> Owner | None:
+def _owner(path: Path, data: dict[str, Any], errors: list[str]) -> Owner | None:
     lead = data.get("leadProcess")
     if lead is None:
         return None
@@ -151,13 +151,13 @@ def _time(value: Any) -> str | None:
     """joinedAt (epoch ms) as an ISO time with its offset (the checks' grace reads ISO)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         try:
-            return datetime.fromtimestamp(value / 1000, UTC).isoformat()
+            return datetime.fromtimestamp(value / 1000, timezone.utc).isoformat()
         except (OverflowError, OSError, ValueError):
             return None
     return None
 
 
-def _members(path: Path, team: str, data: dict, owner: Owner | None, server: str | None,
+def _members(path: Path, team: str, data: dict[str, Any], owner: Owner | None, server: str | None,
              errors: list[str]) -> list[AgentRecord]:
     members = data.get("members", [])
     if not isinstance(members, list):

@@ -87,7 +87,7 @@ def _not_a_worktree(home: Path, folder: Path, repo: Any) -> str | None:
     return None
 
 
-def _home(workspace: Path, path: Path, where: str, worktree: dict) -> str | None:
+def _home(workspace: Path, path: Path, where: str, worktree: dict[str, Any]) -> str | None:
     """The instance's worktree when claude-squad made it, else RegistryError (one line); None when it has none
     (Pause removed it). A home or `.` (resolved against this run's directory) would make every Claude below it
     the instance's: only a clean absolute path right inside its worktrees folder, a real git worktree of the
@@ -123,7 +123,7 @@ def _record(workspace: Path, path: Path, i: int, item: Any) -> AgentRecord:
     home = _home(workspace, path, f"{where}.worktree", worktree)
     times = (_text(item.get("created_at"), f"{where}.created_at", path, required=False),)
     assert title is not None
-    return AgentRecord(title, None, status, session_name(title), ScopeKind.STATE, times,  # type: ignore[arg-type]
+    return AgentRecord(title, None, status, session_name(title), ScopeKind.STATE, times,
                        CLAUDE_SQUAD.status_class(status), home=home)
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from ..dialect import ORCHESTRATOR_FIRST, ORCHESTRATOR_JSON, Dialect, ScopeKind
@@ -38,6 +39,9 @@ NO_WORKSPACE = (
 )
 
 
+_JSON_NAMES: dict[type, str] = {str: "string", list: "array", dict: "object"}
+
+
 def json_type(value: Any) -> str:
     if value is None:
         return "null"
@@ -45,7 +49,7 @@ def json_type(value: Any) -> str:
         return "boolean"
     if isinstance(value, (int, float)):
         return "integer" if isinstance(value, int) else "number"
-    return {str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
+    return _JSON_NAMES.get(type(value), type(value).__name__)
 
 
 def _reject_constant(name: str) -> Any:
@@ -56,8 +60,10 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result = dict(pairs)
     if len(result) != len(pairs):  # rare: find which key, only then
         seen: set[str] = set()
-        duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))
-        raise ValueError(f"duplicate key {duplicate!r}")
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r}")
+            seen.add(key)
     return result
 
 
@@ -129,7 +135,8 @@ def nesting_budget(levels: int) -> Iterator[None]:
     the stack already is, so the checks (inside pytest) and the fix (deeper still) would disagree
     about the same file. With a budget counted from the current frame, each reads the same limit.
     """
-    frame, depth = sys._getframe(), 0
+    frame: FrameType | None = sys._getframe()
+    depth = 0
     while frame is not None:
         frame, depth = frame.f_back, depth + 1
     old = sys.getrecursionlimit()

@@ -103,7 +103,7 @@ def fingerprint(workspace: Path, before: Fingerprint = ()) -> Fingerprint:
 
 def database_fingerprint(database: Path) -> Fingerprint:
     """A database in WAL mode and its write-ahead log, by size and modification time: a write changes one of them."""
-    result = []
+    result: list[tuple[str, str | None]] = []
     for suffix in ("", "-wal"):
         path = database.with_name(database.name + suffix)
         try:

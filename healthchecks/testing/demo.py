@@ -38,7 +38,8 @@ def build(root: Path, grace: float = 0.3, era: str = "json") -> World | TeamWorl
     state database, or another manager's); the caller tears it down."""
     if era in DEMOS:  # another manager's world
         return DEMOS[era](root, grace)
-    world = World(root, seed=20251029, grace=grace, era=era)
+    # (World treats every era but sqlite as the JSON one)
+    world = World(root, seed=20251029, grace=grace, era="sqlite" if era == "sqlite" else "json")
     for task_id, description in CURRENT_TASKS.items():
         world.task(task_id, description)
     old_tasks = [world.task(description=f"earlier task {i}") for i in range(6)]

@@ -14,8 +14,10 @@ import shlex
 import sqlite3
 import subprocess
 import uuid
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from ..settings import Settings
 from ..sources import agent_deck, agent_teams, claude_squad
@@ -34,7 +36,7 @@ class SquadWorld(World):
     """A claude-squad directory (`state.json`, `worktrees/`), its sessions on a private server (standing in for
     the default server claude-squad uses), Claude stand-ins run as its `program`, and bystanders."""
 
-    def __init__(self, root: Path, **kwargs) -> None:
+    def __init__(self, root: Path, **kwargs: Any) -> None:
         super().__init__(root, **kwargs)
         self.workspace = self.root / "squad"
         self.project = self.root / "project"  # the repository its instances branch from
@@ -42,7 +44,7 @@ class SquadWorld(World):
         self.project.mkdir(exist_ok=True)
         self._git("init", "-q", "-b", "main")
         self._git("commit", "-q", "--allow-empty", "-m", "start")
-        self.instances: list[dict] = []
+        self.instances: list[dict[str, Any]] = []
         self.loose: list[Path] = []  # cwd of each Claude started outside tmux (orphans, a person's)
 
     @property
@@ -67,7 +69,7 @@ class SquadWorld(World):
                        stdin=subprocess.DEVNULL, timeout=60)
 
     def instance(self, title: str, status: int = RUNNING, running: str | None = "claude", *, lost: bool = False,
-                 started_ago: float = 600, worktree_path: str | None = None) -> dict:
+                 started_ago: float = 600, worktree_path: str | None = None) -> dict[str, Any]:
         """One instance as claude-squad keeps it. ``running``: "claude" in its session, "shell" (no Claude),
         "orphan" (its Claude outside tmux, working in its worktree), None (no session). ``lost``: its record is
         gone (another claude-squad process wrote over it) while its session and worktree stay. ``worktree_path``:
@@ -76,7 +78,7 @@ class SquadWorld(World):
         worktree = self.workspace / "worktrees" / f"{branch.replace('/', '-')}_{secrets.token_hex(8)}"
         if status != PAUSED:  # as claude-squad makes one (`git worktree add`); Pause removes it, keeps the branch
             self._git("worktree", "add", "-q", "-b", branch, str(worktree))
-        now = datetime.now(UTC)
+        now = datetime.now(timezone.utc)
         record = {
             "title": title, "path": str(self.project), "branch": branch, "status": status, "height": 40,
             "width": 120, "created_at": _rfc3339(now - timedelta(seconds=started_ago)),
@@ -102,7 +104,7 @@ class SquadWorld(World):
         """A person's own `claude` outside tmux, working in ``cwd`` (their project: never this fleet's)."""
         self.loose.append(cwd)
 
-    def write_registries(self, **_: object) -> None:
+    def write_registries(self, *_: object, **__: object) -> None:
         """As claude-squad's SaveInstances does: json.MarshalIndent, two spaces, no lock."""
         state = {"help_screens_seen": 0, "instances": self.instances}
         self.state_path.write_text(json.dumps(state, indent=2))
@@ -135,7 +137,8 @@ def squad_demo(root: Path, grace: float = 0.3) -> SquadWorld:
     return world.start()
 
 
-DEMOS = {claude_squad.NAME: squad_demo}  # --demo-source NAME -> its world (the orchestrator's are in demo.py)
+# --demo-source NAME -> its world (the orchestrator's are in demo.py)
+DEMOS: dict[str, Callable[[Path, float], World | teams.TeamWorld]] = {claude_squad.NAME: squad_demo}
 
 
 # agent-deck's tables at v1.14.0 (schema_version 13): the columns it has, in its order; other tables it keeps.
@@ -162,14 +165,14 @@ class DeckWorld(World):
     """An agent-deck profile (`state.db`, WAL), its sessions on a private server that every row names in
     `tmux_socket_name`, Claude stand-ins launched as its panes launch Claude, and bystanders."""
 
-    def __init__(self, root: Path, profile: str = "default", **kwargs) -> None:
+    def __init__(self, root: Path, profile: str = "default", **kwargs: Any) -> None:
         super().__init__(root, **kwargs)
         self.profile = profile
         self.workspace = self.root / "data" / "agent-deck" / "profiles" / profile
         self.project = self.root / "project"
         self.workspace.mkdir(parents=True, exist_ok=True)
         self.project.mkdir(exist_ok=True)
-        self.rows: list[dict] = []
+        self.rows: list[dict[str, Any]] = []
         self.loose: list[tuple[Path, dict[str, str], list[str]]] = []  # Claude outside tmux: cwd, env, args
 
     @property
@@ -186,17 +189,17 @@ class DeckWorld(World):
         return self.workspace / agent_deck.DB
 
     def row(self, title: str, status: str = "running", running: str | None = "claude", *,
-            renamed: bool = False, started_ago: float = 600) -> dict:
+            renamed: bool = False, started_ago: float = 600) -> dict[str, Any]:
         """One row as agent-deck writes it. ``running``: "claude" in its session, "shell" (no Claude), "orphan"
         (its Claude outside tmux, #729), None (no session). ``renamed``: a restart recreated the session under a
         new name without recording it (before v1.14.0)."""
-        rid = f"{secrets.token_hex(4)}-{int(datetime.now(UTC).timestamp())}"
+        rid = f"{secrets.token_hex(4)}-{int(datetime.now(timezone.utc).timestamp())}"
         conversation = str(uuid.uuid4())
         stored = f"agentdeck_{re.sub(r'[^a-zA-Z0-9-]+', '-', title)}_{secrets.token_hex(4)}"
         row = {"id": rid, "title": title, "project_path": str(self.project), "group_path": "", "sort_order": 0,
                "command": "claude", "wrapper": "", "tool": "claude", "status": status, "tmux_session": stored,
                "tmux_socket_name": self.socket_name,
-               "created_at": int(datetime.now(UTC).timestamp() - started_ago), "last_accessed": 0,
+               "created_at": int(datetime.now(timezone.utc).timestamp() - started_ago), "last_accessed": 0,
                "tool_data": json.dumps({"claude_session_id": conversation}), "archived_at": 0}
         self.rows.append(row)
         env = {"AGENTDECK_INSTANCE_ID": rid, "AGENTDECK_PROFILE": self.profile}
@@ -219,13 +222,13 @@ class DeckWorld(World):
     def persons_claude(self) -> None:
         self.loose.append((self.project, {}, []))
 
-    def inherited(self, row: dict, args: tuple[str, ...] = ()) -> None:
+    def inherited(self, row: dict[str, Any], args: tuple[str, ...] = ()) -> None:
         """A person's interactive Claude outside tmux, started from a shell that inherited ``row``'s
         AGENTDECK_INSTANCE_ID (one opened from its pane, say), with ``args``."""
         env = {"AGENTDECK_INSTANCE_ID": row["id"], "AGENTDECK_PROFILE": self.profile}
         self.loose.append((self.project, env, list(args)))
 
-    def write_registries(self, **_: object) -> None:
+    def write_registries(self, *_: object, **__: object) -> None:
         conn = sqlite3.connect(self.db_path)
         try:
             conn.execute("PRAGMA journal_mode=WAL")

@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 SCRIPT = re.compile(r"hc-script:([a-z]+)")
 LABEL = re.compile(r"hc-label:([\w.-]+)")  # who asked: the world waits until each of its Claudes has
@@ -46,11 +47,11 @@ class Seen:
             return {r[3] for r in self.requests if r[3]}
 
 
-def _sse(event: str, data: dict) -> bytes:
+def _sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-def _message(model: str, msg_id: str) -> dict:
+def _message(model: str, msg_id: str) -> dict[str, Any]:
     return {"id": msg_id, "type": "message", "role": "assistant", "model": model, "content": [],
             "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 10, "output_tokens": 1}}
 
@@ -82,7 +83,7 @@ def bash_events(model: str, msg_id: str) -> Iterator[bytes]:
     yield _sse("message_stop", {"type": "message_stop"})
 
 
-def _has_tool_result(body: dict) -> bool:
+def _has_tool_result(body: dict[str, Any]) -> bool:
     messages = body.get("messages") or []
     last = messages[-1] if messages else {}
     content = last.get("content") if isinstance(last, dict) else None
@@ -128,7 +129,7 @@ class MessagesAPI:
             def log_message(self, *args: object) -> None:  # the log is api.seen
                 pass
 
-            def _body(self) -> dict:
+            def _body(self) -> dict[str, Any]:
                 length = int(self.headers.get("content-length") or 0)
                 try:
                     body = json.loads(self.rfile.read(length) or b"{}")
@@ -190,7 +191,7 @@ class MessagesAPI:
                 except OSError:  # Claude went away
                     pass
 
-            def _json(self, status: int, data: dict) -> None:
+            def _json(self, status: int, data: dict[str, Any]) -> None:
                 raw = json.dumps(data).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")

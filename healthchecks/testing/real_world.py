@@ -22,7 +22,9 @@ import shlex
 import signal
 import subprocess
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -31,7 +33,7 @@ from ..sightings import FILE as SIGHTINGS_FILE
 from ..tmux import default_socket_path
 from . import real_claude
 from .messages_api import MessagesAPI
-from .world import AgentSpec, World, _stored, _tq
+from .world import AgentSpec, Running, World, _stored, _tq
 
 NOTIFIER = """import sys, time
 # Stand-in for the orchestrator's completion notifier, hanging as one waiting on a busy database does.
@@ -55,7 +57,7 @@ class RealWorld(World):
         self.notifier.write_text(NOTIFIER)
         self.scripts: dict[str, str] = {}  # agent id -> its prompt's script
         self.binaries: dict[str, Path] = {}  # agent id -> another path to exec than the layout's
-        self.people: list[subprocess.Popen] = []
+        self.people: list[subprocess.Popen[bytes]] = []
         self.labels: set[str] = set()  # what the API must have been asked before the world is ready
         self.detached: set[str] = set()
 
@@ -65,8 +67,8 @@ class RealWorld(World):
         return Settings(workspace=self.workspace, tmux_sockets=(self.socket_name,), grace=self.grace,
                         sightings=self.root / "state" / SIGHTINGS_FILE)
 
-    def real_agent(self, status: str | None, running, script: str = "hang", binary: Path | None = None,
-                   detached: bool = False, **kwargs) -> str:
+    def real_agent(self, status: str | None, running: Running, script: str = "hang", binary: Path | None = None,
+                   detached: bool = False, **kwargs: Any) -> str:
         """An agent; ``detached``: its Claude alone is launched with setsid (`cat … | setsid claude … | tee …`)."""
         agent_id = self.agent(status, running, stdin_prompt=True, **kwargs)
         self.scripts[agent_id] = script
@@ -140,7 +142,7 @@ class RealWorld(World):
         return self
 
     @staticmethod
-    def wait(condition, timeout: float, what: str) -> None:
+    def wait(condition: Callable[[], object], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         while not condition():
             if time.monotonic() > deadline:
@@ -154,7 +156,7 @@ class RealWorld(World):
                                  stdin=subprocess.DEVNULL, timeout=60)
         return {n: int(p) for n, p in (line.split("\t") for line in listing.stdout.splitlines())}
 
-    def session_pids(self, names) -> set[int]:
+    def session_pids(self, names: Iterable[str]) -> set[int]:
         """Every process below the panes of these sessions."""
         panes = self.pane_pids()
         found: set[int] = set()

@@ -18,9 +18,10 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import psutil
 
@@ -72,9 +73,9 @@ class TeamWorld:
         self.lead_server = f"hc-{self.tag}"
         self.teams: list[Team] = []
         self.person: dict[str, str] = {}  # what a person runs beside the teams: "shell"/"claude" -> pane id
-        self.popen: list[subprocess.Popen] = []
+        self.popen: list[subprocess.Popen[bytes]] = []
         self.stray_servers: list[str] = []  # swarm servers of no team (the team dir already gone)
-        self._old_tmpdir: str | bool | None = False  # False: this process's TMUX_TMPDIR is its own
+        self._old_tmpdir: str | Literal[False] | None = False  # False: this process's TMUX_TMPDIR is its own
         for d in (self.config_dir / "teams", self.config_dir / "sessions", self.project, self.bin):
             d.mkdir(parents=True, exist_ok=True)
         os.mkfifo(self.bin / ".fifo")
@@ -197,8 +198,10 @@ class TeamWorld:
             self.tmux(server, "new-session", "-d", "-x", SIZE, "-y", SIZE, "-s", "swarm", "-c", str(self.project),
                       "cat")
             team.lead_pane = self.tmux(server, "display-message", "-p", "-t", "swarm", "#{pane_id}")
-        self._wait(lambda: start_ticks(team.lead_pid) is not None, 10)
-        team.lead_ticks = start_ticks(team.lead_pid)
+        lead_pid = team.lead_pid
+        assert lead_pid is not None  # set just above, in either branch
+        self._wait(lambda: start_ticks(lead_pid) is not None, 10)
+        team.lead_ticks = start_ticks(lead_pid)
         for i, member in enumerate(team.members):
             if member.fault == "reused":
                 member.pane = self.person["shell"]
@@ -258,21 +261,24 @@ class TeamWorld:
         for i, member in enumerate(team.members):
             if member.fault == "dead" and member.pid:
                 psutil.Process(member.pid).kill()
-                self._wait(lambda m=member: self.tmux(server, "display-message", "-p", "-t", m.pane,
-                                                      "#{pane_dead}") == "1", timeout)
+
+                def pane_dead(pane: str = member.pane or "") -> bool:
+                    return self.tmux(server, "display-message", "-p", "-t", pane, "#{pane_dead}") == "1"
+
+                self._wait(pane_dead, timeout)
             elif member.fault == "duplicate":
                 args = self.teammate_command(team, member, i).split(" && env ", 1)[1].split()[2:]
                 dup = subprocess.Popen(args, cwd=self.project, env=self.env, start_new_session=True,
                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 self.popen.append(dup)
-            elif member.fault == "gone" and member.pid:
+            elif member.fault == "gone" and member.pid and member.pane:
                 self.tmux(server, "kill-pane", "-t", member.pane)
-        if not team.lead_alive:
-            psutil.Process(team.lead_pid).kill()
+        if not team.lead_alive and (lead := team.lead_pid) is not None:
+            psutil.Process(lead).kill()
             for popen in self.popen:
                 if popen.pid == team.lead_pid:
                     popen.wait(timeout=10)
-            self._wait(lambda: _gone(team.lead_pid, team.lead_ticks), timeout)  # reaped, or defunct: dead to the checks
+            self._wait(lambda: _gone(lead, team.lead_ticks), timeout)  # reaped, or defunct: dead to the checks
 
     def stray_swarm_server(self) -> str:
         """A claude-swarm-<pid> server whose lead is long gone and whose team dir was removed, holding a teammate
@@ -289,7 +295,7 @@ class TeamWorld:
         return name
 
     @staticmethod
-    def _wait(condition, timeout: float) -> None:
+    def _wait(condition: Callable[[], object], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while not condition():
             if time.monotonic() > deadline:

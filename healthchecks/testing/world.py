@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import libtmux
 import psutil
@@ -97,7 +97,7 @@ class AgentSpec:
     status: str | None
     running: Running  # what lives for it: Claude in its session, a bare shell, a leaked Claude, or nothing
     started_at: datetime
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
     stdin_prompt: bool = False  # the current release (E5): `cat prompt | claude ...` from the client directory
     titled: bool = False  # a node-based Claude whose argv reads only its title (it ignores SIGHUP)
     ignores_hup: bool = False  # a Claude that survives kill-session (node era); else an orphan is setsid-detached
@@ -153,7 +153,7 @@ class World:
         self.extra_sessions: list[tuple[str, str, Path]] = []  # (name, command, cwd)
         self.foreign_count = 0
         self.stubborn: set[str] = set()  # agent ids whose stand-in ignores SIGTERM
-        self.popen: list[subprocess.Popen] = []
+        self.popen: list[subprocess.Popen[bytes]] = []
         self.orphan_pids: dict[str, int] = {}  # agent id -> its leaked Claude's pid, once start() made it
         self.server = libtmux.Server(socket_name=self.socket_name, config_file="/dev/null")
         for d in (self.workspace / "registry", self.bin, self.bin / ".ready", self.home):
@@ -193,7 +193,7 @@ class World:
         stdin_prompt: bool = False,
         titled: bool = False,
         ignores_hup: bool = False,
-        **extra,
+        **extra: Any,
     ) -> str:
         """Add an agent entry; ``running`` says what lives for it on the machine."""
         task_id = task_id or (next(iter(self.tasks)) if self.tasks else self.task())
@@ -228,7 +228,7 @@ class World:
         return self.foreign_count
 
     # -- registries ------------------------------------------------------------------------------
-    def global_entry(self, spec: AgentSpec) -> dict:
+    def global_entry(self, spec: AgentSpec) -> dict[str, Any]:
         entry = {
             "task_id": spec.task_id,
             "type": spec.id.split("-")[0],
@@ -248,7 +248,7 @@ class World:
         entry.update(spec.extra)
         return entry
 
-    def global_registry(self, **overrides) -> dict:
+    def global_registry(self, **overrides: Any) -> dict[str, Any]:
         active = sum(1 for a in self.agents if a.status in ACTIVE_STATUSES)
         data = {
             "created_at": "2025-10-15T18:39:58.210818",
@@ -266,7 +266,7 @@ class World:
         data.update(overrides)
         return data
 
-    def task_registry(self, task_id: str, mine: list[AgentSpec] | None = None, **overrides) -> dict:
+    def task_registry(self, task_id: str, mine: list[AgentSpec] | None = None, **overrides: Any) -> dict[str, Any]:
         mine = mine if mine is not None else [a for a in self.agents if a.task_id == task_id]
         entries = []
         for a in mine:
@@ -315,7 +315,7 @@ class World:
         return self.workspace / task_id / "AGENT_REGISTRY.json"
 
     def write_registries(
-        self, global_overrides: dict | None = None, task_overrides: dict[str, dict] | None = None
+        self, global_overrides: dict[str, Any] | None = None, task_overrides: dict[str, dict[str, Any]] | None = None
     ) -> None:
         """The JSON registries; in the SQLite era, the state database and JSON mirrors without agents whose
         counters are stale (as the current release leaves them)."""
@@ -372,7 +372,7 @@ class World:
         finally:
             conn.close()
 
-    def _state_row(self, spec: AgentSpec) -> tuple:
+    def _state_row(self, spec: AgentSpec) -> tuple[Any, ...]:
         entry = self.global_entry(spec)
         return (
             spec.id, spec.task_id, entry["type"], "sonnet", spec.session, "orchestrator", 1, 0,
@@ -411,8 +411,7 @@ class World:
         pipefail = "set -o pipefail; " if spec.stdin_prompt else ""
         return f"{pipefail}cd {shlex.quote(str(where))} && {pipeline}"
 
-    @staticmethod
-    def prompt(spec: AgentSpec) -> str:
+    def prompt(self, spec: AgentSpec) -> str:
         return f"You are a {spec.id.split('-')[0]} agent. Your agent id is {spec.id}."
 
     @property
@@ -557,7 +556,7 @@ class World:
 
     def live_sessions(self) -> set[str]:
         try:
-            return {s.session_name for s in self.server.sessions} if self.server.is_alive() else set()
+            return {s.session_name for s in self.server.sessions if s.session_name} if self.server.is_alive() else set()
         except Exception:  # libtmux raises a variety of errors for a dead server
             return set()
 
