@@ -2,12 +2,14 @@
 
 import pytest
 
+from healthchecks.checks import GHOST_AGENTS, SPLIT_BRAIN
 
-@pytest.mark.check("ghost_agents")
+
+@pytest.mark.check(GHOST_AGENTS)
 def test_no_ghost_agents(findings):
     assert not findings
 
 
-@pytest.mark.check("split_brain")
+@pytest.mark.check(SPLIT_BRAIN)
 def test_no_agent_runs_twice(findings):
     assert not findings

@@ -2,7 +2,9 @@
 
 import pytest
 
+from healthchecks.checks import ORPHAN_PROCESSES
 
-@pytest.mark.check("orphan_processes")
+
+@pytest.mark.check(ORPHAN_PROCESSES)
 def test_no_orphan_claude_processes(findings):
     assert not findings

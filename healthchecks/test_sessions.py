@@ -2,12 +2,14 @@
 
 import pytest
 
+from healthchecks.checks import LEAKED_SESSIONS, ZOMBIE_SESSIONS
 
-@pytest.mark.check("zombie_sessions")
+
+@pytest.mark.check(ZOMBIE_SESSIONS)
 def test_no_zombie_sessions(findings):
     assert not findings
 
 
-@pytest.mark.check("leaked_sessions")
+@pytest.mark.check(LEAKED_SESSIONS)
 def test_no_leaked_sessions(findings):
     assert not findings

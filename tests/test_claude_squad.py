@@ -83,7 +83,7 @@ def test_hostile_state_is_one_line_error(tmp_path):
     try:
         world.state_path.write_text('{"instances": [{"title": "x", "status": true}]}')
         records = claude_squad.load(world.workspace)
-        assert records.all_errors == (f"{world.state_path}: $.instances[0].status: expected an integer",)
+        assert [str(e) for e in records.all_errors] == [f"{world.state_path}: $.instances[0].status: expected an integer"]
     finally:
         world.teardown()
 
@@ -105,7 +105,7 @@ def test_a_worktree_claude_squad_did_not_make_attributes_nothing(tmp_path, monke
         world.start()
         pids, sessions = {p.pid for p in world.standins()}, world.live_sessions()
         obs = observe(world.settings)
-        (line,) = obs.snapshot.registries.all_errors
+        (line,) = map(str, obs.snapshot.registries.all_errors)
         assert line.startswith(f"{world.state_path}: $.instances[1].worktree.worktree_path: ") and "\n" not in line
         assert "orphan_processes" not in _failing(obs)
         _fix(world)
@@ -149,7 +149,7 @@ def test_a_worktree_that_is_not_a_git_worktree_of_its_repository_is_one_line(tmp
         world.instance("odd", READY, None, worktree_path=_worktree(world, how))
         world.instance("resting", PAUSED, None)  # its worktree removed by Pause: no problem, no directory
         world.write_registries()
-        (line,) = claude_squad.load(world.workspace).all_errors
+        (line,) = map(str, claude_squad.load(world.workspace).all_errors)
         assert line.startswith(f"{world.state_path}: $.instances[0].worktree.worktree_path: "), line
         assert problem in line and "\n" not in line
     finally:

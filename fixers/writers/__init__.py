@@ -20,6 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from types import ModuleType
 
+from healthchecks.records import RegistryError
 from healthchecks.sources import BY_NAME
 from healthchecks.targets import CounterTarget
 
@@ -50,6 +51,11 @@ class Written:
     done: dict[str, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     left: str = "entry changed since the snapshot; left as it is"  # said for an id neither done nor failed
+
+
+def failure(exc: Exception) -> str:
+    """One line for why a write failed: the store's first problem, else the first line of what the system said."""
+    return str(exc.problem) if isinstance(exc, RegistryError) else str(exc).splitlines()[0]
 
 
 def writer_for(source: str) -> ModuleType | None:

@@ -13,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..checks import COUNTERS, GHOST_AGENTS, LEAKED_SESSIONS, ORPHAN_PROCESSES, ZOMBIE_SESSIONS
 from ..text import for_html as escape
 from .render import verdict
 
@@ -20,11 +21,11 @@ FILE = "history.jsonl"
 KEEP = 1000  # runs
 TREND = 50  # runs drawn
 SERIES = {
-    "ghosts": "ghost_agents",
-    "orphans": "orphan_processes",
-    "zombies": "zombie_sessions",
-    "leaked sessions": "leaked_sessions",
-    "counter mismatches": "counters",
+    "ghosts": GHOST_AGENTS,
+    "orphans": ORPHAN_PROCESSES,
+    "zombies": ZOMBIE_SESSIONS,
+    "leaked sessions": LEAKED_SESSIONS,
+    "counter mismatches": COUNTERS,
 }
 
 
