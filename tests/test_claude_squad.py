@@ -83,7 +83,8 @@ def test_hostile_state_is_one_line_error(tmp_path):
     try:
         world.state_path.write_text('{"instances": [{"title": "x", "status": true}]}')
         records = claude_squad.load(world.workspace)
-        assert [str(e) for e in records.all_errors] == [f"{world.state_path}: $.instances[0].status: expected an integer"]
+        expected = f"{world.state_path}: $.instances[0].status: expected an integer"
+        assert tuple(map(str, records.all_errors)) == (expected,)
     finally:
         world.teardown()
 
