@@ -119,7 +119,7 @@ def test_a_worktree_claude_squad_did_not_make_attributes_nothing(tmp_path, monke
 def _worktree(world: SquadWorld, how: str) -> str:
     """A path inside claude-squad's worktrees folder that is not a git worktree of the instance's repository."""
     folder = world.workspace / "worktrees"
-    made = folder / f"hc-{how}_0123456789abcdef"
+    made = folder / (f"hc: $: {how}_0123456789abcdef" if how.startswith("colon") else f"hc-{how}_0123456789abcdef")
     if how == "symlink":
         made.symlink_to(world.home, target_is_directory=True)
         return str(made)
@@ -129,7 +129,7 @@ def _worktree(world: SquadWorld, how: str) -> str:
         (made / ".git").symlink_to(world.home / "gitfile")
     elif how == "other-repo":
         (made / ".git").write_text(f"gitdir: {world.home}/.git/worktrees/x\n")
-    elif how == "git-folder":
+    elif how in ("git-folder", "colon-git-folder"):
         (made / ".git").mkdir()
     elif how == "dotdot":
         return f"{folder}/../{made.name}"
@@ -141,6 +141,8 @@ def _worktree(world: SquadWorld, how: str) -> str:
     ("symlink", "a symlink"),
     ("git-symlink", "a symlink"),
     ("git-folder", "is a directory"),
+    # a name holding ": $: " is still one name: the problem is the .git's own, not the rest of its path
+    ("colon-git-folder", "is not a git worktree (.git: is a directory, not a file); it attributes nothing"),
     ("other-repo", "not a worktree of its repo_path"),
     ("dotdot", "not a clean absolute path"),
 ])
