@@ -51,7 +51,15 @@ from healthchecks.sources.json_registry import (
 from .. import backups
 from . import Edits, Written, failure
 
-Edit = Callable[[dict[str, Any]], list["Change"]]  # mutates the data in place, returns what it changed
+
+class Change(NamedTuple):
+    """One change an edit made, as a person reads it; ``counter``: the counter it set (None: an entry's change)."""
+
+    text: str
+    counter: str | None = None
+
+
+Edit = Callable[[dict[str, Any]], list[Change]]  # mutates the data in place, returns what it changed
 BLOCK = 1 << 16  # in-place writes go in blocks: a short write is retried, never taken for done
 
 
@@ -64,13 +72,6 @@ fault: Callable[[str], None] = _no_fault
 
 class LockTimeout(TimeoutError):
     """Another writer held the registry lock longer than we are willing to wait."""
-
-
-class Change(NamedTuple):
-    """One change an edit made, as a person reads it; ``counter``: the counter it set (None: an entry's change)."""
-
-    text: str
-    counter: str | None = None
 
 
 @dataclass(frozen=True)
