@@ -17,7 +17,7 @@ import psutil
 
 from healthchecks import processes, tmux
 from healthchecks.processes import Proc, start_ticks
-from healthchecks.tmux import TmuxServer
+from healthchecks.tmux import State, TmuxServer
 
 from .outcome import Status
 
@@ -271,7 +271,7 @@ def kill_server(server: TmuxServer, panes: set[str], timeout: float) -> str:
     now, why = _same_server(server, timeout)
     if why:
         return why
-    if now.state == "no-server":
+    if now.state is State.NO_SERVER:
         return ""  # it went by itself (its last pane closed)
     if extra := sorted({p.pane_id for p in now.panes} - panes):
         return f"it now holds pane(s) {', '.join(extra)} that were not verified; not killed"

@@ -26,7 +26,7 @@ from .records import RECORD_CLASS, RECORD_ID, RECORD_SESSION, AgentRecord, Owner
 from .sightings import SessionSighting, Sighting
 from .snapshot import Snapshot, pane_of
 from .targets import PaneTarget, ProcessTarget, ServerTarget
-from .tmux import Pane, TmuxServer, stored_name, stored_names
+from .tmux import Pane, State, TmuxServer, stored_name, stored_names
 
 _TOKEN = re.compile(r"[\w-]+")  # a run no whole-token match can start or end inside
 _TMUX_VALUE = re.compile(r".*,([0-9]{1,18}),([0-9]{1,18})", re.S)  # TMUX: <socket>,<server pid>,<session number>
@@ -323,7 +323,7 @@ class Analysis:
     @cached_property
     def stopped_servers(self) -> list[TmuxServer]:
         """Checked servers with no server running: right socket? right user? Every agent looks dead."""
-        return [s for s in self.snapshot.servers if s.state == "no-server"]
+        return [s for s in self.snapshot.servers if s.state is State.NO_SERVER]
 
     @cached_property
     def _shown_by(self) -> dict[tuple[str, str], tuple[str, ...]]:

@@ -29,7 +29,7 @@ from .targets import (
     ServerTarget,
     SessionTarget,
 )
-from .tmux import TmuxServer
+from .tmux import State, TmuxServer
 from .waivers import Waiver
 
 if TYPE_CHECKING:  # for the type checker only: this package never imports fixers
@@ -82,7 +82,8 @@ class CheckRegistry:
 
 
 NEEDS = frozenset({"registry", "tmux"})
-# The built-in checks' ids, for the modules that name one (fixers, outputs); markers and waivers use the text.
+# The built-in checks' ids: every module of this package names one by these (never a literal); markers and waivers of a
+# person's own use the text.
 REGISTRY_SCHEMA = "registry_schema"
 COUNTERS = "counters"
 REGISTRY_AGREEMENT = "registry_agreement"
@@ -171,9 +172,8 @@ def registry_schema(a: Analysis) -> list[Finding]:
     """Every registry file is strict UTF-8 JSON that matches the shipped schema."""
     regs = a.snapshot.registries
     findings = []
-    for line in regs.all_errors:
-        entity, reason = line.split(": ", 1)
-        findings.append(Finding(REGISTRY_SCHEMA, entity, reason, target=FileTarget(entity)))
+    for problem in regs.all_errors:
+        findings.append(Finding(REGISTRY_SCHEMA, problem.file, problem.reason, target=FileTarget(problem.file)))
     if not a.snapshot.stable:
         reason = (
             f"kept changing through {a.snapshot.attempts} reads (a writer that takes no lock?): judged on the last "
@@ -562,7 +562,7 @@ def leaked_servers(a: Analysis) -> list[Finding]:
     findings = []
     for server in a.snapshot.servers:
         match = dialect.private_server.fullmatch(os.path.basename(server.socket_path))
-        if match is None or server.state != "running":
+        if match is None or server.state is not State.RUNNING:
             continue
         dead, who = _server_owner_dead(a, int(match.group(1)), server)
         if not dead:

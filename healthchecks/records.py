@@ -3,7 +3,7 @@
 A source (healthchecks.sources) reads one manager's store into `Records`; the checks judge only this model and
 the `Dialect` it carries, never a file format. Scopes: the authority (the store every other scope must agree
 with: the orchestrator's global registry, a state database) and its members (task registries), each with
-its problems (one line each: file, path inside it, what is wrong), its counters and its records.
+its problems (`Problem`: file, path inside it, what is wrong), its counters and its records.
 """
 
 from __future__ import annotations
@@ -20,8 +20,38 @@ from .dialect import Dialect, ScopeKind, Status, StatusClass
 Fingerprint = tuple[tuple[str, str | None], ...]
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a store, kept as its parts so nobody splits a line back (a path may hold ": "): the
+    file (or a scope's label), where inside it (a JSON path, a table or column; `$`: the file as a whole; empty:
+    nowhere in particular) and what is wrong. str() is the one line every output shows."""
+
+    file: str
+    where: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.reason}"
+
+    @property
+    def reason(self) -> str:
+        """The line without its file: what a finding on the file says."""
+        return f"{self.where}: {self.what}" if self.where else self.what
+
+
 class RegistryError(ValueError):
-    """A record store that cannot be used; the message is one line: file, path inside it, problem."""
+    """A record store that cannot be used: its problems, the first one the reason (str(): one line each)."""
+
+    def __init__(self, problem: Problem, *more: Problem) -> None:
+        self.problems = (problem, *more)
+        super().__init__("\n".join(map(str, self.problems)))
+
+    @property
+    def problem(self) -> Problem:
+        return self.problems[0]
+
+    def __reduce__(self):
+        return type(self), self.problems
 
 
 # Record fields read in C (map, compress, list equality): judging passes every record of a snapshot through them.
@@ -77,7 +107,7 @@ class Scope:
     kind: ScopeKind
     digest: str | None = None
     mtime: float | None = None
-    errors: tuple[str, ...] = ()
+    errors: tuple[Problem, ...] = ()
     counters: dict[str, Any] = field(default_factory=dict)
     agents: tuple[AgentRecord, ...] = ()
     task_ids: tuple[str, ...] = ()
@@ -109,7 +139,7 @@ class Records:
     members: tuple[Scope, ...]
     dialect: Dialect
     source: str  # its line in healthchecks.sources.SOURCES
-    errors: tuple[str, ...] = ()  # workspace-level problems
+    errors: tuple[Problem, ...] = ()  # workspace-level problems
     fingerprint: Fingerprint = ()  # the store's fingerprint when it was read
 
     @property
@@ -117,7 +147,7 @@ class Records:
         return (self.authority, *self.members)
 
     @property
-    def all_errors(self) -> tuple[str, ...]:
+    def all_errors(self) -> tuple[Problem, ...]:
         return self.errors + tuple(e for f in self.scopes for e in f.errors)
 
     @property

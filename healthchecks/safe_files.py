@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
 
-from .records import RegistryError
+from .records import Problem, RegistryError
 
 # A registry of 10,000 agents is ~4 MB, of 200,000 ~76 MB (judged in ~500 MiB peak: parsing takes ~6.5x the
 # file's size). At this limit a read stays under 1 GiB; a bigger file is one line naming the limit.
@@ -29,15 +29,14 @@ def check_contained(workspace: Path, path: Path) -> None:
     try:
         relative = path.relative_to(workspace)
     except ValueError:
-        raise RegistryError(f"{path}: $: is outside the workspace {workspace}; refusing it") from None
+        raise RegistryError(Problem(str(path), "$", f"is outside the workspace {workspace}; refusing it")) from None
     current = workspace
     for part in relative.parts:
         current = current / part
         if current.is_symlink():
             where = "is" if current == path else f"lies under {current}, which is"
-            raise RegistryError(
-                f"{path}: $: {where} a symlink to {os.readlink(current)}; refusing to follow it out of the workspace"
-            )
+            why = f"{where} a symlink to {os.readlink(current)}; refusing to follow it out of the workspace"
+            raise RegistryError(Problem(str(path), "$", why))
 
 
 class Missing(RegistryError):
@@ -58,16 +57,16 @@ def _refusal(path: Path, at: Path, name: str, folder_fd: int, exc: OSError, last
     if target is not None:
         where = "is" if last else f"lies under {at}, which is"
         follow = "refusing to follow it out of the workspace" if contained else "refusing to follow it"
-        return RegistryError(f"{path}: $: {where} a symlink to {target}; {follow}")
+        return RegistryError(Problem(str(path), "$", f"{where} a symlink to {target}; {follow}"))
     if exc.errno == errno.ENOENT:
-        return Missing(f"{path}: $: file is missing")
+        return Missing(Problem(str(path), "$", "file is missing"))
     if exc.errno == errno.ENOTDIR:
-        return Missing(f"{path}: $: cannot stat ({exc.strerror})")
+        return Missing(Problem(str(path), "$", f"cannot stat ({exc.strerror})"))
     if exc.errno == errno.EACCES:
-        return RegistryError(f"{path}: $: not readable (permission denied)")
+        return RegistryError(Problem(str(path), "$", "not readable (permission denied)"))
     if exc.errno == errno.ENXIO:  # a socket
-        return RegistryError(f"{path}: $: is not a regular file")
-    return RegistryError(f"{path}: $: cannot read ({exc.strerror})")
+        return RegistryError(Problem(str(path), "$", "is not a regular file"))
+    return RegistryError(Problem(str(path), "$", f"cannot read ({exc.strerror})"))
 
 
 def open_contained(path: Path, workspace: Path | None = None, *, folder: bool = False) -> int:
@@ -83,13 +82,13 @@ def open_contained(path: Path, workspace: Path | None = None, *, folder: bool = 
         top, parts = path.parent, (path.name,)
     else:
         if path.parts[: len(workspace.parts)] != workspace.parts:
-            raise RegistryError(f"{path}: $: is outside the workspace {workspace}; refusing it")
+            raise RegistryError(Problem(str(path), "$", f"is outside the workspace {workspace}; refusing it"))
         parts, top = path.parts[len(workspace.parts) :], workspace  # (not relative_to: it runs for every file read)
     try:
         fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the workspace itself is the person's choice
     except OSError as exc:
         raise (Missing if exc.errno in (errno.ENOENT, errno.ENOTDIR) else RegistryError)(
-            f"{path}: $: cannot stat ({exc.strerror})") from None
+            Problem(str(path), "$", f"cannot stat ({exc.strerror})")) from None
     at = top
     try:
         for i, name in enumerate(parts):
@@ -113,15 +112,15 @@ def _read_regular(path: Path, workspace: Path | None, limit: int = MAX_BYTES) ->
     try:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
-            raise RegistryError(f"{path}: $: is a directory, not a file")
+            raise RegistryError(Problem(str(path), "$", "is a directory, not a file"))
         if not stat.S_ISREG(st.st_mode):
-            raise RegistryError(f"{path}: $: is not a regular file")
+            raise RegistryError(Problem(str(path), "$", "is not a regular file"))
         if st.st_size > limit:
             raise RegistryError(_too_large(path, st.st_size, limit))
         try:
             raw = _read_fd(fd, st.st_size, limit)
         except OSError as exc:
-            raise RegistryError(f"{path}: $: cannot read ({exc.strerror})") from None
+            raise RegistryError(Problem(str(path), "$", f"cannot read ({exc.strerror})")) from None
     finally:
         os.close(fd)
     if len(raw) > limit:  # it grew after the size was read
@@ -135,11 +134,30 @@ def read_bytes(path: Path, workspace: Path | None = None, limit: int = MAX_BYTES
     return _read_regular(path, workspace, limit)[0]
 
 
+class Stamp(str):
+    """A token that changes whenever a regular file's bytes do (see stamp); its class says how it was made, so
+    nobody reads that back from its text."""
+
+    __slots__ = ()
+
+
+class StatStamp(Stamp):
+    """The file's identity, size and times: made for a file still for RACY_NS, without reading it."""
+
+    __slots__ = ()
+
+
+class DigestStamp(Stamp):
+    """The digest of the file's bytes: compared again, the file must be hashed again (see digested)."""
+
+    __slots__ = ()
+
+
 class Read(NamedTuple):
     """A record file as read: its bytes, their stamp (see stamp) and the file's modification time then."""
 
     raw: bytes
-    stamp: str
+    stamp: Stamp
     mtime: float
 
 
@@ -154,22 +172,22 @@ def read_stamped(path: Path, workspace: Path | None = None) -> Read:
 RACY_NS = 2 * 10**9
 
 
-def stamp(st: os.stat_result, content: Callable[[], bytes], exact: bool = False) -> str:
+def stamp(st: os.stat_result, content: Callable[[], bytes], exact: bool = False) -> Stamp:
     """A token that changes whenever a regular file's bytes do, as cheaply as that can be known (git's rule for
     "racily clean" files): its identity, size and times when it has been still for RACY_NS (any later write
     changes its ctime), else (or ``exact``) the digest of its bytes (``content``, read only then)."""
     if not exact and time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > RACY_NS:
-        return f"stat:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
-    return "sha256:" + hashlib.sha256(content()).hexdigest()
+        return StatStamp(f"stat:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}")
+    return DigestStamp("sha256:" + hashlib.sha256(content()).hexdigest())
 
 
 def digested(stamps: Iterable[tuple[str, str | None]]) -> frozenset[str]:
     """The paths whose stamp was a digest: compared again, they must be hashed again (a file fresh when read may
     be still by the time it is compared, with the same stat and other bytes)."""
-    return frozenset(path for path, found in stamps if found is not None and found.startswith("sha256:"))
+    return frozenset(path for path, found in stamps if isinstance(found, DigestStamp))
 
 
-def stamp_of(path: Path, workspace: Path, exact: bool = False) -> str | None:
+def stamp_of(path: Path, workspace: Path, exact: bool = False) -> Stamp | None:
     """``path``'s stamp now, looked at the way open_contained opens it (one lstat a component): None when a read
     would be refused (a symlink on the way, not a regular file, past MAX_BYTES, unreadable), FileNotFoundError
     when nothing stands there (a reader skips it too). A FIFO is never read: it would block this run for ever."""
@@ -197,10 +215,10 @@ def stamp_of(path: Path, workspace: Path, exact: bool = False) -> str | None:
         return None
 
 
-def _too_large(path: Path, size: int, limit: int = MAX_BYTES) -> str:
+def _too_large(path: Path, size: int, limit: int = MAX_BYTES) -> Problem:
     if limit < 2**20:
-        return f"{path}: $: file is over the {limit}-byte limit ({size} bytes or more)"
-    return f"{path}: $: file is {size / 1e6:.1f} MB, over the {limit // 2**20} MiB limit"
+        return Problem(str(path), "$", f"file is over the {limit}-byte limit ({size} bytes or more)")
+    return Problem(str(path), "$", f"file is {size / 1e6:.1f} MB, over the {limit // 2**20} MiB limit")
 
 
 def read_bounded(path: Path) -> bytes:
@@ -228,16 +246,16 @@ def _read_fd(fd: int, size: int, limit: int = MAX_BYTES) -> bytes:
     return b"".join(chunks)
 
 
-def file_problem(workspace: Path, path: Path) -> str | None:
-    """Why ``path`` is not a regular file inside the workspace (one line), or None."""
+def file_problem(workspace: Path, path: Path) -> Problem | None:
+    """Why ``path`` is not a regular file inside the workspace, or None."""
     try:
         check_contained(workspace, path)
         st = path.lstat()
     except RegistryError as exc:
-        return str(exc)
+        return exc.problem
     except OSError as exc:
-        return f"{path}: $: cannot stat ({exc.strerror})"
-    return None if stat.S_ISREG(st.st_mode) else f"{path}: $: is not a regular file"
+        return Problem(str(path), "$", f"cannot stat ({exc.strerror})")
+    return None if stat.S_ISREG(st.st_mode) else Problem(str(path), "$", "is not a regular file")
 
 
 def present(path: Path) -> bool:

@@ -29,7 +29,7 @@ from . import holding, processes, sightings, sources, threads, tmux
 from .processes import Proc
 from .records import Records
 from .settings import Settings
-from .tmux import TmuxServer
+from .tmux import State, TmuxServer, Unreachable
 
 MAX_ATTEMPTS = 4
 OTHER_SERVERS_AT_ONCE = 16  # other tmux servers read at the same time (each is one short-lived tmux client)
@@ -159,7 +159,8 @@ def read_other_servers(
 
     def read(path: str) -> TmuxServer:
         left = deadline - time.monotonic()
-        server = tmux.read_server(path, left) if left > 0 else TmuxServer(path, "unreachable", "", path, silent=True)
+        late = TmuxServer(path, State.UNREACHABLE, "", path, why=Unreachable.SILENT)
+        server = tmux.read_server(path, left) if left > 0 else late
         return replace(server, reason=f"tmux did not answer within {timeout:g}s") if server.silent else server
 
     found: dict[tuple[int, int], TmuxServer] = {}

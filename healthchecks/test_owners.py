@@ -3,24 +3,25 @@ nothing runs twice, and no private tmux server of a dead owner is left behind.""
 
 import pytest
 
+from healthchecks.checks import DUPLICATE_AGENTS, LEAKED_SERVERS, ORPHANED_AGENTS, STALE_SCOPES
 from healthchecks.results import Finding
 
 
-@pytest.mark.check("orphaned_agents")
+@pytest.mark.check(ORPHANED_AGENTS)
 def test_no_agents_outliving_their_owner(findings: list[Finding]) -> None:
     assert not findings
 
 
-@pytest.mark.check("duplicate_agents")
+@pytest.mark.check(DUPLICATE_AGENTS)
 def test_no_agent_process_runs_twice(findings: list[Finding]) -> None:
     assert not findings
 
 
-@pytest.mark.check("stale_scopes")
+@pytest.mark.check(STALE_SCOPES)
 def test_no_stale_teams(findings: list[Finding]) -> None:
     assert not findings
 
 
-@pytest.mark.check("leaked_servers")
+@pytest.mark.check(LEAKED_SERVERS)
 def test_no_leaked_private_tmux_servers(findings: list[Finding]) -> None:
     assert not findings

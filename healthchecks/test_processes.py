@@ -2,9 +2,10 @@
 
 import pytest
 
+from healthchecks.checks import ORPHAN_PROCESSES
 from healthchecks.results import Finding
 
 
-@pytest.mark.check("orphan_processes")
+@pytest.mark.check(ORPHAN_PROCESSES)
 def test_no_orphan_claude_processes(findings: list[Finding]) -> None:
     assert not findings

@@ -2,29 +2,30 @@
 
 import pytest
 
+from healthchecks.checks import COUNTERS, KNOWN_STATUSES, REGISTRY_AGREEMENT, REGISTRY_SCHEMA, TIMESTAMPS
 from healthchecks.results import Finding
 
 
-@pytest.mark.check("registry_schema")
+@pytest.mark.check(REGISTRY_SCHEMA)
 def test_registry_files_match_schema(findings: list[Finding]) -> None:
     assert not findings
 
 
-@pytest.mark.check("counters")
+@pytest.mark.check(COUNTERS)
 def test_counters_match_entries(findings: list[Finding]) -> None:
     assert not findings
 
 
-@pytest.mark.check("registry_agreement")
+@pytest.mark.check(REGISTRY_AGREEMENT)
 def test_task_registries_agree_with_global(findings: list[Finding]) -> None:
     assert not findings
 
 
-@pytest.mark.check("known_statuses")
+@pytest.mark.check(KNOWN_STATUSES)
 def test_agent_statuses_are_known(findings: list[Finding]) -> None:
     assert not findings
 
 
-@pytest.mark.check("timestamps")
+@pytest.mark.check(TIMESTAMPS)
 def test_registry_times_are_not_in_the_future(findings: list[Finding]) -> None:
     assert not findings

@@ -2,14 +2,15 @@
 
 import pytest
 
+from healthchecks.checks import LEAKED_SESSIONS, ZOMBIE_SESSIONS
 from healthchecks.results import Finding
 
 
-@pytest.mark.check("zombie_sessions")
+@pytest.mark.check(ZOMBIE_SESSIONS)
 def test_no_zombie_sessions(findings: list[Finding]) -> None:
     assert not findings
 
 
-@pytest.mark.check("leaked_sessions")
+@pytest.mark.check(LEAKED_SESSIONS)
 def test_no_leaked_sessions(findings: list[Finding]) -> None:
     assert not findings

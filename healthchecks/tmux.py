@@ -11,8 +11,8 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass
+from enum import Enum
 from functools import cache
-from typing import Literal
 
 TIMEOUT = 5.0
 FIELDS = (
@@ -35,7 +35,25 @@ NO_SERVER_MARKERS = ("no server running on", "(No such file or directory)")
 # What a running server with no session left answers (possible with `exit-empty off`): zero panes, not a fault.
 EMPTY_SERVER_MARKERS = ("no current target", "no sessions")
 
-State = Literal["running", "no-server", "unreachable"]
+
+
+class State(Enum):
+    """What answered at a server's socket."""
+
+    RUNNING = "running"
+    NO_SERVER = "no-server"  # tmux reached the socket's place and found no server behind it
+    UNREACHABLE = "unreachable"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Unreachable(Enum):
+    """Why a server could not be read, as far as that tells what runs behind its socket."""
+
+    SILENT = "silent"  # no answer in time: a busy tmux cannot be told from a silent impostor
+    OTHER_VERSION = "other version"  # an answer in tmux's protocol, from a server of another tmux version
+    FAILED = "failed"  # no tmux to run, a refusal, a hang-up or output no tmux prints: nothing says it is tmux
 
 
 @dataclass(frozen=True)
@@ -78,17 +96,22 @@ class TmuxServer:
     panes: tuple[Pane, ...] = ()
     aliases: tuple[str, ...] = ()  # other --tmux-socket values that reached this same server
     clients: tuple[Client, ...] = ()  # read only when a session has a client attached
-    silent: bool = False  # unreachable because it did not answer in time (a busy server, or not tmux at all)
+    why: Unreachable | None = None  # when unreachable: what that says of the process behind the socket
 
     @property
     def reachable(self) -> bool:
-        return self.state != "unreachable"
+        return self.state is not State.UNREACHABLE
+
+    @property
+    def silent(self) -> bool:
+        """Unreachable because it did not answer in time (a busy server, or not tmux at all)."""
+        return self.why is Unreachable.SILENT
 
     @property
     def may_be_tmux(self) -> bool:
         """It answered as tmux, or did not answer in time (a busy tmux cannot be told from a silent impostor):
         either way what runs below it may be in a live pane. A socket that refuses or hangs up is not tmux."""
-        return self.state == "running" or self.silent or VERSION_MISMATCH in self.reason
+        return self.state is State.RUNNING or self.why in (Unreachable.SILENT, Unreachable.OTHER_VERSION)
 
     @property
     def identity(self) -> tuple[str, int | None]:
@@ -191,7 +214,7 @@ def dedupe(servers: tuple[TmuxServer, ...]) -> tuple[TmuxServer, ...]:
     """
     kept: dict[tuple[str, int | None], TmuxServer] = {}
     for server in servers:
-        key = server.identity if server.state == "running" else (os.path.realpath(server.socket_path), None)
+        key = server.identity if server.state is State.RUNNING else (os.path.realpath(server.socket_path), None)
         if key in kept:
             first = kept[key]
             kept[key] = TmuxServer(**{**first.__dict__, "aliases": (*first.aliases, server.label)})
@@ -241,26 +264,30 @@ def read_server(socket: str | None, timeout: float = TIMEOUT, label: str | None 
     try:
         proc = run(socket, "list-panes", "-a", "-F", FORMAT, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return TmuxServer(label, "unreachable", f"tmux did not answer within {timeout:g}s", path, silent=True)
+        return TmuxServer(label, State.UNREACHABLE, f"tmux did not answer within {timeout:g}s", path,
+                          why=Unreachable.SILENT)
     except OSError as exc:
-        return TmuxServer(label, "unreachable", f"cannot run tmux: {exc.strerror or exc}", path)
+        return TmuxServer(label, State.UNREACHABLE, f"cannot run tmux: {exc.strerror or exc}", path,
+                          why=Unreachable.FAILED)
     stderr = proc.stderr.strip()
     if proc.returncode != 0:
         if any(marker in stderr for marker in NO_SERVER_MARKERS):
-            return TmuxServer(label, "no-server", stderr, path)
+            return TmuxServer(label, State.NO_SERVER, stderr, path)
         if stderr in EMPTY_SERVER_MARKERS:
-            return TmuxServer(label, "running", socket_path=path)
-        return TmuxServer(label, "unreachable", stderr or f"tmux exited with {proc.returncode}", path)
+            return TmuxServer(label, State.RUNNING, socket_path=path)
+        why = Unreachable.OTHER_VERSION if VERSION_MISMATCH in stderr else Unreachable.FAILED
+        return TmuxServer(label, State.UNREACHABLE, stderr or f"tmux exited with {proc.returncode}", path, why=why)
     try:
         parsed = [_parse(line) for line in proc.stdout.splitlines() if line]
     except ValueError:
-        return TmuxServer(label, "unreachable", "tmux printed output this tool cannot parse", path)
+        return TmuxServer(label, State.UNREACHABLE, "tmux printed output this tool cannot parse", path,
+                          why=Unreachable.FAILED)
     if not parsed:
-        return TmuxServer(label, "running", socket_path=path)
+        return TmuxServer(label, State.RUNNING, socket_path=path)
     _, server_pid, socket_path = parsed[0]
     panes = tuple(p for p, _, _ in parsed)
     clients = _clients(socket, timeout) if any(p.attached for p in panes) else ()
-    return TmuxServer(label, "running", "", socket_path, server_pid, panes, clients=clients)
+    return TmuxServer(label, State.RUNNING, "", socket_path, server_pid, panes, clients=clients)
 
 
 def _clients(socket: str | None, timeout: float) -> tuple[Client, ...]:

@@ -138,7 +138,7 @@ def test_hostile_database_is_one_line_error(tmp_path, sql, problem):
         conn.executescript(sql)
         conn.close()
         before = world.db_path.read_bytes()
-        (line,) = agent_deck.load(world.workspace).all_errors
+        (line,) = map(str, agent_deck.load(world.workspace).all_errors)
         assert line.startswith(str(world.db_path)) and problem in line and "\n" not in line
         wal = world.db_path.with_name("state.db-wal")
         assert world.db_path.read_bytes() == before and (not wal.exists() or wal.stat().st_size == 0)  # no write

@@ -79,7 +79,7 @@ def test_hostile_config_is_one_line_naming_file_and_path(tmp_path: Path, content
     path = config / "teams" / "session-x" / "config.json"
     path.write_bytes(content)
     records = agent_teams.load(config, 1.0)
-    (line,) = records.all_errors
+    (line,) = map(str, records.all_errors)
     assert line.startswith(f"{path}: ") and expected in line and "\n" not in line
 
 
@@ -89,7 +89,7 @@ def test_a_fifo_or_a_symlink_in_a_configs_place_is_refused_without_reading_it(tm
     os.mkfifo(config / "teams" / "fifo" / "config.json")
     (config / "teams" / "link").mkdir(parents=True)
     (config / "teams" / "link" / "config.json").symlink_to("/etc/passwd")
-    errors = agent_teams.load(config, 1.0).all_errors
+    errors = tuple(map(str, agent_teams.load(config, 1.0).all_errors))
     assert len(errors) == 2 and any("not a regular file" in e for e in errors) and any("symlink" in e for e in errors)
 
 

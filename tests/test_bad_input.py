@@ -190,7 +190,7 @@ def test_unreadable_registry(tmp_path):
             loaded = registry.load_file(path, ScopeKind.GLOBAL)
         finally:
             os.seteuid(0)
-        assert loaded.errors == (f"{path}: $: not readable (permission denied)",)
+        assert tuple(map(str, loaded.errors)) == (f"{path}: $: not readable (permission denied)",)
     finally:
         shutil.rmtree(shared)
 
@@ -224,7 +224,7 @@ def test_random_mutations_never_crash_the_loader(tmp_path, data):
     path.write_bytes(bytes(raw))
     loaded = registry.load_file(path, ScopeKind.GLOBAL)
     assert loaded.errors or loaded.agents is not None
-    assert all("\n" not in e and e.startswith(f"{path}: ") for e in loaded.errors)
+    assert all("\n" not in e and e.startswith(f"{path}: ") for e in map(str, loaded.errors))
 
 
 @settings(max_examples=400, deadline=None)

@@ -83,7 +83,8 @@ def test_hostile_state_is_one_line_error(tmp_path):
     try:
         world.state_path.write_text('{"instances": [{"title": "x", "status": true}]}')
         records = claude_squad.load(world.workspace)
-        assert records.all_errors == (f"{world.state_path}: $.instances[0].status: expected an integer",)
+        expected = f"{world.state_path}: $.instances[0].status: expected an integer"
+        assert tuple(map(str, records.all_errors)) == (expected,)
     finally:
         world.teardown()
 
@@ -105,7 +106,7 @@ def test_a_worktree_claude_squad_did_not_make_attributes_nothing(tmp_path, monke
         world.start()
         pids, sessions = {p.pid for p in world.standins()}, world.live_sessions()
         obs = observe(world.settings)
-        (line,) = obs.snapshot.registries.all_errors
+        (line,) = map(str, obs.snapshot.registries.all_errors)
         assert line.startswith(f"{world.state_path}: $.instances[1].worktree.worktree_path: ") and "\n" not in line
         assert "orphan_processes" not in _failing(obs)
         _fix(world)
@@ -118,7 +119,7 @@ def test_a_worktree_claude_squad_did_not_make_attributes_nothing(tmp_path, monke
 def _worktree(world: SquadWorld, how: str) -> str:
     """A path inside claude-squad's worktrees folder that is not a git worktree of the instance's repository."""
     folder = world.workspace / "worktrees"
-    made = folder / f"hc-{how}_0123456789abcdef"
+    made = folder / (f"hc: $: {how}_0123456789abcdef" if how.startswith("colon") else f"hc-{how}_0123456789abcdef")
     if how == "symlink":
         made.symlink_to(world.home, target_is_directory=True)
         return str(made)
@@ -128,7 +129,7 @@ def _worktree(world: SquadWorld, how: str) -> str:
         (made / ".git").symlink_to(world.home / "gitfile")
     elif how == "other-repo":
         (made / ".git").write_text(f"gitdir: {world.home}/.git/worktrees/x\n")
-    elif how == "git-folder":
+    elif how in ("git-folder", "colon-git-folder"):
         (made / ".git").mkdir()
     elif how == "dotdot":
         return f"{folder}/../{made.name}"
@@ -140,6 +141,8 @@ def _worktree(world: SquadWorld, how: str) -> str:
     ("symlink", "a symlink"),
     ("git-symlink", "a symlink"),
     ("git-folder", "is a directory"),
+    # a name holding ": $: " is still one name: the problem is the .git's own, not the rest of its path
+    ("colon-git-folder", "is not a git worktree (.git: is a directory, not a file); it attributes nothing"),
     ("other-repo", "not a worktree of its repo_path"),
     ("dotdot", "not a clean absolute path"),
 ])
@@ -149,7 +152,7 @@ def test_a_worktree_that_is_not_a_git_worktree_of_its_repository_is_one_line(tmp
         world.instance("odd", READY, None, worktree_path=_worktree(world, how))
         world.instance("resting", PAUSED, None)  # its worktree removed by Pause: no problem, no directory
         world.write_registries()
-        (line,) = claude_squad.load(world.workspace).all_errors
+        (line,) = map(str, claude_squad.load(world.workspace).all_errors)
         assert line.startswith(f"{world.state_path}: $.instances[0].worktree.worktree_path: "), line
         assert problem in line and "\n" not in line
     finally:

@@ -82,7 +82,7 @@ def test_fixer_killed_mid_write_is_restored_or_finished_by_the_next_run(world, t
     elif point == "in-place":
         assert now != old and load_file(world.global_path, ScopeKind.GLOBAL).errors  # torn...
         assert journal.exists()  # ...with the way back beside it
-        assert "the next --fix restores it" in load_file(world.global_path, ScopeKind.GLOBAL).errors[-1]
+        assert "the next --fix restores it" in str(load_file(world.global_path, ScopeKind.GLOBAL).errors[-1])
     else:
         assert now != old and load_file(world.global_path, ScopeKind.GLOBAL).errors == ()
     (backup,) = (world.workspace / "registry" / "backups").glob("*.bak")

@@ -19,7 +19,7 @@ from healthchecks import processes
 from healthchecks.observe import Observation, judged
 from healthchecks.processes import start_ticks
 from healthchecks.snapshot import collect
-from healthchecks.targets import ProcessTarget
+from healthchecks.targets import FileTarget, ProcessTarget
 from healthchecks.testing.world import World
 
 
@@ -113,6 +113,21 @@ def test_task_registry_disagreeing_with_global(world):
     world.task_path(task).write_text(json.dumps(data))
     world.start()
     assert failing(judge(world.settings)) == {("registry_agreement", f"agent {ids[0]}")}
+
+
+def test_a_schema_problem_under_a_path_holding_a_colon_names_the_whole_file(tmp_path):
+    """A folder may be named `a: b`: the finding names the file whole and says the place and the problem (the line
+    was split back at its first ": ", which cut the path in two)."""
+    world = World(tmp_path / "a: b" / "world")
+    try:
+        world.write_registries(global_overrides={"active_agents": "fifteen"})
+        world.start()
+        (finding,) = judge(world.settings)["registry_schema"].findings
+        assert finding.entity == str(world.global_path)
+        assert finding.reason == "$.active_agents: expected integer, got string"
+        assert finding.target == FileTarget(str(world.global_path))
+    finally:
+        world.teardown()
 
 
 def test_unknown_status(world):

@@ -20,7 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast
 
-from healthchecks.records import Records
+from healthchecks.records import Records, RegistryError
 from healthchecks.sources import BY_NAME
 from healthchecks.targets import CounterTarget
 
@@ -66,6 +66,11 @@ if TYPE_CHECKING:  # each writer module is checked against the protocol (they ar
     from . import agent_teams, json_registry, sqlite_state
 
     _WRITERS: tuple[Writer, ...] = (agent_teams, json_registry, sqlite_state)
+
+
+def failure(exc: Exception) -> str:
+    """One line for why a write failed: the store's first problem, else the first line of what the system said."""
+    return str(exc.problem) if isinstance(exc, RegistryError) else str(exc).splitlines()[0]
 
 
 def writer_for(source: str) -> Writer | None:

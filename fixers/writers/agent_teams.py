@@ -28,7 +28,7 @@ from pathlib import Path
 import psutil
 
 from healthchecks.processes import start_ticks
-from healthchecks.records import Records, RegistryError, Scope
+from healthchecks.records import Problem, Records, RegistryError, Scope
 from healthchecks.safe_files import Missing, check_contained, open_contained, read_bytes
 from healthchecks.sources.json_registry import parse
 
@@ -59,7 +59,7 @@ def _unchanged(records: Records, scope: Scope) -> str | None:
     try:
         raw = read_bytes(scope.path, records.workspace)
     except RegistryError as exc:
-        return str(exc)
+        return str(exc.problem)
     if hashlib.sha256(raw).hexdigest() != scope.digest:
         return f"{scope.label}: config.json changed since the snapshot; left as it is"
     return None
@@ -89,7 +89,7 @@ def check(records: Records, edits: Edits, lock_timeout: float) -> str | None:
         try:
             check_contained(records.workspace, place / "x")
         except RegistryError as exc:
-            return f"{str(exc).splitlines()[0]}; nothing was changed"
+            return f"{exc.problem}; nothing was changed"
     for scope, _, _ in _scopes(records, edits):
         if why := _unchanged(records, scope):
             return why
@@ -141,7 +141,7 @@ def _mark(records: Records, scope: Scope, ids: set[str]) -> None:
     workspace = records.workspace
     raw = read_bytes(scope.path, workspace)
     if hashlib.sha256(raw).hexdigest() != scope.digest:  # the bytes written from are the bytes judged, or nothing
-        raise RegistryError(f"{scope.label}: config.json changed since the snapshot; left as it is")
+        raise RegistryError(Problem(scope.label, "", "config.json changed since the snapshot; left as it is"))
     data = parse(scope.path, raw)
     for member in data.get("members", []):
         if isinstance(member, dict) and member.get("agentId") in ids:
@@ -202,7 +202,7 @@ def _move(records: Records, scope: Scope) -> str:
             except Missing:
                 continue
             except RegistryError as exc:
-                said.append(f"not the team's, left where it is: {str(exc).splitlines()[0]}")
+                said.append(f"not the team's, left where it is: {exc.problem}")
     finally:
         os.close(into)
     return "; ".join(said)

@@ -29,13 +29,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from filelock import lock_descriptor, unlock_descriptor
 
 from healthchecks import holding
 from healthchecks.dialect import Dialect, ScopeKind, StatusClass
-from healthchecks.records import Records, RegistryError
+from healthchecks.records import Problem, Records, RegistryError
 from healthchecks.safe_files import check_contained, read_bytes
 from healthchecks.sources.json_registry import (
     MAX_NESTING,
@@ -49,9 +49,17 @@ from healthchecks.sources.json_registry import (
 )
 
 from .. import backups
-from . import Edits, Written
+from . import Edits, Written, failure
 
-Edit = Callable[[dict[str, Any]], list[str]]  # mutates the data in place, returns what it changed
+
+class Change(NamedTuple):
+    """One change an edit made, as a person reads it; ``counter``: the counter it set (None: an entry's change)."""
+
+    text: str
+    counter: str | None = None
+
+
+Edit = Callable[[dict[str, Any]], list[Change]]  # mutates the data in place, returns what it changed
 BLOCK = 1 << 16  # in-place writes go in blocks: a short write is retried, never taken for done
 
 
@@ -69,7 +77,7 @@ class LockTimeout(TimeoutError):
 @dataclass(frozen=True)
 class WriteResult:
     path: Path
-    changes: tuple[str, ...]
+    changes: tuple[Change, ...]
     backup: Path | None
 
 
@@ -80,7 +88,7 @@ class Prepared:
     raw: bytes
     new: bytes
     data: dict[str, Any]
-    changes: tuple[str, ...]
+    changes: tuple[Change, ...]
 
 
 @contextlib.contextmanager
@@ -284,7 +292,7 @@ def serialize(data: Any, raw: bytes) -> bytes:
 
 
 def prepare(path: Path, kind: ScopeKind, raw: bytes, edit: Edit) -> Prepared:
-    """Apply ``edit`` to ``raw`` and serialize the result; RegistryError (one line) when either cannot be done."""
+    """Apply ``edit`` to ``raw`` and serialize the result; RegistryError when either cannot be done."""
     data = load_data(path, kind, raw)
     changes = tuple(edit(data))
     if not changes:
@@ -292,7 +300,7 @@ def prepare(path: Path, kind: ScopeKind, raw: bytes, edit: Edit) -> Prepared:
     try:
         new = serialize(data, raw)
     except (RecursionError, ValueError) as exc:
-        raise RegistryError(f"{path}: $: cannot be written back ({exc})") from None
+        raise RegistryError(Problem(str(path), "$", f"cannot be written back ({exc})")) from None
     load_data(path, kind, new)  # never write what we would refuse to read
     return Prepared(raw, new, data, changes)
 
@@ -395,7 +403,7 @@ def recover_workspace(workspace: Path, lock_timeout: float) -> list[str]:
             done.append(f"{path}: " + ("restored from the journal of an interrupted fix" if after != before
                                        else "an interrupted fix's journal resolved; the file was whole"))
         except (RegistryError, LockTimeout, OSError) as exc:
-            done.append(f"{path}: journal left as it is: {str(exc).splitlines()[0]}")
+            done.append(f"{path}: journal left as it is: {failure(exc)}")
     return done
 
 
@@ -474,7 +482,7 @@ def check(regs: Records, edits: Edits, lock_timeout: float) -> str | None:
         try:
             check_contained(workspace, workspace / "registry" / place / "x")
         except RegistryError as exc:
-            return f"{str(exc).splitlines()[0]}; nothing was changed"
+            return f"{exc.problem}; nothing was changed"
     classes = _classes(regs)
     for path, kind in _files_to_write(regs, edits):
         edit, _, _ = _editor(path, kind, regs, edits, classes)
@@ -482,14 +490,14 @@ def check(regs: Records, edits: Edits, lock_timeout: float) -> str | None:
             with holding.held([path], min(lock_timeout, holding.TIMEOUT)):  # not half-written by the orchestrator
                 dry_run(path, kind, edit, workspace=workspace)
         except (RegistryError, OSError) as exc:
-            return f"{str(exc).splitlines()[0]}; nothing was changed"
+            return f"{failure(exc)}; nothing was changed"
     return None
 
 
 def write(regs: Records, edits: Edits, lock_timeout: float) -> Written:
     """Every entry change and counter fix, one locked write per registry file."""
     written = Written()
-    done: dict[str, list[str]] = {}
+    done: dict[str, list[Change]] = {}
     touched: dict[str, set[str]] = {}  # registry file -> agent ids its write changed
     failed: dict[str, str] = {}
     classes = _classes(regs)
@@ -513,13 +521,13 @@ def write(regs: Records, edits: Edits, lock_timeout: float) -> Written:
             )
             done[str(path)] = list(result.changes)
         except (RegistryError, LockTimeout, OSError) as exc:
-            failed[str(path)] = str(exc).splitlines()[0]
-    for scope in edits.counter_scopes:
-        if scope in failed:
-            written.failed[scope] = failed[scope]
+            failed[str(path)] = failure(exc)
+    for path in edits.counter_scopes:
+        if path in failed:
+            written.failed[path] = failed[path]
         else:
-            changed = [c for c in done.get(scope, []) if c.startswith("counter ")]
-            written.done[scope] = "; ".join(changed) or "already right"
+            changed = [c.text for c in done.get(path, []) if c.counter is not None]
+            written.done[path] = "; ".join(changed) or "already right"
     holders: dict[str, list[str]] = {}  # agent id -> the registry files that list it
     for file in regs.scopes:
         for record in file.agents:
@@ -555,24 +563,24 @@ def _editor(
     marks, prunes = edits.marks, edits.prunes
     waived = {c.name for c in edits.waived if c.path == str(path)}
 
-    def edit(data: dict[str, Any]) -> list[str]:
+    def edit(data: dict[str, Any]) -> list[Change]:
         removed.clear()
         touched.clear()
-        changes: list[str] = []
+        changes: list[Change] = []
         glob = kind is ScopeKind.GLOBAL
         entries = list(data["agents"].items()) if glob else [(e.get("id"), e) for e in data["agents"]]
         for agent_id, entry in entries:
             if agent_id in prunes:
                 removed.append((agent_id, entry))
                 touched.add(agent_id)
-                changes.append(f"pruned {agent_id}")
+                changes.append(Change(f"pruned {agent_id}"))
             elif (agent_id in marks and holds_status and mark is not None
                   and dialect.status_class(entry.get("status")) is StatusClass.ACTIVE):
                 entry["status"] = mark.status
                 entry.update(dict.fromkeys(mark.now_fields, edits.now))
                 entry.update(mark.fields)
                 touched.add(agent_id)
-                changes.append(f"{mark.status} {agent_id}")
+                changes.append(Change(f"{mark.status} {agent_id}"))
         gone = {agent_id for agent_id, _ in removed}
         if glob:
             for agent_id in gone:
@@ -587,7 +595,7 @@ def _editor(
                                         else resolved.get(r.id, r.status_class)) for r in recs)
             for name, value in dialect.expected(kind, recs, len(task_ids)).items():
                 if name in data and data[name] != value and name not in waived:
-                    changes.append(f"counter {name} {data[name]} → {value}")
+                    changes.append(Change(f"counter {name} {data[name]} → {value}", name))
                     data[name] = value
         return changes
 

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from healthchecks.dialect import ORCHESTRATOR_SQLITE, StatusClass
-from healthchecks.records import Records, RegistryError
+from healthchecks.records import Problem, Records, RegistryError
 from healthchecks.safe_files import check_contained, file_problem
 from healthchecks.sources.sqlite_state import RELPATH, connect, problem, schema_problems
 
 from .. import backups
-from . import Edits, Written
+from . import Edits, Written, failure
 from .json_registry import append_archive, backup_path
 
 _MARK = ORCHESTRATOR_SQLITE.mark
@@ -41,14 +41,14 @@ class StateWrite:
     backup: Path | None
 
 
-def writable(workspace: Path) -> str | None:
-    """Why the state database must not be written (one line), or None: a check made before any action."""
+def writable(workspace: Path) -> Problem | None:
+    """Why the state database must not be written, or None: a check made before any action."""
     path = workspace / RELPATH
     if why := file_problem(workspace, path):
         return why
     mode = path.lstat().st_mode
     if not mode & 0o222:  # read-only on purpose: honoured even for root, whom the kernel would let write
-        return f"{path}: $: is read-only (mode {stat.S_IMODE(mode):04o}); not changed"
+        return Problem(str(path), "$", f"is read-only (mode {stat.S_IMODE(mode):04o}); not changed")
     try:
         conn = connect(path, 10.0)
         try:
@@ -60,13 +60,14 @@ def writable(workspace: Path) -> str | None:
     return lines[0] if lines else None
 
 
-def write_problems(path: Path, conn: sqlite3.Connection) -> list[str]:
+def write_problems(path: Path, conn: sqlite3.Connection) -> list[Problem]:
     """What in the schema forbids the write: what the reader refuses, and every column the write uses."""
     lines = schema_problems(path, conn)
     for table, columns in WRITTEN.items():
         have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         if have or table == "agents":  # agent_hierarchy is optional; agents is not
-            lines += [f"{path}: {table}.{c}: column is missing; nothing was changed" for c in columns if c not in have]
+            lines += [Problem(str(path), f"{table}.{c}", "column is missing; nothing was changed")
+                      for c in columns if c not in have]
     return lines
 
 
@@ -88,12 +89,12 @@ def _backup(conn: sqlite3.Connection, workspace: Path, path: Path) -> Path:
 def _expect(path: Path, changed: int, meant: int, what: str) -> None:
     """Roll back (by raising) when the database changed more rows than the statement was meant to."""
     if changed != meant:
-        raise RegistryError(f"{path}: agents: changing {what} changed {changed} row(s), not {meant}; rolled back, "
-                            "nothing was changed")
+        raise RegistryError(Problem(str(path), "agents", f"changing {what} changed {changed} row(s), not {meant}; "
+                                    "rolled back, nothing was changed"))
 
 
 def apply_edits(regs: Records, edits: Edits, lock_timeout: float) -> StateWrite:
-    """Mark and prune in one transaction; raises RegistryError (one line) when the database cannot be written."""
+    """Mark and prune in one transaction; raises RegistryError when the database cannot be written."""
     workspace, marks, prunes, now, archive = regs.workspace, edits.marks, edits.prunes, edits.now, edits.archive
     dialect = regs.dialect
     assert dialect.mark is not None
@@ -175,7 +176,7 @@ def write(regs: Records, edits: Edits, lock_timeout: float) -> Written:
     try:
         state = apply_edits(regs, edits, lock_timeout)
     except (RegistryError, OSError) as exc:
-        result.failed.update(dict.fromkeys(edits.ids, str(exc).splitlines()[0]))
+        result.failed.update(dict.fromkeys(edits.ids, failure(exc)))
         return result
     result.done.update({agent_id: f"{how} in {RELPATH.name}" for agent_id, how in state.changed.items()})
     return result

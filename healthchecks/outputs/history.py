@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..checks import COUNTERS, GHOST_AGENTS, LEAKED_SESSIONS, ORPHAN_PROCESSES, ZOMBIE_SESSIONS
 from ..text import for_html as escape
 from .render import verdict
 
@@ -27,11 +28,11 @@ FILE = "history.jsonl"
 KEEP = 1000  # runs
 TREND = 50  # runs drawn
 SERIES = {
-    "ghosts": "ghost_agents",
-    "orphans": "orphan_processes",
-    "zombies": "zombie_sessions",
-    "leaked sessions": "leaked_sessions",
-    "counter mismatches": "counters",
+    "ghosts": GHOST_AGENTS,
+    "orphans": ORPHAN_PROCESSES,
+    "zombies": ZOMBIE_SESSIONS,
+    "leaked sessions": LEAKED_SESSIONS,
+    "counter mismatches": COUNTERS,
 }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..checks import GHOST_AGENTS, LEAKED_SESSIONS, ZOMBIE_SESSIONS
 from ..text import for_html as escape
 
 if TYPE_CHECKING:
@@ -44,15 +45,15 @@ def nodes(run: Run) -> list[Node]:
     for s in a.agent_sessions:
         entity = f"session {s.name}"
         cls = (
-            "zombie" if ("zombie_sessions", entity) in failing
-            else "leaked" if ("leaked_sessions", entity) in failing
+            "zombie" if (ZOMBIE_SESSIONS, entity) in failing
+            else "leaked" if (LEAKED_SESSIONS, entity) in failing
             else "untracked" if s.name not in a.agents_by_session
             else "healthy"
         )
         groups[cls].append(s.name)
     classes = a.claude_classes
     groups["attached"] = [f"pid {c.proc.pid}" for c in classes["attached"]]
-    groups["ghost"] = [f.entity for f in results["ghost_agents"].failing] if "ghost_agents" in results else []
+    groups["ghost"] = [f.entity for f in results[GHOST_AGENTS].failing] if GHOST_AGENTS in results else []
     groups["orphan"] = [f"pid {c.proc.pid}" for c in classes["orphan"]]
     groups["foreign"] = [f"pid {c.proc.pid}" for c in classes["foreign"]]
     column = {"healthy": 1, "zombie": 1, "leaked": 1, "untracked": 1, "ghost": 1,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+from ..checks import COUNTERS, GHOST_AGENTS, LEAKED_SESSIONS, ORPHAN_PROCESSES, ZOMBIE_SESSIONS
 from ..options import Option
 from ..results import Results
 from ..run import Run
@@ -65,12 +66,12 @@ def metrics_text(
             ({"tracked": "false"}, figures.untracked_sessions),
         ],
     )
-    for name, check_id, help_ in (
-        ("ghost_agents", "ghost_agents", "Active entries whose session is gone."),
-        ("orphan_processes", "orphan_processes", "Orphan Claude processes."),
-        ("zombie_sessions", "zombie_sessions", "Agent sessions without Claude."),
-        ("leaked_sessions", "leaked_sessions", "Finished agents whose session runs."),
-        ("registry_count_mismatches", "counters", "Registry counters that differ from what the entries say."),
+    for name, check_id, help_ in (  # the metrics' names are this output's own (a check id may change, they do not)
+        ("ghost_agents", GHOST_AGENTS, "Active entries whose session is gone."),
+        ("orphan_processes", ORPHAN_PROCESSES, "Orphan Claude processes."),
+        ("zombie_sessions", ZOMBIE_SESSIONS, "Agent sessions without Claude."),
+        ("leaked_sessions", LEAKED_SESSIONS, "Finished agents whose session runs."),
+        ("registry_count_mismatches", COUNTERS, "Registry counters that differ from what the entries say."),
     ):
         gauge(name, help_, [({}, counts[check_id] if results[check_id].judged else None)])
     gauge(

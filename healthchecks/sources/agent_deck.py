@@ -4,8 +4,8 @@ One read-only connection (`mode=ro`, never `immutable=1`, which would ignore the
 one read transaction, a gate on views and triggers (as for the orchestrator's state), on `metadata.schema_version`
 and on the columns used, and bounded reads. A row's
 `tmux_session` and `tmux_socket_name` are authoritative; its status is last-known (agent-deck rewrites rows itself),
-so nothing here is ever written (the source has no writer). Every problem is one line naming the file, the table,
-column or row, and what is wrong.
+so nothing here is ever written (the source has no writer). Every problem names the file, the table, column or
+row, and what is wrong.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 from .. import safe_files
 from ..dialect import AGENT_DECK, ScopeKind, StatusClass
-from ..records import AgentRecord, Fingerprint, Records, Scope
+from ..records import AgentRecord, Fingerprint, Problem, Records, Scope
 from ..safe_files import file_problem
 from .sqlite_state import connect, database_fingerprint, problem, refused_objects
 
@@ -66,27 +66,29 @@ def fingerprint(workspace: Path, before: Fingerprint = ()) -> Fingerprint:
     return database_fingerprint(workspace / DB)
 
 
-def _broken(workspace: Path, path: Path, line: str, before: Fingerprint) -> Records:
-    return Records(workspace, Scope(path, ScopeKind.STATE, errors=(line,)), (), AGENT_DECK, NAME, fingerprint=before)
+def _broken(workspace: Path, path: Path, problem: Problem, before: Fingerprint) -> Records:
+    return Records(workspace, Scope(path, ScopeKind.STATE, errors=(problem,)), (), AGENT_DECK, NAME,
+                   fingerprint=before)
 
 
-def _gate(path: Path, conn: sqlite3.Connection) -> str | None:
-    """Why this database is not one this reader knows (one line), or None."""
+def _gate(path: Path, conn: sqlite3.Connection) -> Problem | None:
+    """Why this database is not one this reader knows, or None."""
     if refused := refused_objects(path, conn, READ, "agent-deck's"):
         return refused[0]
     if not {r[1] for r in conn.execute("PRAGMA table_info(metadata)")}:
-        return f"{path}: metadata: table is missing"
+        return Problem(str(path), "metadata", "table is missing")
     row = conn.execute("SELECT value FROM metadata WHERE key = 'schema_version'").fetchone()
     version = str(row[0]) if row else ""
     if not version.isdigit():
-        return f"{path}: metadata.schema_version: expected an integer, found {version[:40]!r}"
+        return Problem(str(path), "metadata.schema_version", f"expected an integer, found {version[:40]!r}")
     if int(version) > KNOWN_SCHEMA:
-        return f"{path}: metadata.schema_version: {int(version)} is newer than the {KNOWN_SCHEMA} this tool knows"
+        return Problem(str(path), "metadata.schema_version",
+                       f"{int(version)} is newer than the {KNOWN_SCHEMA} this tool knows")
     have = {r[1] for r in conn.execute("PRAGMA table_info(instances)")}
     if not have:
-        return f"{path}: instances: table is missing"
+        return Problem(str(path), "instances", "table is missing")
     missing = [c for c in COLUMNS if c not in have]
-    return f"{path}: instances.{missing[0]}: column is missing" if missing else None
+    return Problem(str(path), f"instances.{missing[0]}", "column is missing") if missing else None
 
 
 def _conversation(tool_data: Any) -> str | None:
@@ -106,12 +108,12 @@ def _when(created: Any) -> str | None:
         return None
 
 
-def _record(path: Path, row: tuple[Any, ...]) -> AgentRecord | str:
+def _record(path: Path, row: tuple[Any, ...]) -> AgentRecord | Problem:
     rid, _title, status, session, socket, created, archived, tool_data = row
     if not isinstance(rid, str) or not rid:
-        return f"{path}: instances[{rid!r}].id: expected a non-empty text"
+        return Problem(str(path), f"instances[{rid!r}].id", "expected a non-empty text")
     if socket and not (isinstance(socket, str) and SOCKET_NAME.fullmatch(socket)):
-        return f"{path}: instances[{rid}].tmux_socket_name: not a tmux socket name"
+        return Problem(str(path), f"instances[{rid}].tmux_socket_name", "not a tmux socket name")
     status_class = AGENT_DECK.status_class(status)
     if isinstance(archived, int) and archived > 0:
         status_class = StatusClass.STOPPED  # archived: not expected to run
@@ -138,11 +140,11 @@ def load(workspace: Path, timeout: float = 5.0) -> Records:
     except sqlite3.Error as exc:
         return _broken(workspace, path, problem(path, exc, timeout), before)
     if len(rows) > MAX_ROWS:
-        return _broken(workspace, path, f"{path}: instances: more than {MAX_ROWS} rows", before)
+        return _broken(workspace, path, Problem(str(path), "instances", f"more than {MAX_ROWS} rows"), before)
     agents = []
     for row in rows:
         made = _record(path, row)
-        if isinstance(made, str):
+        if isinstance(made, Problem):
             return _broken(workspace, path, made, before)
         agents.append(made)
     state = Scope(path, ScopeKind.STATE, str(before), os.stat(path).st_mtime, (), {}, tuple(agents))

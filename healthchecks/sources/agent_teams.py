@@ -23,7 +23,7 @@ from typing import Any
 
 from ..dialect import AGENT_TEAMS, ScopeKind
 from ..processes import start_ticks
-from ..records import AgentRecord, Fingerprint, Owner, Records, RegistryError, Scope
+from ..records import AgentRecord, Fingerprint, Owner, Problem, Records, RegistryError, Scope
 from ..safe_files import digested, read_bytes, read_stamped, stamp_of
 from ..safe_files import present as standing
 from ..tmux import default_socket_path
@@ -79,11 +79,11 @@ def _stamp(path: Path, config_dir: Path, exact: bool) -> str | None:
         return None
 
 
-def _type_error(path: Path, where: str, value: Any, wanted: str) -> str:
-    return f"{path}: {where}: is {type(value).__name__}, expected {wanted}"
+def _type_error(path: Path, where: str, value: Any, wanted: str) -> Problem:
+    return Problem(str(path), where, f"is {type(value).__name__}, expected {wanted}")
 
 
-def _owner(path: Path, data: dict[str, Any], errors: list[str]) -> Owner | None:
+def _owner(path: Path, data: dict[str, Any], errors: list[Problem]) -> Owner | None:
     lead = data.get("leadProcess")
     if lead is None:
         return None
@@ -92,10 +92,10 @@ def _owner(path: Path, data: dict[str, Any], errors: list[str]) -> Owner | None:
         return None
     pid, ticks = lead.get("pid"), lead.get("procStart")
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
-        errors.append(f"{path}: $.leadProcess.pid: is {pid!r:.40}, expected a positive integer")
+        errors.append(Problem(str(path), "$.leadProcess.pid", f"is {pid!r:.40}, expected a positive integer"))
         return None
     if ticks is not None and not (isinstance(ticks, (str, int)) and str(ticks).isdigit()):
-        errors.append(f"{path}: $.leadProcess.procStart: is {ticks!r:.40}, expected clock ticks (digits)")
+        errors.append(Problem(str(path), "$.leadProcess.procStart", f"is {ticks!r:.40}, expected clock ticks (digits)"))
         return None
     space = lead.get("pidSpace")
     here = not isinstance(space, str) or (found := PID_SPACE.search(space)) is None or found.group(0) == _my_space()
@@ -158,7 +158,7 @@ def _time(value: Any) -> str | None:
 
 
 def _members(path: Path, team: str, data: dict[str, Any], owner: Owner | None, server: str | None,
-             errors: list[str]) -> list[AgentRecord]:
+             errors: list[Problem]) -> list[AgentRecord]:
     members = data.get("members", [])
     if not isinstance(members, list):
         errors.append(_type_error(path, "$.members", members, "an array"))
@@ -173,9 +173,9 @@ def _members(path: Path, team: str, data: dict[str, Any], owner: Owner | None, s
             continue  # the lead, in-process members: they live inside the lead's process
         aid, pane, active = m.get("agentId"), m.get("tmuxPaneId"), m.get("isActive", True)
         if not isinstance(aid, str) or not AGENT_TEAMS.id_shape.fullmatch(aid):
-            errors.append(f"{path}: {where}.agentId: is {aid!r:.60}, expected <name>@<team>")
+            errors.append(Problem(str(path), f"{where}.agentId", f"is {aid!r:.60}, expected <name>@<team>"))
         elif not isinstance(pane, str) or not (pane.startswith("%") and pane[1:].isdigit()):
-            errors.append(f"{path}: {where}.tmuxPaneId: is {pane!r:.40}, expected a tmux pane id %N")
+            errors.append(Problem(str(path), f"{where}.tmuxPaneId", f"is {pane!r:.40}, expected a tmux pane id %N"))
         elif not isinstance(active, bool):
             errors.append(_type_error(path, f"{where}.isActive", active, "a boolean"))
         else:
@@ -191,15 +191,15 @@ def _team(config_dir: Path, path: Path) -> Scope:
     try:
         raw, stamp, mtime = read_stamped(path, config_dir)
     except RegistryError as exc:
-        return Scope(path, ScopeKind.TEAM, errors=(str(exc),), name=team)
+        return Scope(path, ScopeKind.TEAM, errors=exc.problems, name=team)
     try:
         data = parse(path, raw)
     except RegistryError as exc:
-        return Scope(path, ScopeKind.TEAM, errors=(str(exc),), name=team, stamp=stamp)
+        return Scope(path, ScopeKind.TEAM, errors=exc.problems, name=team, stamp=stamp)
     if not isinstance(data, dict):
         return Scope(path, ScopeKind.TEAM, errors=(_type_error(path, "$", data, "an object"),), name=team,
                      stamp=stamp)
-    errors: list[str] = []
+    errors: list[Problem] = []
     owner = _owner(path, data, errors)
     members = _members(path, team, data, owner, _server(config_dir, owner), errors)
     digest = hashlib.sha256(raw).hexdigest()
@@ -212,8 +212,8 @@ def load(config_dir: Path, timeout: float) -> Records:
     index = Scope(config_dir / TEAMS, ScopeKind.TEAM, name=f"{config_dir}/{TEAMS}")
     if not config_dir.is_dir():
         index = Scope(config_dir / TEAMS, ScopeKind.TEAM, name=f"{config_dir}/{TEAMS}", errors=(
-            f"{config_dir}: $: Claude config directory does not exist (point --claude-config-dir or "
-            "CLAUDE_CONFIG_DIR at it)",))
+            Problem(str(config_dir), "$", "Claude config directory does not exist (point --claude-config-dir or "
+                    "CLAUDE_CONFIG_DIR at it)"),))
     teams = tuple(_team(config_dir, path) for path in _team_files(config_dir))
     stamps = tuple((str(team.path), team.stamp) for team in teams)
     return Records(config_dir, index, teams, AGENT_TEAMS, NAME, fingerprint=stamps)

@@ -6,7 +6,7 @@ that instance's) only as claude-squad makes one: `<dir>/worktrees/<branch>_<hex>
 instance's repository. Any other worktree_path (a home, `.`, a relative path, a folder that is no worktree of that
 repository) would hand whatever works below it to the instance: a problem line. claude-squad writes this file
 without a lock and last writer wins, so it is only ever read here, once, boundedly: never written (no writer).
-Every problem is one line naming the file, the path inside it and what is wrong.
+Every problem names the file, the path inside it and what is wrong (healthchecks.records.Problem).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 from .. import safe_files
 from ..dialect import CLAUDE_SQUAD, ScopeKind
-from ..records import AgentRecord, Fingerprint, Records, RegistryError, Scope, is_path
+from ..records import AgentRecord, Fingerprint, Problem, Records, RegistryError, Scope, is_path
 from ..safe_files import digested, read_bytes, read_stamped, stamp_of
 from .json_registry import parse
 
@@ -65,7 +65,7 @@ def _text(value: Any, where: str, path: Path, required: bool = True) -> str | No
     if value is None and not required:
         return None
     if not isinstance(value, str) or (required and not value):
-        raise RegistryError(f"{path}: {where}: expected a non-empty string")
+        raise RegistryError(Problem(str(path), where, "expected a non-empty string"))
     return value
 
 
@@ -77,7 +77,7 @@ def _not_a_worktree(home: Path, folder: Path, repo: Any) -> str | None:
     try:
         raw = read_bytes(home / ".git", folder, GITFILE_BYTES)
     except RegistryError as exc:
-        return f"is not a git worktree (.git: {str(exc).split(': $: ', 1)[-1]})"
+        return f"is not a git worktree (.git: {exc.problem.what})"
     text = raw.decode("utf-8", "replace").rstrip("\r\n")
     if not text.startswith("gitdir: ") or "\0" in text or "\n" in text:
         return "is not a git worktree (its .git file names no gitdir)"
@@ -105,21 +105,22 @@ def _home(workspace: Path, path: Path, where: str, worktree: dict[str, Any]) -> 
     else:
         why = _not_a_worktree(folder / os.path.basename(value), folder, worktree.get("repo_path"))
     if why:
-        raise RegistryError(f"{path}: {where}.worktree_path: {value!r:.120} {why}; it attributes nothing")
+        raise RegistryError(Problem(str(path), f"{where}.worktree_path",
+                                    f"{value!r:.120} {why}; it attributes nothing"))
     return value
 
 
 def _record(workspace: Path, path: Path, i: int, item: Any) -> AgentRecord:
     where = f"$.instances[{i}]"
     if not isinstance(item, dict):
-        raise RegistryError(f"{path}: {where}: expected an object")
+        raise RegistryError(Problem(str(path), where, "expected an object"))
     title = _text(item.get("title"), f"{where}.title", path)
     status = item.get("status")
     if isinstance(status, bool) or not isinstance(status, int):  # `true` must not read as Ready (1)
-        raise RegistryError(f"{path}: {where}.status: expected an integer")
+        raise RegistryError(Problem(str(path), f"{where}.status", "expected an integer"))
     worktree = item.get("worktree") or {}
     if not isinstance(worktree, dict):
-        raise RegistryError(f"{path}: {where}.worktree: expected an object")
+        raise RegistryError(Problem(str(path), f"{where}.worktree", "expected an object"))
     home = _home(workspace, path, f"{where}.worktree", worktree)
     times = (_text(item.get("created_at"), f"{where}.created_at", path, required=False),)
     assert title is not None
@@ -127,8 +128,8 @@ def _record(workspace: Path, path: Path, i: int, item: Any) -> AgentRecord:
                        CLAUDE_SQUAD.status_class(status), home=home)
 
 
-def _broken(workspace: Path, path: Path, line: str, before: Fingerprint) -> Records:
-    return Records(workspace, Scope(path, ScopeKind.STATE, errors=(line,)), (), CLAUDE_SQUAD, NAME,
+def _broken(workspace: Path, path: Path, problem: Problem, before: Fingerprint) -> Records:
+    return Records(workspace, Scope(path, ScopeKind.STATE, errors=(problem,)), (), CLAUDE_SQUAD, NAME,
                    fingerprint=before)
 
 
@@ -137,22 +138,22 @@ def load(workspace: Path, timeout: float = 0.0) -> Records:
     try:
         raw, stamp, mtime = read_stamped(path, workspace)
     except RegistryError as exc:
-        return _broken(workspace, path, str(exc), ((str(path), None),))
+        return _broken(workspace, path, exc.problem, ((str(path), None),))
     before = ((str(path), stamp),)
     try:
         data = parse(path, raw)
         if not isinstance(data, dict):
-            raise RegistryError(f"{path}: $: expected an object")
+            raise RegistryError(Problem(str(path), "$", "expected an object"))
         items = data.get("instances") or []
         if not isinstance(items, list):
-            raise RegistryError(f"{path}: $.instances: expected an array")
+            raise RegistryError(Problem(str(path), "$.instances", "expected an array"))
         agents = tuple(_record(workspace, path, i, item) for i, item in enumerate(items))
         seen: set[str] = set()
         for i, rec in enumerate(agents):
             if rec.id in seen:
-                raise RegistryError(f"{path}: $.instances[{i}].title: {rec.id!r} appears twice")
+                raise RegistryError(Problem(str(path), f"$.instances[{i}].title", f"{rec.id!r} appears twice"))
             seen.add(rec.id)
     except RegistryError as exc:
-        return _broken(workspace, path, str(exc), before)
+        return _broken(workspace, path, exc.problem, before)
     state = Scope(path, ScopeKind.STATE, stamp, mtime, (), {}, agents, keys=frozenset(data), stamp=stamp)
     return Records(workspace, state, (), CLAUDE_SQUAD, NAME, fingerprint=before)

@@ -21,7 +21,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from ..dialect import ORCHESTRATOR_FIRST, ORCHESTRATOR_JSON, Dialect, ScopeKind
-from ..records import AgentRecord, Fingerprint, Records, RegistryError, Scope, is_path
+from ..records import AgentRecord, Fingerprint, Problem, Records, RegistryError, Scope, is_path
 from ..safe_files import Missing, digested, read_stamped, stamp_of
 
 if TYPE_CHECKING:
@@ -150,24 +150,25 @@ def nesting_budget(levels: int) -> Iterator[None]:
 def parse(path: Path, raw: bytes) -> Any:
     """Decode strictly: the orchestrator writes plain UTF-8 JSON, so anything else is damage."""
     if raw.startswith(b"\xef\xbb\xbf"):
-        raise RegistryError(f"{path}: $: starts with a UTF-8 byte order mark")
+        raise RegistryError(Problem(str(path), "$", "starts with a UTF-8 byte order mark"))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise RegistryError(f"{path}: $: invalid UTF-8 at byte {exc.start}") from None
+        raise RegistryError(Problem(str(path), "$", f"invalid UTF-8 at byte {exc.start}")) from None
     if not text.strip():
-        raise RegistryError(f"{path}: $: file is empty")
+        raise RegistryError(Problem(str(path), "$", "file is empty"))
     try:
         with nesting_budget(MAX_NESTING + 3):  # json.loads and the key hook take a few frames of their own
             return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys)
     except RecursionError:
-        raise RegistryError(f"{path}: $: nested deeper than {MAX_NESTING} levels") from None
+        raise RegistryError(Problem(str(path), "$", f"nested deeper than {MAX_NESTING} levels")) from None
     except json.JSONDecodeError as exc:
         cut = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
         where = "truncated" if cut else "invalid JSON"
-        raise RegistryError(f"{path}: line {exc.lineno} column {exc.colno}: {where} ({exc.msg})") from None
+        place = f"line {exc.lineno} column {exc.colno}"
+        raise RegistryError(Problem(str(path), place, f"{where} ({exc.msg})")) from None
     except ValueError as exc:
-        raise RegistryError(f"{path}: $: {exc}") from None
+        raise RegistryError(Problem(str(path), "$", str(exc))) from None
 
 
 @cache
@@ -188,8 +189,8 @@ def validators(kind: ScopeKind) -> tuple[Callable[[Any], bool], Draft202012Valid
     return jsonschema_rs.Draft202012Validator(schema).is_valid, Draft202012Validator(schema)
 
 
-def schema_errors(path: Path, kind: ScopeKind, data: Any) -> list[str]:
-    """One line per schema violation, most shallow first, capped so a wrecked file stays readable."""
+def schema_errors(path: Path, kind: ScopeKind, data: Any) -> list[Problem]:
+    """One problem per schema violation, most shallow first, capped so a wrecked file stays readable."""
     fast, reference = validators(kind)
     try:
         if fast(data):
@@ -208,9 +209,9 @@ def schema_errors(path: Path, kind: ScopeKind, data: Any) -> list[str]:
             problem = f"{usual[0].message} (or, for a cursor backend entry, backend \"cursor\" and cursor_pid)"
         else:
             problem = error.message if len(error.message) <= 160 else error.message[:157] + "..."
-        lines.append(f"{path}: {error.json_path}: {problem}")
+        lines.append(Problem(str(path), error.json_path, problem))
     if len(errors) > MAX_ERRORS_PER_FILE:
-        lines.append(f"{path}: $: ... and {len(errors) - MAX_ERRORS_PER_FILE} more schema errors")
+        lines.append(Problem(str(path), "$", f"... and {len(errors) - MAX_ERRORS_PER_FILE} more schema errors"))
     return lines
 
 
@@ -231,10 +232,10 @@ def records(kind: ScopeKind, data: dict[str, Any]) -> tuple[tuple[AgentRecord, .
 
 
 def load_data(path: Path, kind: ScopeKind, raw: bytes) -> Any:
-    """Parse and validate; raise RegistryError listing every problem (one per line)."""
+    """Parse and validate; raise RegistryError carrying every problem."""
     data = parse(path, raw)
     if errors := schema_errors(path, kind, data):
-        raise RegistryError("\n".join(errors))
+        raise RegistryError(*errors)
     return data
 
 
@@ -245,17 +246,18 @@ def load_file(path: Path, kind: ScopeKind, workspace: Path | None = None) -> Sco
     except Missing:
         if kind is ScopeKind.TASK:
             raise
-        return Scope(path, kind, errors=(f"{path}: $: file is missing",))
+        return Scope(path, kind, errors=(Problem(str(path), "$", "file is missing"),))
     except RegistryError as exc:
-        return Scope(path, kind, errors=tuple(str(exc).splitlines()))
+        return Scope(path, kind, errors=exc.problems)
     digest = hashlib.sha256(raw).hexdigest()
     try:
         data = load_data(path, kind, raw)
     except RegistryError as exc:
-        errors = tuple(str(exc).splitlines())
+        errors = exc.problems
         journal = journal_path(path)
         if journal.exists():
-            errors += (f"{path}: $: a --fix was interrupted writing it; the next --fix restores it from {journal}",)
+            errors += (Problem(str(path), "$",
+                               f"a --fix was interrupted writing it; the next --fix restores it from {journal}"),)
         return Scope(path, kind, digest, mtime, errors=errors, stamp=stamp)
     counters = {name: data[name] for name in ORCHESTRATOR_JSON.counters[kind] if name in data}
     agents, task_ids = records(kind, data)
@@ -302,12 +304,13 @@ def load(workspace: Path, timeout: float = 0.0) -> Records:
     global_path = workspace / GLOBAL_RELPATH
     if not workspace.is_dir():
         missing = Scope(global_path, ScopeKind.GLOBAL)
-        why = f"{workspace}: $: {NO_WORKSPACE}"
+        why = Problem(str(workspace), "$", NO_WORKSPACE)
         return Records(workspace, missing, (), ORCHESTRATOR_JSON, NAME, (why,), ((str(global_path), None),))
     inner = workspace / ".agent-workspace"
     if not (workspace / "registry").exists() and (inner / "registry").is_dir():  # a project root was given
         missing = Scope(global_path, ScopeKind.GLOBAL)
-        hint = f"{workspace}: $: has no registry/ but {inner} does: is that the workspace? (--workspace {inner})"
+        hint = Problem(str(workspace), "$",
+                       f"has no registry/ but {inner} does: is that the workspace? (--workspace {inner})")
         return Records(workspace, missing, (), ORCHESTRATOR_JSON, NAME, (hint,), ((str(global_path), None),))
     tasks = tuple(scope for path in task_registries(workspace) if (scope := _task(path, workspace)) is not None)
     authority = load_file(global_path, ScopeKind.GLOBAL, workspace)

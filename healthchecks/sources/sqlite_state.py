@@ -3,7 +3,7 @@
 One read-only connection (`mode=ro`), a busy timeout, and one read transaction: every row comes from the same
 moment, and in WAL mode a reader never blocks the orchestrator's writers (nor they it). The schema is checked
 for the tables and columns the checks need (unknown columns are fine): the SQLite counterpart of the JSON Schema.
-Every problem is one line naming the file, the table or column, and what is wrong.
+Every problem names the file, the table or column, and what is wrong (healthchecks.records.Problem).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from .. import safe_files
 from ..dialect import ORCHESTRATOR_SQLITE, ScopeKind
-from ..records import AgentRecord, Fingerprint, Records, Scope, is_path
+from ..records import AgentRecord, Fingerprint, Problem, Records, Scope, is_path
 from ..safe_files import file_problem
 
 NAME = "sqlite"  # its line in healthchecks.sources.SOURCES
@@ -44,18 +44,20 @@ def connect(path: Path, timeout: float, mode: str = "ro") -> sqlite3.Connection:
     return conn
 
 
-def problem(path: Path, exc: sqlite3.Error, timeout: float) -> str:
-    """One line for what SQLite said."""
+def problem(path: Path, exc: sqlite3.Error, timeout: float) -> Problem:
+    """What SQLite said, as the database's problem."""
     text = str(exc)
     if "file is not a database" in text or "file is encrypted" in text:
-        return f"{path}: $: is not an SQLite database"
-    if text == "interrupted":
-        return f"{path}: $: reading took more than {timeout + READ_SECONDS:g}s; given up"
-    if "locked" in text or "busy" in text:
-        return f"{path}: $: locked by another process for more than {timeout:g}s"
-    if "malformed" in text:
-        return f"{path}: $: the database is damaged ({text})"
-    return f"{path}: $: cannot be read ({text})"
+        what = "is not an SQLite database"
+    elif text == "interrupted":
+        what = f"reading took more than {timeout + READ_SECONDS:g}s; given up"
+    elif "locked" in text or "busy" in text:
+        what = f"locked by another process for more than {timeout:g}s"
+    elif "malformed" in text:
+        what = f"the database is damaged ({text})"
+    else:
+        what = f"cannot be read ({text})"
+    return Problem(str(path), "$", what)
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
@@ -63,7 +65,7 @@ def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
 
 
 def refused_objects(path: Path, conn: sqlite3.Connection, tables: tuple[str, ...] = PLAIN_TABLES,
-                    whose: str = "the orchestrator's") -> list[str]:
+                    whose: str = "the orchestrator's") -> list[Problem]:
     """What makes a state unsafe to read or change, whatever its columns: a view or a trigger where one of
     ``tables`` is (a manager's schema, ``whose``, that has none: any other store reading SQLite shares this)."""
     lines = []
@@ -73,21 +75,21 @@ def refused_objects(path: Path, conn: sqlite3.Connection, tables: tuple[str, ...
         f"OR (type = 'trigger' AND tbl_name IN ({marks})) ORDER BY type, name", (*tables, *tables)
     ):
         what = "is a view, not a table" if kind == "view" else f"has a trigger ({name!r:.80})"
-        lines.append(f"{path}: {table}: {what}; refused: {whose} schema has none, and one would run "
-                     "whatever it holds when this tool reads or writes")
+        lines.append(Problem(str(path), table, f"{what}; refused: {whose} schema has none, and one would run "
+                             "whatever it holds when this tool reads or writes"))
     return lines
 
 
-def schema_problems(path: Path, conn: sqlite3.Connection) -> list[str]:
+def schema_problems(path: Path, conn: sqlite3.Connection) -> list[Problem]:
     lines = refused_objects(path, conn)
     if lines:
         return lines
     for table, needed in REQUIRED.items():
         have = _columns(conn, table)
         if not have:
-            lines.append(f"{path}: {table}: table is missing")
+            lines.append(Problem(str(path), table, "table is missing"))
             continue
-        lines += [f"{path}: {table}.{col}: column is missing" for col in needed if col not in have]
+        lines += [Problem(str(path), f"{table}.{col}", "column is missing") for col in needed if col not in have]
     return lines
 
 
@@ -119,7 +121,7 @@ def present(workspace: Path) -> bool:
     return safe_files.present(workspace / RELPATH)
 
 
-def _broken(workspace: Path, path: Path, lines: tuple[str, ...], before: Fingerprint) -> Records:
+def _broken(workspace: Path, path: Path, lines: tuple[Problem, ...], before: Fingerprint) -> Records:
     return Records(workspace, Scope(path, ScopeKind.STATE, errors=lines), (), ORCHESTRATOR_SQLITE, NAME,
                    fingerprint=before)
 
