@@ -17,9 +17,11 @@ import os
 import pwd
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from healthchecks import holding
 from healthchecks.analysis import Analysis, LiveSession
@@ -45,7 +47,7 @@ from .writers import Edits, writer_for
 
 @dataclass(frozen=True)
 class Outcome:
-    action: Action
+    action: Action[Any]
     status: Status
     detail: str = ""
 
@@ -76,7 +78,7 @@ def failing_targets(results: Results) -> Targets:
     return targets
 
 
-def verify(action: Action, targets: Targets, check: str | None = None) -> Refusal | None:
+def verify(action: Action[Any], targets: Targets, check: str | None = None) -> Refusal | None:
     """None when the action's target is still a failing finding of its check; else why not."""
     check = check or action.check
     found = targets[check]
@@ -146,7 +148,7 @@ def apply(plan: Plan, settings: Settings, options: Options, outcomes: list[Outco
     return outcomes
 
 
-def _not_verified(action: Action, why: Refusal, gone: bool) -> Outcome:
+def _not_verified(action: Action[Any], why: Refusal, gone: bool) -> Outcome:
     if gone:
         return Outcome(action, Status.ALREADY_GONE)
     return Outcome(action, why.status, why.detail)
@@ -180,7 +182,7 @@ def _find(a: Analysis, target: SessionTarget) -> LiveSession | None:
 def _sessions(actions: list[Action[SessionTarget]], now: Observation, options: Options) -> list[Outcome]:
     a, targets = now.analysis, failing_targets(now.results)
     outcomes: list[Outcome] = []
-    verified: list[tuple[Action, LiveSession]] = []
+    verified: list[tuple[Action[Any], LiveSession]] = []
     for action in actions:
         session = _find(a, action.target)
         if why := verify(action, targets):
@@ -202,7 +204,7 @@ def _sessions(actions: list[Action[SessionTarget]], now: Observation, options: O
         for root in a.roots(s, leave=kept[action])
     ]
     effects.end_trees(roots, a.snapshot.self_pids, options.term_timeout, group=True)
-    by_server: dict[str, dict[Action, str]] = defaultdict(dict)  # server -> action -> the verified session's id
+    by_server: dict[str, dict[Action[Any], str]] = defaultdict(dict)  # server -> action -> the verified session's id
     for action, session in verified:
         by_server[session.server][action] = session.id
     servers = {s.label: s for s in a.snapshot.servers}
@@ -244,7 +246,7 @@ def _panes(actions: list[Action[PaneTarget]], now: Observation, options: Options
     """End each verified pane's process tree (its group and session too), then kill the pane itself."""
     a, targets = now.analysis, failing_targets(now.results)
     outcomes: list[Outcome] = []
-    verified: list[tuple[Action, TmuxServer, ProcessTarget | None]] = []
+    verified: list[tuple[Action[Any], TmuxServer, ProcessTarget | None]] = []
     for action in actions:
         place = _pane_now(a, action.target)
         if (why := verify(action, targets)) or isinstance(place, Refusal):
@@ -291,7 +293,7 @@ def _servers(actions: list[Action[ServerTarget]], now: Observation, options: Opt
     return outcomes
 
 
-def _counter_files(actions: list[Action]) -> frozenset[str]:
+def _counter_files(actions: list[Action[Any]]) -> frozenset[str]:
     return frozenset(a.target.path for a in actions if a.kind is ActionKind.SET_COUNTERS)
 
 
@@ -306,7 +308,7 @@ def _edits(
     return Edits(frozenset(marks), frozenset(prunes), counter_files, counters_selected(options), _now(), archive)
 
 
-def _records(actions: list[Action], now: Observation, options: Options) -> list[Outcome]:
+def _records(actions: list[Action[Any]], now: Observation, options: Options) -> list[Outcome]:
     """Every verified entry change and counter fix, through the records' own writer (fixers.writers); a counter
     waived now is left as it is (the writer is told which)."""
     a, targets, waived = now.analysis, failing_targets(now.results), waived_counters(now.results)
@@ -363,7 +365,7 @@ def _verify_entry(action: Action[AgentTarget], a: Analysis, targets: Targets) ->
 
 
 # The phase of each ActionKind (ActionKind.phase), by what carries it out; they run in Phase's order.
-PHASES = {
+PHASES: dict[Phase, Callable[[list[Action[Any]], Observation, Options], list[Outcome]]] = {
     Phase.PROCESSES: _processes,
     Phase.PANES: _panes,
     Phase.SESSIONS: _sessions,

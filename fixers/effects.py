@@ -118,7 +118,8 @@ def _tree(
     return tree
 
 
-def _send(procs: list[psutil.Process], signal: Callable[[psutil.Process], None], denied: set[int]) -> list:
+def _send(procs: list[psutil.Process], signal: Callable[[psutil.Process], None],
+          denied: set[int]) -> list[psutil.Process]:
     """Signal each process (psutil refuses a PID reused since its object was made); the ones signalled, in order.
     A process that is gone is skipped; one this user may not signal is added to ``denied``."""
     sent = []

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from healthchecks.analysis import Analysis
 from healthchecks.checks import (
@@ -76,7 +76,12 @@ class ActionKind(str, Enum):
         return kind
 
     def __str__(self) -> str:
-        return self.value
+        return str(self.value)
+
+    @classmethod
+    def of(cls, kind: str) -> ActionKind:
+        """The kind a name stands for (as the outputs and a plugin's fixer write it), or the kind itself."""
+        return cast(ActionKind, cls._value2member_map_[kind])
 
     @property
     def records(self) -> bool:
@@ -127,7 +132,7 @@ class Action(Generic[T]):
     def __post_init__(self) -> None:
         """Take the kind by its name too (the outputs' word for it), and check the target's type once, here: every
         phase of fixers.apply then relies on it."""
-        kind = ActionKind(self.kind)
+        kind = ActionKind.of(self.kind)
         object.__setattr__(self, "kind", kind)
         if not isinstance(self.target, kind.target):
             raise TypeError(f"{kind} takes a {kind.target.__name__}, not {type(self.target).__name__}")
@@ -146,7 +151,7 @@ class Action(Generic[T]):
 class Held:
     """A planned action that waits for an explicit flag, and why (the line a person reads)."""
 
-    action: Action
+    action: Action[Any]
     why: str
 
     def line(self) -> str:
@@ -180,7 +185,8 @@ class Plan:
         return out
 
 
-Fixer = Callable[[Finding, Analysis, Options], "list[Action] | None"]  # None: nothing exact to act on, for a person
+# None: nothing exact to act on, for a person (listed as not fixed automatically)
+Fixer = Callable[[Finding, Analysis, Options], "list[Action[Any]] | None"]
 
 
 @dataclass
@@ -190,7 +196,7 @@ class Planning:
     analysis: Analysis
     opts: Options
     plan: Plan
-    actions: dict[tuple, Action] = field(default_factory=dict)
+    actions: dict[ActionKey, Action[Any]] = field(default_factory=dict)
 
     @property
     def writable(self) -> bool:
@@ -200,10 +206,10 @@ class Planning:
     def selects(self, check: str) -> bool:
         return self.opts.selected is None or check in self.opts.selected
 
-    def add(self, action: Action) -> None:
+    def add(self, action: Action[Any]) -> None:
         self.actions.setdefault(action.key, action)
 
-    def drop(self, gone: Callable[[Action], bool]) -> None:
+    def drop(self, gone: Callable[[Action[Any]], bool]) -> None:
         """Take out every action ``gone`` says."""
         self.actions = {key: action for key, action in self.actions.items() if not gone(action)}
 
@@ -228,7 +234,7 @@ class Planning:
 Rule = Callable[[Planning, str], None]  # with the check it is registered with (RULES)
 
 
-def _process(f: Finding, a: Analysis, opts: Options) -> list[Action] | None:
+def _process(f: Finding, a: Analysis, opts: Options) -> list[Action[Any]] | None:
     """A process alone, or the pane it is the process of (the pane goes with it: a dead pane is a ghost's place)."""
     if isinstance(f.target, PaneTarget):
         return [Action(ActionKind.KILL_PANE, f.target, f.entity, f.reason, f.check)]
@@ -237,11 +243,11 @@ def _process(f: Finding, a: Analysis, opts: Options) -> list[Action] | None:
     return None  # nothing exact to act on (e.g. duplicates none of which is in its recorded place): for a person
 
 
-def _server(f: Finding, a: Analysis, opts: Options) -> list[Action]:
+def _server(f: Finding, a: Analysis, opts: Options) -> list[Action[Any]]:
     return [Action(ActionKind.KILL_SERVER, f.target, f.entity, f.reason, f.check)]
 
 
-def _scope(f: Finding, a: Analysis, opts: Options) -> list[Action]:
+def _scope(f: Finding, a: Analysis, opts: Options) -> list[Action[Any]]:
     return [Action(ActionKind.ARCHIVE_SCOPE, f.target, f.entity, f.reason, f.check)]
 
 
@@ -251,10 +257,10 @@ def _agent_entry(target: AgentTarget, reason: str, check: str, prune: bool, enti
     return Action(kind, target, entity or f"agent {target.id}", reason, check, follows=follows)
 
 
-def _session(f: Finding, a: Analysis, opts: Options) -> list[Action]:
+def _session(f: Finding, a: Analysis, opts: Options) -> list[Action[Any]]:
     """Kill the session; its agents then have no session, so their entries are settled in the same plan."""
-    kill = Action(ActionKind.KILL_SESSION, f.target, f.entity, f.reason, f.check)
-    actions: list[Action] = [kill]
+    kill = Action(ActionKind.KILL_SESSION, cast(SessionTarget, f.target), f.entity, f.reason, f.check)  # checked
+    actions: list[Action[Any]] = [kill]
     if a.snapshot.registries.dialect.mark is None:
         return actions  # its records are never written: the manager settles them itself
     for agent in a.agents_by_session.get(kill.target.name, []):
@@ -264,11 +270,11 @@ def _session(f: Finding, a: Analysis, opts: Options) -> list[Action]:
     return actions
 
 
-def _ghost(f: Finding, a: Analysis, opts: Options) -> list[Action]:
+def _ghost(f: Finding, a: Analysis, opts: Options) -> list[Action[Any]]:
     return [_agent_entry(f.target, f.reason, f.check, opts.prune, f.entity)]  # type: ignore[arg-type]
 
 
-def _counter(f: Finding, a: Analysis, opts: Options) -> list[Action]:
+def _counter(f: Finding, a: Analysis, opts: Options) -> list[Action[Any]]:
     return []  # counters are planned per file, after every entry change is known (_counters)
 
 
@@ -278,7 +284,7 @@ def _after(
     return tuple(r.marked(status) if r.id in marked else r for r in records if r.id not in pruned)
 
 
-def _attached_session(action: Action, a: Analysis, opts: Options) -> str | None:
+def _attached_session(action: Action[Any], a: Analysis, opts: Options) -> str | None:
     target = action.target
     if isinstance(target, SessionTarget) and target.attached and not opts.kill_attached:
         who = ", ".join(a.clients_of(target.server, target.name)) or f"{target.attached} client(s)"
@@ -286,14 +292,14 @@ def _attached_session(action: Action, a: Analysis, opts: Options) -> str | None:
     return None
 
 
-def _attached_pane(action: Action, a: Analysis, opts: Options) -> str | None:
+def _attached_pane(action: Action[Any], a: Analysis, opts: Options) -> str | None:
     target = action.target
     if isinstance(target, (PaneTarget, ServerTarget)) and not opts.kill_attached and (who := a.attached_to(target)):
         return f"{action.entity}: a person is attached to {who}; pass --kill-attached to kill it anyway"
     return None
 
 
-def _owner_writes(action: Action, a: Analysis, opts: Options) -> str | None:
+def _owner_writes(action: Action[Any], a: Analysis, opts: Options) -> str | None:
     """The manager's own process owns the file: never rewritten while it may be alive."""
     agent = a.agent(action.target.id) if action.kind.entry else None
     if agent is not None and agent.owner is not None and a.owner_alive(agent.owner) is not False:
@@ -302,7 +308,7 @@ def _owner_writes(action: Action, a: Analysis, opts: Options) -> str | None:
     return None
 
 
-def _server_down(action: Action, a: Analysis, opts: Options) -> str | None:
+def _server_down(action: Action[Any], a: Analysis, opts: Options) -> str | None:
     if action.kind.entry and a.stopped_servers and not opts.allow_server_down:
         names = ", ".join(s.label for s in a.stopped_servers)
         return (
@@ -368,7 +374,7 @@ def _scopes_left(p: Planning, check: str) -> None:
     p.drop(lambda action: action.kind.entry and action.target.id in ids)
 
 
-def _ended_pids(actions: Iterable[Action]) -> set[int]:
+def _ended_pids(actions: Iterable[Action[Any]]) -> set[int]:
     """The processes the actions end: each one's root, a pane's process, every pane process of a server."""
     ended = set()
     for action in actions:
@@ -444,7 +450,7 @@ def counters_selected(opts: Options) -> bool:
     return opts.selected is None or COUNTERS in opts.selected
 
 
-def entry_ids(actions: Iterable[Action]) -> tuple[set[str], set[str]]:
+def entry_ids(actions: Iterable[Action[Any]]) -> tuple[set[str], set[str]]:
     """The agent ids the actions mark terminated, and those they prune."""
     actions = list(actions)
     return (

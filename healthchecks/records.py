@@ -50,7 +50,7 @@ class RegistryError(ValueError):
     def problem(self) -> Problem:
         return self.problems[0]
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[RegistryError], tuple[Problem, ...]]:
         return type(self), self.problems
 
 

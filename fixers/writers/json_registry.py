@@ -522,12 +522,12 @@ def write(regs: Records, edits: Edits, lock_timeout: float) -> Written:
             done[str(path)] = list(result.changes)
         except (RegistryError, LockTimeout, OSError) as exc:
             failed[str(path)] = failure(exc)
-    for path in edits.counter_scopes:
-        if path in failed:
-            written.failed[path] = failed[path]
+    for scope in edits.counter_scopes:
+        if scope in failed:
+            written.failed[scope] = failed[scope]
         else:
-            changed = [c.text for c in done.get(path, []) if c.counter is not None]
-            written.done[path] = "; ".join(changed) or "already right"
+            changed = [c.text for c in done.get(scope, []) if c.counter is not None]
+            written.done[scope] = "; ".join(changed) or "already right"
     holders: dict[str, list[str]] = {}  # agent id -> the registry files that list it
     for file in regs.scopes:
         for record in file.agents:
