@@ -112,7 +112,8 @@ def test_real_fleet_every_fault_found_and_fixed_exactly(layout, claude_exe, api,
             ("ghost_agents", f"agent {detached}"),
             ("orphan_processes", f"pid {detached_claude}"),
         }
-        assert {f for f in failing(results) if f[0] != "counters"} == expected
+        seen = "\n".join(f"{f.check} {f.severity} {f.entity}: {f.reason}" for r in results.values() for f in r.findings)
+        assert {f for f in failing(results) if f[0] != "counters"} == expected, seen
         # the Bash tool's children are no agent program: lineage alone never ends them (information, left alive)
         assert {("orphan_processes", f"pid {pid}") for pid in left} <= info(results)
         assert ("zombie_sessions", f"session agent_{hidden}") in info(results)  # runs, under a name no one knows
