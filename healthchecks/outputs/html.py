@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from ..options import report_dir, value
-from ..run import get_run
+from ..run import FOUND, get_run
 from ..text import for_html as escape
 from ..text import for_people
 from . import history, picture
@@ -151,8 +151,6 @@ class HtmlHooks:
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
         """A failing check's findings as an entity/reason table in its row."""
         from pytest_html import extras
-
-        from ..plugin import FOUND
 
         result = yield
         found = item.stash.get(FOUND, None)
