@@ -13,8 +13,8 @@ from ..options import Option
 from ..results import Results
 from ..run import Run
 from ..summary import Figures
-from . import Output
 from .files import resolve, write_atomic_text
+from .output import Output
 from .render import verdict
 
 VERSION = 2  # 2: version, status, finding_id, entity as kind + id (the text is `label`)
