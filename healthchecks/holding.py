@@ -15,7 +15,8 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import sources, threads
@@ -89,15 +90,40 @@ def _lock_all(fds: list[int], deadline: float) -> bool:
     return True
 
 
+@dataclass
+class Read:
+    """One read of the records, made with the files held still; its reader sets ``changed`` to the files a writer
+    changed meanwhile (judged by their fingerprint), which the next read holds."""
+
+    number: int  # 1 for the first read
+    records: Records
+    changed: set[Path] = field(default_factory=set)
+
+
+def reads(workspace: Path, source: str, lock_timeout: float, max_reads: int) -> Generator[Read, None, None]:
+    """The records, read again and again (at most ``max_reads`` times) with the files their manager flocks held
+    still; each read is yielded while they are held, so its reader reads the live state at the same moment.
+
+    A read is followed by another, holding more, while a file changed meanwhile or the records name files to hold
+    that were not held (one that did not parse: a writer may have been half-way). A file that changed although
+    held (its writer takes no lock) is read again, holding what was held.
+    """
+    paths = sources.flocked(workspace, source)
+    number = 0
+    while True:
+        number += 1
+        with held(sorted(paths), min(lock_timeout, TIMEOUT)):
+            read = Read(number, sources.load(workspace, source, lock_timeout))
+            yield read
+        more = (read.changed | sources.flocked(workspace, source, read.records)) - paths
+        if (not read.changed and not more) or number >= max_reads:
+            return
+        paths |= more
+
+
 def load(workspace: Path, source: str, lock_timeout: float) -> Records:
     """The records, read with the files their manager flocks held still; a file that did not parse (a writer may
     have been half-way) is read once more, held. Only then is a broken file broken."""
-    held_paths = sources.flocked(workspace, source)
-    for _ in range(2):
-        with held(sorted(held_paths), min(lock_timeout, TIMEOUT)):
-            regs = sources.load(workspace, source, lock_timeout)
-        more = sources.flocked(workspace, source, regs) - held_paths
-        if not more:
-            break
-        held_paths |= more
-    return regs
+    for read in reads(workspace, source, lock_timeout, 2):
+        last = read
+    return last.records

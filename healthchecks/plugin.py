@@ -23,13 +23,23 @@ from . import checks, hookspecs, options, outputs, sightings, xdist
 from .observe import observe
 from .outputs import html, junit, terminal
 from .results import Finding
-from .run import RUN, WORKDIR, Judged, Run, command_hint, get_run, is_worker, selected_checks, targets_healthchecks
+from .run import (
+    FOUND,
+    RUN,
+    WORKDIR,
+    Judged,
+    Run,
+    command_hint,
+    get_run,
+    is_worker,
+    selected_checks,
+    targets_healthchecks,
+)
 from .settings import Settings
 from .snapshot import Snapshot
 from .text import for_people
 
 SETTINGS = pytest.StashKey[Settings]()
-FOUND = pytest.StashKey[list[Finding]]()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:

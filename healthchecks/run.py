@@ -79,6 +79,7 @@ class Run:
 
 
 RUN = pytest.StashKey[Run]()
+FOUND = pytest.StashKey[list[Finding]]()  # a check test's findings, for its row of the HTML report
 WORKDIR = pytest.StashKey[Path]()  # private temporary directory: the files for xdist workers, the demo world
 
 

@@ -217,15 +217,13 @@ def cycles_uncollected() -> Iterator[None]:
 def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
     started = time.monotonic()
     self_pids = processes.lineage(os.getpid())
-    attempts = 0
+    tmux_id = tmux.binary_id()  # the tmux this run invokes: a process named like its server must run it
     # Held still while read: the global registry, and the files a writer changed (or left half-written) while
     # the last attempt read. An empty or cut file can read the same twice: it is read again, held.
-    held = sources.flocked(settings.workspace, settings.source)
-    tmux_id = tmux.binary_id()  # the tmux this run invokes: a process named like its server must run it
-    while True:
-        attempts += 1
-        with holding.held(sorted(held), min(settings.lock_timeout, holding.TIMEOUT)):
-            regs = sources.load(settings.workspace, settings.source, settings.lock_timeout)
+    with contextlib.closing(holding.reads(settings.workspace, settings.source, settings.lock_timeout,
+                                          max_attempts)) as attempts:
+        for attempt in attempts:  # the body runs while the files are held
+            regs = attempt.records
             procs = processes.scan(settings.is_claude, uid=fleet_uid(settings.workspace))
             servers = read_servers(settings, regs)
             named = named_tmux(procs, tmux_id)
@@ -237,20 +235,15 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
             wanted = frozenset(name for name in (regs.dialect.id_env, "TMUX") if name is not None)
             procs = processes.with_details(procs, needs_proof(procs, inside), wanted)
             after = sources.fingerprint(settings.workspace, regs)
-        changed = {Path(path) for path in _changed(regs.fingerprint, after)}
-        stable = not changed
-        more = (changed | sources.flocked(settings.workspace, settings.source, regs)) - held
-        if (stable and not more) or attempts >= max_attempts:
-            break
-        held |= more
+            attempt.changed = {Path(path) for path in _changed(regs.fingerprint, after)}
     seen = sightings.read(settings.sightings, os.path.realpath(settings.workspace))
     prefix = settings.session_prefix or regs.dialect.session_prefix  # the agent sessions' panes, whose cwd is read
     return Snapshot(
         settings=settings,
         taken_at=time.time(),
         duration=time.monotonic() - started,
-        attempts=attempts,
-        stable=stable,
+        attempts=attempt.number,
+        stable=not attempt.changed,
         registries=regs,
         servers=servers,
         processes=procs,

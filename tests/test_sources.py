@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import os
 import sqlite3
 import subprocess
 import sys
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from helpers import Writer, alive, failing, first_line, fix_in_process, judge, run_health, settings_args
@@ -381,6 +383,42 @@ def test_a_file_fresh_when_read_and_still_when_compared_has_not_changed(tmp_path
     assert dict(records.fingerprint)[str(w.global_path)].startswith("sha256:")
     time.sleep(RACY_NS / 1e9 + 0.2)
     assert _changed(records.fingerprint, json_registry.fingerprint(w.workspace, records.fingerprint)) == set()
+
+
+def _held(path: Path) -> bool:
+    """Whether someone holds a flock on ``path``: a writer's exclusive flock cannot be had."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def test_each_read_of_the_records_is_made_with_the_files_held_and_the_next_holds_what_changed(tmp_path):
+    """holding.reads, the one mechanism of the snapshot's attempts and of the fix's read: its body runs with the
+    files held; a file said changed is held by the next read; it stops when nothing changed, or at its bound."""
+    from healthchecks import holding
+
+    w = World(tmp_path / "world")
+    task = w.task()
+    w.agent(None, "claude", task_id=task)
+    w.write_registries()
+    task_path = w.task_path(task)
+    seen = []
+    for read in holding.reads(w.workspace, "json", 1.0, 4):
+        seen.append((read.number, _held(w.global_path), _held(task_path)))
+        read.changed = {task_path} if read.number == 1 else set()
+    assert seen == [(1, True, False), (2, True, True)]
+    assert not _held(w.global_path) and not _held(task_path)  # let go after each read
+    numbers = []
+    for read in holding.reads(w.workspace, "json", 1.0, 3):
+        numbers.append(read.number)
+        read.changed = {task_path}  # changed however held: a writer that takes no lock
+    assert numbers == [1, 2, 3]
+    assert holding.load(w.workspace, "json", 1.0).scopes  # one read, nothing broken
 
 
 @pytest.mark.parametrize("repeat", ["none", "in the authority", "across members"])

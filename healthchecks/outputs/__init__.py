@@ -8,25 +8,8 @@ the terminal summary and the JUnit properties hook into pytest itself: `html.py`
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from . import findings_json, prometheus, status_line
+from .output import Output
 
-from ..options import Option
-
-
-@dataclass(frozen=True)
-class Output:
-    option: Option
-    write: Callable[..., int | None]  # (run, the option's value, base dir, **extra values) -> exit status or None
-    owns_stdout: bool = False  # its output is the whole output: pytest's terminal report is switched off
-    extra: tuple[Option, ...] = ()  # options that tune it; their values reach write() by their dest
-
-
-def _registered() -> tuple[Output, ...]:
-    from . import findings_json, prometheus, status_line
-
-    return (findings_json.OUTPUT, prometheus.OUTPUT, status_line.OUTPUT)
-
-
-OUTPUTS = _registered()
+OUTPUTS: tuple[Output, ...] = (findings_json.OUTPUT, prometheus.OUTPUT, status_line.OUTPUT)
 OPTIONS = tuple(opt for o in OUTPUTS for opt in (o.option, *o.extra))

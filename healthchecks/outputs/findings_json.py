@@ -13,8 +13,8 @@ from ..options import Option
 from ..results import Results
 from ..run import Run
 from ..summary import Figures
-from . import Output
 from .files import resolve, write_atomic_text
+from .output import Output
 from .render import verdict
 
 if TYPE_CHECKING:  # for the type checker only: this package never imports fixers

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ..options import report_dir, value
-from ..run import get_run
+from ..run import FOUND, get_run
 from ..text import for_html as escape
 from ..text import for_people
 from . import history, picture
@@ -159,8 +159,6 @@ class HtmlHooks:
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         """A failing check's findings as an entity/reason table in its row."""
         from pytest_html import extras
-
-        from ..plugin import FOUND
 
         result = yield
         found = item.stash.get(FOUND, None)

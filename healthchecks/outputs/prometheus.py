@@ -10,8 +10,8 @@ from ..options import Option
 from ..results import Results
 from ..run import Run
 from ..summary import Figures
-from . import Output
 from .files import resolve, write_atomic_text
+from .output import Output
 
 PREFIX = "agent_healthchecks"
 

@@ -16,7 +16,7 @@ from ..options import Option, not_negative_int
 from ..results import Results
 from ..run import Run
 from ..text import for_status_line
-from . import Output
+from .output import Output
 
 LONG_LINES = 50  # of long output at most: a monitoring system keeps a few kilobytes
 
