@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from fixers.apply import Options  # noqa: E402
 from fixers.run import fix  # noqa: E402
-from healthchecks import processes, tmux  # noqa: E402
+from healthchecks import processes, sightings, tmux  # noqa: E402
 from healthchecks.observe import judged, observe  # noqa: E402
 from healthchecks.outputs import findings_json, prometheus  # noqa: E402
 from healthchecks.run import Run  # noqa: E402
@@ -375,6 +375,8 @@ def main() -> None:
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}, {tmux.version()}; medians of {args.repeats} runs; at start: {load()}")
     with tempfile.TemporaryDirectory(prefix="hc-bench-") as tmp:
+        # the runs' lineage memory in this run's folder, never the person's state directory (healthchecks.sightings)
+        os.environ[sightings.STATE_ENV] = str(Path(tmp) / "state")
         if args.only_sources:  # a quick look at the record sources alone
             for r in (fn(Path(tmp), n, args.repeats) for _, fn in SOURCE_ROUNDS for n in args.source_sizes):
                 print(f"{r['source']} ({r['agents']} agents): snapshot {r['snapshot'] * 1000:.0f} ms, floor "
