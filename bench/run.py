@@ -38,10 +38,11 @@ from healthchecks.outputs import findings_json, prometheus  # noqa: E402
 from healthchecks.run import Run  # noqa: E402
 from healthchecks.settings import Settings  # noqa: E402
 from healthchecks.snapshot import collect, read_servers  # noqa: E402
-from healthchecks.sources import json_registry as registry  # noqa: E402
-from healthchecks.sources import sqlite_state  # noqa: E402
-from healthchecks.testing.managers import PAUSED, READY, DeckWorld, SquadWorld  # noqa: E402
-from healthchecks.testing.teams import TeamWorld  # noqa: E402
+from healthchecks.sources.agent_deck.world import DeckWorld  # noqa: E402
+from healthchecks.sources.agent_teams.world import TeamWorld  # noqa: E402
+from healthchecks.sources.claude_squad.world import PAUSED, READY, SquadWorld  # noqa: E402
+from healthchecks.sources.orchestrator import json_registry as registry  # noqa: E402
+from healthchecks.sources.orchestrator import sqlite_state  # noqa: E402
 from healthchecks.testing.world import World  # noqa: E402
 
 

@@ -42,7 +42,8 @@ from healthchecks.tmux import TmuxServer
 from . import backups, effects
 from .outcome import OK_STATUSES, Status
 from .plan import Action, ActionKind, Options, Phase, Plan, counters_selected, entry_ids, waived_counters
-from .writers import Edits, writer_for
+from .writers import Edits
+from .writers.by_source import writer_for
 
 
 @dataclass(frozen=True)

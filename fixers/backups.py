@@ -31,6 +31,12 @@ def folder(workspace: Path) -> Path:
     return workspace / "registry" / "backups"
 
 
+def path_for(workspace: Path, path: Path, stamp: str) -> Path:
+    """Where the backup of ``path`` written at ``stamp`` goes (the name prune() knows as this tool's)."""
+    relative = path.relative_to(workspace) if path.is_relative_to(workspace) else Path(path.name)
+    return workspace / "registry" / "backups" / f"{'__'.join(relative.parts)}.{stamp}.bak"
+
+
 def mark(path: Path | int) -> None:
     """Say on the backup itself that this tool made it (after it is whole); unmarked backups are simply kept.
     ``path`` is never followed; a descriptor (the whole copy still open) marks that very file."""

@@ -19,7 +19,7 @@ from healthchecks.summary import Figures
 from .apply import Outcome, apply, owner_problem, preflight
 from .outcome import Status
 from .plan import Options, Plan, make_plan
-from .writers import pending, recover_all
+from .writers.by_source import pending, recover_all
 
 MAX_ROUNDS = 3
 

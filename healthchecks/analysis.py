@@ -18,13 +18,15 @@ from itertools import chain, compress
 from typing import cast
 
 from . import processes
-from .dialect import DIALECTS, ORCHESTRATOR_ID_TOKEN, StatusClass
 from .dialect import Evidence as Sign
+from .dialect import StatusClass
 from .idle import idle
 from .processes import Proc
 from .records import RECORD_CLASS, RECORD_ID, RECORD_SESSION, AgentRecord, Owner, Scope
 from .sightings import SessionSighting, Sighting
 from .snapshot import Snapshot, pane_of
+from .sources import DIALECTS
+from .sources.orchestrator.dialect import ORCHESTRATOR_ID_TOKEN
 from .targets import PaneTarget, ProcessTarget, ServerTarget
 from .tmux import Pane, State, TmuxServer, stored_name, stored_names
 

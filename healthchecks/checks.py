@@ -541,7 +541,8 @@ def _server_owner_dead(a: Analysis, pid: int, server: TmuxServer) -> tuple[bool 
         if scope.owner is not None and scope.owner.pid == pid:
             alive = a.owner_alive(scope.owner)
             state = {True: "is alive", False: "is dead (pid + start time)", None: "cannot be proven dead"}[alive]
-            return (None if alive is None else not alive), f"team {scope.label}'s lead (pid {pid}) {state}"
+            noun = a.snapshot.registries.dialect.nouns[1]  # the manager's own word for a scope (a team)
+            return (None if alive is None else not alive), f"{noun} {scope.label}'s lead (pid {pid}) {state}"
     proc = a.snapshot.by_pid.get(pid)
     serving = a.snapshot.by_pid.get(server.server_pid or -1)
     if proc is None or proc.defunct:

@@ -1,4 +1,5 @@
-"""A manager's conventions as data: one Dialect per manager and era, chosen from what its files show.
+"""A manager's conventions as data: one Dialect per manager and era, chosen from what its files show. This module is
+the model only; each manager's dialects are data in its own package (healthchecks/sources/<manager>/dialect.py).
 
 The same words mean different things to different managers and eras: a missing status is "just deployed" in
 a global entry of the orchestrator's later eras but "not recorded here" in its first era (the task registry is
@@ -124,12 +125,12 @@ class Dialect:
     id_shape: re.Pattern[str]
     evidence: frozenset[Evidence]
     mark: Mark | None
-    manager: str = "ClaudeOrchestratorMCP"
+    manager: str
     id_flag: str | None = None
     private_server: re.Pattern[str] | None = None
     nouns: tuple[str, str] = ("agent", "registry")
     members_repeat_authority: bool = True  # member scopes copy the authority's records (else: independent stores)
-    session_prefix: str = "agent_"
+    session_prefix: str = ""
     id_env: str | None = None
 
     def launched(self, argv: Sequence[str]) -> str | None:
@@ -173,132 +174,3 @@ class Dialect:
             Count.TASKS: tasks,
         }
         return {name: value[count] for name, count in wanted.items()}
-
-
-# --- ClaudeOrchestratorMCP (Albaraazain/ClaudeOrchestratorMCP) ---------------------------------------------
-ACTIVE = ("running", "working", "blocked", "reviewing")
-TERMINAL = ("completed", "failed", "error", "terminated", "killed", "phase_completed")
-# No status is written at deploy: a missing status means "just deployed, running".
-_ORCHESTRATOR_STATUSES: dict[Status, StatusClass] = {
-    None: StatusClass.ACTIVE,
-    **dict.fromkeys(ACTIVE, StatusClass.ACTIVE),
-    **dict.fromkeys(TERMINAL, StatusClass.TERMINAL),
-}
-# The orchestrator launches Claude with these flags in every era (E0..E5); a person rarely types all four.
-_LAUNCH = ("--output-format", "stream-json", "--verbose", "--dangerously-skip-permissions")
-# An orchestrator agent id: <agent_type>-<HHMMSS>[NNN]-<6 hex>. Shorter or other keys are never evidence.
-_ID_TAIL = r"-\d{6}(?:\d{3})?-[0-9a-f]{6}"
-_ID_SHAPE = re.compile(r".+" + _ID_TAIL)
-# The same id as a token in a command line (the prompt names it: "Your agent id is <id>."): what an id may hold
-# before its tail, and nothing an id holds on either side.
-ORCHESTRATOR_ID_TOKEN = re.compile(rf"(?<![\w.:-])([\w.:]+{_ID_TAIL})(?![\w-])")
-_EVIDENCE = frozenset(Evidence) - {Evidence.CWD_IN_RECORD_DIR, Evidence.ENV_RECORD_ID, Evidence.CONVERSATION_IN_ARGS}
-_JSON_COUNTERS = {
-    ScopeKind.GLOBAL: {"total_agents_spawned": Count.ENTRIES, "active_agents": Count.ACTIVE,
-                       "total_tasks": Count.TASKS},
-    ScopeKind.TASK: {"total_spawned": Count.ENTRIES, "active_count": Count.ACTIVE, "completed_count": Count.FINISHED},
-}
-# Its own cleanup of a dead agent (kill_real_agent's fields, the health daemon's reason).
-_TERMINATED = Mark("terminated", ("terminated_at",), {"termination_reason": "session_not_found"})
-
-ORCHESTRATOR_FIRST = Dialect(
-    name="orchestrator E0-E1",
-    era="526a899..d388d16 (2025-09/10): global entries never get a status; completed_count counts `completed` only",
-    statuses=_ORCHESTRATOR_STATUSES,
-    status_in=frozenset({ScopeKind.TASK}),
-    counters=_JSON_COUNTERS,
-    finished=frozenset({"completed"}),  # get_real_task_status counts it; kill_real_agent leaves it alone
-    launch=_LAUNCH,
-    id_shape=_ID_SHAPE,
-    evidence=_EVIDENCE,
-    mark=_TERMINATED,
-)
-ORCHESTRATOR_JSON = Dialect(
-    name="orchestrator E2-E4",
-    era="8e57beb..800ac3c (2025-10 .. 2026-01): JSON registries, statuses in both, every finished agent counted",
-    statuses=_ORCHESTRATOR_STATUSES,
-    status_in=frozenset({ScopeKind.GLOBAL, ScopeKind.TASK}),
-    counters=_JSON_COUNTERS,
-    # E2 update_agent_progress: a move to any of these adds 1 to completed_count
-    finished=frozenset({"completed", "terminated", "error", "failed"}),
-    launch=_LAUNCH,
-    id_shape=_ID_SHAPE,
-    evidence=_EVIDENCE,
-    mark=_TERMINATED,
-)
-ORCHESTRATOR_SQLITE = Dialect(
-    name="orchestrator E5",
-    era="841c510..d746b7e (2026-01 .. 2026-04): registry/state.sqlite3; no counters are stored",
-    statuses=_ORCHESTRATOR_STATUSES,
-    status_in=frozenset({ScopeKind.STATE}),
-    counters={},
-    finished=frozenset(),
-    launch=_LAUNCH,
-    id_shape=_ID_SHAPE,
-    evidence=_EVIDENCE,
-    # what its cleanup of dead tmux sessions writes (mark_agents_as_failed_batch at d746b7e)
-    mark=Mark("failed", ("completed_at", "last_update")),
-)
-
-
-# --- Claude Code Agent Teams (CLAUDE_CODE_EXPERIMENTAL_AGENT_TEAMS=1, teammateMode tmux; files of 2.1.332) --------
-# A member's `isActive` as the reader writes it: absent or true is "active", false "inactive" (idle: its
-# process may well run on; a live pane is then information, never a leak).
-AGENT_TEAMS = Dialect(
-    name="agent-teams",
-    era="Claude Code 2.1.178+ (a team per session, <config dir>/teams/<team>/config.json; read at 2.1.332)",
-    statuses={"active": StatusClass.ACTIVE, "inactive": StatusClass.STOPPED},
-    status_in=frozenset({ScopeKind.TEAM}),
-    counters={},
-    finished=frozenset(),
-    launch=(),
-    # `<name>@<team>`: the lead starts every teammate with `--agent-id <name>@<team>`
-    id_shape=re.compile(r"[^@\s]+@[^@\s]+"),
-    evidence=frozenset({Evidence.ID_AFTER_FLAG}),
-    # a ghost member of a team whose lead is dead: `isActive: false` (the lead's own mark of an idle member)
-    mark=Mark("inactive", ()),
-    manager="Claude Code Agent Teams",
-    session_prefix="",  # it names no sessions: its members live in panes of the lead's server
-    id_flag="--agent-id",
-    private_server=re.compile(r"claude-swarm-(\d+)"),
-    nouns=("member", "team"),
-    members_repeat_authority=False,
-)
-
-# --- claude-squad (smtg-ai/claude-squad, format stable since e852651; read at 434ca25) -------------------------
-# status is an integer: Running 0, Ready 1, Loading 2, Paused 3. Paused keeps its session (since v1.0.10).
-CLAUDE_SQUAD = Dialect(
-    name="claude-squad",
-    era="e852651..434ca25 (2025-04 ..): ~/.claude-squad/state.json, written without a lock",
-    statuses={0: StatusClass.ACTIVE, 1: StatusClass.ACTIVE, 2: StatusClass.ACTIVE, 3: StatusClass.PAUSED},
-    status_in=frozenset({ScopeKind.STATE}),
-    counters={},
-    finished=frozenset(),
-    launch=(),
-    id_shape=re.compile(r"(?!)"),  # titles are free text: never evidence in arguments
-    evidence=frozenset({Evidence.CWD_IN_RECORD_DIR}),  # no id in argv or env: its worktree is the only sign
-    mark=None,  # no lock to share with its writers: never written
-    manager="claude-squad",
-    session_prefix="claudesquad_",
-)
-
-# --- agent-deck (asheshgoplani/agent-deck; read at v1.14.0, 47bb210) --------------------------------------------
-AGENT_DECK = Dialect(
-    name="agent-deck",
-    era="v1.14.0 (47bb210, schema_version 13): <data root>/profiles/<profile>/state.db",
-    statuses={**dict.fromkeys(("running", "waiting", "idle", "starting"), StatusClass.ACTIVE),
-              # error: it found the session dead itself (last-known, like stopped: not expected to run)
-              "stopped": StatusClass.STOPPED, "error": StatusClass.STOPPED},
-    status_in=frozenset({ScopeKind.STATE}),
-    counters={},
-    finished=frozenset(),
-    launch=(),
-    id_shape=re.compile(r"(?!)"),
-    evidence=frozenset({Evidence.ENV_RECORD_ID, Evidence.CONVERSATION_IN_ARGS}),
-    mark=None,  # its status is last-known and it rewrites rows itself: never written
-    manager="agent-deck",
-    session_prefix="agentdeck_",
-    id_env="AGENTDECK_INSTANCE_ID",
-)
-# every manager known here
-DIALECTS = (ORCHESTRATOR_FIRST, ORCHESTRATOR_JSON, ORCHESTRATOR_SQLITE, AGENT_TEAMS, CLAUDE_SQUAD, AGENT_DECK)

@@ -18,8 +18,7 @@ from .summary import Figures
 if TYPE_CHECKING:  # for the type checker only: this package never imports fixers
     from fixers.run import FixReport
 
-    from .testing.teams import TeamWorld
-    from .testing.world import World
+    from .testing.demo import DemoWorld
 
 
 @dataclass(frozen=True)
@@ -33,7 +32,7 @@ class Judged:
 @dataclass
 class Run:
     observation: Observation
-    world: World | TeamWorld | None = None  # the demo world, torn down at the end of the run
+    world: DemoWorld | None = None  # the demo world, torn down at the end of the run
     fix_report: FixReport | None = None  # under --fix or --dry-run
 
     @property

@@ -12,8 +12,8 @@ import pytest
 from fixers.apply import Options
 from fixers.run import fix
 from healthchecks.observe import observe
-from healthchecks.sources import agent_deck
-from healthchecks.testing.managers import DeckWorld, deck_demo
+from healthchecks.sources.agent_deck import reader as agent_deck
+from healthchecks.sources.agent_deck.world import DeckWorld, deck_demo
 
 # an `instances` with every column read, endlessly many rows
 ENDLESS = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT 'r' || i AS id, 'x' AS title, "

@@ -15,15 +15,15 @@ from helpers import alive, failing, fix_in_process, info, plan_now
 
 from fixers.plan import make_plan
 from fixers.writers import Edits
-from fixers.writers import agent_teams as writer
 from healthchecks import sources
 from healthchecks.checks import DUPLICATE_AGENTS, agent_finding
 from healthchecks.observe import observe
 from healthchecks.processes import start_ticks
 from healthchecks.results import CheckResult
-from healthchecks.sources import agent_teams
-from healthchecks.testing import teams
-from healthchecks.testing.teams import Member, TeamWorld
+from healthchecks.sources.agent_teams import reader as agent_teams
+from healthchecks.sources.agent_teams import world as teams
+from healthchecks.sources.agent_teams import writer
+from healthchecks.sources.agent_teams.world import Member, TeamWorld
 from healthchecks.testing.world import World
 
 REPO_EXAMPLES = Path(__file__).parent / "data" / "agent-teams"  # written by the real 2.1.332 (see its README)

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from healthchecks.dialect import ScopeKind
-from healthchecks.sources import json_registry as registry
+from healthchecks.sources.orchestrator import json_registry as registry
 
 GOOD_AGENT = {"task_id": "TASK-1", "type": "w", "parent": "orchestrator",
               "started_at": "2025-10-29T23:25:23.118402", "tmux_session": "agent_w-232523-be4f03"}

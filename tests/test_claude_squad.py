@@ -13,8 +13,8 @@ from helpers import run_health
 from fixers.apply import Options
 from fixers.run import fix
 from healthchecks.observe import observe
-from healthchecks.sources import claude_squad
-from healthchecks.testing.managers import PAUSED, READY, RUNNING, SquadWorld, squad_demo
+from healthchecks.sources.claude_squad import reader as claude_squad
+from healthchecks.sources.claude_squad.world import PAUSED, READY, RUNNING, SquadWorld, squad_demo
 from healthchecks.text import MAX_LINE
 
 

@@ -18,13 +18,13 @@ from helpers import REPO, failing, judge, plan_now
 
 from fixers.apply import Options, apply
 from healthchecks.dialect import ScopeKind
-from healthchecks.sources.json_registry import load_file
+from healthchecks.sources.orchestrator.json_registry import load_file
 from healthchecks.testing.world import World
 
 FIX_SCRIPT = """
 import json, os, sys, time
 from pathlib import Path
-from fixers.writers import json_registry as registry_write
+from healthchecks.sources.orchestrator import json_writer as registry_write
 from fixers.apply import Options
 from fixers.run import fix
 from healthchecks.observe import observe

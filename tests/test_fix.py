@@ -20,11 +20,11 @@ from junitparser import JUnitXml
 from fixers.apply import Options, apply
 from fixers.plan import Action, ActionKind, Phase
 from fixers.run import fix, still_wrong
-from fixers.writers.json_registry import rewrite
 from healthchecks.analysis import Analysis
 from healthchecks.dialect import ScopeKind
 from healthchecks.observe import judged, observe
 from healthchecks.processes import start_ticks
+from healthchecks.sources.orchestrator.json_writer import rewrite
 from healthchecks.targets import AgentTarget, ProcessTarget
 from healthchecks.testing import demo
 from healthchecks.testing.world import World

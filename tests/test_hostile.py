@@ -19,12 +19,13 @@ import helpers
 import pytest
 from helpers import failing, fix_in_process, judge, registry_bytes, run_health, settings_args
 
-from fixers.writers import json_registry as registry_write
+from fixers import archive
+from healthchecks import sqlite_ro
 from healthchecks.observe import observe
 from healthchecks.outputs.status_line import status_line
 from healthchecks.settings import Settings
-from healthchecks.sources import sqlite_state
-from healthchecks.sources.json_registry import journal_path
+from healthchecks.sources.orchestrator import json_writer as registry_write
+from healthchecks.sources.orchestrator.json_registry import journal_path
 from healthchecks.testing.world import World
 from healthchecks.text import for_people, for_status_line
 
@@ -226,8 +227,8 @@ def test_7_a_journal_for_another_file_is_not_applied(world):
 
 
 def test_8_other_peoples_temp_files_are_kept(world):
-    prefix = getattr(registry_write, "TEMP_PREFIX", ".hc-tmp-")
-    marker = getattr(registry_write, "TEMP_MARKER", "marker")
+    prefix = getattr(archive, "TEMP_PREFIX", ".hc-tmp-")
+    marker = getattr(archive, "TEMP_MARKER", "marker")
     world.agent(None, "claude")
     ghost = world.agent("working", None)
     world.start()
@@ -318,13 +319,13 @@ def test_9_an_agents_view_over_an_endless_query_is_refused_at_once(tmp_path):
 def test_9_every_read_is_bounded_in_time(tmp_path, monkeypatch):
     path = tmp_path / "x.sqlite3"
     sqlite3.connect(path).close()
-    monkeypatch.setattr(sqlite_state, "READ_SECONDS", 0.5)
-    conn = sqlite_state.connect(path, 0.1)
+    monkeypatch.setattr(sqlite_ro, "READ_SECONDS", 0.5)
+    conn = sqlite_ro.connect(path, 0.1)
     started = time.monotonic()
     with pytest.raises(sqlite3.OperationalError) as exc:
         conn.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT max(i) FROM n")
     assert time.monotonic() - started < 10
-    assert str(sqlite_state.problem(path, exc.value, 0.1)).endswith("reading took more than 0.6s; given up")
+    assert str(sqlite_ro.problem(path, exc.value, 0.1)).endswith("reading took more than 0.6s; given up")
 
 
 def test_9_a_column_the_write_uses_is_checked_before_any_action(tmp_path):

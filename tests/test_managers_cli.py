@@ -6,7 +6,8 @@ import json
 
 from helpers import run_health
 
-from healthchecks.testing.managers import PAUSED, READY, DeckWorld, SquadWorld
+from healthchecks.sources.agent_deck.world import DeckWorld
+from healthchecks.sources.claude_squad.world import PAUSED, READY, SquadWorld
 
 
 def _args(world, tmp_path) -> list[str]:

@@ -2,12 +2,12 @@
 
 import pytest
 
-from healthchecks.dialect import ORCHESTRATOR_ID_TOKEN, ORCHESTRATOR_JSON
 from healthchecks.idle import Idle, idle
 from healthchecks.options import OPTIONS
 from healthchecks.processes import Proc
 from healthchecks.programs import CLAUDE, PROGRAMS, Ending, Role
 from healthchecks.settings import Settings
+from healthchecks.sources.orchestrator.dialect import ORCHESTRATOR_ID_TOKEN, ORCHESTRATOR_JSON
 
 DEFAULT = Settings()
 

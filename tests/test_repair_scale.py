@@ -13,9 +13,9 @@ from helpers import fix_in_process
 from fixers import apply, backups, effects
 from fixers.plan import Phase
 from fixers.writers import Edits
-from fixers.writers import json_registry as json_writer
-from fixers.writers.json_registry import backup_path, rewrite
 from healthchecks.dialect import ScopeKind
+from healthchecks.sources.orchestrator import json_writer
+from healthchecks.sources.orchestrator.json_writer import rewrite
 
 
 def _counting(calls: dict[str, int], name: str, fn):
@@ -113,7 +113,7 @@ def test_a_backup_a_write_makes_is_marked_so_it_can_be_pruned(world):
     path = world.global_path
     result = rewrite(path, ScopeKind.GLOBAL, lambda data: data.update(note=1) or ["noted"],
                      workspace=world.workspace, lock_timeout=5)
-    assert result.backup is not None and result.backup == backup_path(world.workspace, path,
+    assert result.backup is not None and result.backup == backups.path_for(world.workspace, path,
                                                                        result.backup.name.split(".")[-2])
     assert os.getxattr(result.backup, backups.MARKER) == backups.MARK_VALUE
     assert backups.NAME.fullmatch(result.backup.name)

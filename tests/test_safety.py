@@ -345,7 +345,7 @@ def test_checks_and_fix_agree_on_deep_nesting(world, depth):
 SIZE_PROBE = """
 import sys
 from pathlib import Path
-from healthchecks.sources.json_registry import fingerprint, load
+from healthchecks.sources.orchestrator.json_registry import fingerprint, load
 regs = load(Path(sys.argv[1]))
 fingerprint(Path(sys.argv[1]))
 print(regs.all_errors[0])
@@ -368,7 +368,7 @@ def test_a_huge_sparse_registry_is_never_read_whole(world):
 
 def test_archive_records_stay_whole(tmp_path):
     """A torn last line is moved aside before appending; a write that fails (file size limit) is cut back."""
-    from fixers.writers.json_registry import append_archive
+    from fixers.archive import append_archive
 
     ws = tmp_path / "ws"
     archive = ws / "registry" / "archive" / "pruned.jsonl"
@@ -381,7 +381,7 @@ def test_archive_records_stay_whole(tmp_path):
     size = archive.stat().st_size
     script = (
         "import resource, signal, sys; from pathlib import Path\n"
-        "from fixers.writers.json_registry import append_archive\n"
+        "from fixers.archive import append_archive\n"
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
         f"resource.setrlimit(resource.RLIMIT_FSIZE, ({size + 10}, resource.RLIM_INFINITY))\n"
         f"append_archive(Path({str(ws)!r}), Path({str(archive)!r}), [{{'agent_id': 'x' * 100}}])\n"

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from helpers import Writer, alive, failing, first_line, fix_in_process, judge, run_health, settings_args
 
-from healthchecks.dialect import ORCHESTRATOR_FIRST, ORCHESTRATOR_JSON
 from healthchecks.observe import observe
+from healthchecks.sources.orchestrator.dialect import ORCHESTRATOR_FIRST, ORCHESTRATOR_JSON
 from healthchecks.testing.world import World
 
 
@@ -329,7 +329,7 @@ def test_a_same_size_rewrite_just_after_the_read_is_seen(tmp_path):
     write within one tick of the file clock looks like that), is still seen to have changed: a file written
     within safe_files.RACY_NS of being looked at is compared by its bytes, not its stat."""
     from healthchecks.snapshot import _changed
-    from healthchecks.sources import json_registry
+    from healthchecks.sources.orchestrator import json_registry
 
     w = World(tmp_path / "world")
     w.agent(None, "claude")
@@ -374,7 +374,7 @@ def test_a_file_fresh_when_read_and_still_when_compared_has_not_changed(tmp_path
 
     from healthchecks.safe_files import RACY_NS
     from healthchecks.snapshot import _changed
-    from healthchecks.sources import json_registry
+    from healthchecks.sources.orchestrator import json_registry
 
     w = World(tmp_path / "world")
     w.agent(None, "claude")

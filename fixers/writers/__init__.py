@@ -1,6 +1,7 @@
 """Writers: each changes one source's records the way that manager's own code does (fixers only).
 
-A writer module (named by its source's line in healthchecks.sources.SOURCES) provides:
+A writer module lives in its manager's package (healthchecks/sources/<manager>/), is named by its source's line in
+healthchecks.sources.SOURCES and imported only by the fix (by_source.py): readers never import writers. It provides:
 
 - ``check(records, edits, lock_timeout) -> str | None``: why the edits cannot be written (one line), made before
   any action of the plan: nothing is written or signalled there;
@@ -14,14 +15,12 @@ The record phase of fixers.apply knows only this protocol; a source without a wr
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import Protocol
 
 from healthchecks.records import Records, RegistryError
-from healthchecks.sources import BY_NAME
 from healthchecks.targets import CounterTarget
 
 
@@ -62,32 +61,6 @@ class Writer(Protocol):
     def recover_workspace(self, workspace: Path, lock_timeout: float, /) -> list[str]: ...
 
 
-if TYPE_CHECKING:  # each writer module is checked against the protocol (they are imported by name at run time)
-    from . import agent_teams, json_registry, sqlite_state
-
-    _WRITERS: tuple[Writer, ...] = (agent_teams, json_registry, sqlite_state)
-
-
 def failure(exc: Exception) -> str:
     """One line for why a write failed: the store's first problem, else the first line of what the system said."""
     return str(exc.problem) if isinstance(exc, RegistryError) else str(exc).splitlines()[0]
-
-
-def writer_for(source: str) -> Writer | None:
-    """The writer of a source (None: its records are never written by a fix)."""
-    name = BY_NAME[source].writer
-    return cast(Writer, importlib.import_module(name)) if name else None  # (a module named in SOURCES, see above)
-
-
-def recover_all(workspace: Path, lock_timeout: float) -> list[str]:
-    """Every source's leftovers of an interrupted fix, put right (a workspace may have changed store since)."""
-    done: list[str] = []
-    for source in BY_NAME:
-        if (writer := writer_for(source)) is not None:
-            done += writer.recover_workspace(workspace, lock_timeout)
-    return done
-
-
-def pending(workspace: Path) -> bool:
-    """Whether an interrupted fix left anything to put right (cheap: asked before every --fix)."""
-    return any(w.pending(workspace) for s in BY_NAME if (w := writer_for(s)) is not None)

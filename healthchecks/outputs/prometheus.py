@@ -9,6 +9,7 @@ from ..checks import COUNTERS, GHOST_AGENTS, LEAKED_SESSIONS, ORPHAN_PROCESSES, 
 from ..options import Option
 from ..results import Results
 from ..run import Run
+from ..sources import NAMES
 from ..summary import Figures
 from .files import resolve, write_atomic_text
 from .output import Output
@@ -86,7 +87,7 @@ def metrics_text(
     )
     gauge(
         "failing_finding",
-        "1 for each failing finding, named as every other output names it (member mate1@<team>, team <team>, ...).",
+        "1 for each failing finding, named as every other output names it (a record by its manager's noun and id).",
         [({"check": cid, "entity": f.entity}, 1) for cid, r in results.items() for f in r.failing],
     )
     gauge(
@@ -101,7 +102,8 @@ def metrics_text(
     )
     gauge("last_run_timestamp_seconds", "When the snapshot was taken (Unix time).", [({}, round(taken_at, 3))])
     if source is not None:
-        gauge("records_source", "Where the agents' records were read: json or sqlite.", [({"source": source}, 1)])
+        gauge("records_source", f"Where the agents' records were read: one of {', '.join(NAMES)}.",
+              [({"source": source}, 1)])
     return "\n".join(lines) + "\n"
 
 

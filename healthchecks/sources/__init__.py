@@ -1,22 +1,11 @@
-"""Every record store the checks can read, in one table: SOURCES. Nothing outside this table names a source.
+"""Every record store the checks can read, in one table: SOURCES. Nothing outside this table and the managers'
+packages names a source.
 
-A source is a reader module (here, in `healthchecks/sources/`) and optionally a writer module (in
-`fixers/writers/`, named in the table and imported only by the fix: readers never import writers). A reader
-module provides:
-
-- ``present(workspace) -> bool``: whether its store is there (`auto` tries the sources in table order);
-- ``load(workspace, timeout) -> Records``: the neutral model (healthchecks.records), with its Dialect;
-- ``fingerprint(workspace, before) -> Fingerprint``: cheap, changes whenever a record does (compared after the live
-  reads with ``before``, the fingerprint ``load`` read: a file it digested is digested again, safe_files.digested);
-- ``flocked(workspace, records | None) -> set[Path]``: the files its manager flocks to write them, held still under
-  a shared flock while a snapshot reads (healthchecks.holding); empty when it locks otherwise.
-- optionally ``OPTIONS`` ((flag, help, default), ...) and ``locate(values) -> Path``: a store that lives in a
-  place of its own (a manager's home directory) rather than in the workspace; the place it names becomes the
-  run's workspace (what is locked, owned and looked inside), see resolve().
-
-A writer module provides ``check(records, edits, lock_timeout) -> str | None`` (why the plan cannot be written:
-one line, nothing written), ``write(records, edits, lock_timeout) -> Written`` and ``recover(workspace,
-lock_timeout) -> list[str]`` (finish what an interrupted fix left); see fixers/writers/__init__.py.
+Each manager's package (healthchecks/sources/<manager>/) holds its reader, its dialects (data), its writer where its
+protocol allows one, its world for tests and its demo, and defines its line: a typed Source (healthchecks.sources.
+source). One line here registers it; the --source and --demo-source choices, the options of stores of a place of
+their own, the dialects the analysis knows, the schema's enum (checked by a test) and the bench's rounds all come
+from this table.
 
 `auto` (the default) takes the first source in table order whose store is present and that holds agents or
 cannot be read (a problem is reported, never papered over by an older store); the last line is the fallback.
@@ -25,62 +14,29 @@ cannot be read (a problem is reported, never papered over by an older store); th
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
+from ..dialect import Dialect
 from ..records import Fingerprint, Records
-from . import agent_deck, agent_teams, claude_squad, json_registry, sqlite_state
-
-
-class Reader(Protocol):
-    """A reader module, as the docstring above describes it (positional parameters: each names them its own way)."""
-
-    def present(self, workspace: Path, /) -> bool: ...
-    def load(self, workspace: Path, timeout: float, /) -> Records: ...
-    def fingerprint(self, workspace: Path, before: Fingerprint, /) -> Fingerprint: ...
-    def flocked(self, workspace: Path, records: Records | None, /) -> set[Path]: ...
-
-
-@runtime_checkable
-class PlacedReader(Reader, Protocol):
-    """A reader of a store that lives in a place of its own, which ``locate`` finds from its ``OPTIONS``."""
-
-    OPTIONS: tuple[tuple[str, str, str], ...]
-
-    def locate(self, values: Mapping[str, str], /) -> Path: ...
-
-
-@dataclass(frozen=True)
-class Source:
-    name: str  # --source NAME, settings.source in every output, the records_source gauge
-    reader: Reader
-    writer: str | None  # the module that writes its records under --fix (None: records are never written)
-    demo: str | None  # --demo-source NAME builds this era's world (healthchecks.testing.world)
-    about: str  # one line for --help
-
+from . import agent_deck, agent_teams, claude_squad, orchestrator
+from .source import Place, Source
 
 SOURCES: tuple[Source, ...] = (
-    Source("sqlite", sqlite_state, "fixers.writers.sqlite_state", "sqlite",
-           "registry/state.sqlite3, the orchestrator's current release"),
-    Source("json", json_registry, "fixers.writers.json_registry", "json",
-           "registry/*.json, the orchestrator's releases up to 2026-01"),
-    Source(claude_squad.NAME, claude_squad, None, claude_squad.NAME,
-           "claude-squad's state.json (--claude-squad-dir); never written"),
-    Source(agent_deck.NAME, agent_deck, None, agent_deck.NAME,
-           "agent-deck's state.db (--agent-deck-db, --agent-deck-profile); never written"),
-    Source(agent_teams.NAME, agent_teams, "fixers.writers.agent_teams", agent_teams.NAME,
-           "teams/*/config.json in Claude's config dir (--claude-config-dir), Claude Code Agent Teams"),
+    orchestrator.SQLITE,
+    orchestrator.JSON,
+    claude_squad.SOURCE,
+    agent_deck.SOURCE,
+    agent_teams.SOURCE,
 )
 BY_NAME = {s.name: s for s in SOURCES}
 NAMES = tuple(BY_NAME)
 CHOICES = ("auto", *NAMES)
-DEMOS = tuple(s.demo for s in SOURCES if s.demo)
+DEMOS = {s.name: s.demo for s in SOURCES if s.demo}  # --demo-source NAME -> the builder of its world
+DIALECTS: tuple[Dialect, ...] = tuple(d for s in SOURCES for d in s.dialects)  # every manager's, each once
 
-
-PLACED = {s.name: s.reader for s in SOURCES if isinstance(s.reader, PlacedReader)}  # stores outside the workspace
+PLACED: dict[str, Place] = {s.name: s.place for s in SOURCES if s.place}  # stores outside the workspace
 IN_WORKSPACE = tuple(s for s in SOURCES if s.name not in PLACED)
-STORE_OPTIONS = tuple(opt for reader in PLACED.values() for opt in reader.OPTIONS)
+STORE_OPTIONS = tuple(opt for place in PLACED.values() for opt in place.options)
 
 
 def resolve(workspace: Path, wanted: str, values: Mapping[str, str]) -> tuple[str, Path]:
@@ -89,10 +45,10 @@ def resolve(workspace: Path, wanted: str, values: Mapping[str, str]) -> tuple[st
     if wanted in PLACED:
         return wanted, PLACED[wanted].locate(values)
     if wanted == "auto" and not workspace.exists():  # nothing of the orchestrator is there
-        for name, reader in PLACED.items():
-            place = reader.locate(values)
-            if reader.present(place):
-                return name, place
+        for name, place in PLACED.items():
+            where = place.locate(values)
+            if BY_NAME[name].reader.present(where):
+                return name, where
     return wanted, workspace
 
 

@@ -1,81 +1,32 @@
-"""The built-in demo: the seed guide's incident in figures, plus one of every other fault class.
+"""The built-in demo (--demo, --demo-source NAME): the world a source's line names (healthchecks.sources.DEMOS).
 
-The seed's machine: 95 agents in the registry, `active_agents` 15, 8 live agent sessions, 87 entries
-without a session (a few still marked active, most of them history). On top of that: one zombie
-session, one leaked session, one orphan Claude, one untracked session, one foreign Claude, and a
-user's own non-agent session with Claude inside (which must never be reported).
+Each manager's package builds its own demo world; this module only finds it by the table, so the checks import
+no world until --demo asks for one.
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol, cast
 
-from .managers import DEMOS
-from .teams import TeamWorld
-from .world import World
-
-CURRENT_TASKS = {
-    "TASK-20251029-225319-45548b6a": "Find and fix resource leaks in agent deployment",
-    "TASK-20251029-232447-3bf85ff8": "Investigate registry drift",
-}
-HEALTHY = [
-    "process_leak_analyzer",
-    "deployment_code_auditor",
-    "registry_corruption_investigator",
-    "immediate_cleanup_builder",
-    "cleanup_function_builder",
-    "file_handle_tracker_builder",
-    "cleanup_daemon_builder",
-    "integration_tester",
-]
-HISTORY_STATUSES = ["completed"] * 5 + ["terminated", "failed", "killed", "phase_completed", "error"]
-GHOSTS = 5  # still marked active, session gone
-HISTORY = 81  # finished entries whose sessions are gone: 5 ghosts + 1 orphan's entry + 81 = 87 without a session
+from ..settings import Settings
+from ..sources import DEMOS
 
 
-def build(root: Path, grace: float = 0.3, era: str = "json") -> World | TeamWorld:
-    """Describe and start the demo world under ``root`` (the JSON era's, or the current release's with its
-    state database, or another manager's); the caller tears it down."""
-    if era in DEMOS:  # another manager's world
-        return DEMOS[era](root, grace)
-    # (World treats every era but sqlite as the JSON one)
-    world = World(root, seed=20251029, grace=grace, era="sqlite" if era == "sqlite" else "json")
-    for task_id, description in CURRENT_TASKS.items():
-        world.task(task_id, description)
-    old_tasks = [world.task(description=f"earlier task {i}") for i in range(6)]
-    current = list(CURRENT_TASKS)
-    for i, kind in enumerate(HEALTHY):
-        world.agent(
-            [None, "running", "working", "reviewing"][i % 4],
-            "claude",
-            task_id=current[i % 2],
-            agent_type=kind,
-            started_ago=600 + 60 * i,
-        )
-    for i in range(GHOSTS):
-        world.agent(
-            [None, "running", "working"][i % 3],
-            None,
-            task_id=old_tasks[i % 6],
-            agent_type="ghost_worker",
-            started_ago=7200 + 300 * i,
-        )
-    world.agent("completed", "orphan", task_id=current[0], agent_type="orphaned_runner", started_ago=3000)
-    for i in range(HISTORY):
-        world.agent(
-            HISTORY_STATUSES[i % len(HISTORY_STATUSES)],
-            None,
-            task_id=old_tasks[i % 6],
-            agent_type="past_worker",
-            started_ago=86400 + 97 * i,
-        )
-    world.agent("running", "shell", task_id=current[1], agent_type="stalled_shell", started_ago=1800)
-    world.agent("completed", "claude", task_id=current[1], agent_type="finished_but_running", started_ago=2400)
-    world.untracked_session()
-    world.user_session()
-    world.foreign_claude()
-    world.write_registries(
-        global_overrides={"total_agents_spawned": 95, "active_agents": 15},
-        task_overrides={current[0]: {"active_count": 7}},
-    )
-    return world.start()
+class DemoWorld(Protocol):
+    """A started world: the settings that judge it, and its teardown (ends only what it started)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    def teardown(self) -> None: ...
+
+
+Builder = Callable[[Path, float], DemoWorld]  # (root, grace) -> the started world; the caller tears it down
+
+
+def build(root: Path, grace: float = 0.3, era: str = "json") -> DemoWorld:
+    """Describe and start the demo world of source ``era`` under ``root``; the caller tears it down."""
+    module, _, name = DEMOS[era].partition(":")
+    return cast(Builder, getattr(importlib.import_module(module), name))(root, grace)

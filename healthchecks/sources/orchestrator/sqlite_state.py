@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import time
 from pathlib import Path
-from urllib.parse import quote
 
-from .. import safe_files
-from ..dialect import ORCHESTRATOR_SQLITE, ScopeKind
-from ..records import AgentRecord, Fingerprint, Problem, Records, Scope, is_path
-from ..safe_files import file_problem
+from ... import safe_files
+from ...dialect import ScopeKind
+from ...records import AgentRecord, Fingerprint, Problem, Records, Scope, is_path
+from ...safe_files import file_problem
+from ...sqlite_ro import connect, database_fingerprint, problem, refused_objects
+from .dialect import ORCHESTRATOR_SQLITE
 
 NAME = "sqlite"  # its line in healthchecks.sources.SOURCES
 RELPATH = Path("registry") / "state.sqlite3"
@@ -27,61 +27,17 @@ REQUIRED = {
 }
 
 
-READ_SECONDS = 30.0  # longer than any real state takes to read (10,000 agents: milliseconds)
 # Tables read or written: each must be a table (a view can run any query, an endless one included) without
 # triggers (a trigger turns one mark into any change at all).
 PLAIN_TABLES = ("agents", "tasks", "agent_hierarchy")
-
-
-def connect(path: Path, timeout: float, mode: str = "ro") -> sqlite3.Connection:
-    """A connection to an existing database (never one created): the path quoted in the URI, so a `#` or `?` in
-    a folder's name stays part of the path; every statement bounded in time by a progress handler."""
-    uri = f"file:{quote(str(path))}?mode={mode}"
-    conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-    deadline = time.monotonic() + timeout + READ_SECONDS
-    conn.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
-    return conn
-
-
-def problem(path: Path, exc: sqlite3.Error, timeout: float) -> Problem:
-    """What SQLite said, as the database's problem."""
-    text = str(exc)
-    if "file is not a database" in text or "file is encrypted" in text:
-        what = "is not an SQLite database"
-    elif text == "interrupted":
-        what = f"reading took more than {timeout + READ_SECONDS:g}s; given up"
-    elif "locked" in text or "busy" in text:
-        what = f"locked by another process for more than {timeout:g}s"
-    elif "malformed" in text:
-        what = f"the database is damaged ({text})"
-    else:
-        what = f"cannot be read ({text})"
-    return Problem(str(path), "$", what)
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
     return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
 
 
-def refused_objects(path: Path, conn: sqlite3.Connection, tables: tuple[str, ...] = PLAIN_TABLES,
-                    whose: str = "the orchestrator's") -> list[Problem]:
-    """What makes a state unsafe to read or change, whatever its columns: a view or a trigger where one of
-    ``tables`` is (a manager's schema, ``whose``, that has none: any other store reading SQLite shares this)."""
-    lines = []
-    marks = ",".join("?" * len(tables))
-    for kind, name, table in conn.execute(
-        f"SELECT type, name, tbl_name FROM sqlite_master WHERE (type = 'view' AND name IN ({marks})) "
-        f"OR (type = 'trigger' AND tbl_name IN ({marks})) ORDER BY type, name", (*tables, *tables)
-    ):
-        what = "is a view, not a table" if kind == "view" else f"has a trigger ({name!r:.80})"
-        lines.append(Problem(str(path), table, f"{what}; refused: {whose} schema has none, and one would run "
-                             "whatever it holds when this tool reads or writes"))
-    return lines
-
-
 def schema_problems(path: Path, conn: sqlite3.Connection) -> list[Problem]:
-    lines = refused_objects(path, conn)
+    lines = refused_objects(path, conn, PLAIN_TABLES, "the orchestrator's")
     if lines:
         return lines
     for table, needed in REQUIRED.items():
@@ -101,19 +57,6 @@ def flocked(workspace: Path, records: Records | None) -> set[Path]:
 def fingerprint(workspace: Path, before: Fingerprint = ()) -> Fingerprint:
     """The database's own fingerprint (``before`` is the file stores' business)."""
     return database_fingerprint(workspace / RELPATH)
-
-
-def database_fingerprint(database: Path) -> Fingerprint:
-    """A database in WAL mode and its write-ahead log, by size and modification time: a write changes one of them."""
-    result: list[tuple[str, str | None]] = []
-    for suffix in ("", "-wal"):
-        path = database.with_name(database.name + suffix)
-        try:
-            st = path.lstat()
-            result.append((str(path), f"{st.st_size}:{st.st_mtime_ns}"))
-        except OSError:
-            result.append((str(path), None))
-    return tuple(result)
 
 
 def present(workspace: Path) -> bool:

@@ -21,13 +21,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..dialect import AGENT_TEAMS, ScopeKind
-from ..processes import start_ticks
-from ..records import AgentRecord, Fingerprint, Owner, Problem, Records, RegistryError, Scope
-from ..safe_files import digested, read_bytes, read_stamped, stamp_of
-from ..safe_files import present as standing
-from ..tmux import default_socket_path
-from .json_registry import parse
+from ...dialect import ScopeKind
+from ...processes import start_ticks
+from ...records import AgentRecord, Fingerprint, Owner, Problem, Records, RegistryError, Scope
+from ...safe_files import digested, read_bytes, read_stamped, stamp_of
+from ...safe_files import present as standing
+from ...strict_json import parse
+from ...tmux import default_socket_path
+from .dialect import AGENT_TEAMS
 
 NAME = "agent-teams"  # its line in healthchecks.sources.SOURCES
 TEAMS = "teams"

@@ -25,9 +25,9 @@ from typing import Literal
 
 import psutil
 
-from ..processes import start_ticks
-from ..settings import Settings
-from .world import STANDIN, outside_tmux
+from ...processes import start_ticks
+from ...settings import Settings
+from ...testing.world import STANDIN, outside_tmux
 
 SIZE = "400"  # columns and rows of a window: room for a lead and its teammates side by side
 COLORS = ("blue", "green", "yellow", "purple", "orange", "pink", "cyan", "red")

@@ -19,11 +19,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .. import safe_files
-from ..dialect import AGENT_DECK, ScopeKind, StatusClass
-from ..records import AgentRecord, Fingerprint, Problem, Records, Scope
-from ..safe_files import file_problem
-from .sqlite_state import connect, database_fingerprint, problem, refused_objects
+from ... import safe_files
+from ...dialect import ScopeKind, StatusClass
+from ...records import AgentRecord, Fingerprint, Problem, Records, Scope
+from ...safe_files import file_problem
+from ...sqlite_ro import connect, database_fingerprint, problem, refused_objects
+from .dialect import AGENT_DECK
 
 NAME = "agent-deck"  # its line in healthchecks.sources.SOURCES
 DB = "state.db"

@@ -7,22 +7,21 @@ never crashed on, and never handed to a fixer. Which era wrote the files is read
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
 import os
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ..dialect import ORCHESTRATOR_FIRST, ORCHESTRATOR_JSON, Dialect, ScopeKind
-from ..records import AgentRecord, Fingerprint, Problem, Records, RegistryError, Scope, is_path
-from ..safe_files import Missing, digested, read_stamped, stamp_of
+from ...dialect import Dialect, ScopeKind
+from ...records import AgentRecord, Fingerprint, Problem, Records, RegistryError, Scope, is_path
+from ...safe_files import Missing, digested, read_stamped, stamp_of
+from ...strict_json import json_type, parse
+from .dialect import ORCHESTRATOR_FIRST, ORCHESTRATOR_JSON
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
@@ -31,40 +30,11 @@ if TYPE_CHECKING:
 GLOBAL_RELPATH = Path("registry") / "GLOBAL_REGISTRY.json"
 TASK_FILE = "AGENT_REGISTRY.json"  # in every TASK-* folder
 MAX_ERRORS_PER_FILE = 20
-MAX_NESTING = 200  # levels of JSON nesting a registry may have (a real one has 4); deeper is damage
 NAME = "json"  # its line in healthchecks.sources.SOURCES
 NO_WORKSPACE = (
     "workspace directory does not exist (point --workspace or AGENT_WORKSPACE at the orchestrator's "
     ".agent-workspace; --demo checks a built-in demo world)"
 )
-
-
-_JSON_NAMES: dict[type, str] = {str: "string", list: "array", dict: "object"}
-
-
-def json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "integer" if isinstance(value, int) else "number"
-    return _JSON_NAMES.get(type(value), type(value).__name__)
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):  # rare: find which key, only then
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise ValueError(f"duplicate key {key!r}")
-            seen.add(key)
-    return result
 
 
 JOURNAL_SUFFIX = ".hc-journal"
@@ -125,50 +95,6 @@ def fingerprint(workspace: Path, before: Fingerprint = ()) -> Fingerprint:
             if path.name != TASK_FILE:
                 result.append((str(path), None))
     return tuple(result)
-
-
-@contextlib.contextmanager
-def nesting_budget(levels: int) -> Iterator[None]:
-    """Python's recursion limit set to the frames in use now plus ``levels``, for the duration.
-
-    JSON is decoded and encoded recursively: how deep a document can be then depends on how deep
-    the stack already is, so the checks (inside pytest) and the fix (deeper still) would disagree
-    about the same file. With a budget counted from the current frame, each reads the same limit.
-    """
-    frame: FrameType | None = sys._getframe()
-    depth = 0
-    while frame is not None:
-        frame, depth = frame.f_back, depth + 1
-    old = sys.getrecursionlimit()
-    sys.setrecursionlimit(depth + levels)
-    try:
-        yield
-    finally:
-        sys.setrecursionlimit(old)
-
-
-def parse(path: Path, raw: bytes) -> Any:
-    """Decode strictly: the orchestrator writes plain UTF-8 JSON, so anything else is damage."""
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raise RegistryError(Problem(str(path), "$", "starts with a UTF-8 byte order mark"))
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RegistryError(Problem(str(path), "$", f"invalid UTF-8 at byte {exc.start}")) from None
-    if not text.strip():
-        raise RegistryError(Problem(str(path), "$", "file is empty"))
-    try:
-        with nesting_budget(MAX_NESTING + 3):  # json.loads and the key hook take a few frames of their own
-            return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys)
-    except RecursionError:
-        raise RegistryError(Problem(str(path), "$", f"nested deeper than {MAX_NESTING} levels")) from None
-    except json.JSONDecodeError as exc:
-        cut = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
-        where = "truncated" if cut else "invalid JSON"
-        place = f"line {exc.lineno} column {exc.colno}"
-        raise RegistryError(Problem(str(path), place, f"{where} ({exc.msg})")) from None
-    except ValueError as exc:
-        raise RegistryError(Problem(str(path), "$", str(exc))) from None
 
 
 @cache

@@ -17,14 +17,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from healthchecks.dialect import ORCHESTRATOR_SQLITE, StatusClass
+from fixers import backups
+from fixers.archive import append_archive
+from fixers.writers import Edits, Written, failure
+from healthchecks.dialect import StatusClass
 from healthchecks.records import Problem, Records, RegistryError
 from healthchecks.safe_files import check_contained, file_problem
-from healthchecks.sources.sqlite_state import RELPATH, connect, problem, schema_problems
+from healthchecks.sqlite_ro import connect, problem
 
-from .. import backups
-from . import Edits, Written, failure
-from .json_registry import append_archive, backup_path
+from .dialect import ORCHESTRATOR_SQLITE
+from .sqlite_state import RELPATH, schema_problems
 
 _MARK = ORCHESTRATOR_SQLITE.mark
 assert _MARK is not None
@@ -73,7 +75,7 @@ def write_problems(path: Path, conn: sqlite3.Connection) -> list[Problem]:
 
 def _backup(conn: sqlite3.Connection, workspace: Path, path: Path) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{time.time_ns() % 10**9:09d}"
-    target = backup_path(workspace, path, stamp)
+    target = backups.path_for(workspace, path, stamp)
     check_contained(workspace, target)
     target.parent.mkdir(parents=True, exist_ok=True)
     dest = sqlite3.connect(target)

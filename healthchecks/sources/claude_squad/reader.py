@@ -17,11 +17,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .. import safe_files
-from ..dialect import CLAUDE_SQUAD, ScopeKind
-from ..records import AgentRecord, Fingerprint, Problem, Records, RegistryError, Scope, is_path
-from ..safe_files import digested, read_bytes, read_stamped, stamp_of
-from .json_registry import parse
+from ... import safe_files
+from ...dialect import ScopeKind
+from ...records import AgentRecord, Fingerprint, Problem, Records, RegistryError, Scope, is_path
+from ...safe_files import digested, read_bytes, read_stamped, stamp_of
+from ...strict_json import parse
+from .dialect import CLAUDE_SQUAD
 
 NAME = "claude-squad"  # its line in healthchecks.sources.SOURCES
 STATE = "state.json"

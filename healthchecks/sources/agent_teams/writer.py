@@ -27,14 +27,12 @@ from pathlib import Path
 
 import psutil
 
+from fixers import backups
+from fixers.writers import Edits, Written
 from healthchecks.processes import start_ticks
 from healthchecks.records import Problem, Records, RegistryError, Scope
 from healthchecks.safe_files import Missing, check_contained, open_contained, read_bytes
-from healthchecks.sources.json_registry import parse
-
-from .. import backups
-from . import Edits, Written
-from .json_registry import backup_path
+from healthchecks.strict_json import parse
 
 ARCHIVE = "archive"
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -153,7 +151,7 @@ def _mark(records: Records, scope: Scope, ids: set[str]) -> None:
         store = _made_folder(workspace, backups.folder(workspace))
         opened.callback(os.close, store)
         mode = stat.S_IMODE(os.stat(scope.path.name, dir_fd=team, follow_symlinks=False).st_mode)
-        _write_whole(store, backup_path(workspace, scope.path, stamp).name, raw, mode, backup=True)
+        _write_whole(store, backups.path_for(workspace, scope.path, stamp).name, raw, mode, backup=True)
         _write_whole(team, scope.path.name, json.dumps(data, indent=2).encode(), mode)
 
 

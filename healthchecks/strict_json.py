@@ -1,0 +1,89 @@
+"""Strict JSON, as every manager's JSON store is read (and written back): plain UTF-8, no duplicate keys, no
+NaN or Infinity, bounded nesting. Anything else is damage, reported as a Problem of the file, never guessed at.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from .records import Problem, RegistryError
+
+MAX_NESTING = 200  # levels of JSON nesting a record file may have (a real one has 4); deeper is damage
+
+
+_JSON_NAMES: dict[type, str] = {str: "string", list: "array", dict: "object"}
+
+
+def json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "integer" if isinstance(value, int) else "number"
+    return _JSON_NAMES.get(type(value), type(value).__name__)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):  # rare: find which key, only then
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r}")
+            seen.add(key)
+    return result
+
+
+@contextlib.contextmanager
+def nesting_budget(levels: int) -> Iterator[None]:
+    """Python's recursion limit set to the frames in use now plus ``levels``, for the duration.
+
+    JSON is decoded and encoded recursively: how deep a document can be then depends on how deep
+    the stack already is, so the checks (inside pytest) and the fix (deeper still) would disagree
+    about the same file. With a budget counted from the current frame, each reads the same limit.
+    """
+    frame: FrameType | None = sys._getframe()
+    depth = 0
+    while frame is not None:
+        frame, depth = frame.f_back, depth + 1
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(depth + levels)
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
+
+
+def parse(path: Path, raw: bytes) -> Any:
+    """Decode strictly: managers write plain UTF-8 JSON, so anything else is damage."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raise RegistryError(Problem(str(path), "$", "starts with a UTF-8 byte order mark"))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RegistryError(Problem(str(path), "$", f"invalid UTF-8 at byte {exc.start}")) from None
+    if not text.strip():
+        raise RegistryError(Problem(str(path), "$", "file is empty"))
+    try:
+        with nesting_budget(MAX_NESTING + 3):  # json.loads and the key hook take a few frames of their own
+            return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys)
+    except RecursionError:
+        raise RegistryError(Problem(str(path), "$", f"nested deeper than {MAX_NESTING} levels")) from None
+    except json.JSONDecodeError as exc:
+        cut = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
+        where = "truncated" if cut else "invalid JSON"
+        place = f"line {exc.lineno} column {exc.colno}"
+        raise RegistryError(Problem(str(path), place, f"{where} ({exc.msg})")) from None
+    except ValueError as exc:
+        raise RegistryError(Problem(str(path), "$", str(exc))) from None
