@@ -1,9 +1,15 @@
 """The world builder ends exactly what it started, so tests can never leak or harm other processes."""
 
 import os
+import signal
+import subprocess
+import sys
 
 import psutil
 
+from healthchecks import processes
+from healthchecks.idle import idle
+from healthchecks.testing.real_world import NOTIFIER, RealWorld, only_shell_and_notifier
 from healthchecks.testing.world import World
 
 
@@ -40,3 +46,43 @@ def test_standin_exits_on_sighup_like_claude_and_only_detached_or_node_era_ones_
             assert orphan.is_running() and orphan.pid == world.orphan_pids[agent]
             assert agent not in "".join(world.live_sessions())
         assert os.getsid(world.orphan_pids[detached]) != os.getsid(world.orphan_pids[node])
+
+
+def _pane(root: int) -> list[processes.Proc]:
+    procs = processes.scan(lambda *_: False)
+    by_pid = {p.pid: p for p in procs}
+    return [by_pid[pid] for pid in processes.descendants(processes.children_of(procs), root) if pid in by_pid]
+
+
+def test_real_world_waits_for_the_notifier_itself_not_the_launcher_of_python3(tmp_path):
+    """The zombie's pane runs `python3 <notifier>` once its Claude is killed; `python3` may be a launcher (a pyenv
+    shim: bash scripts that run `readlink`, `basename`, `env` ... before they exec the interpreter) whose arguments
+    already name the notifier. The pane is settled only when the notifier itself runs: until then it holds a process
+    the zombie check rightly calls working, and the real fleet's first judgement would miss the zombie. Here the
+    launcher waits on a FIFO (its `head` below it) until the test lets it exec the interpreter."""
+    notifier, gate, bindir = tmp_path / "completion_notifier.py", tmp_path / "gate", tmp_path / "bin"
+    notifier.write_text(NOTIFIER)
+    os.mkfifo(gate)
+    bindir.mkdir()
+    python = os.path.realpath(sys.executable)
+    (bindir / "python3").write_text(f'#!/bin/bash\nhead -c1 {gate} >/dev/null\nexec {python} "$@"\n')
+    (bindir / "python3").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"}
+    pane = subprocess.Popen(["bash", "-c", f"exit_code=137; python3 {notifier} --agent a --exit-code $exit_code"],
+                            env=env, start_new_session=True, stdin=subprocess.DEVNULL)
+    fd = None
+    try:
+        RealWorld.wait(lambda: any(p.name == "head" for p in _pane(pane.pid)), 30, "the launcher waits on its gate")
+        launching = _pane(pane.pid)
+        assert any(idle(p) is None for p in launching)  # the check sees work in the pane: no zombie yet
+        assert not only_shell_and_notifier([p.pid for p in launching], notifier)
+        fd = os.open(gate, os.O_RDWR)  # never blocks; held open so the byte waits for `head` however late it reads
+        os.write(fd, b"x")
+        RealWorld.wait(lambda: only_shell_and_notifier([p.pid for p in _pane(pane.pid)], notifier), 30,
+                       "the notifier runs")
+        assert all(idle(p) is not None for p in _pane(pane.pid))
+    finally:
+        if fd is not None:
+            os.close(fd)
+        os.killpg(pane.pid, signal.SIGKILL)  # its own session, led by the process this test started and still holds
+        pane.wait(10)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -187,12 +188,10 @@ class RealWorld(World):
         claude = self.claude_of(agent_id)
         tools = [p.pid for p in self.tool_children(claude)]
         os.kill(claude, signal.SIGKILL)
-        notifier = str(self.notifier)
 
         def settled() -> bool:
             pids = self.session_pids([f"agent_{agent_id}"])
-            cmds = [_cmdline(pid) for pid in pids]
-            return claude not in pids and any(notifier in c for c in cmds) and not any("tee" in c[:1] for c in cmds)
+            return claude not in pids and only_shell_and_notifier(pids, self.notifier)
 
         self.wait(settled, 30, f"agent {agent_id}'s pane settled after its Claude was killed")
         return claude, tools
@@ -218,9 +217,22 @@ class RealWorld(World):
         Path(default_socket_path(self.socket_name)).unlink(missing_ok=True)
 
 
-def _cmdline(pid: int) -> list[str]:
+def only_shell_and_notifier(pids: Iterable[int], notifier: Path) -> bool:
+    """The pane holds its shell and the notifier itself, nothing else. Its arguments naming the notifier prove
+    nothing: `python3` may be a launcher (a pyenv shim runs `env`, `readlink`, `basename` ... in the pane before it
+    execs the interpreter), and the check rightly calls a pane running those working."""
+    kinds = [_kind(pid, str(notifier)) for pid in pids]
+    return "notifier" in kinds and set(kinds) <= {"shell", "notifier"}
+
+
+def _kind(pid: int, notifier: str) -> str:
+    """"shell", "notifier" (a python interpreter running it), or "other" (anything else, or gone meanwhile)."""
     try:
-        return psutil.Process(pid).cmdline()
-    except psutil.Error:
-        return []
+        proc = psutil.Process(pid)
+        binary, argv = Path(proc.exe()).name, proc.cmdline()
+    except (psutil.Error, OSError):
+        return "other"
+    if binary in ("bash", "sh"):
+        return "shell"
+    return "notifier" if re.fullmatch(r"python[0-9.]*", binary) and argv[1:2] == [notifier] else "other"
 
