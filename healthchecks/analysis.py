@@ -18,8 +18,8 @@ from itertools import chain, compress
 from typing import cast
 
 from . import processes
+from .dialect import Dialect, StatusClass
 from .dialect import Evidence as Sign
-from .dialect import StatusClass
 from .idle import idle
 from .processes import Proc
 from .records import RECORD_CLASS, RECORD_ID, RECORD_SESSION, AgentRecord, Owner, Scope
@@ -301,7 +301,7 @@ class Analysis:
         return {s.label: (s.label, *s.aliases) for s in self.snapshot.servers}
 
     @cached_property
-    def session_prefix(self) -> str:
+    def session_prefix(self) -> str | tuple[str, ...]:
         """What this fleet's sessions are called: as asked, else as the records' manager names them."""
         return self.settings.session_prefix or self.snapshot.registries.dialect.session_prefix
 
@@ -514,6 +514,8 @@ class Analysis:
         both tie and launch; None when the id variable names a record this store does not hold (another store's
         agent: never ours)."""
         kinds, dialect = self._signs, self.snapshot.registries.dialect
+        if Sign.ENV_ROOT_AND_ID in kinds and dialect.root_env and (root := proc.getenv(dialect.root_env)) is not None:
+            return self._root_sign(proc, root)
         found = Evidence()
         resumed = self._resumed(proc) if Sign.CONVERSATION_IN_ARGS in kinds else None
         if Sign.ENV_RECORD_ID in kinds and dialect.id_env and (value := proc.getenv(dialect.id_env)) is not None:
@@ -525,6 +527,20 @@ class Analysis:
         if resumed is not None:  # a tie, never enough alone: a person may resume the same conversation
             found = found | Evidence((f"its arguments resume record {resumed[0]}'s conversation {resumed[1]}",))
         return found
+
+    def _root_sign(self, proc: Proc, root: str) -> Evidence | None:
+        """The root and id variables its manager's launch set: another place's root vetoes (None); this store's with
+        a session live on no checked server is exclusive (both); with a live one, information (an inherited pair)."""
+        dialect = self.snapshot.registries.dialect
+        if os.path.realpath(root) not in self._own_roots:
+            return None
+        session = proc.getenv(dialect.id_env) if dialect.id_env else None
+        sign = f"its environment names this store ({dialect.root_env}) and session {session!r:.80} ({dialect.id_env})"
+        if not session:
+            return Evidence(seen=(f"its {dialect.root_env} names this store, but no session",))
+        if (stored := stored_name(session)) is None or stored in self.sessions:  # (None: not matched for sure)
+            return Evidence(seen=(f"{sign}, which still lives: an inherited pair",))
+        return Evidence.both(f"{sign}, gone from its tmux server")
 
     def _resumed(self, proc: Proc) -> tuple[str, str] | None:
         """(record id, conversation) when its --session-id/--resume names a record's Claude conversation."""
@@ -693,8 +709,7 @@ class Analysis:
                 reason = f"runs {place} of tmux server {name}, which is not checked here; left alone"
                 classes["foreign"].append(Classified(proc, reason))
             elif (found := self.evidence(proc)) is None:
-                id_env = self.snapshot.registries.dialect.id_env
-                reason = f"its {id_env} names no record of this store (another profile's or store's); left alone"
+                reason = self._vetoed(self.snapshot.registries.dialect)
                 classes["foreign"].append(Classified(proc, reason))
             elif found.exclusive and proc.is_claude:
                 classes["orphan"].append(Classified(proc, f"this workspace's agent: {found.describe()}"))
@@ -705,6 +720,12 @@ class Analysis:
             else:
                 classes["foreign"].append(Classified(proc, self._foreign_reason(proc, found)))
         return classes
+
+    @staticmethod
+    def _vetoed(dialect: Dialect) -> str:
+        if dialect.root_env:
+            return f"its {dialect.root_env} names another place than this store (another one's); left alone"
+        return f"its {dialect.id_env} names no record of this store (another profile's or store's); left alone"
 
     @cached_property
     def _checked_labels(self) -> set[str]:

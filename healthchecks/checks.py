@@ -98,6 +98,7 @@ ORPHANED_AGENTS = "orphaned_agents"
 DUPLICATE_AGENTS = "duplicate_agents"
 STALE_SCOPES = "stale_scopes"
 LEAKED_SERVERS = "leaked_servers"
+STALE_PID_FILES = "stale_pid_files"
 REGISTRY = CheckRegistry()
 CHECKS = REGISTRY  # the built-in checks and any registered since
 check = REGISTRY.check
@@ -589,4 +590,41 @@ def leaked_servers(a: Analysis) -> list[Finding]:
             reason = f"{who}; its {len(panes)} pane(s) hold only teammates of dead teams (or are dead)"
             findings.append(Finding(LEAKED_SERVERS, entity, reason,
                                     target=ServerTarget(server.label, server.server_pid, tuple(panes))))
+    return findings
+
+
+def _moment(when: float) -> str:
+    return datetime.fromtimestamp(when).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@check(STALE_PID_FILES, "no stale pid files (the recorded process dead, or its pid reused)", ("registry",))
+def stale_pid_files(a: Analysis) -> list[Finding]:
+    """A manager's pid file whose process is dead, or whose pid another process now holds (its start time differs,
+    to the second: both come from the boot time, which may move by one). Never fixed here (the manager's files are
+    its own): the finding names the manager's command that removes it. A bare pid (an older release) proves
+    nothing: reported while its process lives, stale only once it is dead."""
+    cleanup = a.snapshot.registries.dialect.tracked_cleanup
+    hint = f"; {cleanup}" if cleanup else ""
+    findings = []
+    for tracked in (t for scope in a.snapshot.registries.scopes for t in scope.tracked):
+        proc = a.snapshot.by_pid.get(tracked.pid)
+        entity = f"pid file {os.path.basename(tracked.file)}"
+        if tracked.pid <= 0:
+            reason = "holds no `<pid>|<start>` nor `<pid>` (a torn write, a hand edit?); left to a person"
+            findings.append(Finding(STALE_PID_FILES, entity, reason, "info", FileTarget(tracked.file)))
+            continue
+        if proc is None or proc.defunct:
+            reason = f"records pid {tracked.pid} for session {tracked.session}, which is dead{hint}"
+        elif tracked.started is None:
+            reason = (f"holds a bare pid {tracked.pid} (an older release's: no start time), now {proc.name}: proves "
+                      "nothing either way")
+            findings.append(Finding(STALE_PID_FILES, entity, reason, "info", FileTarget(tracked.file)))
+            continue
+        elif abs(processes.started_at(proc, a.snapshot.boot_time) - tracked.started) < 2:
+            continue
+        else:
+            began = _moment(processes.started_at(proc, a.snapshot.boot_time))
+            reason = (f"records pid {tracked.pid} started {_moment(tracked.started)}, but that pid is now {proc.name} "
+                      f"started {began}: reused{hint}")
+        findings.append(Finding(STALE_PID_FILES, entity, reason, target=FileTarget(tracked.file)))
     return findings

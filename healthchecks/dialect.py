@@ -23,11 +23,19 @@ What a dialect says, field by field (a new manager fills in each one):
 - ``members_repeat_authority``: whether member scopes repeat the authority's records (task registries do; teams
   listed under a config dir are stores of their own).
 - ``session_prefix``: how its tmux sessions' names begin (a prefixed session no record names is information);
-  empty for a manager that names no sessions (Agent Teams: its members live in panes).
+  empty for a manager that names no sessions (Agent Teams: its members live in panes); several when its store
+  says (Gas Town: `hq-` and each rig's beads prefix, its reader's dialect made per town).
 - ``id_env``: the environment variable its launches set to the record's id (None: it sets none); read only for
   Claude processes outside every pane, and a value naming no record of this store vetoes every other sign. It is
   inherited by whatever a shell in the record's pane starts: exclusive only when the record runs no Claude in its
   session any more, and for an interactive Claude only beside that record's own conversation in its arguments.
+- ``root_env``: the variable its launches set to the store's own place, beside ``id_env`` naming the record's
+  session (Gas Town's GT_ROOT and GT_SESSION, set at launch): a pair exclusive to this store. A Claude outside
+  every pane carrying both, the first naming this workspace, is an orphan once that session is live on no checked
+  server; while it lives, information; naming another place, never this store's.
+- ``crew_status``: its status for a record that is a person's session (Gas Town's crew): never a zombie, since a
+  person's session may run nothing (the reader gives it; the class is PAUSED: a live session is normal).
+- ``tracked_cleanup``: the manager's own command that removes its stale pid files (the fix never writes them).
 """
 
 from __future__ import annotations
@@ -100,6 +108,8 @@ class Evidence(str, Enum):
     CWD_IN_RECORD_DIR = "its working directory inside a directory of one record (a per-record worktree)"
     # (only for a record whose session runs no Claude; an interactive Claude must resume its conversation too)
     ENV_RECORD_ID = "the dialect's id variable in its environment naming a record of this store"
+    # (its root variable naming this workspace, its id variable a session gone from the checked servers)
+    ENV_ROOT_AND_ID = "the dialect's root and id variables, set at launch, naming this store and a session of it"
     # A tie, never enough alone: a person may resume the same conversation.
     CONVERSATION_IN_ARGS = "--session-id/--resume naming a record's Claude conversation"
 
@@ -130,8 +140,11 @@ class Dialect:
     private_server: re.Pattern[str] | None = None
     nouns: tuple[str, str] = ("agent", "registry")
     members_repeat_authority: bool = True  # member scopes copy the authority's records (else: independent stores)
-    session_prefix: str = ""
+    session_prefix: str | tuple[str, ...] = ""
     id_env: str | None = None
+    root_env: str | None = None
+    crew_status: str | None = None
+    tracked_cleanup: str = ""
 
     def launched(self, argv: Sequence[str]) -> str | None:
         """The sign of this manager's launch in a process's arguments, or None (recognition, never proof)."""

@@ -99,6 +99,16 @@ class AgentRecord(NamedTuple):
         return next((t for value in self.times[1:] if (t := parse_time(value, tz)) is not None), None)
 
 
+class Tracked(NamedTuple):
+    """A process a manager recorded in a file of its own (Gas Town's `.runtime/pids/<session>.pid`): its pid, and
+    when it started (epoch seconds, to the second) or None when the file holds a bare pid, which proves nothing."""
+
+    file: str
+    pid: int
+    started: float | None
+    session: str
+
+
 @dataclass(frozen=True)
 class Scope:
     """One store of records as read (a registry file, a database): its problems, or its counters and records."""
@@ -119,6 +129,7 @@ class Scope:
     # writer moves one only if it is a folder reached through no symlink (else it is not the scope's)
     belongings: tuple[Path, ...] = ()
     stamp: str | None = None  # the bytes read, as safe_files.stamp names them (what the fingerprint compares)
+    tracked: tuple[Tracked, ...] = ()  # processes its manager recorded in pid files (checks.stale_pid_files)
 
     @property
     def label(self) -> str:

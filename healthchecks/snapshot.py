@@ -232,7 +232,7 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
             tmux_pids = sheltering(named, servers, others)
             inside = under_tmux(processes.children_of(procs), tmux_pids)
             # TMUX: the session it was started in
-            wanted = frozenset(name for name in (regs.dialect.id_env, "TMUX") if name is not None)
+            wanted = frozenset(n for n in (regs.dialect.id_env, regs.dialect.root_env, "TMUX") if n is not None)
             procs = processes.with_details(procs, needs_proof(procs, inside), wanted)
             after = sources.fingerprint(settings.workspace, regs)
             attempt.changed = {Path(path) for path in _changed(regs.fingerprint, after)}

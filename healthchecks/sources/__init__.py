@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..dialect import Dialect
 from ..records import Fingerprint, Records
-from . import agent_deck, agent_teams, claude_squad, orchestrator
+from . import agent_deck, agent_teams, claude_squad, gastown, orchestrator
 from .source import Place, Source
 
 SOURCES: tuple[Source, ...] = (
@@ -27,6 +27,7 @@ SOURCES: tuple[Source, ...] = (
     claude_squad.SOURCE,
     agent_deck.SOURCE,
     agent_teams.SOURCE,
+    gastown.SOURCE,
 )
 BY_NAME = {s.name: s for s in SOURCES}
 NAMES = tuple(BY_NAME)

@@ -1,0 +1,275 @@
+"""Read a Gas Town town (steveyegge/gastown, read at a8bd79bf) without trusting it, and never write it.
+
+Its agents' records are the live sessions of the town's own tmux server (`tmux -L <socket>`: $GT_TMUX_SOCKET, else
+`<sanitised basename>-<6 hex of sha256(realpath(town))>`, session/registry.go:121-193), each session's environment
+set at launch (`new-session -e`: GT_ROLE, GT_ROOT, GT_SESSION, ...). A session is the town's when its name starts
+with `hq-` or a rig's beads prefix + `-` (mayor/rigs.json) and its GT_ROOT is this town. The environments of every
+session come from ONE tmux client: `show-environment -t =<s>` for all of them chained with `;` (tmux has no format
+for a session's environment; `-g` is the global one), each block opened by a marker carrying a random token. Its pid
+files (`<town>/.runtime/pids/<session>.pid`: `<pid>|<ps lstart>` or an older release's bare `<pid>`) are the
+processes it tracked (Scope.tracked, judged by checks.stale_pid_files). The beads ledger is read only through
+``agent_beads`` (None without `bd`). Every problem names the file or server, where, and what is wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import time
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import NamedTuple
+
+from ... import tmux
+from ...dialect import Dialect, ScopeKind
+from ...records import AgentRecord, Fingerprint, Problem, Records, RegistryError, Scope, Tracked
+from ...safe_files import digested, open_contained, read_bytes, read_stamped, stamp_of
+from ...safe_files import present as standing
+from ...strict_json import parse
+from .dialect import GAS_TOWN
+
+NAME = "gastown"  # its line in healthchecks.sources.SOURCES
+RIGS = ("mayor/rigs.json", "rigs.json")  # the canonical one, then its copy at the town root (registry.go:204-228)
+PIDS = ".runtime/pids"
+PID_BYTES = 256  # `<pid>|<Thu Apr 30 09:02:38 2026>\n`
+MAX_PID_FILES = 10_000
+SESSIONS_PER_CALL = 400  # environments read per tmux client (its argv stays far below ARG_MAX)
+LSTART = "%a %b %d %H:%M:%S %Y"  # `ps -o lstart=` under LC_ALL=C (pidtrack.go:179-191): local time
+PREFIX = re.compile(r"[A-Za-z0-9_]{1,40}")  # a beads prefix as session names carry it
+SOCKET_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+OPTIONS = (
+    ("--gt-town", "Gas Town's town directory (default $GT_TOWN_ROOT, else ~/gt)", ""),
+    ("--gt-socket", "the town's tmux socket name (default $GT_TMUX_SOCKET, else derived from the town as Gas Town "
+                    "derives it: <basename>-<6 hex of sha256(realpath)>)", ""),
+)
+_GIVEN: dict[str, str] = {}  # town (real path) -> the --gt-socket given for it (load has the town only)
+_SANITISE = re.compile(r"[^a-z0-9-]+")
+
+
+def locate(values: Mapping[str, str]) -> Path:
+    """The town: the run's workspace. A --gt-socket is kept for it (a socket name, never a path)."""
+    town = Path(values.get("--gt-town") or os.environ.get("GT_TOWN_ROOT") or "~/gt").expanduser().absolute()
+    if socket := values.get("--gt-socket"):
+        if not SOCKET_NAME.fullmatch(socket):
+            raise ValueError(f"--gt-socket {socket!r:.80} is not a tmux socket name")
+        _GIVEN[os.path.realpath(town)] = socket
+    return town
+
+
+def town_socket(town: Path) -> str:
+    """The town's tmux socket name, as Gas Town derives it (InitRegistry, townSocketName)."""
+    if given := _GIVEN.get(os.path.realpath(town)):
+        return given
+    if (env := os.environ.get("GT_TMUX_SOCKET", "")) not in ("", "default", "auto"):
+        return env
+    base = _SANITISE.sub("-", town.name.lower()).strip("-") or "default"
+    return f"{base}-{hashlib.sha256(os.path.realpath(town).encode()).hexdigest()[:6]}"
+
+
+def present(town: Path) -> bool:
+    return standing(town / "mayor" / "town.json")
+
+
+def flocked(workspace: Path, records: Records | None) -> set[Path]:
+    """Gas Town writes its pid files and rigs.json with plain writes, no flock: nothing to hold."""
+    return set()
+
+
+class AgentBead(NamedTuple):
+    """An agent bead's session and `agent_state` (beads/status.go), for the ghost check."""
+
+    session: str
+    state: str
+
+
+def agent_beads(town: Path, timeout: float) -> tuple[AgentBead, ...] | None:
+    """The beads ledger's agents, through the `bd` CLI within ``timeout``; None when it is not read. Without `bd`
+    on PATH it never is; with it, its output format is not verified yet (DOMAIN-MORE-MANAGERS, open points): still
+    None, and every other check stands. A reader of it returns its beads here; load() makes them records."""
+    if shutil.which("bd") is None:
+        return None
+    return None
+
+
+def _rigs_file(town: Path) -> Path:
+    return next((town / r for r in RIGS if standing(town / r)), town / RIGS[0])
+
+
+def _prefixes(town: Path, path: Path) -> tuple[tuple[str, ...], str | None]:
+    """Each rig's beads prefix (rigs.json `rigs.<name>.beads.prefix`) and the bytes' stamp; RegistryError when
+    the file is unreadable or not of that shape (a missing one: no rigs, as Gas Town reads it)."""
+    if not standing(path):
+        return (), None
+    raw, stamp, _ = read_stamped(path, town)
+    data = parse(path, raw)
+    rigs = data.get("rigs", {}) if isinstance(data, dict) else None
+    if not isinstance(rigs, dict):
+        raise RegistryError(Problem(str(path), "$.rigs", "expected an object"))
+    found = []
+    for name, rig in rigs.items():
+        prefix = (rig.get("beads") or {}).get("prefix") if isinstance(rig, dict) else None
+        if prefix in (None, ""):
+            continue
+        if not isinstance(prefix, str) or not PREFIX.fullmatch(prefix):
+            raise RegistryError(Problem(str(path), f"$.rigs.{name}.beads.prefix", f"{prefix!r:.40} is no prefix"))
+        found.append(prefix)
+    return tuple(sorted(set(found))), stamp
+
+
+def _sessions(socket: str, timeout: float) -> list[tuple[str, str]] | None:
+    """(name, created) of every session on the town's server; None when no server runs there."""
+    done = tmux.run(socket, "list-sessions", "-F", "#{session_name}\t#{session_created}", timeout=timeout)
+    if done.returncode != 0:
+        if any(m in done.stderr for m in (*tmux.NO_SERVER_MARKERS, *tmux.EMPTY_SERVER_MARKERS)):
+            return None
+        raise RegistryError(Problem(f"tmux server {socket}", "list-sessions", done.stderr.strip()[:200]))
+    return [(name, created) for line in done.stdout.splitlines() for name, _, created in [line.partition("\t")]]
+
+
+def _environments(socket: str, names: list[str], timeout: float) -> dict[str, dict[str, str]]:
+    """Each session's environment, from one tmux client per SESSIONS_PER_CALL sessions. tmux skips the rest of a
+    chain after a failing command (a session gone meanwhile): the rest is read again without it."""
+    found: dict[str, dict[str, str]] = {}
+    pending = list(names)
+    while pending:
+        chunk, token = pending[:SESSIONS_PER_CALL], secrets.token_hex(8)
+        args: list[str] = []
+        for i, name in enumerate(chunk):
+            args += ["display-message", "-p", "-t", f"={name}", f"{token} {i}", ";",
+                     "show-environment", "-t", f"={name}", ";"]
+        done = tmux.run(socket, *args[:-1], timeout=timeout)
+        current: dict[str, str] | None = None
+        read = 0
+        for line in done.stdout.splitlines():
+            if line.startswith(token + " "):
+                read = int(line.split()[1]) + 1
+                current = found.setdefault(chunk[read - 1], {})
+            elif current is not None and "=" in line and not line.startswith("-"):
+                key, _, value = line.partition("=")
+                current[key] = value
+        pending = pending[len(chunk):] if done.returncode == 0 else pending[max(read, 1):]
+    return found
+
+
+def _iso(created: str) -> str | None:
+    return datetime.fromtimestamp(int(created), timezone.utc).isoformat() if created.isdigit() else None
+
+
+def _records(town: Path, socket: str, prefixes: tuple[str, ...], timeout: float) -> tuple[AgentRecord, ...]:
+    """A record per session of the town: named like its sessions, GT_ROOT this town (crew: a person's)."""
+    live = _sessions(socket, timeout)
+    if not live:
+        return ()
+    starts = ("hq-", *(p + "-" for p in prefixes))
+    ours = [(name, created) for name, created in live if name.startswith(starts)]
+    envs = _environments(socket, [name for name, _ in ours], timeout)
+    root, server = os.path.realpath(town), tmux.default_socket_path(socket)
+    records = []
+    for name, created in ours:
+        env = envs.get(name, {})
+        if not env.get("GT_ROOT") or os.path.realpath(env["GT_ROOT"]) != root:
+            continue  # not launched by this town (or gone meanwhile): an untracked session, information
+        crew = "/crew/" in env.get("GT_ROLE", "") and GAS_TOWN.crew_status
+        status = crew or "live"
+        records.append(AgentRecord(name, env.get("GT_RIG") or None, status, name, ScopeKind.STATE, (_iso(created),),
+                                   GAS_TOWN.status_class(status), None, server))
+    return tuple(records)
+
+
+def _beads(town: Path, timeout: float, live: set[str], server: str) -> tuple[AgentRecord, ...]:
+    """The ledger's agents whose session is not live (a live one is already a record): ghosts when active."""
+    beads = agent_beads(town, timeout) or ()
+    return tuple(AgentRecord(b.session, None, b.state, b.session, ScopeKind.STATE, (), GAS_TOWN.status_class(b.state),
+                             None, server) for b in beads if b.session not in live)
+
+
+def _started(text: str) -> float | None:
+    try:
+        return time.mktime(time.strptime(text.strip(), LSTART))
+    except (ValueError, OverflowError):
+        return None
+
+
+def _tracked(path: Path, raw: bytes | None) -> Tracked:
+    """A pid file as read; pid 0 when it holds none Gas Town writes (a torn plain write, a hand edit): reported by
+    the check, never blocking the others."""
+    text = raw.decode("utf-8", "replace").strip() if raw is not None else ""
+    pid, bar, lstart = text.partition("|")
+    started = _started(lstart) if bar else None
+    valid = pid.isdigit() and 0 < int(pid) < 2**22 and not (bar and started is None)
+    return Tracked(str(path), int(pid) if valid else 0, started, path.name[: -len(".pid")])
+
+
+def _pid_files(town: Path) -> tuple[Tracked, ...]:
+    """Every `<session>.pid` of the town, each read bounded through no symlink."""
+    folder = town / PIDS
+    try:
+        fd = open_contained(folder, town, folder=True)
+    except RegistryError:
+        return ()  # no pid files (a town whose agents never tracked one)
+    try:
+        names = sorted(n for n in os.listdir(fd) if n.endswith(".pid"))[:MAX_PID_FILES]
+    finally:
+        os.close(fd)
+    return tuple(_tracked(folder / name, _read_pid(folder / name, town)) for name in names)
+
+
+def _read_pid(path: Path, town: Path) -> bytes | None:
+    try:
+        return read_bytes(path, town, PID_BYTES)
+    except RegistryError:
+        return None
+
+
+def fingerprint(town: Path, before: Fingerprint = ()) -> Fingerprint:
+    """rigs.json's and every pid file's stamp, and the town server's sessions (one list-sessions): a session
+    made or ended while the snapshot read changes the records."""
+    hashed = digested(before)
+    files = [_rigs_file(town), *sorted((town / PIDS).glob("*.pid"))] if standing(town) else []
+    stamps = [(str(p), _stamp(p, town, str(p) in hashed)) for p in files]
+    try:
+        live = _sessions(town_socket(town), tmux.TIMEOUT)
+    except (RegistryError, OSError, subprocess.TimeoutExpired):
+        live = None
+    names = ",".join(sorted(n for n, _ in live or ()))
+    return (*stamps, (f"tmux:{town_socket(town)}", hashlib.sha256(names.encode()).hexdigest()))
+
+
+def _stamp(path: Path, town: Path, exact: bool) -> str | None:
+    try:
+        return stamp_of(path, town, exact)
+    except (FileNotFoundError, RegistryError):
+        return None
+
+
+def _broken(town: Path, problem: Problem, dialect: Dialect = GAS_TOWN) -> Records:
+    return Records(town, Scope(town / RIGS[0], ScopeKind.STATE, errors=(problem,), name=str(town)), (), dialect,
+                   NAME, fingerprint=fingerprint(town))
+
+
+def load(town: Path, timeout: float = 5.0) -> Records:
+    if not town.is_dir():
+        return _broken(town, Problem(str(town), "$", "town directory does not exist (point --gt-town at it)"))
+    rigs = _rigs_file(town)
+    try:
+        prefixes, _ = _prefixes(town, rigs)
+    except RegistryError as exc:
+        return _broken(town, exc.problem)
+    dialect = dataclasses.replace(GAS_TOWN, session_prefix=("hq-", *(p + "-" for p in prefixes)))
+    socket = town_socket(town)
+    try:
+        agents = _records(town, socket, prefixes, timeout)
+    except (RegistryError, OSError, subprocess.TimeoutExpired) as exc:
+        problem = exc.problem if isinstance(exc, RegistryError) else Problem(f"tmux server {socket}", "", str(exc))
+        return _broken(town, problem, dialect)
+    server = tmux.default_socket_path(socket)
+    agents += _beads(town, timeout, {a.id for a in agents}, server)
+    state = Scope(rigs, ScopeKind.STATE, agents=agents, name=f"town {town}", tracked=_pid_files(town))
+    return Records(town, state, (), dialect, NAME, fingerprint=fingerprint(town))
+

@@ -1,0 +1,195 @@
+"""Gas Town's world for tests and its demo, made exactly as it makes its own (the program is not run).
+
+A town directory (`mayor/town.json`, `mayor/rigs.json`), its own tmux server on the socket Gas Town derives from the
+town, sessions made with `new-session -e` carrying the agents' GT_* environment (also in their processes), GT_PANE_ID
+set afterwards in the session only, and `.runtime/pids/<session>.pid` written as TrackPID writes it (`<pid>|<ps
+lstart>` with LC_ALL=C, or an older release's bare pid). The shared world's own private server stands in for the
+default server, where a person's session lives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from ...settings import Settings
+from ...testing.world import World, _tq, outside_tmux
+from ...tmux import default_socket_path
+from . import reader as gastown
+
+Running = Literal["claude", "shell", "dead"]
+PidFile = Literal["good", "bare", "dead", "reused"]
+
+
+@dataclass
+class Member:
+    session: str
+    role: str
+    rig: str | None
+    running: Running
+    pid_file: PidFile | None
+
+
+class TownWorld(World):
+    """A Gas Town town with rigs (name -> beads prefix), its agents' sessions on its own server, loose processes
+    carrying its GT_* pair, and bystanders."""
+
+    def __init__(self, root: Path, rigs: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(root, **kwargs)
+        self.town = self.root / "gt"
+        (self.town / "mayor").mkdir(parents=True, exist_ok=True)
+        self.rigs = rigs or {"gastown": "gt", "beads": "bd"}
+        self.town_socket = gastown.town_socket(self.town)
+        self.members: list[Member] = []
+        self.loose: list[dict[str, str]] = []  # environments of Claudes started outside tmux
+        self.dead_pid = 0  # a pid no process holds (a finished child's)
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(workspace=self.town, tmux_sockets=(self.socket_name,), claude_match=f"^{self.standin.name}$",
+                        claude_exe="", grace=self.grace, source=gastown.NAME)
+
+    @property
+    def global_path(self) -> Path:
+        return self.town / "mayor" / "rigs.json"
+
+    def files(self) -> dict[str, bytes]:
+        """Every file of the town, by path: compared before and after a run (never written)."""
+        return {str(p): p.read_bytes() for p in sorted(self.town.rglob("*")) if p.is_file()}
+
+    def env(self, session: str, role: str, rig: str | None) -> dict[str, str]:
+        """The GT_* environment StartSession passes with `new-session -e` (config/env.go, lifecycle.go:190-214)."""
+        found = {"GT_ROLE": role, "GT_ROOT": str(self.town), "GT_SESSION": session, "GT_AGENT": "claude",
+                 "GT_PROCESS_NAMES": "node,claude", "GT_RUN": str(uuid.uuid4()), "BD_ACTOR": role,
+                 "CLAUDECODE": "", "NODE_OPTIONS": ""}
+        if rig:
+            found["GT_RIG"] = rig
+        return found
+
+    def member(self, session: str, role: str, rig: str | None = None, running: Running = "claude",
+              pid_file: PidFile | None = "good") -> Member:
+        """An agent's session. ``running``: Claude, a shell only (its agent exited), or a dead pane kept by
+        remain-on-exit. ``pid_file``: as TrackPID writes it, a bare pid, or one whose pid is dead or reused."""
+        member = Member(session, role, rig, running, pid_file)
+        self.members.append(member)
+        return member
+
+    def orphan(self, session: str, role: str, rig: str | None = None) -> None:
+        """An agent's Claude outliving its session (killed without its processes): the GT_* pair in its env."""
+        self.loose.append(self.env(session, role, rig))
+
+    def loose_claude(self, env: dict[str, str]) -> None:
+        """A Claude outside tmux with these variables (bystanders: another town's pair, a live session's)."""
+        self.loose.append(env)
+
+    def write_registries(self, *_: object, **__: object) -> None:
+        """town.json and rigs.json as `gt install` / `gt rig add` write them (indented JSON)."""
+        (self.town / "mayor" / "town.json").write_text(json.dumps({"type": "town", "version": 2, "name": "gt"},
+                                                                  indent=2))
+        rigs = {name: {"git_url": f"https://example.invalid/{name}.git", "added_at": "2026-04-30T09:00:00Z",
+                       "beads": {"repo": "", "prefix": prefix}} for name, prefix in self.rigs.items()}
+        self.global_path.write_text(json.dumps({"version": 1, "rigs": rigs}, indent=2))
+
+    def _tmux(self, *args: str, timeout: float = 60) -> str:
+        return subprocess.run(["tmux", "-L", self.town_socket, "-f", "/dev/null", *args], check=True,
+                              capture_output=True, text=True, env=outside_tmux(), stdin=subprocess.DEVNULL,
+                              timeout=timeout).stdout
+
+    def _town_sessions(self) -> None:
+        if not self.members:
+            return
+        script = ["set -g exit-empty off"]
+        for m in self.members:
+            cmd = {"claude": shlex.quote(str(self.standin)), "shell": "cat", "dead": "true"}[m.running]
+            env = " ".join(f"-e {_tq(f'{k}={v}')}" for k, v in self.env(m.session, m.role, m.rig).items())
+            script.append(f"new-session -d -s {_tq(m.session)} -c {_tq(str(self.town))} {env} {_tq(cmd)}")
+            if m.running == "dead":  # StartSession's optional remain-on-exit (set here before the pane exits)
+                script.insert(-1, "set -g remain-on-exit on")
+        path = self.root / "town.tmux"
+        path.write_text("\n".join(script) + "\n")
+        self._tmux("start-server", ";", "source-file", str(path))
+        args: list[str] = []  # GT_PANE_ID: set after launch, in the session env only (lifecycle.go:270-276)
+        for line in self._tmux("list-panes", "-a", "-F", "#{session_name}\t#{pane_id}").splitlines():
+            name, pane = line.split("\t")
+            args += ["set-environment", "-t", f"={name}", "GT_PANE_ID", pane, ";"]
+        self._tmux(*args[:-1])
+
+    def _pid_files(self) -> None:
+        folder = self.town / gastown.PIDS
+        folder.mkdir(parents=True, exist_ok=True)
+        panes = dict(line.split("\t") for line in self._tmux("list-panes", "-a", "-F",
+                                                                "#{session_name}\t#{pane_pid}").splitlines())
+        done = subprocess.Popen(["true"])
+        done.wait()
+        self.dead_pid = done.pid
+        for m in self.members:
+            if m.pid_file is None:
+                continue
+            pid = {"dead": self.dead_pid, "reused": os.getpid()}.get(m.pid_file, int(panes.get(m.session, 0)))
+            start = lstart(pid) if m.pid_file in ("good", "reused") else ""
+            if m.pid_file == "reused":
+                start = "Thu Jan  1 09:00:00 2026"  # the process it tracked started then; this pid is another's
+            if m.pid_file == "dead":
+                start = "Thu Apr 30 09:02:38 2026"
+            record = f"{pid}|{start}" if start else str(pid)
+            (folder / f"{m.session}.pid").write_text(record + "\n")  # os.WriteFile: plain, no lock
+
+    def start(self, timeout: float = 60.0) -> TownWorld:
+        self.write_registries()
+        self._town_sessions()
+        self._pid_files()
+        for env in self.loose:
+            self.popen.append(subprocess.Popen(
+                [str(self.standin)], cwd=self.town, env={**outside_tmux(), **env}, start_new_session=True,
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        super().start(timeout)
+        claude = sum(m.running == "claude" for m in self.members) + len(self.loose)
+        claude += sum(1 for _, cmd, _ in self.extra_sessions if str(self.standin) in cmd)
+        self.wait_ready(claude, timeout)
+        return self
+
+    def town_sessions(self) -> set[str]:
+        with contextlib.suppress(subprocess.SubprocessError):
+            return set(self._tmux("list-sessions", "-F", "#{session_name}", timeout=10).split())
+        return set()
+
+    def teardown(self) -> None:
+        """End what this world started: the base world's, then the town's server by its socket."""
+        super().teardown()
+        with contextlib.suppress(subprocess.SubprocessError):
+            self._tmux("kill-server", timeout=10)
+        Path(default_socket_path(self.town_socket)).unlink(missing_ok=True)
+
+
+def lstart(pid: int) -> str:
+    """`ps -o lstart= -p <pid>` under LC_ALL=C, trimmed, as Gas Town's processStartTime reads it."""
+    return subprocess.run(["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True, text=True, check=False,
+                          env={**os.environ, "LC_ALL": "C"}, timeout=10).stdout.strip()
+
+
+def town_demo(root: Path, grace: float = 0.3) -> TownWorld:
+    """Gas Town's demo: a healthy mayor and witness, a crew session running nothing (a person's), a zombie polecat
+    (a shell only), a dead-pane refinery, an orphan Claude whose session is gone, stale pid files (dead, reused), a
+    bare one, bystanders (a person's session on the default server's stand-in, Claudes carrying another town's pair
+    or a live session's)."""
+    world = TownWorld(root, seed=20260430, grace=grace)
+    world.member("hq-mayor", "mayor")
+    world.member("gt-witness", "gastown/witness", "gastown", pid_file="bare")
+    world.member("gt-crew-max", "gastown/crew/max", "gastown", "shell", pid_file=None)  # a person's: normal
+    world.member("gt-furiosa", "gastown/polecats/furiosa", "gastown", "shell")  # zombie
+    world.member("bd-refinery", "beads/refinery", "beads", "dead", pid_file=None)  # zombie
+    world.member("bd-nux", "beads/polecats/nux", "beads", pid_file="dead")  # stale pid file
+    world.member("hq-deacon", "deacon", pid_file="reused")  # stale pid file
+    world.orphan("gt-slit", "gastown/polecats/slit", "gastown")  # orphan
+    other = world.env("gt-witness", "gastown/witness", "gastown")
+    world.loose_claude({**other, "GT_ROOT": str(world.root / "elsewhere" / "gt")})  # another town's
+    world.loose_claude(world.env("hq-mayor", "mayor", None))  # a live session's pair: inherited, information
+    world.user_session("work", world.town)
+    return world.start()
