@@ -1,0 +1,83 @@
+"""Gas Town's town judged and repaired on real worlds: its own tmux server (the socket derived from the town as Gas
+Town derives it), sessions made with its GT_* environment, pid files as TrackPID writes them, and bystanders (a
+person's session on a private server standing in for the default one, a crew session running nothing, Claudes
+carrying another town's pair or a live session's). The town's files are never written."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import psutil
+from helpers import run_health
+
+from fixers.apply import Options
+from fixers.run import fix
+from healthchecks.observe import observe
+from healthchecks.sources.gastown import reader as gastown
+from healthchecks.sources.gastown.world import TownWorld, town_demo
+
+
+def _failing(obs) -> dict[str, set[str]]:
+    return {cid: {f.entity for f in r.failing} for cid, r in obs.results.items() if r.failing}
+
+
+def test_the_socket_is_derived_from_the_town_as_gas_town_derives_it(tmp_path, monkeypatch):
+    town = tmp_path / "My Town.v2"
+    town.mkdir()
+    monkeypatch.delenv("GT_TMUX_SOCKET", raising=False)
+    digest = hashlib.sha256(os.path.realpath(town).encode()).hexdigest()[:6]
+    assert gastown.town_socket(town) == f"my-town-v2-{digest}"  # lowercased, runs of [^a-z0-9-] one `-`
+    monkeypatch.setenv("GT_TMUX_SOCKET", "auto")
+    assert gastown.town_socket(town) == f"my-town-v2-{digest}"
+    monkeypatch.setenv("GT_TMUX_SOCKET", "mine")
+    assert gastown.town_socket(town) == "mine"
+
+
+def test_every_fault_found_and_fixed_exactly_no_bystander_touched(tmp_path):
+    world = town_demo(tmp_path)
+    try:
+        files = world.files()
+        obs = observe(world.settings)
+        assert obs.snapshot.registries.source == gastown.NAME
+        failing = _failing(obs)
+        assert failing.pop("zombie_sessions") == {"session gt-furiosa", "session bd-refinery"}  # not crew gt-crew-max
+        assert failing.pop("stale_pid_files") == {"pid file bd-nux.pid", "pid file hq-deacon.pid"}
+        (orphan,) = failing.pop("orphan_processes")
+        assert failing == {}
+        info = {(f.check, f.entity) for f in obs.info}
+        assert ("stale_pid_files", "pid file gt-witness.pid") in info  # a bare pid proves nothing
+        orphan_pid = int(orphan.split()[1])
+        others = {p.pid for p in world.standins()} - {orphan_pid}  # the person's, the other towns', the agents'
+        sessions, town = world.live_sessions(), world.town_sessions()
+        fix(obs, world.settings, Options(), dry_run=False, confirm=lambda plan: (True, "test"), show=lambda _: None)
+        assert world.files() == files  # never written
+        assert world.town_sessions() == town - {"gt-furiosa", "bd-refinery"}
+        assert world.live_sessions() == sessions  # the person's server untouched
+        assert not psutil.pid_exists(orphan_pid) or psutil.Process(orphan_pid).status() == psutil.STATUS_ZOMBIE
+        assert {p.pid for p in world.standins()} >= others
+        assert set(_failing(observe(world.settings))) == {"stale_pid_files"}  # Gas Town's files: a person's call
+    finally:
+        world.teardown()
+
+
+def test_the_command_line_names_gas_town_everywhere(tmp_path):
+    world = TownWorld(tmp_path)
+    try:
+        world.member("hq-mayor", "mayor")
+        world.member("gt-crew-max", "gastown/crew/max", "gastown", "shell", pid_file=None)
+        world.start()
+        files = world.files()
+        s = world.settings
+        done = run_health(tmp_path, "--source", gastown.NAME, "--gt-town", str(world.town), "--gt-socket",
+                          world.town_socket, "--claude-match", s.claude_match, "--grace", str(s.grace),
+                          "--tmux-socket", world.socket_name, "--findings-json", str(tmp_path / "f.json"),
+                          "--fix", "--yes")
+        assert done.returncode == 0, done.stdout[-2000:]
+        doc = json.loads((tmp_path / "f.json").read_text())
+        assert doc["settings"]["source"] == "gastown" and doc["settings"]["session_prefix"] == ["hq-", "bd-", "gt-"]
+        assert "records: gastown" in done.stdout
+        assert world.files() == files and world.town_sessions() == {"hq-mayor", "gt-crew-max"}
+    finally:
+        world.teardown()
