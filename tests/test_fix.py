@@ -400,7 +400,7 @@ def test_junit_suite_properties_describe_the_state_after_the_fix(demo_world, tmp
                        "-o", "junit_family=xunit1")
     assert fixed.returncode == 0, fixed.stdout[-3000:]
     (suite,) = JUnitXml.fromfile(str(xml))
-    assert suite.failures == 0 and suite.tests == 14
+    assert suite.failures == 0 and suite.tests == 15
     props = [(p.name, p.value) for p in suite.properties()]
     assert [name for name, _ in props] == ["snapshot"]  # no finding of before the fix
     judged = {p.get("value") for case in suite for p in case._elem.iter("property") if p.get("name") == "snapshot"}

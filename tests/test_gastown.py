@@ -81,3 +81,16 @@ def test_the_command_line_names_gas_town_everywhere(tmp_path):
         assert world.files() == files and world.town_sessions() == {"hq-mayor", "gt-crew-max"}
     finally:
         world.teardown()
+
+
+def test_demo_picture_findings_and_metrics_name_gas_town(tmp_path):
+    done = run_health(tmp_path, "--demo", "--demo-source", gastown.NAME, "--findings-json", str(tmp_path / "f.json"),
+                      "--metrics-file", str(tmp_path / "m.prom"), "--report-dir", str(tmp_path / "r"))
+    assert done.returncode == 1, done.stdout[-2000:]
+    doc = json.loads((tmp_path / "f.json").read_text())
+    assert doc["settings"]["source"] == "gastown"
+    assert {f["check"] for f in doc["findings"] if f["severity"] == "fail"} == {
+        "zombie_sessions", "orphan_processes", "stale_pid_files"}
+    assert 'records_source{source="gastown",' in (tmp_path / "m.prom").read_text()
+    html = "".join(p.read_text() for p in (tmp_path / "r").rglob("*.html"))
+    assert "gastown" in html and "hc-picture" in html and "gt-furiosa" in html
