@@ -41,6 +41,7 @@ from healthchecks.snapshot import collect, read_servers  # noqa: E402
 from healthchecks.sources.agent_deck.world import DeckWorld  # noqa: E402
 from healthchecks.sources.agent_teams.world import TeamWorld  # noqa: E402
 from healthchecks.sources.claude_squad.world import PAUSED, READY, SquadWorld  # noqa: E402
+from healthchecks.sources.gastown.world import TownWorld  # noqa: E402
 from healthchecks.sources.orchestrator import json_registry as registry  # noqa: E402
 from healthchecks.sources.orchestrator import sqlite_state  # noqa: E402
 from healthchecks.testing.world import World  # noqa: E402
@@ -177,6 +178,38 @@ def manager_source(tmp: Path, name: str, agents: int, repeats: int) -> dict:
         world.teardown()
 
 
+def town_source(tmp: Path, agents: int, repeats: int) -> dict:
+    """Gas Town at one size: ``agents`` sessions on the town's server (a tenth running Claude, the rest crew running
+    a shell), each with its GT_* env and a pid file; the snapshot against its floor, the raw read of its records (one
+    list-sessions, one chained show-environment of every session, every pid file) + list-panes -a of the town's
+    server + ps."""
+    world = TownWorld(tmp / f"world-gastown-{agents}", grace=0.0)
+    live = max(1, agents // 10)
+    for i in range(agents):
+        world.member(f"gt-p{i}" if i < live else f"gt-crew-c{i}", "gastown/polecats/p" if i < live else
+                     f"gastown/crew/c{i}", "gastown", "claude" if i < live else "shell", "good" if i < live else None)
+    world.start(timeout=600)
+    try:
+        s = world.settings
+
+        def town_floor() -> None:
+            names = world._tmux("list-sessions", "-F", "#{session_name}").split()
+            for at in range(0, len(names), 200):  # a tmux client's command list is one message of at most 16 KiB
+                world._tmux(*[a for n in names[at:at + 200] for a in ("show-environment", "-t", f"={n}", ";")][:-1])
+            for path in (world.town / ".runtime" / "pids").iterdir():
+                path.read_bytes()
+            live_floor(world.town_socket)
+
+        row: dict = {"source": "gastown", "agents": agents, "sessions": agents, "load": load()}
+        against_floor(row, town_floor, s, repeats)
+        failing = sum(len(r.failing) for r in observe(s).results.values())
+        row["detail"] = f"{failing} failing findings (expected 0: a healthy town)"
+        row["floor is"] = "list-sessions + one chained show-environment + pid files + list-panes -a + ps"
+        return row
+    finally:
+        world.teardown()
+
+
 # Each record source's round: (name, fn(tmp, sessions, repeats) -> row with "source", "sessions", "agents",
 # "floor", "snapshot", "snapshot / floor" and its spread). The sources of issues 20 and 21 (Agent Teams,
 # claude-squad, agent-deck) add their line here, each with the floor of what its snapshot must read; the goals
@@ -186,6 +219,7 @@ SOURCE_ROUNDS: list[tuple[str, Callable[[Path, int, int], dict]]] = [
     ("claude-squad", lambda tmp, n, repeats: manager_source(tmp, "claude-squad", n, repeats)),
     ("agent-deck", lambda tmp, n, repeats: manager_source(tmp, "agent-deck", n, repeats)),
     ("agent-teams", teams_source),  # n teammates in teams of 5: at 500, the issue's 100 teams x 5 members
+    ("gastown", town_source),  # n sessions on the town's own server, each with its GT_* env
 ]
 
 

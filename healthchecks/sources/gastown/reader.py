@@ -39,7 +39,9 @@ RIGS = ("mayor/rigs.json", "rigs.json")  # the canonical one, then its copy at t
 PIDS = ".runtime/pids"
 PID_BYTES = 256  # `<pid>|<Thu Apr 30 09:02:38 2026>\n`
 MAX_PID_FILES = 10_000
-SESSIONS_PER_CALL = 400  # environments read per tmux client (its argv stays far below ARG_MAX)
+# A tmux client sends its whole command list in one message, at most 16 KiB (MAX_IMSGSIZE): a call's arguments stay
+# below this many bytes (about 100 sessions' environments a call; 1,000 sessions: 10 calls)
+CALL_BYTES = 12_000
 LSTART = "%a %b %d %H:%M:%S %Y"  # `ps -o lstart=` under LC_ALL=C (pidtrack.go:179-191): local time
 PREFIX = re.compile(r"[A-Za-z0-9_]{1,40}")  # a beads prefix as session names carry it
 SOCKET_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
@@ -133,14 +135,19 @@ def _sessions(socket: str, timeout: float) -> list[tuple[str, str]] | None:
 
 
 def _environments(socket: str, names: list[str], timeout: float) -> dict[str, dict[str, str]]:
-    """Each session's environment, from one tmux client per SESSIONS_PER_CALL sessions. tmux skips the rest of a
+    """Each session's environment, from one tmux client per CALL_BYTES of arguments. tmux skips the rest of a
     chain after a failing command (a session gone meanwhile): the rest is read again without it."""
     found: dict[str, dict[str, str]] = {}
     pending = list(names)
     while pending:
-        chunk, token = pending[:SESSIONS_PER_CALL], secrets.token_hex(8)
+        token, size = secrets.token_hex(8), 0
         args: list[str] = []
-        for i, name in enumerate(chunk):
+        chunk: list[str] = []
+        for i, name in enumerate(pending):
+            size += 2 * len(name.encode()) + 80  # two commands' words and their NULs
+            if i and size > CALL_BYTES:
+                break
+            chunk.append(name)
             args += ["display-message", "-p", "-t", f"={name}", f"{token} {i}", ";",
                      "show-environment", "-t", f"={name}", ";"]
         done = tmux.run(socket, *args[:-1], timeout=timeout)
@@ -153,6 +160,8 @@ def _environments(socket: str, names: list[str], timeout: float) -> dict[str, di
             elif current is not None and "=" in line and not line.startswith("-"):
                 key, _, value = line.partition("=")
                 current[key] = value
+        if done.returncode != 0 and not any(m in done.stderr for m in ("no such session", "can't find session")):
+            raise RegistryError(Problem(f"tmux server {socket}", "show-environment", done.stderr.strip()[:200]))
         pending = pending[len(chunk):] if done.returncode == 0 else pending[max(read, 1):]
     return found
 
@@ -161,9 +170,9 @@ def _iso(created: str) -> str | None:
     return datetime.fromtimestamp(int(created), timezone.utc).isoformat() if created.isdigit() else None
 
 
-def _records(town: Path, socket: str, prefixes: tuple[str, ...], timeout: float) -> tuple[AgentRecord, ...]:
+def _records(town: Path, socket: str, prefixes: tuple[str, ...], live: list[tuple[str, str]] | None,
+             timeout: float) -> tuple[AgentRecord, ...]:
     """A record per session of the town: named like its sessions, GT_ROOT this town (crew: a person's)."""
-    live = _sessions(socket, timeout)
     if not live:
         return ()
     starts = ("hq-", *(p + "-" for p in prefixes))
@@ -227,16 +236,17 @@ def _read_pid(path: Path, town: Path) -> bytes | None:
         return None
 
 
-def fingerprint(town: Path, before: Fingerprint = ()) -> Fingerprint:
-    """rigs.json's and every pid file's stamp, and the town server's sessions (one list-sessions): a session
-    made or ended while the snapshot read changes the records."""
+def fingerprint(town: Path, before: Fingerprint = (), live: list[tuple[str, str]] | None = None) -> Fingerprint:
+    """rigs.json's and every pid file's stamp, and the town server's sessions (``live`` as load read them, else one
+    list-sessions): a session made or ended while the snapshot read changes the records."""
     hashed = digested(before)
     files = [_rigs_file(town), *sorted((town / PIDS).glob("*.pid"))] if standing(town) else []
     stamps = [(str(p), _stamp(p, town, str(p) in hashed)) for p in files]
-    try:
-        live = _sessions(town_socket(town), tmux.TIMEOUT)
-    except (RegistryError, OSError, subprocess.TimeoutExpired):
-        live = None
+    if live is None:
+        try:
+            live = _sessions(town_socket(town), tmux.TIMEOUT)
+        except (RegistryError, OSError, subprocess.TimeoutExpired):
+            live = None
     names = ",".join(sorted(n for n, _ in live or ()))
     return (*stamps, (f"tmux:{town_socket(town)}", hashlib.sha256(names.encode()).hexdigest()))
 
@@ -264,12 +274,13 @@ def load(town: Path, timeout: float = 5.0) -> Records:
     dialect = dataclasses.replace(GAS_TOWN, session_prefix=("hq-", *(p + "-" for p in prefixes)))
     socket = town_socket(town)
     try:
-        agents = _records(town, socket, prefixes, timeout)
+        live = _sessions(socket, timeout)
+        agents = _records(town, socket, prefixes, live, timeout)
     except (RegistryError, OSError, subprocess.TimeoutExpired) as exc:
         problem = exc.problem if isinstance(exc, RegistryError) else Problem(f"tmux server {socket}", "", str(exc))
         return _broken(town, problem, dialect)
     server = tmux.default_socket_path(socket)
     agents += _beads(town, timeout, {a.id for a in agents}, server)
     state = Scope(rigs, ScopeKind.STATE, agents=agents, name=f"town {town}", tracked=_pid_files(town))
-    return Records(town, state, (), dialect, NAME, fingerprint=fingerprint(town))
+    return Records(town, state, (), dialect, NAME, fingerprint=fingerprint(town, (), live))
 

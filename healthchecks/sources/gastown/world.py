@@ -119,7 +119,8 @@ class TownWorld(World):
         for line in self._tmux("list-panes", "-a", "-F", "#{session_name}\t#{pane_id}").splitlines():
             name, pane = line.split("\t")
             args += ["set-environment", "-t", f"={name}", "GT_PANE_ID", pane, ";"]
-        self._tmux(*args[:-1])
+        for start in range(0, len(args), 600):  # 100 a client: its command list is one message of at most 16 KiB
+            self._tmux(*args[start:start + 600][:-1])
 
     def _pid_files(self) -> None:
         folder = self.town / gastown.PIDS
@@ -142,6 +143,13 @@ class TownWorld(World):
             (folder / f"{m.session}.pid").write_text(record + "\n")  # os.WriteFile: plain, no lock
 
     def start(self, timeout: float = 60.0) -> TownWorld:
+        try:
+            return self._start(timeout)
+        except BaseException:
+            self.teardown()  # a start that failed half-way leaves nothing running
+            raise
+
+    def _start(self, timeout: float) -> TownWorld:
         self.write_registries()
         self._town_sessions()
         self._pid_files()
