@@ -352,7 +352,8 @@ def _records(actions: list[Action[Any]], now: Observation, options: Options) -> 
 
 
 def _verify_entry(action: Action[AgentTarget], a: Analysis, targets: Targets) -> Refusal | None:
-    """A ghost must still be a ghost; a prune candidate must still have no live session."""
+    """A ghost must still be a ghost; a prune candidate must still have no live session. A mark is left, and says
+    why, when a session of its agent's name lives on a server this run does not check (another world's, a person's)."""
     ghost = verify(action, targets, GHOST_AGENTS)
     if ghost is None or ghost.status is Status.REFUSED:
         return ghost
@@ -362,6 +363,9 @@ def _verify_entry(action: Action[AgentTarget], a: Analysis, targets: Targets) ->
         if agent is not None and agent.terminal and not live:
             return None
         return Refusal(Status.SKIPPED, "its session is live again, or it is active but not a ghost")
+    if elsewhere := a.other_sessions.get(action.target.session):  # a session of that name: the agent may be there
+        return Refusal(Status.SKIPPED, f"session {action.target.session} lives on tmux server {elsewhere[0].server}, "
+                                       "which is not checked here; left alone")
     return ghost
 
 

@@ -75,7 +75,7 @@ def test_demo_fix_yes_leaves_every_check_passing(demo_world, tmp_path):
         if e.get("status") in (None, "running", "working", "blocked", "reviewing")
     }
     assert len(active) == 8 and {f"agent_{a}" for a in active} == healthy
-    assert demo_world.live_sessions() - {"work", "agent_elsewhere-41ef96"} == healthy
+    assert demo_world.live_sessions() - {name for name, _, _ in demo_world.extra_sessions} == healthy
     assert not psutil.pid_exists(orphan) and psutil.pid_exists(foreign)
     table = section(proc.stdout, "before / after")
     assert any(line.startswith("Ghost agents") and line.split()[-1] == "0" for line in table)
