@@ -101,6 +101,8 @@ class Evidence(str, Enum):
     ENV_RECORD_ID = "the dialect's id variable in its environment naming a record of this store"
     # A tie, never enough alone: a person may resume the same conversation.
     CONVERSATION_IN_ARGS = "--session-id/--resume naming a record's Claude conversation"
+    # Every manager's, never a dialect's choice: an earlier run's own sighting (healthchecks.sightings).
+    LINEAGE = "seen in a record's pane by an earlier run (or started in its session)"
 
 
 @dataclass(frozen=True)
@@ -192,7 +194,8 @@ _ID_SHAPE = re.compile(r".+" + _ID_TAIL)
 # The same id as a token in a command line (the prompt names it: "Your agent id is <id>."): what an id may hold
 # before its tail, and nothing an id holds on either side.
 ORCHESTRATOR_ID_TOKEN = re.compile(rf"(?<![\w.:-])([\w.:]+{_ID_TAIL})(?![\w-])")
-_EVIDENCE = frozenset(Evidence) - {Evidence.CWD_IN_RECORD_DIR, Evidence.ENV_RECORD_ID, Evidence.CONVERSATION_IN_ARGS}
+_EVIDENCE = frozenset(Evidence) - {Evidence.CWD_IN_RECORD_DIR, Evidence.ENV_RECORD_ID, Evidence.CONVERSATION_IN_ARGS,
+                                   Evidence.LINEAGE}
 _JSON_COUNTERS = {
     ScopeKind.GLOBAL: {"total_agents_spawned": Count.ENTRIES, "active_agents": Count.ACTIVE,
                        "total_tasks": Count.TASKS},
