@@ -106,10 +106,12 @@ class Evidence:
 
 @dataclass(frozen=True)
 class Classified:
-    """A Claude process and why it is in its class (attached, orphan or foreign): the evidence used."""
+    """A Claude process and why it is in its class (attached, orphan or foreign): the reason shown, and the evidence
+    used when there was any (its kinds of sign as data)."""
 
     proc: Proc
     reason: str
+    evidence: Evidence | None = None
 
 
 class Attribution:
@@ -414,13 +416,13 @@ class Attribution:
                 reason = f"its {id_env} names no record of this store (another profile's or store's); left alone"
                 classes["foreign"].append(Classified(proc, reason))
             elif found.exclusive and proc.is_claude:
-                classes["orphan"].append(Classified(proc, f"this workspace's agent: {found.describe()}"))
+                classes["orphan"].append(Classified(proc, f"this workspace's agent: {found.describe()}", found))
             elif found.exclusive:  # remembered only: lineage alone never ends a sleep, a shell, an editor, a server
                 reason = (f"{found.describe()}; not a recognised agent program, which lineage alone never ends; "
                           "left alone")
-                classes["foreign"].append(Classified(proc, reason))
+                classes["foreign"].append(Classified(proc, reason, found))
             else:
-                classes["foreign"].append(Classified(proc, self._foreign_reason(proc, found)))
+                classes["foreign"].append(Classified(proc, self._foreign_reason(proc, found), found))
         return classes
 
     def _foreign_reason(self, proc: Proc, found: Evidence) -> str:
