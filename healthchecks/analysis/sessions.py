@@ -170,6 +170,7 @@ class TmuxView:
 
     @cached_property
     def server_names(self) -> dict[int, str]:
+        """Every tmux server seen, checked or not, by its process id: how a process below one names it."""
         return {s.server_pid: s.label for s in (*self.snapshot.servers, *self.snapshot.other_servers) if s.server_pid}
 
     @cached_property
@@ -179,6 +180,7 @@ class TmuxView:
 
     @cached_property
     def checked_labels(self) -> set[str]:
+        """The checked servers' labels."""
         return {s.label for s in self.snapshot.servers}
 
     def working(self, session: LiveSession) -> Proc | None:
