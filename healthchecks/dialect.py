@@ -102,6 +102,8 @@ class Evidence(str, Enum):
     ENV_RECORD_ID = "the dialect's id variable in its environment naming a record of this store"
     # A tie, never enough alone: a person may resume the same conversation.
     CONVERSATION_IN_ARGS = "--session-id/--resume naming a record's Claude conversation"
+    # Every manager's, never a dialect's choice: an earlier run's own sighting (healthchecks.sightings).
+    LINEAGE = "seen in a record's pane by an earlier run (or started in its session)"
 
 
 @dataclass(frozen=True)

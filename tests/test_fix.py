@@ -359,7 +359,7 @@ def test_killing_sessions_waits_no_longer_than_the_tmux_timeout(world):
     world.start()
     seen = observe(world.settings)
     (server,) = seen.snapshot.servers
-    session_id = seen.analysis.sessions[f"agent_{zombie}"][0].id
+    session_id = seen.analysis.tmux.sessions[f"agent_{zombie}"][0].id
     pid = world.server_pid()
     os.kill(pid, signal.SIGSTOP)
     try:

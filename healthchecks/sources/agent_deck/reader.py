@@ -21,7 +21,7 @@ from typing import Any
 
 from ... import safe_files
 from ...dialect import ScopeKind, StatusClass
-from ...records import AgentRecord, Fingerprint, Problem, Records, Scope
+from ...records import AgentRecord, ConversationRecord, Fingerprint, Problem, Records, Scope
 from ...safe_files import file_problem
 from ...sqlite_ro import connect, database_fingerprint, problem, refused_objects
 from .dialect import AGENT_DECK
@@ -119,8 +119,8 @@ def _record(path: Path, row: tuple[Any, ...]) -> AgentRecord | Problem:
     if isinstance(archived, int) and archived > 0:
         status_class = StatusClass.STOPPED  # archived: not expected to run
     return AgentRecord(rid, None, status if isinstance(status, str) else None, session if isinstance(session, str)
-                       else "", ScopeKind.STATE, (_when(created),), status_class, None, socket or None,
-                       conversation=_conversation(tool_data))
+                       else "", ScopeKind.STATE, (_when(created),), status_class,
+                       ConversationRecord(socket or None, _conversation(tool_data)))
 
 
 def load(workspace: Path, timeout: float = 5.0) -> Records:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ... import safe_files
 from ...dialect import ScopeKind
-from ...records import AgentRecord, Fingerprint, Problem, Records, Scope, is_path
+from ...records import AgentRecord, CursorRecord, Fingerprint, Problem, Records, Scope, is_path
 from ...safe_files import file_problem
 from ...sqlite_ro import connect, database_fingerprint, problem, refused_objects
 from .dialect import ORCHESTRATOR_SQLITE
@@ -92,7 +92,8 @@ def load(workspace: Path, timeout: float) -> Records:
         return _broken(workspace, path, (problem(path, exc, timeout),), before)
     agents = tuple(
         AgentRecord(str(aid), task, status, session or "", ScopeKind.STATE, (started, completed),
-                    ORCHESTRATOR_SQLITE.status_class(status), pid if isinstance(pid, int) and pid > 0 else None)
+                    ORCHESTRATOR_SQLITE.status_class(status),
+                    CursorRecord(pid) if isinstance(pid, int) and pid > 0 else None)
         for aid, task, status, session, started, completed, pid in rows
     )
     clients = tuple(sorted({c for _, c in tasks if is_path(c)}))
