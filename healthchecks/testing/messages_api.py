@@ -121,85 +121,7 @@ class MessagesAPI:
             server.server_close()
 
     def _api_handler(self) -> type[BaseHTTPRequestHandler]:
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:  # the log is api.seen
-                pass
-
-            def _body(self) -> dict[str, Any]:
-                length = int(self.headers.get("content-length") or 0)
-                try:
-                    body = json.loads(self.rfile.read(length) or b"{}")
-                except ValueError:
-                    return {}
-                return body if isinstance(body, dict) else {}
-
-            def do_GET(self) -> None:
-                api.seen.add("GET", self.path)
-                self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": "not here"}})
-
-            def do_HEAD(self) -> None:
-                api.seen.add("HEAD", self.path)
-                self.send_response(404)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def do_POST(self) -> None:
-                body = self._body()
-                path = self.path.split("?")[0]
-                if not path.endswith("/v1/messages") and not path.endswith("/v1/messages/count_tokens"):
-                    api.seen.add("POST", self.path)
-                    self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": "not here"}})
-                    return
-                text = json.dumps(body.get("messages", ""))
-                found, label = SCRIPT.search(text), LABEL.search(text)
-                script = found.group(1) if found else "done"
-                if script == "bash" and _has_tool_result(body):
-                    script = "hang"
-                api.seen.add("POST", self.path, script if found else "", label.group(1) if label else "")
-                if path.endswith("count_tokens"):
-                    self._json(200, {"input_tokens": 10})
-                    return
-                model = str(body.get("model", "claude"))
-                msg_id = f"msg_{time.monotonic_ns():x}"
-                if not body.get("stream"):
-                    message = _message(model, msg_id)
-                    message.update(content=[{"type": "text", "text": "done"}], stop_reason="end_turn")
-                    self._json(200, message)
-                    return
-                self.send_response(200)
-                self.send_header("content-type", "text/event-stream")
-                self.send_header("cache-control", "no-cache")
-                self.send_header("connection", "close")
-                self.end_headers()
-                self.close_connection = True
-                try:
-                    if script == "hang":
-                        self.wfile.write(_sse("message_start", {"type": "message_start",
-                                                                "message": _message(model, msg_id)}))
-                        while not api.stopping.wait(PING_EVERY):
-                            self.wfile.write(_sse("ping", {"type": "ping"}))
-                            self.wfile.flush()
-                        return
-                    events = bash_events(model, msg_id) if script == "bash" else text_events(model, msg_id, "done")
-                    for event in events:
-                        self.wfile.write(event)
-                    self.wfile.flush()
-                except OSError:  # Claude went away
-                    pass
-
-            def _json(self, status: int, data: dict[str, Any]) -> None:
-                raw = json.dumps(data).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-        return Handler
+        return type("Handler", (_APIHandler,), {"api": self})
 
     def _proxy_handler(self) -> type[BaseHTTPRequestHandler]:
         api = self
@@ -219,3 +141,88 @@ class MessagesAPI:
             do_CONNECT = do_GET = do_POST = do_HEAD = do_PUT = _refuse
 
         return Refuse
+
+
+class _APIHandler(BaseHTTPRequestHandler):
+    """The Messages API's requests, answered for ``api`` (set on the subclass each server makes)."""
+
+    api: MessagesAPI
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:  # the log is api.seen
+        pass
+
+    def _body(self) -> dict[str, Any]:
+        length = int(self.headers.get("content-length") or 0)
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+        except ValueError:
+            return {}
+        return body if isinstance(body, dict) else {}
+
+    def do_GET(self) -> None:
+        self.api.seen.add("GET", self.path)
+        self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": "not here"}})
+
+    def do_HEAD(self) -> None:
+        self.api.seen.add("HEAD", self.path)
+        self.send_response(404)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def do_POST(self) -> None:
+        body = self._body()
+        path = self.path.split("?")[0]
+        if not path.endswith("/v1/messages") and not path.endswith("/v1/messages/count_tokens"):
+            self.api.seen.add("POST", self.path)
+            self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": "not here"}})
+            return
+        text = json.dumps(body.get("messages", ""))
+        found, label = SCRIPT.search(text), LABEL.search(text)
+        script = found.group(1) if found else "done"
+        if script == "bash" and _has_tool_result(body):
+            script = "hang"
+        self.api.seen.add("POST", self.path, script if found else "", label.group(1) if label else "")
+        if path.endswith("count_tokens"):
+            self._json(200, {"input_tokens": 10})
+            return
+        model = str(body.get("model", "claude"))
+        msg_id = f"msg_{time.monotonic_ns():x}"
+        if not body.get("stream"):
+            message = _message(model, msg_id)
+            message.update(content=[{"type": "text", "text": "done"}], stop_reason="end_turn")
+            self._json(200, message)
+            return
+        self._stream(script, model, msg_id)
+
+    def _stream(self, script: str, model: str, msg_id: str) -> None:
+        """The answer as server-sent events: the script's events, or (hang) a message kept open with pings."""
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("cache-control", "no-cache")
+        self.send_header("connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        try:
+            if script == "hang":
+                self.wfile.write(_sse("message_start", {"type": "message_start",
+                                                        "message": _message(model, msg_id)}))
+                while not self.api.stopping.wait(PING_EVERY):
+                    self.wfile.write(_sse("ping", {"type": "ping"}))
+                    self.wfile.flush()
+                return
+            events = bash_events(model, msg_id) if script == "bash" else text_events(model, msg_id, "done")
+            for event in events:
+                self.wfile.write(event)
+            self.wfile.flush()
+        except OSError:  # Claude went away
+            pass
+
+    def _json(self, status: int, data: dict[str, Any]) -> None:
+        raw = json.dumps(data).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
