@@ -103,8 +103,9 @@ OPTIONS = (
         "TOML file of [[waiver]] tables (check, entity, reason, expires), read with the rootdir's pyproject.toml; "
         "never a file inside the workspace, which the agents being judged can write",
     ),
-    Option("--session-prefix", "name prefix of agent tmux sessions (default: the manager's: agent_ for the "
-           "orchestrator, claudesquad_, agentdeck_)", default=DEFAULT_PREFIX),
+    Option("--session-prefix", "name prefix of agent tmux sessions (default: the manager's: "
+           + ", ".join(dict.fromkeys(f"{d.session_prefix} ({d.manager})" for d in sources.DIALECTS if d.session_prefix))
+           + ")", default=DEFAULT_PREFIX),
     Option(
         "--claude-match",
         "regex searched in a process's name and command line to decide it is Claude (default catches claude, "
