@@ -320,7 +320,29 @@ class Analysis:
         prefix = self.session_prefix
         if not prefix:
             return []
-        return [s for name, group in self.sessions.items() if name.startswith(prefix) for s in group]
+        helpers = self.snapshot.registries.dialect.helper_prefixes  # its paired shells: never agents
+        return [s for name, group in self.sessions.items() if name.startswith(prefix)
+                and not (helpers and name.startswith(helpers) and name not in self.agents_by_session) for s in group]
+
+    def agent_panes(self, session: LiveSession) -> tuple[Pane, ...]:
+        """The panes holding the session's agent: every pane, or the dialect's agent pane of its first window (tmux
+        lists windows in index order); none when that pane is gone."""
+        index = self.snapshot.registries.dialect.agent_pane
+        if index is None:
+            return session.panes
+        first = session.panes[0].window_id
+        return tuple(p for p in session.panes if p.window_id == first and p.index == index)[:1]
+
+    def claude_in(self, session: LiveSession, panes: tuple[Pane, ...]) -> bool:
+        """Whether a Claude process runs below these panes of the session (all of them: one set lookup)."""
+        if panes is session.panes:
+            return (session.server, session.name) in self.sessions_with_claude
+        claude = self._claude_pids
+        return any(pid in claude for p in panes if not p.dead for pid in processes.descendants(self.children, p.pid))
+
+    @cached_property
+    def _claude_pids(self) -> frozenset[int]:
+        return frozenset(p.pid for p in self.claude)
 
     @cached_property
     def stopped_servers(self) -> list[TmuxServer]:
@@ -584,8 +606,8 @@ class Analysis:
 
     def _runs_claude(self, agent_id: str) -> bool:
         agent = self.agent(agent_id)
-        return agent is not None and any(
-            (s.server, agent.session) in self.sessions_with_claude for s in self.sessions.get(agent.session, ()))
+        live = self.sessions.get(agent.session, ()) if agent is not None else ()
+        return any(self.claude_in(s, self.agent_panes(s)) for s in live)
 
     def sighting(self, proc: Proc) -> Sighting | None:
         """An earlier run's sighting of exactly this process (pid and start) in the pane of an agent of this
@@ -721,10 +743,11 @@ class Analysis:
             return "interactive (no --print), so a person's, not an agent; left alone"
         return "not attributable to this workspace; left alone"
 
-    def working(self, session: LiveSession) -> Proc | None:
-        """The first process in the session's live panes that is not a known idle one (healthchecks.idle)."""
+    def working(self, session: LiveSession, panes: tuple[Pane, ...] | None = None) -> Proc | None:
+        """The first process in the session's live panes (or in ``panes`` of them) that is not a known idle one
+        (healthchecks.idle)."""
         by_pid = self.snapshot.by_pid
-        for pane in session.panes:
+        for pane in session.panes if panes is None else panes:
             if pane.dead:
                 continue
             for pid in processes.descendants(self.children, pane.pid):
