@@ -40,6 +40,7 @@ from healthchecks.settings import Settings  # noqa: E402
 from healthchecks.snapshot import collect, read_servers  # noqa: E402
 from healthchecks.sources.agent_deck.world import DeckWorld  # noqa: E402
 from healthchecks.sources.agent_teams.world import TeamWorld  # noqa: E402
+from healthchecks.sources.aoe.world import AoeWorld  # noqa: E402
 from healthchecks.sources.claude_squad.world import PAUSED, READY, SquadWorld  # noqa: E402
 from healthchecks.sources.orchestrator import json_registry as registry  # noqa: E402
 from healthchecks.sources.orchestrator import sqlite_state  # noqa: E402
@@ -154,6 +155,13 @@ def manager_source(tmp: Path, name: str, agents: int, repeats: int) -> dict:
 
         def store_floor() -> None:
             json.loads(world.state_path.read_bytes())
+    elif name == "agent-of-empires":
+        world = AoeWorld(tmp / f"world-{name}-{agents}", seed=agents)
+        for i in range(agents):
+            world.instance(f"task {i}", "running" if i < live else "stopped", "claude" if i < live else None)
+
+        def store_floor() -> None:
+            json.loads(world.sessions_path.read_bytes())
     else:
         world = DeckWorld(tmp / f"world-{name}-{agents}", seed=agents)
         for i in range(agents):
@@ -171,7 +179,8 @@ def manager_source(tmp: Path, name: str, agents: int, repeats: int) -> dict:
         against_floor(row, lambda: (store_floor(), live_floor(world.socket_name)), s, repeats)
         failing = sum(len(r.failing) for r in observe(s).results.values())
         row["detail"] = f"{failing} failing findings (expected 0: a healthy fleet)"
-        row["floor is"] = "a raw read of the store (state.json parsed; SELECT * FROM instances) + list-panes -a + ps"
+        row["floor is"] = ("a raw read of the store (state.json or sessions.json parsed; SELECT * FROM instances) + "
+                           "list-panes -a + ps")
         return row
     finally:
         world.teardown()
@@ -185,6 +194,7 @@ SOURCE_ROUNDS: list[tuple[str, Callable[[Path, int, int], dict]]] = [
     ("sqlite", sqlite_source),
     ("claude-squad", lambda tmp, n, repeats: manager_source(tmp, "claude-squad", n, repeats)),
     ("agent-deck", lambda tmp, n, repeats: manager_source(tmp, "agent-deck", n, repeats)),
+    ("agent-of-empires", lambda tmp, n, repeats: manager_source(tmp, "agent-of-empires", n, repeats)),
     ("agent-teams", teams_source),  # n teammates in teams of 5: at 500, the 100 teams x 5 members
 ]
 

@@ -29,7 +29,7 @@ from .targets import (
     ServerTarget,
     SessionTarget,
 )
-from .tmux import State, TmuxServer
+from .tmux import Pane, State, TmuxServer
 from .waivers import Waiver
 
 if TYPE_CHECKING:  # for the type checker only: this package never imports fixers
@@ -366,7 +366,8 @@ def split_brain(a: Analysis) -> list[Finding]:
 
 @check(ZOMBIE_SESSIONS, "no zombie sessions (agent session without Claude)", ("registry", "tmux"))
 def zombie_sessions(a: Analysis) -> list[Finding]:
-    """A live session of an active agent, past grace, whose panes are dead or run only known idle processes.
+    """A live session of an active agent, past grace, whose panes (its manager's agent pane, when it names one: the
+    dialect's agent_pane) are dead or run only known idle processes.
 
     A pane running anything else (healthchecks.idle) is information: the absence of a Claude match is no
     evidence that the agent is gone, since Claude may run under a name no matcher knows.
@@ -378,19 +379,30 @@ def zombie_sessions(a: Analysis) -> list[Finding]:
             continue  # said once, by leaked_sessions
         if not any(agent.active for agent in agents) or not a.past_grace(session.created):
             continue
-        if (session.server, session.name) in a.attribution.sessions_with_claude:
-            continue
-        if (busy := a.tmux.working(session)) is not None:
-            exe = busy.exe or "binary unreadable"
-            reason = (f"runs `{busy.name}` ({exe}), not recognised as Claude; left alone "
-                      f"(tmux server {session.server})")
-            findings.append(session_finding(ZOMBIE_SESSIONS, a, session, reason, "info"))
-            continue
-        dead = all(p.dead for p in session.panes)
-        what = "its panes are dead" if dead else "only idle ones: a shell, cat, tee, the notifier"
-        reason = f"no Claude process in its panes ({what}) (tmux server {session.server})"
-        findings.append(owned_elsewhere(ZOMBIE_SESSIONS, a, session, reason))
+        panes = a.tmux.agent_panes(session)  # every pane, or the one its manager runs the agent in
+        if not a.attribution.claude_in(session, panes):
+            findings.append(_zombie(a, session, panes))
     return findings
+
+
+def _zombie(a: Analysis, session: LiveSession, panes: tuple[Pane, ...]) -> Finding:
+    """A session whose agent's panes run no Claude: a zombie when they are dead or idle and nothing else in the
+    session works; information when something does (it may be the agent under another name, or a person's)."""
+    if (busy := a.tmux.working(session, panes)) is not None:
+        exe = busy.exe or "binary unreadable"
+        reason = f"runs `{busy.name}` ({exe}), not recognised as Claude; left alone (tmux server {session.server})"
+        return session_finding(ZOMBIE_SESSIONS, a, session, reason, "info")
+    dead = all(p.dead for p in panes)
+    what = "its panes are dead" if dead else "only idle ones: a shell, cat, tee, the notifier"
+    if panes is not session.panes:  # its manager's agent pane only
+        index = a.snapshot.registries.dialect.agent_pane
+        what = f"its agent pane .{index} is " + ("gone" if not panes else "dead" if dead else "idle (a shell, cat)")
+        if (other := a.tmux.working(session)) is not None:
+            reason = (f"no Claude in its agent pane ({what}), but `{other.name}` (pid {other.pid}) works in another "
+                      f"of its panes (a person's?); left alone (tmux server {session.server})")
+            return session_finding(ZOMBIE_SESSIONS, a, session, reason, "info")
+    reason = f"no Claude process in its panes ({what}) (tmux server {session.server})"
+    return owned_elsewhere(ZOMBIE_SESSIONS, a, session, reason)
 
 
 @check(LEAKED_SESSIONS, "no leaked sessions (agent finished, session still live)", ("registry", "tmux"))

@@ -24,6 +24,10 @@ What a dialect says, field by field (a new manager fills in each one):
   listed under a config dir are stores of their own).
 - ``session_prefix``: how its tmux sessions' names begin (a prefixed session no record names is information);
   empty for a manager that names no sessions (Agent Teams: its members live in panes).
+- ``helper_prefixes``: names of its sessions that are never agents (paired shells, tool sessions) though they begin
+  with ``session_prefix``: such a session no record names is neither judged nor listed as untracked.
+- ``agent_pane``: the index of the pane holding the agent in its session's first window (None: every pane is the
+  agent's); whether the agent runs is judged there, and nothing in a session with other panes at work is ended.
 - ``id_env``: the environment variable its launches set to the record's id (None: it sets none); read only for
   Claude processes outside every pane, and a value naming no record of this store vetoes every other sign. It is
   inherited by whatever a shell in the record's pane starts: exclusive only when the record runs no Claude in its
@@ -134,6 +138,8 @@ class Dialect:
     members_repeat_authority: bool = True  # member scopes copy the authority's records (else: independent stores)
     session_prefix: str = ""
     id_env: str | None = None
+    helper_prefixes: tuple[str, ...] = ()
+    agent_pane: int | None = None
 
     def launched(self, argv: Sequence[str]) -> str | None:
         """The sign of this manager's launch in a process's arguments, or None (recognition, never proof)."""

@@ -20,6 +20,7 @@ from ..sources import DIALECTS
 from ..sources.orchestrator.dialect import ORCHESTRATOR_ID_TOKEN
 
 if TYPE_CHECKING:  # the analysis that composes this view (its context and the other views)
+    from ..tmux import Pane
     from . import Analysis
     from .sessions import LiveSession
 
@@ -132,6 +133,17 @@ class Attribution:
     def sessions_with_claude(self) -> set[tuple[str, str]]:
         """(server, session) pairs whose panes run at least one Claude process: every session showing the pane."""
         return {where for p in self.claude for where in self.a.tmux.sessions_showing(p.pid)}
+
+    def claude_in(self, session: LiveSession, panes: tuple[Pane, ...]) -> bool:
+        """Whether a Claude process runs below these panes of the session (all of them: one set lookup)."""
+        if panes is session.panes:
+            return (session.server, session.name) in self.sessions_with_claude
+        claude = self._claude_pids
+        return any(pid in claude for p in panes if not p.dead for pid in processes.descendants(self.a.children, p.pid))
+
+    @cached_property
+    def _claude_pids(self) -> frozenset[int]:
+        return frozenset(p.pid for p in self.claude)
 
     @cached_property
     def _id_index(self) -> tuple[frozenset[str], re.Pattern[str] | None]:
@@ -304,8 +316,8 @@ class Attribution:
 
     def _runs_claude(self, agent_id: str) -> bool:
         agent = self.a.records.agent(agent_id)
-        return agent is not None and any(
-            (s.server, agent.session) in self.sessions_with_claude for s in self.a.tmux.sessions.get(agent.session, ()))
+        live = self.a.tmux.sessions.get(agent.session, ()) if agent is not None else ()
+        return any(self.claude_in(s, self.a.tmux.agent_panes(s)) for s in live)
 
     def sighting(self, proc: Proc) -> Sighting | None:
         """An earlier run's sighting of exactly this process (pid and start) in the pane of an agent of this

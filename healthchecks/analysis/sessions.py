@@ -88,7 +88,19 @@ class TmuxView:
         prefix = self.session_prefix
         if not prefix:
             return []
-        return [s for name, group in self.sessions.items() if name.startswith(prefix) for s in group]
+        helpers = self.snapshot.registries.dialect.helper_prefixes  # its paired shells: never agents
+        named = self.a.records.agents_by_session
+        return [s for name, group in self.sessions.items() if name.startswith(prefix)
+                and not (helpers and name.startswith(helpers) and name not in named) for s in group]
+
+    def agent_panes(self, session: LiveSession) -> tuple[Pane, ...]:
+        """The panes holding the session's agent: every pane, or the dialect's agent pane of its first window (tmux
+        lists windows in index order); none when that pane is gone."""
+        index = self.snapshot.registries.dialect.agent_pane
+        if index is None:
+            return session.panes
+        first = session.panes[0].window_id
+        return tuple(p for p in session.panes if p.window_id == first and p.index == index)[:1]
 
     @cached_property
     def stopped_servers(self) -> list[TmuxServer]:
@@ -183,10 +195,11 @@ class TmuxView:
         """The checked servers' labels."""
         return {s.label for s in self.snapshot.servers}
 
-    def working(self, session: LiveSession) -> Proc | None:
-        """The first process in the session's live panes that is not a known idle one (healthchecks.idle)."""
+    def working(self, session: LiveSession, panes: tuple[Pane, ...] | None = None) -> Proc | None:
+        """The first process in the session's live panes (or in ``panes`` of them) that is not a known idle one
+        (healthchecks.idle)."""
         by_pid = self.snapshot.by_pid
-        for pane in session.panes:
+        for pane in session.panes if panes is None else panes:
             if pane.dead:
                 continue
             for pid in processes.descendants(self.a.children, pane.pid):

@@ -84,12 +84,13 @@ def svg(run: Run) -> str:
         f'<text x="{10 + i * COL}" y="24" font-size="13" font-weight="bold">{t}</text>'
         for i, t in enumerate(("tmux servers", "agent sessions and ghost entries", "Claude processes"))
     )
-    legend = "".join(
+    source = escape(run.snapshot.registries.source)  # the manager whose records the picture shows
+    legend = f"<tspan>records: {source}   </tspan>" + "".join(
         f'<tspan fill="{COLOURS[c]}">■</tspan><tspan> {c}  </tspan>' for c in COLOURS if c not in ("more",)
     )
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="hc-picture" width="{10 + 3 * COL}" height="{height + 20}" '
-        f'role="img" aria-label="fleet picture">{heads}{"".join(parts)}'
+        f'role="img" aria-label="fleet picture ({source})">{heads}{"".join(parts)}'
         f'<text x="10" y="{height + 10}" font-size="11">{legend}</text></svg>'
     )
 
