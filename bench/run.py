@@ -196,14 +196,39 @@ def floor(world: World) -> None:
         json.loads(path.read_bytes())
 
 
-def pytest_run(world: World, tmp: Path, *extra: str) -> None:
+PHASES = ("start-up", "snapshot", "judging", "other start", "collection", "tests", "report writing")
+
+
+def pytest_run(world: World, tmp: Path, *extra: str) -> dict[str, float]:
+    """One `pytest healthchecks` with its default outputs (terminal, HTML report, history), split into phases
+    by bench/phases.py (serial runs; under xdist the whole run only)."""
     s = world.settings
+    stamps = tmp / "phases.json"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    subprocess.run([sys.executable, "-m", "pytest", "healthchecks", "-q", "-p", "no:hypothesispytest",
+    env.update(PYTHONPATH=str(REPO / "bench"), HC_BENCH_PHASES=str(stamps))
+    stamps.unlink(missing_ok=True)
+    started = time.time()
+    subprocess.run([sys.executable, "-m", "pytest", "healthchecks", "-q", "-p", "no:hypothesispytest", "-p", "phases",
                     "--workspace", str(s.workspace), "--tmux-socket", s.tmux_sockets[0], "--claude-match",
                     s.claude_match, "--claude-exe", s.claude_exe, "--grace", str(s.grace),
                     "--report-dir", str(tmp / "reports"), *extra],
                    cwd=REPO, env=env, capture_output=True, timeout=600)
+    ended = time.time()
+    found = {"whole": ended - started}
+    if not extra and stamps.exists():
+        t = json.loads(stamps.read_text())
+        found.update({"start-up": t["sessionstart"] - started, "snapshot": t["snapshot"], "judging": t["judging"],
+                      "other start": t["collection start"] - t["sessionstart"] - t["snapshot"] - t["judging"],
+                      "collection": t["tests start"] - t["collection start"],
+                      "tests": t["tests end"] - t["tests start"],
+                      "report writing": ended - t["tests end"]})
+    return found
+
+
+def pytest_runs(world: World, tmp: Path, repeats: int, *extra: str) -> dict[str, float]:
+    """The median of each phase over ``repeats`` runs."""
+    runs = [pytest_run(world, tmp, *extra) for _ in range(repeats)]
+    return {name: statistics.median(r[name] for r in runs) for name in runs[0]}
 
 
 STARTUP = {  # what a person waits for before any work: the interpreter, pytest alone, pytest with this plugin
@@ -278,8 +303,10 @@ def measure(sessions: int, repeats: int, tmp: Path) -> dict[str, float]:
             prometheus.write(run, str(tmp / "m.prom"), tmp)
 
         row["report writing"] = median_time(write_reports, repeats)
-        row["pytest (serial)"] = median_time(lambda: pytest_run(world, tmp), repeats)
-        row["pytest -n 2"] = median_time(lambda: pytest_run(world, tmp, "-n", "2"), repeats)
+        serial = pytest_runs(world, tmp, repeats)
+        row["pytest (serial)"] = serial.pop("whole")
+        row["split"] = serial
+        row["pytest -n 2"] = pytest_runs(world, tmp, repeats, "-n", "2")["whole"]
         return row
     finally:
         world.teardown()
@@ -485,6 +512,15 @@ def main() -> None:
         print(f"| {r['sessions']} | {r['entries']} | {r['processes']} | " + " | ".join(cells)
               + f" | {spread(r, 'snapshot / floor')} | {spread(r, 'judging / floor')} "
               f"| {r['pytest -n 2'] / r['pytest (serial)']:.2f}x | {r['load']} |")
+    print()
+    print("`pytest healthchecks` (serial, default outputs: terminal, HTML report, history) split, medians; start-up is "
+          "from the process's start to the session's, report writing from the last test to the process's end:")
+    print()
+    print("| sessions | " + " | ".join(PHASES) + " | whole | start-up floor (pytest, plugin off) |")
+    print("|---" * (len(PHASES) + 3) + "|")
+    for r in rows:
+        print(f"| {r['sessions']} | " + " | ".join(f"{r['split'].get(p, 0) * 1000:.0f} ms" for p in PHASES)
+              + f" | {r['pytest (serial)'] * 1000:.0f} ms | {startup['pytest, plugin off'] * 1000:.0f} ms |")
     print()
     print("| fix round | actions | world start | fix | CPU | per 1,000 actions | writes / files | ok | load |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -118,3 +118,20 @@ def test_an_unrelated_pytest_run_imports_nothing_only_a_health_check_run_needs(t
     (tmp_path / "test_unrelated.py").write_text(f"def test_unrelated():\n    {SHOW_HEAVY}\n")
     assert heavy_loaded(tmp_path, "-m", "pytest", "-s", "-q", "-p", "no:cacheprovider", "-p", "no:libtmux",
                         "test_unrelated.py") == []
+
+
+def test_valid_registries_are_read_without_importing_jsonschema(tmp_path):
+    """jsonschema words the errors of a registry the fast validator rejects; a valid registry never needs it."""
+    code = f"""
+from pathlib import Path
+from healthchecks.testing.world import World
+from healthchecks.sources.orchestrator import json_registry
+world = World(Path({str(tmp_path)!r}), seed=1)
+task = world.task()
+world.agent("completed", None, task_id=task)
+world.write_registries()
+found = json_registry.load(world.workspace, 5.0)
+assert found.ok and found.authority.agents, found
+{SHOW_HEAVY}
+"""
+    assert "jsonschema" not in heavy_loaded(tmp_path, "-c", code)
