@@ -205,7 +205,8 @@ def pytest_run(world: World, tmp: Path, *extra: str) -> dict[str, float]:
     s = world.settings
     stamps = tmp / "phases.json"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env.update(PYTHONPATH=str(REPO / "bench"), HC_BENCH_PHASES=str(stamps))
+    env.update(PYTHONPATH=os.pathsep.join(filter(None, (str(REPO / "bench"), env.get("PYTHONPATH")))),
+               HC_BENCH_PHASES=str(stamps))
     stamps.unlink(missing_ok=True)
     started = time.time()
     subprocess.run([sys.executable, "-m", "pytest", "healthchecks", "-q", "-p", "no:hypothesispytest", "-p", "phases",
