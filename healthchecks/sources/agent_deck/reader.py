@@ -13,11 +13,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import sqlite3
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ... import safe_files
 from ...dialect import ScopeKind, StatusClass
@@ -25,6 +24,9 @@ from ...records import AgentRecord, ConversationRecord, Fingerprint, Problem, Re
 from ...safe_files import file_problem
 from ...sqlite_ro import connect, database_fingerprint, problem, refused_objects
 from .dialect import AGENT_DECK
+
+if TYPE_CHECKING:  # imported on first use: pytest loads the sources table (options) in every run
+    import sqlite3
 
 NAME = "agent-deck"  # its line in healthchecks.sources.SOURCES
 DB = "state.db"
@@ -128,6 +130,8 @@ def load(workspace: Path, timeout: float = 5.0) -> Records:
     before = fingerprint(workspace)
     if why := file_problem(workspace, path):
         return _broken(workspace, path, why, before)
+    import sqlite3
+
     try:
         conn = connect(path, timeout)
         try:

@@ -9,8 +9,8 @@ Every problem names the file, the table or column, and what is wrong (healthchec
 from __future__ import annotations
 
 import os
-import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ... import safe_files
 from ...dialect import ScopeKind
@@ -18,6 +18,9 @@ from ...records import AgentRecord, CursorRecord, Fingerprint, Problem, Records,
 from ...safe_files import file_problem
 from ...sqlite_ro import connect, database_fingerprint, problem, refused_objects
 from .dialect import ORCHESTRATOR_SQLITE
+
+if TYPE_CHECKING:  # imported on first use: pytest loads the sources table (options) in every run
+    import sqlite3
 
 NAME = "sqlite"  # its line in healthchecks.sources.SOURCES
 RELPATH = Path("registry") / "state.sqlite3"
@@ -74,6 +77,8 @@ def load(workspace: Path, timeout: float) -> Records:
     before = fingerprint(workspace)
     if why := file_problem(workspace, path):
         return _broken(workspace, path, (why,), before)
+    import sqlite3
+
     try:
         conn = connect(path, timeout)
         try:
