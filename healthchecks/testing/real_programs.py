@@ -57,7 +57,7 @@ class Program:
 
 
 # The loopback API as a provider of its own: the built-in one first tries a websocket to it. Plugins and apps off:
-# they sync a curated marketplace from github.com and chatgpt.com at start; the tooltips fetch an announcement.
+# they sync a curated marketplace from github.com and chatgpt.com at start.
 CODEX_CONFIG = """check_for_update_on_startup = false
 openai_base_url = "{api}/v1"
 model = "gpt-5-codex"
@@ -78,9 +78,6 @@ in_app_updates = false
 
 [analytics]
 enabled = false
-
-[tui]
-show_tooltips = false
 
 [projects."{workdir}"]
 trust_level = "trusted"
