@@ -27,6 +27,7 @@ import pytest
 
 from healthchecks.testing import real_programs
 from healthchecks.testing.messages_api import MessagesAPI
+from healthchecks.tmux import default_socket_path
 
 pytestmark = pytest.mark.real_programs
 LOOPBACK = {"127.0.0.1", "::1"}
@@ -224,3 +225,4 @@ def test_interactive_program_in_tmux_is_what_domain_measured_and_stays_on_loopba
             with contextlib.suppress(psutil.Error):
                 proc.kill()  # psutil checks the start time: never another process
         psutil.wait_procs(left, timeout=10)
+        Path(default_socket_path(socket)).unlink(missing_ok=True)
