@@ -40,6 +40,7 @@ from healthchecks.settings import Settings  # noqa: E402
 from healthchecks.snapshot import collect, read_servers  # noqa: E402
 from healthchecks.sources.agent_deck.world import DeckWorld  # noqa: E402
 from healthchecks.sources.agent_teams.world import TeamWorld  # noqa: E402
+from healthchecks.sources.aoe.world import AoeWorld  # noqa: E402
 from healthchecks.sources.claude_squad.world import PAUSED, READY, SquadWorld  # noqa: E402
 from healthchecks.sources.gastown.world import TownWorld  # noqa: E402
 from healthchecks.sources.orchestrator import json_registry as registry  # noqa: E402
@@ -155,6 +156,13 @@ def manager_source(tmp: Path, name: str, agents: int, repeats: int) -> dict:
 
         def store_floor() -> None:
             json.loads(world.state_path.read_bytes())
+    elif name == "agent-of-empires":
+        world = AoeWorld(tmp / f"world-{name}-{agents}", seed=agents)
+        for i in range(agents):
+            world.instance(f"task {i}", "running" if i < live else "stopped", "claude" if i < live else None)
+
+        def store_floor() -> None:
+            json.loads(world.sessions_path.read_bytes())
     else:
         world = DeckWorld(tmp / f"world-{name}-{agents}", seed=agents)
         for i in range(agents):
@@ -172,7 +180,8 @@ def manager_source(tmp: Path, name: str, agents: int, repeats: int) -> dict:
         against_floor(row, lambda: (store_floor(), live_floor(world.socket_name)), s, repeats)
         failing = sum(len(r.failing) for r in observe(s).results.values())
         row["detail"] = f"{failing} failing findings (expected 0: a healthy fleet)"
-        row["floor is"] = "a raw read of the store (state.json parsed; SELECT * FROM instances) + list-panes -a + ps"
+        row["floor is"] = ("a raw read of the store (state.json or sessions.json parsed; SELECT * FROM instances) + "
+                           "list-panes -a + ps")
         return row
     finally:
         world.teardown()
@@ -218,6 +227,7 @@ SOURCE_ROUNDS: list[tuple[str, Callable[[Path, int, int], dict]]] = [
     ("sqlite", sqlite_source),
     ("claude-squad", lambda tmp, n, repeats: manager_source(tmp, "claude-squad", n, repeats)),
     ("agent-deck", lambda tmp, n, repeats: manager_source(tmp, "agent-deck", n, repeats)),
+    ("agent-of-empires", lambda tmp, n, repeats: manager_source(tmp, "agent-of-empires", n, repeats)),
     ("agent-teams", teams_source),  # n teammates in teams of 5: at 500, the issue's 100 teams x 5 members
     ("gastown", town_source),  # n sessions on the town's own server, each with its GT_* env
 ]
@@ -230,14 +240,85 @@ def floor(world: World) -> None:
         json.loads(path.read_bytes())
 
 
-def pytest_run(world: World, tmp: Path, *extra: str) -> None:
+PHASES = ("start-up", "snapshot", "judging", "other start", "collection", "tests", "report writing")
+
+
+def pytest_run(world: World, tmp: Path, *extra: str) -> dict[str, float]:
+    """One `pytest healthchecks` with its default outputs (terminal, HTML report, history), split into phases
+    by bench/phases.py (serial runs; under xdist the whole run only)."""
     s = world.settings
+    stamps = tmp / "phases.json"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    subprocess.run([sys.executable, "-m", "pytest", "healthchecks", "-q", "-p", "no:hypothesispytest",
+    env.update(PYTHONPATH=os.pathsep.join(filter(None, (str(REPO / "bench"), env.get("PYTHONPATH")))),
+               HC_BENCH_PHASES=str(stamps))
+    stamps.unlink(missing_ok=True)
+    started = time.time()
+    subprocess.run([sys.executable, "-m", "pytest", "healthchecks", "-q", "-p", "no:hypothesispytest", "-p", "phases",
                     "--workspace", str(s.workspace), "--tmux-socket", s.tmux_sockets[0], "--claude-match",
                     s.claude_match, "--claude-exe", s.claude_exe, "--grace", str(s.grace),
                     "--report-dir", str(tmp / "reports"), *extra],
                    cwd=REPO, env=env, capture_output=True, timeout=600)
+    ended = time.time()
+    found = {"whole": ended - started}
+    if not extra and stamps.exists():
+        t = json.loads(stamps.read_text())
+        found.update({"start-up": t["sessionstart"] - started, "snapshot": t["snapshot"], "judging": t["judging"],
+                      "other start": t["collection start"] - t["sessionstart"] - t["snapshot"] - t["judging"],
+                      "collection": t["tests start"] - t["collection start"],
+                      "tests": t["tests end"] - t["tests start"],
+                      "report writing": ended - t["tests end"]})
+    return found
+
+
+def pytest_runs(world: World, tmp: Path, repeats: int, *extra: str) -> dict[str, float]:
+    """The median of each phase over ``repeats`` runs."""
+    runs = [pytest_run(world, tmp, *extra) for _ in range(repeats)]
+    return {name: statistics.median(r[name] for r in runs) for name in runs[0]}
+
+
+STARTUP = {  # what a person waits for before any work: the interpreter, pytest alone, pytest with this plugin
+    "python -c pass": ["-c", "pass"],
+    "pytest, plugin off": ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:healthchecks.plugin",
+                           "test_empty.py"],
+    "pytest, plugin on": ["-m", "pytest", "-q", "-p", "no:cacheprovider", "test_empty.py"],
+}
+
+
+def startup_round(tmp: Path, repeats: int) -> dict:
+    """The plugin's cost to every other pytest run in this environment (it is loaded by its `pytest11` entry
+    point): an unrelated one-test file run with the plugin and without it, the runs interleaved so that a burst of
+    load falls on both; each figure the median, and the cost the median of the per-repeat differences."""
+    folder = tmp / "startup"
+    folder.mkdir()
+    (folder / "test_empty.py").write_text("def test_nothing():\n    pass\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTEST_ADDOPTS")}
+
+    def one(argv: list[str]) -> float:
+        started = time.perf_counter()
+        subprocess.run([sys.executable, *argv], cwd=folder, env=env, capture_output=True, timeout=120, check=True)
+        return time.perf_counter() - started
+
+    for argv in STARTUP.values():  # the first run of each writes its bytecode: not timed
+        one(argv)
+    runs = [{name: one(argv) for name, argv in STARTUP.items()} for _ in range(repeats)]
+    row: dict = {name: statistics.median(r[name] for r in runs) for name in STARTUP}
+    costs = [r["pytest, plugin on"] - r["pytest, plugin off"] for r in runs]
+    row["plugin cost"] = statistics.median(costs)
+    row["plugin cost spread"] = (min(costs), max(costs))
+    row["load"] = load()
+    return row
+
+
+def import_profile(top: int = 15) -> list[tuple[str, float, float]]:
+    """`python -X importtime`: what importing the plugin adds to pytest's own imports, the slowest first
+    (module, self ms, cumulative ms)."""
+    found = subprocess.run([sys.executable, "-X", "importtime", "-c", "import pytest, healthchecks.plugin"],
+                           capture_output=True, text=True, timeout=120, check=True).stderr.splitlines()
+    mine = found[next(i for i, line in enumerate(found) if line.endswith("| pytest")) + 1:]
+    rows = [(name.strip(), int(own) / 1000, int(cumulative) / 1000)
+            for own, cumulative, name in (line.removeprefix("import time:").split("|") for line in mine)]
+    slowest = sorted(rows, key=lambda r: -r[1])[:top]
+    return slowest + [r for r in rows if r[0] == "healthchecks.plugin" and r not in slowest]
 
 
 def measure(sessions: int, repeats: int, tmp: Path) -> dict[str, float]:
@@ -268,8 +349,10 @@ def measure(sessions: int, repeats: int, tmp: Path) -> dict[str, float]:
             prometheus.write(run, str(tmp / "m.prom"), tmp)
 
         row["report writing"] = median_time(write_reports, repeats)
-        row["pytest (serial)"] = median_time(lambda: pytest_run(world, tmp), repeats)
-        row["pytest -n 2"] = median_time(lambda: pytest_run(world, tmp, "-n", "2"), repeats)
+        serial = pytest_runs(world, tmp, repeats)
+        row["pytest (serial)"] = serial.pop("whole")
+        row["split"] = serial
+        row["pytest -n 2"] = pytest_runs(world, tmp, repeats, "-n", "2")["whole"]
         return row
     finally:
         world.teardown()
@@ -356,6 +439,23 @@ def spread(row: dict, name: str) -> str:
     return f"{row[name]:.2f}x (runs {lo:.2f}-{hi:.2f}x)"
 
 
+def startup_goals(rows: list[dict], startup: dict) -> list[tuple[str, str, bool]]:
+    """Issue 32's: what the plugin costs everyone else, and the whole run against the start-up and data floors."""
+    base, cost = startup["pytest, plugin off"], startup["plugin cost"]
+    found = [("the plugin adds at most 50 ms to an unrelated pytest run",
+              f"{cost * 1000:+.0f} ms (pairs {startup['plugin cost spread'][0] * 1000:+.0f} to "
+              f"{startup['plugin cost spread'][1] * 1000:+.0f} ms)", cost <= 0.050)]
+    for r in rows:
+        if r["sessions"] <= 10:
+            limit, how = base + 0.150, "the start-up floor + 150 ms"
+        else:
+            limit, how = 2.5 * r["floor"] + base, "2.5x the data floor + the start-up floor"
+        found.append((f"pytest healthchecks within {how} ({r['sessions']} sessions)",
+                      f"{r['pytest (serial)'] * 1000:.0f} ms against {limit * 1000:.0f} ms",
+                      r["pytest (serial)"] <= limit))
+    return found
+
+
 def goals(rows: list[dict], fixes: list[dict], big: dict | None, sources: list[dict]) -> list[tuple[str, str, bool]]:
     """(goal, measured, met): issue 22's goals (issue 6's where still standing); speed goals at 1,000 sessions and
     up, as ratios to the floor of the same run."""
@@ -394,6 +494,23 @@ def goals(rows: list[dict], fixes: list[dict], big: dict | None, sources: list[d
     return found
 
 
+def print_startup(startup: dict) -> None:
+    print("| " + " | ".join(STARTUP) + " | plugin cost (median of pair differences) | load |")
+    print("|---" * (len(STARTUP) + 2) + "|")
+    low, high = startup["plugin cost spread"]
+    print("| " + " | ".join(f"{startup[name] * 1000:.0f} ms" for name in STARTUP)
+          + f" | {startup['plugin cost'] * 1000:+.0f} ms (pairs {low * 1000:+.0f} to {high * 1000:+.0f} ms) "
+          f"| {startup['load']} |")
+    print()
+    print("`python -X importtime -c 'import pytest, healthchecks.plugin'`, beyond pytest's own imports, slowest first:")
+    print()
+    print("| module | self | cumulative |")
+    print("|---|---|---|")
+    for name, own, cumulative in import_profile():
+        print(f"| {name} | {own:.1f} ms | {cumulative:.1f} ms |")
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
@@ -404,6 +521,8 @@ def main() -> None:
     parser.add_argument("--big", type=int, default=200000, help="entries of the big-registry round (0: none)")
     parser.add_argument("--source-sizes", type=int, nargs="*", default=[100, 1000])
     parser.add_argument("--only-sources", action="store_true", help="only the record sources' rounds")
+    parser.add_argument("--startup-repeats", type=int, default=15, help="pairs of runs with and without the plugin")
+    parser.add_argument("--only-startup", action="store_true", help="only the start-up round and the import profile")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so every world's teardown runs
     started = time.monotonic()
@@ -416,6 +535,10 @@ def main() -> None:
             for r in (fn(Path(tmp), n, args.repeats) for _, fn in SOURCE_ROUNDS for n in args.source_sizes):
                 print(f"{r['source']} ({r['agents']} agents): snapshot {r['snapshot'] * 1000:.0f} ms, floor "
                       f"{r['floor'] * 1000:.0f} ms ({r['floor is']}): {spread(r, 'snapshot / floor')}; {r['detail']}")
+            return
+        startup = startup_round(Path(tmp), args.startup_repeats)
+        print_startup(startup)
+        if args.only_startup:
             return
         rows = [measure(n, args.repeats, Path(tmp)) for n in args.sizes]
         fixes = [fix_round(Path(tmp), *args.fix)]
@@ -435,6 +558,15 @@ def main() -> None:
         print(f"| {r['sessions']} | {r['entries']} | {r['processes']} | " + " | ".join(cells)
               + f" | {spread(r, 'snapshot / floor')} | {spread(r, 'judging / floor')} "
               f"| {r['pytest -n 2'] / r['pytest (serial)']:.2f}x | {r['load']} |")
+    print()
+    print("`pytest healthchecks` (serial, default outputs: terminal, HTML report, history) split, medians; start-up is "
+          "from the process's start to the session's, report writing from the last test to the process's end:")
+    print()
+    print("| sessions | " + " | ".join(PHASES) + " | whole | start-up floor (pytest, plugin off) |")
+    print("|---" * (len(PHASES) + 3) + "|")
+    for r in rows:
+        print(f"| {r['sessions']} | " + " | ".join(f"{r['split'].get(p, 0) * 1000:.0f} ms" for p in PHASES)
+              + f" | {r['pytest (serial)'] * 1000:.0f} ms | {startup['pytest, plugin off'] * 1000:.0f} ms |")
     print()
     print("| fix round | actions | world start | fix | CPU | per 1,000 actions | writes / files | ok | load |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -465,7 +597,7 @@ def main() -> None:
     print()
     print("| goal | measured | met |")
     print("|---|---|---|")
-    for goal, measured, met in goals(rows, fixes, big, sources):
+    for goal, measured, met in startup_goals(rows, startup) + goals(rows, fixes, big, sources):
         print(f"| {goal} | {measured} | {'yes' if met else 'NO'} |")
     print()
     print(f"bench took {time.monotonic() - started:.0f} s; at the end: {load()}")

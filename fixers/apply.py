@@ -177,7 +177,7 @@ def _processes(actions: list[Action[ProcessTarget]], now: Observation, options: 
 
 
 def _find(a: Analysis, target: SessionTarget) -> LiveSession | None:
-    return next((s for s in a.sessions.get(target.name, []) if s.server == target.server), None)
+    return next((s for s in a.tmux.sessions.get(target.name, []) if s.server == target.server), None)
 
 
 def _sessions(actions: list[Action[SessionTarget]], now: Observation, options: Options) -> list[Outcome]:
@@ -188,8 +188,8 @@ def _sessions(actions: list[Action[SessionTarget]], now: Observation, options: O
         session = _find(a, action.target)
         if why := verify(action, targets):
             outcomes.append(_not_verified(action, why, gone=session is None and why.status is not Status.REFUSED))
-        elif session is not None and a.attached(session) and not options.kill_attached:
-            who = ", ".join(a.clients_of(session.server, session.name)) or f"{a.attached(session)} client(s)"
+        elif session is not None and a.tmux.attached(session) and not options.kill_attached:
+            who = ", ".join(a.tmux.clients_of(session.server, session.name)) or f"{a.tmux.attached(session)} client(s)"
             outcomes.append(Outcome(action, Status.REFUSED, f"a person is attached now ({who}); not killed"))
         elif session is not None:
             verified.append((action, session))
@@ -198,11 +198,11 @@ def _sessions(actions: list[Action[SessionTarget]], now: Observation, options: O
     # stranger's now, so it is never signalled). kill-session on a session of a group, or one whose window another
     # session links, only takes the session away (tmux 3.3a): the window and its processes stay with the other
     # session, a person's view, so those panes' processes are left alone too.
-    kept = {action: a.shared_windows(s) for action, s in verified}
+    kept = {action: a.tmux.shared_windows(s) for action, s in verified}
     roots = [
         ((action, root.pid), root.pid, root.start_ticks)
         for action, s in verified
-        for root in a.roots(s, leave=kept[action])
+        for root in a.tmux.roots(s, leave=kept[action])
     ]
     effects.end_trees(roots, a.snapshot.self_pids, options.term_timeout, group=True)
     by_server: dict[str, dict[Action[Any], str]] = defaultdict(dict)  # server -> action -> the verified session's id
@@ -218,7 +218,7 @@ def _sessions(actions: list[Action[SessionTarget]], now: Observation, options: O
             elif session_id in live:
                 outcomes.append(Outcome(action, Status.FAILED, "session still live"))
             elif kept[action]:
-                shown = ", ".join(sorted(a.sharing(dict(verified)[action])))
+                shown = ", ".join(sorted(a.tmux.sharing(dict(verified)[action])))
                 detail = f"session killed; its windows {', '.join(sorted(kept[action]))} stay with {shown}, running"
                 outcomes.append(Outcome(action, Status.DONE, detail))
             else:
@@ -254,7 +254,7 @@ def _panes(actions: list[Action[PaneTarget]], now: Observation, options: Options
             refusal = why or place
             assert isinstance(refusal, Refusal)
             outcomes.append(Outcome(action, refusal.status, refusal.detail))
-        elif not options.kill_attached and (who := a.attached_to(action.target)):
+        elif not options.kill_attached and (who := a.tmux.attached_to(action.target)):
             outcomes.append(Outcome(action, Status.REFUSED, f"a person is attached now ({who}); not killed"))
         else:
             verified.append((action, *place))
@@ -278,7 +278,7 @@ def _servers(actions: list[Action[ServerTarget]], now: Observation, options: Opt
         if why := verify(action, targets):
             outcomes.append(Outcome(action, why.status, why.detail))
             continue
-        if not options.kill_attached and (who := a.attached_to(target)):
+        if not options.kill_attached and (who := a.tmux.attached_to(target)):
             outcomes.append(Outcome(action, Status.REFUSED, f"a person is attached now ({who}); not killed"))
             continue
         server = next(s for s in a.snapshot.servers if s.label == target.server)
@@ -326,7 +326,7 @@ def _records(actions: list[Action[Any]], now: Observation, options: Options) -> 
         elif action.kind.entry:
             agent_id = action.target.id
             if why := _verify_entry(action, a, targets):
-                outcomes.append(_not_verified(action, why, gone=agent_id not in a.records))
+                outcomes.append(_not_verified(action, why, gone=agent_id not in a.records.index))
             else:
                 (prunes if action.kind is ActionKind.PRUNE_ENTRY else marks).add(agent_id)
     regs = a.snapshot.registries
@@ -352,16 +352,20 @@ def _records(actions: list[Action[Any]], now: Observation, options: Options) -> 
 
 
 def _verify_entry(action: Action[AgentTarget], a: Analysis, targets: Targets) -> Refusal | None:
-    """A ghost must still be a ghost; a prune candidate must still have no live session."""
+    """A ghost must still be a ghost; a prune candidate must still have no live session. A mark is left, and says
+    why, when a session of its agent's name lives on a server this run does not check (another world's, a person's)."""
     ghost = verify(action, targets, GHOST_AGENTS)
     if ghost is None or ghost.status is Status.REFUSED:
         return ghost
     if action.kind is ActionKind.PRUNE_ENTRY:
-        agent = a.agent(action.target.id)
-        live = agent is not None and (agent.session in a.sessions or agent.session in a.other_sessions)
+        agent = a.records.agent(action.target.id)
+        live = agent is not None and (agent.session in a.tmux.sessions or agent.session in a.tmux.other_sessions)
         if agent is not None and agent.terminal and not live:
             return None
         return Refusal(Status.SKIPPED, "its session is live again, or it is active but not a ghost")
+    if elsewhere := a.tmux.other_sessions.get(action.target.session):  # a session of that name: the agent may be there
+        return Refusal(Status.SKIPPED, f"session {action.target.session} lives on tmux server {elsewhere[0].server}, "
+                                       "which is not checked here; left alone")
     return ghost
 
 

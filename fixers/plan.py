@@ -263,7 +263,7 @@ def _session(f: Finding, a: Analysis, opts: Options) -> list[Action[Any]]:
     actions: list[Action[Any]] = [kill]
     if a.snapshot.registries.dialect.mark is None:
         return actions  # its records are never written: the manager settles them itself
-    for agent in a.agents_by_session.get(kill.target.name, []):
+    for agent in a.records.agents_by_session.get(kill.target.name, []):
         if agent.active or opts.prune:
             target, reason = AgentTarget(agent.id, agent.session), f"its session is killed ({f.check})"
             actions.append(_agent_entry(target, reason, f.check, opts.prune, follows=kill.target))
@@ -287,30 +287,32 @@ def _after(
 def _attached_session(action: Action[Any], a: Analysis, opts: Options) -> str | None:
     target = action.target
     if isinstance(target, SessionTarget) and target.attached and not opts.kill_attached:
-        who = ", ".join(a.clients_of(target.server, target.name)) or f"{target.attached} client(s)"
+        who = ", ".join(a.tmux.clients_of(target.server, target.name)) or f"{target.attached} client(s)"
         return f"{action.entity} has a person attached ({who}); pass --kill-attached to kill it anyway"
     return None
 
 
 def _attached_pane(action: Action[Any], a: Analysis, opts: Options) -> str | None:
     target = action.target
-    if isinstance(target, (PaneTarget, ServerTarget)) and not opts.kill_attached and (who := a.attached_to(target)):
+    if not isinstance(target, (PaneTarget, ServerTarget)) or opts.kill_attached:
+        return None
+    if who := a.tmux.attached_to(target):
         return f"{action.entity}: a person is attached to {who}; pass --kill-attached to kill it anyway"
     return None
 
 
 def _owner_writes(action: Action[Any], a: Analysis, opts: Options) -> str | None:
     """The manager's own process owns the file: never rewritten while it may be alive."""
-    agent = a.agent(action.target.id) if action.kind.entry else None
-    if agent is not None and agent.owner is not None and a.owner_alive(agent.owner) is not False:
+    agent = a.records.agent(action.target.id) if action.kind.entry else None
+    if agent is not None and agent.owner is not None and a.owned.owner_alive(agent.owner) is not False:
         return (f"{action.entity}: its owner (pid {agent.owner.pid}, the team's lead) is alive or cannot be "
                 "proven dead, and writes its records itself; left to it")
     return None
 
 
 def _server_down(action: Action[Any], a: Analysis, opts: Options) -> str | None:
-    if action.kind.entry and a.stopped_servers and not opts.allow_server_down:
-        names = ", ".join(s.label for s in a.stopped_servers)
+    if action.kind.entry and a.tmux.stopped_servers and not opts.allow_server_down:
+        names = ", ".join(s.label for s in a.tmux.stopped_servers)
         return (
             f"{action.entity}: tmux server {names} is not running, so every agent looks dead (right --tmux-socket? "
             "right user?); pass --allow-server-down to change its entry anyway"
@@ -348,9 +350,9 @@ def _history_prunes(p: Planning, _: str) -> None:
         return
     analysis = p.analysis
     killed = {a.target.name for a in p.actions.values() if a.kind is ActionKind.KILL_SESSION}
-    for agent in analysis.agents.values():
-        live = agent.session in analysis.sessions and agent.session not in killed
-        if live or not agent.terminal or agent.session in analysis.other_sessions:
+    for agent in analysis.records.agents.values():
+        live = agent.session in analysis.tmux.sessions and agent.session not in killed
+        if live or not agent.terminal or agent.session in analysis.tmux.other_sessions:
             continue  # ghosts came through their check; unknown statuses are left to a person
         p.add(_agent_entry(AgentTarget(agent.id, agent.session), "finished, no live session (--prune)", "prune", True))
 
@@ -360,17 +362,17 @@ def _scopes_left(p: Planning, check: str) -> None:
     in the same plan (re-verified as stale at that moment), and leave its records unmarked (they go with it)."""
     analysis, ended = p.analysis, _ended_pids(p.actions.values())
     archived = {a.target.path for a in p.actions.values() if a.kind is ActionKind.ARCHIVE_SCOPE}
-    for scope in analysis.owned_scopes:
-        if analysis.owner_alive(scope.owner) is not False:
+    for scope in analysis.owned.scopes:
+        if analysis.owned.owner_alive(scope.owner) is not False:
             continue
-        running = {proc.pid for r in scope.agents for proc in analysis.carriers.get(r.id, ())}
+        running = {proc.pid for r in scope.agents for proc in analysis.owned.carriers.get(r.id, ())}
         if str(scope.path.parent) not in archived and running and running <= ended:
             noun = analysis.snapshot.registries.dialect.nouns[1]
             target = ScopeTarget(str(scope.path.parent), scope.label, scope.digest)
             p.add(Action(ActionKind.ARCHIVE_SCOPE, target, f"{noun} {scope.label}",
                          "its lead is dead and this plan ends every member still running", check))
             archived.add(target.path)
-    ids = {r.id for s in analysis.owned_scopes if str(s.path.parent) in archived for r in s.agents}
+    ids = {r.id for s in analysis.owned.scopes if str(s.path.parent) in archived for r in s.agents}
     p.drop(lambda action: action.kind.entry and action.target.id in ids)
 
 

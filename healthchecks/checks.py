@@ -29,7 +29,7 @@ from .targets import (
     ServerTarget,
     SessionTarget,
 )
-from .tmux import State, TmuxServer
+from .tmux import Pane, State, TmuxServer
 from .waivers import Waiver
 
 if TYPE_CHECKING:  # for the type checker only: this package never imports fixers
@@ -155,14 +155,14 @@ def session_finding(
     check_id: str, a: Analysis, session: LiveSession, reason: str, severity: Severity = "fail"
 ) -> Finding:
     """A finding on one live session, identified as a fixer must re-verify it."""
-    roots = a.roots(session)
-    target = SessionTarget(session.server, session.id, session.name, session.created, roots, a.attached(session))
+    roots = a.tmux.roots(session)
+    target = SessionTarget(session.server, session.id, session.name, session.created, roots, a.tmux.attached(session))
     return Finding(check_id, f"session {session.name}", reason, severity, target)
 
 
 def owned_elsewhere(check_id: str, a: Analysis, session: LiveSession, reason: str) -> Finding:
     """A failing session finding, or information when the session's processes belong to another workspace."""
-    if found := a.elsewhere(session):
+    if found := a.attribution.elsewhere(session):
         why = f"{reason}; but {'; '.join(found)}: another workspace's session, left alone"
         return session_finding(check_id, a, session, why, "info")
     return session_finding(check_id, a, session, reason)
@@ -246,7 +246,7 @@ def registry_agreement(a: Analysis) -> list[Finding]:
                 )
             else:
                 continue
-            findings.append(agent_finding(REGISTRY_AGREEMENT, a.known(rec.id), reason))
+            findings.append(agent_finding(REGISTRY_AGREEMENT, a.records.known(rec.id), reason))
     return findings
 
 
@@ -257,8 +257,8 @@ def known_statuses(a: Analysis) -> list[Finding]:
     if not any(unknown in map(RECORD_CLASS, f.agents) for f in a.snapshot.registries.scopes):
         return []  # the common case, decided in C
     return [
-        agent_finding(KNOWN_STATUSES, a.known(aid), f"unknown status {rec.status!r} ({rec.source} registry)")
-        for aid, records in a.records.items()
+        agent_finding(KNOWN_STATUSES, a.records.known(aid), f"unknown status {rec.status!r} ({rec.source} registry)")
+        for aid, records in a.records.index.items()
         for rec in records
         if rec.status_class is StatusClass.UNKNOWN
     ]
@@ -274,8 +274,9 @@ def timestamps(a: Analysis) -> list[Finding]:
     """
     limit = datetime.fromtimestamp(a.now + a.settings.grace, a.tz).strftime("%Y-%m-%dT%H:%M:%S")
     findings = []
-    live = [agent for name in a.sessions for agent in a.agents_by_session.get(name, ()) if not agent.active]
-    for agent in [*a.active_agents, *live]:
+    live = [agent for name in a.tmux.sessions for agent in a.records.agents_by_session.get(name, ())
+            if not agent.active]
+    for agent in [*a.records.active_agents, *live]:
         if not any(may_be_after(t, limit) for r in agent.records for t in r.times):
             continue  # the common case, decided without parsing a time
         for what, moment in (("started", agent.started_at(a.tz)), ("ended", agent.ended_at(a.tz))):
@@ -291,7 +292,7 @@ def timestamps(a: Analysis) -> list[Finding]:
 
 
 def _not_running_hint(a: Analysis) -> str:
-    stopped = a.stopped_servers
+    stopped = a.tmux.stopped_servers
     if not stopped:
         return ""
     names = ", ".join(s.label for s in stopped)
@@ -305,13 +306,13 @@ def ghost_agents(a: Analysis) -> list[Finding]:
     hint = _not_running_hint(a)
     noun = a.snapshot.registries.dialect.nouns[0]
     stale = {s.name for s in stale_scopes_of(a)}
-    for agent in a.active_agents:
+    for agent in a.records.active_agents:
         if agent.pane is not None:  # placed by a pane id on one server: the pane must hold a process carrying it
             judged = agent.records[0].task_id not in stale and a.past_grace(agent.started_at(a.tz))
-            if judged and (why := a.pane_problem(agent)):
+            if judged and (why := a.owned.pane_problem(agent)):
                 findings.append(agent_finding(GHOST_AGENTS, agent, f"recorded active, {why}", noun=noun))
             continue
-        if a.session_of(agent) is not None or not a.past_grace(agent.started_at(a.tz)):
+        if a.tmux.session_of(agent) is not None or not a.past_grace(agent.started_at(a.tz)):
             continue
         if agent.cursor_pid is not None:  # E3's cursor backend: judged by its process, it has no session
             if why := _cursor_gone(a, agent):
@@ -323,7 +324,7 @@ def ghost_agents(a: Analysis) -> list[Finding]:
                 "`#` formats; other characters depend on its locale): it cannot be matched with certainty; left alone"
             )
             findings.append(agent_finding(GHOST_AGENTS, agent, reason, "info"))
-        elif elsewhere := a.other_sessions.get(agent.session):
+        elif elsewhere := a.tmux.other_sessions.get(agent.session):
             reason = f"session {agent.session} lives on tmux server {elsewhere[0].server}, which is not checked here"
             findings.append(agent_finding(GHOST_AGENTS, agent, reason + "; left alone", "info"))
         else:
@@ -351,8 +352,8 @@ def _cursor_gone(a: Analysis, agent: Agent) -> str | None:
 def split_brain(a: Analysis) -> list[Finding]:
     """One agent's session live with Claude on two checked servers: which one is real is for a person."""
     running = {
-        name: [s.server for s in group if (s.server, s.name) in a.sessions_with_claude]
-        for name, group in a.sessions.items()
+        name: [s.server for s in group if (s.server, s.name) in a.attribution.sessions_with_claude]
+        for name, group in a.tmux.sessions.items()
         if len(group) > 1
     }
     return [
@@ -360,52 +361,64 @@ def split_brain(a: Analysis) -> list[Finding]:
                       "never acted on automatically")
         for name, servers in running.items()
         if len(servers) > 1
-        for agent in a.agents_by_session.get(name, [])
+        for agent in a.records.agents_by_session.get(name, [])
     ]
 
 
 @check(ZOMBIE_SESSIONS, "no zombie sessions (agent session without Claude)", ("registry", "tmux"))
 def zombie_sessions(a: Analysis) -> list[Finding]:
-    """A live session of an active agent, past grace, whose panes are dead or run only known idle processes.
+    """A live session of an active agent, past grace, whose panes (its manager's agent pane, when it names one: the
+    dialect's agent_pane) are dead or run only known idle processes.
 
     A pane running anything else (healthchecks.idle) is information: the absence of a Claude match is no
     evidence that the agent is gone, since Claude may run under a name no matcher knows.
     """
     findings = []
-    for session in a.agent_sessions:
-        agents = a.agents_by_session.get(session.name, [])
-        if (session.server, session.name) in a.own_sessions:
+    for session in a.tmux.agent_sessions:
+        agents = a.records.agents_by_session.get(session.name, [])
+        if (session.server, session.name) in a.tmux.own_sessions:
             continue  # said once, by leaked_sessions
         if not any(agent.active for agent in agents) or not a.past_grace(session.created):
             continue
-        if (session.server, session.name) in a.sessions_with_claude:
-            continue
-        if (busy := a.working(session)) is not None:
-            exe = busy.exe or "binary unreadable"
-            reason = (f"runs `{busy.name}` ({exe}), not recognised as Claude; left alone "
-                      f"(tmux server {session.server})")
-            findings.append(session_finding(ZOMBIE_SESSIONS, a, session, reason, "info"))
-            continue
-        dead = all(p.dead for p in session.panes)
-        what = "its panes are dead" if dead else "only idle ones: a shell, cat, tee, the notifier"
-        reason = f"no Claude process in its panes ({what}) (tmux server {session.server})"
-        findings.append(owned_elsewhere(ZOMBIE_SESSIONS, a, session, reason))
+        panes = a.tmux.agent_panes(session)  # every pane, or the one its manager runs the agent in
+        if not a.attribution.claude_in(session, panes):
+            findings.append(_zombie(a, session, panes))
     return findings
+
+
+def _zombie(a: Analysis, session: LiveSession, panes: tuple[Pane, ...]) -> Finding:
+    """A session whose agent's panes run no Claude: a zombie when they are dead or idle and nothing else in the
+    session works; information when something does (it may be the agent under another name, or a person's)."""
+    if (busy := a.tmux.working(session, panes)) is not None:
+        exe = busy.exe or "binary unreadable"
+        reason = f"runs `{busy.name}` ({exe}), not recognised as Claude; left alone (tmux server {session.server})"
+        return session_finding(ZOMBIE_SESSIONS, a, session, reason, "info")
+    dead = all(p.dead for p in panes)
+    what = "its panes are dead" if dead else "only idle ones: a shell, cat, tee, the notifier"
+    if panes is not session.panes:  # its manager's agent pane only
+        index = a.snapshot.registries.dialect.agent_pane
+        what = f"its agent pane .{index} is " + ("gone" if not panes else "dead" if dead else "idle (a shell, cat)")
+        if (other := a.tmux.working(session)) is not None:
+            reason = (f"no Claude in its agent pane ({what}), but `{other.name}` (pid {other.pid}) works in another "
+                      f"of its panes (a person's?); left alone (tmux server {session.server})")
+            return session_finding(ZOMBIE_SESSIONS, a, session, reason, "info")
+    reason = f"no Claude process in its panes ({what}) (tmux server {session.server})"
+    return owned_elsewhere(ZOMBIE_SESSIONS, a, session, reason)
 
 
 @check(LEAKED_SESSIONS, "no leaked sessions (agent finished, session still live)", ("registry", "tmux"))
 def leaked_sessions(a: Analysis) -> list[Finding]:
     """A terminal entry whose session still runs; an untracked prefixed session is only information."""
     findings = []
-    for session in a.agent_sessions:
-        agents = a.agents_by_session.get(session.name)
-        has_claude = (session.server, session.name) in a.sessions_with_claude
-        if (session.server, session.name) in a.own_sessions:
+    for session in a.tmux.agent_sessions:
+        agents = a.records.agents_by_session.get(session.name)
+        has_claude = (session.server, session.name) in a.attribution.sessions_with_claude
+        if (session.server, session.name) in a.tmux.own_sessions:
             reason = "this health check runs inside it, so it is neither judged nor ever killed"
             findings.append(session_finding(LEAKED_SESSIONS, a, session, reason, "info"))
         elif not agents:  # a lost record when its manager lost it (claude-squad's unlocked writes): a person's call
             inside = "Claude runs inside" if has_claude else "no Claude inside"
-            if (lost := a.lost_home(session)) is not None:
+            if (lost := a.attribution.lost_home(session)) is not None:
                 reason = f"a lost record: no record names it, yet it works in {lost} of this store ({inside}); " \
                     "left alone"
             else:
@@ -430,7 +443,7 @@ def orphan_processes(a: Analysis) -> list[Finding]:
     Anything weaker (a foreign Claude, one that only names an agent, one on an unchecked server)
     is information: listed with the evidence seen, never acted on.
     """
-    classes = a.claude_classes
+    classes = a.attribution.claude_classes
     orphans = [
         Finding(
             ORPHAN_PROCESSES,
@@ -445,7 +458,7 @@ def orphan_processes(a: Analysis) -> list[Finding]:
                 ProcessTarget(j.proc.pid, j.proc.start_ticks))
         for j in classes["foreign"]
     ]
-    sheltering = {a.snapshot.in_tmux.get(p.pid) for p in a.claude}
+    sheltering = {a.snapshot.in_tmux.get(p.pid) for p in a.attribution.claude}
     silent = [  # once per server, and only where it matters: a Claude process is below it
         Finding(ORPHAN_PROCESSES, f"tmux server {s.label}",
                 f"process {s.server_pid}, named like a tmux server, is silent ({s.reason}): the Claude processes "
@@ -468,8 +481,8 @@ def _owner_text(a: Analysis, scope: Scope) -> str:
 def stale_scopes_of(a: Analysis) -> list[Scope]:
     """Scopes whose owner is proven dead and none of whose records runs anywhere any more."""
     return [
-        s for s in a.owned_scopes
-        if a.owner_alive(s.owner) is False and not any(a.carriers.get(r.id) for r in s.agents)
+        s for s in a.owned.scopes
+        if a.owned.owner_alive(s.owner) is False and not any(a.owned.carriers.get(r.id) for r in s.agents)
     ]
 
 
@@ -480,12 +493,12 @@ def orphaned_agents(a: Analysis) -> list[Finding]:
     dialect = a.snapshot.registries.dialect
     noun, scope_noun = dialect.nouns
     findings = []
-    for scope in a.owned_scopes:
-        if a.owner_alive(scope.owner) is not False:
+    for scope in a.owned.scopes:
+        if a.owned.owner_alive(scope.owner) is not False:
             continue
         for record in scope.agents:
-            for proc in a.carriers.get(record.id, ()):
-                target = a.pane_target(proc)
+            for proc in a.owned.carriers.get(record.id, ()):
+                target = a.tmux.pane_target(proc)
                 where = f"pane {target.pane_id} of tmux server {target.server}" if isinstance(target, PaneTarget) else (
                     "outside every checked pane")
                 reason = (f"{scope_noun} {scope.label}: {_owner_text(a, scope)}; pid {proc.pid} ({proc.name}) still "
@@ -502,11 +515,11 @@ def duplicate_agents(a: Analysis) -> list[Finding]:
     dialect = a.snapshot.registries.dialect
     noun = dialect.nouns[0]
     findings = []
-    for aid, procs in a.carriers.items():
-        agent = a.agent(aid)
+    for aid, procs in a.owned.carriers.items():
+        agent = a.records.agent(aid)
         if len(procs) < 2 or agent is None:
             continue
-        pane = a.in_pane(agent)
+        pane = a.owned.in_pane(agent)
         tree = set(processes.descendants(a.children, pane.pid)) if pane is not None and not pane.dead else set()
         named = [p for p in procs if p.pid in tree]
         if not named:
@@ -519,7 +532,7 @@ def duplicate_agents(a: Analysis) -> list[Finding]:
                 reason = (f"pid {proc.pid} ({proc.name}) also carries {dialect.id_flag} {aid}; the one in its recorded "
                           f"pane {agent.pane} is pid {named[0].pid}")
                 findings.append(Finding(DUPLICATE_AGENTS, f"{noun} {aid} (pid {proc.pid})", reason,
-                                        target=a.pane_target(proc)))
+                                        target=a.tmux.pane_target(proc)))
     return findings
 
 
@@ -538,9 +551,9 @@ def stale_scopes(a: Analysis) -> list[Finding]:
 def _server_owner_dead(a: Analysis, pid: int, server: TmuxServer) -> tuple[bool | None, str]:
     """Whether the owner a private server is named for is dead: by a scope's owner identity when one names it,
     else by the pid alone (gone, or started after the server: reused)."""
-    for scope in a.owned_scopes:
+    for scope in a.owned.scopes:
         if scope.owner is not None and scope.owner.pid == pid:
-            alive = a.owner_alive(scope.owner)
+            alive = a.owned.owner_alive(scope.owner)
             state = {True: "is alive", False: "is dead (pid + start time)", None: "cannot be proven dead"}[alive]
             noun = a.snapshot.registries.dialect.nouns[1]  # the manager's own word for a scope (a team)
             return (None if alive is None else not alive), f"{noun} {scope.label}'s lead (pid {pid}) {state}"
@@ -560,7 +573,7 @@ def leaked_servers(a: Analysis) -> list[Finding]:
     dialect = a.snapshot.registries.dialect
     if dialect.private_server is None:
         return []
-    live_ids = {r.id for s in a.owned_scopes if a.owner_alive(s.owner) is not False for r in s.agents}
+    live_ids = {r.id for s in a.owned.scopes if a.owned.owner_alive(s.owner) is not False for r in s.agents}
     findings = []
     for server in a.snapshot.servers:
         match = dialect.private_server.fullmatch(os.path.basename(server.socket_path))

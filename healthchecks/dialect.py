@@ -25,6 +25,10 @@ What a dialect says, field by field (a new manager fills in each one):
 - ``session_prefix``: how its tmux sessions' names begin (a prefixed session no record names is information);
   empty for a manager that names no sessions (Agent Teams: its members live in panes); several when its store
   says (Gas Town: `hq-` and each rig's beads prefix, its reader's dialect made per town).
+- ``helper_prefixes``: names of its sessions that are never agents (paired shells, tool sessions) though they begin
+  with ``session_prefix``: such a session no record names is neither judged nor listed as untracked.
+- ``agent_pane``: the index of the pane holding the agent in its session's first window (None: every pane is the
+  agent's); whether the agent runs is judged there, and nothing in a session with other panes at work is ended.
 - ``id_env``: the environment variable its launches set to the record's id (None: it sets none); read only for
   Claude processes outside every pane, and a value naming no record of this store vetoes every other sign. It is
   inherited by whatever a shell in the record's pane starts: exclusive only when the record runs no Claude in its
@@ -112,6 +116,8 @@ class Evidence(str, Enum):
     ENV_ROOT_AND_ID = "the dialect's root and id variables, set at launch, naming this store and a session of it"
     # A tie, never enough alone: a person may resume the same conversation.
     CONVERSATION_IN_ARGS = "--session-id/--resume naming a record's Claude conversation"
+    # Every manager's, never a dialect's choice: an earlier run's own sighting (healthchecks.sightings).
+    LINEAGE = "seen in a record's pane by an earlier run (or started in its session)"
 
 
 @dataclass(frozen=True)
@@ -142,6 +148,8 @@ class Dialect:
     members_repeat_authority: bool = True  # member scopes copy the authority's records (else: independent stores)
     session_prefix: str | tuple[str, ...] = ""
     id_env: str | None = None
+    helper_prefixes: tuple[str, ...] = ()
+    agent_pane: int | None = None
     root_env: str | None = None
     crew_status: str | None = None
     tracked_cleanup: str = ""

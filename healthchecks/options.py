@@ -2,6 +2,9 @@
 
 Each value option is also an ini option (`[tool.pytest.ini_options]`). Precedence: command line, then
 environment, then ini, then default; a value that does not parse is a usage error naming the option.
+
+Every pytest run in the environment loads this table (the plugin's pytest_addoption): it imports only the light
+modules its help and defaults need; what a health-check run needs is imported in settings_from.
 """
 
 from __future__ import annotations
@@ -15,8 +18,7 @@ from typing import Any, Literal, NoReturn
 
 import pytest
 
-from . import sightings, sources, waivers
-from .checks import CHECKS
+from . import sightings, sources
 from .programs import CLAUDE
 from .run import PACKAGE_DIR
 from .settings import (
@@ -103,8 +105,9 @@ OPTIONS = (
         "TOML file of [[waiver]] tables (check, entity, reason, expires), read with the rootdir's pyproject.toml; "
         "never a file inside the workspace, which the agents being judged can write",
     ),
-    Option("--session-prefix", "name prefix of agent tmux sessions (default: the manager's: agent_ for the "
-           "orchestrator, claudesquad_, agentdeck_)", default=DEFAULT_PREFIX),
+    Option("--session-prefix", "name prefix of agent tmux sessions (default: the manager's: "
+           + ", ".join(dict.fromkeys(f"{d.session_prefix} ({d.manager})" for d in sources.DIALECTS if d.session_prefix))
+           + ")", default=DEFAULT_PREFIX),
     Option(
         "--claude-match",
         "regex searched in a process's name and command line to decide it is Claude (default catches claude, "
@@ -263,6 +266,9 @@ def path(config: pytest.Config, text: str, base: Path) -> Path:
 
 
 def settings_from(config: pytest.Config) -> Settings:
+    from . import waivers  # a health-check run's: the table above is loaded by every pytest run
+    from .checks import CHECKS
+
     workspace = path(config, value(config, "--workspace"), config.invocation_params.dir)
     places = {flag: value(config, flag) for flag, _, _ in sources.STORE_OPTIONS}  # each reader's locate() reads them
     try:

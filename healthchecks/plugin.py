@@ -7,39 +7,44 @@ Loaded by the root conftest.py in a checkout and by the `pytest11` entry point w
 The machine is read and judged once, on the controller, before any test runs; pytest-xdist workers get
 the judged results through a file. Under --fix the plan is made, confirmed and applied once, on the
 controller, after every check has run.
+
+Every pytest run in the environment loads this module (the entry point): at load it imports only what registers
+the options and hooks. The checks, the snapshot, the outputs' renderers and the fixers are imported once a hook
+knows the run targets the health checks (`targets_healthchecks`, or a worker the controller handed them to).
 """
 
 from __future__ import annotations
 
+import gc
 import shutil
 import sys
 import tempfile
 from collections.abc import Generator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from . import checks, hookspecs, options, outputs, sightings, xdist
-from .observe import observe
-from .outputs import html, junit, terminal
+from . import hookspecs, options, outputs
 from .results import Finding
 from .run import (
     FOUND,
     RUN,
     WORKDIR,
-    Judged,
-    Run,
     command_hint,
     get_run,
     is_worker,
     selected_checks,
     targets_healthchecks,
 )
-from .settings import Settings
-from .snapshot import Snapshot
 from .text import for_people
 
-SETTINGS = pytest.StashKey[Settings]()
+if TYPE_CHECKING:  # a health-check run's modules, imported in the hooks that need them
+    from .run import Judged, Run
+    from .settings import Settings
+    from .snapshot import Snapshot
+
+SETTINGS: pytest.StashKey[Settings] = pytest.StashKey()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -54,18 +59,40 @@ def _fixing(config: pytest.Config) -> bool:
     return bool(config.getoption("healthchecks_fix"))
 
 
+def _handed_checks(config: pytest.Config) -> bool:
+    """On an xdist worker: whether the controller runs the health checks (it then hands their results over)."""
+    return "healthchecks_judged" in getattr(config, "workerinput", {})
+
+
+def _register(config: pytest.Config) -> None:
+    """In a health-check run, on the controller and every worker; historic, so a conftest.py loaded later still
+    registers (and is told it was late)."""
+    from . import checks
+
+    config.hook.pytest_healthchecks_register.call_historic(kwargs={"registry": checks.REGISTRY})
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "check(id): the health check (from healthchecks.checks) this test judges")
-    # controller and every worker; historic, so a conftest.py loaded later still registers (and is told it was late)
-    config.hook.pytest_healthchecks_register.call_historic(kwargs={"registry": checks.REGISTRY})
     if is_worker(config):
+        if _handed_checks(config):
+            _register(config)
         return
     if not targets_healthchecks(config):
         if _fixing(config):
             raise pytest.UsageError("agent-healthchecks: --fix applies to the health checks: "
                                     f"run them as {command_hint(config, ' --fix')}")
         return
+    _configure_run(config)
+
+
+def _configure_run(config: pytest.Config) -> None:
+    """A run of the health checks, on the controller: its settings, its private directory and its hooks."""
+    from . import xdist
+    from .outputs import html
+
+    _register(config)
     if config.pluginmanager.has_plugin("libtmux"):  # its fixtures test libtmux code, never the checks; a checkout
         config.pluginmanager.unregister(name="libtmux")  # blocks it in addopts, an install loads it by entry point
     for flag in ("--yes", "--dry-run", "--prune", "--kill-attached", "--allow-server-down"):
@@ -95,6 +122,11 @@ def pytest_sessionstart(session: pytest.Session) -> Generator[None, object, obje
     config = session.config
     if is_worker(config) or SETTINGS not in config.stash:
         return result
+    from . import xdist
+    from .observe import observe
+    from .outputs import html
+    from .run import Run
+
     settings, world = config.stash[SETTINGS], None
     if config.getoption("healthchecks_demo"):
         from .testing import demo
@@ -104,6 +136,9 @@ def pytest_sessionstart(session: pytest.Session) -> Generator[None, object, obje
     run = config.stash[RUN] = Run(observe(settings), world)
     html.add_environment(config, run)
     xdist.hand_over(config)  # tests reach workers only after this hook: the files are complete
+    # What exists now (the modules, the judged run) lives to the end of the run: frozen, it is no longer walked by
+    # every collection, pytest's own at exit included (a tens of ms each); what the tests make is still collected.
+    gc.freeze()
     return result
 
 
@@ -113,13 +148,18 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     collected, see xdist.py), fix before any test runs: the tests then judge what the fix left."""
     config = session.config
     if is_worker(config):
-        xdist.report_selection(config, session.items)
+        if _handed_checks(config):
+            from . import xdist
+
+            xdist.report_selection(config, session.items)
     elif get_run(config) is not None and _fixing(config):
         fix_now(config, selected_checks(session.items))
 
 
 def fix_now(config: pytest.Config, selected: set[str]) -> None:
     from fixers import session as fixing
+
+    from . import xdist
 
     fixing.run_fix(config, config.stash[RUN], selected)
     xdist.hand_over(config)  # workers judge the state after the fix too
@@ -130,6 +170,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     run = get_run(session.config)
     if run is None:
         return
+    from .outputs import html, junit
+
     if _fixing(session.config):
         from fixers import session as fixing
 
@@ -151,6 +193,8 @@ def remember(run: Run) -> None:
     path = run.snapshot.settings.sightings
     if path is None or run.world is not None:
         return
+    from . import sightings
+
     observations = {id(o): o for o in (run.observation, run.current)}.values()
     try:
         sightings.record(path, [s for o in observations for s in sightings.seen(o.analysis)])
@@ -167,23 +211,31 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         run.world.teardown()
     shutil.rmtree(config.stash[WORKDIR], ignore_errors=True)
     if run is not None:
+        from .outputs import html
+
         html.finish(config)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
     if (run := get_run(config)) is not None:
+        from .outputs import terminal
+
         terminal.terminal_summary(terminalreporter, run)
 
 
 @pytest.fixture(scope="session")
 def hc_judged(request: pytest.FixtureRequest) -> Judged:
     """Every check's result on this run's snapshot, judged once on the controller."""
+    from . import xdist
+
     return xdist.shared(request.config, "judged")
 
 
 @pytest.fixture(scope="session")
 def hc_snapshot(request: pytest.FixtureRequest) -> Snapshot:
     """The read-only snapshot every check of this run judges (for checks of your own)."""
+    from . import xdist
+
     return xdist.shared(request.config, "snapshot")
 
 
@@ -208,6 +260,8 @@ def findings(request: pytest.FixtureRequest, hc_judged: Judged) -> Findings:
     if result is None:
         pytest.fail(f"no check {marker.args[0]!r} was judged: add it in a `pytest_healthchecks_register` hook "
                     "(conftest.py or a plugin), so it is known before the machine is read", pytrace=False)
+    from .outputs import junit
+
     junit.record(request.node, result, hc_judged.snapshot_id)
     if result.status == "skip":
         pytest.skip(for_people(result.reason))

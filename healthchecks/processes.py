@@ -15,8 +15,6 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-import psutil
-
 from .programs import CLAUDE
 
 PROC = "/proc"
@@ -205,6 +203,8 @@ def with_details(procs: tuple[Proc, ...], pids: set[int], env_names: frozenset[s
 
 
 def _detailed(proc: Proc, env_names: frozenset[str]) -> Proc:
+    import psutil  # on first use: the sources table, loaded by every pytest run, imports this module
+
     try:
         process = psutil.Process(proc.pid)
         cwd = process.cwd()
@@ -309,6 +309,8 @@ def looks_like_cursor_agent(proc: Proc) -> bool:
 
 def lineage(pid: int) -> frozenset[int]:
     """A process and its ancestors: the suite must never judge or signal the tree it runs in."""
+    import psutil
+
     try:
         me = psutil.Process(pid)
         return frozenset([pid, *(p.pid for p in me.parents())])

@@ -8,11 +8,13 @@ its problems (`Problem`: file, path inside it, what is wrong), its counters and 
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
+from itertools import compress
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, NamedTuple, TypeGuard
+from typing import Any, NamedTuple, TypeGuard, TypeVar
 
 from .dialect import Dialect, ScopeKind, Status, StatusClass
 
@@ -56,7 +58,7 @@ class RegistryError(ValueError):
 
 # Record fields read in C (map, compress, list equality): judging passes every record of a snapshot through them.
 RECORD_ID, RECORD_TASK, RECORD_CLASS = attrgetter("id"), attrgetter("task_id"), attrgetter("status_class")
-RECORD_SESSION = attrgetter("tmux_session")
+RECORD_SESSION, RECORD_EXTRA = attrgetter("tmux_session"), attrgetter("extra")
 
 
 class Owner(NamedTuple):
@@ -66,6 +68,48 @@ class Owner(NamedTuple):
     pid: int
     start_ticks: int | None
     here: bool = True  # its pid is of this machine's pid namespace (False: another one's, never judged by pid)
+
+
+@dataclass(frozen=True, slots=True)
+class CursorRecord:
+    """An orchestrator record of E3's cursor backend: a process, no tmux session."""
+
+    pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class ServerRecord:
+    """A record whose place lives on one tmux server of its own (None: the checked servers)."""
+
+    server: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PaneRecord(ServerRecord):
+    """A record placed by one pane (`%N`, meaningful only on its ``server``) rather than a session, owned by its
+    scope's owner (a teammate and its team's lead): when the owner is dead, so is the agent's purpose."""
+
+    pane: str | None
+    owner: Owner | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationRecord(ServerRecord):
+    """A record that names its Claude conversation (what `--session-id`/`--resume` name): agent-deck's."""
+
+    conversation: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HomeRecord:
+    """A record with a directory of its own (a per-record worktree): a process working inside is its."""
+
+    home: str
+
+
+# Every manager's extension of the neutral record (a new manager adds its own here, not fields on every record).
+Extension = CursorRecord | ServerRecord | HomeRecord
+E = TypeVar("E", bound=Extension)
 
 
 class AgentRecord(NamedTuple):
@@ -80,13 +124,12 @@ class AgentRecord(NamedTuple):
     # asks (grace periods concern a few agents; parsing 10,000 entries' times up front does not pay).
     times: tuple[Any, ...] = ()
     status_class: StatusClass = StatusClass.ACTIVE
-    cursor_pid: int | None = None  # E3's cursor backend: a process, no tmux session
-    server: str | None = None  # the tmux server its session lives on; None: the checked servers
-    # Its place when that is one pane (`%N`, meaningful only on ``server``) rather than a session: e.g. a teammate
-    pane: str | None = None
-    owner: Owner | None = None  # its scope's owner: when that process is dead, so is the agent's purpose
-    home: str | None = None  # a directory of its own (a per-record worktree): a process working inside is its
-    conversation: str | None = None  # its Claude conversation id (what `--session-id`/`--resume` name)
+    extra: Extension | None = None  # what its manager adds to the neutral record (None: nothing, no cost)
+
+    def ext(self, kind: type[E]) -> E | None:
+        """Its extension when it is of ``kind`` (a subclass counts), else None: how a check asks for one manager's
+        facts without a field on every record."""
+        return self.extra if isinstance(self.extra, kind) else None
 
     def marked(self, status: str) -> AgentRecord:
         """As the record will be once a fix marks it dead with ``status``."""
@@ -97,6 +140,13 @@ class AgentRecord(NamedTuple):
 
     def ended_at(self, tz: tzinfo | None) -> float | None:
         return next((t for value in self.times[1:] if (t := parse_time(value, tz)) is not None), None)
+
+
+def extensions(records: Sequence[AgentRecord], kind: type[E]) -> Iterator[tuple[AgentRecord, E]]:
+    """Each record with its extension of ``kind``; the records that carry none are passed over in C (most do)."""
+    for record in compress(records, map(RECORD_EXTRA, records)):
+        if isinstance(extra := record.extra, kind):
+            yield record, extra
 
 
 class Tracked(NamedTuple):

@@ -10,14 +10,15 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from .observe import Observation
-from .results import Finding, Results
-from .snapshot import Snapshot
-from .summary import Figures
+from .results import Finding
 
-if TYPE_CHECKING:  # for the type checker only: this package never imports fixers
-    from fixers.run import FixReport
+if TYPE_CHECKING:  # types only: pytest loads this module in every run, a health-check run imports the rest
+    from fixers.run import FixReport  # (this package never imports fixers)
 
+    from .observe import Observation
+    from .results import Results
+    from .snapshot import Snapshot
+    from .summary import Figures
     from .testing.demo import DemoWorld
 
 

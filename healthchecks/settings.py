@@ -6,12 +6,14 @@ import re
 from dataclasses import dataclass
 from datetime import tzinfo
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import TYPE_CHECKING
 
 from .programs import CLAUDE
 from .sources import CHOICES
 from .text import is_printable_name
-from .waivers import Waiver
+
+if TYPE_CHECKING:  # the options table (loaded by every pytest run) reads this module's defaults: nothing heavy here
+    from .waivers import Waiver
 
 DEFAULT_WORKSPACE = Path(".agent-workspace")
 DEFAULT_PREFIX = ""  # the records' dialect's
@@ -56,6 +58,8 @@ class Settings:
         """The zone naive registry timestamps are read in; None: this machine's local zone."""
         if not self.registry_tz:
             return None
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
         try:
             return ZoneInfo(self.registry_tz)
         except (ZoneInfoNotFoundError, ValueError):

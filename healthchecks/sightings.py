@@ -275,8 +275,8 @@ def seen(analysis: Analysis) -> list[Seen]:
 def _processes_seen(a: Analysis) -> list[Sighting]:
     by_pid = a.snapshot.by_pid
     found = []
-    for pid, (_, session) in a.pane_of.items():
-        agents = a.agents_by_session.get(session, [])
+    for pid, (_, session) in a.tmux.pane_of.items():
+        agents = a.records.agents_by_session.get(session, [])
         proc = by_pid.get(pid)
         if len(agents) == 1 and proc is not None and not proc.defunct:
             found.append(Sighting(pid, proc.start_ticks, agents[0].id, a.workspace, a.now))
@@ -287,8 +287,8 @@ def _sessions_seen(a: Analysis) -> list[SessionSighting]:
     """Each live session of a checked server that is exactly one agent's, by its server's identity and its id."""
     servers = {s.label: s.server_pid for s in a.snapshot.servers if s.server_pid}
     found = []
-    for name, lives in a.sessions.items():
-        agents = a.agents_by_session.get(name, [])
+    for name, lives in a.tmux.sessions.items():
+        agents = a.records.agents_by_session.get(name, [])
         for live in lives if len(agents) == 1 else ():
             if (server := servers.get(live.server)) is None or not live.id:
                 continue

@@ -27,7 +27,7 @@ import psutil
 
 from . import holding, processes, sightings, sources, threads, tmux
 from .processes import Proc
-from .records import Records
+from .records import Records, ServerRecord, extensions
 from .settings import Settings
 from .tmux import State, TmuxServer, Unreachable
 
@@ -107,7 +107,8 @@ def read_servers(settings: Settings, records: Records | None = None) -> tuple[Tm
     sockets: tuple[str | None, ...] = settings.tmux_sockets or (None,)
     servers = tuple(tmux.read_server(s, settings.tmux_timeout) for s in sockets)
     if records is not None:
-        named = sorted({r.server for f in records.scopes for r in f.agents if r.server} - set(sockets))
+        named = sorted({e.server for f in records.scopes for _, e in extensions(f.agents, ServerRecord) if e.server}
+                       - set(sockets))
         # A server already read, by the socket tmux itself reported, is not read again: the record's name for it
         # becomes one of its names (dedupe). Others: one tmux call each, bounded whatever a store holds.
         read = {os.path.realpath(s.socket_path): s for s in servers if s.server_pid}

@@ -6,12 +6,15 @@ created), a busy timeout, every statement bounded in time, and views or triggers
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from .records import Fingerprint, Problem
+
+if TYPE_CHECKING:  # imported on first use: pytest loads the sources table (its options) in every run
+    import sqlite3
 
 READ_SECONDS = 30.0  # longer than any real state takes to read (10,000 agents: milliseconds)
 
@@ -19,6 +22,8 @@ def connect(path: Path, timeout: float, mode: str = "ro") -> sqlite3.Connection:
     """A connection to an existing database (never one created): the path quoted in the URI, so a `#` or `?` in
     a folder's name stays part of the path; every statement bounded in time by a progress handler."""
     uri = f"file:{quote(str(path))}?mode={mode}"
+    import sqlite3
+
     conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
     deadline = time.monotonic() + timeout + READ_SECONDS

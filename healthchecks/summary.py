@@ -82,18 +82,18 @@ def figures(analysis: Analysis, results: Results) -> Figures:
     # a manager whose scopes are stores of their own (teams) has its records in them, not in the index
     agents = glob.agents if snap.registries.dialect.members_repeat_authority else tuple(
         r for s in snap.registries.scopes for r in s.agents)
-    classes = analysis.claude_classes
+    classes = analysis.attribution.claude_classes
     ghosts = results.get(GHOST_AGENTS)
-    untracked = sum(1 for s in analysis.agent_sessions if s.name not in analysis.agents_by_session)
+    untracked = sum(1 for s in analysis.tmux.agent_sessions if s.name not in analysis.records.agents_by_session)
     return Figures(
         registry_agents=len(agents) if usable else None,
         active_counter=glob.counters.get("active_agents") if usable else None,
         active_entries=sum(1 for r in agents if r.status_class is StatusClass.ACTIVE) if usable else None,
-        claude_total=len(analysis.claude),
+        claude_total=len(analysis.attribution.claude),
         claude_attached=len(classes["attached"]) if tmux_ok else None,
         claude_orphan=len(classes["orphan"]) if both else None,
         claude_foreign=len(classes["foreign"]) if both else None,
-        agent_sessions=len(analysis.agent_sessions) if tmux_ok else None,
+        agent_sessions=len(analysis.tmux.agent_sessions) if tmux_ok else None,
         untracked_sessions=untracked if both else None,
         ghosts=len(ghosts.failing) if ghosts is not None and ghosts.judged else None,
     )

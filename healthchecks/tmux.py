@@ -27,6 +27,7 @@ FIELDS = (
     "session_attached",
     "window_id",  # a window shown by several sessions (a session group, link-window) lists its panes under each
     "session_group",
+    "pane_index",  # its place in its window (a manager's agent may be one pane of it: Dialect.agent_pane)
     "pane_current_path",  # last: a tab inside a path stays in it
 )
 FORMAT = "\t".join(f"#{{{f}}}" for f in FIELDS)
@@ -70,6 +71,7 @@ class Pane:
     window_id: str = ""  # @N: the same window (and pane) may be listed under several sessions
     group: str = ""  # the session group this row's session belongs to ("" for none)
     path: str = ""  # its current directory, as tmux sees it (information only)
+    index: int = 0  # its index in its window (pane_index)
 
 
 @dataclass(frozen=True)
@@ -165,11 +167,10 @@ def run(socket: str | None, *command: str, timeout: float = TIMEOUT) -> subproce
 
 
 def _parse(line: str) -> tuple[Pane, int, str]:
-    session, created, pane_id, pane_pid, server_pid, socket_path, session_id, dead, attached, window, group, path = (
-        line.split("\t", len(FIELDS) - 1)
-    )
+    session, created, pane_id, pane_pid, server_pid, socket_path, session_id, dead, attached, window, group, index, \
+        path = line.split("\t", len(FIELDS) - 1)
     pane = Pane(session, float(created), pane_id, int(pane_pid), session_id, dead == "1", int(attached or 0), window,
-                group, path)
+                group, path, int(index or 0))
     return pane, int(server_pid), socket_path
 
 

@@ -18,7 +18,8 @@ os.environ[sightings.STATE_ENV] = _STATE.name
 # stack, its fixtures still end what it started, and the run goes on. Set here, not in pyproject.toml's ini, so
 # `pytest healthchecks` runs for operators exactly as before.
 TIMEOUT = 300
-LONGER = {"real_claude": 1500}  # its first test installs Claude Code: an install lock and npm, up to 600 s each
+LONGER = {"real_claude": 1500,  # its first test installs Claude Code: an install lock and npm, up to 600 s each
+          "real_programs": 2000}  # the first installs the programs: an install lock, npm and pip, up to 900 s each
 
 
 @pytest.hookimpl(trylast=True)

@@ -48,7 +48,7 @@ def test_the_real_files_of_2_1_332_are_read_as_written(tmp_path: Path):
     assert records.ok, records.all_errors
     (team,) = records.members
     assert team.name == "session-26156660" and team.owner[:2] == (23129, 392196)
-    assert [(r.id, r.pane, r.status) for r in team.agents] == [
+    assert [(r.id, r.extra.pane, r.status) for r in team.agents] == [
         ("mate1@session-26156660", "%1", "active"), ("mate2@session-26156660", "%2", "active")]
 
 
@@ -404,7 +404,7 @@ def test_duplicates_none_of_which_is_in_its_place_are_listed_for_a_person_never_
     live = team_world.team([Member("ok")])
     team_world.start()
     seen = observe(team_world.settings)
-    agent = seen.analysis.agent(live.agent_id(live.members[0]))
+    agent = seen.analysis.records.agent(live.agent_id(live.members[0]))
     assert agent is not None
     finding = agent_finding(DUPLICATE_AGENTS, agent, "2 processes carry its id, none in its recorded place; for a "
                             "person", noun="member")

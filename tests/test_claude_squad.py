@@ -13,6 +13,7 @@ from helpers import run_health
 from fixers.apply import Options
 from fixers.run import fix
 from healthchecks.observe import observe
+from healthchecks.records import HomeRecord
 from healthchecks.sources.claude_squad import reader as claude_squad
 from healthchecks.sources.claude_squad.world import PAUSED, READY, RUNNING, SquadWorld, squad_demo
 from healthchecks.text import MAX_LINE
@@ -167,7 +168,7 @@ def test_worktrees_claude_squad_made_are_read_without_a_problem(tmp_path):
         world.write_registries()
         records = claude_squad.load(world.workspace)
         assert records.ok, records.all_errors
-        assert [r.home for r in records.authority.agents] == [made["worktree"]["worktree_path"], None]
+        assert [r.extra for r in records.authority.agents] == [HomeRecord(made["worktree"]["worktree_path"]), None]
     finally:
         world.teardown()
 

@@ -75,7 +75,7 @@ def test_demo_fix_yes_leaves_every_check_passing(demo_world, tmp_path):
         if e.get("status") in (None, "running", "working", "blocked", "reviewing")
     }
     assert len(active) == 8 and {f"agent_{a}" for a in active} == healthy
-    assert demo_world.live_sessions() - {"work", "agent_elsewhere-41ef96"} == healthy
+    assert demo_world.live_sessions() - {name for name, _, _ in demo_world.extra_sessions} == healthy
     assert not psutil.pid_exists(orphan) and psutil.pid_exists(foreign)
     table = section(proc.stdout, "before / after")
     assert any(line.startswith("Ghost agents") and line.split()[-1] == "0" for line in table)
@@ -359,7 +359,7 @@ def test_killing_sessions_waits_no_longer_than_the_tmux_timeout(world):
     world.start()
     seen = observe(world.settings)
     (server,) = seen.snapshot.servers
-    session_id = seen.analysis.sessions[f"agent_{zombie}"][0].id
+    session_id = seen.analysis.tmux.sessions[f"agent_{zombie}"][0].id
     pid = world.server_pid()
     os.kill(pid, signal.SIGSTOP)
     try:
@@ -380,7 +380,7 @@ def test_after_a_fix_every_output_agrees_with_the_exit_status(demo_world, tmp_pa
     proc = run_health(tmp_path, *settings_args(demo_world.settings), "--fix", "--yes", "--junitxml", str(xml),
                       "--findings-json", str(doc), *workers)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    assert "14 passed" in proc.stdout and "failed" not in proc.stdout.splitlines()[-1]
+    assert "15 passed" in proc.stdout and "failed" not in proc.stdout.splitlines()[-1]
     assert re.search(r'<testsuite name="agent-healthchecks" errors="0" failures="0"', xml.read_text())
     found = json.loads(doc.read_text())
     assert found["status"] == "repaired" and {c["status"] for c in found["checks"].values()} == {"pass"}

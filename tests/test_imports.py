@@ -1,10 +1,16 @@
 """The modules of healthchecks/ and fixers/ import each other without a cycle, counting the imports inside functions
-(run when the function is first called): a cycle works only by the order its modules happen to be loaded in."""
+(run when the function is first called): a cycle works only by the order its modules happen to be loaded in.
+
+And the plugin, loaded by every pytest run in its environment (the `pytest11` entry point), imports none of what only
+a health-check run needs: which modules are loaded is tested, never how long it took (bench/run.py times that)."""
 
 from __future__ import annotations
 
 import ast
 import itertools
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from helpers import REPO
@@ -82,3 +88,50 @@ def test_the_modules_import_each_other_without_a_cycle():
     found = cycle(graph)
     steps = [f"{a} (line {graph[a][b]})" for a, b in itertools.pairwise(found)]
     assert not found, " -> ".join([*steps, *found[-1:]])
+
+
+# What only a health-check run needs: the checks and their analysis, the snapshot, the fixers, the outputs' renderers
+# and the libraries behind them. An unrelated pytest run must pay for none of them.
+HEAVY = ("healthchecks.analysis", "healthchecks.checks", "healthchecks.observe", "healthchecks.snapshot",
+         "healthchecks.outputs.html", "healthchecks.waivers", "fixers", "jsonschema", "jsonschema_rs", "pygal",
+         "sqlite3", "libtmux", "psutil", "tomllib", "zoneinfo")
+SHOW_HEAVY = (f"import sys; print('HEAVY:', *sorted(m for m in sys.modules if any(m == h or m.startswith(h + '.') "
+              f"for h in {HEAVY!r})))")
+
+
+def heavy_loaded(cwd: Path, *argv: str) -> list[str]:
+    """The heavy modules loaded in a new interpreter, as SHOW_HEAVY printed them."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
+    done = subprocess.run([sys.executable, *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.split("HEAVY:")[1].split("\n")[0].split()
+
+
+def test_loading_the_plugin_imports_nothing_only_a_health_check_run_needs(tmp_path):
+    assert heavy_loaded(tmp_path, "-c", "import healthchecks.plugin; " + SHOW_HEAVY) == []
+
+
+def test_an_unrelated_pytest_run_imports_nothing_only_a_health_check_run_needs(tmp_path):
+    """The plugin's hooks run in every pytest run too (options, configure, collection, the summary): an unrelated
+    test file, run with the plugin loaded by its entry point, sees none of the health checks' modules.
+    (libtmux's own pytest plugin imports libtmux in every run, whatever this one does: it is left out.)"""
+    (tmp_path / "test_unrelated.py").write_text(f"def test_unrelated():\n    {SHOW_HEAVY}\n")
+    assert heavy_loaded(tmp_path, "-m", "pytest", "-s", "-q", "-p", "no:cacheprovider", "-p", "no:libtmux",
+                        "test_unrelated.py") == []
+
+
+def test_valid_registries_are_read_without_importing_jsonschema(tmp_path):
+    """jsonschema words the errors of a registry the fast validator rejects; a valid registry never needs it."""
+    code = f"""
+from pathlib import Path
+from healthchecks.testing.world import World
+from healthchecks.sources.orchestrator import json_registry
+world = World(Path({str(tmp_path)!r}), seed=1)
+task = world.task()
+world.agent("completed", None, task_id=task)
+world.write_registries()
+found = json_registry.load(world.workspace, 5.0)
+assert found.ok and found.authority.agents, found
+{SHOW_HEAVY}
+"""
+    assert "jsonschema" not in heavy_loaded(tmp_path, "-c", code)

@@ -16,7 +16,8 @@ from helpers import failing, info, judge
 
 from fixers.plan import make_plan
 from healthchecks import processes
-from healthchecks.observe import Observation, judged
+from healthchecks.dialect import Evidence as Sign
+from healthchecks.observe import Observation, judged, observe
 from healthchecks.processes import start_ticks
 from healthchecks.snapshot import collect
 from healthchecks.targets import FileTarget, ProcessTarget
@@ -159,6 +160,7 @@ def test_schema_violation_fails_schema_check_and_skips_registry_checks(world):
         "orphaned_agents",
         "duplicate_agents",
         "stale_scopes",
+        "stale_pid_files",
     }
     assert all(r.status == "skip" for r in results.values() if not r.judged)
 
@@ -229,6 +231,9 @@ def test_orphan_attributed_through_its_tee_sibling(world, tmp_path):
     world.wait_ready(before + 1, 10)
     standin = next(p for p in world.standins() if p.ppid() == pipeline.pid)
     assert failing(judge(world.settings)) == {("orphan_processes", f"pid {standin.pid}")}
+    # which kinds of sign made it an orphan are data, beside the text shown
+    (orphan,) = observe(world.settings).analysis.attribution.claude_classes["orphan"]
+    assert orphan.evidence is not None and orphan.evidence.signs == {Sign.PIPELINE_WRITES_WORKSPACE}
 
 
 def test_running_server_without_sessions_is_zero_sessions(world):

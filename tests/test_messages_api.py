@@ -62,3 +62,28 @@ def test_the_proxy_refuses_every_other_host_and_logs_it(api):
     conn.request("CONNECT", "api.anthropic.com:443")
     assert conn.getresponse().status == 403
     assert api.refused.requests == [("CONNECT", "api.anthropic.com:443", "", "")]
+
+
+def test_openai_and_gemini_dialects_stream_a_whole_text_answer(api):
+    _, raw = _post(api, {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+                   "/v1/chat/completions")
+    assert raw.decode().rstrip().endswith("data: [DONE]")
+    assert _events(raw.replace(b"data: [DONE]", b""))[-1]["choices"][0]["finish_reason"] == "stop"
+    _, raw = _post(api, {"model": "m", "stream": True, "input": [{"role": "user", "content": "hc-label:c-1"}]},
+                   "/v1/responses")
+    assert [e["type"] for e in _events(raw)][-1] == "response.completed" and api.labels() == {"c-1"}
+    _, raw = _post(api, {"contents": [{"parts": [{"text": "hi"}]}]},
+                   "/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse")
+    assert _events(raw)[0]["candidates"][0]["finishReason"] == "STOP"
+
+
+def test_the_error_script_and_default_answer_500_so_programs_retry():
+    server = MessagesAPI(default="error")
+    try:
+        status, raw = _post(server, {"contents": []}, "/v1beta/models/g:generateContent")
+        assert status == 500 and json.loads(raw)["error"]["code"] == 500
+        status, _ = _post(server, {"model": "m", "messages": [{"role": "user", "content": "hc-script:done"}]},
+                          "/v1/chat/completions")
+        assert status == 200
+    finally:
+        server.close()

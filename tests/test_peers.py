@@ -77,6 +77,24 @@ def test_claude_in_a_pane_of_an_unchecked_server_is_neither_orphan_nor_ghost(wor
             (Path(f"/tmp/tmux-{os.getuid()}") / server[1]).unlink(missing_ok=True)
 
 
+def test_a_mark_that_follows_a_kill_is_left_with_why_when_its_session_name_lives_on_an_unchecked_server(
+        world, other_server):
+    """Another world built in the same second named its zombie session alike (the demo's flake): the fix kills the
+    checked server's session, leaves the entry (its name is live elsewhere) and says so, not 'no longer a finding'."""
+    agent = world.agent("running", "shell")
+    world.start()
+    name = f"agent_{agent}"
+    assert tmux(*other_server, "-f", "/dev/null", "new-session", "-d", "-s", name, "cat").returncode == 0
+    report = fix_in_process(world.settings)
+    outcomes = {o.action.kind: o for o in report.outcomes}
+    assert outcomes["kill_session"].status == "done" and name not in world.live_sessions()
+    mark = outcomes["mark_terminated"]
+    assert mark.status == "skipped" and f"session {name} lives on tmux server" in mark.detail, mark.line()
+    assert "not checked here" in mark.detail
+    assert json.loads(world.global_path.read_text())["agents"][agent]["status"] == "running"
+    assert tmux(*other_server, "has-session", "-t", f"={name}").returncode == 0  # never touched
+
+
 def _reuse_pid(pid: int, argv: list[str], cwd: Path) -> subprocess.Popen | None:
     """Start a process that gets exactly ``pid`` (as root, through ns_last_pid); None if another fork won."""
     deadline = time.monotonic() + 5

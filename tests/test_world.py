@@ -1,6 +1,7 @@
 """The world builder ends exactly what it started, so tests can never leak or harm other processes."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -86,3 +87,21 @@ def test_real_world_waits_for_the_notifier_itself_not_the_launcher_of_python3(tm
             os.close(fd)
         os.killpg(pane.pid, signal.SIGKILL)  # its own session, led by the process this test started and still holds
         pane.wait(10)
+
+
+def test_worlds_of_one_seed_built_in_the_same_second_name_their_sessions_apart(tmp_path):
+    """A seeded world (the demo's) is built by other runs on the same machine at the same moment (xdist workers,
+    another person's --demo); a fix reads every tmux server of this user, so a session of another world with one of
+    this world's agent session names makes that agent 'live elsewhere' and its mark is left (9 active entries)."""
+    for _ in range(5):  # the two descriptions must fall in one wall-clock second: an id carries it
+        first, second = World(tmp_path / "a", seed=20251029), World(tmp_path / "b", seed=20251029)
+        for world in (first, second):
+            world.agent("running", "shell", agent_type="stalled_shell", started_ago=1800)
+            world.untracked_session()
+        if first.agents[0].started_at == second.agents[0].started_at:
+            break
+        for path in (tmp_path / "a", tmp_path / "b"):
+            shutil.rmtree(path)
+    assert first.agents[0].started_at == second.agents[0].started_at
+    assert first.agents[0].session != second.agents[0].session
+    assert first.extra_sessions[0][0] != second.extra_sessions[0][0]

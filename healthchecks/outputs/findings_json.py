@@ -8,17 +8,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..checks import CHECKS
 from ..options import Option
-from ..results import Results
-from ..run import Run
-from ..summary import Figures
 from .files import resolve, write_atomic_text
 from .output import Output
 from .render import verdict
 
-if TYPE_CHECKING:  # for the type checker only: this package never imports fixers
+if TYPE_CHECKING:  # types only: pytest loads the options table in every run (and this package never imports fixers)
     from fixers.run import FixReport
+
+    from ..results import Results
+    from ..run import Run
+    from ..summary import Figures
 
 VERSION = 2  # 2: version, status, finding_id, entity as kind + id (the text is `label`)
 
@@ -26,6 +26,8 @@ VERSION = 2  # 2: version, status, finding_id, entity as kind + id (the text is 
 def document(results: Results, figures: Figures, taken_at: float, settings: dict[str, Any], status: str
              ) -> dict[str, Any]:
     """The document healthchecks/schemas/findings.schema.json describes."""
+    from ..checks import CHECKS  # a health-check run's: the table of outputs is loaded by every pytest run
+
     when = datetime.fromtimestamp(taken_at, timezone.utc).isoformat()
     findings = [
         {

@@ -42,16 +42,16 @@ def nodes(run: Run) -> list[Node]:
     failing = {(f.check, f.entity) for r in results.values() for f in r.failing}
     drawn: list[Node] = [Node("server", f"tmux {s.label} ({s.state})", 0) for s in a.snapshot.servers]
     groups: dict[str, list[str]] = {k: [] for k in ("healthy", "zombie", "leaked", "untracked")}
-    for s in a.agent_sessions:
+    for s in a.tmux.agent_sessions:
         entity = f"session {s.name}"
         cls = (
             "zombie" if (ZOMBIE_SESSIONS, entity) in failing
             else "leaked" if (LEAKED_SESSIONS, entity) in failing
-            else "untracked" if s.name not in a.agents_by_session
+            else "untracked" if s.name not in a.records.agents_by_session
             else "healthy"
         )
         groups[cls].append(s.name)
-    classes = a.claude_classes
+    classes = a.attribution.claude_classes
     groups["attached"] = [f"pid {c.proc.pid}" for c in classes["attached"]]
     groups["ghost"] = [f.entity for f in results[GHOST_AGENTS].failing] if GHOST_AGENTS in results else []
     groups["orphan"] = [f"pid {c.proc.pid}" for c in classes["orphan"]]
@@ -84,12 +84,13 @@ def svg(run: Run) -> str:
         f'<text x="{10 + i * COL}" y="24" font-size="13" font-weight="bold">{t}</text>'
         for i, t in enumerate(("tmux servers", "agent sessions and ghost entries", "Claude processes"))
     )
-    legend = "".join(
+    source = escape(run.snapshot.registries.source)  # the manager whose records the picture shows
+    legend = f"<tspan>records: {source}   </tspan>" + "".join(
         f'<tspan fill="{COLOURS[c]}">■</tspan><tspan> {c}  </tspan>' for c in COLOURS if c not in ("more",)
     )
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="hc-picture" width="{10 + 3 * COL}" height="{height + 20}" '
-        f'role="img" aria-label="fleet picture">{heads}{"".join(parts)}'
+        f'role="img" aria-label="fleet picture ({source})">{heads}{"".join(parts)}'
         f'<text x="10" y="{height + 10}" font-size="11">{legend}</text></svg>'
     )
 

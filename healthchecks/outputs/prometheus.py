@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..checks import COUNTERS, GHOST_AGENTS, LEAKED_SESSIONS, ORPHAN_PROCESSES, ZOMBIE_SESSIONS
 from ..options import Option
-from ..results import Results
-from ..run import Run
 from ..sources import NAMES
-from ..summary import Figures
 from .files import resolve, write_atomic_text
 from .output import Output
+
+if TYPE_CHECKING:  # types only: pytest loads the options table in every run
+    from ..results import Results
+    from ..run import Run
+    from ..summary import Figures
 
 PREFIX = "agent_healthchecks"
 
@@ -31,6 +33,8 @@ def metrics_text(
 ) -> str:
     """Prometheus text exposition format (version 0.0.4) of the run's gauges; every sample carries the ``base``
     labels (workspace, host), so that the runs of several workspaces and hosts never collide."""
+    from ..checks import COUNTERS, GHOST_AGENTS, LEAKED_SESSIONS, ORPHAN_PROCESSES, ZOMBIE_SESSIONS  # a run's only
+
     lines: list[str] = []
 
     def gauge(name: str, help_: str, samples: list[tuple[dict[str, str], float | None]]) -> None:

@@ -11,12 +11,15 @@ is the state: 0 OK, 1 WARNING (at most --status-warning failing findings in ever
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..options import Option, not_negative_int
-from ..results import Results
-from ..run import Run
 from ..text import for_status_line
 from .output import Output
+
+if TYPE_CHECKING:  # types only: pytest loads the options table in every run
+    from ..results import Results
+    from ..run import Run
 
 LONG_LINES = 50  # of long output at most: a monitoring system keeps a few kilobytes
 

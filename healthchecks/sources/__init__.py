@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..dialect import Dialect
 from ..records import Fingerprint, Records
-from . import agent_deck, agent_teams, claude_squad, gastown, orchestrator
+from . import agent_deck, agent_teams, aoe, claude_squad, gastown, orchestrator
 from .source import Place, Source
 
 SOURCES: tuple[Source, ...] = (
@@ -26,6 +26,7 @@ SOURCES: tuple[Source, ...] = (
     orchestrator.JSON,
     claude_squad.SOURCE,
     agent_deck.SOURCE,
+    aoe.SOURCE,
     agent_teams.SOURCE,
     gastown.SOURCE,
 )

@@ -105,14 +105,26 @@ def layout(kind: str, exe: Path, root: Path, home: Path) -> Path:
     raise ValueError(f"unknown layout {kind!r} (known: {', '.join(LAYOUTS)})")
 
 
-def environment(base_url: str, proxy_url: str, home: Path) -> dict[str, str]:
-    """Claude's environment in a test: a private HOME and config dir, a fake key, nothing reachable but 127.0.0.1."""
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy",
+                   "no_proxy")
+
+
+def loopback_environment(proxy_url: str, home: Path, drop: tuple[str, ...] = ()) -> dict[str, str]:
+    """This process's environment for an agent program in a test: outside any tmux, a private HOME (and no XDG
+    directory elsewhere), every proxy variable at the refusing proxy but for 127.0.0.1, the update notifier off;
+    without the variables starting with ``drop`` (the program's own: keys, base URLs, settings)."""
     env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE") and not k.startswith(
-        ("ANTHROPIC_", "CLAUDE", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy",
-         "all_proxy", "no_proxy"))}
+        (*PROXY_VARIABLES, "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME", *drop))}
     proxies = {name: proxy_url for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")}
     env.update(proxies)
     env.update({name.lower(): value for name, value in proxies.items()})
+    env.update(HOME=str(home), NO_PROXY="127.0.0.1", no_proxy="127.0.0.1", NO_UPDATE_NOTIFIER="1")
+    return env
+
+
+def environment(base_url: str, proxy_url: str, home: Path) -> dict[str, str]:
+    """Claude's environment in a test: a private HOME and config dir, a fake key, nothing reachable but 127.0.0.1."""
+    env = loopback_environment(proxy_url, home, drop=("ANTHROPIC_", "CLAUDE"))
     (home / ".claude").mkdir(parents=True, exist_ok=True)
     # An interactive Claude on a fresh config checks api.anthropic.com during onboarding and exits when it cannot
     # reach it: the config says onboarding is done and the fake key is approved.
@@ -121,12 +133,9 @@ def environment(base_url: str, proxy_url: str, home: Path) -> dict[str, str]:
     for path in (home / ".claude.json", home / ".claude" / ".claude.json"):
         path.write_text(config)
     env.update(
-        HOME=str(home),
         CLAUDE_CONFIG_DIR=str(home / ".claude"),
         ANTHROPIC_BASE_URL=base_url,
         ANTHROPIC_API_KEY=API_KEY,
-        NO_PROXY="127.0.0.1",
-        no_proxy="127.0.0.1",
         DISABLE_AUTOUPDATER="1",
         DISABLE_TELEMETRY="1",
         DISABLE_ERROR_REPORTING="1",

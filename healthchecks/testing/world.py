@@ -140,6 +140,9 @@ class World:
         self.first_era = first_era
         self.tag = tag or secrets.token_hex(4)
         self.rng = random.Random(seed)
+        # Mixed into every session name this world makes: worlds of one seed built in the same second (xdist workers,
+        # another run's --demo) would otherwise name theirs alike, and a fix reads every tmux server of this user.
+        self.salt = secrets.randbits(24)
         self.workspace = self.root / project / ".agent-workspace"
         self.bin = self.root / "bin"
         self.home = self.root / "home"  # a place outside the workspace, for foreign processes
@@ -199,9 +202,9 @@ class World:
         task_id = task_id or (next(iter(self.tasks)) if self.tasks else self.task())
         self.task(task_id)
         started = datetime.now().replace(microsecond=0) - _seconds(started_ago)
-        agent_id = f"{agent_type}-{started:%H%M%S}-{self.rng.getrandbits(24):06x}"
+        agent_id = f"{agent_type}-{started:%H%M%S}-{self._unique():06x}"
         while agent_id in self.agent_ids:
-            agent_id = f"{agent_type}-{started:%H%M%S}{self.rng.randrange(1000):03d}-{self.rng.getrandbits(24):06x}"
+            agent_id = f"{agent_type}-{started:%H%M%S}{self.rng.randrange(1000):03d}-{self._unique():06x}"
         stdin_prompt = stdin_prompt or self.era == "sqlite"
         self.agents.append(AgentSpec(agent_id, task_id, status, running, started, extra, stdin_prompt, titled,
                                      ignores_hup))
@@ -210,9 +213,13 @@ class World:
             self.stubborn.add(agent_id)
         return agent_id
 
+    def _unique(self) -> int:
+        """24 bits of the seed's sequence, made this world's own by its salt: a name no other world running now has."""
+        return self.rng.getrandbits(24) ^ self.salt
+
     def untracked_session(self, name: str | None = None, claude: bool = True) -> str:
         """An agent-prefixed session with no registry entry, as another workspace would leave."""
-        name = name or f"agent_elsewhere-{self.rng.getrandbits(24):06x}"
+        name = name or f"agent_elsewhere-{self._unique():06x}"
         cmd = f"{shlex.quote(str(self.standin))} --print 'another workspace'" if claude else "cat"
         self.extra_sessions.append((name, cmd, self.home))
         return name

@@ -13,18 +13,20 @@ from __future__ import annotations
 import json
 import os
 import re
-import sqlite3
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ... import safe_files
 from ...dialect import ScopeKind, StatusClass
-from ...records import AgentRecord, Fingerprint, Problem, Records, Scope
+from ...records import AgentRecord, ConversationRecord, Fingerprint, Problem, Records, Scope
 from ...safe_files import file_problem
 from ...sqlite_ro import connect, database_fingerprint, problem, refused_objects
 from .dialect import AGENT_DECK
+
+if TYPE_CHECKING:  # imported on first use: pytest loads the sources table (options) in every run
+    import sqlite3
 
 NAME = "agent-deck"  # its line in healthchecks.sources.SOURCES
 DB = "state.db"
@@ -119,8 +121,8 @@ def _record(path: Path, row: tuple[Any, ...]) -> AgentRecord | Problem:
     if isinstance(archived, int) and archived > 0:
         status_class = StatusClass.STOPPED  # archived: not expected to run
     return AgentRecord(rid, None, status if isinstance(status, str) else None, session if isinstance(session, str)
-                       else "", ScopeKind.STATE, (_when(created),), status_class, None, socket or None,
-                       conversation=_conversation(tool_data))
+                       else "", ScopeKind.STATE, (_when(created),), status_class,
+                       ConversationRecord(socket or None, _conversation(tool_data)))
 
 
 def load(workspace: Path, timeout: float = 5.0) -> Records:
@@ -128,6 +130,8 @@ def load(workspace: Path, timeout: float = 5.0) -> Records:
     before = fingerprint(workspace)
     if why := file_problem(workspace, path):
         return _broken(workspace, path, why, before)
+    import sqlite3
+
     try:
         conn = connect(path, timeout)
         try:

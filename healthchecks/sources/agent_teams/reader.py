@@ -23,7 +23,7 @@ from typing import Any
 
 from ...dialect import ScopeKind
 from ...processes import start_ticks
-from ...records import AgentRecord, Fingerprint, Owner, Problem, Records, RegistryError, Scope
+from ...records import AgentRecord, Fingerprint, Owner, PaneRecord, Problem, Records, RegistryError, Scope
 from ...safe_files import digested, read_bytes, read_stamped, stamp_of
 from ...safe_files import present as standing
 from ...strict_json import parse
@@ -182,7 +182,7 @@ def _members(path: Path, team: str, data: dict[str, Any], owner: Owner | None, s
         else:
             status = "active" if active else "inactive"
             records.append(AgentRecord(aid, team, status, "", ScopeKind.TEAM, (_time(m.get("joinedAt")),),
-                                       AGENT_TEAMS.status_class(status), None, server, pane, owner))
+                                       AGENT_TEAMS.status_class(status), PaneRecord(server, pane, owner)))
     return records
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from ... import safe_files
 from ...dialect import ScopeKind
-from ...records import AgentRecord, Fingerprint, Problem, Records, RegistryError, Scope, is_path
+from ...records import AgentRecord, Fingerprint, HomeRecord, Problem, Records, RegistryError, Scope, is_path
 from ...safe_files import digested, read_bytes, read_stamped, stamp_of
 from ...strict_json import parse
 from .dialect import CLAUDE_SQUAD
@@ -126,7 +126,7 @@ def _record(workspace: Path, path: Path, i: int, item: Any) -> AgentRecord:
     times = (_text(item.get("created_at"), f"{where}.created_at", path, required=False),)
     assert title is not None
     return AgentRecord(title, None, status, session_name(title), ScopeKind.STATE, times,
-                       CLAUDE_SQUAD.status_class(status), home=home)
+                       CLAUDE_SQUAD.status_class(status), HomeRecord(home) if home else None)
 
 
 def _broken(workspace: Path, path: Path, problem: Problem, before: Fingerprint) -> Records:

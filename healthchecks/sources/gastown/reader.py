@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 from ... import tmux
 from ...dialect import Dialect, ScopeKind
-from ...records import AgentRecord, Fingerprint, Problem, Records, RegistryError, Scope, Tracked
+from ...records import AgentRecord, Fingerprint, Problem, Records, RegistryError, Scope, ServerRecord, Tracked
 from ...safe_files import digested, open_contained, read_bytes, read_stamped, stamp_of
 from ...safe_files import present as standing
 from ...strict_json import parse
@@ -187,7 +187,7 @@ def _records(town: Path, socket: str, prefixes: tuple[str, ...], live: list[tupl
         crew = "/crew/" in env.get("GT_ROLE", "") and GAS_TOWN.crew_status
         status = crew or "live"
         records.append(AgentRecord(name, env.get("GT_RIG") or None, status, name, ScopeKind.STATE, (_iso(created),),
-                                   GAS_TOWN.status_class(status), None, server))
+                                   GAS_TOWN.status_class(status), ServerRecord(server)))
     return tuple(records)
 
 
@@ -195,7 +195,7 @@ def _beads(town: Path, timeout: float, live: set[str], server: str) -> tuple[Age
     """The ledger's agents whose session is not live (a live one is already a record): ghosts when active."""
     beads = agent_beads(town, timeout) or ()
     return tuple(AgentRecord(b.session, None, b.state, b.session, ScopeKind.STATE, (), GAS_TOWN.status_class(b.state),
-                             None, server) for b in beads if b.session not in live)
+                             ServerRecord(server)) for b in beads if b.session not in live)
 
 
 def _started(text: str) -> float | None:

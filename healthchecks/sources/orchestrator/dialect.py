@@ -25,7 +25,8 @@ _ID_SHAPE = re.compile(r".+" + _ID_TAIL)
 # The same id as a token in a command line (the prompt names it: "Your agent id is <id>."): what an id may hold
 # before its tail, and nothing an id holds on either side.
 ORCHESTRATOR_ID_TOKEN = re.compile(rf"(?<![\w.:-])([\w.:]+{_ID_TAIL})(?![\w-])")
-_EVIDENCE = frozenset(Evidence) - {Evidence.CWD_IN_RECORD_DIR, Evidence.ENV_RECORD_ID, Evidence.CONVERSATION_IN_ARGS}
+_EVIDENCE = frozenset(Evidence) - {Evidence.CWD_IN_RECORD_DIR, Evidence.ENV_RECORD_ID, Evidence.CONVERSATION_IN_ARGS,
+                                   Evidence.LINEAGE}
 _JSON_COUNTERS = {
     ScopeKind.GLOBAL: {"total_agents_spawned": Count.ENTRIES, "active_agents": Count.ACTIVE,
                        "total_tasks": Count.TASKS},

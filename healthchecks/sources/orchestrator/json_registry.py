@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...dialect import Dialect, ScopeKind
-from ...records import AgentRecord, Fingerprint, Problem, Records, RegistryError, Scope, is_path
+from ...records import AgentRecord, CursorRecord, Fingerprint, Problem, Records, RegistryError, Scope, is_path
 from ...safe_files import Missing, digested, read_stamped, stamp_of
 from ...strict_json import json_type, parse
 from .dialect import ORCHESTRATOR_FIRST, ORCHESTRATOR_JSON
@@ -97,33 +97,47 @@ def fingerprint(workspace: Path, before: Fingerprint = ()) -> Fingerprint:
     return tuple(result)
 
 
-@cache
 def validators(kind: ScopeKind) -> tuple[Callable[[Any], bool], Draft202012Validator]:
     """(fast check, reference validator) for one registry kind.
 
     jsonschema is the reference: it decides and it words every error. Checking 10,000 entries
     with it takes seconds, so a compiled validator (jsonschema-rs, ten times faster than
     fastjsonschema here: bench/RESULTS.md) answers the common question "is this valid?" first;
-    anything it rejects is judged again by jsonschema.
+    anything it rejects is judged again by jsonschema, imported only then (its import costs more than a
+    small fleet's whole snapshot: bench/RESULTS.md).
     """
-    import jsonschema_rs  # imported here: pytest-xdist workers never validate, and both cost an import
+    return _fast(kind), _reference(kind)
+
+
+def _schema(kind: ScopeKind) -> Any:
+    name = "global_registry.schema.json" if kind is ScopeKind.GLOBAL else "task_registry.schema.json"
+    return json.loads(resources.files("healthchecks.schemas").joinpath(name).read_text("utf-8"))
+
+
+@cache
+def _fast(kind: ScopeKind) -> Callable[[Any], bool]:
+    import jsonschema_rs  # imported here: pytest-xdist workers never validate
+
+    return jsonschema_rs.Draft202012Validator(_schema(kind)).is_valid
+
+
+@cache
+def _reference(kind: ScopeKind) -> Draft202012Validator:
     from jsonschema import Draft202012Validator
 
-    name = "global_registry.schema.json" if kind is ScopeKind.GLOBAL else "task_registry.schema.json"
-    schema = json.loads(resources.files("healthchecks.schemas").joinpath(name).read_text("utf-8"))
+    schema = _schema(kind)
     Draft202012Validator.check_schema(schema)
-    return jsonschema_rs.Draft202012Validator(schema).is_valid, Draft202012Validator(schema)
+    return Draft202012Validator(schema)
 
 
 def schema_errors(path: Path, kind: ScopeKind, data: Any) -> list[Problem]:
     """One problem per schema violation, most shallow first, capped so a wrecked file stays readable."""
-    fast, reference = validators(kind)
     try:
-        if fast(data):
+        if _fast(kind)(data):
             return []
     except Exception:  # anything it cannot take (an int past 64 bits) is the reference's to judge
         pass
-    errors = sorted(reference.iter_errors(data), key=lambda e: (len(e.absolute_path), e.json_path))
+    errors = sorted(_reference(kind).iter_errors(data), key=lambda e: (len(e.absolute_path), e.json_path))
     lines = []
     for error in errors[:MAX_ERRORS_PER_FILE]:
         if error.validator == "type":
@@ -147,7 +161,8 @@ def _record(agent_id: str, entry: dict[str, Any], task_id: str | None, source: S
     status = get("status")
     cursor = get("cursor_pid") if get("backend") == "cursor" else None
     return AgentRecord(agent_id, get("task_id", task_id), status, get("tmux_session") or "", source, times,
-                       ORCHESTRATOR_JSON.status_class(status), cursor)  # every JSON era's words mean the same
+                       ORCHESTRATOR_JSON.status_class(status),  # every JSON era's words mean the same
+                       CursorRecord(cursor) if cursor else None)
 
 
 def records(kind: ScopeKind, data: dict[str, Any]) -> tuple[tuple[AgentRecord, ...], tuple[str, ...]]:

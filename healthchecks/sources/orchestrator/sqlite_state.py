@@ -9,15 +9,18 @@ Every problem names the file, the table or column, and what is wrong (healthchec
 from __future__ import annotations
 
 import os
-import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ... import safe_files
 from ...dialect import ScopeKind
-from ...records import AgentRecord, Fingerprint, Problem, Records, Scope, is_path
+from ...records import AgentRecord, CursorRecord, Fingerprint, Problem, Records, Scope, is_path
 from ...safe_files import file_problem
 from ...sqlite_ro import connect, database_fingerprint, problem, refused_objects
 from .dialect import ORCHESTRATOR_SQLITE
+
+if TYPE_CHECKING:  # imported on first use: pytest loads the sources table (options) in every run
+    import sqlite3
 
 NAME = "sqlite"  # its line in healthchecks.sources.SOURCES
 RELPATH = Path("registry") / "state.sqlite3"
@@ -74,6 +77,8 @@ def load(workspace: Path, timeout: float) -> Records:
     before = fingerprint(workspace)
     if why := file_problem(workspace, path):
         return _broken(workspace, path, (why,), before)
+    import sqlite3
+
     try:
         conn = connect(path, timeout)
         try:
@@ -92,7 +97,8 @@ def load(workspace: Path, timeout: float) -> Records:
         return _broken(workspace, path, (problem(path, exc, timeout),), before)
     agents = tuple(
         AgentRecord(str(aid), task, status, session or "", ScopeKind.STATE, (started, completed),
-                    ORCHESTRATOR_SQLITE.status_class(status), pid if isinstance(pid, int) and pid > 0 else None)
+                    ORCHESTRATOR_SQLITE.status_class(status),
+                    CursorRecord(pid) if isinstance(pid, int) and pid > 0 else None)
         for aid, task, status, session, started, completed, pid in rows
     )
     clients = tuple(sorted({c for _, c in tasks if is_path(c)}))

@@ -1,0 +1,179 @@
+"""The records' side of an analysis: every agent id's records, the agents made of them, and where they run."""
+
+from __future__ import annotations
+
+import operator
+import os
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from datetime import tzinfo
+from functools import cached_property, partial
+from itertools import chain, compress
+from typing import TYPE_CHECKING, cast
+
+from ..dialect import StatusClass
+from ..records import (
+    RECORD_CLASS,
+    RECORD_ID,
+    RECORD_SESSION,
+    AgentRecord,
+    CursorRecord,
+    PaneRecord,
+    Scope,
+    ServerRecord,
+    extensions,
+)
+from ..tmux import stored_name, stored_names
+
+if TYPE_CHECKING:  # the analysis that composes this view (its context and the other views)
+    from . import Analysis
+
+
+class Agent:
+    """One agent id with every registry record that mentions it (global first).
+
+    Made for every agent of every snapshot, so its facts are computed once, here, and kept in slots.
+    """
+
+    __slots__ = ("_ended", "_started", "active", "certain", "cursor_pid", "id", "owner", "pane", "records", "server",
+                 "session", "status_class", "terminal")
+
+    def __init__(self, id: str, records: list[AgentRecord]) -> None:
+        self.id = id
+        self.records = records
+        self._started: float | bool | None = False  # False: not parsed yet (timestamps are parsed on demand)
+        self._ended: float | bool | None = False
+        head = records[0]
+        stored = stored_name(head.tmux_session)  # as tmux stores it (`.` and `:` become `_`, ...)
+        # False: its session, when not found live under that name, may live under another one. Only an ASCII name's
+        # stored form is what tmux stored whatever its locale (a non-ASCII name found live so is matched all the same)
+        self.certain = stored is not None and head.tmux_session.isascii()
+        self.session = head.tmux_session if stored is None else stored
+        # E3's cursor backend: its process (the first record that names one)
+        self.cursor_pid = next((c.pid for _, c in extensions(records, CursorRecord) if c.pid), None)
+        on = head.ext(ServerRecord)
+        self.server = on.server if on else None  # the one server its session (or pane) may live on (None: any checked)
+        placed = head.ext(PaneRecord)  # a teammate's: its pane id, its team's lead
+        self.pane, self.owner = (placed.pane, placed.owner) if placed else (None, None)
+        first = self.status_class = head.status_class
+        if len(records) > 1 and len(classes := set(map(RECORD_CLASS, records))) > 1:  # records that disagree: rare
+            self.active, self.terminal = StatusClass.ACTIVE in classes, classes == {StatusClass.TERMINAL}
+        else:
+            self.active, self.terminal = first is StatusClass.ACTIVE, first is StatusClass.TERMINAL
+
+    def started_at(self, tz: tzinfo | None) -> float | None:
+        if self._started is False:  # one zone per analysis: the first answer is the answer
+            self._started = max((t for r in self.records if (t := r.started_at(tz)) is not None), default=None)
+        return self._started
+
+    def ended_at(self, tz: tzinfo | None) -> float | None:
+        if self._ended is False:
+            self._ended = max((t for r in self.records if (t := r.ended_at(tz)) is not None), default=None)
+        return self._ended
+
+
+class RecordIndex(Mapping[str, list[AgentRecord]]):
+    """Every agent id's records, global first, in registry order, as two dicts built in C: the authority's records
+    by id and every member's by id. A record list is made only when one is asked for (most checks ask for a few
+    hundred of 10,000 ids), and judging makes no container per id. Where ids repeat within the authority or
+    across members (no store read so far writes that), every id's list is made at once, in one pass."""
+
+    def __init__(self, authority: tuple[AgentRecord, ...], members: tuple[Scope, ...]) -> None:
+        member_records = list(chain.from_iterable(m.agents for m in members))
+        self._authority = dict(zip(map(RECORD_ID, authority), authority, strict=True))
+        self._members = dict(zip(map(RECORD_ID, member_records), member_records, strict=True))
+        self._lists: dict[str, list[AgentRecord]] | None = None
+        if len(self._authority) != len(authority) or len(self._members) != len(member_records):
+            lists: defaultdict[str, list[AgentRecord]] = defaultdict(list)
+            for record in chain(authority, member_records):
+                lists[record.id].append(record)
+            self._lists = dict(lists)
+        self._ids = self._lists.keys() if self._lists is not None else dict.fromkeys(chain(self._authority,
+                                                                                          self._members)).keys()
+
+    def __getitem__(self, agent_id: str) -> list[AgentRecord]:
+        if self._lists is not None:
+            return self._lists[agent_id]
+        found = [r for r in (self._authority.get(agent_id), self._members.get(agent_id)) if r is not None]
+        if not found:
+            raise KeyError(agent_id)
+        return found
+
+    def __contains__(self, agent_id: object) -> bool:
+        return agent_id in self._ids
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def firsts(self) -> list[AgentRecord]:
+        """Each id's first record, in the index's order (in C when every id has a global record)."""
+        if self._lists is not None:
+            return [records[0] for records in self._lists.values()]
+        found = list(map(self._authority.get, self._ids))
+        if None in found:
+            found = [self._authority.get(i) or self._members[i] for i in self._ids]
+        return cast("list[AgentRecord]", found)  # no None left in it (mypy cannot follow `None in found`)
+
+
+class RecordsView:
+    """The records' view: the record index, the agents made of it (on first use), and the project directories."""
+
+    def __init__(self, a: Analysis) -> None:
+        self.a = a
+        self.snapshot = a.snapshot
+        self._made: dict[str, Agent] = {}  # agents made so far (see agent())
+
+    @cached_property
+    def index(self) -> RecordIndex:
+        """Every agent id's records, global first, in registry order."""
+        return RecordIndex(self.snapshot.registries.authority.agents, self.snapshot.registries.members)
+
+    def agent(self, agent_id: str) -> Agent | None:
+        """One agent, made on first use: most checks look at a few hundred of 10,000."""
+        if (made := self._made.get(agent_id)) is None and (recs := self.index.get(agent_id)):
+            made = self._made[agent_id] = Agent(agent_id, recs)
+        return made
+
+    def known(self, agent_id: str) -> Agent:
+        """The agent of an id taken from the records themselves (as agent(), never None)."""
+        if (made := self.agent(agent_id)) is None:
+            raise KeyError(agent_id)
+        return made
+
+    @cached_property
+    def agents(self) -> dict[str, Agent]:
+        """Every agent (for the few places that look at all of them: --prune, unknown statuses)."""
+        return {aid: self.known(aid) for aid in self.index}
+
+    @cached_property
+    def active_agents(self) -> list[Agent]:
+        active = partial(operator.is_, StatusClass.ACTIVE)
+        ids: set[str] = set()
+        for f in self.snapshot.registries.scopes:  # in C: 10,000 records a snapshot
+            ids.update(compress(map(RECORD_ID, f.agents), map(active, map(RECORD_CLASS, f.agents))))
+        return [self.known(aid) for aid in filter(ids.__contains__, self.index)]
+
+    @cached_property
+    def agents_by_session(self) -> dict[str, list[Agent]]:
+        """Agents by the name of their session, for the sessions live on any server seen (the only ones asked)."""
+        live = self.a.tmux.sessions.keys() | self.a.tmux.other_sessions.keys()
+        ids = list(self.index)
+        stored = stored_names(list(map(RECORD_SESSION, self.index.firsts())))
+        result: dict[str, list[Agent]] = defaultdict(list)
+        # an uncertain name (None) is never live
+        live_pairs = compress(zip(ids, stored, strict=True), map(live.__contains__, stored))
+        pairs = cast("Iterator[tuple[str, str]]", live_pairs)  # (compress keeps only live names, never None)
+        for aid, name in pairs:
+            result[name].append(self.known(aid))
+        return result
+
+    @cached_property
+    def client_dirs(self) -> frozenset[str]:
+        """Where this workspace's agents run Claude: each task's `client_cwd`, else the workspace's parent."""
+        dirs = {os.path.dirname(self.a.workspace)}
+        dirs |= {os.path.realpath(c) for f in self.snapshot.registries.scopes for c in f.client_dirs}
+        return frozenset(d for d in dirs if d != "/")
+
