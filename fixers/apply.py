@@ -96,7 +96,8 @@ def preflight(plan: Plan, settings: Settings, options: Options) -> str | None:
     writes = [a for a in plan.actions if a.kind.records]
     if not writes:
         return None
-    regs = holding.load(workspace, settings.source, settings.lock_timeout)  # an orchestrator may be writing
+    regs = holding.load(workspace, settings.source, settings.lock_timeout,  # an orchestrator may be writing
+                        settings.place_options)
     writer = writer_for(regs.source)
     if writer is None:
         return f"{regs.source} records are never written by a fix; nothing was changed"

@@ -100,7 +100,8 @@ class Read:
     changed: set[Path] = field(default_factory=set)
 
 
-def reads(workspace: Path, source: str, lock_timeout: float, max_reads: int) -> Generator[Read, None, None]:
+def reads(workspace: Path, source: str, lock_timeout: float, max_reads: int,
+          options: tuple[tuple[str, str], ...] = ()) -> Generator[Read, None, None]:
     """The records, read again and again (at most ``max_reads`` times) with the files their manager flocks held
     still; each read is yielded while they are held, so its reader reads the live state at the same moment.
 
@@ -113,7 +114,7 @@ def reads(workspace: Path, source: str, lock_timeout: float, max_reads: int) -> 
     while True:
         number += 1
         with held(sorted(paths), min(lock_timeout, TIMEOUT)):
-            read = Read(number, sources.load(workspace, source, lock_timeout))
+            read = Read(number, sources.load(workspace, source, lock_timeout, options))
             yield read
         more = (read.changed | sources.flocked(workspace, source, read.records)) - paths
         if (not read.changed and not more) or number >= max_reads:
@@ -121,9 +122,9 @@ def reads(workspace: Path, source: str, lock_timeout: float, max_reads: int) -> 
         paths |= more
 
 
-def load(workspace: Path, source: str, lock_timeout: float) -> Records:
+def load(workspace: Path, source: str, lock_timeout: float, options: tuple[tuple[str, str], ...] = ()) -> Records:
     """The records, read with the files their manager flocks held still; a file that did not parse (a writer may
     have been half-way) is read once more, held. Only then is a broken file broken."""
-    for read in reads(workspace, source, lock_timeout, 2):
+    for read in reads(workspace, source, lock_timeout, 2, options):
         last = read
     return last.records

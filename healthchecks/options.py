@@ -291,6 +291,7 @@ def settings_from(config: pytest.Config) -> Settings:
             registry_tz=value(config, "--registry-tz"),
             lock_timeout=value(config, "--lock-timeout"),
             source=source,
+            place_options=sources.given(source, places),
             sightings=state_dir(config) / sightings.FILE,
         )
     except ValueError as exc:

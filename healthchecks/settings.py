@@ -33,6 +33,8 @@ class Settings:
     lock_timeout: float = 10.0  # how long to wait for the orchestrator's locks (a registry flock, a busy database)
     waivers: tuple[Waiver, ...] = ()  # findings a person acknowledged, until a date
     source: str = "auto"  # where the agents' records are: auto or a name in healthchecks.sources.SOURCES
+    # this run's values of its placed store's options, (flag, value): what its Place.load reads beside the place
+    place_options: tuple[tuple[str, str], ...] = ()
     # Searched in /proc/<pid>/exe: an installed Claude Code, whatever it is named. Empty: recognised by claude_match
     # only (worlds of stand-ins, so that only their own stand-ins count as Claude in them).
     claude_exe: str = CLAUDE.exe

@@ -222,7 +222,7 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
     # Held still while read: the global registry, and the files a writer changed (or left half-written) while
     # the last attempt read. An empty or cut file can read the same twice: it is read again, held.
     with contextlib.closing(holding.reads(settings.workspace, settings.source, settings.lock_timeout,
-                                          max_attempts)) as attempts:
+                                          max_attempts, settings.place_options)) as attempts:
         for attempt in attempts:  # the body runs while the files are held
             regs = attempt.records
             procs = processes.scan(settings.is_claude, uid=fleet_uid(settings.workspace))

@@ -14,6 +14,7 @@ from helpers import run_health
 
 from fixers.apply import Options
 from fixers.run import fix
+from healthchecks import sources
 from healthchecks.observe import observe
 from healthchecks.sources.gastown import reader as gastown
 from healthchecks.sources.gastown.world import TownWorld, town_demo
@@ -63,7 +64,7 @@ def test_every_fault_found_and_fixed_exactly_no_bystander_touched(tmp_path):
 
 
 def test_the_command_line_names_gas_town_everywhere(tmp_path):
-    world = TownWorld(tmp_path)
+    world = TownWorld(tmp_path, socket=f"hc-cli-{os.getpid()}-{tmp_path.name[-6:]}")  # --gt-socket, not derived
     try:
         world.member("hq-mayor", "mayor")
         world.member("gt-crew-max", "gastown/crew/max", "gastown", "shell", pid_file=None)
@@ -94,3 +95,24 @@ def test_demo_picture_findings_and_metrics_name_gas_town(tmp_path):
     assert 'records_source{source="gastown",' in (tmp_path / "m.prom").read_text()
     html = "".join(p.read_text() for p in (tmp_path / "r").rglob("*.html"))
     assert "gastown" in html and "hc-picture" in html and "gt-furiosa" in html
+
+
+def test_a_given_socket_reaches_only_its_own_run(tmp_path, monkeypatch):
+    """--gt-socket is this run's: its settings carry it to the reader, and a later run on the same town without it
+    reads the socket derived from the town, never one an earlier run was given (no state kept between runs)."""
+    monkeypatch.delenv("GT_TMUX_SOCKET", raising=False)
+    world = TownWorld(tmp_path, socket=f"hc-given-{os.getpid()}-{tmp_path.name[-6:]}")  # not what the path derives
+    try:
+        world.member("hq-mayor", "mayor")
+        world.start()
+        assert world.town_socket != gastown.town_socket(world.town)
+        values = {"--gt-town": str(world.town), "--gt-socket": world.town_socket}
+        name, town = sources.resolve(tmp_path / "none", gastown.NAME, values)
+        agents = sources.load(town, name, 5.0, sources.given(name, values)).authority.agents
+        assert [a.id for a in agents] == ["hq-mayor"]
+        assert [a.id for a in observe(world.settings).snapshot.registries.authority.agents] == ["hq-mayor"]
+        values = {"--gt-town": str(world.town)}
+        name, town = sources.resolve(tmp_path / "none", gastown.NAME, values)
+        assert sources.load(town, name, 5.0, sources.given(name, values)).authority.agents == ()  # derived: none
+    finally:
+        world.teardown()

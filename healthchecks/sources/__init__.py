@@ -54,9 +54,19 @@ def resolve(workspace: Path, wanted: str, values: Mapping[str, str]) -> tuple[st
     return wanted, workspace
 
 
-def load(workspace: Path, wanted: str, timeout: float) -> Records:
-    """The records from the source asked for; under "auto", the first present store of the workspace that holds
-    agents or cannot be read, else the last of the workspace's sources."""
+def given(name: str, values: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """The values given to the options of the store ``name`` resolved to, as (flag, value) pairs: what the run's
+    settings carry to its Place.load (Settings.place_options)."""
+    place = PLACED.get(name)
+    return tuple((flag, v) for flag, _, _ in place.options if (v := values.get(flag))) if place else ()
+
+
+def load(workspace: Path, wanted: str, timeout: float, options: tuple[tuple[str, str], ...] = ()) -> Records:
+    """The records from the source asked for (a placed store's own load given this run's ``options``, when it has
+    one); under "auto", the first present store of the workspace that holds agents or cannot be read, else the last
+    of the workspace's sources."""
+    if (place := PLACED.get(wanted)) is not None and place.load is not None:
+        return place.load(workspace, timeout, dict(options))
     if wanted != "auto":
         return BY_NAME[wanted].reader.load(workspace, timeout)
     *first, last = IN_WORKSPACE

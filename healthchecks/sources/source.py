@@ -39,10 +39,15 @@ class Reader(Protocol):
 class Place:
     """A store in a place of its own (a manager's home directory) rather than in the workspace: its options
     ((flag, help, default), ...) and ``locate``, which finds the place from their values. The place becomes the
-    run's workspace (what is locked, owned and looked inside), see healthchecks.sources.resolve."""
+    run's workspace (what is locked, owned and looked inside), see healthchecks.sources.resolve; the values given
+    travel with the run's settings to ``load`` when its reader needs more of them than the place."""
 
     options: tuple[tuple[str, str, str], ...]
     locate: Callable[[Mapping[str, str]], Path]
+    # Its reader's load when the same values name more than the place (the tmux server its agents live on, which no
+    # directory says: Gas Town's --gt-socket): load(place, timeout, given), ``given`` this run's values of its
+    # options (Settings.place_options), never state kept between runs. None: its reader's load(place, timeout).
+    load: Callable[[Path, float, Mapping[str, str]], Records] | None = None
 
 
 @dataclass(frozen=True)

@@ -16,4 +16,4 @@ if TYPE_CHECKING:  # the demo named below, checked against its protocol
 
 SOURCE = Source(reader.NAME, reader, (GAS_TOWN,),
                 "a Gas Town town (--gt-town): its tmux server's sessions and their GT_* env, .runtime/pids; never "
-                "written", Place(reader.OPTIONS, reader.locate), demo=f"{__name__}.world:town_demo")
+                "written", Place(reader.OPTIONS, reader.locate, reader.load_given), demo=f"{__name__}.world:town_demo")

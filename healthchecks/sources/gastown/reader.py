@@ -50,23 +50,20 @@ OPTIONS = (
     ("--gt-socket", "the town's tmux socket name (default $GT_TMUX_SOCKET, else derived from the town as Gas Town "
                     "derives it: <basename>-<6 hex of sha256(realpath)>)", ""),
 )
-_GIVEN: dict[str, str] = {}  # town (real path) -> the --gt-socket given for it (load has the town only)
 _SANITISE = re.compile(r"[^a-z0-9-]+")
 
 
 def locate(values: Mapping[str, str]) -> Path:
-    """The town: the run's workspace. A --gt-socket is kept for it (a socket name, never a path)."""
-    town = Path(values.get("--gt-town") or os.environ.get("GT_TOWN_ROOT") or "~/gt").expanduser().absolute()
-    if socket := values.get("--gt-socket"):
-        if not SOCKET_NAME.fullmatch(socket):
-            raise ValueError(f"--gt-socket {socket!r:.80} is not a tmux socket name")
-        _GIVEN[os.path.realpath(town)] = socket
-    return town
+    """The town: the run's workspace. A --gt-socket must be a socket name, never a path (load_given reads it)."""
+    if (socket := values.get("--gt-socket")) and not SOCKET_NAME.fullmatch(socket):
+        raise ValueError(f"--gt-socket {socket!r:.80} is not a tmux socket name")
+    return Path(values.get("--gt-town") or os.environ.get("GT_TOWN_ROOT") or "~/gt").expanduser().absolute()
 
 
-def town_socket(town: Path) -> str:
-    """The town's tmux socket name, as Gas Town derives it (InitRegistry, townSocketName)."""
-    if given := _GIVEN.get(os.path.realpath(town)):
+def town_socket(town: Path, given: str | None = None) -> str:
+    """The town's tmux socket name: as given (--gt-socket), else as Gas Town derives it (InitRegistry,
+    townSocketName)."""
+    if given:
         return given
     if (env := os.environ.get("GT_TMUX_SOCKET", "")) not in ("", "default", "auto"):
         return env
@@ -236,19 +233,22 @@ def _read_pid(path: Path, town: Path) -> bytes | None:
         return None
 
 
-def fingerprint(town: Path, before: Fingerprint = (), live: list[tuple[str, str]] | None = None) -> Fingerprint:
+def fingerprint(town: Path, before: Fingerprint = (), live: list[tuple[str, str]] | None = None,
+                socket: str | None = None) -> Fingerprint:
     """rigs.json's and every pid file's stamp, and the town server's sessions (``live`` as load read them, else one
-    list-sessions): a session made or ended while the snapshot read changes the records."""
+    list-sessions of the server ``before`` names, the one load read): a session made or ended while the snapshot
+    read changes the records."""
     hashed = digested(before)
+    socket = socket or next((p[len("tmux:"):] for p, _ in before if p.startswith("tmux:")), None) or town_socket(town)
     files = [_rigs_file(town), *sorted((town / PIDS).glob("*.pid"))] if standing(town) else []
     stamps = [(str(p), _stamp(p, town, str(p) in hashed)) for p in files]
     if live is None:
         try:
-            live = _sessions(town_socket(town), tmux.TIMEOUT)
+            live = _sessions(socket, tmux.TIMEOUT)
         except (RegistryError, OSError, subprocess.TimeoutExpired):
             live = None
     names = ",".join(sorted(n for n, _ in live or ()))
-    return (*stamps, (f"tmux:{town_socket(town)}", hashlib.sha256(names.encode()).hexdigest()))
+    return (*stamps, (f"tmux:{socket}", hashlib.sha256(names.encode()).hexdigest()))
 
 
 def _stamp(path: Path, town: Path, exact: bool) -> str | None:
@@ -258,29 +258,35 @@ def _stamp(path: Path, town: Path, exact: bool) -> str | None:
         return None
 
 
-def _broken(town: Path, problem: Problem, dialect: Dialect = GAS_TOWN) -> Records:
+def _broken(town: Path, problem: Problem, socket: str, dialect: Dialect = GAS_TOWN) -> Records:
     return Records(town, Scope(town / RIGS[0], ScopeKind.STATE, errors=(problem,), name=str(town)), (), dialect,
-                   NAME, fingerprint=fingerprint(town))
+                   NAME, fingerprint=fingerprint(town, socket=socket))
 
 
-def load(town: Path, timeout: float = 5.0) -> Records:
+def load_given(town: Path, timeout: float, given: Mapping[str, str]) -> Records:
+    """The town as this run's options name its server (its Place.load)."""
+    return load(town, timeout, given.get("--gt-socket"))
+
+
+def load(town: Path, timeout: float = 5.0, socket: str | None = None) -> Records:
+    """The town's records, read on the tmux server ``socket`` names (None: as Gas Town derives it)."""
+    socket = town_socket(town, socket)
     if not town.is_dir():
-        return _broken(town, Problem(str(town), "$", "town directory does not exist (point --gt-town at it)"))
+        return _broken(town, Problem(str(town), "$", "town directory does not exist (point --gt-town at it)"), socket)
     rigs = _rigs_file(town)
     try:
         prefixes, _ = _prefixes(town, rigs)
     except RegistryError as exc:
-        return _broken(town, exc.problem)
+        return _broken(town, exc.problem, socket)
     dialect = dataclasses.replace(GAS_TOWN, session_prefix=("hq-", *(p + "-" for p in prefixes)))
-    socket = town_socket(town)
     try:
         live = _sessions(socket, timeout)
         agents = _records(town, socket, prefixes, live, timeout)
     except (RegistryError, OSError, subprocess.TimeoutExpired) as exc:
         problem = exc.problem if isinstance(exc, RegistryError) else Problem(f"tmux server {socket}", "", str(exc))
-        return _broken(town, problem, dialect)
+        return _broken(town, problem, socket, dialect)
     server = tmux.default_socket_path(socket)
     agents += _beads(town, timeout, {a.id for a in agents}, server)
     state = Scope(rigs, ScopeKind.STATE, agents=agents, name=f"town {town}", tracked=_pid_files(town))
-    return Records(town, state, (), dialect, NAME, fingerprint=fingerprint(town, (), live))
+    return Records(town, state, (), dialect, NAME, fingerprint=fingerprint(town, (), live, socket))
 

@@ -41,12 +41,14 @@ class TownWorld(World):
     """A Gas Town town with rigs (name -> beads prefix), its agents' sessions on its own server, loose processes
     carrying its GT_* pair, and bystanders."""
 
-    def __init__(self, root: Path, rigs: dict[str, str] | None = None, **kwargs: Any) -> None:
+    def __init__(self, root: Path, rigs: dict[str, str] | None = None, socket: str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(root, **kwargs)
         self.town = self.root / "gt"
         (self.town / "mayor").mkdir(parents=True, exist_ok=True)
         self.rigs = rigs or {"gastown": "gt", "beads": "bd"}
-        self.town_socket = gastown.town_socket(self.town)
+        self.given_socket = socket  # --gt-socket, when the town's server is not the one its path derives
+        self.town_socket = gastown.town_socket(self.town, socket)
         self.members: list[Member] = []
         self.loose: list[dict[str, str]] = []  # environments of Claudes started outside tmux
         self.dead_pid = 0  # a pid no process holds (a finished child's)
@@ -54,7 +56,8 @@ class TownWorld(World):
     @property
     def settings(self) -> Settings:
         return Settings(workspace=self.town, tmux_sockets=(self.socket_name,), claude_match=f"^{self.standin.name}$",
-                        claude_exe="", grace=self.grace, source=gastown.NAME)
+                        claude_exe="", grace=self.grace, source=gastown.NAME,
+                        place_options=(("--gt-socket", self.given_socket),) if self.given_socket else ())
 
     @property
     def global_path(self) -> Path:
