@@ -190,8 +190,8 @@ def manager_source(tmp: Path, name: str, agents: int, repeats: int) -> dict:
 def town_source(tmp: Path, agents: int, repeats: int) -> dict:
     """Gas Town at one size: ``agents`` sessions on the town's server (a tenth running Claude, the rest crew running
     a shell), each with its GT_* env and a pid file; the snapshot against its floor, the raw read of its records (one
-    list-sessions, one chained show-environment of every session, every pid file) + list-panes -a of the town's
-    server + ps."""
+    list-panes -a of the town's server, which the live read needs too, the environment of each session's pane
+    process, every pid file) + list-panes -a of the checked server + ps."""
     world = TownWorld(tmp / f"world-gastown-{agents}", grace=0.0)
     live = max(1, agents // 10)
     for i in range(agents):
@@ -202,18 +202,18 @@ def town_source(tmp: Path, agents: int, repeats: int) -> dict:
         s = world.settings
 
         def town_floor() -> None:
-            names = world._tmux("list-sessions", "-F", "#{session_name}").split()
-            for at in range(0, len(names), 200):  # a tmux client's command list is one message of at most 16 KiB
-                world._tmux(*[a for n in names[at:at + 200] for a in ("show-environment", "-t", f"={n}", ";")][:-1])
+            panes = world._tmux("list-panes", "-a", "-F", tmux.FORMAT)  # its sessions, their panes' processes
+            for line in panes.splitlines():
+                Path(f"/proc/{line.split(chr(9))[3]}/environ").read_bytes()
             for path in (world.town / ".runtime" / "pids").iterdir():
                 path.read_bytes()
-            live_floor(world.town_socket)
+            live_floor(world.socket_name)
 
         row: dict = {"source": "gastown", "agents": agents, "sessions": agents, "load": load()}
         against_floor(row, town_floor, s, repeats)
         failing = sum(len(r.failing) for r in observe(s).results.values())
         row["detail"] = f"{failing} failing findings (expected 0: a healthy town)"
-        row["floor is"] = "list-sessions + one chained show-environment + pid files + list-panes -a + ps"
+        row["floor is"] = "list-panes -a of the town + its pane processes' environ + pid files + list-panes -a + ps"
         return row
     finally:
         world.teardown()

@@ -266,15 +266,22 @@ ENVIRON_LIMIT = 256 * 1024  # an environment is rarely above a few KiB; what lie
 
 def environ(pid: int, names: frozenset[str]) -> tuple[tuple[str, str], ...]:
     """The wanted variables of a process's initial environment (bounded read; unreadable: none)."""
+    return environ_read(pid, names) or ()
+
+
+def environ_read(pid: int, names: frozenset[str]) -> tuple[tuple[str, str], ...] | None:
+    """As ``environ``, but None when it cannot be read (the process gone, another user's): a reader that falls back
+    to another source of the same facts tells that from an environment without them."""
     try:
         with open(f"{PROC}/{pid}/environ", "rb") as fh:
             raw = fh.read(ENVIRON_LIMIT)
     except OSError:
-        return ()
+        return None
+    wanted = {name.encode(): name for name in names}  # keys compared as bytes: most are not wanted, none decoded
     found = []
     for item in raw.split(b"\0"):
         key, sep, value = item.partition(b"=")
-        if sep and (name := key.decode("utf-8", "replace")) in names:
+        if sep and (name := wanted.get(key)) is not None:
             found.append((name, value.decode("utf-8", "replace")[:200]))
     return tuple(found)
 

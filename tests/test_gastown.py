@@ -116,3 +116,20 @@ def test_a_given_socket_reaches_only_its_own_run(tmp_path, monkeypatch):
         assert sources.load(town, name, 5.0, sources.given(name, values)).authority.agents == ()  # derived: none
     finally:
         world.teardown()
+
+
+def test_a_session_launched_with_another_sessions_pair_is_not_the_towns(tmp_path):
+    """A session named like the town's whose launch environment names this town but another session (a copy of an
+    agent's environment, a server whose global environment carries an agent's): not a record of the town, so never
+    a zombie to end, even running only a shell; listed as untracked information."""
+    world = TownWorld(tmp_path)
+    try:
+        world.member("hq-mayor", "mayor")
+        world.member("gt-copy", "gastown/polecats/copy", "gastown", "shell", None, launch={"GT_SESSION": "hq-mayor"})
+        world.start()
+        obs = observe(world.settings)
+        assert [a.id for a in obs.snapshot.registries.authority.agents] == ["hq-mayor"]
+        assert _failing(obs) == {}
+        assert ("leaked_sessions", "session gt-copy") in {(f.check, f.entity) for f in obs.info}
+    finally:
+        world.teardown()

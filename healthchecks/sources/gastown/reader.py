@@ -14,6 +14,7 @@ processes it tracked (Scope.tracked, judged by checks.stale_pid_files). The bead
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import os
 import re
@@ -21,12 +22,12 @@ import secrets
 import shutil
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
-from ... import tmux
+from ... import processes, tmux
 from ...dialect import Dialect, ScopeKind
 from ...records import AgentRecord, Fingerprint, Problem, Records, RegistryError, Scope, ServerRecord, Tracked
 from ...safe_files import digested, open_contained, read_bytes, read_stamped, stamp_of
@@ -51,6 +52,7 @@ OPTIONS = (
                     "derives it: <basename>-<6 hex of sha256(realpath)>)", ""),
 )
 _SANITISE = re.compile(r"[^a-z0-9-]+")
+LAUNCH = frozenset({"GT_ROOT", "GT_SESSION", "GT_ROLE", "GT_RIG"})  # read of a pane's process environment
 
 
 def locate(values: Mapping[str, str]) -> Path:
@@ -121,14 +123,32 @@ def _prefixes(town: Path, path: Path) -> tuple[tuple[str, ...], str | None]:
     return tuple(sorted(set(found))), stamp
 
 
-def _sessions(socket: str, timeout: float) -> list[tuple[str, str]] | None:
-    """(name, created) of every session on the town's server; None when no server runs there."""
-    done = tmux.run(socket, "list-sessions", "-F", "#{session_name}\t#{session_created}", timeout=timeout)
+class Live(NamedTuple):
+    """A session of the town's server as one list-panes -a lists it: its first live pane's process (0: none)."""
+
+    name: str
+    created: str
+    pid: int
+
+
+def _sessions(socket: str, timeout: float) -> list[Live] | None:
+    """Every session on the town's server, from one `list-panes -a` (the name last: it may hold a tab); None when
+    no server runs there."""
+    done = tmux.run(socket, "list-panes", "-a", "-F", "#{session_created}\t#{pane_pid}\t#{pane_dead}\t#{session_name}",
+                    timeout=timeout)
     if done.returncode != 0:
         if any(m in done.stderr for m in (*tmux.NO_SERVER_MARKERS, *tmux.EMPTY_SERVER_MARKERS)):
             return None
-        raise RegistryError(Problem(f"tmux server {socket}", "list-sessions", done.stderr.strip()[:200]))
-    return [(name, created) for line in done.stdout.splitlines() for name, _, created in [line.partition("\t")]]
+        raise RegistryError(Problem(f"tmux server {socket}", "list-panes", done.stderr.strip()[:200]))
+    found: dict[str, Live] = {}
+    for line in done.stdout.splitlines():
+        if len(parts := line.split("\t", 3)) < 4:
+            continue
+        created, pid, dead, name = parts
+        live = pid.isdigit() and dead != "1"
+        if name not in found or (live and not found[name].pid):
+            found[name] = Live(name, created, int(pid) if live else 0)
+    return list(found.values())
 
 
 def _environments(socket: str, names: list[str], timeout: float) -> dict[str, dict[str, str]]:
@@ -167,24 +187,32 @@ def _iso(created: str) -> str | None:
     return datetime.fromtimestamp(int(created), timezone.utc).isoformat() if created.isdigit() else None
 
 
-def _records(town: Path, socket: str, prefixes: tuple[str, ...], live: list[tuple[str, str]] | None,
+def _launched(town: Callable[[str], bool], name: str, env: Mapping[str, str]) -> bool:
+    """The pair Gas Town's launch sets (`new-session -e`): GT_ROOT this town, GT_SESSION this very session."""
+    return env.get("GT_SESSION") == name and town(env.get("GT_ROOT") or "")
+
+
+def _records(town: Path, socket: str, prefixes: tuple[str, ...], live: list[Live] | None,
              timeout: float) -> tuple[AgentRecord, ...]:
-    """A record per session of the town: named like its sessions, GT_ROOT this town (crew: a person's)."""
+    """A record per session of the town: named like its sessions, launched by it (crew: a person's). The pair is
+    read in its pane's process environment, which the launch set (`new-session -e` puts it in the process too);
+    tmux's session environment only for a session whose pane's cannot be read or does not show it (a dead pane)."""
     if not live:
         return ()
     starts = ("hq-", *(p + "-" for p in prefixes))
-    ours = [(name, created) for name, created in live if name.startswith(starts)]
-    envs = _environments(socket, [name for name, _ in ours], timeout)
     root, server = os.path.realpath(town), tmux.default_socket_path(socket)
+    ours = functools.cache(lambda path: bool(path) and os.path.realpath(path) == root)  # a few paths, each once
+    envs = {s.name: dict(processes.environ_read(s.pid, LAUNCH) or ()) if s.pid else {}
+            for s in live if s.name.startswith(starts)}
+    if missing := [name for name, env in envs.items() if not _launched(ours, name, env)]:
+        envs |= _environments(socket, missing, timeout)
     records = []
-    for name, created in ours:
-        env = envs.get(name, {})
-        if not env.get("GT_ROOT") or os.path.realpath(env["GT_ROOT"]) != root:
+    for s in live:
+        if s.name not in envs or not _launched(ours, s.name, env := envs[s.name]):
             continue  # not launched by this town (or gone meanwhile): an untracked session, information
-        crew = "/crew/" in env.get("GT_ROLE", "") and GAS_TOWN.crew_status
-        status = crew or "live"
-        records.append(AgentRecord(name, env.get("GT_RIG") or None, status, name, ScopeKind.STATE, (_iso(created),),
-                                   GAS_TOWN.status_class(status), ServerRecord(server)))
+        status = ("/crew/" in env.get("GT_ROLE", "") and GAS_TOWN.crew_status) or "live"
+        records.append(AgentRecord(s.name, env.get("GT_RIG") or None, status, s.name, ScopeKind.STATE,
+                                   (_iso(s.created),), GAS_TOWN.status_class(status), ServerRecord(server)))
     return tuple(records)
 
 
@@ -233,7 +261,7 @@ def _read_pid(path: Path, town: Path) -> bytes | None:
         return None
 
 
-def fingerprint(town: Path, before: Fingerprint = (), live: list[tuple[str, str]] | None = None,
+def fingerprint(town: Path, before: Fingerprint = (), live: list[Live] | None = None,
                 socket: str | None = None) -> Fingerprint:
     """rigs.json's and every pid file's stamp, and the town server's sessions (``live`` as load read them, else one
     list-sessions of the server ``before`` names, the one load read): a session made or ended while the snapshot
@@ -247,7 +275,7 @@ def fingerprint(town: Path, before: Fingerprint = (), live: list[tuple[str, str]
             live = _sessions(socket, tmux.TIMEOUT)
         except (RegistryError, OSError, subprocess.TimeoutExpired):
             live = None
-    names = ",".join(sorted(n for n, _ in live or ()))
+    names = ",".join(sorted(s.name for s in live or ()))
     return (*stamps, (f"tmux:{socket}", hashlib.sha256(names.encode()).hexdigest()))
 
 

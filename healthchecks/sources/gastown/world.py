@@ -35,6 +35,7 @@ class Member:
     rig: str | None
     running: Running
     pid_file: PidFile | None
+    launch: dict[str, str] | None = None  # variables set at launch over Gas Town's own (a session it did not make)
 
 
 class TownWorld(World):
@@ -77,10 +78,10 @@ class TownWorld(World):
         return found
 
     def member(self, session: str, role: str, rig: str | None = None, running: Running = "claude",
-              pid_file: PidFile | None = "good") -> Member:
+              pid_file: PidFile | None = "good", launch: dict[str, str] | None = None) -> Member:
         """An agent's session. ``running``: Claude, a shell only (its agent exited), or a dead pane kept by
         remain-on-exit. ``pid_file``: as TrackPID writes it, a bare pid, or one whose pid is dead or reused."""
-        member = Member(session, role, rig, running, pid_file)
+        member = Member(session, role, rig, running, pid_file, launch)
         self.members.append(member)
         return member
 
@@ -111,7 +112,8 @@ class TownWorld(World):
         script = ["set -g exit-empty off"]
         for m in self.members:
             cmd = {"claude": shlex.quote(str(self.standin)), "shell": "cat", "dead": "true"}[m.running]
-            env = " ".join(f"-e {_tq(f'{k}={v}')}" for k, v in self.env(m.session, m.role, m.rig).items())
+            launch = {**self.env(m.session, m.role, m.rig), **(m.launch or {})}
+            env = " ".join(f"-e {_tq(f'{k}={v}')}" for k, v in launch.items())
             script.append(f"new-session -d -s {_tq(m.session)} -c {_tq(str(self.town))} {env} {_tq(cmd)}")
             if m.running == "dead":  # StartSession's optional remain-on-exit (set here before the pane exits)
                 script.insert(-1, "set -g remain-on-exit on")
