@@ -14,9 +14,12 @@ from datetime import datetime, tzinfo
 from itertools import compress
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, NamedTuple, TypeGuard, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeGuard, TypeVar
 
 from .dialect import Dialect, ScopeKind, Status, StatusClass
+
+if TYPE_CHECKING:  # a reader's live read of a server (healthchecks.tmux), carried as read
+    from .tmux import TmuxServer
 
 # (path, stamp) per file of a store: changes when a record does (safe_files.stamp; None: no regular file there)
 Fingerprint = tuple[tuple[str, str | None], ...]
@@ -202,6 +205,9 @@ class Records:
     source: str  # its line in healthchecks.sources.SOURCES
     errors: tuple[Problem, ...] = ()  # workspace-level problems
     fingerprint: Fingerprint = ()  # the store's fingerprint when it was read
+    # tmux servers its reader read live, while the records were held (a store whose records are a server's own
+    # sessions): the snapshot's live state of each, never read again (snapshot.read_servers)
+    servers: tuple[TmuxServer, ...] = ()
 
     @property
     def scopes(self) -> tuple[Scope, ...]:

@@ -112,8 +112,10 @@ def read_servers(settings: Settings, records: Records | None = None) -> tuple[Tm
         # A server already read, by the socket tmux itself reported, is not read again: the record's name for it
         # becomes one of its names (dedupe). Others: one tmux call each, bounded whatever a store holds.
         read = {os.path.realpath(s.socket_path): s for s in servers if s.server_pid}
+        own = {s.label: s for s in records.servers}  # read by its reader with the records: the same moment's state
         servers += tuple(replace(read[real], label=name, aliases=()) if (real := os.path.realpath(name)) in read
-                         else tmux.read_server(name, settings.tmux_timeout) for name in named[:MAX_RECORD_SERVERS])
+                         else own.get(name) or tmux.read_server(name, settings.tmux_timeout)
+                         for name in named[:MAX_RECORD_SERVERS])
     return tmux.dedupe(servers)
 
 

@@ -124,30 +124,30 @@ def _prefixes(town: Path, path: Path) -> tuple[tuple[str, ...], str | None]:
 
 
 class Live(NamedTuple):
-    """A session of the town's server as one list-panes -a lists it: its first live pane's process (0: none)."""
+    """A session of the town's server as its live read lists it: its first live pane's process (0: none)."""
 
     name: str
-    created: str
+    created: float
     pid: int
 
 
-def _sessions(socket: str, timeout: float) -> list[Live] | None:
-    """Every session on the town's server, from one `list-panes -a` (the name last: it may hold a tab); None when
-    no server runs there."""
-    done = tmux.run(socket, "list-panes", "-a", "-F", "#{session_created}\t#{pane_pid}\t#{pane_dead}\t#{session_name}",
-                    timeout=timeout)
-    if done.returncode != 0:
-        if any(m in done.stderr for m in (*tmux.NO_SERVER_MARKERS, *tmux.EMPTY_SERVER_MARKERS)):
-            return None
-        raise RegistryError(Problem(f"tmux server {socket}", "list-panes", done.stderr.strip()[:200]))
+def _server(socket: str, timeout: float) -> tmux.TmuxServer:
+    """The town's server read live, once (one `list-panes -a`): its sessions are the records' and the snapshot's
+    live state of that server (Records.servers); a problem when it cannot be read."""
+    server = tmux.read_server(socket, timeout, label=tmux.default_socket_path(socket))
+    if not server.reachable:
+        raise RegistryError(Problem(f"tmux server {socket}", "list-panes", server.reason[:200]))
+    return server
+
+
+def _sessions(server: tmux.TmuxServer) -> list[Live]:
+    """Every session of the server, with the process of its first live pane (a window linked into several sessions
+    is listed under each)."""
     found: dict[str, Live] = {}
-    for line in done.stdout.splitlines():
-        if len(parts := line.split("\t", 3)) < 4:
-            continue
-        created, pid, dead, name = parts
-        live = pid.isdigit() and dead != "1"
-        if name not in found or (live and not found[name].pid):
-            found[name] = Live(name, created, int(pid) if live else 0)
+    for pane in server.panes:
+        live = not pane.dead and pane.pid > 0
+        if pane.session not in found or (live and not found[pane.session].pid):
+            found[pane.session] = Live(pane.session, pane.session_created, pane.pid if live else 0)
     return list(found.values())
 
 
@@ -183,8 +183,8 @@ def _environments(socket: str, names: list[str], timeout: float) -> dict[str, di
     return found
 
 
-def _iso(created: str) -> str | None:
-    return datetime.fromtimestamp(int(created), timezone.utc).isoformat() if created.isdigit() else None
+def _iso(created: float) -> str | None:
+    return datetime.fromtimestamp(created, timezone.utc).isoformat() if created > 0 else None
 
 
 def _launched(town: Callable[[str], bool], name: str, env: Mapping[str, str]) -> bool:
@@ -192,7 +192,7 @@ def _launched(town: Callable[[str], bool], name: str, env: Mapping[str, str]) ->
     return env.get("GT_SESSION") == name and town(env.get("GT_ROOT") or "")
 
 
-def _records(town: Path, socket: str, prefixes: tuple[str, ...], live: list[Live] | None,
+def _records(town: Path, socket: str, prefixes: tuple[str, ...], live: list[Live],
              timeout: float) -> tuple[AgentRecord, ...]:
     """A record per session of the town: named like its sessions, launched by it (crew: a person's). The pair is
     read in its pane's process environment, which the launch set (`new-session -e` puts it in the process too);
@@ -261,22 +261,12 @@ def _read_pid(path: Path, town: Path) -> bytes | None:
         return None
 
 
-def fingerprint(town: Path, before: Fingerprint = (), live: list[Live] | None = None,
-                socket: str | None = None) -> Fingerprint:
-    """rigs.json's and every pid file's stamp, and the town server's sessions (``live`` as load read them, else one
-    list-sessions of the server ``before`` names, the one load read): a session made or ended while the snapshot
-    read changes the records."""
+def fingerprint(town: Path, before: Fingerprint = ()) -> Fingerprint:
+    """rigs.json's and every pid file's stamp. The town server's sessions are not in it: the records and the
+    snapshot's live state of that server come from one read (Records.servers), which cannot disagree."""
     hashed = digested(before)
-    socket = socket or next((p[len("tmux:"):] for p, _ in before if p.startswith("tmux:")), None) or town_socket(town)
     files = [_rigs_file(town), *sorted((town / PIDS).glob("*.pid"))] if standing(town) else []
-    stamps = [(str(p), _stamp(p, town, str(p) in hashed)) for p in files]
-    if live is None:
-        try:
-            live = _sessions(socket, tmux.TIMEOUT)
-        except (RegistryError, OSError, subprocess.TimeoutExpired):
-            live = None
-    names = ",".join(sorted(s.name for s in live or ()))
-    return (*stamps, (f"tmux:{socket}", hashlib.sha256(names.encode()).hexdigest()))
+    return tuple((str(p), _stamp(p, town, str(p) in hashed)) for p in files)
 
 
 def _stamp(path: Path, town: Path, exact: bool) -> str | None:
@@ -286,9 +276,9 @@ def _stamp(path: Path, town: Path, exact: bool) -> str | None:
         return None
 
 
-def _broken(town: Path, problem: Problem, socket: str, dialect: Dialect = GAS_TOWN) -> Records:
+def _broken(town: Path, problem: Problem, dialect: Dialect = GAS_TOWN) -> Records:
     return Records(town, Scope(town / RIGS[0], ScopeKind.STATE, errors=(problem,), name=str(town)), (), dialect,
-                   NAME, fingerprint=fingerprint(town, socket=socket))
+                   NAME, fingerprint=fingerprint(town))
 
 
 def load_given(town: Path, timeout: float, given: Mapping[str, str]) -> Records:
@@ -300,21 +290,21 @@ def load(town: Path, timeout: float = 5.0, socket: str | None = None) -> Records
     """The town's records, read on the tmux server ``socket`` names (None: as Gas Town derives it)."""
     socket = town_socket(town, socket)
     if not town.is_dir():
-        return _broken(town, Problem(str(town), "$", "town directory does not exist (point --gt-town at it)"), socket)
+        return _broken(town, Problem(str(town), "$", "town directory does not exist (point --gt-town at it)"))
     rigs = _rigs_file(town)
     try:
         prefixes, _ = _prefixes(town, rigs)
     except RegistryError as exc:
-        return _broken(town, exc.problem, socket)
+        return _broken(town, exc.problem)
     dialect = dataclasses.replace(GAS_TOWN, session_prefix=("hq-", *(p + "-" for p in prefixes)))
     try:
-        live = _sessions(socket, timeout)
-        agents = _records(town, socket, prefixes, live, timeout)
+        read = _server(socket, timeout)
+        agents = _records(town, socket, prefixes, _sessions(read), timeout)
     except (RegistryError, OSError, subprocess.TimeoutExpired) as exc:
         problem = exc.problem if isinstance(exc, RegistryError) else Problem(f"tmux server {socket}", "", str(exc))
-        return _broken(town, problem, socket, dialect)
+        return _broken(town, problem, dialect)
     server = tmux.default_socket_path(socket)
     agents += _beads(town, timeout, {a.id for a in agents}, server)
     state = Scope(rigs, ScopeKind.STATE, agents=agents, name=f"town {town}", tracked=_pid_files(town))
-    return Records(town, state, (), dialect, NAME, fingerprint=fingerprint(town, (), live, socket))
+    return Records(town, state, (), dialect, NAME, fingerprint=fingerprint(town), servers=(read,))
 
