@@ -1,14 +1,15 @@
 """Read a Gas Town town (steveyegge/gastown, read at a8bd79bf) without trusting it, and never write it.
 
-Its agents' records are the live sessions of the town's own tmux server (`tmux -L <socket>`: $GT_TMUX_SOCKET, else
-`<sanitised basename>-<6 hex of sha256(realpath(town))>`, session/registry.go:121-193), each session's environment
-set at launch (`new-session -e`: GT_ROLE, GT_ROOT, GT_SESSION, ...). A session is the town's when its name starts
-with `hq-` or a rig's beads prefix + `-` (mayor/rigs.json) and its GT_ROOT is this town. The environments of every
-session come from ONE tmux client: `show-environment -t =<s>` for all of them chained with `;` (tmux has no format
-for a session's environment; `-g` is the global one), each block opened by a marker carrying a random token. Its pid
-files (`<town>/.runtime/pids/<session>.pid`: `<pid>|<ps lstart>` or an older release's bare `<pid>`) are the
-processes it tracked (Scope.tracked, judged by checks.stale_pid_files). The beads ledger is read only through
-``agent_beads`` (None without `bd`). Every problem names the file or server, where, and what is wrong.
+Its agents' records are the live sessions of the town's own tmux server (`tmux -L <socket>`: --gt-socket, else
+$GT_TMUX_SOCKET, else `<sanitised basename>-<6 hex of sha256(realpath(town))>`, session/registry.go:121-193), read
+once with `list-panes -a` (handed to the snapshot as that server's live state: Records.servers). A session is the
+town's when its name starts with `hq-` or a rig's beads prefix + `-` (mayor/rigs.json) and it was launched with the
+pair GT_ROOT = this town, GT_SESSION = itself (`new-session -e` sets them in the session and in its pane's process):
+read in /proc/<pid>/environ of its first live pane, else in tmux's session environment (`show-environment -t =<s>`
+chained with `;` under tmux's 16 KiB message, each block opened by a marker carrying a random token). Its pid files
+(`<town>/.runtime/pids/<session>.pid`: `<pid>|<ps lstart>` or an older release's bare `<pid>`) are the processes it
+tracked (Scope.tracked, judged by checks.stale_pid_files). The beads ledger is read only through ``agent_beads``
+(None without `bd`). Every problem names the file or server, where, and what is wrong.
 """
 
 from __future__ import annotations
