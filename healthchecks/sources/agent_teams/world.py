@@ -284,9 +284,13 @@ class TeamWorld:
         """A claude-swarm-<pid> server whose lead is long gone and whose team dir was removed, holding a teammate
         that never exited (#69808, orca#15146). Returned once the teammate runs: until its pane's shell has exec'd
         the stand-in, the pane runs something other than a teammate, and the server is rightly left alone."""
-        dead = subprocess.Popen(["true"])
-        dead.wait(10)
-        name = f"claude-swarm-{dead.pid}"
+        name = ""
+        while not name or (self.tmpdir / f"tmux-{os.getuid()}" / name).exists():
+            # a dead pid whose name no server of this world has: on a busy machine the pid of a lead this world
+            # killed (its swarm server left behind, the orphaned team's fault) comes round again within minutes
+            dead = subprocess.Popen(["true"])
+            dead.wait(10)
+            name = f"claude-swarm-{dead.pid}"
         team = Team(f"session-{secrets.token_hex(4)}", str(uuid.uuid4()), False)
         cmd = self.teammate_command(team, Member("lost"), 0)
         self.tmux(name, "new-session", "-d", "-s", "swarm", "-c", str(self.project), cmd)
