@@ -27,6 +27,7 @@ import psutil
 
 from ...processes import start_ticks
 from ...settings import Settings
+from ...testing.bench import BenchWorld, started
 from ...testing.world import STANDIN, outside_tmux
 
 SIZE = "400"  # columns and rows of a window: room for a lead and its teammates side by side
@@ -370,3 +371,17 @@ def demo(root: Path, grace: float = 0.3) -> TeamWorld:
     world.stray_swarm_server()
     world.enter()  # this run's checks look under the world's TMUX_TMPDIR until its teardown
     return world
+
+
+def bench(root: Path, members: int, per_team: int = 5) -> BenchWorld:
+    """The bench's Agent Teams round: ``members`` teammates in healthy teams of ``per_team`` (at 500, 100 teams x 5
+    members), every lead alive in the leads' server; its floor a json.loads of every config.json."""
+    teams = max(1, members // per_team)
+    world = TeamWorld(root, grace=0.0)
+    for _ in range(teams):
+        world.team(per_team)
+    started(world)
+    world.enter()  # the bench's checks look under the world's TMUX_TMPDIR until its teardown
+    configs = sorted((world.config_dir / "teams").glob("*/config.json"))
+    return BenchWorld(world, teams * per_team, teams, lambda: [json.loads(path.read_bytes()) for path in configs],
+                      "json.loads of every config.json", f"{teams} teams x {per_team} members")
