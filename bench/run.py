@@ -18,7 +18,6 @@ import os
 import platform
 import resource
 import signal
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -38,13 +37,11 @@ from healthchecks.outputs import findings_json, prometheus  # noqa: E402
 from healthchecks.run import Run  # noqa: E402
 from healthchecks.settings import Settings  # noqa: E402
 from healthchecks.snapshot import collect, read_servers  # noqa: E402
-from healthchecks.sources.agent_deck.world import DeckWorld  # noqa: E402
-from healthchecks.sources.agent_teams.world import TeamWorld  # noqa: E402
-from healthchecks.sources.aoe.world import AoeWorld  # noqa: E402
-from healthchecks.sources.claude_squad.world import PAUSED, READY, SquadWorld  # noqa: E402
-from healthchecks.sources.gastown.world import TownWorld  # noqa: E402
+from healthchecks.sources import SOURCES  # noqa: E402
 from healthchecks.sources.orchestrator import json_registry as registry  # noqa: E402
-from healthchecks.sources.orchestrator import sqlite_state  # noqa: E402
+from healthchecks.sources.orchestrator.demo import fleet  # noqa: E402
+from healthchecks.sources.source import Source  # noqa: E402
+from healthchecks.testing.bench import build as bench_world  # noqa: E402
 from healthchecks.testing.world import World  # noqa: E402
 
 
@@ -65,21 +62,9 @@ def load() -> str:
     return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def build(root: Path, sessions: int, era: str = "json") -> World:
-    """`sessions` live agents with Claude, 10× as many registry entries, in sessions/10 tasks."""
-    world = World(root, seed=sessions, era=era)
-    tasks = [world.task() for _ in range(max(1, sessions))]
-    for i in range(sessions):
-        world.agent("running", "claude", task_id=tasks[i % len(tasks)])
-    for i in range(9 * sessions):
-        world.agent("completed", None, task_id=tasks[i % len(tasks)])
-    world.write_registries()
-    return world.start(timeout=600)
-
-
-def live_floor(socket_name: str, env: dict[str, str] | None = None) -> None:
+def live_floor(socket_name: str) -> None:
     """What every snapshot must read of the live state: one `list-panes -a` and one process table."""
-    subprocess.run(["tmux", "-L", socket_name, "list-panes", "-a", "-F", tmux.FORMAT], capture_output=True, env=env)
+    subprocess.run(["tmux", "-L", socket_name, "list-panes", "-a", "-F", tmux.FORMAT], capture_output=True)
     subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True)
 
 
@@ -94,143 +79,31 @@ def against_floor(row: dict, floor: Callable[[], object], s: Settings, repeats: 
     row["judging"] = median_time(lambda: judged(collect(s)).figures, 1)
 
 
-def sqlite_source(tmp: Path, sessions: int, repeats: int) -> dict[str, float]:
-    """The current release's source at one size: the snapshot against its floor, one raw `SELECT * FROM agents`
-    on the same file plus the same tmux and ps floors."""
-    world = build(tmp / f"world-sqlite-{sessions}", sessions, era="sqlite")
+def source_round(tmp: Path, source: Source, size: int, repeats: int) -> dict:
+    """One record source at one size, in the world its package builds (healthchecks.testing.bench): the snapshot
+    against its floor (the raw read of its store its package names + one `list-panes -a` of its server + one
+    `ps`), its reader's read against that raw read alone, and the failing findings of its healthy fleet."""
+    bench = bench_world(source, tmp / f"world-{source.name}-{size}", size)
     try:
-        s = world.settings
-
-        def select_all() -> None:
-            conn = sqlite3.connect(world.state_path)
-            conn.execute("SELECT * FROM agents").fetchall()
-            conn.close()
-
-        row = {"source": "sqlite", "sessions": sessions, "agents": len(world.agents), "load": load()}
-        row["select floor"] = median_time(select_all, repeats)
-        row["tmux+ps floor"] = median_time(lambda: live_floor(world.socket_name), repeats)
-        row["sqlite read"] = median_time(lambda: sqlite_state.load(s.workspace, s.lock_timeout), repeats)
-        against_floor(row, lambda: (select_all(), live_floor(world.socket_name)), s, repeats)
-        row["detail"] = (f"read {row['sqlite read'] * 1000:.0f} ms (SELECT * FROM agents "
-                         f"{row['select floor'] * 1000:.0f} ms)")
-        row["floor is"] = "SELECT * FROM agents + list-panes -a + ps"
-        return row
-    finally:
-        world.teardown()
-
-
-def teams_source(tmp: Path, members: int, repeats: int, per_team: int = 5) -> dict:
-    """Claude Code Agent Teams at one size (``members`` teammates in teams of ``per_team``, every lead alive in the
-    leads' server): the snapshot against its floor, a json.loads of every config.json plus one `tmux list-panes -a`
-    of the leads' server and one `ps`."""
-    teams = max(1, members // per_team)
-    world = TeamWorld(tmp / f"world-teams-{members}", grace=0.0)
-    for _ in range(teams):
-        world.team(per_team)
-    with world, world.environment():
-        world.start(timeout=600)
-        s = world.settings
-        configs = sorted((world.config_dir / "teams").glob("*/config.json"))
-
-        def teams_floor() -> None:
-            for path in configs:
-                json.loads(path.read_bytes())
-            live_floor(world.lead_server, world.env)
-
-        row: dict = {"source": "agent-teams", "agents": teams * per_team, "sessions": teams, "load": load()}
-        against_floor(row, teams_floor, s, repeats)
-        failing = sum(len(r.failing) for r in judged(collect(s)).results.values())
-        row["detail"] = f"{teams} teams x {per_team} members, {failing} failing findings (expected 0: healthy teams)"
-        row["floor is"] = "json.loads of every config.json + list-panes -a of the leads' server + ps"
-        return row
-
-
-def manager_source(tmp: Path, name: str, agents: int, repeats: int) -> dict:
-    """Another manager's store at one size (a tenth of its records live with Claude, the rest paused or stopped
-    without a session): the snapshot against its floors, one raw read of the store plus the same tmux and ps."""
-    live = max(1, agents // 10)
-    if name == "claude-squad":
-        world: World = SquadWorld(tmp / f"world-{name}-{agents}", seed=agents)
-        for i in range(agents):
-            world.instance(f"task {i}", READY if i < live else PAUSED, "claude" if i < live else None)
-
-        def store_floor() -> None:
-            json.loads(world.state_path.read_bytes())
-    elif name == "agent-of-empires":
-        world = AoeWorld(tmp / f"world-{name}-{agents}", seed=agents)
-        for i in range(agents):
-            world.instance(f"task {i}", "running" if i < live else "stopped", "claude" if i < live else None)
-
-        def store_floor() -> None:
-            json.loads(world.sessions_path.read_bytes())
-    else:
-        world = DeckWorld(tmp / f"world-{name}-{agents}", seed=agents)
-        for i in range(agents):
-            world.row(f"task {i}", "running" if i < live else "stopped", "claude" if i < live else None)
-
-        def store_floor() -> None:
-            conn = sqlite3.connect(world.db_path)
-            conn.execute("SELECT * FROM instances").fetchall()
-            conn.close()
-    world.start(timeout=600)
-    try:
-        s = world.settings
-
-        row: dict = {"source": name, "agents": agents, "sessions": live, "load": load()}
-        against_floor(row, lambda: (store_floor(), live_floor(world.socket_name)), s, repeats)
+        s = bench.world.settings
+        row: dict = {"source": source.name, "agents": bench.agents, "sessions": bench.sessions, "load": load()}
+        row["raw read"] = median_time(bench.raw_read, repeats)
+        row["read"] = median_time(lambda: source.reader.load(s.workspace, s.lock_timeout), repeats)
+        against_floor(row, lambda: (bench.raw_read(), live_floor(s.tmux_sockets[0])), s, repeats)
         failing = sum(len(r.failing) for r in observe(s).results.values())
-        row["detail"] = f"{failing} failing findings (expected 0: a healthy fleet)"
-        row["floor is"] = ("a raw read of the store (state.json or sessions.json parsed; SELECT * FROM instances) + "
-                           "list-panes -a + ps")
+        row["detail"] = ", ".join([*filter(None, [bench.note]),
+                                   f"read {row['read'] * 1000:.0f} ms ({bench.raw_is} {row['raw read'] * 1000:.0f} ms)",
+                                   f"{failing} failing findings (expected 0: a healthy fleet)"])
+        row["floor is"] = f"{bench.raw_is} + list-panes -a + ps"
         return row
     finally:
-        world.teardown()
+        bench.world.teardown()
 
 
-def town_source(tmp: Path, agents: int, repeats: int) -> dict:
-    """Gas Town at one size: ``agents`` sessions on the town's server (a tenth running Claude, the rest crew running
-    a shell), each with its GT_* env and a pid file; the snapshot against its floor, the raw read of its records (one
-    list-panes -a of the town's server, which the live read needs too, the environment of each session's pane
-    process, every pid file) + list-panes -a of the checked server + ps."""
-    world = TownWorld(tmp / f"world-gastown-{agents}", grace=0.0)
-    live = max(1, agents // 10)
-    for i in range(agents):
-        world.member(f"gt-p{i}" if i < live else f"gt-crew-c{i}", "gastown/polecats/p" if i < live else
-                     f"gastown/crew/c{i}", "gastown", "claude" if i < live else "shell", "good" if i < live else None)
-    world.start(timeout=600)
-    try:
-        s = world.settings
-
-        def town_floor() -> None:
-            panes = world._tmux("list-panes", "-a", "-F", tmux.FORMAT)  # its sessions, their panes' processes
-            for line in panes.splitlines():
-                Path(f"/proc/{line.split(chr(9))[3]}/environ").read_bytes()
-            for path in (world.town / ".runtime" / "pids").iterdir():
-                path.read_bytes()
-            live_floor(world.socket_name)
-
-        row: dict = {"source": "gastown", "agents": agents, "sessions": agents, "load": load()}
-        against_floor(row, town_floor, s, repeats)
-        failing = sum(len(r.failing) for r in observe(s).results.values())
-        row["detail"] = f"{failing} failing findings (expected 0: a healthy town)"
-        row["floor is"] = "list-panes -a of the town + its pane processes' environ + pid files + list-panes -a + ps"
-        return row
-    finally:
-        world.teardown()
-
-
-# Each record source's round: (name, fn(tmp, sessions, repeats) -> row with "source", "sessions", "agents",
-# "floor", "snapshot", "snapshot / floor" and its spread). The sources of issues 20 and 21 (Agent Teams,
-# claude-squad, agent-deck) add their line here, each with the floor of what its snapshot must read; the goals
-# below judge every line at every size in --source-sizes.
-SOURCE_ROUNDS: list[tuple[str, Callable[[Path, int, int], dict]]] = [
-    ("sqlite", sqlite_source),
-    ("claude-squad", lambda tmp, n, repeats: manager_source(tmp, "claude-squad", n, repeats)),
-    ("agent-deck", lambda tmp, n, repeats: manager_source(tmp, "agent-deck", n, repeats)),
-    ("agent-of-empires", lambda tmp, n, repeats: manager_source(tmp, "agent-of-empires", n, repeats)),
-    ("agent-teams", teams_source),  # n teammates in teams of 5: at 500, the issue's 100 teams x 5 members
-    ("gastown", town_source),  # n sessions on the town's own server, each with its GT_* env
-]
+def source_rounds(tmp: Path, sizes: list[int], repeats: int) -> list[dict]:
+    """Every record source's round whose line names a bench world (healthchecks.sources.SOURCES, in its order), at
+    every size; the goals below judge each one against its floor."""
+    return [source_round(tmp, source, n, repeats) for source in SOURCES if source.bench for n in sizes]
 
 
 def floor(world: World) -> None:
@@ -322,7 +195,7 @@ def import_profile(top: int = 15) -> list[tuple[str, float, float]]:
 
 
 def measure(sessions: int, repeats: int, tmp: Path) -> dict[str, float]:
-    world = build(tmp / f"world-{sessions}", sessions)
+    world = fleet(tmp / f"world-{sessions}", sessions)
     try:
         s = world.settings
         row = {"sessions": sessions, "entries": len(world.agents), "processes": len(list(processes.scan(s.is_claude)))}
@@ -532,7 +405,7 @@ def main() -> None:
         # the runs' lineage memory in this run's folder, never the person's state directory (healthchecks.sightings)
         os.environ[sightings.STATE_ENV] = str(Path(tmp) / "state")
         if args.only_sources:  # a quick look at the record sources alone
-            for r in (fn(Path(tmp), n, args.repeats) for _, fn in SOURCE_ROUNDS for n in args.source_sizes):
+            for r in source_rounds(Path(tmp), args.source_sizes, args.repeats):
                 print(f"{r['source']} ({r['agents']} agents): snapshot {r['snapshot'] * 1000:.0f} ms, floor "
                       f"{r['floor'] * 1000:.0f} ms ({r['floor is']}): {spread(r, 'snapshot / floor')}; {r['detail']}")
             return
@@ -545,7 +418,7 @@ def main() -> None:
         if args.ghosts:
             fixes += [fix_round(Path(tmp), args.ghosts, 0, 0, era) for era in ("json", "sqlite")]
         big = big_registry(Path(tmp), args.big) if args.big else None
-        sources = [fn(Path(tmp), n, args.repeats) for _, fn in SOURCE_ROUNDS for n in args.source_sizes]
+        sources = source_rounds(Path(tmp), args.source_sizes, args.repeats)
     phases = ["floor", "registry read", "tmux read", "process scan", "scan without exe", "snapshot", "judging",
               "report writing", "pytest (serial)", "pytest -n 2"]
     print("floor: one `tmux list-panes -a -F ...` + one `ps -eo pid,ppid,args` + json.loads of every registry file")

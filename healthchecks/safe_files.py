@@ -187,6 +187,16 @@ def digested(stamps: Iterable[tuple[str, str | None]]) -> frozenset[str]:
     return frozenset(path for path, found in stamps if isinstance(found, DigestStamp))
 
 
+def file_fingerprint(path: Path, workspace: Path, before: Iterable[tuple[str, str | None]]) -> tuple[
+        tuple[str, Stamp | None]]:
+    """The fingerprint of a store that is one file: its stamp (digested again when ``before`` digested it), None
+    when nothing stands there."""
+    try:
+        return ((str(path), stamp_of(path, workspace, str(path) in digested(before))),)
+    except FileNotFoundError:
+        return ((str(path), None),)
+
+
 def stamp_of(path: Path, workspace: Path, exact: bool = False) -> Stamp | None:
     """``path``'s stamp now, looked at the way open_contained opens it (one lstat a component): None when a read
     would be refused (a symlink on the way, not a regular file, past MAX_BYTES, unreadable), FileNotFoundError

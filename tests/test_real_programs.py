@@ -54,11 +54,13 @@ def api():
     server.close()
 
 
-def _wait(condition: Callable[[], object], timeout: float, what: str) -> None:
+def _wait(condition: Callable[[], object], timeout: float, what: str,
+          shown: Callable[[], str] | None = None) -> None:
+    """Until ``condition``, at most ``timeout`` s; then fail saying what was awaited (and what the pane shows)."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise TimeoutError(f"not in {timeout:g}s: {what}")
+            raise TimeoutError(f"not in {timeout:g}s: {what}" + (f"; the pane shows:\n{shown()}" if shown else ""))
         time.sleep(0.1)
 
 
@@ -199,7 +201,8 @@ def test_interactive_program_in_tmux_is_what_domain_measured_and_stays_on_loopba
     socket = f"hc-rp-{name}-{secrets.token_hex(4)}"
     try:
         _launch(name, program, exe, socket, work, env)
-        _wait(lambda: name in api.labels(), 90, f"{name} asked the loopback API (requests: {api.seen.requests})")
+        _wait(lambda: name in api.labels(), 180, f"{name} asked the loopback API (requests: {api.seen.requests})",
+              lambda: _tmux(socket, "capture-pane", "-p", "-t", "agent"))
         _wait(lambda: up <= set(find(_started(home))), 30, f"{name}'s processes {sorted(up)}")
         if survivors - up:  # Codex's daemons start a few seconds after the native child
             _wait(lambda: survivors <= set(find(_started(home))), 30, f"{name}'s {sorted(survivors - up)}")

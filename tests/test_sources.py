@@ -16,6 +16,7 @@ import pytest
 from helpers import Writer, alive, failing, first_line, fix_in_process, judge, run_health, settings_args
 
 from healthchecks.observe import observe
+from healthchecks.sources import SOURCES
 from healthchecks.sources.orchestrator.dialect import ORCHESTRATOR_FIRST, ORCHESTRATOR_JSON
 from healthchecks.testing.world import World
 
@@ -310,7 +311,8 @@ def test_later_json_eras_count_every_finished_agent(tmp_path):
 
 
 def test_every_list_of_sources_is_the_table():
-    """--source, the settings, the findings schema and the demo eras all come from healthchecks.sources.SOURCES."""
+    """--source, the settings, the findings schema and the demo eras all come from healthchecks.sources.SOURCES (and
+    the bench's rounds: see the next test)."""
     from importlib import resources
 
     from healthchecks import options, sources
@@ -322,6 +324,28 @@ def test_every_list_of_sources_is_the_table():
     assert all(source.parse(name) == name for name in sources.CHOICES)
     assert {Settings(source=name).source for name in sources.CHOICES} == set(sources.CHOICES)
     assert set(sources.DEMOS) <= set(sources.NAMES)
+
+
+@pytest.mark.parametrize("name", [s.name for s in SOURCES if s.bench])
+def test_the_bench_world_a_line_names_is_a_healthy_fleet_of_its_store(name, tmp_path):
+    """bench/run.py measures each line's bench world (healthchecks.testing.bench): built by the module its line
+    names, its store holds the agents it says, its raw read reads that store, and the checks find nothing failing
+    (its round's line says "expected 0")."""
+    from healthchecks import sources
+    from healthchecks.testing import bench
+
+    source = sources.BY_NAME[name]
+    built = bench.build(source, tmp_path / "world", 10)
+    try:
+        s = built.world.settings
+        records = sources.load(s.workspace, s.source, s.lock_timeout)
+        assert records.ok and records.source == name, records
+        assert len({a.id for scope in records.scopes for a in scope.agents}) == built.agents
+        assert 0 < built.sessions < built.agents
+        built.raw_read()
+        assert failing(observe(s).results) == set()
+    finally:
+        built.world.teardown()
 
 
 def test_a_same_size_rewrite_just_after_the_read_is_seen(tmp_path):

@@ -1,10 +1,11 @@
 """What one line of the sources table (healthchecks.sources.SOURCES) says of a manager's store, typed.
 
 A manager's package (healthchecks/sources/<manager>/) holds its reader, its dialects, its writer where its protocol
-allows one, its world for tests and its demo, and defines its line(s) here: a Source. Its writer and its demo are
-named by module path, never imported by the checks (readers never import writers; the checks never import tests'
-worlds): the fix imports the writer (fixers.writers.by_source), --demo the demo (healthchecks.testing.demo); each
-package checks both against their protocols for the type checker.
+allows one, its world for tests, its demo and its bench world, and defines its line(s) here: a Source. Its writer,
+its demo and its bench world are named by module path, never imported by the checks (readers never import writers;
+the checks never import tests' worlds): the fix imports the writer (fixers.writers.by_source), --demo the demo
+(healthchecks.testing.demo), bench/run.py the bench world (healthchecks.testing.bench); each package checks them
+against their protocols for the type checker.
 """
 
 from __future__ import annotations
@@ -59,3 +60,5 @@ class Source:
     place: Place | None = None  # None: its store is in the workspace
     writer: str | None = None  # the module of its fixers.writers.Writer (None: its records are never written)
     demo: str | None = None  # "module:function" building its demo world (healthchecks.testing.demo.Builder)
+    bench: str | None = None  # "module:function" building its bench round's world (healthchecks.testing.bench.
+    # BenchBuilder); None: no round of its own

@@ -1,4 +1,5 @@
-"""agent-deck's world for tests and its demo, written exactly as it writes its files (the program is not run).
+"""agent-deck's world for tests, its demo and its bench world, written exactly as it writes its files (the
+program is not run).
 
 It reuses the shared world's machinery (a private tmux server, Claude stand-ins found by their unique names,
 teardown by PID and by socket) and renders agent-deck's state database instead of the orchestrator's registries.
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ...settings import Settings
+from ...testing.bench import BenchWorld, started
 from ...testing.world import World, outside_tmux
 from . import reader as agent_deck
 
@@ -151,3 +153,22 @@ def deck_demo(root: Path, grace: float = 0.3) -> DeckWorld:
     world.user_session("work", world.project)
     world.persons_claude()
     return world.start()
+
+
+def deck_bench(root: Path, agents: int) -> BenchWorld:
+    """The bench's agent-deck round: ``agents`` rows, a tenth running with Claude in their sessions, the rest
+    stopped without one; its floor one SELECT * FROM instances."""
+    live = max(1, agents // 10)
+    world = DeckWorld(root, seed=agents)
+    for i in range(agents):
+        world.row(f"task {i}", "running" if i < live else "stopped", "claude" if i < live else None)
+    started(world)
+
+    def select_all() -> None:
+        conn = sqlite3.connect(world.db_path)
+        try:
+            conn.execute("SELECT * FROM instances").fetchall()
+        finally:
+            conn.close()
+
+    return BenchWorld(world, agents, live, select_all, "SELECT * FROM instances")

@@ -1,4 +1,5 @@
-"""Claude Code Agent Teams: its reader, dialect, writer, world for tests and demo; SOURCE is its table line."""
+"""Claude Code Agent Teams: its reader, dialect, writer, world for tests, demo and bench world; SOURCE is its table
+line."""
 
 from __future__ import annotations
 
@@ -8,14 +9,16 @@ from ..source import Place, Source
 from . import reader
 from .dialect import AGENT_TEAMS
 
-if TYPE_CHECKING:  # the writer and demo named below, checked against their protocols
+if TYPE_CHECKING:  # the writer, demo and bench world named below, checked against their protocols
     from fixers.writers import Writer
 
+    from ...testing.bench import BenchBuilder
     from ...testing.demo import Builder
     from . import world, writer
 
-    _CHECKED: tuple[Writer, Builder] = (writer, world.demo)
+    _CHECKED: tuple[Writer, Builder, BenchBuilder] = (writer, world.demo, world.bench)
 
 SOURCE = Source(reader.NAME, reader, (AGENT_TEAMS,),
                 "teams/*/config.json in Claude's config dir (--claude-config-dir), Claude Code Agent Teams",
-                Place(reader.OPTIONS, reader.locate), writer=f"{__name__}.writer", demo=f"{__name__}.world:demo")
+                Place(reader.OPTIONS, reader.locate), writer=f"{__name__}.writer", demo=f"{__name__}.world:demo",
+                bench=f"{__name__}.world:bench")

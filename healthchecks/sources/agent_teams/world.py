@@ -27,6 +27,7 @@ import psutil
 
 from ...processes import start_ticks
 from ...settings import Settings
+from ...testing.bench import BenchWorld, started
 from ...testing.world import STANDIN, outside_tmux
 
 SIZE = "400"  # columns and rows of a window: room for a lead and its teammates side by side
@@ -284,9 +285,13 @@ class TeamWorld:
         """A claude-swarm-<pid> server whose lead is long gone and whose team dir was removed, holding a teammate
         that never exited (#69808, orca#15146). Returned once the teammate runs: until its pane's shell has exec'd
         the stand-in, the pane runs something other than a teammate, and the server is rightly left alone."""
-        dead = subprocess.Popen(["true"])
-        dead.wait(10)
-        name = f"claude-swarm-{dead.pid}"
+        name = ""
+        while not name or (self.tmpdir / f"tmux-{os.getuid()}" / name).exists():
+            # a dead pid whose name no server of this world has: on a busy machine the pid of a lead this world
+            # killed (its swarm server left behind, the orphaned team's fault) comes round again within minutes
+            dead = subprocess.Popen(["true"])
+            dead.wait(10)
+            name = f"claude-swarm-{dead.pid}"
         team = Team(f"session-{secrets.token_hex(4)}", str(uuid.uuid4()), False)
         cmd = self.teammate_command(team, Member("lost"), 0)
         self.tmux(name, "new-session", "-d", "-s", "swarm", "-c", str(self.project), cmd)
@@ -366,3 +371,17 @@ def demo(root: Path, grace: float = 0.3) -> TeamWorld:
     world.stray_swarm_server()
     world.enter()  # this run's checks look under the world's TMUX_TMPDIR until its teardown
     return world
+
+
+def bench(root: Path, members: int, per_team: int = 5) -> BenchWorld:
+    """The bench's Agent Teams round: ``members`` teammates in healthy teams of ``per_team`` (at 500, 100 teams x 5
+    members), every lead alive in the leads' server; its floor a json.loads of every config.json."""
+    teams = max(1, members // per_team)
+    world = TeamWorld(root, grace=0.0)
+    for _ in range(teams):
+        world.team(per_team)
+    started(world)
+    world.enter()  # the bench's checks look under the world's TMUX_TMPDIR until its teardown
+    configs = sorted((world.config_dir / "teams").glob("*/config.json"))
+    return BenchWorld(world, teams * per_team, teams, lambda: [json.loads(path.read_bytes()) for path in configs],
+                      "json.loads of every config.json", f"{teams} teams x {per_team} members")

@@ -1,5 +1,5 @@
-"""agent-of-empires (`aoe`): its reader, dialect, world for tests and demo (never written: no writer); SOURCE is
-its table line."""
+"""agent-of-empires (`aoe`): its reader, dialect, world for tests, demo and bench world (never written: no writer);
+SOURCE is its table line."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ from ..source import Place, Source
 from . import reader
 from .dialect import AOE
 
-if TYPE_CHECKING:  # the demo named below, checked against its protocol
+if TYPE_CHECKING:  # the demo and bench world named below, checked against their protocols
+    from ...testing.bench import BenchBuilder
     from ...testing.demo import Builder
     from . import world
 
-    _CHECKED: Builder = world.aoe_demo
+    _CHECKED: tuple[Builder, BenchBuilder] = (world.aoe_demo, world.aoe_bench)
 
 SOURCE = Source(reader.NAME, reader, (AOE,),
                 "agent-of-empires' profiles/<profile>/sessions.json (--aoe-dir, --aoe-profile); never written",
-                Place(reader.OPTIONS, reader.locate), demo=f"{__name__}.world:aoe_demo")
+                Place(reader.OPTIONS, reader.locate), demo=f"{__name__}.world:aoe_demo",
+                bench=f"{__name__}.world:aoe_bench")

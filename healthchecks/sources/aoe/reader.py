@@ -21,7 +21,7 @@ from typing import Any
 from ... import safe_files
 from ...dialect import ScopeKind, StatusClass
 from ...records import AgentRecord, ConversationRecord, Fingerprint, Problem, Records, RegistryError, Scope
-from ...safe_files import digested, read_bytes, read_stamped, stamp_of
+from ...safe_files import file_fingerprint, read_bytes, read_stamped
 from ...strict_json import parse
 from .dialect import AOE
 
@@ -102,11 +102,7 @@ def flocked(workspace: Path, records: Records | None) -> set[Path]:
 
 def fingerprint(workspace: Path, before: Fingerprint = ()) -> Fingerprint:
     """sessions.json's stamp (safe_files.stamp): a rename gives another file, a rewrite other bytes."""
-    path = workspace / SESSIONS
-    try:
-        return ((str(path), stamp_of(path, workspace, str(path) in digested(before))),)
-    except FileNotFoundError:
-        return ((str(path), None),)
+    return file_fingerprint(workspace / SESSIONS, workspace, before)
 
 
 def _text(item: dict[str, Any], key: str, where: str, path: Path, required: bool = True) -> str | None:

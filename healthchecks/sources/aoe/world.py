@@ -1,4 +1,5 @@
-"""agent-of-empires' world for tests and its demo, made exactly as aoe makes it (the program is not run).
+"""agent-of-empires' world for tests, its demo and its bench world, made exactly as aoe makes it
+(the program is not run).
 
 It reuses the shared world's machinery (a private tmux server standing in for the default one aoe uses, Claude
 stand-ins found by their unique names, teardown by PID and by socket) and renders aoe's store: the profile's
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ...settings import Settings
+from ...testing.bench import BenchWorld, started
 from ...testing.world import World, _tq, outside_tmux
 from . import reader as aoe
 
@@ -181,3 +183,15 @@ def aoe_demo(root: Path, grace: float = 0.3) -> AoeWorld:
     world.user_session("work", world.project)
     world.persons_claude()
     return world.start()
+
+
+def aoe_bench(root: Path, agents: int) -> BenchWorld:
+    """The bench's agent-of-empires round: ``agents`` records, a tenth running with Claude in their sessions, the
+    rest stopped without one; its floor one json.loads of sessions.json."""
+    live = max(1, agents // 10)
+    world = AoeWorld(root, seed=agents)
+    for i in range(agents):
+        world.instance(f"task {i}", "running" if i < live else "stopped", "claude" if i < live else None)
+    started(world)
+    return BenchWorld(world, agents, live, lambda: json.loads(world.sessions_path.read_bytes()),
+                      "json.loads of sessions.json")

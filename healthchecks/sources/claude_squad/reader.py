@@ -20,7 +20,7 @@ from typing import Any
 from ... import safe_files
 from ...dialect import ScopeKind
 from ...records import AgentRecord, Fingerprint, HomeRecord, Problem, Records, RegistryError, Scope, is_path
-from ...safe_files import digested, read_bytes, read_stamped, stamp_of
+from ...safe_files import file_fingerprint, read_bytes, read_stamped
 from ...strict_json import parse
 from .dialect import CLAUDE_SQUAD
 
@@ -55,11 +55,7 @@ def flocked(workspace: Path, records: Records | None) -> set[Path]:
 
 def fingerprint(workspace: Path, before: Fingerprint = ()) -> Fingerprint:
     """state.json's stamp (safe_files.stamp): exact even for a rewrite in place within one tick of the file clock."""
-    path = workspace / STATE
-    try:
-        return ((str(path), stamp_of(path, workspace, str(path) in digested(before))),)
-    except FileNotFoundError:
-        return ((str(path), None),)
+    return file_fingerprint(workspace / STATE, workspace, before)
 
 
 def _text(value: Any, where: str, path: Path, required: bool = True) -> str | None:

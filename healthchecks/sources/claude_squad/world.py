@@ -1,4 +1,5 @@
-"""claude-squad's world for tests and its demo, written exactly as it writes its files (the program is not run).
+"""claude-squad's world for tests, its demo and its bench world, written exactly as it writes its files (the
+program is not run).
 
 It reuses the shared world's machinery (a private tmux server, Claude stand-ins found by their unique names,
 teardown by PID and by socket) and renders claude-squad's store instead of the orchestrator's registries.
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ...settings import Settings
+from ...testing.bench import BenchWorld, started
 from ...testing.world import World, outside_tmux
 from . import reader as claude_squad
 
@@ -130,3 +132,15 @@ def squad_demo(root: Path, grace: float = 0.3) -> SquadWorld:
     world.user_session("work", world.project)
     world.persons_claude(world.project)
     return world.start()
+
+
+def squad_bench(root: Path, agents: int) -> BenchWorld:
+    """The bench's claude-squad round: ``agents`` instances, a tenth ready with Claude in their sessions, the rest
+    paused without one; its floor one json.loads of state.json."""
+    live = max(1, agents // 10)
+    world = SquadWorld(root, seed=agents)
+    for i in range(agents):
+        world.instance(f"task {i}", READY if i < live else PAUSED, "claude" if i < live else None)
+    started(world)
+    return BenchWorld(world, agents, live, lambda: json.loads(world.state_path.read_bytes()),
+                      "json.loads of state.json")

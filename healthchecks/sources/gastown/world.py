@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ...settings import Settings
+from ...testing.bench import BenchWorld, started
 from ...testing.world import World, _tq, outside_tmux
-from ...tmux import default_socket_path
+from ...tmux import FORMAT, default_socket_path
 from . import reader as gastown
 
 Running = Literal["claude", "shell", "dead"]
@@ -206,3 +207,25 @@ def town_demo(root: Path, grace: float = 0.3) -> TownWorld:
     world.loose_claude(world.env("hq-mayor", "mayor", None))  # a live session's pair: inherited, information
     world.user_session("work", world.town)
     return world.start()
+
+
+def town_bench(root: Path, agents: int) -> BenchWorld:
+    """The bench's Gas Town round: ``agents`` sessions on the town's server, a tenth running Claude with a pid file,
+    the rest crew running a shell; its floor what a snapshot must read of the town: one `list-panes -a` of its
+    server (its sessions and their panes' processes, the live state too), each pane process's environment, every
+    pid file."""
+    live = max(1, agents // 10)
+    world = TownWorld(root, grace=0.0)
+    for i in range(agents):
+        world.member(f"gt-p{i}" if i < live else f"gt-crew-c{i}", "gastown/polecats/p" if i < live else
+                     f"gastown/crew/c{i}", "gastown", "claude" if i < live else "shell", "good" if i < live else None)
+    started(world)
+
+    def raw_read() -> None:
+        for line in world._tmux("list-panes", "-a", "-F", FORMAT).splitlines():
+            Path(f"/proc/{line.split(chr(9))[3]}/environ").read_bytes()  # pane_pid, the fourth field
+        for path in (world.town / gastown.PIDS).iterdir():
+            path.read_bytes()
+
+    return BenchWorld(world, agents, agents, raw_read,
+                      "list-panes -a of the town + its pane processes' environ + pid files")

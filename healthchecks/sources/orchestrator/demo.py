@@ -1,5 +1,5 @@
 """The orchestrator's demo (--demo-source json, sqlite): the seed guide's incident in figures, plus one of every
-other fault class.
+other fault class; and the fleet the bench measures (its main rounds, and the sqlite line's round).
 
 The seed's machine: 95 agents in the registry, `active_agents` 15, 8 live agent sessions, 87 entries
 without a session (a few still marked active, most of them history). On top of that: one zombie
@@ -9,8 +9,11 @@ user's own non-agent session with Claude inside (which must never be reported).
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
+from typing import Literal
 
+from ...testing.bench import BenchWorld, started
 from ...testing.world import World
 
 CURRENT_TASKS = {
@@ -84,3 +87,31 @@ def build(root: Path, grace: float, era: str) -> World:
         task_overrides={current[0]: {"active_count": 7}},
     )
     return world.start()
+
+
+def fleet(root: Path, sessions: int, era: Literal["json", "sqlite"] = "json") -> World:
+    """The fleet the bench measures: ``sessions`` live agents with Claude and 9x as many finished ones without a
+    session (10x as many registry entries), in ``sessions`` tasks; started, or torn down when it cannot be."""
+    world = World(root, seed=sessions, era=era)
+    tasks = [world.task() for _ in range(max(1, sessions))]
+    for i in range(sessions):
+        world.agent("running", "claude", task_id=tasks[i % len(tasks)])
+    for i in range(9 * sessions):
+        world.agent("completed", None, task_id=tasks[i % len(tasks)])
+    world.write_registries()
+    return started(world)
+
+
+def sqlite_bench(root: Path, sessions: int) -> BenchWorld:
+    """The bench's round of the current release: the fleet of ``sessions`` live sessions (10x as many agents) in
+    registry/state.sqlite3; its floor one SELECT * FROM agents."""
+    world = fleet(root, sessions, "sqlite")
+
+    def select_all() -> None:
+        conn = sqlite3.connect(world.state_path)
+        try:
+            conn.execute("SELECT * FROM agents").fetchall()
+        finally:
+            conn.close()
+
+    return BenchWorld(world, len(world.agents), sessions, select_all, "SELECT * FROM agents")
