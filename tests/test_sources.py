@@ -341,7 +341,8 @@ def test_the_bench_world_a_line_names_is_a_healthy_fleet_of_its_store(name, tmp_
         records = sources.load(s.workspace, s.source, s.lock_timeout)
         assert records.ok and records.source == name, records
         assert len({a.id for scope in records.scopes for a in scope.agents}) == built.agents
-        assert 0 < built.sessions < built.agents
+        # a mixed fleet; a store whose records are its server's own sessions (Records.servers) has one per record
+        assert 0 < built.sessions < built.agents or (records.servers and built.sessions == built.agents)
         built.raw_read()
         assert failing(observe(s).results) == set()
     finally:
