@@ -95,9 +95,11 @@ class PaneRecord(ServerRecord):
 
 @dataclass(frozen=True, slots=True)
 class ConversationRecord(ServerRecord):
-    """A record that names its Claude conversation (what `--session-id`/`--resume` name): agent-deck's."""
+    """A record that names its Claude conversation (what `--session-id`/`--resume` name): agent-deck's; and the
+    program it launched (its `tool`), when recorded."""
 
     conversation: str | None = None
+    program: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +118,7 @@ E = TypeVar("E", bound=Extension)
 
 def recorded_program(record: AgentRecord) -> str | None:
     """The command its manager records having launched for it (programs.named reads it), or None."""
-    return record.extra.program if isinstance(record.extra, HomeRecord) else None
+    return record.extra.program if isinstance(record.extra, HomeRecord | ConversationRecord) else None
 
 
 class AgentRecord(NamedTuple):

@@ -16,6 +16,7 @@ from healthchecks import processes
 from healthchecks.observe import observe
 from healthchecks.programs import AIDER, CLAUDE, CODEX, CURSOR_AGENT, GEMINI, OPENCODE, named, recognise
 from healthchecks.settings import Settings
+from healthchecks.sources.agent_deck.world import DeckWorld
 from healthchecks.sources.claude_squad.world import READY, SquadWorld
 from healthchecks.testing.real_programs import cursor_agent_standin
 
@@ -120,5 +121,20 @@ def test_a_pane_running_another_agent_program_is_a_working_agent_and_a_dead_one_
         assert severity == "fail" and reason.startswith("no Codex process in its panes (only idle ones"), reason
         severity, reason = reasons["session claudesquad_codexother"]
         assert severity == "info" and "not recognised as Codex; left alone" in reason, reason
+    finally:
+        world.teardown()
+
+
+def test_agent_decks_recorded_tool_names_the_program_its_zombie_lacks(tmp_path):
+    """agent-deck records the program it launched in `tool`: a row whose pane only idles is a zombie in its name."""
+    world = DeckWorld(tmp_path, grace=0.2)
+    world.row("gemini gone", running="shell")["tool"] = "gemini"
+    world.row("claude gone", running="shell")
+    world.start()
+    try:
+        time.sleep(0.5)
+        reasons = sorted(f.reason for f in observe(world.settings).results["zombie_sessions"].failing)
+        assert [r.split(" (")[0] for r in reasons] == ["no Claude process in its panes",
+                                                     "no Gemini CLI process in its panes"], reasons
     finally:
         world.teardown()
