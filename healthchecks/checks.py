@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 from . import processes
 from .analysis import Agent, Analysis, LiveSession
 from .dialect import StatusClass
-from .records import RECORD_CLASS, RECORD_ID, RECORD_TASK, AgentRecord, Scope, may_be_after
+from .programs import named
+from .records import RECORD_CLASS, RECORD_ID, RECORD_TASK, AgentRecord, Scope, may_be_after, recorded_program
 from .results import CheckResult, Finding, Results, Severity
 from .targets import (
     AgentTarget,
@@ -370,8 +371,9 @@ def zombie_sessions(a: Analysis) -> list[Finding]:
     """A live session of an active agent, past grace, whose panes (its manager's agent pane, when it names one: the
     dialect's agent_pane) are dead or run only known idle processes.
 
-    A pane running anything else (healthchecks.idle) is information: the absence of a Claude match is no
-    evidence that the agent is gone, since Claude may run under a name no matcher knows.
+    A pane running another recognised agent program (programs.py: Codex, Gemini CLI, ...) is a working agent. A pane
+    running anything else (healthchecks.idle) is information: the absence of a match is no evidence that the agent
+    is gone, since Claude may run under a name no matcher knows.
     """
     findings = []
     for session in a.tmux.agent_sessions:
@@ -381,17 +383,25 @@ def zombie_sessions(a: Analysis) -> list[Finding]:
         if not any(agent.active for agent in agents) or not a.past_grace(session.created):
             continue
         panes = a.tmux.agent_panes(session)  # every pane, or the one its manager runs the agent in
-        if not a.attribution.claude_in(session, panes):
-            findings.append(_zombie(a, session, panes))
+        if not a.attribution.claude_in(session, panes) and a.tmux.agent_program(session, panes) is None:
+            findings.append(_zombie(a, session, panes, _program_name(agents)))
     return findings
 
 
-def _zombie(a: Analysis, session: LiveSession, panes: tuple[Pane, ...]) -> Finding:
-    """A session whose agent's panes run no Claude: a zombie when they are dead or idle and nothing else in the
-    session works; information when something does (it may be the agent under another name, or a person's)."""
+def _program_name(agents: list[Agent]) -> str:
+    """What the check calls the agent's program: the one its manager records launching, when it is another than
+    Claude Code (claude-squad's `program`); else Claude."""
+    found = {named(recorded_program(agent.records[0])) for agent in agents}
+    program = next(iter(found)) if len(found) == 1 else None
+    return "Claude" if program is None or program.name == "Claude Code" else program.name
+
+
+def _zombie(a: Analysis, session: LiveSession, panes: tuple[Pane, ...], program: str) -> Finding:
+    """A session whose agent's panes run no agent program: a zombie when they are dead or idle and nothing else in
+    the session works; information when something does (it may be the agent under another name, or a person's)."""
     if (busy := a.tmux.working(session, panes)) is not None:
         exe = busy.exe or "binary unreadable"
-        reason = f"runs `{busy.name}` ({exe}), not recognised as Claude; left alone (tmux server {session.server})"
+        reason = f"runs `{busy.name}` ({exe}), not recognised as {program}; left alone (tmux server {session.server})"
         return session_finding(ZOMBIE_SESSIONS, a, session, reason, "info")
     dead = all(p.dead for p in panes)
     what = "its panes are dead" if dead else "only idle ones: a shell, cat, tee, the notifier"
@@ -399,10 +409,10 @@ def _zombie(a: Analysis, session: LiveSession, panes: tuple[Pane, ...]) -> Findi
         index = a.snapshot.registries.dialect.agent_pane
         what = f"its agent pane .{index} is " + ("gone" if not panes else "dead" if dead else "idle (a shell, cat)")
         if (other := a.tmux.working(session)) is not None:
-            reason = (f"no Claude in its agent pane ({what}), but `{other.name}` (pid {other.pid}) works in another "
+            reason = (f"no {program} in its agent pane ({what}), but `{other.name}` (pid {other.pid}) works in another "
                       f"of its panes (a person's?); left alone (tmux server {session.server})")
             return session_finding(ZOMBIE_SESSIONS, a, session, reason, "info")
-    reason = f"no Claude process in its panes ({what}) (tmux server {session.server})"
+    reason = f"no {program} process in its panes ({what}) (tmux server {session.server})"
     return owned_elsewhere(ZOMBIE_SESSIONS, a, session, reason)
 
 

@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-from .programs import CLAUDE
+from .programs import CLAUDE, AgentProgram, recognise
 
 PROC = "/proc"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -50,6 +50,12 @@ class Proc:
     cwd_ids: tuple[tuple[int, int], ...] = ()
     own_mounts: bool = True  # False: another mount namespace (a sandbox, a container): its paths name other things
     env: tuple[tuple[str, str], ...] = ()  # only the variables a dialect asked for (its id variable)
+    program: AgentProgram | None = None  # the agent program it runs (programs.py): CLAUDE exactly when is_claude
+
+    @property
+    def agent(self) -> bool:
+        """It runs an agent program, Claude Code or another, and has not exited."""
+        return self.program is not None and not self.defunct
 
     def getenv(self, name: str) -> str | None:
         return next((v for k, v in self.env if k == name), None)
@@ -140,11 +146,17 @@ def scan(
         except (OSError, ValueError, IndexError):
             continue
         binary = _exe(entry) if exe and argv else ""
-        procs.append(
-            Proc(int(entry), st.ppid, st.pgid, st.sid, st.tty, st.name, argv, st.start_ticks, st.state,
-                 is_claude(st.name, argv, binary) and (uid is None or owner(entry) == uid), binary)
-        )
+        claude = is_claude(st.name, argv, binary) and (uid is None or owner(entry) == uid)
+        program = CLAUDE if claude else _other(entry, argv, binary, uid)
+        procs.append(Proc(int(entry), st.ppid, st.pgid, st.sid, st.tty, st.name, argv, st.start_ticks, st.state,
+                          claude, binary, program=program))
     return tuple(procs)
+
+
+def _other(entry: str, argv: tuple[str, ...], binary: str, uid: int | None) -> AgentProgram | None:
+    """Another agent program (programs.recognise: one search for a process none can be), of the fleet's user."""
+    program = recognise(binary, argv) if binary else None
+    return program if program is not None and (uid is None or owner(entry) == uid) else None
 
 
 def binary(pid: int) -> tuple[str, tuple[int, int]] | None:

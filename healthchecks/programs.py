@@ -2,28 +2,20 @@
 records its sessions. The scan (processes.py, through Settings), the judges (analysis.py) and idle.py ask this table
 instead of each knowing its own copy of what a Claude process is.
 
-Today it holds one program, Claude Code. The next entries (facts measured in /work/shared/DOMAIN.md, "Other agent
-programs") will fill in:
-
-- Codex: a wrapper (``exe`` node, ``interpreted`` by the script whose realpath ends ``@openai/codex/bin/codex.js``) and
-  a native child (``pair.child_exe`` ``…/@openai/codex-linux-x64/vendor/…/bin/codex``); the wrapper forwards SIGTERM
-  (``ending.role`` WRAPPER); ``codex exec`` runs headless (``headless_flags`` ``exec``, a subcommand);
-  ``~/.codex/sessions/YYYY/MM/DD/rollout-….jsonl``, not per pid (``sessions`` None or a new shape).
-- Gemini CLI: a node launcher that relaunches a node child (``pair.child_env`` ``GEMINI_CLI_NO_RELAUNCH``); the
-  launcher ignores SIGTERM, SIGINT and SIGHUP, so the child is the one signalled (``ending.role`` CHILD); ``-p``.
-- opencode: one native process (``exe`` ``…/opencode-ai/bin/opencode.exe`` or the platform package's ``opencode``);
-  ``opencode run`` headless; its sessions in a SQLite database, not per pid.
-- Aider: a python script (``interpreted``: a python interpreter and ``…/bin/aider``); ``--message`` headless; its
-  files in the repository.
-- cursor-agent: a launcher script running a bundled node under ``~/.local/share/cursor-agent`` (a ``pair``); ``-p``.
-  processes.looks_like_cursor_agent (the orchestrator's E3 backend) becomes its ``match``.
+Claude Code is the one the checks know best (``is_claude``, --claude-match/--claude-exe, orphan attribution). The
+others (facts measured in /work/shared/DOMAIN.md, "Other agent programs") are recognised by their binary only, never
+by a name alone: ``recognise`` gives the scan each process's program. A pane running any of them is a working agent.
+Codex's two app-server daemons (a copy of its binary under ``~/.codex/packages/``, their own sessions) are not
+recognised as Codex: they are not the agent, and their attribution as orphans is left to a later change.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from enum import Enum
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -35,16 +27,27 @@ class Interpreted:
     script: re.Pattern[str]  # argv[1], whole
     runners: frozenset[str] = frozenset()  # argv[1]'s file name when it runs a package by name
     package: re.Pattern[str] | None = None  # a runner's argument (not a flag), whole
+    # With names: the script is the first argument that is not a flag, its file name one of these, its absolute path
+    # resolved through symlinks before ``script`` is asked (`.bin/gemini` -> `@google/gemini-cli/bundle/gemini.js`)
+    names: frozenset[str] = frozenset()
 
     def runs(self, argv: tuple[str, ...]) -> bool:
         """Whether the interpreter's arguments run this program (asked once its ``interpreter`` matched)."""
         if len(argv) < 2:
             return False
+        if self.names:
+            return self._resolved_script(argv)
         if self.script.fullmatch(argv[1]):
             return True
         runner = argv[1].rsplit("/", 1)[-1] in self.runners
         return runner and self.package is not None and any(
             self.package.fullmatch(a) for a in argv[2:] if not a.startswith("-"))
+
+    def _resolved_script(self, argv: tuple[str, ...]) -> bool:
+        script = next((a for a in argv[1:] if not a.startswith("-")), "")
+        if not script.startswith("/") or script.rsplit("/", 1)[-1] not in self.names:
+            return False  # a relative path names a file in the process's cwd, not ours
+        return self.script.fullmatch(os.path.realpath(script)) is not None
 
 
 class Role(Enum):
@@ -97,6 +100,12 @@ class AgentProgram:
     ending: Ending
     pair: Pair | None = None
     sessions: SessionFiles | None = None
+    headless_subcommands: frozenset[str] = frozenset()  # its first word after the program: `codex exec`
+    commands: frozenset[str] = frozenset()  # the command names a manager records for it (claude-squad's `program`)
+
+    @cached_property
+    def binary(self) -> re.Pattern[str] | None:
+        return re.compile(self.exe) if self.exe else None
 
     def by_binary(self, binary: re.Pattern[str], exe: str, argv: tuple[str, ...]) -> bool:
         """The installed program by its executable (``binary``: ``exe`` or what overrides it), or an interpreter
@@ -107,7 +116,14 @@ class AgentProgram:
         return way is not None and way.interpreter.search(exe) is not None and way.runs(argv)
 
     def headless(self, argv: tuple[str, ...]) -> bool:
-        return any(flag in argv for flag in self.headless_flags)
+        if any(flag in argv for flag in self.headless_flags):
+            return True
+        if not self.headless_subcommands:
+            return False
+        script = self.interpreted.names if self.interpreted else frozenset()  # the word right after the program
+        rest = argv[1:]
+        at = next((i for i, a in enumerate(rest) if a.rsplit("/", 1)[-1] in script), -1) + 1
+        return at < len(rest) and rest[at] in self.headless_subcommands
 
 
 CLAUDE = AgentProgram(
@@ -141,6 +157,97 @@ CLAUDE = AgentProgram(
     ending=Ending(Role.ONLY, group=False),
     # Interactive and background Claudes write one; whether a `--print` run does differs between measurements.
     sessions=SessionFiles("CLAUDE_CONFIG_DIR", "~/.claude", "sessions/{pid}.json"),
+    commands=frozenset({"claude"}),
+)
+NODE = re.compile(r"/(node|nodejs)[^/]*$")
+
+CODEX = AgentProgram(
+    name="Codex",
+    exe=r"/@openai/codex-[^/]+/vendor/[^/]+/bin/codex$",  # the native child (a platform package's binary)
+    match=r"^(\S*/)?codex(\s|$)",  # documentation only: no program but Claude is recognised by name
+    interpreted=Interpreted(NODE, re.compile(r"\S*/@openai/codex/bin/codex\.js"),
+                            names=frozenset({"codex", "codex.js"})),
+    headless_flags=(),
+    headless_subcommands=frozenset({"exec", "e"}),
+    idle_companions=frozenset(),
+    ending=Ending(Role.WRAPPER),  # the node wrapper forwards SIGTERM to its native child
+    pair=Pair(child_exe=re.compile(r"/@openai/codex-[^/]+/vendor/[^/]+/bin/codex$")),
+    commands=frozenset({"codex"}),
+)
+GEMINI = AgentProgram(
+    name="Gemini CLI",
+    exe="",  # node, both of them: the launcher and the child it relaunches with a larger heap
+    match=r"^(\S*/)?gemini(\s|$)",
+    interpreted=Interpreted(NODE, re.compile(r"\S*/@google/gemini-cli/bundle/gemini\.js"),
+                            names=frozenset({"gemini", "gemini.js"})),
+    headless_flags=("-p", "--prompt"),
+    idle_companions=frozenset(),
+    ending=Ending(Role.CHILD),  # the launcher ignores SIGTERM, SIGINT and SIGHUP, and exits when its child does
+    pair=Pair(child_env="GEMINI_CLI_NO_RELAUNCH"),
+    commands=frozenset({"gemini"}),
+)
+OPENCODE = AgentProgram(
+    name="opencode",
+    exe=r"/opencode-ai/bin/opencode\.exe$|/opencode-linux-[^/]+/bin/opencode$",  # one native process
+    match=r"^(\S*/)?opencode(\s|$)",
+    interpreted=None,
+    headless_flags=(),
+    headless_subcommands=frozenset({"run"}),
+    idle_companions=frozenset(),
+    ending=Ending(Role.ONLY),
+    commands=frozenset({"opencode"}),
+)
+AIDER = AgentProgram(
+    name="Aider",
+    exe="",  # the python interpreter of its venv, running the venv's `bin/aider` script
+    match=r"^(\S*/)?aider(\s|$)",
+    interpreted=Interpreted(re.compile(r"/python[0-9.]*$"), re.compile(r"\S*/bin/aider"), names=frozenset({"aider"})),
+    headless_flags=("--message", "-m", "--message-file", "-f"),
+    idle_companions=frozenset(),
+    ending=Ending(Role.ONLY),
+    commands=frozenset({"aider"}),
+)
+# Not installable here (no offline package): as its docs describe it, `~/.local/bin/cursor-agent` (or `agent`), a
+# symlink to the launcher script `~/.local/share/cursor-agent/versions/<v>/cursor-agent`, which runs the node bundled
+# beside it. The tests run a stand-in of that shape (tests/test_programs.py), not the real program.
+CURSOR_AGENT = AgentProgram(
+    name="cursor-agent",
+    exe=r"/cursor-agent/versions/[^/]+/node$",  # the bundled node: a node nowhere else
+    match=r"^(\S*/)?(cursor-)?agent(\s|$)",
+    interpreted=Interpreted(re.compile(r"/(ba|da|z)?sh$"), re.compile(r"\S*/cursor-agent/versions/[^/]+/cursor-agent"),
+                            names=frozenset({"cursor-agent", "agent"})),
+    headless_flags=("-p", "--print"),
+    idle_companions=frozenset(),
+    ending=Ending(Role.CHILD),  # a shell launcher: SIGTERM would end it and leave its node
+    pair=Pair(child_exe=re.compile(r"/cursor-agent/versions/[^/]+/node$")),
+    commands=frozenset({"cursor-agent", "agent"}),
 )
 
-PROGRAMS: tuple[AgentProgram, ...] = (CLAUDE,)
+PROGRAMS: tuple[AgentProgram, ...] = (CLAUDE, CODEX, GEMINI, OPENCODE, AIDER, CURSOR_AGENT)
+OTHERS = PROGRAMS[1:]
+# One search per process decides whether any other program may be running it (its binary, or an interpreter one of
+# them uses): a process none of them can be costs the scan this search and nothing more.
+_CANDIDATE = re.compile("|".join(
+    [p.exe for p in OTHERS if p.exe] + sorted({p.interpreted.interpreter.pattern for p in OTHERS if p.interpreted})))
+
+
+def recognise(exe: str, argv: tuple[str, ...]) -> AgentProgram | None:
+    """The program other than Claude Code that this process runs, by its binary (``/proc/<pid>/exe``) and, for an
+    interpreter, by its script's real path; None for any other process (Claude is ``Settings.is_claude``'s)."""
+    if not exe or _CANDIDATE.search(exe) is None:
+        return None
+    for program in OTHERS:
+        if program.binary is not None and program.binary.search(exe):
+            return program
+        way = program.interpreted
+        if way is not None and way.interpreter.search(exe) and way.runs(argv):
+            return program
+    return None
+
+
+def named(command: str | None) -> AgentProgram | None:
+    """The program a manager's record names by its command (claude-squad's `program`: `codex`, a path, with
+    arguments), or None when it names none of them."""
+    words = (command or "").split(maxsplit=1)
+    first = words[0].rsplit("/", 1)[-1] if words else ""
+    return next((p for p in PROGRAMS if first in p.commands), None)

@@ -98,21 +98,30 @@ class PaneRecord(ServerRecord):
 
 @dataclass(frozen=True, slots=True)
 class ConversationRecord(ServerRecord):
-    """A record that names its Claude conversation (what `--session-id`/`--resume` name): agent-deck's."""
+    """A record that names its Claude conversation (what `--session-id`/`--resume` name): agent-deck's; and the
+    program it launched (its `tool`), when recorded."""
 
     conversation: str | None = None
+    program: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class HomeRecord:
-    """A record with a directory of its own (a per-record worktree): a process working inside is its."""
+    """A record with a directory of its own (a per-record worktree): a process working inside is its ("": none
+    recorded); and the command its manager launched there (claude-squad's `program`), when recorded."""
 
     home: str
+    program: str | None = None
 
 
 # Every manager's extension of the neutral record (a new manager adds its own here, not fields on every record).
 Extension = CursorRecord | ServerRecord | HomeRecord
 E = TypeVar("E", bound=Extension)
+
+
+def recorded_program(record: AgentRecord) -> str | None:
+    """The command its manager records having launched for it (programs.named reads it), or None."""
+    return record.extra.program if isinstance(record.extra, HomeRecord | ConversationRecord) else None
 
 
 class AgentRecord(NamedTuple):

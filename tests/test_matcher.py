@@ -99,9 +99,9 @@ def test_invalid_settings_are_rejected():
         Settings(grace=-1)
 
 
-def test_one_program_today_and_the_options_default_to_its_patterns():
+def test_claude_first_in_the_table_and_the_options_default_to_its_patterns():
     """What a Claude process is lives in the programs table; --claude-match and --claude-exe default to its entry."""
-    assert PROGRAMS == (CLAUDE,)
+    assert PROGRAMS[0] == CLAUDE and len({p.name for p in PROGRAMS}) == len(PROGRAMS)
     assert (DEFAULT.claude_match, DEFAULT.claude_exe) == (CLAUDE.match, CLAUDE.exe)
     defaults = {option.name: option.default for option in OPTIONS}
     assert (defaults["--claude-match"], defaults["--claude-exe"]) == (CLAUDE.match, CLAUDE.exe)

@@ -207,6 +207,16 @@ class TmuxView:
                     return proc
         return None
 
+    def agent_program(self, session: LiveSession, panes: tuple[Pane, ...]) -> Proc | None:
+        """The first process in these live panes that runs a recognised agent program (programs.py), or None."""
+        by_pid = self.snapshot.by_pid
+        for pane in panes:
+            if not pane.dead:
+                for pid in processes.descendants(self.a.children, pane.pid):
+                    if (proc := by_pid.get(pid)) is not None and proc.agent:
+                        return proc
+        return None
+
     @cached_property
     def _pane_roots(self) -> dict[int, tuple[TmuxServer, Pane]]:
         """pid -> (server, pane) for each live pane's own process on a checked server."""

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -210,3 +211,29 @@ def command(program: Program, exe: Path, prompt: str, headless: bool = False) ->
     """The argv of an interactive (or headless) run with this prompt."""
     args = program.headless if headless else program.interactive
     return [str(exe), *(a.replace("{prompt}", prompt) for a in args)]
+
+
+CURSOR_LAUNCHER = """#!/usr/bin/env bash
+# A stand-in of cursor-agent's launcher (the real program cannot be installed here), shaped as its docs describe:
+# ~/.local/bin/cursor-agent links to this script, which runs the node bundled beside it.
+DIR="$(dirname "$(readlink -f "$0")")"
+"$DIR/node" "$DIR/index.js" "$@"
+"""
+
+
+def cursor_agent_standin(home: Path, version: str = "2026.01.01-hc0000") -> Path:
+    """A cursor-agent of its documented shape under ``home``: ``~/.local/share/cursor-agent/versions/<v>/`` holding
+    the launcher script and a bundled ``node`` (a copy of python running ``index.js``, which waits), and
+    ``~/.local/bin/cursor-agent`` linking to the launcher. Not the real program: say so wherever it stands in."""
+    versions = home / ".local" / "share" / "cursor-agent" / "versions" / version
+    versions.mkdir(parents=True)
+    python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else os.path.realpath(sys.executable)
+    shutil.copy2(python, versions / "node")  # a copy: /proc/<pid>/exe names the copy, as it names a bundled node
+    (versions / "index.js").write_text("import time\nwhile True:\n    time.sleep(60)\n")
+    launcher = versions / "cursor-agent"
+    launcher.write_text(CURSOR_LAUNCHER)
+    launcher.chmod(0o755)
+    link = home / ".local" / "bin" / "cursor-agent"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(launcher)
+    return link

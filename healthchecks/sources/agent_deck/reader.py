@@ -32,6 +32,7 @@ NAME = "agent-deck"  # its line in healthchecks.sources.SOURCES
 DB = "state.db"
 KNOWN_SCHEMA = 13  # v1.14.0; a newer schema may mean other things by the same columns: refused, not guessed
 COLUMNS = ("id", "title", "status", "tmux_session", "tmux_socket_name", "created_at", "archived_at", "tool_data")
+TOOL = "tool"  # the program it launched (`claude`, `gemini`, `codex`, ...): read where the schema has it
 READ = ("metadata", "instances")  # tables read: a view would run any query (an endless one), a trigger anything
 MAX_ROWS = 100_000
 MAX_TOOL_DATA = 64 * 1024
@@ -112,7 +113,7 @@ def _when(created: Any) -> str | None:
 
 
 def _record(path: Path, row: tuple[Any, ...]) -> AgentRecord | Problem:
-    rid, _title, status, session, socket, created, archived, tool_data = row
+    rid, _title, status, session, socket, created, archived, tool_data, tool = row
     if not isinstance(rid, str) or not rid:
         return Problem(str(path), f"instances[{rid!r}].id", "expected a non-empty text")
     if socket and not (isinstance(socket, str) and SOCKET_NAME.fullmatch(socket)):
@@ -122,7 +123,8 @@ def _record(path: Path, row: tuple[Any, ...]) -> AgentRecord | Problem:
         status_class = StatusClass.STOPPED  # archived: not expected to run
     return AgentRecord(rid, None, status if isinstance(status, str) else None, session if isinstance(session, str)
                        else "", ScopeKind.STATE, (_when(created),), status_class,
-                       ConversationRecord(socket or None, _conversation(tool_data)))
+                       ConversationRecord(socket or None, _conversation(tool_data),
+                                          tool if isinstance(tool, str) and tool else None))
 
 
 def load(workspace: Path, timeout: float = 5.0) -> Records:
@@ -138,7 +140,9 @@ def load(workspace: Path, timeout: float = 5.0) -> Records:
             conn.execute("BEGIN")  # one read transaction: every row from the same moment
             if why := _gate(path, conn):
                 return _broken(workspace, path, why, before)
-            rows = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM instances LIMIT ?", (MAX_ROWS + 1,)).fetchall()
+            tool = TOOL if TOOL in {r[1] for r in conn.execute("PRAGMA table_info(instances)")} else "NULL"
+            rows = conn.execute(f"SELECT {', '.join(COLUMNS)}, {tool} FROM instances LIMIT ?",
+                                (MAX_ROWS + 1,)).fetchall()
             conn.execute("COMMIT")
         finally:
             conn.close()

@@ -120,9 +120,11 @@ def _record(workspace: Path, path: Path, i: int, item: Any) -> AgentRecord:
         raise RegistryError(Problem(str(path), f"{where}.worktree", "expected an object"))
     home = _home(workspace, path, f"{where}.worktree", worktree)
     times = (_text(item.get("created_at"), f"{where}.created_at", path, required=False),)
+    program = _text(item.get("program"), f"{where}.program", path, required=False)  # the command it launched
     assert title is not None
+    extra = HomeRecord(home or "", program) if home or program else None
     return AgentRecord(title, None, status, session_name(title), ScopeKind.STATE, times,
-                       CLAUDE_SQUAD.status_class(status), HomeRecord(home) if home else None)
+                       CLAUDE_SQUAD.status_class(status), extra)
 
 
 def _broken(workspace: Path, path: Path, problem: Problem, before: Fingerprint) -> Records:

@@ -97,6 +97,15 @@ class SquadWorld(World):
             self.loose.append(cwd)
         return record
 
+    def run_program(self, record: dict[str, Any], command: str, argv: list[str], env: dict[str, str]) -> None:
+        """An instance made with ``running=None`` runs another agent program in its pane: ``argv`` with only
+        ``env`` (a real program's offline environment), recorded as claude-squad records it (`program`: the
+        command, ``command``). A shell stays in the pane when the program ends, as after a person's Ctrl-C."""
+        record["program"] = command
+        launch = shlex.join(["env", "-i", *(f"{k}={v}" for k, v in env.items()), *argv])
+        cwd = Path(record["worktree"]["worktree_path"])
+        self.extra_sessions.append((claude_squad.session_name(record["title"]), f"{launch}; exec sh", cwd))
+
     def persons_claude(self, cwd: Path) -> None:
         """A person's own `claude` outside tmux, working in ``cwd`` (their project: never this fleet's)."""
         self.loose.append(cwd)

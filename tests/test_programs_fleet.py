@@ -1,0 +1,131 @@
+"""A claude-squad fleet running every agent program at once: the real Codex, Gemini CLI, opencode and Aider
+(real_programs.py, offline, each against the scripted loopback API) and a stand-in of cursor-agent's documented shape
+(it cannot be installed here), one instance each, started together in one world. Healthy: no failing finding and no
+"not recognised" information; then opencode's process killed (a shell left in its pane): a zombie, in its name.
+
+Skipped where the programs cannot be had (CI sets HC_REAL_PROGRAMS=required: a failure there).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+from helpers import failing
+
+from healthchecks import processes
+from healthchecks.observe import observe
+from healthchecks.programs import AIDER, CODEX, CURSOR_AGENT, GEMINI, OPENCODE, AgentProgram
+from healthchecks.sources.claude_squad import reader as claude_squad
+from healthchecks.sources.claude_squad.world import READY, SquadWorld
+from healthchecks.testing import real_programs
+from healthchecks.testing.messages_api import MessagesAPI
+
+pytestmark = pytest.mark.real_programs
+# claude-squad's `program` for each -> (its table entry, how many processes it runs once up: wrapper/launcher + child)
+FLEET: dict[str, tuple[AgentProgram, int]] = {
+    "codex": (CODEX, 2), "gemini": (GEMINI, 2), "opencode": (OPENCODE, 1), "aider": (AIDER, 1),
+    "cursor-agent": (CURSOR_AGENT, 2)}
+
+
+def _installed(program: real_programs.Program) -> Path:
+    try:
+        return real_programs.install(program)
+    except real_programs.Unavailable as exc:
+        if os.environ.get("HC_REAL_PROGRAMS") == "required":
+            pytest.fail(f"{program.requirement} is required here: {exc}")
+        pytest.skip(f"{program.requirement} is not available: {exc}")
+
+
+def _launch(world: SquadWorld, name: str, home: Path, api: MessagesAPI) -> None:
+    """One instance whose pane runs the program interactively on a prompt the API leaves hanging (a busy agent)."""
+    record = world.instance(name, READY, None)
+    work = Path(record["worktree"]["worktree_path"])
+    if name == "cursor-agent":
+        env = {"PATH": os.environ["PATH"], "HOME": str(home)}
+        world.run_program(record, name, [str(real_programs.cursor_agent_standin(home)), "-p", "hi"], env)
+        return
+    program = real_programs.PROGRAMS[name]
+    env = real_programs.environment(program, home, api, work)
+    argv = real_programs.command(program, _installed(program), f"hc-script:hang hc-label:{name} say hi")
+    world.run_program(record, name, argv, env)
+
+
+def _programs_in_panes(world: SquadWorld) -> dict[str, list[str]]:
+    """Session name -> the names of the programs the scan recognises below its pane."""
+    panes = subprocess.run(["tmux", "-L", world.socket_name, "list-panes", "-a", "-F", "#{session_name} #{pane_pid}"],
+                           capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL).stdout.split("\n")
+    procs = processes.scan(world.settings.is_claude)
+    by_pid, children = {p.pid: p for p in procs}, processes.children_of(procs)
+    found: dict[str, list[str]] = {}
+    for line in filter(None, panes):
+        session, pid = line.rsplit(" ", 1)
+        below = (by_pid.get(p) for p in processes.descendants(children, int(pid)))
+        found[session] = [p.program.name for p in below if p is not None and p.agent and p.program is not None]
+    return found
+
+
+def _wait(condition: Callable[[], object], timeout: float, what: Callable[[], str]) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not in {timeout:g}s: {what()}")
+        time.sleep(0.5)
+
+
+def _up(world: SquadWorld) -> bool:
+    found = _programs_in_panes(world)
+    return all(found.get(claude_squad.session_name(name)) == [entry.name] * count
+               for name, (entry, count) in FLEET.items())
+
+
+def _end_everything_of(homes: list[Path]) -> None:
+    """What outlives the tmux server (Gemini's pair, Codex's daemons): found by this test's private HOMEs."""
+    left = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if proc.environ().get("HOME") in {str(h) for h in homes}:
+                left.append(proc)
+    for proc in left:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()  # psutil checks the start time: never another process
+    psutil.wait_procs(left, timeout=10)
+
+
+def test_every_program_in_one_fleet_is_a_working_agent_and_a_killed_one_a_zombie(tmp_path):
+    api = MessagesAPI(default="error")
+    world = SquadWorld(tmp_path / "world", grace=0.5)
+    homes = [tmp_path / f"home-{name}" for name in FLEET]
+    try:
+        for name, home in zip(FLEET, homes, strict=True):
+            home.mkdir()
+            _launch(world, name, home, api)
+        world.start()
+        _wait(lambda: _up(world), 240, lambda: f"every program up in its pane: {_programs_in_panes(world)}")
+        results = observe(world.settings).results
+        assert not failing(results), failing(results)
+        unrecognised = [f.reason for r in results.values() for f in r.info if "not recognised" in f.reason]
+        assert not unrecognised, unrecognised
+
+        opencode = claude_squad.session_name("opencode")
+        pane = subprocess.run(["tmux", "-L", world.socket_name, "display", "-p", "-t", opencode, "#{pane_pid}"],
+                              capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+        procs = processes.scan(world.settings.is_claude)
+        children = processes.children_of(procs)
+        native = [p for p in procs if p.program is OPENCODE and p.pid in processes.descendants(children, int(pane))]
+        assert len(native) == 1, native
+        psutil.Process(native[0].pid).kill()
+        _wait(lambda: not _programs_in_panes(world).get(opencode), 30, lambda: "opencode gone from its pane")
+        zombies = {f.entity: f.reason for f in observe(world.settings).results["zombie_sessions"].failing}
+        assert set(zombies) == {f"session {opencode}"}, zombies
+        assert zombies[f"session {opencode}"].startswith("no opencode process in its panes (only idle ones")
+    finally:
+        world.teardown()
+        _end_everything_of(homes)
+        api.close()
