@@ -113,8 +113,11 @@ def loopback_environment(proxy_url: str, home: Path, drop: tuple[str, ...] = ())
     """This process's environment for an agent program in a test: outside any tmux, a private HOME (and no XDG
     directory elsewhere), every proxy variable at the refusing proxy but for 127.0.0.1, the update notifier off;
     without the variables starting with ``drop`` (the program's own: keys, base URLs, settings)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE") and not k.startswith(
-        (*PROXY_VARIABLES, "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME", *drop))}
+    # A CI run's markers (CI, CONTINUOUS_INTEGRATION, CI_*) go too: the programs run as in a person's terminal, and
+    # Gemini CLI taken to be in CI quits its interactive screen at once (CI sets CI=true)
+    env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE", "CI", "CONTINUOUS_INTEGRATION")
+           and not k.startswith((*PROXY_VARIABLES, "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME",
+                                 "XDG_CACHE_HOME", "CI_", *drop))}
     proxies = {name: proxy_url for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")}
     env.update(proxies)
     env.update({name.lower(): value for name, value in proxies.items()})
