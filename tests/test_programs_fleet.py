@@ -20,6 +20,7 @@ import pytest
 from helpers import failing
 
 from healthchecks import processes
+from healthchecks.idle import idle
 from healthchecks.observe import observe
 from healthchecks.programs import AIDER, CODEX, CURSOR_AGENT, GEMINI, OPENCODE, AgentProgram
 from healthchecks.sources.claude_squad import reader as claude_squad
@@ -79,6 +80,24 @@ def _wait(condition: Callable[[], object], timeout: float, what: Callable[[], st
         time.sleep(0.5)
 
 
+
+def _pane_processes(world: SquadWorld, session: str) -> list[str] | None:
+    """What runs below the session's pane, as `name (idle kind or None)`; None when the session is gone."""
+    panes = subprocess.run(["tmux", "-L", world.socket_name, "list-panes", "-t", session, "-F", "#{pane_pid}"],
+                           capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    if panes.returncode != 0:
+        return None
+    procs = processes.scan(world.settings.is_claude)
+    by_pid, children = {p.pid: p for p in procs}, processes.children_of(procs)
+    below = [by_pid[p] for line in panes.stdout.split() for p in processes.descendants(children, int(line))
+             if p in by_pid]
+    return [f"{p.name} ({idle(p)})" for p in below]
+
+
+def _only_idle(world: SquadWorld, session: str) -> bool:
+    shown = _pane_processes(world, session)
+    return shown is not None and all(not entry.endswith("(None)") for entry in shown)
+
 def _up(world: SquadWorld) -> bool:
     found = _programs_in_panes(world)
     return all(found.get(claude_squad.session_name(name)) == [entry.name] * count
@@ -121,9 +140,14 @@ def test_every_program_in_one_fleet_is_a_working_agent_and_a_killed_one_a_zombie
         native = [p for p in procs if p.program is OPENCODE and p.pid in processes.descendants(children, int(pane))]
         assert len(native) == 1, native
         psutil.Process(native[0].pid).kill()
-        _wait(lambda: not _programs_in_panes(world).get(opencode), 30, lambda: "opencode gone from its pane")
-        zombies = {f.entity: f.reason for f in observe(world.settings).results["zombie_sessions"].failing}
-        assert set(zombies) == {f"session {opencode}"}, zombies
+        # its pane settled: the session still there, and every process below its pane an idle one (the shell the
+        # launch execs once the program ends), not merely no program any more
+        _wait(lambda: _only_idle(world, opencode), 30,
+              lambda: f"opencode's pane idle: {_pane_processes(world, opencode)}")
+        judged = observe(world.settings).results["zombie_sessions"]
+        zombies = {f.entity: f.reason for f in judged.failing}
+        seen = [f"{f.severity} {f.entity}: {f.reason}" for f in judged.findings]
+        assert set(zombies) == {f"session {opencode}"}, (seen, _pane_processes(world, opencode))
         assert zombies[f"session {opencode}"].startswith("no opencode process in its panes (only idle ones")
     finally:
         world.teardown()
