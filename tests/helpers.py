@@ -24,6 +24,7 @@ from fixers.run import FixReport, fix
 from healthchecks.observe import Observation, observe
 from healthchecks.results import Results
 from healthchecks.settings import Settings
+from healthchecks.testing import real_programs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -287,3 +288,14 @@ def _fail_stuck(pid: int, what: str, out: bytes) -> None:
     os.waitpid(pid, 0)
     pytest.fail(f"`pytest healthchecks` on a terminal (pid {pid}) hung: {what}; it showed:\n"
                 f"{out.decode(errors='replace')[-3000:]}", pytrace=False)
+
+
+def installed_program(program: real_programs.Program) -> Path:
+    """A real agent program, installed (cached) for a test; the test skips saying why when it cannot be had, or
+    fails where it is required (HC_REAL_PROGRAMS=required, as in CI)."""
+    try:
+        return real_programs.install(program)
+    except real_programs.Unavailable as exc:
+        if os.environ.get("HC_REAL_PROGRAMS") == "required":
+            pytest.fail(f"{program.requirement} is required here: {exc}")
+        pytest.skip(f"{program.requirement} is not available: {exc}")

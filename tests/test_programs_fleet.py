@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import failing
+from helpers import failing, installed_program
 
 from healthchecks import processes
 from healthchecks.idle import idle
@@ -35,15 +35,6 @@ FLEET: dict[str, tuple[AgentProgram, int]] = {
     "cursor-agent": (CURSOR_AGENT, 2)}
 
 
-def _installed(program: real_programs.Program) -> Path:
-    try:
-        return real_programs.install(program)
-    except real_programs.Unavailable as exc:
-        if os.environ.get("HC_REAL_PROGRAMS") == "required":
-            pytest.fail(f"{program.requirement} is required here: {exc}")
-        pytest.skip(f"{program.requirement} is not available: {exc}")
-
-
 def _launch(world: SquadWorld, name: str, home: Path, api: MessagesAPI) -> None:
     """One instance whose pane runs the program interactively on a prompt the API leaves hanging (a busy agent)."""
     record = world.instance(name, READY, None)
@@ -54,7 +45,7 @@ def _launch(world: SquadWorld, name: str, home: Path, api: MessagesAPI) -> None:
         return
     program = real_programs.PROGRAMS[name]
     env = real_programs.environment(program, home, api, work)
-    argv = real_programs.command(program, _installed(program), f"hc-script:hang hc-label:{name} say hi")
+    argv = real_programs.command(program, installed_program(program), f"hc-script:hang hc-label:{name} say hi")
     world.run_program(record, name, argv, env)
 
 

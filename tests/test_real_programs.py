@@ -24,6 +24,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from helpers import installed_program
 
 from healthchecks.testing import real_programs
 from healthchecks.testing.messages_api import MessagesAPI
@@ -36,15 +37,6 @@ KNOWN_REFUSED = {"codex": {("CONNECT", "raw.githubusercontent.com:443")},  # the
                  "opencode": {("CONNECT", "registry.npmjs.org:443")}}  # at start, with every OPENCODE_DISABLE_* set
 REMOTE_URL = re.compile(r"\b(?:https?|wss?)://(?!127\.0\.0\.1[:/])[^\s\"']+")
 Procs = dict[str, psutil.Process]
-
-
-def _installed(program: real_programs.Program) -> Path:
-    try:
-        return real_programs.install(program)
-    except real_programs.Unavailable as exc:
-        if os.environ.get("HC_REAL_PROGRAMS") == "required":
-            pytest.fail(f"{program.requirement} is required here: {exc}")
-        pytest.skip(f"{program.requirement} is not available: {exc}")
 
 
 @pytest.fixture
@@ -191,7 +183,7 @@ def _launch(name: str, program: real_programs.Program, exe: Path, socket: str, w
 @pytest.mark.parametrize("name", list(SHAPES))
 def test_interactive_program_in_tmux_is_what_domain_measured_and_stays_on_loopback(name, api, tmp_path):
     program = real_programs.PROGRAMS[name]
-    exe = _installed(program)
+    exe = installed_program(program)
     find, up, survivors = SHAPES[name]
     home, work = tmp_path / "home", tmp_path / "work"
     home.mkdir()

@@ -22,6 +22,7 @@ from helpers import alive, failing, first_line, fix_in_process, info, judge, run
 
 from healthchecks import sightings
 from healthchecks.observe import observe
+from healthchecks.settings import Settings
 from healthchecks.testing.world import World
 
 
@@ -45,6 +46,13 @@ def _with_sightings(world: World, tmp_path):
     return replace(world.settings, sightings=tmp_path / "state" / sightings.FILE)
 
 
+def _started(world: World, tmp_path, agent: str) -> tuple[Settings, int]:
+    """The world started: its settings with a lineage memory of the test's own, and the pid of ``agent``'s Claude."""
+    world.start()
+    settings = _with_sightings(world, tmp_path)
+    return settings, world.claude_in_sessions([s for s in world.agents if s.id == agent])[agent]
+
+
 def _entries(path) -> list[dict]:
     """The JSON of each line (after its MAC)."""
     return [json.loads(line.split(b" ", 1)[1]) for line in path.read_bytes().splitlines()]
@@ -60,9 +68,7 @@ def _sign(path, entries: list[dict]) -> None:
 def test_a_detached_claude_seen_in_its_agents_pane_is_that_agents_orphan_exactly(world, tmp_path):
     agent = _detached_agent(world)
     world.agent("running", "claude")
-    world.start()
-    settings = _with_sightings(world, tmp_path)
-    claude = world.claude_in_sessions([s for s in world.agents if s.id == agent])[agent]
+    settings, claude = _started(world, tmp_path, agent)
     seen = observe(settings)
     assert failing(seen.results) == set()
     sightings.record(settings.sightings, sightings.seen(seen.analysis))  # what an earlier run leaves
@@ -106,9 +112,7 @@ def test_a_detached_claude_seen_in_its_agents_pane_is_that_agents_orphan_exactly
 )
 def test_garbled_sightings_mean_no_lineage(world, tmp_path, content):
     agent = _detached_agent(world)
-    world.start()
-    settings = _with_sightings(world, tmp_path)
-    claude = world.claude_in_sessions([s for s in world.agents if s.id == agent])[agent]
+    settings, claude = _started(world, tmp_path, agent)
     world.kill_sessions([f"agent_{agent}"])
     world.wait_reparented({claude}, 10)
     sightings.record(settings.sightings, [])  # the state directory and its key, as a first run leaves them
@@ -121,9 +125,7 @@ def test_garbled_sightings_mean_no_lineage(world, tmp_path, content):
 
 def test_sightings_of_another_workspace_or_an_unknown_agent_are_not_evidence(world, tmp_path):
     agent = _detached_agent(world)
-    world.start()
-    settings = _with_sightings(world, tmp_path)
-    claude = world.claude_in_sessions([s for s in world.agents if s.id == agent])[agent]
+    settings, claude = _started(world, tmp_path, agent)
     ticks = next(p.start_ticks for p in observe(world.settings).snapshot.processes if p.pid == claude)
     world.kill_sessions([f"agent_{agent}"])
     world.wait_reparented({claude}, 10)
@@ -271,9 +273,7 @@ def test_a_state_directory_others_can_change_gives_no_lineage(world, tmp_path):
     write: no lineage (the orphan is information), and the write after the run refuses it in one line."""
     agent = _detached_agent(world)
     world.agent("running", "claude")
-    world.start()
-    settings = _with_sightings(world, tmp_path)
-    claude = world.claude_in_sessions([s for s in world.agents if s.id == agent])[agent]
+    settings, claude = _started(world, tmp_path, agent)
     sightings.record(settings.sightings, sightings.seen(observe(settings).analysis))
     world.kill_sessions([f"agent_{agent}"])
     world.wait_reparented({claude}, 10)
@@ -306,9 +306,7 @@ def test_a_claude_started_in_an_agents_session_is_that_agents(world, tmp_path):
     Without the session remembered, or with the server named by another start, it is information."""
     agent = _detached_agent(world)
     world.agent("running", "claude")
-    world.start()
-    settings = _with_sightings(world, tmp_path)
-    claude = world.claude_in_sessions([s for s in world.agents if s.id == agent])[agent]
+    settings, claude = _started(world, tmp_path, agent)
     sightings.record(settings.sightings, sightings.seen(observe(settings).analysis))
     remembered = _entries(settings.sightings)
     _sign(settings.sightings, [e for e in remembered if "session" in e])  # the sessions only
