@@ -121,8 +121,33 @@ def test_a_pane_running_another_agent_program_is_a_working_agent_and_a_dead_one_
         assert severity == "fail" and reason.startswith("no Codex process in its panes (only idle ones"), reason
         severity, reason = reasons["session claudesquad_codexother"]
         assert severity == "info" and "not recognised as Codex; left alone" in reason, reason
+        _outputs_name_the_program(observe(world.settings), "session claudesquad_codexgone")
     finally:
         world.teardown()
+
+
+def _outputs_name_the_program(seen, entity: str) -> None:
+    """The findings JSON (its published schema), the metrics and the picture name a Codex agent's program."""
+    import json
+    from types import SimpleNamespace
+
+    from jsonschema import Draft202012Validator
+
+    from healthchecks.outputs import findings_json, picture, prometheus
+    from healthchecks.summary import figures
+
+    numbers = figures(seen.analysis, seen.results)
+    doc = findings_json.document(seen.results, numbers, seen.analysis.now, {}, "faults")
+    schema = json.loads((Path(findings_json.__file__).parent.parent / "schemas" / "findings.schema.json").read_text())
+    findings = Draft202012Validator(schema["properties"]["findings"])  # the published schema's findings
+    assert [e.message for e in findings.iter_errors(doc["findings"])] == []
+    found = next(f for f in doc["findings"] if f["check"] == "zombie_sessions" and f["entity"]["id"] in entity)
+    assert (found["label"], found["program"]) == (f"{entity} (Codex)", "Codex")
+    metrics = prometheus.metrics_text(seen.results, numbers, 0.1, seen.analysis.now)
+    assert f'agent_healthchecks_failing_finding{{check="zombie_sessions",entity="{entity}",program="Codex"}} 1' \
+        in metrics
+    labels = [n.label for n in picture.nodes(SimpleNamespace(observation=seen, results=seen.results))]
+    assert f"{entity.removeprefix('session ')} (Codex)" in labels
 
 
 def test_agent_decks_recorded_tool_names_the_program_its_zombie_lacks(tmp_path):
