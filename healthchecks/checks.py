@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 from . import processes
 from .analysis import Agent, Analysis, LiveSession
 from .dialect import StatusClass
-from .programs import named
-from .records import RECORD_CLASS, RECORD_ID, RECORD_TASK, AgentRecord, Scope, may_be_after, recorded_program
+from .programs import CLAUDE, AgentProgram
+from .records import RECORD_CLASS, RECORD_ID, RECORD_TASK, AgentRecord, Scope, may_be_after
 from .results import CheckResult, Finding, Results, Severity
 from .targets import (
     AgentTarget,
@@ -29,6 +29,7 @@ from .targets import (
     ScopeTarget,
     ServerTarget,
     SessionTarget,
+    Target,
 )
 from .tmux import Pane, State, TmuxServer
 from .waivers import Waiver
@@ -120,9 +121,36 @@ def judge(analysis: Analysis) -> Results:
     """Every check's result on this snapshot, with the waivers of its settings applied."""
     waivers = analysis.settings.waivers
     return {
-        c.id: unmet(c, analysis) or CheckResult.judged_from(c.id, waive(c.judge(analysis), waivers, analysis.now))
+        c.id: unmet(c, analysis)
+        or CheckResult.judged_from(c.id, waive(with_programs(c.judge(analysis), analysis), waivers, analysis.now))
         for c in REGISTRY.values()
     }
+
+
+def with_programs(findings: list[Finding], a: Analysis) -> list[Finding]:
+    """Each finding on an agent, a session or a process names the agent program it concerns (Finding.program): one
+    step for every check, a plugin's too, so that every output names it the same way."""
+    return [f if f.program or not (name := _program_of(a, f.target)) else replace(f, program=name) for f in findings]
+
+
+def _program_of(a: Analysis, target: Target) -> str:
+    """The program a finding's entity concerns: the one its process runs (the same process: pid and start), the one
+    its agent's record, or its session's agents' records, name by this run's table; "" when none is known."""
+    program: AgentProgram | None = None
+    if isinstance(target, ProcessTarget):
+        proc = a.snapshot.by_pid.get(target.pid)
+        program = proc.program if proc is not None and proc.start_ticks == target.start_ticks else None
+    elif isinstance(target, AgentTarget):
+        program = recorded(a, [agent] if (agent := a.records.agent(target.id)) else [])
+    elif isinstance(target, SessionTarget):
+        program = recorded(a, a.records.agents_by_session.get(target.name, []))
+    return program.name if program is not None else ""
+
+
+def recorded(a: Analysis, agents: list[Agent]) -> AgentProgram | None:
+    """The program these agents' records name (AgentRecord.program, by this run's table), when they name one."""
+    found = {a.settings.programs.named(agent.records[0].program) for agent in agents}
+    return next(iter(found)) if len(found) == 1 else None
 
 
 def waive(findings: list[Finding], waivers: tuple[Waiver, ...], now: float) -> list[Finding]:
@@ -336,7 +364,8 @@ def ghost_agents(a: Analysis) -> list[Finding]:
 
 def _cursor_gone(a: Analysis, agent: Agent) -> str | None:
     """Why the agent's `cursor_pid` does not prove it alive, or None. A PID is reused: it proves the agent only if
-    that process started before the entry did (plus the grace) and looks like cursor-agent."""
+    that process started before the entry did (plus the grace) and runs the program its record names (cursor-agent,
+    by the programs table: its launcher or its bundled node)."""
     pid = agent.cursor_pid
     proc = a.snapshot.by_pid.get(pid) if pid is not None else None
     if proc is None or proc.defunct:
@@ -344,8 +373,9 @@ def _cursor_gone(a: Analysis, agent: Agent) -> str | None:
     started = agent.started_at(a.tz)
     if started is None or processes.started_at(proc, a.snapshot.boot_time) > started + a.settings.grace:
         return f"pid {pid} now belongs to a process ({proc.name}) that started after the agent did"
-    if not processes.looks_like_cursor_agent(proc):
-        return f"pid {pid} now belongs to {proc.name}, not cursor-agent"
+    expected = a.settings.programs.named(agent.records[0].program)
+    if expected is None or proc.program is not expected:
+        return f"pid {pid} now belongs to {proc.name}, not {expected.name if expected else 'an agent program'}"
     return None
 
 
@@ -384,16 +414,15 @@ def zombie_sessions(a: Analysis) -> list[Finding]:
             continue
         panes = a.tmux.agent_panes(session)  # every pane, or the one its manager runs the agent in
         if not a.attribution.claude_in(session, panes) and a.tmux.agent_program(session, panes) is None:
-            findings.append(_zombie(a, session, panes, _program_name(agents)))
+            findings.append(_zombie(a, session, panes, _program_name(a, agents)))
     return findings
 
 
-def _program_name(agents: list[Agent]) -> str:
-    """What the check calls the agent's program: the one its manager records launching, when it is another than
-    Claude Code (claude-squad's `program`); else Claude."""
-    found = {named(recorded_program(agent.records[0])) for agent in agents}
-    program = next(iter(found)) if len(found) == 1 else None
-    return "Claude" if program is None or program.name == "Claude Code" else program.name
+def _program_name(a: Analysis, agents: list[Agent]) -> str:
+    """What the check calls the agent's program: the one its manager records launching (AgentRecord.program, named
+    by this run's programs table), when it is another than Claude Code; else Claude."""
+    program = recorded(a, agents)
+    return "Claude" if program is None or program is CLAUDE else program.name
 
 
 def _zombie(a: Analysis, session: LiveSession, panes: tuple[Pane, ...], program: str) -> Finding:

@@ -19,7 +19,7 @@ from typing import Any, Literal, NoReturn
 import pytest
 
 from . import sightings, sources
-from .programs import CLAUDE
+from .programs import CLAUDE, AgentProgram, configured
 from .run import PACKAGE_DIR
 from .settings import (
     DEFAULT_GRACE,
@@ -120,6 +120,14 @@ OPTIONS = (
         "Code whatever its name (default: a binary of an @anthropic-ai/claude-code* npm package, or the native "
         "installer's …/claude/versions/<X.Y.Z>; node or npx running the package); empty: --claude-match only",
         default=CLAUDE.exe,
+    ),
+    Option(
+        "--agent-program",
+        "an agent program beside the built-in ones, repeatable: NAME=EXE_REGEX, the regex searched in a process's "
+        "binary (/proc/<pid>/exe) only, never in its name; a pane running it is a working agent, and a manager's "
+        "record naming NAME expects it (ini healthchecks_agent_programs: one NAME = EXE_REGEX a line)",
+        kind="lines",
+        ini="healthchecks_agent_programs",
     ),
     Option(
         "--grace",
@@ -286,6 +294,7 @@ def settings_from(config: pytest.Config) -> Settings:
             session_prefix=value(config, "--session-prefix"),
             claude_match=value(config, "--claude-match"),
             claude_exe=value(config, "--claude-exe"),
+            agent_programs=agent_programs(config),
             grace=value(config, "--grace"),
             tmux_timeout=value(config, "--tmux-timeout"),
             registry_tz=value(config, "--registry-tz"),
@@ -296,6 +305,21 @@ def settings_from(config: pytest.Config) -> Settings:
         )
     except ValueError as exc:
         raise pytest.UsageError(f"agent-healthchecks: invalid option: {exc}") from None
+
+
+def agent_programs(config: pytest.Config) -> tuple[AgentProgram, ...]:
+    """The configured programs, each line's problem a usage error naming where it is: the option, or the ini line."""
+    opt = next(o for o in OPTIONS if o.name == "--agent-program")
+    given = config.getoption(opt.dest)
+    lines = [(opt.name, line) for line in given] if given else [
+        (f"{opt.dest} line {i}", line) for i, line in enumerate(config.getini(opt.dest) or (), 1)]
+    found = []
+    for where, line in lines:
+        try:
+            found.append(configured(line))
+        except ValueError as exc:
+            raise pytest.UsageError(f"agent-healthchecks: invalid {where} {line!r:.200}: {exc}") from None
+    return tuple(found)
 
 
 def state_dir(config: pytest.Config) -> Path:

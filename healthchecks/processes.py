@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-from .programs import CLAUDE, AgentProgram, recognise
+from .programs import CLAUDE, TABLE, AgentProgram, Programs
 
 PROC = "/proc"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -62,8 +62,9 @@ class Proc:
 
     @property
     def headless(self) -> bool:
-        """A Claude run without a person at a prompt: one of its entry's headless flags in the arguments."""
-        return CLAUDE.headless(self.argv)
+        """A run without a person at a prompt, by its own program's flags or subcommand (Claude's `-p`, Codex's
+        `exec`, opencode's `run`, Aider's `--message`); no agent program's process is never one."""
+        return self.program is not None and self.program.headless(self.argv)
 
     @property
     def defunct(self) -> bool:
@@ -126,7 +127,8 @@ def _exe(entry: str) -> str:
 
 
 def scan(
-    is_claude: Callable[[str, tuple[str, ...], str], bool], exe: bool = True, uid: int | None = None
+    is_claude: Callable[[str, tuple[str, ...], str], bool], exe: bool = True, uid: int | None = None,
+    programs: Programs = TABLE,
 ) -> tuple[Proc, ...]:
     """Every process on the machine, read once: identity, parent, group, name, argv, binary, state.
 
@@ -134,7 +136,8 @@ def scan(
     process (no argv) has none, so it is not asked. Re-verification, which only needs identities, skips it.
 
     With ``uid``, only that user's processes may be Claude: the fleet's user runs its agents, and another user's
-    process can name itself anything (prctl), `claude` included.
+    process can name itself anything (prctl), `claude` included. ``programs`` recognises the others (the run's
+    Settings.programs: the built-in table and the configured programs).
     """
     procs = []
     for entry in os.listdir(PROC):
@@ -147,15 +150,15 @@ def scan(
             continue
         binary = _exe(entry) if exe and argv else ""
         claude = is_claude(st.name, argv, binary) and (uid is None or owner(entry) == uid)
-        program = CLAUDE if claude else _other(entry, argv, binary, uid)
+        program = CLAUDE if claude else _other(programs, entry, argv, binary, uid)
         procs.append(Proc(int(entry), st.ppid, st.pgid, st.sid, st.tty, st.name, argv, st.start_ticks, st.state,
                           claude, binary, program=program))
     return tuple(procs)
 
 
-def _other(entry: str, argv: tuple[str, ...], binary: str, uid: int | None) -> AgentProgram | None:
-    """Another agent program (programs.recognise: one search for a process none can be), of the fleet's user."""
-    program = recognise(binary, argv) if binary else None
+def _other(programs: Programs, entry: str, argv: tuple[str, ...], binary: str, uid: int | None) -> AgentProgram | None:
+    """Another agent program (Programs.recognise: one search for a process none can be), of the fleet's user."""
+    program = programs.recognise(binary, argv) if binary else None
     return program if program is not None and (uid is None or owner(entry) == uid) else None
 
 
@@ -319,11 +322,6 @@ def open_files(pid: int) -> tuple[OpenFile, ...]:
 def started_at(proc: Proc, boot_time: float) -> float:
     """When a process started, in seconds since the epoch (the machine's boot time + its start ticks)."""
     return boot_time + proc.start_ticks / CLOCK_TICKS
-
-
-def looks_like_cursor_agent(proc: Proc) -> bool:
-    """The process E3's cursor backend starts: `cursor-agent`, by its name or its command's first words."""
-    return "cursor" in proc.name.lower() or any("cursor-agent" in os.path.basename(a) for a in proc.argv[:2])
 
 
 def lineage(pid: int) -> frozenset[int]:

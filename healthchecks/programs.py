@@ -11,6 +11,7 @@ recognised as Codex: they are not the agent, and their attribution as orphans is
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 from dataclasses import dataclass
@@ -30,11 +31,16 @@ class Interpreted:
     # With names: the script is the first argument that is not a flag, its file name one of these, its absolute path
     # resolved through symlinks before ``script`` is asked (`.bin/gemini` -> `@google/gemini-cli/bundle/gemini.js`)
     names: frozenset[str] = frozenset()
+    # A package run as `python -m <module>`: its `<module>/__main__.py` installed under the interpreter's prefix (the
+    # venv of an absolute argv[0], or the binary's own), the file the module name resolves to, not the name alone
+    module: str | None = None
 
-    def runs(self, argv: tuple[str, ...]) -> bool:
+    def runs(self, argv: tuple[str, ...], exe: str = "") -> bool:
         """Whether the interpreter's arguments run this program (asked once its ``interpreter`` matched)."""
         if len(argv) < 2:
             return False
+        if self.module and argv[1:3] == ("-m", self.module):
+            return _installed_module(self.module, argv[0], exe)
         if self.names:
             return self._resolved_script(argv)
         if self.script.fullmatch(argv[1]):
@@ -48,6 +54,21 @@ class Interpreted:
         if not script.startswith("/") or script.rsplit("/", 1)[-1] not in self.names:
             return False  # a relative path names a file in the process's cwd, not ours
         return self.script.fullmatch(os.path.realpath(script)) is not None
+
+    def own_arguments(self, argv: tuple[str, ...]) -> tuple[str, ...]:
+        """The arguments after the script or module (the interpreter's own, such as python's `-m`, are not the
+        program's); all but argv[0] when none is found."""
+        rest = argv[1:]
+        at = next((i for i, a in enumerate(rest) if a.rsplit("/", 1)[-1] in self.names or a == self.module), -1)
+        return rest[at + 1:]
+
+
+def _installed_module(module: str, argv0: str, exe: str) -> bool:
+    """Whether ``module`` is a package installed under the interpreter's prefix: the venv argv[0] names (absolute
+    only: a bare `python` is looked up in a PATH we do not know) or the binary's own installation."""
+    prefixes = {os.path.dirname(os.path.dirname(path)) for path in (argv0, exe) if path.startswith("/")}
+    return any(glob.glob(f"{glob.escape(prefix)}/lib/python3*/site-packages/{module}/__main__.py")
+               for prefix in prefixes)
 
 
 class Role(Enum):
@@ -113,17 +134,15 @@ class AgentProgram:
         if binary.search(exe):
             return True
         way = self.interpreted  # the scan asks for every process: no loop, no call unless the interpreter matches
-        return way is not None and way.interpreter.search(exe) is not None and way.runs(argv)
+        return way is not None and way.interpreter.search(exe) is not None and way.runs(argv, exe)
 
     def headless(self, argv: tuple[str, ...]) -> bool:
-        if any(flag in argv for flag in self.headless_flags):
+        """A run without a person at a prompt, by this program's own flags or first word (`codex exec`), read in its
+        own arguments: an interpreter's (python's `-m aider`) are not Aider's `-m MESSAGE`."""
+        rest = self.interpreted.own_arguments(argv) if self.interpreted else argv[1:]
+        if any(flag in rest for flag in self.headless_flags):
             return True
-        if not self.headless_subcommands:
-            return False
-        script = self.interpreted.names if self.interpreted else frozenset()  # the word right after the program
-        rest = argv[1:]
-        at = next((i for i, a in enumerate(rest) if a.rsplit("/", 1)[-1] in script), -1) + 1
-        return at < len(rest) and rest[at] in self.headless_subcommands
+        return bool(rest) and rest[0] in self.headless_subcommands
 
 
 CLAUDE = AgentProgram(
@@ -188,7 +207,8 @@ GEMINI = AgentProgram(
 )
 OPENCODE = AgentProgram(
     name="opencode",
-    exe=r"/opencode-ai/bin/opencode\.exe$|/opencode-linux-[^/]+/bin/opencode$",  # one native process
+    # One native process: npm's (a hard link of its platform package's binary), or its own installer's
+    exe=r"/opencode-ai/bin/opencode\.exe$|/opencode-linux-[^/]+/bin/opencode$|/\.opencode/bin/opencode$",
     match=r"^(\S*/)?opencode(\s|$)",
     interpreted=None,
     headless_flags=(),
@@ -199,9 +219,10 @@ OPENCODE = AgentProgram(
 )
 AIDER = AgentProgram(
     name="Aider",
-    exe="",  # the python interpreter of its venv, running the venv's `bin/aider` script
+    exe="",  # the python interpreter of its venv, running the venv's `bin/aider` script or `-m aider`
     match=r"^(\S*/)?aider(\s|$)",
-    interpreted=Interpreted(re.compile(r"/python[0-9.]*$"), re.compile(r"\S*/bin/aider"), names=frozenset({"aider"})),
+    interpreted=Interpreted(re.compile(r"/python[0-9.]*$"), re.compile(r"\S*/bin/aider"), names=frozenset({"aider"}),
+                            module="aider"),
     headless_flags=("--message", "-m", "--message-file", "-f"),
     idle_companions=frozenset(),
     ending=Ending(Role.ONLY),
@@ -220,34 +241,76 @@ CURSOR_AGENT = AgentProgram(
     idle_companions=frozenset(),
     ending=Ending(Role.CHILD),  # a shell launcher: SIGTERM would end it and leave its node
     pair=Pair(child_exe=re.compile(r"/cursor-agent/versions/[^/]+/node$")),
-    commands=frozenset({"cursor-agent", "agent"}),
+    commands=frozenset({"cursor-agent", "agent", "cursor"}),  # `cursor`: aoe's `tool`, the orchestrator's backend
 )
 
 PROGRAMS: tuple[AgentProgram, ...] = (CLAUDE, CODEX, GEMINI, OPENCODE, AIDER, CURSOR_AGENT)
 OTHERS = PROGRAMS[1:]
-# One search per process decides whether any other program may be running it (its binary, or an interpreter one of
-# them uses): a process none of them can be costs the scan this search and nothing more.
-_CANDIDATE = re.compile("|".join(
-    [p.exe for p in OTHERS if p.exe] + sorted({p.interpreted.interpreter.pattern for p in OTHERS if p.interpreted})))
 
 
-def recognise(exe: str, argv: tuple[str, ...]) -> AgentProgram | None:
-    """The program other than Claude Code that this process runs, by its binary (``/proc/<pid>/exe``) and, for an
-    interpreter, by its script's real path; None for any other process (Claude is ``Settings.is_claude``'s)."""
-    if not exe or _CANDIDATE.search(exe) is None:
+@dataclass(frozen=True)
+class Programs:
+    """The table one run asks: the built-in programs and those its configuration adds (Settings.programs)."""
+
+    others: tuple[AgentProgram, ...] = OTHERS  # every program but Claude, whose entry --claude-* options override
+
+    @cached_property
+    def candidate(self) -> re.Pattern[str]:
+        """One search a process decides whether any program may be running it (its binary, or an interpreter one of
+        them uses): a process none of them can be costs the scan this search and nothing more."""
+        others = self.others
+        return re.compile("|".join(
+            [p.exe for p in others if p.exe] + sorted({p.interpreted.interpreter.pattern for p in others
+                                                       if p.interpreted})))
+
+    def recognise(self, exe: str, argv: tuple[str, ...]) -> AgentProgram | None:
+        """The program other than Claude Code that this process runs, by its binary (``/proc/<pid>/exe``) and, for
+        an interpreter, by its script's real path; None for any other process (Claude is ``Settings.is_claude``'s)."""
+        if not exe or self.candidate.search(exe) is None:
+            return None
+        for program in self.others:
+            if program.binary is not None and program.binary.search(exe):
+                return program
+            way = program.interpreted
+            if way is not None and way.interpreter.search(exe) and way.runs(argv, exe):
+                return program
         return None
-    for program in OTHERS:
-        if program.binary is not None and program.binary.search(exe):
-            return program
-        way = program.interpreted
-        if way is not None and way.interpreter.search(exe) and way.runs(argv):
-            return program
-    return None
+
+    def named(self, commands: tuple[str, ...]) -> AgentProgram | None:
+        """The program a manager's record names, the first of its ``commands`` (its command: `codex`, a path, with
+        arguments; an agent's name) that names one; None when none does."""
+        for command in commands:
+            words = command.split(maxsplit=1)
+            first = words[0].rsplit("/", 1)[-1] if words else ""
+            if found := next((p for p in (CLAUDE, *self.others) if first in p.commands), None):
+                return found
+        return None
+
+
+TABLE = Programs()  # the built-in table: what a run without configured programs asks
+recognise = TABLE.recognise
+CONFIGURED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,39}")
+
+
+def configured(line: str) -> AgentProgram:
+    """A program a person adds without code, from `NAME = EXE_REGEX`: recognised by its binary (searched in
+    /proc/<pid>/exe) only, never by a name; named NAME in outputs and in a manager's record. ValueError says what
+    is wrong with the line."""
+    name, sep, exe = (part.strip() for part in line.partition("="))
+    if not sep or not CONFIGURED_NAME.fullmatch(name):
+        raise ValueError("expected NAME = EXE_REGEX, NAME of letters, digits, . _ + - (40 at most)")
+    if any(name.lower() in {p.name.lower(), *p.commands} for p in PROGRAMS):
+        raise ValueError(f"{name} is already a program of the table")
+    if not exe:
+        raise ValueError("the regex searched in the binary is empty (it would match every process)")
+    try:
+        re.compile(exe)
+    except re.error as exc:
+        raise ValueError(f"{exe!r} is not a valid regex: {exc}") from None
+    return AgentProgram(name=name, exe=exe, match="", interpreted=None, headless_flags=(),
+                        idle_companions=frozenset(), ending=Ending(Role.ONLY), commands=frozenset({name}))
 
 
 def named(command: str | None) -> AgentProgram | None:
-    """The program a manager's record names by its command (claude-squad's `program`: `codex`, a path, with
-    arguments), or None when it names none of them."""
-    words = (command or "").split(maxsplit=1)
-    first = words[0].rsplit("/", 1)[-1] if words else ""
-    return next((p for p in PROGRAMS if first in p.commands), None)
+    """The built-in program a manager's record names by its command (claude-squad's `program`), or None."""
+    return TABLE.named((command,) if command else ())

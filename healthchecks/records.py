@@ -98,30 +98,22 @@ class PaneRecord(ServerRecord):
 
 @dataclass(frozen=True, slots=True)
 class ConversationRecord(ServerRecord):
-    """A record that names its Claude conversation (what `--session-id`/`--resume` name): agent-deck's; and the
-    program it launched (its `tool`), when recorded."""
+    """A record that names its Claude conversation (what `--session-id`/`--resume` name): agent-deck's."""
 
     conversation: str | None = None
-    program: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class HomeRecord:
     """A record with a directory of its own (a per-record worktree): a process working inside is its ("": none
-    recorded); and the command its manager launched there (claude-squad's `program`), when recorded."""
+    recorded)."""
 
     home: str
-    program: str | None = None
 
 
 # Every manager's extension of the neutral record (a new manager adds its own here, not fields on every record).
 Extension = CursorRecord | ServerRecord | HomeRecord
 E = TypeVar("E", bound=Extension)
-
-
-def recorded_program(record: AgentRecord) -> str | None:
-    """The command its manager records having launched for it (programs.named reads it), or None."""
-    return record.extra.program if isinstance(record.extra, HomeRecord | ConversationRecord) else None
 
 
 class AgentRecord(NamedTuple):
@@ -137,6 +129,10 @@ class AgentRecord(NamedTuple):
     times: tuple[Any, ...] = ()
     status_class: StatusClass = StatusClass.ACTIVE
     extra: Extension | None = None  # what its manager adds to the neutral record (None: nothing, no cost)
+    # What its manager records launching for it, most specific first (Programs.named asks each in turn): a command
+    # (claude-squad's `program`, aoe's custom `command`), an agent's name (agent-deck's and aoe's `tool`, Gas Town's
+    # GT_AGENT, the orchestrator's `backend`), the agent it is detected as (aoe's `detect_as`); (): not recorded
+    program: tuple[str, ...] = ()
 
     def ext(self, kind: type[E]) -> E | None:
         """Its extension when it is of ``kind`` (a subclass counts), else None: how a check asks for one manager's

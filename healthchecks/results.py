@@ -10,7 +10,10 @@ import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
+from .programs import CLAUDE
 from .targets import Target
+
+CLAUDE_NAME = CLAUDE.name
 
 Severity = Literal["fail", "info", "waived"]
 Status = Literal["pass", "fail", "skip", "error"]
@@ -29,9 +32,18 @@ class Finding:
     severity: Severity = "fail"
     target: Target = None
     waiver: str = ""  # why a person waived it (severity "waived"), or why a waiver no longer applies
+    # the agent program it concerns (programs.py's name: "Gemini CLI"), as its record names it or its process runs
+    # it; "" when none is known
+    program: str = ""
+
+    @property
+    def label(self) -> str:
+        """The entity as people read it: with its program when that is another than Claude Code, the default
+        (`agent X (Gemini CLI)`)."""
+        return f"{self.entity} ({self.program})" if self.program and self.program != CLAUDE_NAME else self.entity
 
     def line(self) -> str:
-        return f"{self.entity}: {self.reason}" + (f" [{self.waiver}]" if self.waiver else "")
+        return f"{self.label}: {self.reason}" + (f" [{self.waiver}]" if self.waiver else "")
 
     @property
     def kind_id(self) -> tuple[str, str]:

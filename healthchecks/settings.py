@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import tzinfo
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .programs import CLAUDE
+from .programs import CLAUDE, OTHERS, AgentProgram, Programs
 from .sources import CHOICES
 from .text import is_printable_name
 
@@ -40,6 +41,9 @@ class Settings:
     claude_exe: str = CLAUDE.exe
     # the file of what was seen as agents' (healthchecks.sightings), in the per-user state directory; None: none
     sightings: Path | None = None
+    # programs added by configuration (--agent-program, healthchecks_agent_programs: programs.configured), asked after
+    # the built-in table's
+    agent_programs: tuple[AgentProgram, ...] = ()
 
     def __post_init__(self) -> None:
         for what, pattern in (("claude match", self.claude_match), ("claude exe", self.claude_exe)):
@@ -67,6 +71,11 @@ class Settings:
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"registry time zone {self.registry_tz!r} is not a known IANA zone") from None
 
+    @property
+    def programs(self) -> Programs:
+        """The programs table this run's scan and judges ask: the built-in one and the configured programs."""
+        return _table(self.agent_programs)
+
     def is_claude(self, name: str, argv: tuple[str, ...], exe: str = "") -> bool:
         """What the process is (its binary) first, then its name and argv against --claude-match.
 
@@ -79,6 +88,11 @@ class Settings:
             return True
         pattern = _compiled(self.claude_match)
         return bool(pattern.search(name) or (argv and pattern.search(" ".join(argv))))
+
+
+@cache
+def _table(configured: tuple[AgentProgram, ...]) -> Programs:
+    return Programs((*OTHERS, *configured))
 
 
 _PATTERNS: dict[str, re.Pattern[str]] = {}

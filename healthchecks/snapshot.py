@@ -227,7 +227,7 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
                                           max_attempts, settings.place_options)) as attempts:
         for attempt in attempts:  # the body runs while the files are held
             regs = attempt.records
-            procs = processes.scan(settings.is_claude, uid=fleet_uid(settings.workspace))
+            procs = processes.scan(settings.is_claude, uid=fleet_uid(settings.workspace), programs=settings.programs)
             servers = read_servers(settings, regs)
             named = named_tmux(procs, tmux_id)
             found, others = private(read_other_servers(procs, named, servers, settings.tmux_timeout), regs)

@@ -169,8 +169,8 @@ def test_worktrees_claude_squad_made_are_read_without_a_problem(tmp_path):
         records = claude_squad.load(world.workspace)
         assert records.ok, records.all_errors
         program = str(world.standin)  # the command it launched, kept beside the worktree (a paused one has none)
-        assert [r.extra for r in records.authority.agents] == [HomeRecord(made["worktree"]["worktree_path"], program),
-                                                               HomeRecord("", program)]
+        assert [r.extra for r in records.authority.agents] == [HomeRecord(made["worktree"]["worktree_path"]), None]
+        assert [r.program for r in records.authority.agents] == [(program,), (program,)]
     finally:
         world.teardown()
 

@@ -1,5 +1,7 @@
 """The default Claude matcher: catches every way Claude Code runs, and nothing that merely mentions it."""
 
+from dataclasses import replace
+
 import pytest
 
 from healthchecks.idle import Idle, idle
@@ -120,7 +122,8 @@ def _proc(name: str, *argv: str, exe: str = "") -> Proc:
     (("claude", "--print-something"), False),  # a flag only when it is the whole argument
 ])
 def test_headless_is_the_programs_flags(argv, headless):
-    assert _proc("claude", *argv).headless is headless is CLAUDE.headless(argv)
+    claude = replace(_proc("claude", *argv), program=CLAUDE)  # as the scan gives a Claude process
+    assert claude.headless is headless is CLAUDE.headless(argv)
 
 
 def test_idle_companions_come_from_the_programs_table():

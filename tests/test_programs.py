@@ -121,8 +121,33 @@ def test_a_pane_running_another_agent_program_is_a_working_agent_and_a_dead_one_
         assert severity == "fail" and reason.startswith("no Codex process in its panes (only idle ones"), reason
         severity, reason = reasons["session claudesquad_codexother"]
         assert severity == "info" and "not recognised as Codex; left alone" in reason, reason
+        _outputs_name_the_program(observe(world.settings), "session claudesquad_codexgone")
     finally:
         world.teardown()
+
+
+def _outputs_name_the_program(seen, entity: str) -> None:
+    """The findings JSON (its published schema), the metrics and the picture name a Codex agent's program."""
+    import json
+    from types import SimpleNamespace
+
+    from jsonschema import Draft202012Validator
+
+    from healthchecks.outputs import findings_json, picture, prometheus
+    from healthchecks.summary import figures
+
+    numbers = figures(seen.analysis, seen.results)
+    doc = findings_json.document(seen.results, numbers, seen.analysis.now, {}, "faults")
+    schema = json.loads((Path(findings_json.__file__).parent.parent / "schemas" / "findings.schema.json").read_text())
+    findings = Draft202012Validator(schema["properties"]["findings"])  # the published schema's findings
+    assert [e.message for e in findings.iter_errors(doc["findings"])] == []
+    found = next(f for f in doc["findings"] if f["check"] == "zombie_sessions" and f["entity"]["id"] in entity)
+    assert (found["label"], found["program"]) == (f"{entity} (Codex)", "Codex")
+    metrics = prometheus.metrics_text(seen.results, numbers, 0.1, seen.analysis.now)
+    assert f'agent_healthchecks_failing_finding{{check="zombie_sessions",entity="{entity}",program="Codex"}} 1' \
+        in metrics
+    labels = [n.label for n in picture.nodes(SimpleNamespace(observation=seen, results=seen.results))]
+    assert f"{entity.removeprefix('session ')} (Codex)" in labels
 
 
 def test_agent_decks_recorded_tool_names_the_program_its_zombie_lacks(tmp_path):
@@ -138,3 +163,135 @@ def test_agent_decks_recorded_tool_names_the_program_its_zombie_lacks(tmp_path):
                                                      "no Gemini CLI process in its panes"], reasons
     finally:
         world.teardown()
+
+
+# --- programs added through configuration, per-program headless runs, recognition extras (issue 28) -------------
+
+
+def _copy(binary: str, path: Path) -> Path:
+    """A real executable at ``path`` (a copy: /proc/<pid>/exe names the copy)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(shutil.which(binary) or f"/bin/{binary}", path)
+    return path
+
+
+def _configured(tmp_path: Path) -> Settings:
+    from healthchecks.programs import configured
+
+    return Settings(agent_programs=(configured(f"myagent = ^{tmp_path}/opt/myagent/bin/myagent$"),))
+
+
+def test_a_configured_program_is_recognised_by_its_binary_only(tmp_path):
+    """`NAME = EXE_REGEX` from the run's settings: its binary is the program, a binary of the same name elsewhere is
+    not, and a run without it (the built-in table) knows neither."""
+    settings = _configured(tmp_path)
+    ours = subprocess.Popen([str(_copy("sleep", tmp_path / "opt/myagent/bin/myagent")), "60"])
+    namesake = subprocess.Popen([str(_copy("sleep", tmp_path / "elsewhere/myagent")), "60"])
+    try:
+        procs = {p.pid: p for p in processes.scan(settings.is_claude, programs=settings.programs)}
+        assert procs[ours.pid].program is not None and procs[ours.pid].program.name == "myagent"
+        assert procs[namesake.pid].program is None  # named myagent, not its binary
+        plain = {p.pid: p for p in processes.scan(Settings().is_claude)}
+        assert plain[ours.pid].program is None
+        assert settings.programs.named(("myagent --flag",)).name == "myagent" and named("myagent") is None
+    finally:
+        for p in (ours, namesake):
+            p.kill()
+            p.wait(10)
+
+
+def test_a_configured_program_keeps_its_pane_alive_and_its_death_is_a_zombie_in_its_name(tmp_path):
+    import dataclasses
+
+    world = SquadWorld(tmp_path, grace=0.2)
+    agent = _copy("sleep", tmp_path / "opt/myagent/bin/myagent")
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    world.run_program(world.instance("mine works", READY, None), "myagent", [str(agent), "1000"], env)
+    world.run_program(world.instance("mine gone", READY, None), "myagent", ["true"], env)
+    world.start()
+    try:
+        time.sleep(0.5)
+        settings = dataclasses.replace(world.settings, agent_programs=_configured(tmp_path).agent_programs)
+        found = observe(settings).results["zombie_sessions"].findings
+        assert [(f.entity, f.severity) for f in found] == [("session claudesquad_minegone", "fail")], found
+        assert found[0].reason.startswith("no myagent process in its panes"), found[0].reason
+        assert found[0].program == "myagent" and found[0].line().startswith("session claudesquad_minegone (myagent):")
+    finally:
+        world.teardown()
+
+
+@pytest.mark.parametrize("args, where", [
+    (("--agent-program", "broken=("), "--agent-program 'broken=('"),
+    (("--agent-program", "no regex here"), "--agent-program 'no regex here'"),
+    (("--agent-program", "codex=/x/codex$"), "already a program of the table"),
+    (("-o", "healthchecks_agent_programs=good = /x/good$\nbad = ("), "healthchecks_agent_programs line 2 'bad = ('"),
+])
+def test_a_bad_configured_program_is_one_usage_error_naming_where(tmp_path, args, where):
+    from helpers import run_health
+
+    proc = run_health(tmp_path, *args)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "agent-healthchecks: invalid" in line]
+    assert len(errors) == 1 and where in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_process_is_headless_by_its_own_programs_flags(npm):
+    def proc(program, *argv):
+        return processes.Proc(1, 0, 1, 1, 0, "x", argv, 1, "S", program=program)
+
+    assert proc(CODEX, "node", f"{npm}/.bin/codex", "exec", "hi").headless  # Codex's `exec`, not Claude's -p
+    assert proc(OPENCODE, "opencode", "run", "hi").headless and not proc(OPENCODE, "opencode", "-p", "x").headless
+    assert proc(AIDER, "/venv/bin/python", "/venv/bin/aider", "--message", "x").headless
+    assert not proc(AIDER, "/venv/bin/python", "-m", "aider").headless  # python's -m, not Aider's -m MESSAGE
+    assert proc(AIDER, "/venv/bin/python", "-m", "aider", "-m", "hi").headless
+    assert not proc(None, "sleep", "-p").headless  # no program's: never a headless agent
+
+
+def test_opencodes_own_installer_and_aider_as_a_module_by_their_files(tmp_path):
+    """opencode's installer puts its binary in ~/.opencode/bin; `python -m aider` is Aider when its package is
+    installed under that interpreter's prefix, never by the module's name alone."""
+    assert recognise(f"{tmp_path}/.opencode/bin/opencode", ("opencode",)) is OPENCODE
+    venv = tmp_path / "venv"
+    argv = (f"{venv}/bin/python", "-m", "aider", "--yes-always")
+    assert recognise(PYTHON, argv) is None  # no aider installed there
+    _file(venv / "lib/python3.11/site-packages/aider/__main__.py")
+    assert recognise(PYTHON, argv) is AIDER
+    assert recognise(PYTHON, ("python", "-m", "aider")) is None  # a bare python: its PATH is not ours to guess
+    assert recognise(PYTHON, (f"{venv}/bin/python", "-m", "aiderx")) is None
+
+
+def test_aider_as_a_module_of_the_real_install():
+    """The pinned aider-chat venv (HC_PROGRAMS_CACHE, real_programs.py): its python running `-m aider`."""
+    venv = Path(os.environ.get("HC_PROGRAMS_CACHE", "/nonexistent")) / "aider"
+    if not (venv / "bin" / "python").exists():
+        pytest.skip("the real Aider is not installed (HC_PROGRAMS_CACHE)")
+    exe = os.path.realpath(venv / "bin" / "python")
+    assert recognise(exe, (str(venv / "bin" / "python"), "-m", "aider")) is AIDER
+    assert recognise(exe, (str(venv / "bin" / "python"), "-m", "pygments")) is None
+
+
+def test_aoe_and_gas_town_records_name_the_program_their_zombie_lacks(tmp_path):
+    """agent-of-empires' `tool` (a custom `command` first, `detect_as` last) and Gas Town's GT_AGENT, read by the
+    table as claude-squad's `program` and agent-deck's `tool` are."""
+    from healthchecks.sources.aoe.world import AoeWorld
+    from healthchecks.sources.gastown.world import TownWorld
+
+    aoe = AoeWorld(tmp_path / "aoe", grace=0.2)
+    aoe.instance("gemini gone", running="shell")["tool"] = "gemini"
+    aoe.instance("custom gone", running="shell").update(tool="mine", command="/opt/wrap --x", detect_as="codex")
+    aoe.instance("cursor gone", running="shell")["tool"] = "cursor"
+    town = TownWorld(tmp_path / "gt", grace=0.2)
+    town.member("hq-mayor", "mayor", running="shell", launch={"GT_AGENT": "opencode"})
+    worlds = (aoe.start(), town.start())
+    try:
+        time.sleep(0.5)
+        found = {f.entity: (f.reason.split(" (")[0], f.program) for w in worlds
+                 for f in observe(w.settings).results["zombie_sessions"].failing}
+        assert sorted(found.values()) == [("no Codex process in its panes", "Codex"),
+                                          ("no Gemini CLI process in its panes", "Gemini CLI"),
+                                          ("no cursor-agent process in its panes", "cursor-agent"),
+                                          ("no opencode process in its panes", "opencode")], found
+    finally:
+        for w in worlds:
+            w.teardown()

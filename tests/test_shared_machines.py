@@ -142,10 +142,12 @@ def test_a_project_folder_with_a_space_a_quote_a_bracket_or_an_accent_is_judged_
 
 def test_a_cursor_pid_now_held_by_another_process_does_not_keep_the_agent_alive(world, tmp_path):
     """E3 cursor entries from an hour ago: one's cursor_pid is PID 1 now, another's a cursor-agent started after
-    the entry (its PID reused): both are ghosts; a cursor-agent older than its entry still proves it alive."""
-    from test_sources import cursor_agent
+    the entry (its PID reused), a third's a process only named cursor-agent: all ghosts; a cursor-agent (by the
+    programs table: its install's launcher) older than its entry still proves it alive."""
+    from test_sources import cursor_agent, named_cursor_agent
 
     old = cursor_agent(tmp_path)
+    impostor = named_cursor_agent(tmp_path)
     spawned = time.time()
     while int(time.time()) == int(spawned):  # the world writes started_at in whole seconds: after the spawn
         time.sleep(0.01)
@@ -154,16 +156,20 @@ def test_a_cursor_pid_now_held_by_another_process_does_not_keep_the_agent_alive(
     init = world.agent("working", None, backend="cursor", cursor_pid=1)
     late = cursor_agent(tmp_path)
     reused = world.agent("working", None, backend="cursor", cursor_pid=late.pid)
+    fake = world.agent("working", None, backend="cursor", cursor_pid=impostor.pid, started_ago=0)
     try:
         world.start()
         results = judge(world.settings)
-        assert failing(results) == {("ghost_agents", f"agent {init}"), ("ghost_agents", f"agent {reused}")}
+        assert failing(results) == {("ghost_agents", f"agent {a}") for a in (init, reused, fake)}
         reasons = {f.entity: f.reason for f in results["ghost_agents"].failing}
         assert "pid 1 now belongs to" in reasons[f"agent {init}"] and "started after" in reasons[f"agent {reused}"]
+        assert reasons[f"agent {fake}"].endswith("not cursor-agent"), reasons
         assert live not in {e for _, e in failing(results)}
     finally:
+        impostor.kill()
+        impostor.wait(10)
         for p in (old, late):
-            p.kill()
+            os.killpg(p.pid, 9)  # its launcher and bundled node
             p.wait(10)
 
 

@@ -9,6 +9,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from datetime import datetime
 from pathlib import Path
 
@@ -223,7 +224,17 @@ def test_completed_count_counts_every_finished_agent(world):
 
 
 def cursor_agent(tmp_path) -> subprocess.Popen:
-    """A process that looks like E3's `cursor-agent` (a script of that name: its process name too)."""
+    """E3's `cursor-agent`: a stand-in of its documented shape (real_programs.cursor_agent_standin: its launcher
+    script under ~/.local/share/cursor-agent/versions/<v>/, running the node bundled beside it), in its own group."""
+    from healthchecks.testing.real_programs import cursor_agent_standin
+
+    home = Path(tempfile.mkdtemp(dir=tmp_path))
+    return subprocess.Popen([str(cursor_agent_standin(home)), "-p", "hi"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def named_cursor_agent(tmp_path) -> subprocess.Popen:
+    """A process only named `cursor-agent` (a script of that name in a temp folder, not cursor-agent's install)."""
     script = tmp_path / "cursor-agent"
     script.write_text("#!/bin/sh\nwhile :; do sleep 1; done\n")
     script.chmod(0o755)
@@ -258,7 +269,7 @@ def test_cursor_backend_entries_are_judged_by_their_process(world, tmp_path):
         assert entries["cursor-dead-000002-bbbbbb"]["status"] == "terminated"
         assert entries["cursor-live-000001-aaaaaa"]["status"] == "working"
     finally:
-        running.kill()
+        os.killpg(running.pid, 9)  # its launcher and bundled node
         running.wait(10)
 
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # types only: pytest loads the options table in every run (an
     from ..run import Run
     from ..summary import Figures
 
-VERSION = 2  # 2: version, status, finding_id, entity as kind + id (the text is `label`)
+VERSION = 2  # 2: version, status, finding_id, entity as kind + id (the text is `label`); then `program`
 
 
 def document(results: Results, figures: Figures, taken_at: float, settings: dict[str, Any], status: str
@@ -35,7 +35,8 @@ def document(results: Results, figures: Figures, taken_at: float, settings: dict
             "check": f.check,
             "severity": f.severity,
             "entity": dict(zip(("kind", "id"), f.kind_id, strict=True)),
-            "label": f.entity,
+            "label": f.label,
+            "program": f.program or None,
             "reason": f.reason,
             "waiver": f.waiver,
             "snapshot_time": when,

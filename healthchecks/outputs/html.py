@@ -136,7 +136,7 @@ class HtmlHooks:
             parts.append("<h2>Information (never a failure)</h2>"
                          + html_table(finding_rows(run.info), FINDINGS_HEADER, "hc-info"))
         if waived := [f for r in run.results.values() for f in r.waived]:
-            waived_rows = [(f.check, f.entity, f.reason, f.waiver) for f in waived]
+            waived_rows = [(f.check, f.label, f.reason, f.waiver) for f in waived]
             parts.append("<h2>Waived (never a failure, never acted on)</h2>"
                          + html_table(waived_rows, ("check", "entity", "reason", "waiver"), "hc-info"))
         parts += [f"<h2>{escape(title)}</h2>{html}" for title, _, html in fix_sections(run.fix_report, with_plan=True)]

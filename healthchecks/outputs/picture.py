@@ -7,10 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..checks import GHOST_AGENTS, LEAKED_SESSIONS, ZOMBIE_SESSIONS
+from ..checks import GHOST_AGENTS, LEAKED_SESSIONS, ZOMBIE_SESSIONS, recorded
+from ..programs import CLAUDE
 from ..text import for_html as escape
 
 if TYPE_CHECKING:
+    from ..analysis import Analysis, LiveSession
     from ..run import Run
 
 SHOWN = 12  # nodes drawn per group; the rest is one "+N more" node
@@ -50,10 +52,10 @@ def nodes(run: Run) -> list[Node]:
             else "untracked" if s.name not in a.records.agents_by_session
             else "healthy"
         )
-        groups[cls].append(s.name)
+        groups[cls].append(_session_label(a, s) if len(groups[cls]) < SHOWN else s.name)  # the rest is folded
     classes = a.attribution.claude_classes
     groups["attached"] = [f"pid {c.proc.pid}" for c in classes["attached"]]
-    groups["ghost"] = [f.entity for f in results[GHOST_AGENTS].failing] if GHOST_AGENTS in results else []
+    groups["ghost"] = [f.label for f in results[GHOST_AGENTS].failing] if GHOST_AGENTS in results else []
     groups["orphan"] = [f"pid {c.proc.pid}" for c in classes["orphan"]]
     groups["foreign"] = [f"pid {c.proc.pid}" for c in classes["foreign"]]
     column = {"healthy": 1, "zombie": 1, "leaked": 1, "untracked": 1, "ghost": 1,
@@ -63,6 +65,15 @@ def nodes(run: Run) -> list[Node]:
         if len(labels) > SHOWN:
             drawn.append(Node("more", f"+{len(labels) - SHOWN} more {cls}", column[cls]))
     return drawn
+
+
+def _session_label(a: Analysis, session: LiveSession) -> str:
+    """A session by its name, and its agent program when that is another than Claude Code: the one its records
+    name, else the one running in its agent panes."""
+    program = recorded(a, a.records.agents_by_session.get(session.name, []))
+    if program is None and (proc := a.tmux.agent_program(session, a.tmux.agent_panes(session))) is not None:
+        program = proc.program
+    return f"{session.name} ({program.name})" if program is not None and program is not CLAUDE else session.name
 
 
 def svg(run: Run) -> str:

@@ -92,7 +92,8 @@ def metrics_text(
     gauge(
         "failing_finding",
         "1 for each failing finding, named as every other output names it (a record by its manager's noun and id).",
-        [({"check": cid, "entity": f.entity}, 1) for cid, r in results.items() for f in r.failing],
+        [({"check": cid, "entity": f.entity, **({"program": f.program} if f.program else {})}, 1)
+         for cid, r in results.items() for f in r.failing],
     )
     gauge(
         "waived",

@@ -34,7 +34,7 @@ def html_table(rows: Iterable[tuple[str, ...]], header: tuple[str, ...] | None =
 
 
 def finding_rows(findings: Iterable[Finding]) -> list[tuple[str, str]]:
-    return [(f.entity, f.reason) for f in findings]
+    return [(f.label, f.reason) for f in findings]
 
 
 FINDINGS_HEADER = ("entity", "reason")

@@ -123,8 +123,8 @@ def _record(path: Path, row: tuple[Any, ...]) -> AgentRecord | Problem:
         status_class = StatusClass.STOPPED  # archived: not expected to run
     return AgentRecord(rid, None, status if isinstance(status, str) else None, session if isinstance(session, str)
                        else "", ScopeKind.STATE, (_when(created),), status_class,
-                       ConversationRecord(socket or None, _conversation(tool_data),
-                                          tool if isinstance(tool, str) and tool else None))
+                       ConversationRecord(socket or None, _conversation(tool_data)),
+                       (tool,) if isinstance(tool, str) and tool else ())
 
 
 def load(workspace: Path, timeout: float = 5.0) -> Records:

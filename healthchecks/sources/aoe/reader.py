@@ -122,6 +122,8 @@ def _record(path: Path, i: int, item: Any) -> AgentRecord:
     status = _text(item, "status", where, path)
     created = _text(item, "created_at", where, path, required=False)
     conversation = _text(item, "agent_session_id", where, path, required=False)
+    # what it launched, most specific first: a custom command, the agent's name, the built-in agent it is detected as
+    program = tuple(p for key in ("command", "tool", "detect_as") if (p := _text(item, key, where, path, False)))
     assert rid is not None and title is not None
     if not rid:
         raise RegistryError(Problem(str(path), f"{where}.id", "expected a non-empty string"))
@@ -129,7 +131,7 @@ def _record(path: Path, i: int, item: Any) -> AgentRecord:
     if item.get("cockpit_mode") is True:
         status_class = StatusClass.PAUSED  # an ACP "cockpit" session: not tmux-backed, never judged by a session
     return AgentRecord(rid, None, status, session_name(title, rid), ScopeKind.STATE, (created,), status_class,
-                       ConversationRecord(None, conversation or None) if conversation else None)
+                       ConversationRecord(None, conversation or None) if conversation else None, program)
 
 
 def _broken(workspace: Path, path: Path, problem: Problem, before: Fingerprint) -> Records:

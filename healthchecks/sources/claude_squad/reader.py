@@ -122,9 +122,9 @@ def _record(folder: Path, path: Path, i: int, item: Any, real: Callable[[str], s
     times = (_text(item.get("created_at"), f"{where}.created_at", path, required=False),)
     program = _text(item.get("program"), f"{where}.program", path, required=False)  # the command it launched
     assert title is not None
-    extra = HomeRecord(home or "", program) if home or program else None
     return AgentRecord(title, None, status, session_name(title), ScopeKind.STATE, times,
-                       CLAUDE_SQUAD.status_class(status), extra)
+                       CLAUDE_SQUAD.status_class(status), HomeRecord(home) if home else None,
+                       (program,) if program else ())
 
 
 def _broken(workspace: Path, path: Path, problem: Problem, before: Fingerprint) -> Records:

@@ -53,7 +53,7 @@ OPTIONS = (
                     "derives it: <basename>-<6 hex of sha256(realpath)>)", ""),
 )
 _SANITISE = re.compile(r"[^a-z0-9-]+")
-LAUNCH = frozenset({"GT_ROOT", "GT_SESSION", "GT_ROLE", "GT_RIG"})  # read of a pane's process environment
+LAUNCH = frozenset({"GT_ROOT", "GT_SESSION", "GT_ROLE", "GT_RIG", "GT_AGENT"})  # read of a pane's process environment
 
 
 def locate(values: Mapping[str, str]) -> Path:
@@ -212,8 +212,9 @@ def _records(town: Path, socket: str, prefixes: tuple[str, ...], live: list[Live
         if s.name not in envs or not _launched(ours, s.name, env := envs[s.name]):
             continue  # not launched by this town (or gone meanwhile): an untracked session, information
         status = ("/crew/" in env.get("GT_ROLE", "") and GAS_TOWN.crew_status) or "live"
+        program = (env["GT_AGENT"],) if env.get("GT_AGENT") else ()  # the agent preset it launched: `codex`, ...
         records.append(AgentRecord(s.name, env.get("GT_RIG") or None, status, s.name, ScopeKind.STATE,
-                                   (_iso(s.created),), GAS_TOWN.status_class(status), ServerRecord(server)))
+                                   (_iso(s.created),), GAS_TOWN.status_class(status), ServerRecord(server), program))
     return tuple(records)
 
 

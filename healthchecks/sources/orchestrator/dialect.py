@@ -9,6 +9,7 @@ from ...dialect import Count, Dialect, Evidence, Mark, ScopeKind, Status, Status
 # --- ClaudeOrchestratorMCP (Albaraazain/ClaudeOrchestratorMCP) ---------------------------------------------
 MANAGER = "ClaudeOrchestratorMCP"
 PREFIX = "agent_"  # its tmux sessions' names begin so
+CURSOR_BACKEND = ("cursor",)  # E3's `backend: "cursor"` entries run cursor-agent (an AgentRecord's program)
 ACTIVE = ("running", "working", "blocked", "reviewing")
 TERMINAL = ("completed", "failed", "error", "terminated", "killed", "phase_completed")
 # No status is written at deploy: a missing status means "just deployed, running".

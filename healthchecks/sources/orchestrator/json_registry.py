@@ -21,7 +21,7 @@ from ...dialect import Dialect, ScopeKind
 from ...records import AgentRecord, CursorRecord, Fingerprint, Problem, Records, RegistryError, Scope, is_path
 from ...safe_files import Missing, digested, read_stamped, stamp_of
 from ...strict_json import json_type, parse
-from .dialect import ORCHESTRATOR_FIRST, ORCHESTRATOR_JSON
+from .dialect import CURSOR_BACKEND, ORCHESTRATOR_FIRST, ORCHESTRATOR_JSON
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
@@ -162,7 +162,7 @@ def _record(agent_id: str, entry: dict[str, Any], task_id: str | None, source: S
     cursor = get("cursor_pid") if get("backend") == "cursor" else None
     return AgentRecord(agent_id, get("task_id", task_id), status, get("tmux_session") or "", source, times,
                        ORCHESTRATOR_JSON.status_class(status),  # every JSON era's words mean the same
-                       CursorRecord(cursor) if cursor else None)
+                       CursorRecord(cursor) if cursor else None, CURSOR_BACKEND if cursor else ())
 
 
 def records(kind: ScopeKind, data: dict[str, Any]) -> tuple[tuple[AgentRecord, ...], tuple[str, ...]]:

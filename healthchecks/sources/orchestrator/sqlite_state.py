@@ -17,7 +17,7 @@ from ...dialect import ScopeKind
 from ...records import AgentRecord, CursorRecord, Fingerprint, Problem, Records, Scope, is_path
 from ...safe_files import file_problem
 from ...sqlite_ro import connect, database_fingerprint, problem, refused_objects
-from .dialect import ORCHESTRATOR_SQLITE
+from .dialect import CURSOR_BACKEND, ORCHESTRATOR_SQLITE
 
 if TYPE_CHECKING:  # imported on first use: pytest loads the sources table (options) in every run
     import sqlite3
@@ -97,9 +97,10 @@ def load(workspace: Path, timeout: float) -> Records:
         return _broken(workspace, path, (problem(path, exc, timeout),), before)
     agents = tuple(
         AgentRecord(str(aid), task, status, session or "", ScopeKind.STATE, (started, completed),
-                    ORCHESTRATOR_SQLITE.status_class(status),
-                    CursorRecord(pid) if isinstance(pid, int) and pid > 0 else None)
+                    ORCHESTRATOR_SQLITE.status_class(status), CursorRecord(pid) if cursor else None,
+                    CURSOR_BACKEND if cursor else ())
         for aid, task, status, session, started, completed, pid in rows
+        for cursor in (isinstance(pid, int) and pid > 0,)
     )
     clients = tuple(sorted({c for _, c in tasks if is_path(c)}))
     mtime = os.stat(path).st_mtime
