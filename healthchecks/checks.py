@@ -643,7 +643,7 @@ def stale_pid_files(a: Analysis) -> list[Finding]:
                       "nothing either way")
             findings.append(Finding(STALE_PID_FILES, entity, reason, "info", FileTarget(tracked.file)))
             continue
-        elif abs(processes.started_at(proc, a.snapshot.boot_time) - tracked.started) < 2:
+        elif tracked.started_as(processes.started_at(proc, a.snapshot.boot_time)):
             continue
         else:
             began = _moment(processes.started_at(proc, a.snapshot.boot_time))

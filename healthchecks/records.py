@@ -170,6 +170,11 @@ class Tracked(NamedTuple):
     started: float | None
     session: str
 
+    def started_as(self, when: float) -> bool:
+        """Whether a process started at ``when`` (epoch seconds) is the one recorded: the same second, give or take
+        one (both come from the boot time, which may move by one); never for a bare pid."""
+        return self.started is not None and abs(when - self.started) < 2
+
 
 @dataclass(frozen=True)
 class Scope:

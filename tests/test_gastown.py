@@ -8,16 +8,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import replace
 
 import psutil
-from helpers import run_health
+from helpers import alive, info, judge, run_health
 
 from fixers.apply import Options
 from fixers.run import fix
-from healthchecks import sources
+from healthchecks import sightings, sources
 from healthchecks.observe import observe
 from healthchecks.sources.gastown import reader as gastown
-from healthchecks.sources.gastown.world import TownWorld, town_demo
+from healthchecks.sources.gastown.world import TownWorld, lstart, town_demo
 
 
 def _failing(obs) -> dict[str, set[str]]:
@@ -131,5 +132,60 @@ def test_a_session_launched_with_another_sessions_pair_is_not_the_towns(tmp_path
         assert [a.id for a in obs.snapshot.registries.authority.agents] == ["hq-mayor"]
         assert _failing(obs) == {}
         assert ("leaked_sessions", "session gt-copy") in {(f.check, f.entity) for f in obs.info}
+    finally:
+        world.teardown()
+
+
+def _carrying(world: TownWorld, session: str) -> int:
+    """The pid of the world's Claude outside tmux whose GT_SESSION names ``session``."""
+    return next(p.pid for p in world.standins() if p.environ().get("GT_SESSION") == session)
+
+
+def test_a_gone_sessions_pair_alone_never_ends_a_claude(tmp_path):
+    """GT_ROOT + GT_SESSION are inherited by everything an agent starts (a person's Claude opened from its shell) and
+    anyone can set them: with the session gone they are information, unless the town's pid file for that very
+    session names this very process (pid and start time), as TrackPID wrote it for the pane's process, the agent."""
+    world = TownWorld(tmp_path)
+    try:
+        world.member("hq-mayor", "mayor")
+        world.member("gt-slit", "gastown/polecats/slit", "gastown", outlives=True)  # its pid file names it
+        for session in ("gt-nux", "gt-ace", "gt-max"):
+            world.gone_pair(session, f"gastown/polecats/{session[3:]}", "gastown")
+        world.start()
+        pids = {session: _carrying(world, session) for session in ("gt-nux", "gt-ace", "gt-max")}
+        folder = world.town / gastown.PIDS
+        (folder / "gt-ace.pid").write_text(f"{pids['gt-ace']}|Thu Jan  1 09:00:00 2026\n")  # another start time
+        (folder / "gt-other.pid").write_text(f"{pids['gt-max']}|{lstart(pids['gt-max'])}\n")  # another session's
+        obs = observe(world.settings)
+        slit = world.panes["gt-slit"]
+        assert _failing(obs).get("orphan_processes") == {f"pid {slit}"}
+        reasons = {f.entity: f.reason for f in obs.info if f.check == "orphan_processes"}
+        for session, pid in pids.items():
+            assert f"session '{session}'" in reasons[f"pid {pid}"]
+            assert "no pid file or lineage proves it was launched there" in reasons[f"pid {pid}"]
+        fix(obs, world.settings, Options(), dry_run=False, confirm=lambda plan: (True, "test"), show=lambda _: None)
+        assert all(alive(pid) for pid in pids.values())
+        assert not alive(slit)
+    finally:
+        world.teardown()
+
+
+def test_a_claude_seen_in_its_sessions_pane_is_its_orphan_once_the_session_is_gone(tmp_path):
+    """Lineage is the other proof: an earlier run saw this very process (pid and start) in that session's pane."""
+    world = TownWorld(tmp_path)
+    try:
+        world.member("hq-mayor", "mayor")
+        world.member("gt-slit", "gastown/polecats/slit", "gastown", pid_file=None, launch={"HC_IGNORE_HUP": "1"})
+        world.start()
+        settings = replace(world.settings, sightings=tmp_path / "state" / sightings.FILE)
+        sightings.record(settings.sightings, sightings.seen(observe(settings).analysis))  # what an earlier run leaves
+        slit = world.panes["gt-slit"]
+        world.restart_server(["gt-slit"])
+        assert alive(slit)
+        assert ("orphan_processes", f"pid {slit}") in info(judge(world.settings))  # no lineage read: information
+        obs = observe(settings)
+        assert _failing(obs) == {"orphan_processes": {f"pid {slit}"}}
+        (found,) = obs.results["orphan_processes"].failing
+        assert "seen in agent gt-slit's pane" in found.reason
     finally:
         world.teardown()
