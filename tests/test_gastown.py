@@ -15,7 +15,7 @@ from helpers import alive, info, judge, run_health
 
 from fixers.apply import Options
 from fixers.run import fix
-from healthchecks import sightings, sources
+from healthchecks import processes, sightings, sources
 from healthchecks.observe import observe
 from healthchecks.sources.gastown import reader as gastown
 from healthchecks.sources.gastown.world import TownWorld, lstart, town_demo
@@ -187,5 +187,32 @@ def test_a_claude_seen_in_its_sessions_pane_is_its_orphan_once_the_session_is_go
         assert _failing(obs) == {"orphan_processes": {f"pid {slit}"}}
         (found,) = obs.results["orphan_processes"].failing
         assert "seen in agent gt-slit's pane" in found.reason
+    finally:
+        world.teardown()
+
+
+def test_a_session_launched_between_the_towns_read_and_the_process_scan_retakes_the_snapshot(tmp_path, monkeypatch):
+    """The town's server is read with the records, before the processes are scanned: a session Gas Town launches in
+    between has a Claude the read shows in no pane (its pid file comes seconds later, after its start-up waits).
+    The fingerprint taken after the scan sees the server's panes changed, and the snapshot is taken again."""
+    world = TownWorld(tmp_path)
+    try:
+        world.member("hq-mayor", "mayor")
+        world.start()
+        late = world.member("gt-late", "gastown/polecats/late", "gastown", pid_file=None)
+        scan = processes.scan
+
+        def launched_first(*args, **kwargs):
+            if world.members[-1] is late and late.session not in world.town_sessions():
+                world.launch(late)  # once: between the first read of the town and its process scan
+            return scan(*args, **kwargs)
+
+        monkeypatch.setattr(processes, "scan", launched_first)
+        obs = observe(world.settings)
+        pid = _carrying(world, "gt-late")
+        assert obs.snapshot.attempts == 2 and obs.snapshot.stable
+        assert "gt-late" in {a.id for a in obs.snapshot.registries.authority.agents}
+        assert ("orphan_processes", f"pid {pid}") not in info(obs.results)
+        assert _failing(obs) == {}
     finally:
         world.teardown()

@@ -23,7 +23,7 @@ import secrets
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
@@ -53,6 +53,7 @@ OPTIONS = (
                     "derives it: <basename>-<6 hex of sha256(realpath)>)", ""),
 )
 _SANITISE = re.compile(r"[^a-z0-9-]+")
+SERVER = "tmux:"  # the fingerprint's entry for the town server's panes: this, then its socket's path
 LAUNCH = frozenset({"GT_ROOT", "GT_SESSION", "GT_ROLE", "GT_RIG"})  # read of a pane's process environment
 
 
@@ -262,12 +263,36 @@ def _read_pid(path: Path, town: Path) -> bytes | None:
         return None
 
 
-def fingerprint(town: Path, before: Fingerprint = ()) -> Fingerprint:
-    """rigs.json's and every pid file's stamp. The town server's sessions are not in it: the records and the
-    snapshot's live state of that server come from one read (Records.servers), which cannot disagree."""
+def fingerprint(town: Path, before: Fingerprint = (), read: tmux.TmuxServer | None = None) -> Fingerprint:
+    """rigs.json's and every pid file's stamp, and the town server's panes (``read``, as load read them; after it,
+    read again on the server ``before`` names): that server is read with the records, before the processes are
+    scanned, so a session launched or ended in between (its pid file only comes seconds later) is a change."""
     hashed = digested(before)
     files = [_rigs_file(town), *sorted((town / PIDS).glob("*.pid"))] if standing(town) else []
-    return tuple((str(p), _stamp(p, town, str(p) in hashed)) for p in files)
+    stamps = tuple((str(p), _stamp(p, town, str(p) in hashed)) for p in files)
+    if read is not None:
+        return (*stamps, (SERVER + read.socket_path, _panes_stamp((p.pane_id, p.pid, p.dead) for p in read.panes)))
+    socket = next((path[len(SERVER):] for path, _ in before if path.startswith(SERVER)), None)
+    return stamps if socket is None else (*stamps, (SERVER + socket, _panes_now(socket)))
+
+
+def _panes_stamp(panes: Iterable[tuple[str, int, bool]]) -> str:
+    listed = "\n".join(sorted({f"{pane} {pid} {int(dead)}" for pane, pid, dead in panes}))
+    return "sha256:" + hashlib.sha256(listed.encode()).hexdigest()
+
+
+def _panes_now(socket: str) -> str:
+    """The server's panes now (one `list-panes -a` of three fields), as _panes_stamp names them; a server that no
+    longer answers is a change too."""
+    try:
+        done = tmux.run(socket, "list-panes", "-a", "-F", "#{pane_id}\t#{pane_pid}\t#{pane_dead}")
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unread: {exc}"
+    if done.returncode != 0:
+        return "sha256:" + hashlib.sha256(b"").hexdigest() if done.stderr.strip() in tmux.EMPTY_SERVER_MARKERS \
+            else f"unread: {done.stderr.strip()[:80]}"
+    rows = (line.split("\t") for line in done.stdout.splitlines())
+    return _panes_stamp((r[0], int(r[1]), r[2] == "1") for r in rows if len(r) == 3 and r[1].isdigit())
 
 
 def _stamp(path: Path, town: Path, exact: bool) -> str | None:
@@ -307,5 +332,5 @@ def load(town: Path, timeout: float = 5.0, socket: str | None = None) -> Records
     server = tmux.default_socket_path(socket)
     agents += _beads(town, timeout, {a.id for a in agents}, server)
     state = Scope(rigs, ScopeKind.STATE, agents=agents, name=f"town {town}", tracked=_pid_files(town))
-    return Records(town, state, (), dialect, NAME, fingerprint=fingerprint(town), servers=(read,))
+    return Records(town, state, (), dialect, NAME, fingerprint=fingerprint(town, read=read), servers=(read,))
 

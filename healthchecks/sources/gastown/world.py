@@ -186,6 +186,14 @@ class TownWorld(World):
             self.restart_server(lost, timeout)
         return self
 
+    def launch(self, member: Member, timeout: float = 60.0) -> None:
+        """Launch one more agent's session now, on the running town (its pid file as ``member`` says), and wait until
+        its Claude runs."""
+        claude = len([p for p in self.standins() if (self.bin / ".ready" / str(p.pid)).exists()])
+        self._town_sessions([member])
+        self._pid_files([member])
+        self.wait_ready(claude + (member.running == "claude"), timeout)
+
     def restart_server(self, lost: list[str], timeout: float = 60.0) -> None:
         """The town's server killed and started again (a crash; `gt down` then `gt up`) with every session but
         ``lost``: a Claude ignoring SIGHUP (node-era) outlives its server, re-parented outside tmux, its pid file as
