@@ -331,6 +331,9 @@ def ghost_agents(a: Analysis) -> list[Finding]:
         else:
             reason = f"registry says active, session {agent.session} is not live{hint}"
             findings.append(agent_finding(GHOST_AGENTS, agent, reason))
+    # a part of the records not read (Gas Town's beads ledger without `bd`): its ghosts are not looked for
+    findings += [Finding(GHOST_AGENTS, what, f"not read: {why}", "info")
+                 for scope in a.snapshot.registries.scopes for what, why in scope.unread]
     return findings
 
 

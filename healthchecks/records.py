@@ -197,6 +197,8 @@ class Scope:
     belongings: tuple[Path, ...] = ()
     stamp: str | None = None  # the bytes read, as safe_files.stamp names them (what the fingerprint compares)
     tracked: tuple[Tracked, ...] = ()  # processes its manager recorded in pid files (checks.stale_pid_files)
+    # parts of the store its reader did not read, and why: (what, why), said as information by the check that needs it
+    unread: tuple[tuple[str, str], ...] = ()
 
     @property
     def label(self) -> str:

@@ -216,3 +216,80 @@ def test_a_session_launched_between_the_towns_read_and_the_process_scan_retakes_
         assert _failing(obs) == {}
     finally:
         world.teardown()
+
+
+def _ghosts(obs) -> set[str]:
+    return {f.entity for f in obs.results["ghost_agents"].failing}
+
+
+def test_without_bd_the_ledger_is_one_information_line_and_every_other_check_stands(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no `bd` there (beads installs it elsewhere, if at all)
+    world = TownWorld(tmp_path)
+    try:
+        world.member("hq-mayor", "mayor")
+        world.member("gt-furiosa", "gastown/polecats/furiosa", "gastown", "shell")
+        world.start()
+        obs = observe(world.settings)
+        assert _failing(obs) == {"zombie_sessions": {"session gt-furiosa"}}
+        (line,) = [f for f in obs.info if f.check == "ghost_agents"]
+        assert line.entity == "the beads ledger" and "not read: no `bd` on PATH" in line.reason
+    finally:
+        world.teardown()
+
+
+def test_the_ledger_read_through_bd_finds_agent_beads_working_with_no_session(tmp_path, monkeypatch):
+    """Agent beads as Gas Town writes them, in the town's ledger and a rig's, read through a stand-in `bd` shaped as
+    beads' source prints `bd list --json`: active (working, running, spawning) with the session gone is a ghost;
+    with the session live, done, idle, or of a prefix no rig of this town has, it is not."""
+    world = TownWorld(tmp_path)
+    try:
+        world.member("hq-mayor", "mayor")
+        world.member("gt-nux", "gastown/polecats/nux", "gastown")
+        world.bead("hq-mayor", "working")  # live
+        world.bead("hq-deacon", "spawning")  # ghost
+        world.bead("gt-gastown-polecat-nux", "working", "gastown")  # live
+        world.bead("gt-gastown-polecat-rictus", "working", "gastown")  # ghost
+        world.bead("gt-gastown-polecat-toast", "done", "gastown")  # finished
+        world.bead("gt-gastown-crew-max", "idle", "gastown")
+        world.bead("bd-beads-witness", "running", "beads", legacy=True)  # ghost: the old structured field
+        world.bead("zz-other-polecat-slit", "working", "gastown")  # another town's rig: not this town's
+        for rig in ("gastown", "beads"):
+            (world.town / rig).mkdir()
+        world.start()
+        monkeypatch.setenv("PATH", f"{world.bd()}:{os.environ['PATH']}")
+        files = world.files()
+        obs = observe(world.settings)
+        assert _ghosts(obs) == {"agent hq-deacon", "agent gt-rictus", "agent bd-witness"}
+        assert not [f for f in obs.info if f.entity == "the beads ledger"]
+        fix(obs, world.settings, Options(), dry_run=False, confirm=lambda plan: (True, "test"), show=lambda _: None)
+        assert world.files() == files  # the ledger is never written: reported only
+    finally:
+        world.teardown()
+
+
+def test_a_bd_that_does_not_answer_within_the_bound_is_one_information_line(tmp_path, monkeypatch):
+    world = TownWorld(tmp_path)
+    try:
+        world.member("hq-mayor", "mayor")
+        world.bead("hq-deacon", "working")
+        world.start()
+        monkeypatch.setenv("PATH", f"{world.bd(delay=30)}:{os.environ['PATH']}")
+        obs = observe(replace(world.settings, lock_timeout=1.0))
+        assert _failing(obs) == {} and obs.snapshot.duration < 10
+        (line,) = [f for f in obs.info if f.check == "ghost_agents"]
+        assert "did not answer within" in line.reason
+    finally:
+        world.teardown()
+
+
+def test_an_agent_beads_session_follows_from_its_id_as_gas_town_parses_it():
+    from healthchecks.sources.gastown.ledger import session_of
+
+    assert session_of("hq-mayor") == "hq-mayor" and session_of("gt-deacon") == "hq-deacon"
+    assert session_of("hq-dog-alpha") == "hq-dog-alpha"
+    assert session_of("gt-gastown-witness") == "gt-witness" and session_of("ff-witness") == "ff-witness"
+    assert session_of("gt-my-rig-polecat-nux") == "gt-nux"  # a hyphenated rig
+    assert session_of("gt-gastown-polecat-witness") == "gt-witness"  # a polecat named like a role
+    assert session_of("gt-gastown-crew-joe-2") == "gt-crew-joe-2"
+    assert session_of("ff-polecat-nux") == "ff-nux"  # prefix == rig: the rig left out
+    assert session_of("gt-gastown-polecat") is None and session_of("x-mayor") is None

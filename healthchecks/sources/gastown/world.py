@@ -14,6 +14,7 @@ import json
 import os
 import shlex
 import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -28,6 +29,19 @@ from ...testing.world import World, _tq, outside_tmux
 from ...tmux import FORMAT, default_socket_path
 from . import reader as gastown
 
+# A stand-in for beads' `bd` (not installable here: its npm package downloads a release binary), answering only
+# what the reader asks (gastown/ledger.py) as beads' source prints it: `list ... --json` -> a JSON array of issues
+# (types.IssueWithCounts), the agent's state in its description's `agent_state:` line. Its data: a map from the real
+# path of its working directory to that folder's issues, beside it; `delay` seconds before answering.
+BD_STANDIN = """#!{python}
+import json, os, sys, time
+data = json.load(open(os.path.join(os.path.dirname(os.path.abspath(sys.argv[0])), "bd.json")))
+args = sys.argv[1:]
+if "list" not in args or "--json" not in args or "--label=gt:agent" not in args:
+    sys.exit("Error: unknown command " + " ".join(args))
+time.sleep(data["delay"])
+print(json.dumps(data["issues"].get(os.path.realpath(os.getcwd()), []), indent=2))
+"""
 Running = Literal["claude", "shell", "dead"]
 PidFile = Literal["good", "bare", "dead", "reused"]
 
@@ -59,6 +73,7 @@ class TownWorld(World):
         self.loose: list[dict[str, str]] = []  # environments of Claudes started outside tmux
         self.dead_pid = 0  # a pid no process holds (a finished child's)
         self.panes: dict[str, int] = {}  # session -> its pane's process (the agent: Gas Town's launch execs it)
+        self.issues: dict[str, list[dict[str, Any]]] = {}  # the beads ledger: folder (real path) -> its issues
 
     @property
     def settings(self) -> Settings:
@@ -103,6 +118,31 @@ class TownWorld(World):
     def loose_claude(self, env: dict[str, str]) -> None:
         """A Claude outside tmux with these variables (bystanders: another town's pair, a live session's)."""
         self.loose.append(env)
+
+    def bead(self, bead_id: str, state: str, folder: str = "", legacy: bool = False) -> None:
+        """An agent bead in the ledger of the town (``folder`` ''), or of a rig's folder, as Gas Town writes it
+        (CreateAgentBead: its fields as `key: value` lines of the description; ``legacy``: the old structured
+        field only)."""
+        path = os.path.realpath(self.town / folder)
+        fields = f"role_type: polecat\nrig: null\nagent_state: {state}\nhook_bead: null"
+        issue: dict[str, Any] = {
+            "id": bead_id, "title": bead_id, "description": bead_id if legacy else f"{bead_id}\n\n{fields}",
+            "status": "open", "priority": 2, "issue_type": "agent", "labels": ["gt:agent"],
+            "created_at": "2026-04-30T09:00:00Z", "updated_at": "2026-04-30T09:00:00Z", "dependency_count": 0,
+            "dependent_count": 0, "comment_count": 0}
+        if legacy:
+            issue["agent_state"] = state
+        self.issues.setdefault(path, []).append(issue)
+
+    def bd(self, delay: float = 0.0) -> Path:
+        """The folder holding the stand-in `bd` over this world's ledger (put it first on PATH)."""
+        folder = self.root / "bd-bin"
+        folder.mkdir(exist_ok=True)
+        (folder / "bd.json").write_text(json.dumps({"delay": delay, "issues": self.issues}))
+        script = folder / "bd"
+        script.write_text(BD_STANDIN.replace("{python}", sys.executable))
+        script.chmod(0o755)
+        return folder
 
     def write_registries(self, *_: object, **__: object) -> None:
         """town.json and rigs.json as `gt install` / `gt rig add` write them (indented JSON)."""
