@@ -359,6 +359,9 @@ def ghost_agents(a: Analysis) -> list[Finding]:
         else:
             reason = f"registry says active, session {agent.session} is not live{hint}"
             findings.append(agent_finding(GHOST_AGENTS, agent, reason))
+    # a part of the records not read (Gas Town's beads ledger without `bd`): its ghosts are not looked for
+    findings += [Finding(GHOST_AGENTS, what, f"not read: {why}", "info")
+                 for scope in a.snapshot.registries.scopes for what, why in scope.unread]
     return findings
 
 
@@ -469,10 +472,18 @@ def leaked_sessions(a: Analysis) -> list[Finding]:
                       "by hand; left alone")
             findings.append(session_finding(LEAKED_SESSIONS, a, session, reason, "info"))
         elif all(agent.terminal for agent in agents) and all(a.past_grace(agent.ended_at(a.tz)) for agent in agents):
-            statuses = ", ".join(f"{agent.id} {agent.records[0].status}" for agent in agents)
-            reason = f"registry says finished ({statuses}), session still live on tmux server {session.server}"
+            reason = f"registry says {_ended(a, agents)}, session still live on tmux server {session.server}"
             findings.append(owned_elsewhere(LEAKED_SESSIONS, a, session, reason))
     return findings
+
+
+def _ended(a: Analysis, agents: list[Agent]) -> str:
+    """What the records say happened, in the manager's own terms when its dialect says what their status means
+    (Dialect.ended), else `finished (<id> <status>, ...)`."""
+    said = {a.snapshot.registries.dialect.ended.get(agent.records[0].status) for agent in agents}
+    if len(said) == 1 and (meaning := said.pop()) is not None:
+        return f"{meaning} for {', '.join(agent.id for agent in agents)}"
+    return f"finished ({', '.join(f'{agent.id} {agent.records[0].status}' for agent in agents)})"
 
 
 @check(ORPHAN_PROCESSES, "no orphan Claude processes", ("registry", "tmux"))
@@ -672,7 +683,7 @@ def stale_pid_files(a: Analysis) -> list[Finding]:
                       "nothing either way")
             findings.append(Finding(STALE_PID_FILES, entity, reason, "info", FileTarget(tracked.file)))
             continue
-        elif abs(processes.started_at(proc, a.snapshot.boot_time) - tracked.started) < 2:
+        elif tracked.started_as(processes.started_at(proc, a.snapshot.boot_time)):
             continue
         else:
             began = _moment(processes.started_at(proc, a.snapshot.boot_time))

@@ -40,6 +40,8 @@ What a dialect says, field by field (a new manager fills in each one):
 - ``crew_status``: its status for a record that is a person's session (Gas Town's crew): never a zombie, since a
   person's session may run nothing (the reader gives it; the class is PAUSED: a live session is normal).
 - ``tracked_cleanup``: the manager's own command that removes its stale pid files (the fix never writes them).
+- ``ended``: for a terminal status, what it says its manager did, in its own terms (the leaked-session finding says
+  it); a status not listed reads "finished".
 """
 
 from __future__ import annotations
@@ -153,6 +155,7 @@ class Dialect:
     root_env: str | None = None
     crew_status: str | None = None
     tracked_cleanup: str = ""
+    ended: Mapping[Status, str] = field(default_factory=dict)
 
     def launched(self, argv: Sequence[str]) -> str | None:
         """The sign of this manager's launch in a process's arguments, or None (recognition, never proof)."""

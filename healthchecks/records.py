@@ -166,6 +166,11 @@ class Tracked(NamedTuple):
     started: float | None
     session: str
 
+    def started_as(self, when: float) -> bool:
+        """Whether a process started at ``when`` (epoch seconds) is the one recorded: the same second, give or take
+        one (both come from the boot time, which may move by one); never for a bare pid."""
+        return self.started is not None and abs(when - self.started) < 2
+
 
 @dataclass(frozen=True)
 class Scope:
@@ -188,6 +193,8 @@ class Scope:
     belongings: tuple[Path, ...] = ()
     stamp: str | None = None  # the bytes read, as safe_files.stamp names them (what the fingerprint compares)
     tracked: tuple[Tracked, ...] = ()  # processes its manager recorded in pid files (checks.stale_pid_files)
+    # parts of the store its reader did not read, and why: (what, why), said as information by the check that needs it
+    unread: tuple[tuple[str, str], ...] = ()
 
     @property
     def label(self) -> str:

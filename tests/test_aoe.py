@@ -46,6 +46,9 @@ def test_each_fault_found_and_each_repair_ends_exactly_its_target(demo):
     assert failing.pop("ghost_agents") == {f"agent {by_title['gone']['id']}"}
     assert failing.pop("zombie_sessions") == {f"session {_session(by_title[t])}" for t in ("crashed", "left a shell")}
     assert failing.pop("leaked_sessions") == {f"session {_session(by_title['stopped but live'])}"}
+    (leak,) = obs.results["leaked_sessions"].failing  # in aoe's own meaning, not another manager's "finished"
+    assert "stopped" in leak.reason and "aoe writes it only after killing the session" in leak.reason
+    assert "finished" not in leak.reason
     (orphan,) = failing.pop("orphan_processes")
     assert failing == {}
     orphan_pid = int(orphan.split()[1])

@@ -8,16 +8,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import replace
 
 import psutil
-from helpers import run_health
+from helpers import alive, info, judge, run_health
 
 from fixers.apply import Options
 from fixers.run import fix
-from healthchecks import sources
+from healthchecks import processes, sightings, sources
 from healthchecks.observe import observe
 from healthchecks.sources.gastown import reader as gastown
-from healthchecks.sources.gastown.world import TownWorld, town_demo
+from healthchecks.sources.gastown.world import TownWorld, lstart, town_demo
 
 
 def _failing(obs) -> dict[str, set[str]]:
@@ -133,3 +134,162 @@ def test_a_session_launched_with_another_sessions_pair_is_not_the_towns(tmp_path
         assert ("leaked_sessions", "session gt-copy") in {(f.check, f.entity) for f in obs.info}
     finally:
         world.teardown()
+
+
+def _carrying(world: TownWorld, session: str) -> int:
+    """The pid of the world's Claude outside tmux whose GT_SESSION names ``session``."""
+    return next(p.pid for p in world.standins() if p.environ().get("GT_SESSION") == session)
+
+
+def test_a_gone_sessions_pair_alone_never_ends_a_claude(tmp_path):
+    """GT_ROOT + GT_SESSION are inherited by everything an agent starts (a person's Claude opened from its shell) and
+    anyone can set them: with the session gone they are information, unless the town's pid file for that very
+    session names this very process (pid and start time), as TrackPID wrote it for the pane's process, the agent."""
+    world = TownWorld(tmp_path)
+    try:
+        world.member("hq-mayor", "mayor")
+        world.member("gt-slit", "gastown/polecats/slit", "gastown", outlives=True)  # its pid file names it
+        for session in ("gt-nux", "gt-ace", "gt-max"):
+            world.gone_pair(session, f"gastown/polecats/{session[3:]}", "gastown")
+        world.start()
+        pids = {session: _carrying(world, session) for session in ("gt-nux", "gt-ace", "gt-max")}
+        folder = world.town / gastown.PIDS
+        (folder / "gt-ace.pid").write_text(f"{pids['gt-ace']}|Thu Jan  1 09:00:00 2026\n")  # another start time
+        (folder / "gt-other.pid").write_text(f"{pids['gt-max']}|{lstart(pids['gt-max'])}\n")  # another session's
+        obs = observe(world.settings)
+        slit = world.panes["gt-slit"]
+        assert _failing(obs).get("orphan_processes") == {f"pid {slit}"}
+        reasons = {f.entity: f.reason for f in obs.info if f.check == "orphan_processes"}
+        for session, pid in pids.items():
+            assert f"session '{session}'" in reasons[f"pid {pid}"]
+            assert "no pid file or lineage proves it was launched there" in reasons[f"pid {pid}"]
+        fix(obs, world.settings, Options(), dry_run=False, confirm=lambda plan: (True, "test"), show=lambda _: None)
+        assert all(alive(pid) for pid in pids.values())
+        assert not alive(slit)
+    finally:
+        world.teardown()
+
+
+def test_a_claude_seen_in_its_sessions_pane_is_its_orphan_once_the_session_is_gone(tmp_path):
+    """Lineage is the other proof: an earlier run saw this very process (pid and start) in that session's pane."""
+    world = TownWorld(tmp_path)
+    try:
+        world.member("hq-mayor", "mayor")
+        world.member("gt-slit", "gastown/polecats/slit", "gastown", pid_file=None, launch={"HC_IGNORE_HUP": "1"})
+        world.start()
+        settings = replace(world.settings, sightings=tmp_path / "state" / sightings.FILE)
+        sightings.record(settings.sightings, sightings.seen(observe(settings).analysis))  # what an earlier run leaves
+        slit = world.panes["gt-slit"]
+        world.restart_server(["gt-slit"])
+        assert alive(slit)
+        assert ("orphan_processes", f"pid {slit}") in info(judge(world.settings))  # no lineage read: information
+        obs = observe(settings)
+        assert _failing(obs) == {"orphan_processes": {f"pid {slit}"}}
+        (found,) = obs.results["orphan_processes"].failing
+        assert "seen in agent gt-slit's pane" in found.reason
+    finally:
+        world.teardown()
+
+
+def test_a_session_launched_between_the_towns_read_and_the_process_scan_retakes_the_snapshot(tmp_path, monkeypatch):
+    """The town's server is read with the records, before the processes are scanned: a session Gas Town launches in
+    between has a Claude the read shows in no pane (its pid file comes seconds later, after its start-up waits).
+    The fingerprint taken after the scan sees the server's panes changed, and the snapshot is taken again."""
+    world = TownWorld(tmp_path)
+    try:
+        world.member("hq-mayor", "mayor")
+        world.start()
+        late = world.member("gt-late", "gastown/polecats/late", "gastown", pid_file=None)
+        scan = processes.scan
+
+        def launched_first(*args, **kwargs):
+            if world.members[-1] is late and late.session not in world.town_sessions():
+                world.launch(late)  # once: between the first read of the town and its process scan
+            return scan(*args, **kwargs)
+
+        monkeypatch.setattr(processes, "scan", launched_first)
+        obs = observe(world.settings)
+        pid = _carrying(world, "gt-late")
+        assert obs.snapshot.attempts == 2 and obs.snapshot.stable
+        assert "gt-late" in {a.id for a in obs.snapshot.registries.authority.agents}
+        assert ("orphan_processes", f"pid {pid}") not in info(obs.results)
+        assert _failing(obs) == {}
+    finally:
+        world.teardown()
+
+
+def _ghosts(obs) -> set[str]:
+    return {f.entity for f in obs.results["ghost_agents"].failing}
+
+
+def test_without_bd_the_ledger_is_one_information_line_and_every_other_check_stands(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no `bd` there (beads installs it elsewhere, if at all)
+    world = TownWorld(tmp_path)
+    try:
+        world.member("hq-mayor", "mayor")
+        world.member("gt-furiosa", "gastown/polecats/furiosa", "gastown", "shell")
+        world.start()
+        obs = observe(world.settings)
+        assert _failing(obs) == {"zombie_sessions": {"session gt-furiosa"}}
+        (line,) = [f for f in obs.info if f.check == "ghost_agents"]
+        assert line.entity == "the beads ledger" and "not read: no `bd` on PATH" in line.reason
+    finally:
+        world.teardown()
+
+
+def test_the_ledger_read_through_bd_finds_agent_beads_working_with_no_session(tmp_path, monkeypatch):
+    """Agent beads as Gas Town writes them, in the town's ledger and a rig's, read through a stand-in `bd` shaped as
+    beads' source prints `bd list --json`: active (working, running, spawning) with the session gone is a ghost;
+    with the session live, done, idle, or of a prefix no rig of this town has, it is not."""
+    world = TownWorld(tmp_path)
+    try:
+        world.member("hq-mayor", "mayor")
+        world.member("gt-nux", "gastown/polecats/nux", "gastown")
+        world.bead("hq-mayor", "working")  # live
+        world.bead("hq-deacon", "spawning")  # ghost
+        world.bead("gt-gastown-polecat-nux", "working", "gastown")  # live
+        world.bead("gt-gastown-polecat-rictus", "working", "gastown")  # ghost
+        world.bead("gt-gastown-polecat-toast", "done", "gastown")  # finished
+        world.bead("gt-gastown-crew-max", "idle", "gastown")
+        world.bead("bd-beads-witness", "running", "beads", legacy=True)  # ghost: the old structured field
+        world.bead("zz-other-polecat-slit", "working", "gastown")  # another town's rig: not this town's
+        for rig in ("gastown", "beads"):
+            (world.town / rig).mkdir()
+        world.start()
+        monkeypatch.setenv("PATH", f"{world.bd()}:{os.environ['PATH']}")
+        files = world.files()
+        obs = observe(world.settings)
+        assert _ghosts(obs) == {"agent hq-deacon", "agent gt-rictus", "agent bd-witness"}
+        assert not [f for f in obs.info if f.entity == "the beads ledger"]
+        fix(obs, world.settings, Options(), dry_run=False, confirm=lambda plan: (True, "test"), show=lambda _: None)
+        assert world.files() == files  # the ledger is never written: reported only
+    finally:
+        world.teardown()
+
+
+def test_a_bd_that_does_not_answer_within_the_bound_is_one_information_line(tmp_path, monkeypatch):
+    world = TownWorld(tmp_path)
+    try:
+        world.member("hq-mayor", "mayor")
+        world.bead("hq-deacon", "working")
+        world.start()
+        monkeypatch.setenv("PATH", f"{world.bd(delay=30)}:{os.environ['PATH']}")
+        obs = observe(replace(world.settings, lock_timeout=1.0))
+        assert _failing(obs) == {} and obs.snapshot.duration < 10
+        (line,) = [f for f in obs.info if f.check == "ghost_agents"]
+        assert "did not answer within" in line.reason
+    finally:
+        world.teardown()
+
+
+def test_an_agent_beads_session_follows_from_its_id_as_gas_town_parses_it():
+    from healthchecks.sources.gastown.ledger import session_of
+
+    assert session_of("hq-mayor") == "hq-mayor" and session_of("gt-deacon") == "hq-deacon"
+    assert session_of("hq-dog-alpha") == "hq-dog-alpha"
+    assert session_of("gt-gastown-witness") == "gt-witness" and session_of("ff-witness") == "ff-witness"
+    assert session_of("gt-my-rig-polecat-nux") == "gt-nux"  # a hyphenated rig
+    assert session_of("gt-gastown-polecat-witness") == "gt-witness"  # a polecat named like a role
+    assert session_of("gt-gastown-crew-joe-2") == "gt-crew-joe-2"
+    assert session_of("ff-polecat-nux") == "ff-nux"  # prefix == rig: the rig left out
+    assert session_of("gt-gastown-polecat") is None and session_of("x-mayor") is None

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from .. import processes
 from ..dialect import Evidence as Sign
 from ..processes import Proc
-from ..records import ConversationRecord, HomeRecord, extensions
+from ..records import ConversationRecord, HomeRecord, Tracked, extensions
 from ..sightings import SessionSighting, Sighting
 from ..sources import DIALECTS
 from ..sources.orchestrator.dialect import ORCHESTRATOR_ID_TOKEN
@@ -267,7 +267,41 @@ class Attribution:
         sign = f"its environment names this store ({dialect.root_env}) and session {session!r:.80} ({dialect.id_env})"
         if (stored := stored_name(session)) is None or stored in self.a.tmux.sessions:  # (None: not matched for sure)
             return Evidence.only_seen(Sign.ENV_ROOT_AND_ID, f"{sign}, which still lives: an inherited pair")
-        return Evidence.both(Sign.ENV_ROOT_AND_ID, f"{sign}, gone from its tmux server")
+        gone = f"{sign}, gone from its tmux server"
+        if (proof := self._launched_in(proc, session)) is None:  # the pair alone: anyone can set it, all inherit it
+            why = f"{gone}; no pid file or lineage proves it was launched there"
+            return Evidence.only_seen(Sign.ENV_ROOT_AND_ID, why)
+        return Evidence((Clue(Sign.ENV_ROOT_AND_ID, gone),), (proof,))
+
+    # --- A gone session's root/id pair needs a second sign the agents cannot forge with the pair alone --------------
+    @cached_property
+    def _tracked(self) -> dict[str, Tracked]:
+        """The manager's pid files that carry a start time (Scope.tracked, as its reader read them), by session."""
+        return {t.session: t for scope in self.snapshot.registries.scopes for t in scope.tracked
+                if t.pid > 0 and t.started is not None}
+
+    def _launched_in(self, proc: Proc, session: str) -> Clue | None:
+        """What proves a process carrying a gone session's pair was launched there: that session's pid file naming
+        it, or a live ancestor of it, by pid and start time (Gas Town tracks the pane's process, which its launch
+        execs into the agent: pidtrack.go, `exec env ...`); or an earlier run's sighting of this very process in
+        that session's pane (healthchecks.sightings). None: nothing but the pair."""
+        if (tracked := self._tracked.get(session)) is not None:
+            for up in self._ancestry(proc):
+                if up.pid == tracked.pid and tracked.started_as(processes.started_at(up, self.snapshot.boot_time)):
+                    whom = "it" if up is proc else f"its ancestor {up.pid} ({up.name})"
+                    return Clue(Sign.ENV_ROOT_AND_ID, f"pid file {os.path.basename(tracked.file)} names {whom}, "
+                                                      f"started {_moment(tracked.started or 0)}")
+        seen = self.snapshot.sightings.processes.get((proc.pid, proc.start_ticks))
+        if seen is not None and seen.agent == session:
+            return Clue(Sign.LINEAGE, f"seen in agent {session}'s pane at {_moment(seen.time)}")
+        return None
+
+    def _ancestry(self, proc: Proc, depth: int = 64) -> list[Proc]:
+        """The process and its ancestors as scanned, nearest first (bounded: a pid table is no tree for sure)."""
+        line = [proc]
+        while len(line) < depth and (up := self.snapshot.by_pid.get(line[-1].ppid)) is not None and up.pid > 1:
+            line.append(up)
+        return line
 
     def _resumed(self, proc: Proc) -> tuple[str, str] | None:
         """(record id, conversation) when its --session-id/--resume names a record's Claude conversation."""

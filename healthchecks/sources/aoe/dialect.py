@@ -33,4 +33,5 @@ AOE = Dialect(
     helper_prefixes=("aoe_term_", "aoe_cterm_", "aoe_tool_"),  # its paired shells and tool sessions
     agent_pane=0,  # pane .0 of the first window is the agent (aoe pins pane-base-index 0)
     id_env="AOE_INSTANCE_ID",  # set for hook-capable agents only (claude, codex, gemini, ...)
+    ended={"stopped": "stopped (aoe writes it only after killing the session)"},
 )

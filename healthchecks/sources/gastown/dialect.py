@@ -10,7 +10,7 @@ from ...dialect import Dialect, Evidence, ScopeKind, StatusClass
 # Its per-agent record is the tmux session's environment (set with `new-session -e`). The reader names a live
 # session's record "live" (an agent that should run), or "crew" when GT_ROLE is `<rig>/crew/<name>`: a person's
 # session, which may run nothing (its own zombie check skips crew, doctor/zombie_check.go:68-72). The beads
-# ledger's agent_state values (beads/status.go:14-24) are here for the ledger's hook (reader.agent_beads):
+# ledger's agent_state values (beads/status.go:14-24) are here for its agent beads (gastown/ledger.py):
 # working, running, spawning are active (IsActive); stuck and awaiting-gate protect from cleanup.
 GAS_TOWN = Dialect(
     name="gastown",

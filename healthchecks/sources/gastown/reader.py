@@ -8,8 +8,9 @@ pair GT_ROOT = this town, GT_SESSION = itself (`new-session -e` sets them in the
 read in /proc/<pid>/environ of its first live pane, else in tmux's session environment (`show-environment -t =<s>`
 chained with `;` under tmux's 16 KiB message, each block opened by a marker carrying a random token). Its pid files
 (`<town>/.runtime/pids/<session>.pid`: `<pid>|<ps lstart>` or an older release's bare `<pid>`) are the processes it
-tracked (Scope.tracked, judged by checks.stale_pid_files). The beads ledger is read only through ``agent_beads``
-(None without `bd`). Every problem names the file or server, where, and what is wrong.
+tracked (Scope.tracked, judged by checks.stale_pid_files). The beads ledger is read only through `bd`, bounded
+(healthchecks/sources/gastown/ledger.py); without it, Scope.unread says so. Every problem names the file or
+server, where, and what is wrong.
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ import hashlib
 import os
 import re
 import secrets
-import shutil
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
@@ -34,7 +34,9 @@ from ...records import AgentRecord, Fingerprint, Problem, Records, RegistryError
 from ...safe_files import digested, open_contained, read_bytes, read_stamped, stamp_of
 from ...safe_files import present as standing
 from ...strict_json import parse
+from . import ledger
 from .dialect import GAS_TOWN
+from .ledger import Ledger
 
 NAME = "gastown"  # its line in healthchecks.sources.SOURCES
 RIGS = ("mayor/rigs.json", "rigs.json")  # the canonical one, then its copy at the town root (registry.go:204-228)
@@ -46,6 +48,7 @@ MAX_PID_FILES = 10_000
 CALL_BYTES = 12_000
 LSTART = "%a %b %d %H:%M:%S %Y"  # `ps -o lstart=` under LC_ALL=C (pidtrack.go:179-191): local time
 PREFIX = re.compile(r"[A-Za-z0-9_]{1,40}")  # a beads prefix as session names carry it
+RIG_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")  # a rig's folder in the town
 SOCKET_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 OPTIONS = (
     ("--gt-town", "Gas Town's town directory (default $GT_TOWN_ROOT, else ~/gt)", ""),
@@ -53,6 +56,7 @@ OPTIONS = (
                     "derives it: <basename>-<6 hex of sha256(realpath)>)", ""),
 )
 _SANITISE = re.compile(r"[^a-z0-9-]+")
+SERVER = "tmux:"  # the fingerprint's entry for the town server's panes: this, then its socket's path
 LAUNCH = frozenset({"GT_ROOT", "GT_SESSION", "GT_ROLE", "GT_RIG", "GT_AGENT"})  # read of a pane's process environment
 
 
@@ -83,32 +87,16 @@ def flocked(workspace: Path, records: Records | None) -> set[Path]:
     return set()
 
 
-class AgentBead(NamedTuple):
-    """An agent bead's session and `agent_state` (beads/status.go), for the ghost check."""
-
-    session: str
-    state: str
-
-
-def agent_beads(town: Path, timeout: float) -> tuple[AgentBead, ...] | None:
-    """The beads ledger's agents, through the `bd` CLI within ``timeout``; None when it is not read. Without `bd`
-    on PATH it never is; with it, its output format is not verified yet (DOMAIN-MORE-MANAGERS, open points): still
-    None, and every other check stands. A reader of it returns its beads here; load() makes them records."""
-    if shutil.which("bd") is None:
-        return None
-    return None
-
-
 def _rigs_file(town: Path) -> Path:
     return next((town / r for r in RIGS if standing(town / r)), town / RIGS[0])
 
 
-def _prefixes(town: Path, path: Path) -> tuple[tuple[str, ...], str | None]:
-    """Each rig's beads prefix (rigs.json `rigs.<name>.beads.prefix`) and the bytes' stamp; RegistryError when
-    the file is unreadable or not of that shape (a missing one: no rigs, as Gas Town reads it)."""
+def _prefixes(town: Path, path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Each rig's beads prefix (rigs.json `rigs.<name>.beads.prefix`) and the rigs' names; RegistryError when the
+    file is unreadable or not of that shape (a missing one: no rigs, as Gas Town reads it)."""
     if not standing(path):
-        return (), None
-    raw, stamp, _ = read_stamped(path, town)
+        return (), ()
+    raw, _, _ = read_stamped(path, town)
     data = parse(path, raw)
     rigs = data.get("rigs", {}) if isinstance(data, dict) else None
     if not isinstance(rigs, dict):
@@ -121,7 +109,8 @@ def _prefixes(town: Path, path: Path) -> tuple[tuple[str, ...], str | None]:
         if not isinstance(prefix, str) or not PREFIX.fullmatch(prefix):
             raise RegistryError(Problem(str(path), f"$.rigs.{name}.beads.prefix", f"{prefix!r:.40} is no prefix"))
         found.append(prefix)
-    return tuple(sorted(set(found))), stamp
+    names = sorted(n for n in rigs if RIG_NAME.fullmatch(n))  # a folder of the town, never a path
+    return tuple(sorted(set(found))), tuple(names)
 
 
 class Live(NamedTuple):
@@ -218,11 +207,10 @@ def _records(town: Path, socket: str, prefixes: tuple[str, ...], live: list[Live
     return tuple(records)
 
 
-def _beads(town: Path, timeout: float, live: set[str], server: str) -> tuple[AgentRecord, ...]:
+def _beads(ledger: Ledger, live: set[str], server: str) -> tuple[AgentRecord, ...]:
     """The ledger's agents whose session is not live (a live one is already a record): ghosts when active."""
-    beads = agent_beads(town, timeout) or ()
     return tuple(AgentRecord(b.session, None, b.state, b.session, ScopeKind.STATE, (), GAS_TOWN.status_class(b.state),
-                             ServerRecord(server)) for b in beads if b.session not in live)
+                             ServerRecord(server)) for b in ledger.beads or () if b.session not in live)
 
 
 def _started(text: str) -> float | None:
@@ -263,12 +251,36 @@ def _read_pid(path: Path, town: Path) -> bytes | None:
         return None
 
 
-def fingerprint(town: Path, before: Fingerprint = ()) -> Fingerprint:
-    """rigs.json's and every pid file's stamp. The town server's sessions are not in it: the records and the
-    snapshot's live state of that server come from one read (Records.servers), which cannot disagree."""
+def fingerprint(town: Path, before: Fingerprint = (), read: tmux.TmuxServer | None = None) -> Fingerprint:
+    """rigs.json's and every pid file's stamp, and the town server's panes (``read``, as load read them; after it,
+    read again on the server ``before`` names): that server is read with the records, before the processes are
+    scanned, so a session launched or ended in between (its pid file only comes seconds later) is a change."""
     hashed = digested(before)
     files = [_rigs_file(town), *sorted((town / PIDS).glob("*.pid"))] if standing(town) else []
-    return tuple((str(p), _stamp(p, town, str(p) in hashed)) for p in files)
+    stamps = tuple((str(p), _stamp(p, town, str(p) in hashed)) for p in files)
+    if read is not None:
+        return (*stamps, (SERVER + read.socket_path, _panes_stamp((p.pane_id, p.pid, p.dead) for p in read.panes)))
+    socket = next((path[len(SERVER):] for path, _ in before if path.startswith(SERVER)), None)
+    return stamps if socket is None else (*stamps, (SERVER + socket, _panes_now(socket)))
+
+
+def _panes_stamp(panes: Iterable[tuple[str, int, bool]]) -> str:
+    listed = "\n".join(sorted({f"{pane} {pid} {int(dead)}" for pane, pid, dead in panes}))
+    return "sha256:" + hashlib.sha256(listed.encode()).hexdigest()
+
+
+def _panes_now(socket: str) -> str:
+    """The server's panes now (one `list-panes -a` of three fields), as _panes_stamp names them; a server that no
+    longer answers is a change too."""
+    try:
+        done = tmux.run(socket, "list-panes", "-a", "-F", "#{pane_id}\t#{pane_pid}\t#{pane_dead}")
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unread: {exc}"
+    if done.returncode != 0:
+        return "sha256:" + hashlib.sha256(b"").hexdigest() if done.stderr.strip() in tmux.EMPTY_SERVER_MARKERS \
+            else f"unread: {done.stderr.strip()[:80]}"
+    rows = (line.split("\t") for line in done.stdout.splitlines())
+    return _panes_stamp((r[0], int(r[1]), r[2] == "1") for r in rows if len(r) == 3 and r[1].isdigit())
 
 
 def _stamp(path: Path, town: Path, exact: bool) -> str | None:
@@ -295,7 +307,7 @@ def load(town: Path, timeout: float = 5.0, socket: str | None = None) -> Records
         return _broken(town, Problem(str(town), "$", "town directory does not exist (point --gt-town at it)"))
     rigs = _rigs_file(town)
     try:
-        prefixes, _ = _prefixes(town, rigs)
+        prefixes, names = _prefixes(town, rigs)
     except RegistryError as exc:
         return _broken(town, exc.problem)
     dialect = dataclasses.replace(GAS_TOWN, session_prefix=("hq-", *(p + "-" for p in prefixes)))
@@ -306,7 +318,9 @@ def load(town: Path, timeout: float = 5.0, socket: str | None = None) -> Records
         problem = exc.problem if isinstance(exc, RegistryError) else Problem(f"tmux server {socket}", "", str(exc))
         return _broken(town, problem, dialect)
     server = tmux.default_socket_path(socket)
-    agents += _beads(town, timeout, {a.id for a in agents}, server)
-    state = Scope(rigs, ScopeKind.STATE, agents=agents, name=f"town {town}", tracked=_pid_files(town))
-    return Records(town, state, (), dialect, NAME, fingerprint=fingerprint(town), servers=(read,))
+    beads = ledger.read(town, names, prefixes, timeout)
+    agents += _beads(beads, {a.id for a in agents}, server)
+    unread = (("the beads ledger", beads.unread),) if beads.unread else ()
+    state = Scope(rigs, ScopeKind.STATE, agents=agents, name=f"town {town}", tracked=_pid_files(town), unread=unread)
+    return Records(town, state, (), dialect, NAME, fingerprint=fingerprint(town, read=read), servers=(read,))
 
