@@ -537,14 +537,18 @@ class Attribution:
         return classes
 
     def _classify(self, proc: Proc) -> tuple[str, str, Evidence | None] | None:
-        """(class, reason, evidence) of one process; None for the suite's own tree (never judged, never signalled)."""
+        """(class, reason, evidence) of one process; None for the suite's own tree (never judged, never signalled) and
+        for another program's process that nothing ties here (not listed)."""
         if where := self.a.tmux.pane_of.get(proc.pid):
             return "attached", f"runs in session {where[1]} on tmux server {where[0]}", None
         if proc.pid in self.snapshot.self_pids:
             return None  # the Claude this suite runs under: never an orphan, never signalled
         if (server := self.snapshot.in_tmux.get(proc.pid)) is not None and not self._killed_pane(proc, server):
             name = self.a.tmux.server_names.get(server, f"pid {server}")
-            place = "in a dead pane's place or a tmux job" if name in self.a.tmux.checked_labels else "in a pane"
+            checked = name in self.a.tmux.checked_labels
+            if not checked and self._unlisted(proc):
+                return None
+            place = "in a dead pane's place or a tmux job" if checked else "in a pane"
             return "foreign", f"runs {place} of tmux server {name}, which is not checked here; left alone", None
         note = self._leftover_note(proc)
         if (found := self.evidence(proc)) is None:
@@ -556,7 +560,15 @@ class Attribution:
             return "foreign", reason, found
         if note and not found:
             return "foreign", f"{note}nothing ties it to this workspace; left alone", found
+        if not found and self._unlisted(proc):
+            return None
         return "foreign", note + self._foreign_reason(proc, found), found
+
+    @staticmethod
+    def _unlisted(proc: Proc) -> bool:
+        """A program other than Claude with nothing pointing here (a person's Gemini in their terminal or on another
+        tmux server) is not listed, as no other process of theirs is; Claude's are, as they always were."""
+        return proc.agent and not proc.is_claude
 
     def _killed_pane(self, proc: Proc, server: int) -> bool:
         """An agent program's process (or leftover) below a checked tmux server in none of its panes whose terminal
