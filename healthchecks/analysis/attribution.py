@@ -376,8 +376,8 @@ class Attribution:
         id inherited it (a shell opened from its pane: information, as for lineage); and an interactive Claude
         needs the record's own conversation in its arguments too (`claude --session-id|--resume <it>`, the launch)."""
         sign = f"its environment names record {rid} ({self.snapshot.registries.dialect.id_env})"
-        if self._runs_agent(rid):
-            why = f"{sign}, whose agent still runs in its session: an inherited variable"
+        if program := self._runs_agent(rid):
+            why = f"{sign}, whose {program} still runs in its session: an inherited variable"
             return Evidence.only_seen(Sign.ENV_RECORD_ID, why)
         if not proc.headless and (resumed is None or resumed[0] != rid):
             why = f"{sign}, but it is interactive and resumes none of that record's conversation"
@@ -408,8 +408,8 @@ class Attribution:
                                           f"its standard input is {stdin.path}, a file of this workspace")
         if (origin := self.lineage(proc)) is not None:
             agent, sign = origin
-            if self._runs_agent(agent):  # the agent still works: this may be its own background job
-                still = f"{sign}, and that agent still runs its program in its session"
+            if program := self._runs_agent(agent):  # the agent still works: this may be its own background job
+                still = f"{sign}, and that agent still runs {program} in its session"
                 found = found | Evidence.only_seen(Sign.LINEAGE, still)
             else:
                 found = found | Evidence.both(Sign.LINEAGE, sign)
@@ -425,13 +425,14 @@ class Attribution:
                                    f"seen as that agent's at {_moment(session.time)}")
         return None
 
-    def _runs_agent(self, agent_id: str) -> bool:
-        """Whether the record's session runs an agent program (Claude or another) in its agent panes."""
+    def _runs_agent(self, agent_id: str) -> str | None:
+        """The agent program (Claude Code or another) the record's session runs in its agent panes, or None."""
         agent = self.a.records.agent(agent_id)
         live = self.a.tmux.sessions.get(agent.session, ()) if agent is not None else ()
         pids = self._agent_pids
-        return any(pid in pids for s in live for p in self.a.tmux.agent_panes(s) if not p.dead
-                   for pid in processes.descendants(self.a.children, p.pid))
+        return next((proc.program.name for s in live for p in self.a.tmux.agent_panes(s) if not p.dead
+                     for pid in processes.descendants(self.a.children, p.pid)
+                     if pid in pids and (proc := self.snapshot.by_pid[pid]).program is not None), None)
 
     def sighting(self, proc: Proc) -> Sighting | None:
         """An earlier run's sighting of exactly this process (pid and start) in the pane of an agent of this
