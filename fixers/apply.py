@@ -27,6 +27,7 @@ from healthchecks import holding
 from healthchecks.analysis import Analysis, LiveSession
 from healthchecks.checks import GHOST_AGENTS
 from healthchecks.observe import Observation, observe
+from healthchecks.programs import Role
 from healthchecks.results import Results
 from healthchecks.settings import Settings
 from healthchecks.targets import (
@@ -166,15 +167,23 @@ def _unverified_process(action: Action[ProcessTarget], why: Refusal) -> Outcome:
 
 def _processes(actions: list[Action[ProcessTarget]], now: Observation, options: Options) -> list[Outcome]:
     a, targets = now.analysis, failing_targets(now.results)
-    outcomes, roots = [], []
+    outcomes, agents = [], {}
     for action in actions:
         if why := verify(action, targets):
             outcomes.append(_unverified_process(action, why))
         else:
-            roots.append((action, action.target.pid, action.target.start_ticks))
-    ended = effects.end_trees(roots, a.snapshot.self_pids, options.term_timeout)
-    outcomes += [Outcome(action, ended[action].status, ended[action].detail) for action, _, _ in roots]
+            agents[action] = _agent(action.target, a)
+    ended = effects.end_agents(agents, a.snapshot.self_pids, options.term_timeout)
+    outcomes += [Outcome(action, ended[action].status, ended[action].detail) for action in agents]
     return outcomes
+
+
+def _agent(target: ProcessTarget, a: Analysis) -> effects.Agent:
+    """The agent a verified target is: its pair's children as the plan saw them, and how its program is ended (by
+    the program the verification's own scan recognised it as)."""
+    proc = a.snapshot.by_pid.get(target.pid)
+    role = proc.program.ending.role if proc is not None and proc.program is not None else Role.ONLY
+    return effects.Agent(target.pid, target.start_ticks, tuple((c.pid, c.start_ticks) for c in target.carried), role)
 
 
 def _find(a: Analysis, target: SessionTarget) -> LiveSession | None:

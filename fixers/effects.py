@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import psutil
 
 from healthchecks import processes, tmux
 from healthchecks.processes import Proc, start_ticks
+from healthchecks.programs import Role
 from healthchecks.tmux import State, TmuxServer
 
 from .outcome import Status
@@ -191,6 +193,49 @@ def end_trees(
     signals = _Signals(denied, {p.pid for p in signalled}, {p.pid for p in alive}, {p.pid for p in still}, timeout)
     result.update((key, signals.ended(tree)) for key, tree in trees.items())
     return result
+
+
+@dataclass(frozen=True)
+class Agent:
+    """One agent to end: its process (a pair's wrapper) and the pair's children, each (pid, start ticks) as the plan
+    saw it, and which of them the program's Ending signals first (programs.Role)."""
+
+    pid: int
+    ticks: int
+    children: tuple[tuple[int, int], ...] = ()
+    role: Role = Role.ONLY
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+def end_agents(agents: Mapping[K, Agent], protected: frozenset[int], timeout: float = 5.0) -> dict[K, Ended]:
+    """End each agent whole, in two rounds of end_trees (every process re-verified by its own pid + start ticks at
+    its signal). A pair whose wrapper ignores signals (Role.CHILD: Gemini's launcher, cursor-agent's shell): its
+    child first (SIGTERM, SIGKILL after the grace), then the wrapper, which exits with it (or is ended). Any other:
+    the process first (Codex's wrapper forwards the signal), then each child still there is ended too."""
+    first: list[tuple[Hashable, int, int]] = []
+    then: list[tuple[Hashable, int, int]] = []
+    for key, agent in agents.items():
+        parts = [((key, pid), pid, ticks) for pid, ticks in agent.children]
+        own = ((key, agent.pid), agent.pid, agent.ticks)
+        early, late = (parts, [own]) if agent.role is Role.CHILD and parts else ([own], parts)
+        first += early
+        then += late
+    ended = end_trees(first, protected, timeout)
+    ended.update(end_trees(then, protected, timeout))
+    return {key: _whole(agent, {pid: ended[(key, pid)] for pid in (agent.pid, *(c for c, _ in agent.children))})
+            for key, agent in agents.items()}
+
+
+def _whole(agent: Agent, parts: dict[int, Ended]) -> Ended:
+    """How an agent ended, from how each of its processes did: failed if any failed, done if any was signalled."""
+    own = parts[agent.pid]
+    if not agent.children:
+        return own
+    statuses = {e.status for e in parts.values()}
+    status = Status.FAILED if Status.FAILED in statuses else Status.DONE if Status.DONE in statuses else own.status
+    return Ended(status, "; ".join(f"pid {pid}: {e.detail or e.status.value}" for pid, e in parts.items()))
 
 
 def kill_sessions(server: TmuxServer, ids: set[str], timeout: float, attempts: int = 5) -> tuple[TmuxServer, str]:

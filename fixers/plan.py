@@ -32,6 +32,7 @@ from healthchecks.checks import (
     STALE_SCOPES,
     ZOMBIE_SESSIONS,
 )
+from healthchecks.programs import Role
 from healthchecks.records import AgentRecord
 from healthchecks.results import CheckResult, Finding, Results
 from healthchecks.targets import (
@@ -239,8 +240,19 @@ def _process(f: Finding, a: Analysis, opts: Options) -> list[Action[Any]] | None
     if isinstance(f.target, PaneTarget):
         return [Action(ActionKind.KILL_PANE, f.target, f.entity, f.reason, f.check)]
     if isinstance(f.target, ProcessTarget):
-        return [Action(ActionKind.KILL_PROCESS, f.target, f.entity, f.reason, f.check)]
+        return [Action(ActionKind.KILL_PROCESS, f.target, f.entity, f.reason, f.check, _pair(f.target, a))]
     return None  # nothing exact to act on (e.g. duplicates none of which is in its recorded place): for a person
+
+
+def _pair(target: ProcessTarget, a: Analysis) -> str:
+    """A pair's both pids and in which order they are ended (its program's Ending), as the plan's line names them."""
+    proc = a.snapshot.by_pid.get(target.pid)
+    if not target.carried or proc is None or proc.program is None:
+        return ""
+    children = ", ".join(f"pid {c.pid}" for c in target.carried)
+    if proc.program.ending.role is Role.CHILD:
+        return f"{proc.program.name}: its child {children} first, then pid {target.pid}, which exits with it"
+    return f"{proc.program.name}: pid {target.pid} passes the signal on; its child {children} is ended if it stays"
 
 
 def _server(f: Finding, a: Analysis, opts: Options) -> list[Action[Any]]:

@@ -486,12 +486,13 @@ def _ended(a: Analysis, agents: list[Agent]) -> str:
     return f"finished ({', '.join(f'{agent.id} {agent.records[0].status}' for agent in agents)})"
 
 
-@check(ORPHAN_PROCESSES, "no orphan Claude processes", ("registry", "tmux"))
+@check(ORPHAN_PROCESSES, "no orphan agent processes (Claude Code or another agent program)", ("registry", "tmux"))
 def orphan_processes(a: Analysis) -> list[Finding]:
-    """A Claude process outside every tmux pane, with evidence exclusive to this workspace.
+    """An agent program's process outside every tmux pane (a pair as one: its wrapper, carrying its child), or a
+    program's leftover (Codex's daemons, a Gemini whose terminal is gone), with evidence exclusive to this workspace.
 
-    Anything weaker (a foreign Claude, one that only names an agent, one on an unchecked server)
-    is information: listed with the evidence seen, never acted on.
+    Anything weaker (a foreign Claude, one that only names an agent, one on an unchecked server, a leftover nothing
+    ties here) is information: listed with the evidence seen (a leftover with its age and CPU time), never acted on.
     """
     classes = a.attribution.claude_classes
     orphans = [
@@ -499,7 +500,8 @@ def orphan_processes(a: Analysis) -> list[Finding]:
             ORPHAN_PROCESSES,
             f"pid {j.proc.pid}",
             f"{j.proc.name}: outside every tmux pane; {j.reason}",
-            target=ProcessTarget(j.proc.pid, j.proc.start_ticks),
+            target=ProcessTarget(j.proc.pid, j.proc.start_ticks,
+                                 tuple(ProcessTarget(c.pid, c.start_ticks) for c in j.carried)),
         )
         for j in classes["orphan"]
     ]

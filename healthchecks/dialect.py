@@ -112,6 +112,8 @@ class Evidence(str, Enum):
     ID_AFTER_FLAG = "a record id right after the manager's id flag in its arguments (e.g. --agent-id X@T)"
     # Signs exclusive to one record (each counts as both a tie and the launch): what pane-less managers leave.
     CWD_IN_RECORD_DIR = "its working directory inside a directory of one record (a per-record worktree)"
+    # (an agent program outside every pane whose terminal is gone too: the manager removed record, session, worktree)
+    CWD_IN_REMOVED_WORKTREE = "its working directory a per-record worktree its manager removed, its terminal gone"
     # (only for a record whose session runs no Claude; an interactive Claude must resume its conversation too)
     ENV_RECORD_ID = "the dialect's id variable in its environment naming a record of this store"
     # (its root variable naming this workspace, its id variable a session gone from the checked servers)
@@ -156,6 +158,8 @@ class Dialect:
     crew_status: str | None = None
     tracked_cleanup: str = ""
     ended: Mapping[Status, str] = field(default_factory=dict)
+    # The per-record worktrees it makes inside its store and removes with a record (a path relative to the store)
+    removed_worktrees: re.Pattern[str] | None = None
 
     def launched(self, argv: Sequence[str]) -> str | None:
         """The sign of this manager's launch in a process's arguments, or None (recognition, never proof)."""

@@ -14,8 +14,12 @@ import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from .programs import CLAUDE, TABLE, AgentProgram, Programs
+
+if TYPE_CHECKING:
+    import psutil
 
 PROC = "/proc"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -50,6 +54,11 @@ class Proc:
     cwd_ids: tuple[tuple[int, int], ...] = ()
     own_mounts: bool = True  # False: another mount namespace (a sandbox, a container): its paths name other things
     env: tuple[tuple[str, str], ...] = ()  # only the variables a dialect asked for (its id variable)
+    # The kernel's word (a link count of 0) that its working directory was removed, and that the terminal on its
+    # standard streams was (the pane it ran in closed); and its CPU seconds (user + system)
+    cwd_deleted: bool = False
+    terminal_gone: bool = False
+    cpu: float | None = None
     program: AgentProgram | None = None  # the agent program it runs (programs.py): CLAUDE exactly when is_claude
 
     @property
@@ -230,9 +239,47 @@ def _detailed(proc: Proc, env_names: frozenset[str]) -> Proc:
     files = open_files(proc.pid)
     env = environ(proc.pid, env_names) if env_names else ()
     ids, own = directory_ids(f"{PROC}/{proc.pid}/cwd"), same_mounts(proc.pid)
+    removed, hung_up, cpu = _removed(f"{PROC}/{proc.pid}/cwd"), terminal_gone(proc.pid), _cpu(process)
     if start_ticks(proc.pid) != proc.start_ticks:  # the PID was reused while we read: not this process's
         return proc
-    return replace(proc, cwd=cwd, files=files, cwd_ids=ids, own_mounts=own, env=env)
+    return replace(proc, cwd=cwd, files=files, cwd_ids=ids, own_mounts=own, env=env, cwd_deleted=removed,
+                   terminal_gone=hung_up, cpu=cpu)
+
+
+def _removed(path: str) -> bool:
+    """Whether the file or directory behind a /proc link was removed: its link count is 0 (no name can fake it)."""
+    try:
+        return os.stat(path).st_nlink == 0
+    except OSError:
+        return False
+
+
+def terminal_gone(pid: int) -> bool:
+    """Its controlling terminal is no more: none (tty_nr 0) and a standard stream on a removed pseudo-terminal, as
+    a process of a killed tmux pane is left (its pty freed); a process that never had a terminal is not."""
+    try:
+        if _parse_stat(_read(f"{PROC}/{pid}/stat")).tty != 0:
+            return False
+    except (OSError, ValueError, IndexError):
+        return False
+    for fd in (0, 1, 2):
+        try:
+            target = os.readlink(f"{PROC}/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("/dev/pts/") and _removed(f"{PROC}/{pid}/fd/{fd}"):
+            return True
+    return False
+
+
+def _cpu(process: psutil.Process) -> float | None:
+    import psutil
+
+    try:
+        times = process.cpu_times()
+    except (psutil.Error, OSError):
+        return None
+    return float(times.user + times.system)
 
 
 def cwds(pids: Iterable[int]) -> dict[int, str]:

@@ -6,7 +6,8 @@ Claude Code is the one the checks know best (``is_claude``, --claude-match/--cla
 others (facts measured in /work/shared/DOMAIN.md, "Other agent programs") are recognised by their binary only, never
 by a name alone: ``recognise`` gives the scan each process's program. A pane running any of them is a working agent.
 Codex's two app-server daemons (a copy of its binary under ``~/.codex/packages/``, their own sessions) are not
-recognised as Codex: they are not the agent, and their attribution as orphans is left to a later change.
+recognised as Codex: they are not the agent. They, and a Gemini whose terminal is gone, are the program's
+``leftover``: what the analysis reports when its agent is gone (healthchecks.analysis.attribution).
 """
 
 from __future__ import annotations
@@ -96,6 +97,23 @@ class Ending:
     group: bool = False
 
 
+class Orphaned(Enum):
+    """What shows that a leftover process has lost the agent it belonged to."""
+
+    PARENT_GONE = "its parent {program} is gone"
+    TERMINAL_GONE = "its terminal is gone"
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """Processes a program leaves running once its agent is gone (DOMAIN.md, "Other agent programs"): known by a
+    binary of their own (``exe``), or with None the program's own processes; ``orphaned`` says when they are."""
+
+    what: str  # as a person reads it
+    exe: re.Pattern[str] | None
+    orphaned: Orphaned
+
+
 @dataclass(frozen=True)
 class SessionFiles:
     """Where a program records each live process: ``per_pid`` (``{pid}`` filled in) under its config directory,
@@ -123,6 +141,7 @@ class AgentProgram:
     sessions: SessionFiles | None = None
     headless_subcommands: frozenset[str] = frozenset()  # its first word after the program: `codex exec`
     commands: frozenset[str] = frozenset()  # the command names a manager records for it (claude-squad's `program`)
+    leftover: Leftover | None = None  # what it leaves running when its agent is gone
 
     @cached_property
     def binary(self) -> re.Pattern[str] | None:
@@ -192,6 +211,9 @@ CODEX = AgentProgram(
     ending=Ending(Role.WRAPPER),  # the node wrapper forwards SIGTERM to its native child
     pair=Pair(child_exe=re.compile(r"/@openai/codex-[^/]+/vendor/[^/]+/bin/codex$")),
     commands=frozenset({"codex"}),
+    # its two app-server daemons, children of the native codex, re-parented to pid 1 when the pane dies
+    leftover=Leftover("app-server daemon", re.compile(r"/packages/app-server-daemon/releases/[^/]+/bin/codex$"),
+                      Orphaned.PARENT_GONE),
 )
 GEMINI = AgentProgram(
     name="Gemini CLI",
@@ -204,6 +226,7 @@ GEMINI = AgentProgram(
     ending=Ending(Role.CHILD),  # the launcher ignores SIGTERM, SIGINT and SIGHUP, and exits when its child does
     pair=Pair(child_env="GEMINI_CLI_NO_RELAUNCH"),
     commands=frozenset({"gemini"}),
+    leftover=Leftover("process", None, Orphaned.TERMINAL_GONE),  # both live on, idle, after kill-session
 )
 OPENCODE = AgentProgram(
     name="opencode",
@@ -309,6 +332,13 @@ def configured(line: str) -> AgentProgram:
         raise ValueError(f"{exe!r} is not a valid regex: {exc}") from None
     return AgentProgram(name=name, exe=exe, match="", interpreted=None, headless_flags=(),
                         idle_companions=frozenset(), ending=Ending(Role.ONLY), commands=frozenset({name}))
+
+
+def left_by(exe: str) -> AgentProgram | None:
+    """The program whose leftover runs this binary (Codex's daemon copy), by ``/proc/<pid>/exe`` only."""
+    if not exe:
+        return None
+    return next((p for p in PROGRAMS if p.leftover and p.leftover.exe and p.leftover.exe.search(exe)), None)
 
 
 def named(command: str | None) -> AgentProgram | None:

@@ -7,7 +7,8 @@ changed under a shared flock (holding.py) so that a writer that never pauses wai
 says whether it was reached. Processes are scanned before tmux is read: a process inside a pane has
 a pane at least as old as itself, so every scanned process that runs in a session finds that session
 in the later tmux read. The evidence of ownership (cwd, TMUX environment) is read last, and only for
-Claude processes outside every pane and their process groups: the only processes judged by it.
+agent programs' processes (and their leftovers, programs.py) outside every pane and their process groups: the only
+processes judged by it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import psutil
 
 from . import holding, processes, sightings, sources, threads, tmux
 from .processes import Proc
+from .programs import left_by
 from .records import Records, ServerRecord, extensions
 from .settings import Settings
 from .tmux import State, TmuxServer, Unreachable
@@ -95,9 +97,15 @@ def under_tmux(children: dict[int, list[int]], tmux_pids: frozenset[int]) -> dic
     return {pid: server for server in tmux_pids for pid in processes.descendants(children, server)[1:]}
 
 
-def needs_proof(procs: tuple[processes.Proc, ...], inside: dict[int, int]) -> set[int]:
-    """Claude processes below no tmux server (``inside`` holds those below one), and their process groups."""
-    loose = {p.pid for p in procs if p.is_claude and p.pid not in inside}
+def needs_proof(procs: tuple[processes.Proc, ...], inside: dict[int, int],
+                servers: tuple[TmuxServer, ...] = ()) -> set[int]:
+    """Agent programs' processes and their leftovers below no tmux server (``inside`` holds those below one), or
+    below a checked one (``servers``) in none of its live panes (a killed pane's survivor stays the server's
+    child), and their process groups."""
+    checked = {s.server_pid for s in servers if s.server_pid}
+    in_panes = pane_of(processes.children_of(procs), servers) if checked else {}
+    loose = {p.pid for p in procs if (p.agent or left_by(p.exe)) and p.pid not in in_panes
+             and (p.pid not in inside or inside[p.pid] in checked)}
     groups = {p.pgid for p in procs if p.pid in loose}
     return loose | {p.pid for p in procs if p.pgid in groups}
 
@@ -236,7 +244,7 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
             inside = under_tmux(processes.children_of(procs), tmux_pids)
             # TMUX: the session it was started in
             wanted = frozenset(n for n in (regs.dialect.id_env, regs.dialect.root_env, "TMUX") if n is not None)
-            procs = processes.with_details(procs, needs_proof(procs, inside), wanted)
+            procs = processes.with_details(procs, needs_proof(procs, inside, servers), wanted)
             after = sources.fingerprint(settings.workspace, regs)
             attempt.changed = {Path(path) for path in _changed(regs.fingerprint, after)}
     seen = sightings.read(settings.sightings, os.path.realpath(settings.workspace))

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 class ProcessTarget:
     pid: int
     start_ticks: int
+    # A pair's child (programs.Pair) that is one agent with it: ended with it, each by its own identity
+    carried: tuple[ProcessTarget, ...] = field(default=(), compare=False)
 
     @property
     def subject(self) -> tuple[str, str]:

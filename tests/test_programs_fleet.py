@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import failing, installed_program
+from helpers import failing, fix_in_process, installed_program
 
 from healthchecks import processes
 from healthchecks.idle import idle
@@ -35,8 +35,9 @@ FLEET: dict[str, tuple[AgentProgram, int]] = {
     "cursor-agent": (CURSOR_AGENT, 2)}
 
 
-def _launch(world: SquadWorld, name: str, home: Path, api: MessagesAPI) -> None:
-    """One instance whose pane runs the program interactively on a prompt the API leaves hanging (a busy agent)."""
+def _launch(world: SquadWorld, name: str, home: Path, api: MessagesAPI, script: str = "hang") -> None:
+    """One instance whose pane runs the program interactively on a prompt the API leaves hanging (a busy agent), or
+    answers by another ``script``."""
     record = world.instance(name, READY, None)
     work = Path(record["worktree"]["worktree_path"])
     if name == "cursor-agent":
@@ -45,7 +46,7 @@ def _launch(world: SquadWorld, name: str, home: Path, api: MessagesAPI) -> None:
         return
     program = real_programs.PROGRAMS[name]
     env = real_programs.environment(program, home, api, work)
-    argv = real_programs.command(program, installed_program(program), f"hc-script:hang hc-label:{name} say hi")
+    argv = real_programs.command(program, installed_program(program), f"hc-script:{script} hc-label:{name} say hi")
     world.run_program(record, name, argv, env)
 
 
@@ -143,4 +144,93 @@ def test_every_program_in_one_fleet_is_a_working_agent_and_a_killed_one_a_zombie
     finally:
         world.teardown()
         _end_everything_of(homes)
+        api.close()
+
+
+def _ours(home: Path) -> list[processes.Proc]:
+    """The processes running with this HOME (the test's private one): the program's own, daemons included."""
+    found = []
+    for proc in processes.scan(lambda *_: False):
+        with contextlib.suppress(OSError):
+            if processes.environ(proc.pid, frozenset({"HOME"})) == (("HOME", str(home)),):
+                found.append(proc)
+    return found
+
+
+def _parent(pid: int) -> str:
+    try:
+        return psutil.Process(pid).parent().name()  # type: ignore[union-attr]
+    except (psutil.Error, AttributeError):
+        return "gone"
+
+
+def _left_its_pane(pair: set[int]) -> bool:
+    """Gemini's launcher and child survived kill-session, the shell of their pane gone (its terminal removed)."""
+    return all(processes.terminal_gone(pid) for pid in pair) and all(_parent(pid) != "sh" for pid in pair)
+
+
+@pytest.mark.xfail(strict=False, reason="measured here: the real Gemini pair, which survives kill-session, at times "
+                   "exits by itself seconds later (before the observation, or between plan and fix), so the orphan is "
+                   "not always there to find; DOMAIN.md measured it surviving idle")
+def test_real_gemini_and_codex_killed_with_their_sessions_are_found_and_ended_whole(tmp_path):
+    """kill-session on a claude-squad instance running the real Gemini CLI leaves its launcher and child: ONE orphan
+    agent, and `--fix` ends both; on one running the real Codex, its two app-server daemons stay (their Codex gone):
+    leftovers tied to the instance by their worktree, ended. A person's Gemini and Codex in a `work` session and a
+    Gemini outside tmux are never signalled."""
+    api = MessagesAPI(default="error")
+    world = SquadWorld(tmp_path / "world", grace=0.5)
+    homes = {name: tmp_path / f"home-{name}" for name in ("gemini", "codex", "p-gemini", "p-codex", "p-loose")}
+    try:
+        for home in homes.values():
+            home.mkdir()
+        _launch(world, "gemini", homes["gemini"], api, "done")  # answered, then idle at its prompt: as it survives
+        _launch(world, "codex", homes["codex"], api)
+        for name in ("gemini", "codex"):  # a person's, in their own session
+            program = real_programs.PROGRAMS[name]
+            env = real_programs.environment(program, homes[f"p-{name}"], api, world.project)
+            argv = real_programs.command(program, installed_program(program), "hc-script:hang mine")
+            launch = " ".join(["env", "-i", *(f"{k}={v}" for k, v in env.items()), *argv])
+            world.extra_sessions.append((f"work-{name}", launch, world.project))
+        gemini = real_programs.PROGRAMS["gemini"]
+        env = real_programs.environment(gemini, homes["p-loose"], api, world.project)
+        loose = subprocess.Popen(real_programs.command(gemini, installed_program(gemini), "hc-script:hang mine",
+                                                       headless=True), cwd=world.project, env=env,
+                                 start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        world.start()
+        def bystanders() -> set[int]:
+            return {p.pid for name in ("p-gemini", "p-codex", "p-loose") for p in _ours(homes[name])}
+
+        # both up and asking the API (Gemini past its start, when SIGHUP still ends it), Codex's daemons started
+        _wait(lambda: len([p for p in _ours(homes["gemini"]) if p.program is GEMINI]) == 2
+              and "gemini" in api.labels()
+              and sum(1 for p in _ours(homes["codex"]) if "app-server" in p.argv) == 2,
+              90, lambda: f"Gemini's pair and Codex's daemons up: {_programs_in_panes(world)}")
+        time.sleep(2)  # Gemini shows its answer and idles (one drawing into its closing terminal may exit)
+        spared = bystanders()
+        pair = {p.pid for p in _ours(homes["gemini"]) if p.program is GEMINI}
+        daemons = {p.pid for p in _ours(homes["codex"]) if "app-server" in p.argv}
+        for name in ("gemini", "codex"):
+            subprocess.run(["tmux", "-L", world.socket_name, "kill-session", "-t", claude_squad.session_name(name)],
+                           check=True, timeout=30, stdin=subprocess.DEVNULL, capture_output=True)
+        _wait(lambda: not [p for p in _ours(homes["codex"]) if p.program is CODEX] and _left_its_pane(pair), 30,
+              lambda: f"Codex ended, Gemini's pair out of its pane: {[_parent(pid) for pid in pair]}")
+        classes = observe(world.settings).analysis.attribution.claude_classes
+        orphans = {c.proc.pid: {p.pid for p in c.carried} for c in classes["orphan"]}
+        seen = [(k, c.proc.pid, c.reason) for k, found in classes.items() for c in found if k != "attached"]
+        launcher = next((pid for pid in orphans if pid in pair), None)
+        assert launcher is not None, (pair, seen)
+        assert {launcher} | orphans[launcher] == pair, orphans
+        assert set(orphans) == {launcher} | daemons, (orphans, [c.reason for c in classes["orphan"]])
+        report = fix_in_process(world.settings, term_timeout=5)
+        statuses = {o.action.target.pid: o.status.value for o in report.outcomes}
+        assert set(statuses) == {launcher} | daemons, [o.line() for o in report.outcomes]
+        assert statuses[launcher] in ("done", "already gone"), [o.line() for o in report.outcomes]  # see the mark
+        assert {statuses[pid] for pid in daemons} == {"done"}, [o.line() for o in report.outcomes]
+        assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+                       for pid in pair | daemons)
+        assert spared <= bystanders() and loose.poll() is None, "a bystander was signalled"
+    finally:
+        world.teardown()
+        _end_everything_of(list(homes.values()))
         api.close()

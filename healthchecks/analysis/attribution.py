@@ -1,5 +1,8 @@
-"""Process attribution: which Claude processes run in a pane, and what ties each one outside every pane to this
-workspace (its evidence, each sign typed by its kind), so that it is attached, an orphan or foreign."""
+"""Process attribution: which agent programs' processes (Claude Code and every other program of programs.py) run in
+a pane, and what ties each one outside every pane to this workspace (its evidence, each sign typed by its kind), so
+that it is attached, an orphan or foreign. A wrapper/child pair (programs.Pair) is one agent: the wrapper is judged,
+its child carried with it; a child whose wrapper is gone is the agent itself. A program's leftovers (Codex's
+daemons whose Codex is gone, a Gemini whose terminal is gone) are judged by the same evidence and said so."""
 
 from __future__ import annotations
 
@@ -13,7 +16,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from .. import processes
 from ..dialect import Evidence as Sign
-from ..processes import Proc
+from ..processes import Proc, started_at
+from ..programs import CLAUDE, Orphaned, left_by
 from ..records import ConversationRecord, HomeRecord, Tracked, extensions
 from ..sightings import SessionSighting, Sighting
 from ..sources import DIALECTS
@@ -31,6 +35,18 @@ _TMUX_VALUE = re.compile(r".*,([0-9]{1,18}),([0-9]{1,18})", re.S)  # TMUX: <sock
 
 def _moment(when: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
+
+
+def _duration(seconds: float) -> str:
+    """A span as a person reads it: 42s, 7m05s, 3h02m, 12d04h."""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{seconds:.1f}s" if seconds < 10 else f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    if whole < 86400:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
 
 
 # A path inside a workspace: its `.agent-workspace` folder, or a task folder (the workspace is its parent).
@@ -109,12 +125,14 @@ class Evidence:
 
 @dataclass(frozen=True)
 class Classified:
-    """A Claude process and why it is in its class (attached, orphan or foreign): the reason shown, and the evidence
-    used when there was any (its kinds of sign as data)."""
+    """An agent program's process (a pair's wrapper) and why it is in its class (attached, orphan or foreign): the
+    reason shown, the evidence used when there was any (its kinds of sign as data), and the pair's child that goes
+    with it."""
 
     proc: Proc
     reason: str
     evidence: Evidence | None = None
+    carried: tuple[Proc, ...] = ()
 
 
 class Attribution:
@@ -131,6 +149,57 @@ class Attribution:
         return [p for p in self.snapshot.processes if p.is_claude and not p.defunct]
 
     @cached_property
+    def agents(self) -> list[Proc]:
+        """Every agent program's processes that can be judged (Claude's among them), not defunct."""
+        return [p for p in self.snapshot.processes if p.agent]
+
+    def wrapper_of(self, proc: Proc) -> Proc | None:
+        """The wrapper whose child this process is (its parent, a live process of the same paired program, and the
+        child's binary the pair's when it names one); None for a wrapper, a lone process, a child left alone."""
+        program = proc.program
+        parent = self.snapshot.by_pid.get(proc.ppid)
+        if program is None or program.pair is None or parent is None or parent.program is not program:
+            return None
+        child_exe = program.pair.child_exe
+        return parent if not parent.defunct and (child_exe is None or child_exe.search(proc.exe)) else None
+
+    def carried(self, wrapper: Proc) -> tuple[Proc, ...]:
+        """The pair's children of a wrapper: ended with it, never judged apart."""
+        found = (self.snapshot.by_pid.get(pid) for pid in self.a.children.get(wrapper.pid, ()))
+        return tuple(p for p in found if p is not None and self.wrapper_of(p) is wrapper)
+
+    @cached_property
+    def leftovers(self) -> list[Proc]:
+        """Processes a program leaves when its agent is gone, by its table entry: a binary of their own whose parent
+        is no process of that program any more (Codex's daemons, re-parented to pid 1)."""
+        found = []
+        for proc in self.snapshot.processes:
+            program = left_by(proc.exe)
+            if program is None or proc.defunct or proc.pid in self.a.tmux.pane_of:
+                continue
+            parent = self.snapshot.by_pid.get(proc.ppid)
+            if parent is None or parent.program is not program:
+                found.append(proc)
+        return found
+
+    def leftover_of(self, proc: Proc) -> str | None:
+        """What the process is as a program's leftover (as a person reads it), or None when it is none."""
+        if (program := left_by(proc.exe)) is not None and program.leftover is not None:
+            return f"{program.name}'s {program.leftover.what}"
+        program = proc.program
+        if program is None or program.leftover is None or program.leftover.orphaned is not Orphaned.TERMINAL_GONE:
+            return None
+        return f"a {program.name} {program.leftover.what} whose terminal is gone" if proc.terminal_gone else None
+
+    def _leftover_note(self, proc: Proc) -> str:
+        """What a leftover is, how old and how much CPU it took, for its line ('' for any other process)."""
+        if (left := self.leftover_of(proc)) is None:
+            return ""
+        age = max(0.0, self.a.now - started_at(proc, self.snapshot.boot_time))
+        cpu = "CPU time unknown" if proc.cpu is None else f"{_duration(proc.cpu)} of CPU"
+        return f"a leftover: {left}, {_duration(age)} old, {cpu}; "
+
+    @cached_property
     def sessions_with_claude(self) -> set[tuple[str, str]]:
         """(server, session) pairs whose panes run at least one Claude process: every session showing the pane."""
         return {where for p in self.claude for where in self.a.tmux.sessions_showing(p.pid)}
@@ -145,6 +214,10 @@ class Attribution:
     @cached_property
     def _claude_pids(self) -> frozenset[int]:
         return frozenset(p.pid for p in self.claude)
+
+    @cached_property
+    def _agent_pids(self) -> frozenset[int]:
+        return frozenset(p.pid for p in self.agents)
 
     @cached_property
     def _id_index(self) -> tuple[frozenset[str], re.Pattern[str] | None]:
@@ -250,10 +323,31 @@ class Attribution:
         if Sign.CWD_IN_RECORD_DIR in kinds and proc.cwd and (rid := self._home_of(os.path.realpath(proc.cwd))):
             found = found | Evidence.both(Sign.CWD_IN_RECORD_DIR,
                                           f"its working directory {proc.cwd} is inside record {rid}'s own directory")
+        if Sign.CWD_IN_REMOVED_WORKTREE in kinds and (removed := self._removed_worktree(proc)):
+            found = found | Evidence.both(Sign.CWD_IN_REMOVED_WORKTREE, removed)
         if resumed is not None:  # a tie, never enough alone: a person may resume the same conversation
             found = found | Evidence.tie(Sign.CONVERSATION_IN_ARGS,
                                         f"its arguments resume record {resumed[0]}'s conversation {resumed[1]}")
         return found
+
+    def _removed_worktree(self, proc: Proc) -> str | None:
+        """The sign claude-squad's Kill leaves on an agent that survives it (it removes the record, kills the
+        session, removes the worktree): a recognised agent program whose working directory the kernel says was
+        removed, a per-record worktree of this store as its manager names them (`worktrees/<branch>_<hex>`, gone
+        now), and whose terminal is gone too. The removed worktree alone is not exclusive: a person who cd'd into
+        an instance's worktree from their own terminal (to review it) and runs a program there is left with the
+        same removed directory, but keeps their terminal; the agent lost its terminal with the session."""
+        pattern = self.snapshot.registries.dialect.removed_worktrees
+        if pattern is None or not (proc.agent and proc.cwd and proc.cwd_deleted and proc.own_mounts):
+            return None
+        relative = os.path.relpath(proc.cwd, self.a.workspace)
+        worktree = "/".join(relative.split("/")[:2])
+        if not pattern.fullmatch(worktree) or os.path.lexists(os.path.join(self.a.workspace, worktree)):
+            return None
+        if not proc.terminal_gone:
+            return None
+        return (f"its working directory {proc.cwd} is a worktree of this store that was removed, and its terminal is "
+                "gone (its session was killed)")
 
     def _root_sign(self, proc: Proc, root: str) -> Evidence | None:
         """The root and id variables its manager's launch set: another place's root vetoes (None); this store's with
@@ -316,8 +410,8 @@ class Attribution:
         id inherited it (a shell opened from its pane: information, as for lineage); and an interactive Claude
         needs the record's own conversation in its arguments too (`claude --session-id|--resume <it>`, the launch)."""
         sign = f"its environment names record {rid} ({self.snapshot.registries.dialect.id_env})"
-        if self._runs_claude(rid):
-            why = f"{sign}, whose Claude still runs in its session: an inherited variable"
+        if program := self._runs_agent(rid):
+            why = f"{sign}, whose {program} still runs in its session: an inherited variable"
             return Evidence.only_seen(Sign.ENV_RECORD_ID, why)
         if not proc.headless and (resumed is None or resumed[0] != rid):
             why = f"{sign}, but it is interactive and resumes none of that record's conversation"
@@ -348,27 +442,31 @@ class Attribution:
                                           f"its standard input is {stdin.path}, a file of this workspace")
         if (origin := self.lineage(proc)) is not None:
             agent, sign = origin
-            if self._runs_claude(agent):  # the agent still works: this may be its own background job
-                still = f"{sign}, and that agent still runs Claude in its session"
+            if program := self._runs_agent(agent):  # the agent still works: this may be its own background job
+                still = f"{sign}, and that agent still runs {program} in its session"
                 found = found | Evidence.only_seen(Sign.LINEAGE, still)
             else:
                 found = found | Evidence.both(Sign.LINEAGE, sign)
         return found
 
     def lineage(self, proc: Proc) -> tuple[str, str] | None:
-        """(agent, sign) from what an earlier run saw: this very process in the agent's pane; or, for a Claude
-        process only, the session its TMUX variable names, seen as that agent's on the same live server."""
+        """(agent, sign) from what an earlier run saw: this very process in the agent's pane; or, for an agent
+        program's process only, the session its TMUX variable names, seen as that agent's on the same live server."""
         if (found := self.sighting(proc)) is not None:
             return found.agent, f"seen in agent {found.agent}'s pane at {_moment(found.time)}"
-        if proc.is_claude and (session := self.session_sighting(proc)) is not None:
+        if proc.agent and (session := self.session_sighting(proc)) is not None:
             return session.agent, (f"started in agent {session.agent}'s session {session.session} (its TMUX names it), "
                                    f"seen as that agent's at {_moment(session.time)}")
         return None
 
-    def _runs_claude(self, agent_id: str) -> bool:
+    def _runs_agent(self, agent_id: str) -> str | None:
+        """The agent program (Claude Code or another) the record's session runs in its agent panes, or None."""
         agent = self.a.records.agent(agent_id)
         live = self.a.tmux.sessions.get(agent.session, ()) if agent is not None else ()
-        return any(self.claude_in(s, self.a.tmux.agent_panes(s)) for s in live)
+        pids = self._agent_pids
+        return next((proc.program.name for s in live for p in self.a.tmux.agent_panes(s) if not p.dead
+                     for pid in processes.descendants(self.a.children, p.pid)
+                     if pid in pids and (proc := self.snapshot.by_pid[pid]).program is not None), None)
 
     def sighting(self, proc: Proc) -> Sighting | None:
         """An earlier run's sighting of exactly this process (pid and start) in the pane of an agent of this
@@ -411,7 +509,7 @@ class Attribution:
             return found
         launched = set(processes.descendants(self.a.children, proc.pid))  # itself and what it started
         for member in self.groups.get(proc.pgid, []):
-            if member.pid in launched or member.is_claude or not member.own_mounts:
+            if member.pid in launched or member.agent or not member.own_mounts:
                 continue
             if self._path_pattern.search(" ".join(member.argv)):  # its arguments only: a cwd proves nothing
                 sign = f"process {member.pid} ({member.name}) of its pipeline names a path inside the workspace"
@@ -454,38 +552,73 @@ class Attribution:
 
     @cached_property
     def remembered(self) -> list[Proc]:
-        """Processes other than Claude that an earlier run saw in an agent's pane and that now run outside every
+        """Processes of no agent program that an earlier run saw in an agent's pane and that now run outside every
         pane (a Bash tool's own-session child left by a killed Claude, say): listed with their lineage, never ended
         (a line of the memory could name any process; only a recognised agent program is ended by it)."""
-        return [p for p in self.snapshot.processes if not p.is_claude and not p.defunct
+        leftovers = {p.pid for p in self.leftovers}
+        return [p for p in self.snapshot.processes if not p.agent and not p.defunct and p.pid not in leftovers
                 and p.pid not in self.a.tmux.pane_of and self.sighting(p) is not None]
 
     @cached_property
     def claude_classes(self) -> dict[str, list[Classified]]:
-        """Claude processes (and processes remembered in an agent's pane) sorted into attached / orphan / foreign,
-        each with the reason (and evidence) used."""
+        """Every agent program's processes (Claude Code's and the others'; a pair as its wrapper, carrying its
+        child), the programs' leftovers, and processes remembered in an agent's pane, sorted into attached / orphan
+        / foreign, each with the reason (and evidence) used. (Named when only Claude was judged: readers keep it.)"""
         classes: dict[str, list[Classified]] = {k: [] for k in ("attached", "orphan", "foreign")}
-        for proc in [*self.claude, *self.remembered]:
-            if where := self.a.tmux.pane_of.get(proc.pid):
-                classes["attached"].append(Classified(proc, f"runs in session {where[1]} on tmux server {where[0]}"))
-            elif proc.pid in self.snapshot.self_pids:
-                continue  # the Claude this suite runs under: never an orphan, never signalled
-            elif (server := self.snapshot.in_tmux.get(proc.pid)) is not None:
-                name = self.a.tmux.server_names.get(server, f"pid {server}")
-                place = "in a dead pane's place or a tmux job" if name in self.a.tmux.checked_labels else "in a pane"
-                reason = f"runs {place} of tmux server {name}, which is not checked here; left alone"
-                classes["foreign"].append(Classified(proc, reason))
-            elif (found := self.evidence(proc)) is None:
-                classes["foreign"].append(Classified(proc, self._vetoed()))
-            elif found.exclusive and proc.is_claude:
-                classes["orphan"].append(Classified(proc, f"this workspace's agent: {found.describe()}", found))
-            elif found.exclusive:  # remembered only: lineage alone never ends a sleep, a shell, an editor, a server
-                reason = (f"{found.describe()}; not a recognised agent program, which lineage alone never ends; "
-                          "left alone")
-                classes["foreign"].append(Classified(proc, reason, found))
-            else:
-                classes["foreign"].append(Classified(proc, self._foreign_reason(proc, found), found))
+        for proc in [*self.agents, *self.leftovers, *self.remembered]:
+            if self.wrapper_of(proc) is None and (placed := self._classify(proc)) is not None:
+                kind, reason, found = placed
+                classes[kind].append(Classified(proc, reason, found, self.carried(proc)))
         return classes
+
+    def _classify(self, proc: Proc) -> tuple[str, str, Evidence | None] | None:
+        """(class, reason, evidence) of one process; None for the suite's own tree (never judged, never signalled) and
+        for another program's process that nothing ties here (not listed)."""
+        if where := self.a.tmux.pane_of.get(proc.pid):
+            return "attached", f"runs in session {where[1]} on tmux server {where[0]}", None
+        if proc.pid in self.snapshot.self_pids:
+            return None  # the Claude this suite runs under: never an orphan, never signalled
+        if (server := self.snapshot.in_tmux.get(proc.pid)) is not None and not self._killed_pane(proc, server):
+            name = self.a.tmux.server_names.get(server, f"pid {server}")
+            checked = name in self.a.tmux.checked_labels
+            if not checked and self._unlisted(proc):
+                return None
+            place = "in a dead pane's place or a tmux job" if checked else "in a pane"
+            return "foreign", f"runs {place} of tmux server {name}, which is not checked here; left alone", None
+        note = self._leftover_note(proc)
+        if (found := self.evidence(proc)) is None:
+            return "foreign", note + self._vetoed(), None
+        if found.exclusive and (proc.agent or note):
+            return "orphan", f"{note}this workspace's agent{self._which(proc)}: {found.describe()}", found
+        if found.exclusive:  # remembered only: lineage alone never ends a sleep, a shell, an editor, a server
+            reason = f"{found.describe()}; not a recognised agent program, which lineage alone never ends; left alone"
+            return "foreign", reason, found
+        if note and not found:
+            return "foreign", f"{note}nothing ties it to this workspace; left alone", found
+        if not found and self._unlisted(proc):
+            return None
+        return "foreign", note + self._foreign_reason(proc, found), found
+
+    @staticmethod
+    def _unlisted(proc: Proc) -> bool:
+        """A program other than Claude with nothing pointing here (a person's Gemini in their terminal or on another
+        tmux server) is not listed, as no other process of theirs is; Claude's are, as they always were."""
+        return proc.agent and not proc.is_claude
+
+    def _killed_pane(self, proc: Proc, server: int) -> bool:
+        """An agent program's process (or leftover) below a checked tmux server in none of its panes whose terminal
+        is gone: its pane was killed and it survived, still the server's child (a pane's command runs as it);
+        judged like any process outside every pane. A tmux job (run-shell) never had a terminal."""
+        checked = {s.server_pid for s in self.snapshot.servers}
+        return server in checked and proc.terminal_gone and (proc.agent or left_by(proc.exe) is not None)
+
+    def _which(self, proc: Proc) -> str:
+        """Which program an orphan runs, and the pair's child ended with it ('' for a lone Claude, as always)."""
+        program = proc.program
+        if program is None or program is CLAUDE:
+            return ""
+        children = ", ".join(str(c.pid) for c in self.carried(proc))
+        return f" ({program.name}" + (f", with its child pid {children})" if children else ")")
 
     def _vetoed(self) -> str:
         """Why a process whose manager's variables name another store is left alone."""

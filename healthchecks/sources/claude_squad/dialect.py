@@ -17,8 +17,10 @@ CLAUDE_SQUAD = Dialect(
     finished=frozenset(),
     launch=(),
     id_shape=re.compile(r"(?!)"),  # titles are free text: never evidence in arguments
-    evidence=frozenset({Evidence.CWD_IN_RECORD_DIR}),  # no id in argv or env: its worktree is the only sign
+    # no id in argv or env: its worktree is the only sign, also once Kill removed it (with its record and session)
+    evidence=frozenset({Evidence.CWD_IN_RECORD_DIR, Evidence.CWD_IN_REMOVED_WORKTREE}),
     mark=None,  # no lock to share with its writers: never written
     manager="claude-squad",
     session_prefix="claudesquad_",
+    removed_worktrees=re.compile(r"worktrees/[^/]+_[0-9a-f]{8,}"),  # `<branch>_<hex nanos>` (session/git/worktree.go)
 )
