@@ -82,10 +82,10 @@ class Role(Enum):
 
 @dataclass(frozen=True)
 class Pair:
-    """A program that runs as two processes: the wrapper (recognised as the program) and the child it starts."""
+    """A program that runs as two processes: the wrapper (recognised as the program) and the child it starts, known
+    as the pair's by running the same program under it (and, when it is another binary, by ``child_exe``)."""
 
     child_exe: re.Pattern[str] | None = None  # the child's binary, when it is not the wrapper's
-    child_env: str | None = None  # a variable only the child's environment holds
 
 
 @dataclass(frozen=True)
@@ -224,7 +224,7 @@ GEMINI = AgentProgram(
     headless_flags=("-p", "--prompt"),
     idle_companions=frozenset(),
     ending=Ending(Role.CHILD),  # the launcher ignores SIGTERM, SIGINT and SIGHUP, and exits when its child does
-    pair=Pair(child_env="GEMINI_CLI_NO_RELAUNCH"),
+    pair=Pair(),  # its child is node running the same script again (GEMINI_CLI_NO_RELAUNCH set)
     commands=frozenset({"gemini"}),
     leftover=Leftover("process", None, Orphaned.TERMINAL_GONE),  # both live on, idle, after kill-session
 )
