@@ -432,7 +432,9 @@ class Attribution:
         each with the reason (and evidence) used."""
         classes: dict[str, list[Classified]] = {k: [] for k in ("attached", "orphan", "foreign")}
         for proc in [*self.claude, *self.remembered]:
-            if where := self.a.tmux.pane_of.get(proc.pid):
+            if why := self.managed.get(proc.pid):  # a manager's own service (issue 29): asked first
+                classes["foreign"].append(Classified(proc, why))
+            elif where := self.a.tmux.pane_of.get(proc.pid):
                 classes["attached"].append(Classified(proc, f"runs in session {where[1]} on tmux server {where[0]}"))
             elif proc.pid in self.snapshot.self_pids:
                 continue  # the Claude this suite runs under: never an orphan, never signalled
@@ -452,6 +454,22 @@ class Attribution:
             else:
                 classes["foreign"].append(Classified(proc, self._foreign_reason(proc, found), found))
         return classes
+
+    # --- Claude Code's own background service (issue 29): the one rule every source's run asks first -------------
+    @cached_property
+    def managed(self) -> dict[int, str]:
+        """pid -> why, for each process a manager's own files prove its own (snapshot.managed: pid + start ticks
+        equal to the scanned process's), and every process below one (a daemon's warm spare, an agent's tools):
+        information naming that manager, never an orphan of the manager this run checks."""
+        by_pid = self.snapshot.by_pid
+        found: dict[int, str] = {}
+        for pid, (ticks, why) in self.snapshot.managed.items():
+            if (proc := by_pid.get(pid)) is not None and proc.start_ticks == ticks and not proc.defunct:
+                for below in processes.descendants(self.a.children, pid):
+                    found.setdefault(below, f"started by {why}; Claude Code manages it, left alone")
+                found[pid] = f"{why}: Claude Code manages it, left alone"
+        return found
+    # --- end of Claude Code's background service -----------------------------------------------------------------
 
     def _vetoed(self) -> str:
         """Why a process whose manager's variables name another store is left alone."""
