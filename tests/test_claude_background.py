@@ -39,7 +39,8 @@ from healthchecks.testing.world import World
 
 pytestmark = pytest.mark.real_claude
 GIT_ENV = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1", "GIT_AUTHOR_NAME": "hc",
-           "GIT_AUTHOR_EMAIL": "hc@example.invalid", "GIT_COMMITTER_NAME": "hc", "GIT_COMMITTER_EMAIL": "hc@example.invalid"}
+           "GIT_AUTHOR_EMAIL": "hc@example.invalid", "GIT_COMMITTER_NAME": "hc",
+           "GIT_COMMITTER_EMAIL": "hc@example.invalid"}
 
 
 @pytest.fixture(scope="module")
