@@ -723,13 +723,19 @@ def leaked_worktrees(a: Analysis) -> list[Finding]:
     for tree in service.worktrees:
         if tree.path in jobs or _alive(a, tree.pid, tree.start_ticks):
             continue
-        how = (f"git -C {tree.repo!r} worktree unlock {tree.path!r} && git -C {tree.repo!r} worktree remove "
-               f"{tree.path!r}")
-        reason = (f"session {for_people(tree.name)!r}: locked by its agent (pid {tree.pid} start {tree.start_ticks}), "
-                  f"dead, and its job is gone; branch {for_people(tree.branch) or '(detached)'} is kept; "
-                  f"a person would run: {for_people(how)}")
+        unlock, remove = (f"git -C {tree.repo!r} worktree {verb} {tree.path!r}" for verb in ("unlock", "remove"))
+        branch = f"branch {for_people(tree.branch) or '(detached)'}"
         target = WorktreeTarget(tree.repo, tree.path, tree.pid, tree.start_ticks, tree.branch)
-        findings.append(Finding(LEAKED_WORKTREES, f"worktree {for_people(tree.name)}", reason, target=target))
+        entity = f"worktree {for_people(tree.name)}"
+        if not tree.pid:  # unlocked: a person's `claude -w` worktree may be kept on purpose; nothing proves whose
+            reason = (f"no job works in it and it is not locked, so nothing proves which session made it ({branch}); "
+                      f"left to a person, who would run: {for_people(remove)}")
+            findings.append(Finding(LEAKED_WORKTREES, entity, reason, "info", target))
+            continue
+        reason = (f"session {for_people(tree.name)!r}: locked by its agent (pid {tree.pid} start {tree.start_ticks}), "
+                  f"dead, and its job is gone; {branch} is kept; a person would run: "
+                  f"{for_people(f'{unlock} && {remove}')}")
+        findings.append(Finding(LEAKED_WORKTREES, entity, reason, target=target))
     return findings
 
 

@@ -183,7 +183,7 @@ class Worktree(NamedTuple):
     repo: str
     path: str
     name: str
-    pid: int
+    pid: int  # 0 (and start_ticks 0): not locked, so nothing says which agent made it
     start_ticks: int
     branch: str  # the branch its HEAD is on ("" when detached)
 

@@ -279,15 +279,17 @@ def worktrees(repo: Path) -> list[Worktree]:
     for entry in _listing(admin, repo):
         folder = admin / entry
         gitdir, reason = _small(folder / "gitdir", repo), _small(folder / "locked", repo)
-        if not gitdir or not reason or not (lock := LOCK_REASON.fullmatch(reason)):
-            continue
-        path = gitdir.removesuffix("/.git")
-        name = lock.group(1)
-        if path != f"{repo}{WORKTREES}{name}":
+        path = (gitdir or "").removesuffix("/.git")
+        name = path.rsplit("/", 1)[-1]
+        if not gitdir or path != f"{repo}{WORKTREES}{name}":
             continue  # not a Claude Code session's worktree of this repository
+        lock = LOCK_REASON.fullmatch(reason) if reason else None
+        if reason is not None and (lock is None or lock.group(1) != name):
+            continue  # locked by someone else, for another reason: not Claude Code's
         head = _small(folder / "HEAD", repo) or ""
         branch = head.removeprefix("ref: refs/heads/") if head.startswith("ref: refs/heads/") else ""
-        found.append(Worktree(str(repo), path, name, int(lock.group(2)), int(lock.group(3)), branch))
+        pid, ticks = (int(lock.group(2)), int(lock.group(3))) if lock else (0, 0)  # 0: unlocked, nothing proven
+        found.append(Worktree(str(repo), path, name, pid, ticks, branch))
     return found
 
 
