@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 
@@ -314,10 +315,15 @@ def _run(argv: list[str], timeout: float, env: dict[str, str], cwd: str | None =
 def claude_stop(exe: str, config_dir: str, short: str, timeout: float) -> Ended:
     """End one background job through Claude Code's own `claude stop <short>`, run with the person's config dir:
     done only when it exits 0 saying `stopped <short>`."""
-    rc, out = _run([exe, "stop", short], timeout, _clean_env({"CLAUDE_CONFIG_DIR": config_dir}))
-    if rc == 0 and out.splitlines()[:1] == [f"stopped {short}"]:
-        return Ended(Status.DONE, f"`claude stop {short}`: {out}")
-    return Ended(Status.FAILED, f"`claude stop {short}` exited {rc}: {out or 'no output'}")
+    deadline = time.monotonic() + timeout
+    while True:  # without its daemon it may answer "couldn't confirm ... Try again in a moment" (rc 1): retried
+        rc, out = _run([exe, "stop", short], max(1.0, deadline - time.monotonic()),
+                       _clean_env({"CLAUDE_CONFIG_DIR": config_dir}))
+        if rc == 0 and out.splitlines()[:1] == [f"stopped {short}"]:
+            return Ended(Status.DONE, f"`claude stop {short}`: {out}")
+        if "Try again" not in out or time.monotonic() + 2 > deadline:
+            return Ended(Status.FAILED, f"`claude stop {short}` exited {rc}: {out or 'no output'}")
+        time.sleep(1)
 
 
 def git_binary() -> str | None:
