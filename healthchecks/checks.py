@@ -113,7 +113,6 @@ STALE_SCOPES = "stale_scopes"
 LEAKED_SERVERS = "leaked_servers"
 STALE_PID_FILES = "stale_pid_files"
 LEAKED_WORKTREES = "leaked_worktrees"
-BACKGROUND_SERVICE = "background_service"
 # A live daemon respawns a dead agent ~10 s later and rewrites its roster then (DOMAIN.md): an agent dead while the
 # roster has not changed for this long is not being respawned.
 RESPAWN_BOUND = 60.0
@@ -677,7 +676,8 @@ def stale_pid_files(a: Analysis) -> list[Finding]:
     """A manager's pid file whose process is dead, or whose pid another process now holds (its start time differs,
     to the second: both come from the boot time, which may move by one). Never fixed here (the manager's files are
     its own): the finding names the manager's command that removes it. A bare pid (an older release) proves
-    nothing: reported while its process lives, stale only once it is dead."""
+    nothing: reported while its process lives, stale only once it is dead. Claude Code's background service's
+    (daemon.lock, sessions/<pid>.json) are information only (_service_files)."""
     cleanup = a.snapshot.registries.dialect.tracked_cleanup
     hint = f"; {cleanup}" if cleanup else ""
     findings = []
@@ -702,7 +702,7 @@ def stale_pid_files(a: Analysis) -> list[Finding]:
             reason = (f"records pid {tracked.pid} started {_moment(tracked.started)}, but that pid is now {proc.name} "
                       f"started {began}: reused{hint}")
         findings.append(Finding(STALE_PID_FILES, entity, reason, target=FileTarget(tracked.file)))
-    return findings
+    return findings + _service_files(a)
 
 
 # --- Claude Code's own background service (`claude --bg`): what its files leave that no general check judges ----
@@ -739,26 +739,26 @@ def leaked_worktrees(a: Analysis) -> list[Finding]:
     return findings
 
 
-@check(BACKGROUND_SERVICE, "Claude Code's background service: its daemon and sessions files", ("registry",))
-def background_service(a: Analysis) -> list[Finding]:
-    """Information only, never acted on (Claude Code's own files and processes): a daemon gone (daemon.lock's pid +
-    procStart dead) while its sessions still run (re-parented to pid 1; the next `claude --bg` adopts them), and how
-    many sessions/<pid>.json name a dead Claude (pid + procStart): harmless, Claude Code's to remove."""
+def _service_files(a: Analysis) -> list[Finding]:
+    """Claude Code's background service's own pid files, information only (its files, its processes): daemon.lock
+    naming a dead daemon (pid + procStart) while its sessions still run (re-parented to pid 1; the next `claude
+    --bg` adopts them), and how many sessions/<pid>.json name a dead Claude (pid + procStart): harmless."""
     if (service := _service(a)) is None:
         return []
     findings = []
     daemon = service.daemon
     running = [pid for _, pid, ticks, kind, _ in service.sessions if kind == "bg" and _alive(a, pid, ticks)]
     if daemon is not None and not _alive(a, daemon.pid, daemon.start_ticks) and running:
-        reason = (f"daemon.lock names pid {daemon.pid}, which is dead, while {len(running)} background session(s) "
-                  f"still run (pid {', '.join(map(str, running[:10]))}); the next `claude --bg` adopts them")
+        reason = (f"names pid {daemon.pid}, Claude Code's background daemon, which is dead, while {len(running)} "
+                  f"background session(s) still run (pid {', '.join(map(str, running[:10]))}); the next "
+                  "`claude --bg` adopts them")
         lock = FileTarget(os.path.join(a.workspace, "daemon.lock"))
-        findings.append(Finding(BACKGROUND_SERVICE, "daemon", reason, "info", lock))
+        findings.append(Finding(STALE_PID_FILES, "pid file daemon.lock", reason, "info", lock))
     stale = [file for file, pid, ticks, *_ in service.sessions if not _alive(a, pid, ticks)]
     if stale:
         names = ", ".join(os.path.basename(f) for f in stale[:5]) + (", ..." if len(stale) > 5 else "")
         reason = (f"{len(stale)} sessions/<pid>.json name a dead Claude (pid + procStart): {names}; "
                   f"{a.snapshot.registries.dialect.tracked_cleanup}")
-        findings.append(Finding(BACKGROUND_SERVICE, "sessions files", reason, "info",
+        findings.append(Finding(STALE_PID_FILES, "sessions files", reason, "info",
                                 FileTarget(os.path.join(a.workspace, "sessions"))))
     return findings

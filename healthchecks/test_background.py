@@ -1,9 +1,8 @@
-"""What Claude Code's own background service (`claude --bg`) leaves behind: no leaked worktree; its daemon and
-sessions files are information only (never failing)."""
+"""What Claude Code's own background service (`claude --bg`) leaves behind: no leaked worktree."""
 
 import pytest
 
-from healthchecks.checks import BACKGROUND_SERVICE, LEAKED_WORKTREES
+from healthchecks.checks import LEAKED_WORKTREES
 from healthchecks.results import Finding
 
 
@@ -11,7 +10,3 @@ from healthchecks.results import Finding
 def test_no_leaked_worktrees(findings: list[Finding]) -> None:
     assert not findings
 
-
-@pytest.mark.check(BACKGROUND_SERVICE)
-def test_background_service_information(findings: list[Finding]) -> None:
-    assert not findings

@@ -29,7 +29,7 @@ import psutil
 import pytest
 from helpers import failing, fix_in_process, info, run_health
 
-from healthchecks.checks import BACKGROUND_SERVICE, GHOST_AGENTS, LEAKED_WORKTREES, ORPHAN_PROCESSES
+from healthchecks.checks import GHOST_AGENTS, LEAKED_WORKTREES, ORPHAN_PROCESSES, STALE_PID_FILES
 from healthchecks.observe import observe
 from healthchecks.processes import start_ticks
 from healthchecks.settings import Settings
@@ -198,8 +198,8 @@ def test_real_background_faults_found_and_fixed_exactly(bg_world, tmp_path, monk
     seen = observe(settings).results
     assert failing(seen) == {(GHOST_AGENTS, f"job {ghost}"), (LEAKED_WORKTREES, "worktree clean"),
                              (LEAKED_WORKTREES, "worktree dirty")}
-    assert {(BACKGROUND_SERVICE, "daemon"), (BACKGROUND_SERVICE, "sessions files")} <= info(seen)
-    stale = next(f for f in seen[BACKGROUND_SERVICE].info if f.entity == "sessions files")
+    assert {(STALE_PID_FILES, "pid file daemon.lock"), (STALE_PID_FILES, "sessions files")} <= info(seen)
+    stale = next(f for f in seen[STALE_PID_FILES].info if f.entity == "sessions files")
     assert stale.reason.startswith("1 sessions/<pid>.json") and f"{agents[ghost][0]}.json" in stale.reason
     ghost_reason = seen[GHOST_AGENTS].failing[0].reason
     assert "hc-label:ghost" in ghost_reason and "no daemon runs" in ghost_reason
@@ -241,5 +241,5 @@ def test_demo_shows_every_background_fault(tmp_path):
     fails = {(f["check"], f["label"]) for f in doc["findings"] if f["severity"] == "fail"}
     infos = {(f["check"], f["label"]) for f in doc["findings"] if f["severity"] == "info"}
     assert {c for c, _ in fails} == {GHOST_AGENTS, LEAKED_WORKTREES} and (LEAKED_WORKTREES, "worktree spike") in fails
-    assert {(LEAKED_WORKTREES, "worktree old"), (BACKGROUND_SERVICE, "daemon"),
-            (BACKGROUND_SERVICE, "sessions files")} <= infos
+    assert {(LEAKED_WORKTREES, "worktree old"), (STALE_PID_FILES, "pid file daemon.lock"),
+            (STALE_PID_FILES, "sessions files")} <= infos
