@@ -243,3 +243,35 @@ def test_demo_shows_every_background_fault(tmp_path):
     assert {c for c, _ in fails} == {GHOST_AGENTS, LEAKED_WORKTREES} and (LEAKED_WORKTREES, "worktree spike") in fails
     assert {(LEAKED_WORKTREES, "worktree old"), (STALE_PID_FILES, "pid file daemon.lock"),
             (STALE_PID_FILES, "sessions files")} <= infos
+
+
+def test_a_proven_background_agent_is_never_another_managers_orphan(tmp_path, monkeypatch):
+    """A Claude working inside a claude-squad worktree outside tmux is that fleet's orphan (its cwd alone is
+    exclusive there), unless Claude Code's own files prove it a background agent: sessions/<pid>.json `kind: bg`
+    with its very start ticks. A file naming its pid with other ticks (a reused pid) proves nothing."""
+    from healthchecks.sources.claude_squad.world import READY, SquadWorld
+
+    config = tmp_path / "claude"
+    (config / "sessions").mkdir(parents=True)
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config))
+    world = SquadWorld(tmp_path / "squad")
+    world.instance("perf", READY, "orphan")
+    world.start()
+    try:
+        pid = next(p.pid for p in world.standins())
+        entity = f"pid {pid}"
+
+        def session_file(ticks: int) -> None:
+            (config / "sessions" / f"{pid}.json").write_text(json.dumps(
+                {"pid": pid, "sessionId": "0123abcd-0000-4000-8000-000000000000", "procStart": str(ticks),
+                 "kind": "bg", "jobId": "0123abcd", "cwd": "/"}))
+
+        session_file(start_ticks(pid) + 1)  # its pid, another process's start: a reused pid
+        assert (ORPHAN_PROCESSES, entity) in failing(observe(world.settings).results)
+        session_file(start_ticks(pid))
+        results = observe(world.settings).results
+        assert (ORPHAN_PROCESSES, entity) not in failing(results)
+        reason = next(f.reason for f in results[ORPHAN_PROCESSES].info if f.entity == entity)
+        assert "a background agent of Claude Code (job 0123abcd" in reason and "Claude Code manages it" in reason
+    finally:
+        world.teardown()
