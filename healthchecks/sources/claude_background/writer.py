@@ -16,6 +16,7 @@ import stat
 from pathlib import Path
 
 from fixers import effects
+from fixers.outcome import Status
 from fixers.writers import Edits, Written
 from healthchecks.processes import start_ticks
 from healthchecks.records import Records
@@ -80,7 +81,7 @@ def write(records: Records, edits: Edits, lock_timeout: float) -> Written:
             written.failed[short] = "no Claude Code binary is proven any more: `claude stop` not run"
             continue
         ended = effects.claude_stop(exe, str(records.workspace), short, STOP_TIMEOUT)
-        (written.done if ended.status is effects.Status.DONE else written.failed)[short] = ended.detail
+        (written.done if ended.status is Status.DONE else written.failed)[short] = ended.detail
     return written
 
 
