@@ -379,6 +379,20 @@ def _verify_entry(action: Action[AgentTarget], a: Analysis, targets: Targets) ->
     return ghost
 
 
+def _worktrees(actions: list[Action[Any]], now: Observation, options: Options) -> list[Outcome]:
+    """Each leaked worktree still a finding now, removed by the effect, which reads its lock again and removes it
+    only when nothing can be lost."""
+    targets, outcomes = failing_targets(now.results), []
+    for action in actions:
+        if why := verify(action, targets):
+            outcomes.append(Outcome(action, why.status, why.detail))
+            continue
+        t, timeout = action.target, now.analysis.settings.lock_timeout
+        ended = effects.remove_worktree(t.repo, t.path, t.pid, t.start_ticks, t.branch, timeout)
+        outcomes.append(Outcome(action, ended.status, ended.detail))
+    return outcomes
+
+
 # The phase of each ActionKind (ActionKind.phase), by what carries it out; they run in Phase's order.
 PHASES: dict[Phase, Callable[[list[Action[Any]], Observation, Options], list[Outcome]]] = {
     Phase.PROCESSES: _processes,
@@ -386,4 +400,5 @@ PHASES: dict[Phase, Callable[[list[Action[Any]], Observation, Options], list[Out
     Phase.SESSIONS: _sessions,
     Phase.SERVERS: _servers,
     Phase.RECORDS: _records,
+    Phase.WORKTREES: _worktrees,
 }

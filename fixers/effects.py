@@ -1,4 +1,5 @@
-"""Every change this tool makes to the machine: signals to processes and tmux mutations.
+"""Every change this tool makes to the machine: signals to processes, tmux mutations, a manager's own commands
+(Claude Code's `claude stop`) and the git worktrees its sessions leave.
 
 Nothing else in the project signals a process or changes a tmux server; the readers only read.
 Each effect proves its target's identity right before acting: a process by PID + start ticks
@@ -9,7 +10,9 @@ itself, which would prove nothing), a session by its tmux id on the same server 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import time
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -328,3 +331,99 @@ def kill_server(server: TmuxServer, panes: set[str], timeout: float) -> str:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"tmux: {exc}"
     return ""
+
+
+# --- A manager's own command line, and the git worktrees its sessions leave (Claude Code's background agents) -----
+COMMAND_OUTPUT = 4096  # of a manager's or git's output kept for a person
+
+
+def _clean_env(extra: dict[str, str]) -> dict[str, str]:
+    """This process's environment without git's redirections (GIT_DIR and friends would point git elsewhere)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(extra)
+    return env
+
+
+def _run(argv: list[str], timeout: float, env: dict[str, str], cwd: str | None = None) -> tuple[int, str]:
+    """rc and the output (stdout then stderr, bounded) of one command, within ``timeout`` (rc -1: it did not run or
+    finish)."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=timeout, env=env,
+                              cwd=cwd, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return -1, f"no answer within {timeout:.0f} s"
+    except OSError as exc:
+        return -1, f"cannot run {argv[0]}: {exc.strerror}"
+    return done.returncode, (done.stdout + done.stderr).strip()[:COMMAND_OUTPUT]
+
+
+def claude_stop(exe: str, config_dir: str, short: str, timeout: float) -> Ended:
+    """End one background job through Claude Code's own `claude stop <short>`, run with the person's config dir:
+    done only when it exits 0 saying `stopped <short>`."""
+    deadline = time.monotonic() + timeout
+    while True:  # without its daemon it may answer "couldn't confirm ... Try again in a moment" (rc 1): retried
+        rc, out = _run([exe, "stop", short], max(1.0, deadline - time.monotonic()),
+                       _clean_env({"CLAUDE_CONFIG_DIR": config_dir}))
+        if rc == 0 and out.splitlines()[:1] == [f"stopped {short}"]:
+            return Ended(Status.DONE, f"`claude stop {short}`: {out}")
+        if "Try again" not in out or time.monotonic() + 2 > deadline:
+            return Ended(Status.FAILED, f"`claude stop {short}` exited {rc}: {out or 'no output'}")
+        time.sleep(1)
+
+
+def git_binary() -> str | None:
+    """The git this user's PATH names, resolved once to its real file."""
+    found = shutil.which("git")
+    return os.path.realpath(found) if found else None
+
+
+def _git(git: str, repo: str, *args: str, timeout: float) -> tuple[int, str]:
+    return _run([git, "-C", repo, *args], timeout, _clean_env({"GIT_OPTIONAL_LOCKS": "0"}))
+
+
+def _locked_by(git: str, repo: str, path: str, timeout: float) -> str | None:
+    """The lock reason git records for the worktree at ``path`` now (None: not a locked worktree of ``repo``)."""
+    rc, out = _git(git, repo, "worktree", "list", "--porcelain", "-z", timeout=timeout)
+    if rc != 0:
+        return None
+    for block in out.split("\0\0"):
+        fields = block.strip("\0").split("\0")
+        if fields and fields[0] == f"worktree {path}":
+            return next((f.removeprefix("locked ") for f in fields if f.startswith("locked")), None)
+    return None
+
+
+def worktree_loss(git: str, repo: str, path: str, branch: str, timeout: float) -> str | None:
+    """What removing the worktree would lose (one line), or None when nothing: any change, untracked or ignored
+    file, or a branch head no other branch contains."""
+    rc, out = _git(git, path, "status", "--porcelain", "--untracked-files=all", "--ignored", timeout=timeout)
+    if rc != 0 or out:
+        return f"it has uncommitted, untracked or ignored files ({out.splitlines()[0] if out else f'rc {rc}'})"
+    rc, head = _git(git, path, "rev-parse", "--verify", "HEAD", timeout=timeout)
+    if rc != 0:
+        return f"its HEAD cannot be read ({head})"
+    rc, out = _git(git, repo, "for-each-ref", "--contains", head, "--format=%(refname)", "refs/heads/",
+                   timeout=timeout)
+    others = [ref for ref in out.splitlines() if ref != f"refs/heads/{branch}"] if rc == 0 else []
+    return None if others else f"its head {head[:12]} is in no other branch"
+
+
+def remove_worktree(repo: str, path: str, pid: int, ticks: int, branch: str, timeout: float) -> Ended:
+    """`git worktree unlock` then `git worktree remove` (never --force) of a worktree whose lock still reads
+    `... (pid P start T)` for this very dead agent, and only when nothing can be lost; the branch is kept."""
+    git = git_binary()
+    if git is None:
+        return Ended(Status.FAILED, "git is not installed")
+    reason = _locked_by(git, repo, path, timeout)
+    if reason is None or f"(pid {pid} start {ticks})" not in reason:
+        return Ended(Status.SKIPPED, "its lock no longer names that agent; left alone")
+    if start_ticks(pid) == ticks:
+        return Ended(Status.SKIPPED, f"its agent (pid {pid}) runs again; left alone")
+    if loss := worktree_loss(git, repo, path, branch, timeout):
+        how = f"git -C '{repo}' worktree unlock '{path}' && git -C '{repo}' worktree remove '{path}'"
+        return Ended(Status.REFUSED, f"{loss}: nothing is removed that could be lost; a person would run: {how}")
+    for args in (("worktree", "unlock", path), ("worktree", "remove", path)):
+        rc, out = _git(git, repo, *args, timeout=timeout)
+        if rc != 0:
+            return Ended(Status.FAILED, f"git {' '.join(args[:2])} exited {rc}: {out}")
+    return Ended(Status.DONE, f"unlocked and removed (git worktree remove); branch {branch or '(detached)'} kept")

@@ -26,6 +26,7 @@ from healthchecks.checks import (
     GHOST_AGENTS,
     LEAKED_SERVERS,
     LEAKED_SESSIONS,
+    LEAKED_WORKTREES,
     ORPHAN_PROCESSES,
     ORPHANED_AGENTS,
     REGISTRY,
@@ -45,6 +46,7 @@ from healthchecks.targets import (
     ServerTarget,
     SessionTarget,
     Target,
+    WorktreeTarget,
 )
 
 from .backups import DEFAULT_DAYS, DEFAULT_KEEP
@@ -59,6 +61,7 @@ class Phase(Enum):
     SESSIONS = 3
     SERVERS = 4
     RECORDS = 5  # everything the records' own writer does (fixers.writers), in one write
+    WORKTREES = 6  # git worktrees a manager's sessions left (fixers.effects.remove_worktree)
 
 
 class ActionKind(str, Enum):
@@ -102,6 +105,8 @@ class ActionKind(str, Enum):
     PRUNE_ENTRY = ("prune_entry", 3, "archive and remove", Phase.RECORDS, AgentTarget)
     ARCHIVE_SCOPE = ("archive_scope", 3, "move into the archive:", Phase.RECORDS, ScopeTarget)
     SET_COUNTERS = ("set_counters", 4, "set counters of", Phase.RECORDS, FileTarget)
+    REMOVE_WORKTREE = ("remove_worktree", 5, "unlock and remove, when nothing can be lost,", Phase.WORKTREES,
+                       WorktreeTarget)
 
 
 @dataclass(frozen=True)
@@ -286,6 +291,10 @@ def _ghost(f: Finding, a: Analysis, opts: Options) -> list[Action[Any]]:
     return [_agent_entry(f.target, f.reason, f.check, opts.prune, f.entity)]  # type: ignore[arg-type]
 
 
+def _worktree(f: Finding, a: Analysis, opts: Options) -> list[Action[Any]]:
+    return [Action(ActionKind.REMOVE_WORKTREE, f.target, f.entity, f.reason, f.check)]
+
+
 def _counter(f: Finding, a: Analysis, opts: Options) -> list[Action[Any]]:
     return []  # counters are planned per file, after every entry change is known (_counters)
 
@@ -435,6 +444,7 @@ for _check, _fixer in {
     LEAKED_SESSIONS: _session,
     GHOST_AGENTS: _ghost,
     COUNTERS: _counter,
+    LEAKED_WORKTREES: _worktree,
 }.items():
     REGISTRY.attach(_check, _fixer)
 RULES: tuple[tuple[str, Rule], ...] = (

@@ -18,7 +18,16 @@ from . import processes
 from .analysis import Agent, Analysis, LiveSession
 from .dialect import StatusClass
 from .programs import CLAUDE, AgentProgram
-from .records import RECORD_CLASS, RECORD_ID, RECORD_TASK, AgentRecord, Scope, may_be_after
+from .records import (
+    RECORD_CLASS,
+    RECORD_ID,
+    RECORD_TASK,
+    AgentRecord,
+    JobRecord,
+    Scope,
+    Service,
+    may_be_after,
+)
 from .results import CheckResult, Finding, Results, Severity
 from .targets import (
     AgentTarget,
@@ -30,7 +39,9 @@ from .targets import (
     ServerTarget,
     SessionTarget,
     Target,
+    WorktreeTarget,
 )
+from .text import for_people
 from .tmux import Pane, State, TmuxServer
 from .waivers import Waiver
 
@@ -101,6 +112,10 @@ DUPLICATE_AGENTS = "duplicate_agents"
 STALE_SCOPES = "stale_scopes"
 LEAKED_SERVERS = "leaked_servers"
 STALE_PID_FILES = "stale_pid_files"
+LEAKED_WORKTREES = "leaked_worktrees"
+# A live daemon respawns a dead agent ~10 s later and rewrites its roster then (DOMAIN.md): an agent dead while the
+# roster has not changed for this long is not being respawned.
+RESPAWN_BOUND = 60.0
 REGISTRY = CheckRegistry()
 CHECKS = REGISTRY  # the built-in checks and any registered since
 check = REGISTRY.check
@@ -336,6 +351,11 @@ def ghost_agents(a: Analysis) -> list[Finding]:
     noun = a.snapshot.registries.dialect.nouns[0]
     stale = {s.name for s in stale_scopes_of(a)}
     for agent in a.records.active_agents:
+        if (job := agent.records[0].ext(JobRecord)) is not None:  # Claude Code's background job: judged by its agents
+            if a.past_grace(agent.started_at(a.tz)) and (why := _job_gone(a, agent.id, job)):
+                findings.append(agent_finding(GHOST_AGENTS, agent, f"{_job_name(job)} recorded "
+                                              f"{agent.records[0].status}, {why}", noun=noun))
+            continue
         if agent.pane is not None:  # placed by a pane id on one server: the pane must hold a process carrying it
             judged = agent.records[0].task_id not in stale and a.past_grace(agent.started_at(a.tz))
             if judged and (why := a.owned.pane_problem(agent)):
@@ -363,6 +383,36 @@ def ghost_agents(a: Analysis) -> list[Finding]:
     findings += [Finding(GHOST_AGENTS, what, f"not read: {why}", "info")
                  for scope in a.snapshot.registries.scopes for what, why in scope.unread]
     return findings
+
+
+def _alive(a: Analysis, pid: int, ticks: int | None) -> bool:
+    """The process of this identity (pid + start ticks) runs now."""
+    proc = a.snapshot.by_pid.get(pid)
+    return proc is not None and not proc.defunct and proc.start_ticks == ticks
+
+
+def _job_name(job: JobRecord) -> str:
+    """A job's name as a person gave it (its prompt), escaped and bounded."""
+    return f"({for_people(job.name)[:60]!r})" if job.name else "(unnamed)"
+
+
+def _job_gone(a: Analysis, short: str, job: JobRecord) -> str | None:
+    """Why a background job recorded at work is a ghost, or None: no agent its files name (pid + start ticks) runs,
+    and no live daemon is respawning it (the daemon is dead, has no roster entry for it, or has not changed the
+    roster for RESPAWN_BOUND)."""
+    if any(_alive(a, pid, ticks) for pid, ticks in job.agents):
+        return None
+    service = a.snapshot.registries.authority.service
+    daemon = service.daemon if service else None
+    agents = ", ".join(f"pid {pid}" for pid, _ in job.agents) or "none named"
+    if daemon is not None and _alive(a, daemon.pid, daemon.start_ticks):
+        if job.roster_changed is not None and a.now - job.roster_changed < RESPAWN_BOUND:
+            return None  # its daemon may be respawning it (attempt + 1)
+        why = (f"its daemon (pid {daemon.pid}) has not respawned it in {RESPAWN_BOUND:.0f} s (attempt {job.attempt})"
+               if job.attempt is not None else f"its daemon (pid {daemon.pid}) has no roster entry for it")
+    else:
+        why = "no daemon runs to respawn it" + (f" (daemon.lock names pid {daemon.pid}, dead)" if daemon else "")
+    return f"its agent is not running ({agents}), and {why}; `claude stop {short}` ends it"
 
 
 def _cursor_gone(a: Analysis, agent: Agent) -> str | None:
@@ -667,7 +717,8 @@ def stale_pid_files(a: Analysis) -> list[Finding]:
     """A manager's pid file whose process is dead, or whose pid another process now holds (its start time differs,
     to the second: both come from the boot time, which may move by one). Never fixed here (the manager's files are
     its own): the finding names the manager's command that removes it. A bare pid (an older release) proves
-    nothing: reported while its process lives, stale only once it is dead."""
+    nothing: reported while its process lives, stale only once it is dead. Claude Code's background service's
+    (daemon.lock, sessions/<pid>.json) are information only (_service_files)."""
     cleanup = a.snapshot.registries.dialect.tracked_cleanup
     hint = f"; {cleanup}" if cleanup else ""
     findings = []
@@ -692,4 +743,63 @@ def stale_pid_files(a: Analysis) -> list[Finding]:
             reason = (f"records pid {tracked.pid} started {_moment(tracked.started)}, but that pid is now {proc.name} "
                       f"started {began}: reused{hint}")
         findings.append(Finding(STALE_PID_FILES, entity, reason, target=FileTarget(tracked.file)))
+    return findings + _service_files(a)
+
+
+# --- Claude Code's own background service (`claude --bg`): what its files leave that no general check judges ----
+def _service(a: Analysis) -> Service | None:
+    return a.snapshot.registries.authority.service
+
+
+@check(LEAKED_WORKTREES, "no leaked worktrees (a background session's, its agent dead and its job gone)",
+       ("registry",))
+def leaked_worktrees(a: Analysis) -> list[Finding]:
+    """A `.claude/worktrees/NAME` still locked by its session's agent (pid + start ticks, from the lock) that is dead,
+    whose job no longer exists: `claude rm` keeps the worktree, its branch and the lock. Fixed only when nothing can
+    be lost (fixers.effects.remove_worktree re-checks it then); else the commands a person would run."""
+    if (service := _service(a)) is None:
+        return []
+    jobs = {job.cwd for r in a.snapshot.registries.authority.agents if (job := r.ext(JobRecord))}
+    findings = []
+    for tree in service.worktrees:
+        if tree.path in jobs or _alive(a, tree.pid, tree.start_ticks):
+            continue
+        unlock, remove = (f"git -C {tree.repo!r} worktree {verb} {tree.path!r}" for verb in ("unlock", "remove"))
+        branch = f"branch {for_people(tree.branch) or '(detached)'}"
+        target = WorktreeTarget(tree.repo, tree.path, tree.pid, tree.start_ticks, tree.branch)
+        entity = f"worktree {for_people(tree.name)}"
+        if not tree.pid:  # unlocked: a person's `claude -w` worktree may be kept on purpose; nothing proves whose
+            reason = (f"no job works in it and it is not locked, so nothing proves which session made it ({branch}); "
+                      f"left to a person, who would run: {for_people(remove)}")
+            findings.append(Finding(LEAKED_WORKTREES, entity, reason, "info", target))
+            continue
+        reason = (f"session {for_people(tree.name)!r}: locked by its agent (pid {tree.pid} start {tree.start_ticks}), "
+                  f"dead, and its job is gone; {branch} is kept; a person would run: "
+                  f"{for_people(f'{unlock} && {remove}')}")
+        findings.append(Finding(LEAKED_WORKTREES, entity, reason, target=target))
+    return findings
+
+
+def _service_files(a: Analysis) -> list[Finding]:
+    """Claude Code's background service's own pid files, information only (its files, its processes): daemon.lock
+    naming a dead daemon (pid + procStart) while its sessions still run (re-parented to pid 1; the next `claude
+    --bg` adopts them), and how many sessions/<pid>.json name a dead Claude (pid + procStart): harmless."""
+    if (service := _service(a)) is None:
+        return []
+    findings = []
+    daemon = service.daemon
+    running = [pid for _, pid, ticks, kind, _ in service.sessions if kind == "bg" and _alive(a, pid, ticks)]
+    if daemon is not None and not _alive(a, daemon.pid, daemon.start_ticks) and running:
+        reason = (f"names pid {daemon.pid}, Claude Code's background daemon, which is dead, while {len(running)} "
+                  f"background session(s) still run (pid {', '.join(map(str, running[:10]))}); the next "
+                  "`claude --bg` adopts them")
+        lock = FileTarget(os.path.join(a.workspace, "daemon.lock"))
+        findings.append(Finding(STALE_PID_FILES, "pid file daemon.lock", reason, "info", lock))
+    stale = [file for file, pid, ticks, *_ in service.sessions if not _alive(a, pid, ticks)]
+    if stale:
+        names = ", ".join(os.path.basename(f) for f in stale[:5]) + (", ..." if len(stale) > 5 else "")
+        reason = (f"{len(stale)} sessions/<pid>.json name a dead Claude (pid + procStart): {names}; "
+                  f"{a.snapshot.registries.dialect.tracked_cleanup}")
+        findings.append(Finding(STALE_PID_FILES, "sessions files", reason, "info",
+                                FileTarget(os.path.join(a.workspace, "sessions"))))
     return findings

@@ -111,8 +111,23 @@ class HomeRecord:
     home: str
 
 
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A job of Claude Code's own background service (`claude --bg`): its conversation, the name a person gave it,
+    the agent processes its files name as (pid, start ticks) (the roster's replPid/replProcStart and every
+    sessions/<pid>.json with its jobId), and its roster entry's respawn attempt and when the roster last changed
+    (epoch s; None: no roster entry, no daemon will respawn it)."""
+
+    session_id: str
+    name: str
+    agents: tuple[tuple[int, int], ...]
+    cwd: str = ""  # where it works (a `-w` session: its worktree)
+    attempt: int | None = None
+    roster_changed: float | None = None
+
+
 # Every manager's extension of the neutral record (a new manager adds its own here, not fields on every record).
-Extension = CursorRecord | ServerRecord | HomeRecord
+Extension = CursorRecord | ServerRecord | HomeRecord | JobRecord
 E = TypeVar("E", bound=Extension)
 
 
@@ -157,6 +172,29 @@ def extensions(records: Sequence[AgentRecord], kind: type[E]) -> Iterator[tuple[
             yield record, extra
 
 
+class Worktree(NamedTuple):
+    """A git worktree a manager made for one session and locked with its agent's identity (Claude Code's `-w NAME`:
+    `<repo>/.claude/worktrees/NAME`, locked `claude session NAME (pid P start T)`), as its repository records it."""
+
+    repo: str
+    path: str
+    name: str
+    pid: int  # 0 (and start_ticks 0): not locked, so nothing says which agent made it
+    start_ticks: int
+    branch: str  # the branch its HEAD is on ("" when detached)
+
+
+@dataclass(frozen=True)
+class Service:
+    """What a manager's own service process leaves for the checks (Claude Code's background daemon): the daemon as
+    its lock names it (None: no lock), every sessions/<pid>.json as (file, pid, start ticks, kind, job id), and the
+    worktrees its sessions locked."""
+
+    daemon: Owner | None = None
+    sessions: tuple[tuple[str, int, int, str, str], ...] = ()
+    worktrees: tuple[Worktree, ...] = ()
+
+
 class Tracked(NamedTuple):
     """A process a manager recorded in a file of its own (Gas Town's `.runtime/pids/<session>.pid`): its pid, and
     when it started (epoch seconds, to the second) or None when the file holds a bare pid, which proves nothing."""
@@ -195,6 +233,7 @@ class Scope:
     tracked: tuple[Tracked, ...] = ()  # processes its manager recorded in pid files (checks.stale_pid_files)
     # parts of the store its reader did not read, and why: (what, why), said as information by the check that needs it
     unread: tuple[tuple[str, str], ...] = ()
+    service: Service | None = None  # its manager's service process and what it leaves (Claude Code's daemon)
 
     @property
     def label(self) -> str:

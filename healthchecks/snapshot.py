@@ -62,6 +62,9 @@ class Snapshot:
     boot_time: float = 0.0  # when the machine booted (epoch seconds): start ticks to moments
     dir_ids: dict[str, tuple[int, int]] = field(default_factory=dict)  # workspace, client dirs -> (st_dev, st_ino)
     pane_cwds: dict[int, str] = field(default_factory=dict)  # pid -> cwd, of the agent sessions' live pane processes
+    # pid -> (start ticks, what proves it): processes a manager's own files prove its own (sources.managed: Claude
+    # Code's background service), read once, in every source's run; the attribution asks it first
+    managed: dict[int, tuple[int, str]] = field(default_factory=dict)
 
     @cached_property
     def by_pid(self) -> dict[int, Proc]:
@@ -269,6 +272,7 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
         pane_cwds=processes.cwds(
             p.pid for s in servers for p in s.panes if not p.dead and prefix and p.session.startswith(prefix)
         ),
+        managed=sources.managed(dict(settings.place_options)),
     )
 
 

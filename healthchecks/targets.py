@@ -112,5 +112,21 @@ class ScopeTarget:
         return "scope", self.name
 
 
+@dataclass(frozen=True)
+class WorktreeTarget:
+    """A git worktree of a repository, locked by one agent (pid + start ticks): the lock is read again, and must
+    still name that agent, dead, before anything is done to it."""
+
+    repo: str
+    path: str
+    pid: int
+    start_ticks: int
+    branch: str = field(default="", compare=False)
+
+    @property
+    def subject(self) -> tuple[str, str]:
+        return "worktree", self.path
+
+
 Target = (ProcessTarget | SessionTarget | AgentTarget | CounterTarget | FileTarget | PaneTarget | ServerTarget
-          | ScopeTarget | None)
+          | ScopeTarget | WorktreeTarget | None)

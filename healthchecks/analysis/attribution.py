@@ -574,6 +574,8 @@ class Attribution:
     def _classify(self, proc: Proc) -> tuple[str, str, Evidence | None] | None:
         """(class, reason, evidence) of one process; None for the suite's own tree (never judged, never signalled) and
         for another program's process that nothing ties here (not listed)."""
+        if why := self.managed.get(proc.pid):  # a manager's own service (issue 29): asked first
+            return "foreign", why, None
         if where := self.a.tmux.pane_of.get(proc.pid):
             return "attached", f"runs in session {where[1]} on tmux server {where[0]}", None
         if proc.pid in self.snapshot.self_pids:
@@ -619,6 +621,22 @@ class Attribution:
             return ""
         children = ", ".join(str(c.pid) for c in self.carried(proc))
         return f" ({program.name}" + (f", with its child pid {children})" if children else ")")
+
+    # --- Claude Code's own background service (issue 29): the one rule every source's run asks first -------------
+    @cached_property
+    def managed(self) -> dict[int, str]:
+        """pid -> why, for each process a manager's own files prove its own (snapshot.managed: pid + start ticks
+        equal to the scanned process's), and every process below one (a daemon's warm spare, an agent's tools):
+        information naming that manager, never an orphan of the manager this run checks."""
+        by_pid = self.snapshot.by_pid
+        found: dict[int, str] = {}
+        for pid, (ticks, why) in self.snapshot.managed.items():
+            if (proc := by_pid.get(pid)) is not None and proc.start_ticks == ticks and not proc.defunct:
+                for below in processes.descendants(self.a.children, pid):
+                    found.setdefault(below, f"started by {why}; Claude Code manages it, left alone")
+                found[pid] = f"{why}: Claude Code manages it, left alone"
+        return found
+    # --- end of Claude Code's background service -----------------------------------------------------------------
 
     def _vetoed(self) -> str:
         """Why a process whose manager's variables name another store is left alone."""

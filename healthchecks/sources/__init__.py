@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..dialect import Dialect
 from ..records import Fingerprint, Records
-from . import agent_deck, agent_teams, aoe, claude_squad, gastown, orchestrator
+from . import agent_deck, agent_teams, aoe, claude_background, claude_squad, gastown, orchestrator
 from .source import Place, Source
 
 SOURCES: tuple[Source, ...] = (
@@ -28,6 +28,7 @@ SOURCES: tuple[Source, ...] = (
     agent_deck.SOURCE,
     aoe.SOURCE,
     agent_teams.SOURCE,
+    claude_background.SOURCE,
     gastown.SOURCE,
 )
 BY_NAME = {s.name: s for s in SOURCES}
@@ -38,7 +39,8 @@ DIALECTS: tuple[Dialect, ...] = tuple(d for s in SOURCES for d in s.dialects)  #
 
 PLACED: dict[str, Place] = {s.name: s.place for s in SOURCES if s.place}  # stores outside the workspace
 IN_WORKSPACE = tuple(s for s in SOURCES if s.name not in PLACED)
-STORE_OPTIONS = tuple(opt for place in PLACED.values() for opt in place.options)
+# each option once: two stores of one place share it (Claude Code's --claude-config-dir)
+STORE_OPTIONS = tuple(dict.fromkeys(opt for place in PLACED.values() for opt in place.options))
 
 
 def resolve(workspace: Path, wanted: str, values: Mapping[str, str]) -> tuple[str, Path]:
@@ -52,6 +54,16 @@ def resolve(workspace: Path, wanted: str, values: Mapping[str, str]) -> tuple[st
             if BY_NAME[name].reader.present(where):
                 return name, where
     return wanted, workspace
+
+
+def managed(values: Mapping[str, str]) -> dict[int, tuple[int, str]]:
+    """Every process a manager's own files prove its own (Source.managed), in any source's run: pid -> (start
+    ticks, what proves it), read once per snapshot from the places these option values (else their defaults) name."""
+    found: dict[int, tuple[int, str]] = {}
+    for source in SOURCES:
+        if source.managed is not None:
+            found.update(source.managed(values))
+    return found
 
 
 def given(name: str, values: Mapping[str, str]) -> tuple[tuple[str, str], ...]:

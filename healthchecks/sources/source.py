@@ -62,3 +62,7 @@ class Source:
     demo: str | None = None  # "module:function" building its demo world (healthchecks.testing.demo.Builder)
     bench: str | None = None  # "module:function" building its bench round's world (healthchecks.testing.bench.
     # BenchBuilder); None: no round of its own
+    # The processes its manager's own files prove its own, read once per snapshot in EVERY source's run (the
+    # attribution asks it first: such a process is information naming this manager, never another's orphan):
+    # managed(option values) -> pid -> (start ticks, what proves it). None: it proves none.
+    managed: Callable[[Mapping[str, str]], dict[int, tuple[int, str]]] | None = None

@@ -35,8 +35,9 @@ TEAMS = "teams"
 MAX_ERRORS_PER_FILE = 20
 MAX_ENVIRON = 1024 * 1024
 # Its store's own options: (flag, help, default); `locate` turns their values into the store's directory.
-OPTIONS = (("--claude-config-dir", "Claude Code's config directory, where Agent Teams keeps teams/<team>/config.json "
-                                   "and sessions/<pid>.json (default $CLAUDE_CONFIG_DIR, else ~/.claude)", ""),)
+OPTIONS = (("--claude-config-dir", "Claude Code's config directory: Agent Teams' teams/<team>/config.json, its "
+                                   "background agents' jobs/, daemon/roster.json and daemon.lock, and "
+                                   "sessions/<pid>.json (default $CLAUDE_CONFIG_DIR, else ~/.claude)", ""),)
 
 
 def locate(values: Mapping[str, str]) -> Path:

@@ -1,0 +1,277 @@
+"""Claude Code's own background agents (`claude --bg`), on the real pinned binary against the scripted API on
+loopback: every fault made for real and found, `--fix` exact, the bystanders never signalled.
+
+One world carries every fault at once (each `claude --bg` costs a daemon round and a pty pair):
+- a ghost job: the daemon SIGKILLed, then one job's agent SIGKILLed (no daemon respawns it: it stays `working`);
+- two leaked worktrees: `-w` sessions stopped and removed (`claude rm` keeps worktree, branch and lock); one clean
+  (removed by the fix), one with an untracked file (left, with the commands a person would run);
+- the daemon gone while a session still runs under pid 1, and the dead agent's stale sessions/<pid>.json
+  (information);
+beside a healthy background session and the warm spare, a person's interactive `claude` in a pane of a private
+tmux server and a `claude -p`. The same machine judged as an orchestrator's workspace shows every background
+process as Claude Code's, never an orphan. Everything started here is ended by identity at teardown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from helpers import failing, fix_in_process, info, run_health
+
+from healthchecks.checks import GHOST_AGENTS, LEAKED_WORKTREES, ORPHAN_PROCESSES, STALE_PID_FILES
+from healthchecks.observe import observe
+from healthchecks.processes import start_ticks
+from healthchecks.settings import Settings
+from healthchecks.testing import real_claude
+from healthchecks.testing.messages_api import MessagesAPI
+from healthchecks.testing.world import World
+
+GIT_ENV = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1", "GIT_AUTHOR_NAME": "hc",
+           "GIT_AUTHOR_EMAIL": "hc@example.invalid", "GIT_COMMITTER_NAME": "hc",
+           "GIT_COMMITTER_EMAIL": "hc@example.invalid"}
+
+
+@pytest.fixture(scope="module")
+def claude_exe():
+    try:
+        return real_claude.install()
+    except real_claude.Unavailable as exc:
+        if os.environ.get("HC_REAL_CLAUDE") == "required":
+            pytest.fail(f"the real Claude Code is required here: {exc}")
+        pytest.skip(f"the real Claude Code is not available: {exc}")
+
+
+def wait(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found := condition():
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"not within {timeout:.0f} s: {what}")
+
+
+class BackgroundWorld:
+    """A private HOME and config dir, a git project trusted there, the scripted API, and what runs in them."""
+
+    def __init__(self, root: Path, exe: Path, api: MessagesAPI) -> None:
+        self.exe, self.api = str(exe.resolve()), api
+        self.home, self.project = root / "home", root / "project"
+        self.config = self.home / ".claude"
+        self.project.mkdir(parents=True)
+        self.env = real_claude.environment(api.url, api.proxy_url, self.home)
+        self._trust(self.project)
+        self.git("init", "-q", "-b", "main")
+        self.git("commit", "-q", "--allow-empty", "-m", "start")
+        self.socket = f"hc-bg-{secrets.token_hex(4)}"
+        self.popen: list[subprocess.Popen] = []
+        # the daemon's own folder of sockets: every process of this config dir's service names it
+        self.daemon_dir = f"/tmp/cc-daemon-{os.getuid()}/{hashlib.sha256(str(self.config).encode()).hexdigest()[:8]}"
+
+    def _trust(self, folder: Path) -> None:
+        for path in (self.home / ".claude.json", self.config / ".claude.json"):
+            data = json.loads(path.read_text())
+            data.setdefault("projects", {})[str(folder)] = {"hasTrustDialogAccepted": True}
+            path.write_text(json.dumps(data))
+
+    def git(self, *args: str, cwd: Path | None = None) -> str:
+        return subprocess.run(["git", "-C", str(cwd or self.project), *args], check=True, capture_output=True,
+                              text=True, env={**os.environ, **GIT_ENV}, timeout=30, stdin=subprocess.DEVNULL).stdout
+
+    def claude(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+        return subprocess.run([self.exe, *args], cwd=self.project, env=self.env, capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+
+    def bg(self, label: str, *flags: str) -> str:
+        """`claude --bg`: its short id (printed `backgrounded · <short>`)."""
+        done = self.claude("--bg", *flags, "--dangerously-skip-permissions", f"hc-script:hang hc-label:{label} go")
+        found = re.search(r"backgrounded · ([0-9a-f]{8})", done.stdout)
+        assert done.returncode == 0 and found, (done.stdout, done.stderr)
+        return found.group(1)
+
+    def roster(self) -> dict:
+        with contextlib.suppress(OSError, ValueError):
+            return json.loads((self.config / "daemon" / "roster.json").read_text()).get("workers", {})
+        return {}
+
+    def agent(self, short: str) -> tuple[int, int] | None:
+        """The job's agent as the roster names it, alive (pid, start ticks)."""
+        worker = self.roster().get(short, {})
+        pid, ticks = worker.get("replPid"), worker.get("replProcStart")
+        if isinstance(pid, int) and ticks and start_ticks(pid) == int(ticks):
+            return pid, int(ticks)
+        return None
+
+    def daemon(self) -> tuple[int, int]:
+        lock = json.loads((self.config / "daemon.lock").read_text())
+        return lock["pid"], int(lock["procStart"])
+
+    def person_pane(self) -> None:
+        """A person's interactive `claude` in a pane of a private tmux server."""
+        env = {k: v for k, v in self.env.items() if k not in ("TMUX", "TMUX_PANE")}
+        subprocess.run(["tmux", "-L", self.socket, "-f", "/dev/null", "new-session", "-d", "-s", "work", "-c",
+                        str(self.project), "-x", "200", "-y", "50", self.exe], env=env, check=True, timeout=10,
+                       stdin=subprocess.DEVNULL)
+
+    def person_headless(self) -> None:
+        self.popen.append(subprocess.Popen([self.exe, "-p", "hc-script:hang hc-label:person summarize"],
+                                           cwd=self.project, env=self.env, start_new_session=True,
+                                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.DEVNULL))
+
+    def ours(self) -> list[psutil.Process]:
+        """Every process this world started: its Popens and whatever carries its config dir or daemon folder."""
+        found = []
+        for proc in psutil.process_iter(["pid", "cmdline", "environ"]):
+            with contextlib.suppress(psutil.Error, TypeError):
+                env, argv = proc.info["environ"] or {}, " ".join(proc.info["cmdline"] or ())
+                if env.get("CLAUDE_CONFIG_DIR") == str(self.config) or self.daemon_dir in argv:
+                    found.append(proc)
+        return found
+
+    def teardown(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=10)
+        procs = self.ours() + [psutil.Process(p.pid) for p in self.popen if p.poll() is None]
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        psutil.wait_procs(procs, timeout=10)
+        for p in self.popen:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(timeout=5)
+
+
+@pytest.fixture
+def bg_world(claude_exe, tmp_path):
+    api = MessagesAPI()
+    world = BackgroundWorld(tmp_path, claude_exe, api)
+    try:
+        yield world
+    finally:
+        world.teardown()
+        api.close()
+
+
+def identities(pids) -> dict[int, int | None]:
+    return {pid: start_ticks(pid) for pid in pids}
+
+
+@pytest.mark.real_claude
+def test_real_background_faults_found_and_fixed_exactly(bg_world, tmp_path, monkeypatch):
+    w = bg_world
+    healthy, ghost = w.bg("healthy"), w.bg("ghost")
+    clean, dirty = w.bg("clean", "-w", "clean"), w.bg("dirty", "-w", "dirty")
+    w.person_pane()
+    w.person_headless()
+    agents = {s: wait(lambda s=s: w.agent(s), 40, f"job {s}'s agent runs") for s in (healthy, ghost, clean, dirty)}
+    hosts = {s: (w.roster()[s]["pid"], int(w.roster()[s]["procStart"])) for s in agents}
+    daemon_pid, daemon_ticks = w.daemon()
+    os.kill(daemon_pid, signal.SIGKILL)  # the daemon's pid and ticks are this world's (its own config's lock)
+    wait(lambda: start_ticks(daemon_pid) != daemon_ticks, 10, "the daemon is gone")
+    os.kill(agents[ghost][0], signal.SIGKILL)
+    wait(lambda: start_ticks(agents[ghost][0]) != agents[ghost][1], 10, "the ghost's agent is gone")
+    wait(lambda: start_ticks(hosts[ghost][0]) != hosts[ghost][1], 15, "the ghost's pty host exits")
+    # stop + rm with the daemon dead: the worktree, its branch and the lock naming the dead agent stay (with the
+    # daemon alive, its lock was gone ~10 s after rm here, the worktree and branch kept: information, see the check)
+    for short in (clean, dirty):
+        # without a daemon, `stop` may answer rc 1 "couldn't confirm ... stopped" while the pty host exits: retried
+        wait(lambda s=short: w.claude("stop", s).returncode == 0, 20, f"claude stop {short}")
+        wait(lambda s=short: start_ticks(hosts[s][0]) != hosts[s][1], 15, f"job {short}'s pty host exits")
+        wait(lambda s=short: w.claude("rm", s).returncode == 0, 20, f"claude rm {short}")
+    (w.project / ".claude" / "worktrees" / "dirty" / "notes.txt").write_text("not committed")
+    # what must never be signalled: the healthy agent and its pty host, the warm spare, the person's two Claudes
+    keep = identities(p.pid for p in w.ours())
+    keep |= identities(p.pid for p in psutil.Process().children() if p.pid not in keep)
+
+    settings = Settings(workspace=w.config, source="claude-background", grace=0,
+                        tmux_sockets=(w.socket,), place_options=(("--claude-config-dir", str(w.config)),))
+    seen = observe(settings).results
+    assert failing(seen) == {(GHOST_AGENTS, f"job {ghost}"), (LEAKED_WORKTREES, "worktree clean"),
+                             (LEAKED_WORKTREES, "worktree dirty")}
+    assert {(STALE_PID_FILES, "pid file daemon.lock"), (STALE_PID_FILES, "sessions files")} <= info(seen)
+    stale = next(f for f in seen[STALE_PID_FILES].info if f.entity == "sessions files")
+    assert stale.reason.startswith("1 sessions/<pid>.json") and f"{agents[ghost][0]}.json" in stale.reason
+    ghost_reason = seen[GHOST_AGENTS].failing[0].reason
+    assert "hc-label:ghost" in ghost_reason and "no daemon runs" in ghost_reason
+    managed = {f.entity for f in seen[ORPHAN_PROCESSES].info if "Claude Code manages it" in f.reason}
+    assert f"pid {agents[healthy][0]}" in managed
+
+    # an orchestrator's run on the same machine: every background process is Claude Code's, none an orphan
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(w.config))
+    orch = World(tmp_path / "orchestrator")
+    orch.write_registries()
+    orchestrator = observe(Settings(workspace=orch.workspace, source="json", grace=0,
+                                    tmux_sockets=(w.socket,))).results
+    assert not orchestrator[ORPHAN_PROCESSES].failing
+    named = {f.entity for f in orchestrator[ORPHAN_PROCESSES].info if "Claude Code manages it" in f.reason}
+    assert f"pid {agents[healthy][0]}" in named
+
+    report = fix_in_process(settings)
+    done = {(o.action.kind.value, o.action.entity): (o.status.value, o.detail) for o in report.outcomes}
+    assert done[("mark_terminated", f"job {ghost}")][0] == "done", done
+    assert done[("remove_worktree", "worktree clean")][0] == "done", done
+    assert done[("remove_worktree", "worktree dirty")][0] == "refused", done
+    assert "a person would run: git -C" in done[("remove_worktree", "worktree dirty")][1]
+    assert json.loads((w.config / "jobs" / ghost / "state.json").read_text())["state"] == "stopped"
+    assert not (w.project / ".claude" / "worktrees" / "clean").exists()
+    assert "worktree-clean" in w.git("branch", "--list", "worktree-clean")  # the branch is kept
+    assert (w.project / ".claude" / "worktrees" / "dirty" / "notes.txt").exists()
+    assert {pid: start_ticks(pid) for pid in keep} == keep, "a bystander was signalled"
+    after = observe(settings).results
+    assert failing(after) == {(LEAKED_WORKTREES, "worktree dirty")}
+
+
+def test_demo_shows_every_background_fault(tmp_path):
+    """--demo-source claude-background: stand-ins shaped like the real files show each fault, nothing else."""
+    done = run_health(tmp_path, "--demo", "--demo-source", "claude-background", "--findings-json",
+                      str(tmp_path / "f.json"))
+    assert done.returncode == 1, done.stdout[-3000:]
+    doc = json.loads((tmp_path / "f.json").read_text())
+    assert doc["settings"]["source"] == "claude-background"
+    fails = {(f["check"], f["label"]) for f in doc["findings"] if f["severity"] == "fail"}
+    infos = {(f["check"], f["label"]) for f in doc["findings"] if f["severity"] == "info"}
+    assert {c for c, _ in fails} == {GHOST_AGENTS, LEAKED_WORKTREES} and (LEAKED_WORKTREES, "worktree spike") in fails
+    assert {(LEAKED_WORKTREES, "worktree old"), (STALE_PID_FILES, "pid file daemon.lock"),
+            (STALE_PID_FILES, "sessions files")} <= infos
+
+
+def test_a_proven_background_agent_is_never_another_managers_orphan(tmp_path, monkeypatch):
+    """A Claude working inside a claude-squad worktree outside tmux is that fleet's orphan (its cwd alone is
+    exclusive there), unless Claude Code's own files prove it a background agent: sessions/<pid>.json `kind: bg`
+    with its very start ticks. A file naming its pid with other ticks (a reused pid) proves nothing."""
+    from healthchecks.sources.claude_squad.world import READY, SquadWorld
+
+    config = tmp_path / "claude"
+    (config / "sessions").mkdir(parents=True)
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config))
+    world = SquadWorld(tmp_path / "squad")
+    world.instance("perf", READY, "orphan")
+    world.start()
+    try:
+        pid = next(p.pid for p in world.standins())
+        entity = f"pid {pid}"
+
+        def session_file(ticks: int) -> None:
+            (config / "sessions" / f"{pid}.json").write_text(json.dumps(
+                {"pid": pid, "sessionId": "0123abcd-0000-4000-8000-000000000000", "procStart": str(ticks),
+                 "kind": "bg", "jobId": "0123abcd", "cwd": "/"}))
+
+        session_file(start_ticks(pid) + 1)  # its pid, another process's start: a reused pid
+        assert (ORPHAN_PROCESSES, entity) in failing(observe(world.settings).results)
+        session_file(start_ticks(pid))
+        results = observe(world.settings).results
+        assert (ORPHAN_PROCESSES, entity) not in failing(results)
+        reason = next(f.reason for f in results[ORPHAN_PROCESSES].info if f.entity == entity)
+        assert "a background agent of Claude Code (job 0123abcd" in reason and "Claude Code manages it" in reason
+    finally:
+        world.teardown()
