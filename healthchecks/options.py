@@ -142,7 +142,8 @@ OPTIONS = (
         "--source",
         "where the agents' records are: "
         + ", ".join(f"{s.name} ({s.about})" for s in sources.SOURCES)
-        + ", or auto: the first of these whose store holds agents (default auto)",
+        + "; all: every store present, each judged as alone, from one scan of the machine; or auto: all when more "
+        "than one store is present, else the first of these whose store holds agents (default auto)",
         default="auto",
         parse=lambda v: v if v in sources.CHOICES else _bad("one of " + ", ".join(sources.CHOICES)),
     ),

@@ -197,7 +197,7 @@ def remember(run: Run) -> None:
 
     observations = {id(o): o for o in (run.observation, run.current)}.values()
     try:
-        sightings.record(path, [s for o in observations for s in sightings.seen(o.analysis)])
+        sightings.record(path, [s for o in observations for part in o.parts for s in sightings.seen(part.analysis)])
     except OSError as exc:  # a directory in its place, a full disk: said in one line; the run's verdict stands
         sys.stderr.write(f"agent-healthchecks: could not record what this run saw in the panes in {path}: {exc}\n")
 

@@ -29,6 +29,7 @@ class Finding:
     severity: Severity = "fail"
     target: Target = None
     waiver: str = ""  # why a person waived it (severity "waived"), or why a waiver no longer applies
+    manager: str = ""  # whose records it was judged against (healthchecks.sources.manager_name)
 
     def line(self) -> str:
         return f"{self.entity}: {self.reason}" + (f" [{self.waiver}]" if self.waiver else "")

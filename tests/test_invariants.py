@@ -161,6 +161,7 @@ def test_schema_violation_fails_schema_check_and_skips_registry_checks(world):
         "duplicate_agents",
         "stale_scopes",
         "stale_pid_files",
+        "accounted_for",
     }
     assert all(r.status == "skip" for r in results.values() if not r.judged)
 
