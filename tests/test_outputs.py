@@ -132,6 +132,7 @@ def test_findings_json_and_metrics_match_the_world(world, tmp_path):
         "stale_scopes": "pass",
         "leaked_servers": "pass",
         "stale_pid_files": "pass",
+        "accounted_for": "pass",
     }
 
     m = parse_metrics(metrics.read_text())
@@ -162,7 +163,7 @@ def test_junit_is_valid_in_its_family_and_read_back_by_junitparser(world, tmp_pa
     proc = run_health(tmp_path, *settings_args(world.settings), "--junitxml", str(xml), "-W", "error::UserWarning")
     assert proc.returncode == 1 and "PytestWarning" not in proc.stdout + proc.stderr
     (suite,) = JUnitXml.fromfile(str(xml))
-    assert suite.name == "agent-healthchecks" and suite.tests == 15 and suite.failures == 5
+    assert suite.name == "agent-healthchecks" and suite.tests == 16 and suite.failures == 5
     suite_props = [(p.name, p.value) for p in suite.properties()]
     for ghost in truth["ghosts"]:
         assert ("entity", f"agent {ghost}") in suite_props
@@ -187,7 +188,7 @@ def test_status_line_for_monitoring(world, tmp_path):
         "1 orphan_processes | registry_schema=0;0;0;0 counters=1;0;0;0 registry_agreement=0;0;0;0 "
         "known_statuses=0;0;0;0 timestamps=0;0;0;0 ghost_agents=2;0;0;0 split_brain=0;0;0;0 zombie_sessions=1;0;0;0 "
         "leaked_sessions=1;0;0;0 orphan_processes=1;0;0;0 orphaned_agents=0;0;0;0 duplicate_agents=0;0;0;0 "
-        "stale_scopes=0;0;0;0 leaked_servers=0;0;0;0 stale_pid_files=0;0;0;0"
+        "stale_scopes=0;0;0;0 leaked_servers=0;0;0;0 stale_pid_files=0;0;0;0 accounted_for=0;0;0;0"
     )
     assert len(details) == 6
     assert {f"ghost_agents: agent {g}" for g in truth["ghosts"]} <= {d.split(": registry")[0] for d in details}
@@ -201,7 +202,7 @@ def test_status_line_ok_and_unknown(world, tmp_path):
     world.agent(None, "claude")
     world.start()
     ok = run_health(tmp_path, *settings_args(world.settings), "--status-line")
-    assert (ok.returncode, ok.stdout.split(" | ")[0]) == (0, "AGENT-HEALTH OK - all 15 checks pass")
+    assert (ok.returncode, ok.stdout.split(" | ")[0]) == (0, "AGENT-HEALTH OK - all 16 checks pass")
     world.global_path.write_text("{")
     unknown = run_health(tmp_path, *settings_args(world.settings), "--status-line")
     assert unknown.returncode == 2 and unknown.stdout.startswith(
