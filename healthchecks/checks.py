@@ -682,7 +682,7 @@ def manager_claims(a: Analysis) -> Claims:
     return found
 
 
-def _persons(a: Analysis, proc: processes.Proc) -> bool:
+def persons(a: Analysis, proc: processes.Proc) -> bool:
     """A person's sign on a process no manager claims: in a pane (a session no manager claims, another server's), or
     interactive (at a prompt, not a headless run)."""
     program = proc.program
@@ -718,7 +718,7 @@ def accounted(claims: dict[str, Claims], a: Analysis) -> list[Finding]:
             reason = f"{name}: claimed by {who}: a conflict for a person, never acted on by either"
             findings.append(Finding(ACCOUNTED_FOR, f"pid {proc.pid}", reason, target=target,
                                     manager=" & ".join(manager for manager, _ in owners)))
-        elif not owners and not _persons(a, proc):
+        elif not owners and not persons(a, proc):
             read = ", ".join(claims) or "none"
             reason = f"{name}, nobody's: no record of a manager read ({read}) and no person's sign; {_seen(a, proc)}"
             findings.append(Finding(ACCOUNTED_FOR, f"pid {proc.pid}", reason, "info", target, manager=NOBODY))

@@ -183,3 +183,8 @@ def test_fix_over_every_manager_ends_only_what_one_manager_provably_owns(machine
     assert {m["manager"] for m in doc["settings"]["managers"]} == {"claude-squad", "agent-deck", "agent-of-empires"}
     assert all(f["manager"] for f in doc["findings"])
     assert any(f["check"] == ACCOUNTED_FOR and f["severity"] == "fail" for f in doc["findings"])
+    page = (tmp_path / "reports" / "latest.html").read_text()
+    picture = page[page.index("<svg"):]  # the fleet grouped by manager, then the conflict, a person's, nobody's
+    for cls, pid in (("conflict", machine.twin), ("person", machine.person()), ("nobody", machine.nobody)):
+        assert f"<title>{cls}: pid {pid}</title>" in picture, cls
+    assert "<title>manager: agent-of-empires</title>" in picture
