@@ -154,7 +154,8 @@ def test_each_manager_finds_what_its_own_run_finds_and_every_process_is_accounte
     (conflict,) = accounted.failing
     assert conflict.entity == f"pid {machine.twin}" and conflict.manager == "claude-squad & agent-deck"
     assert "claimed by claude-squad" in conflict.reason and "never acted on" in conflict.reason
-    nobodys = {f.entity: f for f in accounted.info if f.manager == NOBODY}
+    ours = {f"pid {p.pid}" for w in machine.worlds for p in w.standins()}  # not other tests' real programs
+    nobodys = {f.entity: f for f in accounted.info if f.manager == NOBODY and f.entity in ours}
     assert set(nobodys) == {f"pid {machine.nobody}"}, accounted.info
     assert "cwd " in nobodys[f"pid {machine.nobody}"].reason and "started " in nobodys[f"pid {machine.nobody}"].reason
     assert f"pid {machine.person()}" not in {f.entity for f in accounted.findings}  # a person's: accounted for
