@@ -59,7 +59,7 @@ def fix_machine(
     after = observe_machine(tuple(p.snapshot.settings for p in observation.parts))
     report.applied = True
     report.message = "; ".join(messages) or "nothing to do automatically"
-    report.after, report.after_results, report.after_observation = after.figures, after.results, after  # type: ignore[assignment]
+    report.after, report.after_results, report.after_observation = after.figures, after.results, after
     report.remaining = still_wrong(after.results, options.selected)
     return report
 

@@ -691,7 +691,8 @@ def persons(a: Analysis, proc: processes.Proc) -> bool:
 
 
 def _parents(a: Analysis, proc: processes.Proc, depth: int = 4) -> str:
-    chain, pid = [], proc.ppid
+    chain: list[str] = []
+    pid = proc.ppid
     while pid > 0 and len(chain) < depth and (parent := a.snapshot.by_pid.get(pid)) is not None:
         chain.append(f"{parent.name} ({parent.pid})")
         pid = parent.ppid if parent.ppid != pid else 0

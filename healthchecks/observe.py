@@ -169,9 +169,15 @@ def observe_machine(each: tuple[Settings, ...], scan: MachineScan | None = None)
     return MachineObservation(tuple(judged(collect(s, scan=shared)) for s in each))
 
 
-def observe(settings: Settings) -> Observation | MachineObservation:
+def observe(settings: Settings) -> Observation:
+    """One source's observation (a fix looks again at its own manager this way)."""
+    return judged(collect(settings))
+
+
+def look(settings: Settings) -> Observation | MachineObservation:
+    """What a run judges: its source's observation, or under --source all every present store's."""
     if settings.source != sources.ALL:
-        return judged(collect(settings))
+        return observe(settings)
     each = each_store(settings)
     if len(each) <= 1:  # one store (or none: the workspace's, reported empty), exactly as a run of that source
         return judged(collect(each[0] if each else dataclasses.replace(settings, source="auto")))

@@ -74,8 +74,10 @@ def _folded(groups: dict[str, list[str]], column: int) -> list[Node]:
 
 def nodes(run: Run) -> list[Node]:
     """What to draw, from the run's findings and analysis (the state as found)."""
-    if len(run.observation.parts) > 1:
-        return machine_nodes(run.observation)  # type: ignore[arg-type]
+    from ..observe import MachineObservation
+
+    if isinstance(run.observation, MachineObservation):
+        return machine_nodes(run.observation)
     a, results = run.observation.analysis, run.results
     drawn: list[Node] = [Node("server", f"tmux {s.label} ({s.state})", 0) for s in a.snapshot.servers]
     classes = a.attribution.claude_classes
@@ -88,7 +90,8 @@ def machine_nodes(m: MachineObservation) -> list[Node]:
     processes two managers claim, a person's, and nobody's."""
     servers = dict.fromkeys(f"tmux {s.label} ({s.state})" for p in m.parts for s in p.snapshot.servers)
     drawn = [Node("server", label, 0) for label in servers]
-    owners: dict[str, list[str]] = {p.manager: [] for p in m.parts} | {"conflict": [], "person": [], "nobody": []}
+    owners: dict[str, list[str]] = {owner: [] for owner in (*(p.manager for p in m.parts), "conflict", "person",
+                                                            "nobody")}
     for proc in agent_processes(m.analysis):
         claimed = [manager for manager, found in m.claims.items() if proc.pid in found]
         owner = claimed[0] if len(claimed) == 1 else "conflict" if claimed else (
