@@ -189,3 +189,13 @@ def test_fix_over_every_manager_ends_only_what_one_manager_provably_owns(machine
     for cls, pid in (("conflict", machine.twin), ("person", machine.person()), ("nobody", machine.nobody)):
         assert f"<title>{cls}: pid {pid}</title>" in picture, cls
     assert "<title>manager: agent-of-empires</title>" in picture
+
+
+def test_a_store_that_cannot_be_read_is_one_line_and_the_others_are_still_judged(machine):
+    machine.squad.state_path.write_text('{"instances": [')  # cut mid-write
+    together = observe_machine(machine.each)
+    (problem,) = together.results["registry_schema"].failing
+    assert problem.manager == "claude-squad"
+    ghosts = together.results["ghost_agents"]
+    assert ghosts.status == "fail" and {f.manager for f in ghosts.failing} == {"agent-deck", "agent-of-empires"}
+    assert together.results[ACCOUNTED_FOR].judged  # over the managers whose records were read
