@@ -26,6 +26,7 @@ class Observation:
 
     analysis: Analysis
     results: Results
+    name: str = ""  # its manager's name in a run over several (another orchestrator workspace's names its path)
 
     @property
     def snapshot(self) -> Snapshot:
@@ -41,7 +42,7 @@ class Observation:
 
     @property
     def manager(self) -> str:
-        return sources.manager_name(self.snapshot.registries.source)
+        return self.name or sources.manager_name(self.snapshot.registries.source)
 
     @property
     def parts(self) -> tuple[Observation, ...]:
@@ -151,22 +152,33 @@ def named(results: Results, manager: str) -> Results:
 
 
 @cycles_uncollected()
-def judged(snapshot: Snapshot) -> Observation:
+def judged(snapshot: Snapshot, name: str = "") -> Observation:
     analysis = Analysis(snapshot)
-    return Observation(analysis, named(checks.judge(analysis), sources.manager_name(snapshot.registries.source)))
+    manager = name or sources.manager_name(snapshot.registries.source)
+    return Observation(analysis, named(checks.judge(analysis), manager), name)
 
 
 def each_store(settings: Settings) -> tuple[Settings, ...]:
     """The settings of every present store of a run over all of them: each its own source, place and options."""
     values = dict(settings.place_options)
     return tuple(dataclasses.replace(settings, source=name, workspace=where, place_options=sources.given(name, values))
-                 for name, where in sources.present_stores(settings.workspace, values))
+                 for name, where in sources.present_stores(settings.workspace, values, settings.more_workspaces))
 
 
 def observe_machine(each: tuple[Settings, ...], scan: MachineScan | None = None) -> MachineObservation:
     """Every manager's observation from one machine scan (read here unless given)."""
     shared = scan if scan is not None else machine_scan(each[0])
-    return MachineObservation(tuple(judged(collect(s, scan=shared)) for s in each))
+    return MachineObservation(tuple(judged(collect(s, scan=shared), name) for s, name in zip(each, names(each),
+                                                                                             strict=True)))
+
+
+def names(each: tuple[Settings, ...]) -> list[str]:
+    """Each store's manager, once: a second orchestrator workspace is named by its path."""
+    found: list[str] = []
+    for s in each:
+        manager = sources.manager_name(s.source)
+        found.append(f"{manager} {s.workspace}" if manager in found else manager)
+    return found
 
 
 def observe(settings: Settings) -> Observation:

@@ -199,3 +199,29 @@ def test_a_store_that_cannot_be_read_is_one_line_and_the_others_are_still_judged
     ghosts = together.results["ghost_agents"]
     assert ghosts.status == "fail" and {f.manager for f in ghosts.failing} == {"agent-deck", "agent-of-empires"}
     assert together.results[ACCOUNTED_FOR].judged  # over the managers whose records were read
+
+
+def test_two_orchestrator_workspaces_by_repeating_workspace(tmp_path):
+    """`--workspace A --workspace B --source all`: each workspace judged as its own run judges it, the second named by
+    its path."""
+    tag = secrets.token_hex(4)
+    first, second = World(tmp_path / "a", tag=tag), World(tmp_path / "b", tag=tag)
+    try:
+        ghosts = [first.agent("running", None), second.agent("running", None)]
+        first.agent("running", "claude")
+        for world in (first, second):
+            world.start()
+        s = first.settings
+        out = tmp_path / "f.json"
+        done = run_health(tmp_path, "--source", "all", "--workspace", str(first.workspace), "--workspace",
+                          str(second.workspace), "--claude-match", s.claude_match, "--claude-exe", "", "--grace",
+                          str(s.grace), "--tmux-socket", first.socket_name, "--findings-json", str(out),
+                          env={"HOME": str(tmp_path / "home"), "XDG_CONFIG_HOME": "", "XDG_DATA_HOME": ""})
+        doc = json.loads(out.read_text())
+        second_name = f"orchestrator {second.workspace}"
+        assert [m["manager"] for m in doc["settings"]["managers"]] == ["orchestrator", second_name], done.stdout
+        found = {(f["manager"], f["label"]) for f in doc["findings"] if f["check"] == "ghost_agents"}
+        assert found == {("orchestrator", f"agent {ghosts[0]}"), (second_name, f"agent {ghosts[1]}")}
+    finally:
+        first.teardown()
+        second.teardown()

@@ -42,23 +42,25 @@ IN_WORKSPACE = tuple(s for s in SOURCES if s.name not in PLACED)
 STORE_OPTIONS = tuple(opt for place in PLACED.values() for opt in place.options)
 
 
-def present_stores(workspace: Path, values: Mapping[str, str]) -> tuple[tuple[str, Path], ...]:
-    """Every store present on this machine, as (source, place): the workspace's when it exists ("auto": whichever of
-    its sources is there) and each placed store where this run's values (or its default) put it."""
-    found = [("auto", workspace)] if workspace.exists() else []  # the orchestrator's (its JSON era: any folder)
+def present_stores(workspace: Path, values: Mapping[str, str], more: tuple[Path, ...] = ()
+                   ) -> tuple[tuple[str, Path], ...]:
+    """Every store present on this machine, as (source, place): each workspace that exists ("auto": whichever of its
+    sources is there) and each placed store where this run's values (or its default) put it."""
+    found = [("auto", w) for w in dict.fromkeys((workspace, *more)) if w.exists()]  # (its JSON era: any folder)
     for name, place in PLACED.items():
         if BY_NAME[name].reader.present(where := place.locate(values)):
             found.append((name, where))
     return tuple(found)
 
 
-def resolve(workspace: Path, wanted: str, values: Mapping[str, str]) -> tuple[str, Path]:
+def resolve(workspace: Path, wanted: str, values: Mapping[str, str], more: tuple[Path, ...] = ()
+            ) -> tuple[str, Path]:
     """The source and the workspace a run judges. A store of its own place is its own workspace; `auto` judges
     every present store ("all") when there is more than one; else it takes one only when nothing of the
     orchestrator is in the workspace, and then the first whose store is present."""
     if wanted in PLACED:
         return wanted, PLACED[wanted].locate(values)
-    if wanted == "auto" and len(present_stores(workspace, values)) > 1:
+    if wanted == "auto" and len(present_stores(workspace, values, more)) > 1:
         return ALL, workspace
     if wanted == "auto" and not workspace.exists():  # nothing of the orchestrator is there
         for name, place in PLACED.items():
