@@ -291,6 +291,9 @@ def settings_from(config: pytest.Config) -> Settings:
     try:
         others = tuple(path(config, w, config.invocation_params.dir) for w in more(config, "--workspace"))
         source, workspace = sources.resolve(workspace, value(config, "--source"), places, others)
+        if others and source != sources.ALL:
+            raise pytest.UsageError(f"agent-healthchecks: --workspace given {len(others) + 1} times judges them all "
+                                    "only with --source all (or auto, when more than one store is present)")
         return Settings(
             workspace=workspace,
             waivers=found,
