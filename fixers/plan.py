@@ -120,6 +120,8 @@ class Options:
     term_timeout: float = 5.0  # how long ended processes get between SIGTERM and SIGKILL
     keep_backups: int = DEFAULT_KEEP  # backups kept per written file (fixers.backups), the newest always
     backup_days: float = DEFAULT_DAYS  # older backups are removed, except each file's newest
+    # processes two managers of the run claim (healthchecks.checks.accounted): no manager's plan ends them
+    spared: frozenset[int] = frozenset()
 
 
 ActionKey = tuple[ActionKind, Target]  # Action.key
@@ -341,7 +343,18 @@ def _server_down(action: Action[Any], a: Analysis, opts: Options) -> str | None:
     return None
 
 
-HOLDS = (_attached_session, _attached_pane, _owner_writes, _server_down)  # why an action waits for a flag, in turn
+def _claimed_by_two(action: Action[Any], a: Analysis, opts: Options) -> str | None:
+    """A process another manager of this run claims too is a conflict for a person: nothing of this plan ends it."""
+    target = action.target
+    ends = _ended_pids([action]) | ({r.pid for r in target.roots} if isinstance(target, SessionTarget) else set())
+    if claimed := sorted(ends & opts.spared):
+        return (f"{action.entity}: would end pid {claimed[0]}, which two managers of this run claim (a conflict, "
+                "see accounted_for); never acted on")
+    return None
+
+
+# why an action waits for a flag (or, claimed by two managers, for a person), in turn
+HOLDS = (_claimed_by_two, _attached_session, _attached_pane, _owner_writes, _server_down)
 
 
 def _hold(p: Planning, _: str) -> None:

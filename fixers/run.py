@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from healthchecks.observe import Observation, observe
+from healthchecks.observe import MachineObservation, Observation, observe
 from healthchecks.results import Finding, Results
 from healthchecks.settings import Settings
 from healthchecks.summary import Figures
@@ -48,7 +48,8 @@ class FixReport:
     before: Figures | None = None
     after: Figures | None = None
     after_results: Results | None = None
-    after_observation: Observation | None = None  # the machine looked at again once the fix was done
+    # the machine looked at again once the fix was done (every manager's, after a fix over several)
+    after_observation: Observation | MachineObservation | None = None
     remaining: list[Unresolved] = field(default_factory=list)
 
     @property

@@ -7,11 +7,13 @@ import sys
 
 import pytest
 
+from healthchecks.observe import MachineObservation
 from healthchecks.options import value
 from healthchecks.run import Run
 from healthchecks.text import for_people
 
 from .confirm import ask
+from .machine import fix_machine
 from .plan import Options, Plan
 from .run import FixReport, fix
 
@@ -58,9 +60,13 @@ def run_fix(config: pytest.Config, run: Run, selected: set[str]) -> None:
 
     options = dataclasses.replace(config.stash[OPTIONS], selected=frozenset(selected))
     fixed = run.fix_report = FixReport(Plan())
+    show, dry_run = (lambda lines: say(config, "remediation plan", lines)), value(config, "--dry-run")
     try:
-        fix(run.observation, run.snapshot.settings, options, dry_run=value(config, "--dry-run"), confirm=confirm,
-            show=lambda lines: say(config, "remediation plan", lines), report=fixed)
+        if isinstance(run.observation, MachineObservation):  # every manager's plan, one confirmation
+            fix_machine(run.observation, options, dry_run=dry_run, confirm=confirm, show=show, report=fixed)
+        else:
+            fix(run.observation, run.snapshot.settings, options, dry_run=dry_run, confirm=confirm, show=show,
+                report=fixed)
     except KeyboardInterrupt:
         fixed.interrupted = True
         done = fixed.done

@@ -29,6 +29,7 @@ from .records import (
     may_be_after,
 )
 from .results import CheckResult, Finding, Results, Severity
+from .sources import manager_name
 from .targets import (
     AgentTarget,
     CounterTarget,
@@ -116,6 +117,7 @@ LEAKED_WORKTREES = "leaked_worktrees"
 # A live daemon respawns a dead agent ~10 s later and rewrites its roster then (DOMAIN.md): an agent dead while the
 # roster has not changed for this long is not being respawned.
 RESPAWN_BOUND = 60.0
+ACCOUNTED_FOR = "accounted_for"
 REGISTRY = CheckRegistry()
 CHECKS = REGISTRY  # the built-in checks and any registered since
 check = REGISTRY.check
@@ -803,3 +805,81 @@ def _service_files(a: Analysis) -> list[Finding]:
         findings.append(Finding(STALE_PID_FILES, "sessions files", reason, "info",
                                 FileTarget(os.path.join(a.workspace, "sessions"))))
     return findings
+
+
+Claims = dict[int, str]  # pid -> how one manager claims that agent process
+NOBODY = "nobody"  # the manager of a finding on an agent process no manager and no person accounts for
+
+
+def agent_processes(a: Analysis) -> list[processes.Proc]:
+    """Every running agent program's process (Claude Code and the programs table's), this suite's own left out."""
+    return [p for p in a.snapshot.processes if p.agent and p.pid not in a.snapshot.self_pids]
+
+
+def manager_claims(a: Analysis) -> Claims:
+    """The agent processes this snapshot's manager claims, each with how: in a pane of a session it records or names
+    as its own, carrying one of its records' ids after its flag, or its orphan on exclusive evidence."""
+    if not a.snapshot.registries.ok:
+        return {}
+    ours = set(a.records.agents_by_session) | {s.name for s in a.tmux.agent_sessions}
+    found: Claims = {}
+    for proc in agent_processes(a):
+        if named := [name for server, name in a.tmux.sessions_showing(proc.pid) if name in ours]:
+            found[proc.pid] = f"runs in its session {named[0]}"
+    for record, carriers in a.owned.carriers.items():
+        for proc in carriers:
+            found.setdefault(proc.pid, f"carries its record {record}'s id")
+    for c in a.attribution.claude_classes["orphan"]:
+        found.setdefault(c.proc.pid, "its orphan on exclusive evidence")
+    return found
+
+
+def persons(a: Analysis, proc: processes.Proc) -> bool:
+    """A person's sign on a process no manager claims: in a pane (a session no manager claims, another server's), or
+    interactive (at a prompt, not a headless run)."""
+    program = proc.program
+    return proc.pid in a.tmux.pane_of or proc.pid in a.snapshot.in_tmux or (
+        program is not None and not program.headless(proc.argv))
+
+
+def _parents(a: Analysis, proc: processes.Proc, depth: int = 4) -> str:
+    chain: list[str] = []
+    pid = proc.ppid
+    while pid > 0 and len(chain) < depth and (parent := a.snapshot.by_pid.get(pid)) is not None:
+        chain.append(f"{parent.name} ({parent.pid})")
+        pid = parent.ppid if parent.ppid != pid else 0
+    return " < ".join(chain) or f"pid {proc.ppid} (not scanned)"
+
+
+def _seen(a: Analysis, proc: processes.Proc) -> str:
+    """What was seen of a process nobody accounts for, bounded: its cwd, parents, TMUX and start time."""
+    started = datetime.fromtimestamp(processes.started_at(proc, a.snapshot.boot_time)).strftime("%Y-%m-%d %H:%M:%S")
+    cwd, tmux = proc.cwd or "not read", proc.getenv("TMUX") or "not set"
+    return f"cwd {cwd:.160}; parents {_parents(a, proc)}; TMUX {tmux:.120}; started {started}"
+
+
+def accounted(claims: dict[str, Claims], a: Analysis) -> list[Finding]:
+    """Each agent process against every manager's claims (manager -> Claims): two managers claiming one is a conflict
+    (failing, never acted on: no fixer); one no manager claims and no person's sign accounts for is information."""
+    findings = []
+    for proc in agent_processes(a):
+        owners = [(manager, found[proc.pid]) for manager, found in claims.items() if proc.pid in found]
+        name = proc.program.name if proc.program is not None else proc.name
+        target = ProcessTarget(proc.pid, proc.start_ticks)
+        if len(owners) > 1:
+            who = " and ".join(f"{manager} ({how})" for manager, how in owners)
+            reason = f"{name}: claimed by {who}: a conflict for a person, never acted on by either"
+            findings.append(Finding(ACCOUNTED_FOR, f"pid {proc.pid}", reason, target=target,
+                                    manager=" & ".join(manager for manager, _ in owners)))
+        elif not owners and not persons(a, proc):
+            read = ", ".join(claims) or "none"
+            reason = f"{name}, nobody's: no record of a manager read ({read}) and no person's sign; {_seen(a, proc)}"
+            findings.append(Finding(ACCOUNTED_FOR, f"pid {proc.pid}", reason, "info", target, manager=NOBODY))
+    return findings
+
+
+@check(ACCOUNTED_FOR, "every agent process is accounted for (one manager's, a person's, or named as nobody's)",
+       ("registry", "tmux"))
+def accounted_for(a: Analysis) -> list[Finding]:
+    """This run's manager's claims; a run over several managers judges all of theirs at once (observe.py)."""
+    return accounted({manager_name(a.snapshot.registries.source): manager_claims(a)}, a)

@@ -78,6 +78,7 @@ class Option:
     env: str | None = None
     parse: Callable[[str], Any] = str
     ini: str | None = None  # when the ini name is not derived from the option's name
+    repeatable: bool = False  # a value option given more than once: value() is the first, more() the others
 
     @property
     def dest(self) -> str:
@@ -89,9 +90,11 @@ OPTIONS = (
     Option(
         "--workspace",
         "orchestrator workspace; registry at DIR/registry/GLOBAL_REGISTRY.json, task registries at "
-        "DIR/TASK-*/AGENT_REGISTRY.json (env AGENT_WORKSPACE; default ./.agent-workspace)",
+        "DIR/TASK-*/AGENT_REGISTRY.json (env AGENT_WORKSPACE; default ./.agent-workspace); repeatable with "
+        "--source all (each another workspace judged)",
         default=".agent-workspace",
         env="AGENT_WORKSPACE",
+        repeatable=True,
     ),
     Option(
         "--tmux-socket",
@@ -150,7 +153,8 @@ OPTIONS = (
         "--source",
         "where the agents' records are: "
         + ", ".join(f"{s.name} ({s.about})" for s in sources.SOURCES)
-        + ", or auto: the first of these whose store holds agents (default auto)",
+        + "; all: every store present, each judged as alone, from one scan of the machine; or auto: all when more "
+        "than one store is present, else the first of these whose store holds agents (default auto)",
         default="auto",
         parse=lambda v: v if v in sources.CHOICES else _bad("one of " + ", ".join(sources.CHOICES)),
     ),
@@ -242,7 +246,7 @@ def add_options(parser: pytest.Parser, extra: tuple[Option, ...] = ()) -> None:
             group.addoption(opt.name, dest=opt.dest, action="store_true", help=opt.help)
             continue
         metavar = opt.name.removeprefix("--").split("-")[-1].upper()
-        action = "append" if opt.kind == "lines" else "store"
+        action = "append" if opt.kind == "lines" or opt.repeatable else "store"
         group.addoption(opt.name, dest=opt.dest, action=action, default=None, metavar=metavar, help=opt.help)
         ini: Literal["linelist", "string"] = "linelist" if opt.kind == "lines" else "string"
         parser.addini(opt.dest, opt.help, type=ini)
@@ -256,6 +260,8 @@ def value(config: pytest.Config, name: str, extra: tuple[Option, ...] = ()) -> A
         return bool(cli)
     if opt.kind == "lines":
         return tuple(cli or config.getini(opt.dest) or ())
+    if opt.repeatable and cli is not None:
+        cli = cli[0]
     if cli is not None:
         raw = cli
     elif opt.env and os.environ.get(opt.env):
@@ -266,6 +272,11 @@ def value(config: pytest.Config, name: str, extra: tuple[Option, ...] = ()) -> A
         return opt.parse(raw)
     except ValueError as exc:
         raise pytest.UsageError(f"agent-healthchecks: invalid {opt.name} {raw!r}: {exc}") from None
+
+
+def more(config: pytest.Config, name: str) -> tuple[str, ...]:
+    """A repeatable option's values after its first, as given on the command line."""
+    return tuple((config.getoption(next(o for o in OPTIONS if o.name == name).dest) or [])[1:])
 
 
 def path(config: pytest.Config, text: str, base: Path) -> Path:
@@ -286,7 +297,11 @@ def settings_from(config: pytest.Config) -> Settings:
     except waivers.WaiverError as exc:
         raise pytest.UsageError(f"agent-healthchecks: {exc}") from None
     try:
-        source, workspace = sources.resolve(workspace, value(config, "--source"), places)
+        others = tuple(path(config, w, config.invocation_params.dir) for w in more(config, "--workspace"))
+        source, workspace = sources.resolve(workspace, value(config, "--source"), places, others)
+        if others and source != sources.ALL:
+            raise pytest.UsageError(f"agent-healthchecks: --workspace given {len(others) + 1} times judges them all "
+                                    "only with --source all (or auto, when more than one store is present)")
         return Settings(
             workspace=workspace,
             waivers=found,
@@ -301,6 +316,7 @@ def settings_from(config: pytest.Config) -> Settings:
             lock_timeout=value(config, "--lock-timeout"),
             source=source,
             place_options=sources.given(source, places),
+            more_workspaces=others,
             sightings=state_dir(config) / sightings.FILE,
         )
     except ValueError as exc:

@@ -123,7 +123,7 @@ def pytest_sessionstart(session: pytest.Session) -> Generator[None, object, obje
     if is_worker(config) or SETTINGS not in config.stash:
         return result
     from . import xdist
-    from .observe import observe
+    from .observe import look
     from .outputs import html
     from .run import Run
 
@@ -133,7 +133,7 @@ def pytest_sessionstart(session: pytest.Session) -> Generator[None, object, obje
 
         world = demo.build(config.stash[WORKDIR] / "demo", era=options.value(config, "--demo-source"))
         settings = world.settings
-    run = config.stash[RUN] = Run(observe(settings), world)
+    run = config.stash[RUN] = Run(look(settings), world)
     html.add_environment(config, run)
     xdist.hand_over(config)  # tests reach workers only after this hook: the files are complete
     # What exists now (the modules, the judged run) lives to the end of the run: frozen, it is no longer walked by
@@ -197,7 +197,7 @@ def remember(run: Run) -> None:
 
     observations = {id(o): o for o in (run.observation, run.current)}.values()
     try:
-        sightings.record(path, [s for o in observations for s in sightings.seen(o.analysis)])
+        sightings.record(path, [s for o in observations for part in o.parts for s in sightings.seen(part.analysis)])
     except OSError as exc:  # a directory in its place, a full disk: said in one line; the run's verdict stands
         sys.stderr.write(f"agent-healthchecks: could not record what this run saw in the panes in {path}: {exc}\n")
 

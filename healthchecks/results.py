@@ -32,6 +32,7 @@ class Finding:
     severity: Severity = "fail"
     target: Target = None
     waiver: str = ""  # why a person waived it (severity "waived"), or why a waiver no longer applies
+    manager: str = ""  # whose records it was judged against (healthchecks.sources.manager_name)
     # the agent program it concerns (programs.py's name: "Gemini CLI"), as its record names it or its process runs
     # it; "" when none is known
     program: str = ""

@@ -15,7 +15,7 @@ from .results import Finding
 if TYPE_CHECKING:  # types only: pytest loads this module in every run, a health-check run imports the rest
     from fixers.run import FixReport  # (this package never imports fixers)
 
-    from .observe import Observation
+    from .observe import MachineObservation, Observation
     from .results import Results
     from .snapshot import Snapshot
     from .summary import Figures
@@ -32,7 +32,7 @@ class Judged:
 
 @dataclass
 class Run:
-    observation: Observation
+    observation: Observation | MachineObservation  # several managers' (--source all) from one machine scan
     world: DemoWorld | None = None  # the demo world, torn down at the end of the run
     fix_report: FixReport | None = None  # under --fix or --dry-run
 
@@ -61,7 +61,7 @@ class Run:
         return self.results, self.figures
 
     @property
-    def current(self) -> Observation:
+    def current(self) -> Observation | MachineObservation:
         """What the tests judge: the machine after the fix when one was applied (it runs before the tests), so every
         output, the tests' outcomes included, agrees with the exit status; else the machine as found."""
         fixed = self.fix_report

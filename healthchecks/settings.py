@@ -36,6 +36,7 @@ class Settings:
     source: str = "auto"  # where the agents' records are: auto or a name in healthchecks.sources.SOURCES
     # this run's values of its placed store's options, (flag, value): what its Place.load reads beside the place
     place_options: tuple[tuple[str, str], ...] = ()
+    more_workspaces: tuple[Path, ...] = ()  # further orchestrator workspaces a run of every store judges (--workspace)
     # Searched in /proc/<pid>/exe: an installed Claude Code, whatever it is named. Empty: recognised by claude_match
     # only (worlds of stand-ins, so that only their own stand-ins count as Claude in them).
     claude_exe: str = CLAUDE.exe

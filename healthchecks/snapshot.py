@@ -79,6 +79,36 @@ class Snapshot:
         return tuple(f"tmux server {s.label}: {s.reason}" for s in self.servers if not s.reachable)
 
 
+@dataclass
+class MachineScan:
+    """The live reads of one run over several sources (--source all), made once whatever their number: one /proc
+    scan, one `list-panes -a` per tmux server. Each source's snapshot takes its view of them (collect's ``scan``);
+    its records, their stability loop and the evidence of its own processes stay its own."""
+
+    procs: tuple[Proc, ...]
+    servers: tuple[TmuxServer, ...]  # the servers asked for (--tmux-socket, else the default one)
+    named: frozenset[int]  # the processes that run tmux (named_tmux)
+    others: tuple[TmuxServer, ...]  # every other server of this user found running, read once
+    tmux_version: str = ""
+    extra: dict[str, TmuxServer] = field(default_factory=dict)  # servers only a record names, read once for all
+
+    def server(self, name: str, timeout: float) -> TmuxServer:
+        """A server a record names, read the first time a source asks for it."""
+        if name not in self.extra:
+            self.extra[name] = tmux.read_server(name, timeout)
+        return self.extra[name]
+
+
+def machine_scan(settings: Settings) -> MachineScan:
+    """The live state every source of the run is judged against: this user's processes, then tmux (a process inside
+    a pane has a pane at least as old as itself)."""
+    procs = processes.scan(settings.is_claude, uid=os.geteuid(), programs=settings.programs)
+    servers = read_servers(settings)
+    named = named_tmux(procs, tmux.binary_id())
+    others = read_other_servers(procs, named, servers, settings.tmux_timeout)
+    return MachineScan(procs, servers, named, others, tmux.version())
+
+
 def pane_of(children: dict[int, list[int]], servers: tuple[TmuxServer, ...]) -> dict[int, tuple[str, str]]:
     """pid -> (server, window id) for every process that descends from a live pane (dead panes have none).
 
@@ -113,19 +143,23 @@ def needs_proof(procs: tuple[processes.Proc, ...], inside: dict[int, int],
     return loose | {p.pid for p in procs if p.pgid in groups}
 
 
-def read_servers(settings: Settings, records: Records | None = None) -> tuple[TmuxServer, ...]:
-    """The servers asked for (default: the default server), and every server a record names as its own."""
+def read_servers(settings: Settings, records: Records | None = None, scan: MachineScan | None = None
+                 ) -> tuple[TmuxServer, ...]:
+    """The servers asked for (default: the default server), and every server a record names as its own. With a
+    machine ``scan``, a server it read already is never read again (one `list-panes -a` per server a run)."""
     sockets: tuple[str | None, ...] = settings.tmux_sockets or (None,)
-    servers = tuple(tmux.read_server(s, settings.tmux_timeout) for s in sockets)
+    servers = scan.servers if scan is not None else tuple(tmux.read_server(s, settings.tmux_timeout) for s in sockets)
     if records is not None:
         named = sorted({e.server for f in records.scopes for _, e in extensions(f.agents, ServerRecord) if e.server}
                        - set(sockets))
         # A server already read, by the socket tmux itself reported, is not read again: the record's name for it
         # becomes one of its names (dedupe). Others: one tmux call each, bounded whatever a store holds.
-        read = {os.path.realpath(s.socket_path): s for s in servers if s.server_pid}
+        known = (*servers, *scan.others) if scan is not None else servers
+        read = {os.path.realpath(s.socket_path): s for s in known if s.server_pid}
         own = {s.label: s for s in records.servers}  # read by its reader with the records: the same moment's state
+        fetch = scan.server if scan is not None else tmux.read_server
         servers += tuple(replace(read[real], label=name, aliases=()) if (real := os.path.realpath(name)) in read
-                         else own.get(name) or tmux.read_server(name, settings.tmux_timeout)
+                         else own.get(name) or fetch(name, settings.tmux_timeout)
                          for name in named[:MAX_RECORD_SERVERS])
     return tmux.dedupe(servers)
 
@@ -227,8 +261,30 @@ def cycles_uncollected() -> Iterator[None]:
             gc.enable()
 
 
+Live = tuple[tuple[Proc, ...], tuple[TmuxServer, ...], tuple[TmuxServer, ...], frozenset[int], dict[int, int]]
+
+
+def live_state(settings: Settings, regs: Records, tmux_id: tuple[int, int] | None, scan: MachineScan | None) -> Live:
+    """(processes, checked servers, other servers, sheltering tmux pids, pid -> its tmux server) for these records:
+    read now, or taken from the run's machine ``scan``."""
+    if scan is None:
+        procs = processes.scan(settings.is_claude, uid=fleet_uid(settings.workspace), programs=settings.programs)
+        servers = read_servers(settings, regs)
+        named = named_tmux(procs, tmux_id)
+        everyone = read_other_servers(procs, named, servers, settings.tmux_timeout)
+    else:
+        procs, named, servers = scan.procs, scan.named, read_servers(settings, regs, scan)
+        checked = {s.server_pid for s in servers if s.server_pid}
+        everyone = tuple(s for s in scan.others if s.server_pid not in checked)
+    found, others = private(everyone, regs)
+    servers = (*servers, *found)
+    tmux_pids = sheltering(named, servers, others)
+    return procs, servers, others, tmux_pids, under_tmux(processes.children_of(procs), tmux_pids)
+
+
 @cycles_uncollected()
-def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
+def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS, scan: MachineScan | None = None) -> Snapshot:
+    """One source's snapshot; with ``scan``, against the live state the run read once for all its sources."""
     started = time.monotonic()
     self_pids = processes.lineage(os.getpid())
     tmux_id = tmux.binary_id()  # the tmux this run invokes: a process named like its server must run it
@@ -238,13 +294,7 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
                                           max_attempts, settings.place_options)) as attempts:
         for attempt in attempts:  # the body runs while the files are held
             regs = attempt.records
-            procs = processes.scan(settings.is_claude, uid=fleet_uid(settings.workspace), programs=settings.programs)
-            servers = read_servers(settings, regs)
-            named = named_tmux(procs, tmux_id)
-            found, others = private(read_other_servers(procs, named, servers, settings.tmux_timeout), regs)
-            servers = (*servers, *found)
-            tmux_pids = sheltering(named, servers, others)
-            inside = under_tmux(processes.children_of(procs), tmux_pids)
+            procs, servers, others, tmux_pids, inside = live_state(settings, regs, tmux_id, scan)
             # TMUX: the session it was started in
             wanted = frozenset(n for n in (regs.dialect.id_env, regs.dialect.root_env, "TMUX") if n is not None)
             procs = processes.with_details(procs, needs_proof(procs, inside, servers), wanted)
@@ -262,7 +312,7 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS) -> Snapshot:
         servers=servers,
         processes=procs,
         self_pids=self_pids,
-        tmux_version=tmux.version(),
+        tmux_version=scan.tmux_version if scan is not None else tmux.version(),
         other_servers=others,
         tmux_pids=tmux_pids,
         in_tmux=inside,

@@ -52,7 +52,7 @@ def test_the_real_files_of_2_1_332_are_read_as_written(tmp_path: Path):
         ("mate1@session-26156660", "%1", "active"), ("mate2@session-26156660", "%2", "active")]
 
 
-def test_auto_takes_agent_teams_only_when_no_orchestrator_store_is_there(tmp_path: Path):
+def test_auto_takes_agent_teams_alone_only_when_no_orchestrator_store_is_there(tmp_path: Path):
     config = tmp_path / "claude"
     shutil.copytree(REPO_EXAMPLES, config)
     workspace = tmp_path / "ws" / ".agent-workspace"
@@ -61,7 +61,9 @@ def test_auto_takes_agent_teams_only_when_no_orchestrator_store_is_there(tmp_pat
     assert sources.resolve(workspace, "auto", places) == ("agent-teams", config)
     (workspace / "registry").mkdir(parents=True)
     (workspace / "registry" / "GLOBAL_REGISTRY.json").write_text('{"agents": {}, "tasks": {}}')
-    assert sources.resolve(workspace, "auto", places) == ("auto", workspace)
+    # both stores present: auto reads every one of them (--source all), the workspace's as its own auto does
+    assert sources.resolve(workspace, "auto", places) == ("all", workspace)
+    assert sources.present_stores(workspace, places) == (("auto", workspace), ("agent-teams", config))
     assert sources.load(workspace, "auto", 1.0).source == "json"
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from helpers import REPO, run_health, settings_args
+from helpers import REPO, other_program, run_health, settings_args
 from jsonschema import Draft202012Validator
 from junitparser import Failure, JUnitXml
 from prometheus_client.parser import text_string_to_metric_families
@@ -113,7 +113,8 @@ def test_findings_json_and_metrics_match_the_world(world, tmp_path):
         ("orphan_processes", f"pid {orphan_pid}"),
         ("counters", "registry/GLOBAL_REGISTRY.json active_agents"),
     }
-    info = {(f["check"], f["label"]) for f in doc["findings"] if f["severity"] == "info"}
+    info = {(f["check"], f["label"]) for f in doc["findings"]
+            if f["severity"] == "info" and not other_program(f["check"], f["reason"])}
     assert info == {("leaked_sessions", f"session {truth['untracked']}"), ("orphan_processes", f"pid {foreign_pid}")}
     assert all(f["snapshot_time"] == doc["snapshot_time"] for f in doc["findings"])
     assert {c: v["status"] for c, v in doc["checks"].items()} == {
@@ -133,6 +134,7 @@ def test_findings_json_and_metrics_match_the_world(world, tmp_path):
         "leaked_servers": "pass",
         "stale_pid_files": "pass",
         "leaked_worktrees": "pass",
+        "accounted_for": "pass",
     }
 
     m = parse_metrics(metrics.read_text())
@@ -188,7 +190,8 @@ def test_status_line_for_monitoring(world, tmp_path):
         "1 orphan_processes | registry_schema=0;0;0;0 counters=1;0;0;0 registry_agreement=0;0;0;0 "
         "known_statuses=0;0;0;0 timestamps=0;0;0;0 ghost_agents=2;0;0;0 split_brain=0;0;0;0 zombie_sessions=1;0;0;0 "
         "leaked_sessions=1;0;0;0 orphan_processes=1;0;0;0 orphaned_agents=0;0;0;0 duplicate_agents=0;0;0;0 "
-        "stale_scopes=0;0;0;0 leaked_servers=0;0;0;0 stale_pid_files=0;0;0;0 leaked_worktrees=0;0;0;0"
+        "stale_scopes=0;0;0;0 leaked_servers=0;0;0;0 stale_pid_files=0;0;0;0 leaked_worktrees=0;0;0;0 "
+        "accounted_for=0;0;0;0"
     )
     assert len(details) == 6
     assert {f"ghost_agents: agent {g}" for g in truth["ghosts"]} <= {d.split(": registry")[0] for d in details}

@@ -31,6 +31,7 @@ REGISTRY_TESTS = {
     "test_no_stale_teams",
     "test_no_stale_pid_files",
     "test_no_leaked_worktrees",
+    "test_every_agent_process_is_accounted_for",
 }
 TMUX_TESTS = {
     "test_no_ghost_agents",
@@ -42,6 +43,7 @@ TMUX_TESTS = {
     "test_no_agent_process_runs_twice",
     "test_no_stale_teams",
     "test_no_leaked_private_tmux_servers",
+    "test_every_agent_process_is_accounted_for",
 }
 
 

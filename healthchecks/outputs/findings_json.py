@@ -39,6 +39,7 @@ def document(results: Results, figures: Figures, taken_at: float, settings: dict
             "program": f.program or None,
             "reason": f.reason,
             "waiver": f.waiver,
+            "manager": f.manager,
             "snapshot_time": when,
         }
         for result in results.values()
@@ -77,6 +78,8 @@ def write(run: Run, value: str, base: Path) -> None:
             "tmux_sockets": list(settings.tmux_sockets),
             "session_prefix": settings.session_prefix or run.snapshot.registries.dialect.session_prefix,
             "grace": settings.grace,
+            "managers": [{"manager": p.manager, "source": p.snapshot.registries.source,
+                          "workspace": str(p.snapshot.registries.workspace)} for p in run.observation.parts],
         },
         verdict(run)[0],
     )

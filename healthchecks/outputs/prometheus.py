@@ -92,8 +92,14 @@ def metrics_text(
     gauge(
         "failing_finding",
         "1 for each failing finding, named as every other output names it (a record by its manager's noun and id).",
-        [({"check": cid, "entity": f.entity, **({"program": f.program} if f.program else {})}, 1)
+        [({"check": cid, "entity": f.entity, "manager": f.manager, **({"program": f.program} if f.program else {})}, 1)
          for cid, r in results.items() for f in r.failing],
+    )
+    managers = sorted({f.manager for r in results.values() for f in r.findings if f.manager})
+    gauge(
+        "manager_failing_findings",
+        "Failing findings by the manager whose records they were judged against (a conflict's: both, joined by &).",
+        [({"manager": m}, float(sum(f.manager == m for r in results.values() for f in r.failing))) for m in managers],
     )
     gauge(
         "waived",

@@ -33,7 +33,8 @@ SOURCES: tuple[Source, ...] = (
 )
 BY_NAME = {s.name: s for s in SOURCES}
 NAMES = tuple(BY_NAME)
-CHOICES = ("auto", *NAMES)
+ALL = "all"  # every present store, from one machine scan (healthchecks.observe.observe_machine)
+CHOICES = ("auto", ALL, *NAMES)
 DEMOS = {s.name: s.demo for s in SOURCES if s.demo}  # --demo-source NAME -> the builder of its world
 DIALECTS: tuple[Dialect, ...] = tuple(d for s in SOURCES for d in s.dialects)  # every manager's, each once
 
@@ -43,11 +44,26 @@ IN_WORKSPACE = tuple(s for s in SOURCES if s.name not in PLACED)
 STORE_OPTIONS = tuple(dict.fromkeys(opt for place in PLACED.values() for opt in place.options))
 
 
-def resolve(workspace: Path, wanted: str, values: Mapping[str, str]) -> tuple[str, Path]:
-    """The source and the workspace a run judges. A store of its own place is its own workspace; `auto` takes one
-    only when nothing of the orchestrator is in the workspace, and then the first whose store is present."""
+def present_stores(workspace: Path, values: Mapping[str, str], more: tuple[Path, ...] = ()
+                   ) -> tuple[tuple[str, Path], ...]:
+    """Every store present on this machine, as (source, place): each workspace that exists ("auto": whichever of its
+    sources is there) and each placed store where this run's values (or its default) put it."""
+    found = [("auto", w) for w in dict.fromkeys((workspace, *more)) if w.exists()]  # (its JSON era: any folder)
+    for name, place in PLACED.items():
+        if BY_NAME[name].reader.present(where := place.locate(values)):
+            found.append((name, where))
+    return tuple(found)
+
+
+def resolve(workspace: Path, wanted: str, values: Mapping[str, str], more: tuple[Path, ...] = ()
+            ) -> tuple[str, Path]:
+    """The source and the workspace a run judges. A store of its own place is its own workspace; `auto` judges
+    every present store ("all") when there is more than one; else it takes one only when nothing of the
+    orchestrator is in the workspace, and then the first whose store is present."""
     if wanted in PLACED:
         return wanted, PLACED[wanted].locate(values)
+    if wanted == "auto" and len(present_stores(workspace, values, more)) > 1:
+        return ALL, workspace
     if wanted == "auto" and not workspace.exists():  # nothing of the orchestrator is there
         for name, place in PLACED.items():
             where = place.locate(values)
@@ -68,9 +84,9 @@ def managed(values: Mapping[str, str]) -> dict[int, tuple[int, str]]:
 
 def given(name: str, values: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     """The values given to the options of the store ``name`` resolved to, as (flag, value) pairs: what the run's
-    settings carry to its Place.load (Settings.place_options)."""
-    place = PLACED.get(name)
-    return tuple((flag, v) for flag, _, _ in place.options if (v := values.get(flag))) if place else ()
+    settings carry to its Place.load (Settings.place_options); every store's under "all"."""
+    places = PLACED.values() if name == ALL else [p for p in [PLACED.get(name)] if p is not None]
+    return tuple((flag, v) for place in places for flag, _, _ in place.options if (v := values.get(flag)))
 
 
 def load(workspace: Path, wanted: str, timeout: float, options: tuple[tuple[str, str], ...] = ()) -> Records:
@@ -102,3 +118,8 @@ def flocked(workspace: Path, wanted: str, records: Records | None = None) -> set
 def fingerprint(workspace: Path, records: Records) -> Fingerprint:
     """Changes whenever the records change; compared before and after the live reads of a snapshot."""
     return BY_NAME[records.source].reader.fingerprint(workspace, records.fingerprint)
+
+
+def manager_name(source: str) -> str:
+    """The manager a source's records are, as findings and metrics name it: the orchestrator's two eras are one."""
+    return source if source in PLACED else "orchestrator"
