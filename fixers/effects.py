@@ -226,7 +226,8 @@ def end_agents(agents: Mapping[K, Agent], protected: frozenset[int], timeout: fl
         first += early
         then += late
     ended = end_trees(first, protected, timeout)
-    ended.update(end_trees(then, protected, timeout))
+    if then:  # a second round (and its process table, read just then) only for pairs: lone agents need one
+        ended.update(end_trees(then, protected, timeout))
     return {key: _whole(agent, {pid: ended[(key, pid)] for pid in (agent.pid, *(c for c, _ in agent.children))})
             for key, agent in agents.items()}
 

@@ -54,7 +54,7 @@ def test_report_renders_figures_and_ghost_ids(world, tmp_path):
     rendered = render(report, tmp_path, "--dump-dom", "--virtual-time-budget=5000")
     assert rendered.returncode == 0, rendered.stderr[-2000:]
     text = visible_text(rendered.stdout)
-    assert "Faults found in 1 check(s) 1 fault(s) in 1 of 16 checks; 0 not judged" in text  # the verdict first
+    assert "Faults found in 1 check(s) 1 fault(s) in 1 of 17 checks; 0 not judged" in text  # the verdict first
     assert re.search(r'<tr class="bad"><td>Ghost agents</td><td>1</td>', rendered.stdout)  # coloured by state
     assert "Registry agents 3" in text
     assert "Active agents 2 (counter) / 2 (entries)" in text

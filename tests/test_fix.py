@@ -380,7 +380,7 @@ def test_after_a_fix_every_output_agrees_with_the_exit_status(demo_world, tmp_pa
     proc = run_health(tmp_path, *settings_args(demo_world.settings), "--fix", "--yes", "--junitxml", str(xml),
                       "--findings-json", str(doc), *workers)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    assert "16 passed" in proc.stdout and "failed" not in proc.stdout.splitlines()[-1]
+    assert "17 passed" in proc.stdout and "failed" not in proc.stdout.splitlines()[-1]
     assert re.search(r'<testsuite name="agent-healthchecks" errors="0" failures="0"', xml.read_text())
     found = json.loads(doc.read_text())
     assert found["status"] == "repaired" and {c["status"] for c in found["checks"].values()} == {"pass"}
@@ -400,7 +400,7 @@ def test_junit_suite_properties_describe_the_state_after_the_fix(demo_world, tmp
                        "-o", "junit_family=xunit1")
     assert fixed.returncode == 0, fixed.stdout[-3000:]
     (suite,) = JUnitXml.fromfile(str(xml))
-    assert suite.failures == 0 and suite.tests == 16
+    assert suite.failures == 0 and suite.tests == 17
     props = [(p.name, p.value) for p in suite.properties()]
     assert [name for name, _ in props] == ["snapshot"]  # no finding of before the fix
     judged = {p.get("value") for case in suite for p in case._elem.iter("property") if p.get("name") == "snapshot"}

@@ -165,7 +165,7 @@ def test_junit_is_valid_in_its_family_and_read_back_by_junitparser(world, tmp_pa
     proc = run_health(tmp_path, *settings_args(world.settings), "--junitxml", str(xml), "-W", "error::UserWarning")
     assert proc.returncode == 1 and "PytestWarning" not in proc.stdout + proc.stderr
     (suite,) = JUnitXml.fromfile(str(xml))
-    assert suite.name == "agent-healthchecks" and suite.tests == 16 and suite.failures == 5
+    assert suite.name == "agent-healthchecks" and suite.tests == 17 and suite.failures == 5
     suite_props = [(p.name, p.value) for p in suite.properties()]
     for ghost in truth["ghosts"]:
         assert ("entity", f"agent {ghost}") in suite_props
@@ -205,7 +205,7 @@ def test_status_line_ok_and_unknown(world, tmp_path):
     world.agent(None, "claude")
     world.start()
     ok = run_health(tmp_path, *settings_args(world.settings), "--status-line")
-    assert (ok.returncode, ok.stdout.split(" | ")[0]) == (0, "AGENT-HEALTH OK - all 16 checks pass")
+    assert (ok.returncode, ok.stdout.split(" | ")[0]) == (0, "AGENT-HEALTH OK - all 17 checks pass")
     world.global_path.write_text("{")
     unknown = run_health(tmp_path, *settings_args(world.settings), "--status-line")
     assert unknown.returncode == 2 and unknown.stdout.startswith(

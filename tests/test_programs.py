@@ -144,8 +144,8 @@ def _outputs_name_the_program(seen, entity: str) -> None:
     found = next(f for f in doc["findings"] if f["check"] == "zombie_sessions" and f["entity"]["id"] in entity)
     assert (found["label"], found["program"]) == (f"{entity} (Codex)", "Codex")
     metrics = prometheus.metrics_text(seen.results, numbers, 0.1, seen.analysis.now)
-    assert f'agent_healthchecks_failing_finding{{check="zombie_sessions",entity="{entity}",program="Codex"}} 1' \
-        in metrics
+    labels = f'check="zombie_sessions",entity="{entity}",manager="claude-squad",program="Codex"'
+    assert f"agent_healthchecks_failing_finding{{{labels}}} 1" in metrics
     labels = [n.label for n in picture.nodes(SimpleNamespace(observation=seen, results=seen.results))]
     assert f"{entity.removeprefix('session ')} (Codex)" in labels
 

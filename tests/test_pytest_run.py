@@ -80,7 +80,7 @@ def test_demo_shows_faults_by_id_and_writes_report(tmp_path):
     assert re.search(r"Agent tmux sessions\s+11 \(10 tracked, 1 untracked\)", out)
     assert re.search(r"Ghost agents\s+5\n", out)
     assert out.count("Registry agents") == 1  # the table is shown once
-    assert "5 failed, 11 passed" in out
+    assert "5 failed, 12 passed" in out
     reports = sorted((tmp_path / "reports").glob("healthchecks-*.html"))
     assert len(reports) == 1 and (tmp_path / "reports" / "latest.html").read_bytes() == reports[0].read_bytes()
     html = reports[0].read_text()
@@ -112,7 +112,7 @@ def test_healthy_world_exits_zero(world, tmp_path):
     world.start()
     proc = run_health(tmp_path, *settings_args(world.settings))
     assert proc.returncode == 0, proc.stdout
-    assert "16 passed" in proc.stdout
+    assert "17 passed" in proc.stdout
 
 
 def test_tmux_missing_makes_tmux_checks_error(world, tmp_path):
@@ -268,7 +268,7 @@ def test_fixtures_for_checks_of_your_own(world, tmp_path, workers):
     mine.write_text(OWN_CHECK)
     proc = run_health(tmp_path, str(mine), *settings_args(world.settings), *workers)
     assert proc.returncode == 0, proc.stdout
-    assert "17 passed" in proc.stdout
+    assert "18 passed" in proc.stdout
 
 
 def test_demo_honours_tmux_tmpdir_and_leaves_no_server(tmp_path):

@@ -48,5 +48,5 @@ def test_built_wheel_runs_the_demo_from_an_empty_directory(tmp_path: Path):
     # 1 and every fault by name, as the README says; an import or collection failure is 2..5, never 1
     assert demo.returncode == 1, demo.stdout[-3000:] + demo.stderr[-3000:]
     assert set(re.findall(r"^FAILED \S+::(\w+)", demo.stdout, re.MULTILINE)) == FAULTS
-    assert "5 failed, 11 passed" in demo.stdout.splitlines()[-1]  # the demo fails 5 of the 16 checks
+    assert "5 failed, 12 passed" in demo.stdout.splitlines()[-1]  # the demo fails 5 of the 17 checks
     assert list((empty / "reports").glob("healthchecks-*.html"))

@@ -34,9 +34,9 @@ from ...records import AgentRecord, Fingerprint, Problem, Records, RegistryError
 from ...safe_files import digested, open_contained, read_bytes, read_stamped, stamp_of
 from ...safe_files import present as standing
 from ...strict_json import parse
-from . import ledger
 from .dialect import GAS_TOWN
 from .ledger import Ledger
+from .ledger import read as read_ledger
 
 NAME = "gastown"  # its line in healthchecks.sources.SOURCES
 RIGS = ("mayor/rigs.json", "rigs.json")  # the canonical one, then its copy at the town root (registry.go:204-228)
@@ -318,7 +318,7 @@ def load(town: Path, timeout: float = 5.0, socket: str | None = None) -> Records
         problem = exc.problem if isinstance(exc, RegistryError) else Problem(f"tmux server {socket}", "", str(exc))
         return _broken(town, problem, dialect)
     server = tmux.default_socket_path(socket)
-    beads = ledger.read(town, names, prefixes, timeout)
+    beads = read_ledger(town, names, prefixes, timeout)
     agents += _beads(beads, {a.id for a in agents}, server)
     unread = (("the beads ledger", beads.unread),) if beads.unread else ()
     state = Scope(rigs, ScopeKind.STATE, agents=agents, name=f"town {town}", tracked=_pid_files(town), unread=unread)
