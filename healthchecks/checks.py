@@ -812,8 +812,10 @@ NOBODY = "nobody"  # the manager of a finding on an agent process no manager and
 
 
 def agent_processes(a: Analysis) -> list[processes.Proc]:
-    """Every running agent program's process (Claude Code and the programs table's), this suite's own left out."""
-    return [p for p in a.snapshot.processes if p.agent and p.pid not in a.snapshot.self_pids]
+    """Every running agent program's process (Claude Code and the programs table's) and every program's leftover
+    (Codex's daemons), this suite's own left out."""
+    left = {p.pid for p in a.attribution.leftovers}
+    return [p for p in a.snapshot.processes if (p.agent or p.pid in left) and p.pid not in a.snapshot.self_pids]
 
 
 def manager_claims(a: Analysis) -> Claims:
@@ -837,6 +839,8 @@ def manager_claims(a: Analysis) -> Claims:
 def persons(a: Analysis, proc: processes.Proc) -> bool:
     """A person's sign on a process no manager claims: in a pane (a session no manager claims, another server's), or
     interactive (at a prompt, not a headless run)."""
+    if a.attribution.leftover_of(proc) is not None:  # its terminal or its agent is gone: nobody is at its prompt
+        return False
     program = proc.program
     return proc.pid in a.tmux.pane_of or proc.pid in a.snapshot.in_tmux or (
         program is not None and not program.headless(proc.argv))
@@ -855,7 +859,8 @@ def _seen(a: Analysis, proc: processes.Proc) -> str:
     """What was seen of a process nobody accounts for, bounded: its cwd, parents, TMUX and start time."""
     started = datetime.fromtimestamp(processes.started_at(proc, a.snapshot.boot_time)).strftime("%Y-%m-%d %H:%M:%S")
     cwd, tmux = proc.cwd or "not read", proc.getenv("TMUX") or "not set"
-    return f"cwd {cwd:.160}; parents {_parents(a, proc)}; TMUX {tmux:.120}; started {started}"
+    left = a.attribution.leftover_note(proc)  # a leftover's age and CPU time
+    return f"{left}cwd {cwd:.160}; parents {_parents(a, proc)}; TMUX {tmux:.120}; started {started}"
 
 
 def accounted(claims: dict[str, Claims], a: Analysis) -> list[Finding]:

@@ -196,8 +196,8 @@ def test_a_gemini_surviving_claude_squads_kill_is_known_by_its_removed_worktree_
 
 def test_codex_daemons_left_behind_are_leftovers_failing_only_with_evidence(tmp_path):
     """A daemon whose Codex is gone, working in an instance's worktree, is that agent's leftover (failing, ended by
-    the fix); one working elsewhere is information with its age and CPU time, never signalled; a Gemini whose pane
-    was killed in a person's session is information too."""
+    the fix); one working elsewhere is nobody's (the accounted-for check's information, with its age and CPU time),
+    never signalled; a Gemini whose pane was killed in a person's session is nobody's too."""
     world = SquadWorld(tmp_path / "world", grace=0.2)
     root = tmp_path / "home"
     daemon = codex_daemon(root)
@@ -215,11 +215,14 @@ def test_codex_daemons_left_behind_are_leftovers_failing_only_with_evidence(tmp_
             person = _pair_in(world, root, world.project)
             _kill_session(world, "work")
             _wait(lambda: person[0] not in world_panes(world), "the person's Gemini out of its pane")
-            results = observe(world.settings).results["orphan_processes"]
+            judged = observe(world.settings).results
+            results = judged["orphan_processes"]
             failing = {f.entity: f.reason for f in results.failing}
             assert set(failing) == {f"pid {ours.pid}"}, failing
             assert "a leftover: Codex's app-server daemon" in failing[f"pid {ours.pid}"]
-            info = {f.entity: f.reason for f in results.info}
+            # nothing ties the others to this store: not this store's information, but the machine's nobody's
+            assert {f"pid {theirs.pid}", f"pid {person[0]}"}.isdisjoint(f.entity for f in results.info), results.info
+            info = {f.entity: f.reason for f in judged["accounted_for"].info}
             assert "a leftover: Codex's app-server daemon" in info[f"pid {theirs.pid}"], info
             assert " old, " in info[f"pid {theirs.pid}"] and " of CPU" in info[f"pid {theirs.pid}"]
             assert "a Gemini CLI process whose terminal is gone" in info[f"pid {person[0]}"], info

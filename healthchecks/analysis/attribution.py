@@ -191,7 +191,7 @@ class Attribution:
             return None
         return f"a {program.name} {program.leftover.what} whose terminal is gone" if proc.terminal_gone else None
 
-    def _leftover_note(self, proc: Proc) -> str:
+    def leftover_note(self, proc: Proc) -> str:
         """What a leftover is, how old and how much CPU it took, for its line ('' for any other process)."""
         if (left := self.leftover_of(proc)) is None:
             return ""
@@ -587,7 +587,7 @@ class Attribution:
                 return None
             place = "in a dead pane's place or a tmux job" if checked else "in a pane"
             return "foreign", f"runs {place} of tmux server {name}, which is not checked here; left alone", None
-        note = self._leftover_note(proc)
+        note = self.leftover_note(proc)
         if (found := self.evidence(proc)) is None:
             return "foreign", note + self._vetoed(), None
         if found.exclusive and (proc.agent or note):
@@ -595,8 +595,8 @@ class Attribution:
         if found.exclusive:  # remembered only: lineage alone never ends a sleep, a shell, an editor, a server
             reason = f"{found.describe()}; not a recognised agent program, which lineage alone never ends; left alone"
             return "foreign", reason, found
-        if note and not found:
-            return "foreign", f"{note}nothing ties it to this workspace; left alone", found
+        if note and not found:  # nobody's as far as this workspace knows: the accounted-for check names it
+            return None
         if not found and self._unlisted(proc):
             return None
         return "foreign", note + self._foreign_reason(proc, found), found
