@@ -11,9 +11,8 @@ from pathlib import Path
 from helpers import fix_in_process
 
 from fixers import apply, backups, effects
-from fixers.plan import Options
+from fixers.plan import Options, Phase
 from fixers.run import fix
-from fixers.plan import Phase
 from fixers.writers import Edits
 from healthchecks.dialect import ScopeKind
 from healthchecks.observe import observe
