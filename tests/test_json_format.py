@@ -102,3 +102,34 @@ def test_a_registry_write_never_takes_the_pure_python_encoder(monkeypatch):
     for raw in (b"{}\n", "{\"é\": 1}".encode()):
         assert json.loads(serialize(data, raw)) == data
     assert not calls
+
+
+def test_a_big_registry_is_read_as_a_small_one_with_its_repeated_values_kept_once(tmp_path):
+    """Past strict_json.SHARE_FROM a registry's repeated values (status, task id) are one object each, and its
+    entries are taken out of the parsed document as their records are made: the same records, less memory (the
+    200,000-entry registry's peak, bench/RESULTS.md)."""
+    from healthchecks.dialect import ScopeKind
+    from healthchecks.sources.orchestrator import json_registry
+    from healthchecks.strict_json import SHARE_FROM
+
+    entry = {"task_id": "TASK-1", "type": "worker", "parent": "orchestrator", "status": "completed",
+             "started_at": "2025-10-29T23:25:23.118402", "completed_at": "2025-10-29T23:35:23.118402",
+             "prompt": "x" * 200}
+    count = SHARE_FROM // 300 + 10
+    data = {"created_at": "2025-10-15T18:39:58.210818", "total_tasks": 1, "active_tasks": 1,
+            "total_agents_spawned": count, "active_agents": 0, "max_concurrent_agents": 20,
+            "tasks": {"TASK-1": {"description": "d", "created_at": "2025-10-29T22:53:19.000000",
+                                 "status": "INITIALIZED"}},
+            "agents": {f"agent-{i}": dict(entry, tmux_session=f"agent_{i}") for i in range(count)}}
+    path = tmp_path / "registry" / "GLOBAL_REGISTRY.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(data, indent=2))
+    assert path.stat().st_size >= SHARE_FROM
+
+    scope = json_registry.load_file(path, ScopeKind.GLOBAL, tmp_path)
+
+    assert not scope.errors
+    expected, _ = json_registry.records(ScopeKind.GLOBAL, json.loads(path.read_bytes()))
+    assert scope.agents == expected  # the same records, in the same order
+    first, last = scope.agents[0], scope.agents[-1]
+    assert first.status is last.status and first.task_id is last.task_id
