@@ -31,7 +31,7 @@ import secrets
 import stat
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -111,9 +111,13 @@ class Memory:
     sessions: dict[tuple[int, int, str], SessionSighting] = field(default_factory=dict)
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"))  # made once: a run with 1,000 sessions writes 4,000 lines
+
+
 def line(key: bytes, seen: Seen) -> bytes:
-    """One authenticated line: the MAC of the JSON's exact bytes, a space, the JSON."""
-    body = json.dumps(asdict(seen), separators=(",", ":")).encode()
+    """One authenticated line: the MAC of the JSON's exact bytes, a space, the JSON. Its fields are scalars, so
+    they are taken as they are (asdict's deep copy took a third of the write)."""
+    body = _COMPACT.encode({name: getattr(seen, name) for name in seen.__dataclass_fields__}).encode()
     return hmac.new(key, body, hashlib.sha256).hexdigest().encode() + b" " + body + b"\n"
 
 
