@@ -97,10 +97,12 @@ class Checked:
     records: Records | None = None  # None: the plan writes no records, or it was refused before reading them
 
 
-def preflight(plan: Plan, settings: Settings, options: Options, before: Checked | None = None) -> Checked:
+def preflight(plan: Plan, settings: Settings, options: Options, before: Checked | None = None,
+              seen: Records | None = None) -> Checked:
     """Whether this plan may start (nothing is written or signalled here). ``before``: this plan's preflight made
     earlier (before the person was asked); its dry run stands while the records' fingerprint is the same, else it
-    is made again on the records as they are now."""
+    is made again on the records as they are now. ``seen``: the records the plan was made from, dry-run on as they
+    are while their store is unchanged (else read again)."""
     workspace = settings.workspace
     if why := owner_problem(workspace):
         return Checked(why)
@@ -109,8 +111,11 @@ def preflight(plan: Plan, settings: Settings, options: Options, before: Checked 
         return Checked(None)
     if before is not None and _stands(before, workspace):
         return before
-    regs = holding.load(workspace, settings.source, settings.lock_timeout,  # an orchestrator may be writing
-                        settings.place_options)
+    if seen is not None and _unchanged(seen, workspace):
+        regs = seen
+    else:
+        regs = holding.load(workspace, settings.source, settings.lock_timeout,  # an orchestrator may be writing
+                            settings.place_options)
     writer = writer_for(regs.source)
     if writer is None:
         return Checked(f"{regs.source} records are never written by a fix; nothing was changed")
@@ -120,11 +125,14 @@ def preflight(plan: Plan, settings: Settings, options: Options, before: Checked 
 
 
 def _stands(before: Checked, workspace: Path) -> bool:
-    """Whether a dry run that passed still says what the writes would do now: its records' store holds the same
-    bytes as when they were read (a file digested then is digested again)."""
-    regs = before.records
-    return (before.why is None and regs is not None and bool(regs.fingerprint)
-            and sources.fingerprint(workspace, regs) == regs.fingerprint)
+    """Whether a dry run that passed still says what the writes would do now: its records are unchanged."""
+    return before.why is None and before.records is not None and _unchanged(before.records, workspace)
+
+
+def _unchanged(regs: Records, workspace: Path) -> bool:
+    """Whether the records' store holds the same bytes as when ``regs`` was read (a file digested then is digested
+    again)."""
+    return bool(regs.fingerprint) and sources.fingerprint(workspace, regs) == regs.fingerprint
 
 
 def owner_problem(workspace: Path) -> str | None:

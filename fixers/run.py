@@ -135,7 +135,7 @@ def fix(
         report.applied, report.after, report.remaining = True, report.before, still_wrong(results, options.selected)
         report.after_results, report.after_observation = results, observation
         return report
-    checked = preflight(plan, settings, options)
+    checked = preflight(plan, settings, options, seen=observation.snapshot.registries)
     if checked.why:
         report.message = checked.why
         return report

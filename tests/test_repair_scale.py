@@ -14,6 +14,7 @@ from fixers import apply, backups, effects
 from fixers.plan import Options, Phase
 from fixers.run import fix
 from fixers.writers import Edits
+from healthchecks import holding
 from healthchecks.dialect import ScopeKind
 from healthchecks.observe import observe
 from healthchecks.sources.orchestrator import json_writer
@@ -139,12 +140,14 @@ def test_a_fix_round_dry_runs_its_writes_once(world, monkeypatch):
     calls: dict[str, int] = {}
     monkeypatch.setattr(json_writer, "dry_run", _counting(calls, "dry run", json_writer.dry_run))
     monkeypatch.setattr(json_writer, "prepare", _counting(calls, "prepare", json_writer.prepare))
+    monkeypatch.setattr(holding, "load", _counting(calls, "records read again", holding.load))
 
     report = fix_in_process(world.settings)
 
     assert report.ok, report.remaining
     assert calls["dry run"] == files  # one per file written, for the whole round
     assert calls["prepare"] == 2 * files  # that dry run, and the write's own under the file's lock
+    assert "records read again" not in calls  # the dry run took the records the plan was made from (unchanged)
 
 
 def test_a_dry_run_is_made_again_when_the_records_changed_since(world, monkeypatch):
@@ -153,6 +156,7 @@ def test_a_dry_run_is_made_again_when_the_records_changed_since(world, monkeypat
     files = _ghosts_in_three_files(world)
     calls: dict[str, int] = {}
     monkeypatch.setattr(json_writer, "dry_run", _counting(calls, "dry run", json_writer.dry_run))
+    monkeypatch.setattr(holding, "load", _counting(calls, "records read again", holding.load))
 
     def confirm(plan):
         path = world.global_path
@@ -164,3 +168,4 @@ def test_a_dry_run_is_made_again_when_the_records_changed_since(world, monkeypat
 
     assert report.ok, report.remaining
     assert calls["dry run"] == 2 * files
+    assert calls["records read again"] == 1  # by the round's dry run: the records had changed
