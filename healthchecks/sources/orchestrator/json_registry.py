@@ -175,7 +175,10 @@ def records(kind: ScopeKind, data: dict[str, Any], consume: bool = False) -> tup
         if not consume:
             return tuple(_record(aid, entry, None, kind) for aid, entry in data["agents"].items()), task_ids
         agents = data["agents"]
-        taken = [_record(*agents.popitem(), None, kind) for _ in range(len(agents))]  # last first
+        taken = []
+        while agents:  # last first
+            agent_id, entry = agents.popitem()
+            taken.append(_record(agent_id, entry, None, kind))
         return tuple(reversed(taken)), task_ids
     entries = data["agents"]
     if not consume:
