@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from fixers.apply import Options  # noqa: E402
 from fixers.run import fix  # noqa: E402
-from healthchecks import processes, sightings, tmux  # noqa: E402
+from healthchecks import indented_json, processes, sightings, tmux  # noqa: E402
 from healthchecks.observe import judged, observe  # noqa: E402
 from healthchecks.outputs import findings_json, prometheus  # noqa: E402
 from healthchecks.run import Run  # noqa: E402
@@ -250,22 +250,41 @@ def fix_round(tmp: Path, ghosts: int, orphans: int, zombies: int, era: str = "js
         built = time.perf_counter() - started
         observation = observe(world.settings)
         writes_before = len(list((world.workspace / "registry").glob("backups/*")))
+        files = [world.global_path, *registry.task_registries(world.workspace)] if era == "json" else []
+        write_floor, encoders = fix_floor(files)
         at_start = load()
         started, cpu = time.perf_counter(), time.process_time()
         report = fix(observation, world.settings, Options(), dry_run=False,
                      confirm=lambda plan: (True, "bench"), show=lambda lines: None)
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         backups = list((world.workspace / "registry" / "backups").glob("*"))
-        files = {b.name.rsplit(".", 2)[0] for b in backups}
+        written = {b.name.rsplit(".", 2)[0] for b in backups}
         actions = len(report.plan.actions)
         return {"era": era, "ghosts": ghosts, "orphans": orphans, "zombies": zombies, "fix round": elapsed,
+                "write floor": write_floor, "encoders": encoders,
                 "cpu": cpu, "actions": actions, "per 1000": elapsed / max(1, actions) * 1000, "world start": built,
                 "ok": report.ok, "remaining": [r.line() for r in report.remaining],
                 "writes": len(backups) - writes_before,
                 "failed": [o.line() for o in report.outcomes if not o.ok], "message": report.message,
-                "files written": len(files), "load": at_start}
+                "files written": len(written), "load": at_start}
     finally:
         world.teardown()
+
+
+def fix_floor(files: list[Path]) -> tuple[float, tuple[float, float]]:
+    """What one write of every registry file costs at the least, as its manager writes it: read, json.loads,
+    json.dumps(indent=2); and the time of that json.dumps against the fix's own encoder (healthchecks.indented_json)
+    on the same documents, interleaved file by file. (0, (0, 0)) for a store of no JSON files."""
+    total, python, fast = 0.0, 0.0, 0.0
+    for path in files:
+        started = time.perf_counter()
+        data = json.loads(path.read_bytes())
+        text = json.dumps(data, indent=2)
+        total += time.perf_counter() - started
+        python += times(lambda d=data: json.dumps(d, indent=2), 1)[0]
+        fast += times(lambda d=data: indented_json.dumps(d), 1)[0]
+        assert indented_json.dumps(data) == text  # the same bytes, or the bench says nothing about speed
+    return total, (python, fast)
 
 
 BIG_PROBE = """
@@ -340,31 +359,73 @@ def goals(rows: list[dict], fixes: list[dict], big: dict | None, sources: list[d
             (f"judging within 0.15x the floor ({scale})",
              spread(r, "judging / floor") + f"; {r['judging'] * 1000:.0f} ms", r["judging / floor"] <= 0.15),
         ]
-    top = max(rows, key=lambda r: r["sessions"])
-    scale = f"{top['sessions']} sessions"
-    serial, xdist = top["pytest (serial)"], top["pytest -n 2"] / top["pytest (serial)"]
-    found += [
-        (f"pytest healthchecks under 2 s ({scale})", f"{serial:.2f} s", serial < 2.0),
-        (f"-n 2 no slower than 1.5x serial ({scale})", f"{xdist:.2f}x", xdist <= 1.5),
-    ]
+    if rows:
+        top = max(rows, key=lambda r: r["sessions"])
+        scale = f"{top['sessions']} sessions"
+        serial, xdist = top["pytest (serial)"], top["pytest -n 2"] / top["pytest (serial)"]
+        found += [
+            (f"pytest healthchecks under 2 s ({scale})", f"{serial:.2f} s", serial < 2.0),
+            (f"-n 2 no slower than 1.5x serial ({scale})", f"{xdist:.2f}x", xdist <= 1.5),
+        ]
     for f in fixes:
         what = f"{f['era']} fix round ({f['ghosts']} ghosts, {f['orphans']} orphans, {f['zombies']} zombies)"
-        if f["orphans"] == 0 and f["zombies"] == 0:
-            found.append((f"{what} under 30 s", f"{f['fix round']:.1f} s ({f['cpu']:.1f} s CPU)", f["fix round"] < 30))
+        if f["orphans"] == 0 and f["zombies"] == 0:  # issue 32: under 10 s (issue 22's was 30 s)
+            found.append((f"{what} under 10 s", f"{f['fix round']:.1f} s ({f['cpu']:.1f} s CPU)", f["fix round"] < 10))
         found += [
             (f"{what} ends with every check passing", str(f["ok"]), f["ok"]),
             (f"{what}: one write per file", f"{f['writes']} writes to {f['files written']} files",
              f["writes"] == f["files written"]),
         ]
     if big is not None:
-        found.append((f"{big['entries']} entries ({big['MB']:.0f} MB) judged under 10 s and 1 GiB",
-                      f"{big['judged in']:.1f} s ({big['cpu']:.1f} s CPU), {big['peak MiB']:.0f} MiB, "
+        found.append((f"{big['entries']} entries ({big['MB']:.0f} MB) judged under 10 s and within 300 MiB peak "
+                      "(VmHWM)", f"{big['judged in']:.1f} s ({big['cpu']:.1f} s CPU), {big['peak MiB']:.0f} MiB, "
                       f"{big['errors']} problems",
-                      big["judged in"] < 10 and big["peak MiB"] < 1024 and not big["errors"]))
+                      big["judged in"] < 10 and big["peak MiB"] <= 300 and not big["errors"]))
     for r in sources:
         found.append((f"{r['source']} snapshot within 1.5x its floor ({r['sessions']} sessions, {r['agents']} agents)",
                       spread(r, "snapshot / floor"), r["snapshot / floor"] <= 1.5))
     return found
+
+
+def repairs(tmp: Path, ghosts: int, entries: int) -> None:
+    """The fix path alone: the ghost-only rounds and the big registry, with their goals."""
+    fixes = [fix_round(tmp, ghosts, 0, 0, era) for era in ("json", "sqlite")] if ghosts else []
+    big = big_registry(tmp, entries) if entries else None
+    print_fixes(fixes)
+    if big is not None:
+        print_big(big)
+    print()
+    print("| goal | measured | met |")
+    print("|---|---|---|")
+    for goal, measured, met in goals([], fixes, big, []):
+        print(f"| {goal} | {measured} | {'yes' if met else 'NO'} |")
+
+
+def print_big(big: dict) -> None:
+    print()
+    print(f"big registry: {big['entries']} entries ({big['MB']:.1f} MB) judged by a new process in "
+          f"{big['judged in']:.2f} s ({big['cpu']:.2f} s CPU), peak {big['peak MiB']:.0f} MiB (VmHWM), "
+          f"{big['errors']} problems; {big['load']}")
+
+
+def print_fixes(fixes: list[dict]) -> None:
+    """The fix rounds, each against its write floor (every registry file read, parsed and written back once with
+    json.dumps(indent=2), as the manager does), and json.dumps(indent=2) against the fix's encoder."""
+    print("| fix round | actions | world start | fix | CPU | write floor | fix / floor | json.dumps(indent=2) vs "
+          "indented_json | per 1,000 actions | writes / files | ok | load |")
+    print("|---" * 12 + "|")
+    for f in fixes:
+        floor, (python, fast) = f["write floor"], f["encoders"]
+        ratio = f"{f['fix round'] / floor:.1f}x" if floor else "-"
+        encoders = f"{python * 1000:.0f} vs {fast * 1000:.0f} ms ({python / fast:.1f}x)" if fast else "-"
+        print(f"| {f['era']}: {f['ghosts']} ghosts + {f['orphans']} orphans + {f['zombies']} zombies | {f['actions']} "
+              f"| {f['world start']:.1f} s | {f['fix round']:.2f} s | {f['cpu']:.2f} s | {floor * 1000:.0f} ms "
+              f"| {ratio} | {encoders} | {f['per 1000']:.2f} s | {f['writes']} / {f['files written']} | {f['ok']} "
+              f"| {f['load']} |")
+        for line in f["remaining"][:10]:
+            print(f"  still wrong after the fix: {line}")
+        for line in f["failed"][:10]:
+            print(f"  not done ({len(f['failed'])} in all): {line.strip()}")
 
 
 def print_startup(startup: dict) -> None:
@@ -396,6 +457,8 @@ def main() -> None:
     parser.add_argument("--only-sources", action="store_true", help="only the record sources' rounds")
     parser.add_argument("--startup-repeats", type=int, default=15, help="pairs of runs with and without the plugin")
     parser.add_argument("--only-startup", action="store_true", help="only the start-up round and the import profile")
+    parser.add_argument("--only-repairs", action="store_true",
+                        help="only the ghost-only fix rounds (--ghosts) and the big registry (--big)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so every world's teardown runs
     started = time.monotonic()
@@ -408,6 +471,9 @@ def main() -> None:
             for r in source_rounds(Path(tmp), args.source_sizes, args.repeats):
                 print(f"{r['source']} ({r['agents']} agents): snapshot {r['snapshot'] * 1000:.0f} ms, floor "
                       f"{r['floor'] * 1000:.0f} ms ({r['floor is']}): {spread(r, 'snapshot / floor')}; {r['detail']}")
+            return
+        if args.only_repairs:
+            repairs(Path(tmp), args.ghosts, args.big)
             return
         startup = startup_round(Path(tmp), args.startup_repeats)
         print_startup(startup)
@@ -441,22 +507,9 @@ def main() -> None:
         print(f"| {r['sessions']} | " + " | ".join(f"{r['split'].get(p, 0) * 1000:.0f} ms" for p in PHASES)
               + f" | {r['pytest (serial)'] * 1000:.0f} ms | {startup['pytest, plugin off'] * 1000:.0f} ms |")
     print()
-    print("| fix round | actions | world start | fix | CPU | per 1,000 actions | writes / files | ok | load |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for f in fixes:
-        print(f"| {f['era']}: {f['ghosts']} ghosts + {f['orphans']} orphans + {f['zombies']} zombies | {f['actions']} "
-              f"| {f['world start']:.1f} s | {f['fix round']:.2f} s | {f['cpu']:.2f} s | {f['per 1000']:.2f} s "
-              f"| {f['writes']} / {f['files written']} | {f['ok']} | {f['load']} |")
-        for line in f["remaining"][:10]:
-            print(f"  still wrong after the fix: {line}")
-        for line in f["failed"][:10]:
-            print(f"  not done ({len(f['failed'])} in all): {line.strip()}")
+    print_fixes(fixes)
     if big is not None:
-        print()
-        print(f"big registry: {big['entries']} entries ({big['MB']:.1f} MB) judged by a new process in "
-              f"{big['judged in']:.2f} s ({big['cpu']:.2f} s CPU), peak {big['peak MiB']:.0f} MiB (VmHWM), "
-              f"{big['errors']} problems; "
-              f"{big['load']}")
+        print_big(big)
     for r in sources:
         print()
         print(f"{r['source']} source ({r['sessions']} sessions, {r['agents']} agents): {r['detail']}; snapshot "

@@ -23,11 +23,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from healthchecks import holding
+from healthchecks import holding, sources
 from healthchecks.analysis import Analysis, LiveSession
 from healthchecks.checks import GHOST_AGENTS
 from healthchecks.observe import Observation, observe
 from healthchecks.programs import Role
+from healthchecks.records import Records
 from healthchecks.results import Results
 from healthchecks.settings import Settings
 from healthchecks.targets import (
@@ -89,22 +90,50 @@ def verify(action: Action[Any], targets: Targets, check: str | None = None) -> R
     return None if action.target in found else Refusal(Status.SKIPPED, "no longer a finding of " + check)
 
 
-def preflight(plan: Plan, settings: Settings, options: Options) -> str | None:
-    """Why this plan must not start at all (one line), or None. Nothing is written or signalled here."""
+@dataclass(frozen=True)
+class Checked:
+    """A plan's preflight: why it must not start (None: it may), and the records its writes were dry-run on."""
+
+    why: str | None
+    records: Records | None = None  # None: the plan writes no records, or it was refused before reading them
+
+
+def preflight(plan: Plan, settings: Settings, options: Options, before: Checked | None = None,
+              seen: Records | None = None) -> Checked:
+    """Whether this plan may start (nothing is written or signalled here). ``before``: this plan's preflight made
+    earlier (before the person was asked); its dry run stands while the records' fingerprint is the same, else it
+    is made again on the records as they are now. ``seen``: the records the plan was made from, dry-run on as they
+    are while their store is unchanged (else read again)."""
     workspace = settings.workspace
     if why := owner_problem(workspace):
-        return why
+        return Checked(why)
     writes = [a for a in plan.actions if a.kind.records]
     if not writes:
-        return None
-    regs = holding.load(workspace, settings.source, settings.lock_timeout,  # an orchestrator may be writing
-                        settings.place_options)
+        return Checked(None)
+    if before is not None and _stands(before, workspace):
+        return before
+    if seen is not None and _unchanged(seen, workspace):
+        regs = seen
+    else:
+        regs = holding.load(workspace, settings.source, settings.lock_timeout,  # an orchestrator may be writing
+                            settings.place_options)
     writer = writer_for(regs.source)
     if writer is None:
-        return f"{regs.source} records are never written by a fix; nothing was changed"
+        return Checked(f"{regs.source} records are never written by a fix; nothing was changed")
     marks, prunes = entry_ids(writes)
     edits = replace(_edits(marks, prunes, _counter_files(writes), options, regs.workspace), waived=plan.waived)
-    return writer.check(regs, edits, settings.lock_timeout)
+    return Checked(writer.check(regs, edits, settings.lock_timeout), regs)
+
+
+def _stands(before: Checked, workspace: Path) -> bool:
+    """Whether a dry run that passed still says what the writes would do now: its records are unchanged."""
+    return before.why is None and before.records is not None and _unchanged(before.records, workspace)
+
+
+def _unchanged(regs: Records, workspace: Path) -> bool:
+    """Whether the records' store holds the same bytes as when ``regs`` was read (a file digested then is digested
+    again)."""
+    return bool(regs.fingerprint) and sources.fingerprint(workspace, regs) == regs.fingerprint
 
 
 def owner_problem(workspace: Path) -> str | None:
@@ -131,11 +160,13 @@ def _user(uid: int) -> str:
         return f"uid {uid}"
 
 
-def apply(plan: Plan, settings: Settings, options: Options, outcomes: list[Outcome] | None = None) -> list[Outcome]:
+def apply(plan: Plan, settings: Settings, options: Options, outcomes: list[Outcome] | None = None,
+          checked: Checked | None = None) -> list[Outcome]:
     """Run the plan's phases in order, appending each outcome to ``outcomes`` as it is known (so an
-    interrupted run keeps them); returns that list."""
+    interrupted run keeps them); returns that list. ``checked``: the plan's preflight made before it was confirmed
+    (its dry run is not made again while the records are the same)."""
     outcomes = [] if outcomes is None else outcomes
-    if why := preflight(plan, settings, options):
+    if why := preflight(plan, settings, options, checked).why:
         outcomes += [Outcome(a, Status.REFUSED, why) for a in plan.actions]
         return outcomes
     for phase in Phase:

@@ -16,7 +16,7 @@ from healthchecks.results import Finding, Results
 from healthchecks.settings import Settings
 from healthchecks.summary import Figures
 
-from .apply import Outcome, apply, owner_problem, preflight
+from .apply import Checked, Outcome, apply, owner_problem, preflight
 from .outcome import Status
 from .plan import Options, Plan, make_plan
 from .writers.by_source import pending, recover_all
@@ -136,15 +136,16 @@ def fix(
         report.applied, report.after, report.remaining = True, report.before, still_wrong(results, options.selected)
         report.after_results, report.after_observation = results, observation
         return report
-    if why := preflight(plan, settings, options):
-        report.message = why
+    checked = preflight(plan, settings, options, seen=observation.snapshot.registries)
+    if checked.why:
+        report.message = checked.why
         return report
     confirmed, report.message = confirm(plan)
     if not confirmed:
         return report
     try:
         with fix_lock(root, settings.lock_timeout):
-            _rounds(report, plan, settings, options)
+            _rounds(report, plan, settings, options, checked)
     except FixLockBusy as exc:
         report.message = str(exc)
     return report
@@ -163,12 +164,14 @@ def _recover(settings: Settings, root: Path) -> list[str]:
         return [str(exc)]
 
 
-def _rounds(report: FixReport, plan: Plan, settings: Settings, options: Options) -> None:
+def _rounds(report: FixReport, plan: Plan, settings: Settings, options: Options, checked: Checked) -> None:
+    """One dry run a round: the first round's is the one made before the person was asked (made again only if the
+    records changed meanwhile); each later round's plan is a new one, dry-run by its apply."""
     confirmed_keys = {a.key for a in plan.actions}
     report.applied = True
     round_plan = plan
     for round_no in range(1, MAX_ROUNDS + 1):
-        apply(round_plan, settings, options, report.outcomes)
+        apply(round_plan, settings, options, report.outcomes, checked if round_plan is plan else None)
         after = observe(settings)
         if round_no == MAX_ROUNDS:
             break

@@ -11,9 +11,12 @@ from pathlib import Path
 from helpers import fix_in_process
 
 from fixers import apply, backups, effects
-from fixers.plan import Phase
+from fixers.plan import Options, Phase
+from fixers.run import fix
 from fixers.writers import Edits
+from healthchecks import holding
 from healthchecks.dialect import ScopeKind
+from healthchecks.observe import observe
 from healthchecks.sources.orchestrator import json_writer
 from healthchecks.sources.orchestrator.json_writer import rewrite
 
@@ -117,3 +120,52 @@ def test_a_backup_a_write_makes_is_marked_so_it_can_be_pruned(world):
                                                                        result.backup.name.split(".")[-2])
     assert os.getxattr(result.backup, backups.MARKER) == backups.MARK_VALUE
     assert backups.NAME.fullmatch(result.backup.name)
+
+
+def _ghosts_in_three_files(world) -> int:
+    """Ghosts spread over three task files (and the global registry): the registry files a fix round writes."""
+    tasks = [world.task() for _ in range(3)]
+    for i in range(6):
+        world.agent("working", None, task_id=tasks[i % 3])
+    world.agent("running", "claude", task_id=tasks[0])  # its server runs: the marks need no --allow-server-down
+    world.start()
+    return 1 + len(tasks)
+
+
+def test_a_fix_round_dry_runs_its_writes_once(world, monkeypatch):
+    """The plan's writes are made once without writing before the person is asked, and not again when the round
+    starts (it once was: before the prompt, then at the round's start); each file is still written once, checked
+    under its lock at that moment."""
+    files = _ghosts_in_three_files(world)
+    calls: dict[str, int] = {}
+    monkeypatch.setattr(json_writer, "dry_run", _counting(calls, "dry run", json_writer.dry_run))
+    monkeypatch.setattr(json_writer, "prepare", _counting(calls, "prepare", json_writer.prepare))
+    monkeypatch.setattr(holding, "load", _counting(calls, "records read again", holding.load))
+
+    report = fix_in_process(world.settings)
+
+    assert report.ok, report.remaining
+    assert calls["dry run"] == files  # one per file written, for the whole round
+    assert calls["prepare"] == 2 * files  # that dry run, and the write's own under the file's lock
+    assert "records read again" not in calls  # the dry run took the records the plan was made from (unchanged)
+
+
+def test_a_dry_run_is_made_again_when_the_records_changed_since(world, monkeypatch):
+    """The guard stays: when a registry changes between the dry run and the round (here while the person is asked),
+    the round makes its dry run again on what is there now."""
+    files = _ghosts_in_three_files(world)
+    calls: dict[str, int] = {}
+    monkeypatch.setattr(json_writer, "dry_run", _counting(calls, "dry run", json_writer.dry_run))
+    monkeypatch.setattr(holding, "load", _counting(calls, "records read again", holding.load))
+
+    def confirm(plan):
+        path = world.global_path
+        path.write_bytes(path.read_bytes().replace(b'"created_at"', b'"created_at" ', 1))  # same JSON, new bytes
+        return True, "test"
+
+    report = fix(observe(world.settings), world.settings, Options(), dry_run=False, confirm=confirm,
+                 show=lambda lines: None)
+
+    assert report.ok, report.remaining
+    assert calls["dry run"] == 2 * files
+    assert calls["records read again"] == 1  # by the round's dry run: the records had changed

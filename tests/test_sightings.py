@@ -329,3 +329,28 @@ def test_the_state_directory_is_the_xdg_one_by_default(monkeypatch, tmp_path):
     assert sightings.default_dir() == tmp_path / "agent-healthchecks"
     monkeypatch.setenv("XDG_STATE_HOME", "relative/path")  # invalid by the XDG spec: ignored
     assert sightings.default_dir() == Path.home() / ".local" / "state" / "agent-healthchecks"
+
+
+def test_a_runs_write_does_not_verify_again_the_lines_its_read_verified(tmp_path, monkeypatch):
+    """The run's end rewrites the memory it read at its start: lines the read verified (MAC, JSON, shape) are not
+    verified again (4,000 of them at 1,000 sessions were most of the report-writing phase); a new line is."""
+    path = tmp_path / "state" / sightings.FILE
+    ticks = sightings.processes.start_ticks(os.getpid())
+    mine = [sightings.Sighting(os.getpid(), ticks, f"a-{i:06d}-000000", "/w", 1.0 + i) for i in range(50)]
+    sightings.record(path, mine)
+    sightings.read(path, "/w")
+    verified = []
+    real = sightings.json.loads
+
+    def counted(body, *args, **kwargs):
+        verified.append(body)
+        return real(body, *args, **kwargs)
+
+    monkeypatch.setattr(sightings.json, "loads", counted)
+    new = sightings.Sighting(os.getpid(), ticks, "a-999999-000000", "/x", 99.0)
+    sightings.record(path, [new])
+    assert verified == []  # the line there had been verified by this process's read
+    assert sightings.read(path, "/x").processes[new.identity] == new  # the new line, verified once
+    assert len(sightings.read(path, "/w").processes) == 1  # one process, seen as each agent in turn: the newest
+    sightings.record(path, [])
+    assert len(verified) == 1
