@@ -50,14 +50,23 @@ def _bound(pid: int, ticks: int) -> psutil.Process | None:
     return process if start_ticks(pid) == ticks else None
 
 
+DEFUNCT = Ended(Status.ALREADY_GONE, "defunct; its parent has to reap it")
+
+
 def identity_lost(pid: int, ticks: int) -> Ended | None:
-    """Why ``pid`` is no longer the process identified by ``ticks`` (gone, or its PID reused), or None."""
+    """Why ``pid`` is no longer the process identified by ``ticks`` (gone, exited but not reaped yet, or its PID
+    reused), or None. A defunct process keeps its identity until its parent reaps it, yet has nothing left to end."""
     now = start_ticks(pid)
     if now is None:
         return Ended(Status.ALREADY_GONE)
     if now != ticks:
         return Ended(Status.SKIPPED, f"pid {pid} now belongs to another process (start time differs); not signalled")
-    return None
+    try:
+        return DEFUNCT if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE else None
+    except psutil.NoSuchProcess:
+        return Ended(Status.ALREADY_GONE)
+    except psutil.Error:
+        return None
 
 
 @dataclass(frozen=True)
@@ -108,7 +117,7 @@ def _tree(
         return identity_lost(pid, ticks) or Ended(Status.ALREADY_GONE)
     try:
         if root.status() == psutil.STATUS_ZOMBIE:
-            return Ended(Status.ALREADY_GONE, "defunct; its parent has to reap it")
+            return DEFUNCT
         if (uid := _uid(root)) != me:
             return Ended(Status.SKIPPED, f"owned by uid {uid}, not by this user (uid {me}); not signalled")
     except psutil.NoSuchProcess:

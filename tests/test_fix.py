@@ -24,10 +24,11 @@ from healthchecks.analysis import Analysis
 from healthchecks.dialect import ScopeKind
 from healthchecks.observe import judged, observe
 from healthchecks.processes import start_ticks
+from healthchecks.sources.claude_squad.world import READY, SquadWorld
 from healthchecks.sources.orchestrator.json_writer import rewrite
 from healthchecks.targets import AgentTarget, ProcessTarget
 from healthchecks.testing import demo
-from healthchecks.testing.world import World
+from healthchecks.testing.world import World, outside_tmux
 
 
 @pytest.fixture
@@ -216,6 +217,35 @@ def test_target_gone_before_its_kill_is_already_gone(world):
     orphan.wait(5)
     (outcome,) = apply(plan, world.settings, Options())
     assert (outcome.action.kind, outcome.status) == ("kill_process", "already gone")
+
+
+def test_target_exited_unreaped_before_its_kill_is_already_gone(tmp_path):
+    """A planned orphan that exits before the fix while its parent has not reaped it yet (defunct: a Gemini pair's
+    launcher whose child ended, say) is already gone, not skipped as if something else had changed."""
+    world = SquadWorld(tmp_path / "world", grace=0.2)
+    worktree = world.instance("perf", READY, None)["worktree"]["worktree_path"]
+    world.start()
+    # its parent never reaps it (posix_spawn, no wait): once it exits, it stays defunct
+    spawn = "import os, sys, time; os.posix_spawn(sys.argv[1], sys.argv[1:], dict(os.environ)); time.sleep(120)"
+    parent = subprocess.Popen([sys.executable, "-c", spawn, str(world.standin)], cwd=worktree, env=outside_tmux(),
+                              start_new_session=True, stdin=subprocess.DEVNULL)
+    try:
+        world.wait_ready(1, 30)
+        (orphan,) = world.standins()
+        _, plan = plan_now(world.settings)
+        (action,) = [a for a in plan.actions if a.kind == "kill_process"]
+        assert action.target.pid == orphan.pid
+        orphan.kill()
+        deadline = time.monotonic() + 10
+        while orphan.status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline, "the orphan never became defunct"
+            time.sleep(0.05)
+        outcomes = [o for o in apply(plan, world.settings, Options()) if o.action is action]
+        assert [o.status for o in outcomes] == ["already gone"], [o.line() for o in outcomes]
+    finally:
+        parent.kill()
+        parent.wait(10)
+        world.teardown()
 
 
 def test_process_whose_create_time_differs_is_not_signalled(world):

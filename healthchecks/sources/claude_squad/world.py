@@ -97,14 +97,18 @@ class SquadWorld(World):
             self.loose.append(cwd)
         return record
 
-    def run_program(self, record: dict[str, Any], command: str, argv: list[str], env: dict[str, str]) -> None:
+    def run_program(self, record: dict[str, Any], command: str, argv: list[str], env: dict[str, str],
+                    shell: bool = True) -> None:
         """An instance made with ``running=None`` runs another agent program in its pane: ``argv`` with only
         ``env`` (a real program's offline environment), recorded as claude-squad records it (`program`: the
-        command, ``command``). A shell stays in the pane when the program ends, as after a person's Ctrl-C."""
+        command, ``command``). A shell stays in the pane when the program ends, as after a person's Ctrl-C; without
+        ``shell`` the program is the pane's own process, as claude-squad starts it (a shell leading the pane's
+        session would hang up the program's whole process group when kill-session ends that shell)."""
         record["program"] = command
         launch = shlex.join(["env", "-i", *(f"{k}={v}" for k, v in env.items()), *argv])
         cwd = Path(record["worktree"]["worktree_path"])
-        self.extra_sessions.append((claude_squad.session_name(record["title"]), f"{launch}; exec sh", cwd))
+        command_line = f"{launch}; exec sh" if shell else launch
+        self.extra_sessions.append((claude_squad.session_name(record["title"]), command_line, cwd))
 
     def persons_claude(self, cwd: Path) -> None:
         """A person's own `claude` outside tmux, working in ``cwd`` (their project: never this fleet's)."""
