@@ -103,8 +103,8 @@ def machine_scan(settings: Settings) -> MachineScan:
     """The live state every source of the run is judged against: this user's processes, then tmux (a process inside
     a pane has a pane at least as old as itself)."""
     procs = processes.scan(settings.is_claude, uid=os.geteuid(), programs=settings.programs)
-    servers = read_servers(settings)
     named = named_tmux(procs, tmux.binary_id())
+    servers = identified(read_servers(settings), named)
     others = read_other_servers(procs, named, servers, settings.tmux_timeout)
     return MachineScan(procs, servers, named, others, tmux.version())
 
@@ -193,6 +193,20 @@ def named_tmux(procs: tuple[processes.Proc, ...], tmux_id: tuple[int, int] | Non
     return frozenset(found)
 
 
+def identified(servers: tuple[TmuxServer, ...], named: frozenset[int]) -> tuple[TmuxServer, ...]:
+    """The servers, a running one that listed no pane (no session left: `exit-empty off`, or on its way out) given
+    its pid, without which a killed pane's survivor, still its child, is below no checked server: the one process of
+    this user running tmux (``named``) that listens on its socket, found with no tmux call. Two listening at one
+    path (its socket file replaced) prove neither: left without."""
+    if all(s.server_pid or s.state is not State.RUNNING for s in servers):
+        return servers  # the common case: every pid came with the panes
+    listening: dict[str, list[int]] = {}
+    for pid, path in tmux.listening_sockets({pid for pid in named if _owned_by_me(pid)}).items():
+        listening.setdefault(os.path.realpath(path), []).append(pid)
+    return tuple(replace(s, server_pid=pids[0]) if s.state is State.RUNNING and not s.server_pid
+                 and len(pids := listening.get(os.path.realpath(s.socket_path), [])) == 1 else s for s in servers)
+
+
 def read_other_servers(
     procs: tuple[processes.Proc, ...], named: frozenset[int], checked: tuple[TmuxServer, ...], timeout: float
 ) -> tuple[TmuxServer, ...]:
@@ -269,11 +283,11 @@ def live_state(settings: Settings, regs: Records, tmux_id: tuple[int, int] | Non
     read now, or taken from the run's machine ``scan``."""
     if scan is None:
         procs = processes.scan(settings.is_claude, uid=fleet_uid(settings.workspace), programs=settings.programs)
-        servers = read_servers(settings, regs)
         named = named_tmux(procs, tmux_id)
+        servers = identified(read_servers(settings, regs), named)
         everyone = read_other_servers(procs, named, servers, settings.tmux_timeout)
     else:
-        procs, named, servers = scan.procs, scan.named, read_servers(settings, regs, scan)
+        procs, named, servers = scan.procs, scan.named, identified(read_servers(settings, regs, scan), scan.named)
         checked = {s.server_pid for s in servers if s.server_pid}
         everyone = tuple(s for s in scan.others if s.server_pid not in checked)
     found, others = private(everyone, regs)

@@ -153,6 +153,35 @@ def test_a_gemini_pair_outliving_kill_session_is_one_orphan_and_the_fix_ends_bot
             world.teardown()
 
 
+def test_a_gemini_surviving_the_last_session_of_a_server_kept_empty_is_that_servers_orphan(tmp_path):
+    """A server left with no session (`exit-empty off`) answers `list-panes -a` with no pane, so no pid: the pair
+    its killed pane left, still that server's child, is a killed pane's survivor all the same (its pid is known by
+    the socket it listens on)."""
+    root = tmp_path / "programs"
+    gemini = gemini_standin(root)
+    world = SquadWorld(tmp_path / "world", grace=0.2)
+    record = world.instance("gemini one", READY, None)
+    world.run_program(record, "gemini", gemini, {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}, shell=False)
+    with ending_ours(root):
+        world.start()
+        try:
+            server = world.server_pid()
+            one = _pair_in(world, root, Path(record["worktree"]["worktree_path"]))
+            _kill_session(world, claude_squad.session_name("gemini one"))
+            _wait(lambda: one[0] not in world_panes(world), "the pair out of its pane")
+            assert world.server_pid() == server and psutil.Process(one[0]).ppid() == server  # empty, still its child
+            analysis = observe(world.settings).analysis
+            classes = analysis.attribution.claude_classes
+            orphans = [(c.proc.pid, tuple(p.pid for p in c.carried)) for c in classes["orphan"]]
+            assert orphans == [(one[0], (one[1],))], classes
+            assert [s.server_pid for s in analysis.snapshot.servers] == [server]
+            report = fix_in_process(world.settings, term_timeout=3)
+            assert [o.status.value for o in report.outcomes] == ["done"], [o.line() for o in report.outcomes]
+            _wait(lambda: not alive(one[0]) and not alive(one[1]), "both ended")
+        finally:
+            world.teardown()
+
+
 def world_panes(world: SquadWorld) -> set[int]:
     """Every process below a pane of the world's server now."""
     panes = subprocess.run(["tmux", "-L", world.socket_name, "list-panes", "-a", "-F", "#{pane_pid}"],

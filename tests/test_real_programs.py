@@ -180,6 +180,31 @@ def _launch(name: str, program: real_programs.Program, exe: Path, socket: str, w
         _tmux(socket, "send-keys", "-t", "agent", "Enter")
 
 
+def _running(procs: Procs, roles: set[str]) -> set[str]:
+    """The roles whose process still runs: not exited, which a zombie (exited, not reaped yet) has, though psutil's
+    is_running() is true of it (it checks the pid and start time only)."""
+    found = set()
+    for role in roles:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if procs[role].is_running() and procs[role].status() != psutil.STATUS_ZOMBIE:
+                found.add(role)
+    return found
+
+
+def test_a_process_that_exited_unreaped_is_not_running():
+    """A survivor counted by is_running() alone may have exited: psutil says so of a zombie too."""
+    exited = subprocess.Popen(["true"], stdin=subprocess.DEVNULL)
+    sleeping = subprocess.Popen(["sleep", "60"], stdin=subprocess.DEVNULL)
+    try:
+        procs = {"exited": psutil.Process(exited.pid), "sleeping": psutil.Process(sleeping.pid)}
+        _wait(lambda: procs["exited"].status() == psutil.STATUS_ZOMBIE, 10, "true exited, not reaped")
+        assert _running(procs, {"exited", "sleeping"}) == {"sleeping"}
+    finally:
+        sleeping.kill()
+        for child in (exited, sleeping):
+            child.wait(10)
+
+
 @pytest.mark.parametrize("name", list(SHAPES))
 def test_interactive_program_in_tmux_is_what_domain_measured_and_stays_on_loopback(name, api, tmp_path):
     program = real_programs.PROGRAMS[name]
@@ -205,10 +230,9 @@ def test_interactive_program_in_tmux_is_what_domain_measured_and_stays_on_loopba
 
         _tmux(socket, "kill-session", "-t", "agent")
         gone = set(procs) - survivors
-        _wait(lambda: not any(procs[r].is_running() and procs[r].status() != psutil.STATUS_ZOMBIE for r in gone),
-              15, f"{sorted(gone)} ended after kill-session ({facts})")
+        _wait(lambda: not _running(procs, gone), 15, f"{sorted(gone)} ended after kill-session ({facts})")
         time.sleep(2)
-        assert all(procs[r].is_running() for r in survivors), f"{sorted(survivors)} outlive kill-session: {facts}"
+        assert _running(procs, survivors) == survivors, f"{sorted(survivors)} outlive kill-session: {facts}"
         assert hosts <= LOOPBACK
         assert set(api.refused.requests) <= {(m, p, "", "") for m, p in KNOWN_REFUSED.get(name, set())}
         assert {r[1].split("?")[0] for r in api.seen.requests}, api.seen.requests
