@@ -1,7 +1,9 @@
 """A claude-squad fleet running every agent program at once: the real Codex, Gemini CLI, opencode and Aider
 (real_programs.py, offline, each against the scripted loopback API) and a stand-in of cursor-agent's documented shape
 (it cannot be installed here), one instance each, started together in one world. Healthy: no failing finding and no
-"not recognised" information; then opencode's process killed (a shell left in its pane): a zombie, in its name.
+"not recognised" information; then opencode's process killed (a shell left in its pane): a zombie, in its name. The
+same five in an agent-deck fleet and in an agent-of-empires one, each started as that manager starts it: one killed is
+a zombie naming it, and `--fix` ends its session alone.
 
 Skipped where the programs cannot be had (CI sets HC_REAL_PROGRAMS=required: a failure there).
 """
