@@ -1,7 +1,9 @@
 """A claude-squad fleet running every agent program at once: the real Codex, Gemini CLI, opencode and Aider
 (real_programs.py, offline, each against the scripted loopback API) and a stand-in of cursor-agent's documented shape
 (it cannot be installed here), one instance each, started together in one world. Healthy: no failing finding and no
-"not recognised" information; then opencode's process killed (a shell left in its pane): a zombie, in its name.
+"not recognised" information; then opencode's process killed (a shell left in its pane): a zombie, in its name. The
+same five in an agent-deck fleet and in an agent-of-empires one, each started as that manager starts it: one killed is
+a zombie naming it, and `--fix` ends its session alone.
 
 Skipped where the programs cannot be had (CI sets HC_REAL_PROGRAMS=required: a failure there).
 """
@@ -24,10 +26,14 @@ from healthchecks import processes
 from healthchecks.idle import idle
 from healthchecks.observe import observe
 from healthchecks.programs import AIDER, CODEX, CURSOR_AGENT, GEMINI, OPENCODE, AgentProgram
+from healthchecks.sources.agent_deck.world import DeckWorld
+from healthchecks.sources.aoe import reader as aoe
+from healthchecks.sources.aoe.world import AoeWorld
 from healthchecks.sources.claude_squad import reader as claude_squad
 from healthchecks.sources.claude_squad.world import READY, SquadWorld
 from healthchecks.testing import real_programs
 from healthchecks.testing.messages_api import MessagesAPI
+from healthchecks.testing.world import World
 
 pytestmark = pytest.mark.real_programs
 # claude-squad's `program` for each -> (its table entry, how many processes it runs once up: wrapper/launcher + child)
@@ -36,23 +42,26 @@ FLEET: dict[str, tuple[AgentProgram, int]] = {
     "cursor-agent": (CURSOR_AGENT, 2)}
 
 
-def _launch(world: SquadWorld, name: str, home: Path, api: MessagesAPI, script: str = "hang",
-            shell: bool = True) -> None:
-    """One instance whose pane runs the program interactively on a prompt the API leaves hanging (a busy agent), or
-    answers by another ``script``; ``shell``: run_program's."""
-    record = world.instance(name, READY, None)
-    work = Path(record["worktree"]["worktree_path"])
+def _offline(name: str, home: Path, api: MessagesAPI, work: Path, script: str = "hang") -> tuple[list[str], dict]:
+    """The argv and environment of ``name`` run interactively on a prompt the API leaves hanging (a busy agent), or
+    answers by another ``script``; cursor-agent's stand-in waits."""
     if name == "cursor-agent":
-        env = {"PATH": os.environ["PATH"], "HOME": str(home)}
-        world.run_program(record, name, [str(real_programs.cursor_agent_standin(home)), "-p", "hi"], env)
-        return
+        return [str(real_programs.cursor_agent_standin(home)), "-p", "hi"], {"PATH": os.environ["PATH"],
+                                                                              "HOME": str(home)}
     program = real_programs.PROGRAMS[name]
     env = real_programs.environment(program, home, api, work)
-    argv = real_programs.command(program, installed_program(program), f"hc-script:{script} hc-label:{name} say hi")
+    return real_programs.command(program, installed_program(program), f"hc-script:{script} hc-label:{name} say hi"), env
+
+
+def _launch(world: SquadWorld, name: str, home: Path, api: MessagesAPI, script: str = "hang",
+            shell: bool = True) -> None:
+    """One claude-squad instance whose pane runs the program (``_offline``); ``shell``: run_program's."""
+    record = world.instance(name, READY, None)
+    argv, env = _offline(name, home, api, Path(record["worktree"]["worktree_path"]), script)
     world.run_program(record, name, argv, env, shell)
 
 
-def _programs_in_panes(world: SquadWorld) -> dict[str, list[str]]:
+def _programs_in_panes(world: World) -> dict[str, list[str]]:
     """Session name -> the names of the programs the scan recognises below its pane."""
     panes = subprocess.run(["tmux", "-L", world.socket_name, "list-panes", "-a", "-F", "#{session_name} #{pane_pid}"],
                            capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL).stdout.split("\n")
@@ -75,7 +84,7 @@ def _wait(condition: Callable[[], object], timeout: float, what: Callable[[], st
 
 
 
-def _pane_processes(world: SquadWorld, session: str) -> list[str] | None:
+def _pane_processes(world: World, session: str) -> list[str] | None:
     """What runs below the session's pane, as `name (idle kind or None)`; None when the session is gone."""
     panes = subprocess.run(["tmux", "-L", world.socket_name, "list-panes", "-t", session, "-F", "#{pane_pid}"],
                            capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
@@ -88,14 +97,14 @@ def _pane_processes(world: SquadWorld, session: str) -> list[str] | None:
     return [f"{p.name} ({idle(p)})" for p in below]
 
 
-def _only_idle(world: SquadWorld, session: str) -> bool:
+def _only_idle(world: World, session: str) -> bool:
     shown = _pane_processes(world, session)
     return shown is not None and all(not entry.endswith("(None)") for entry in shown)
 
-def _up(world: SquadWorld) -> bool:
+def _up(world: World, sessions: dict[str, str]) -> bool:
+    """Every program of FLEET up below its session's pane (``sessions``: program -> session), each process of it."""
     found = _programs_in_panes(world)
-    return all(found.get(claude_squad.session_name(name)) == [entry.name] * count
-               for name, (entry, count) in FLEET.items())
+    return all(found.get(sessions[name]) == [entry.name] * count for name, (entry, count) in FLEET.items())
 
 
 def _end_everything_of(homes: list[Path]) -> None:
@@ -120,7 +129,8 @@ def test_every_program_in_one_fleet_is_a_working_agent_and_a_killed_one_a_zombie
             home.mkdir()
             _launch(world, name, home, api)
         world.start()
-        _wait(lambda: _up(world), 240, lambda: f"every program up in its pane: {_programs_in_panes(world)}")
+        squad = {name: claude_squad.session_name(name) for name in FLEET}
+        _wait(lambda: _up(world, squad), 240, lambda: f"every program up in its pane: {_programs_in_panes(world)}")
         results = observe(world.settings).results
         assert not failing(results), failing(results)
         unrecognised = [f.reason for r in results.values() for f in r.info if "not recognised" in f.reason]
@@ -250,6 +260,119 @@ def test_real_gemini_and_codex_killed_with_their_sessions_are_found_and_ended_wh
         assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
                        for pid in pair | daemons)
         assert spared <= bystanders() and loose.poll() is None, "a bystander was signalled"
+    finally:
+        world.teardown()
+        _end_everything_of(list(homes.values()))
+        api.close()
+
+
+# agent-deck's and agent-of-empires' `tool` for each program of FLEET (cursor-agent's is `cursor` in both)
+TOOLS = {name: "cursor" if name == "cursor-agent" else name for name in FLEET}
+
+
+def _persons(world: DeckWorld | AoeWorld, name: str, home: Path, api: MessagesAPI) -> None:
+    """A person's own ``name`` in their `work` session, in the fleet's project, with no manager's variable."""
+    argv, env = _offline(name, home, api, world.project)
+    launch = shlex.join(["env", "-i", *(f"{k}={v}" for k, v in env.items()), *argv])
+    world.extra_sessions.append(("work", launch, world.project))
+
+
+def _below(world: World, session: str) -> list[psutil.Process]:
+    """The processes below the session's panes now (psutil's handles: each checks its start time later)."""
+    panes = subprocess.run(["tmux", "-L", world.socket_name, "list-panes", "-t", session, "-F", "#{pane_pid}"],
+                           capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL, check=True)
+    children = processes.children_of(processes.scan(world.settings.is_claude))
+    found = []
+    for pid in (p for line in panes.stdout.split() for p in processes.descendants(children, int(line))):
+        with contextlib.suppress(psutil.Error):
+            found.append(psutil.Process(pid))
+    return found
+
+
+def _healthy_then_one_killed(world: DeckWorld | AoeWorld, sessions: dict[str, str], victim: str) -> str:
+    """Every program up in its session: no failing finding, none "not recognised"; then ``victim``'s program
+    SIGKILLed and its pane settled: that session alone a zombie naming it. Returns the zombie's reason."""
+    _wait(lambda: _up(world, sessions), 120, lambda: f"every program up in its pane: {_programs_in_panes(world)}")
+    results = observe(world.settings).results
+    assert not failing(results), failing(results)
+    unrecognised = [f.reason for r in results.values() for f in r.info if "not recognised" in f.reason]
+    assert not unrecognised, unrecognised
+    entry = FLEET[victim][0]
+    agent = [p for p in processes.scan(world.settings.is_claude) if p.program is entry
+             and p.pid in {q.pid for q in _below(world, sessions[victim])}]
+    assert len(agent) == 1, agent
+    psutil.Process(agent[0].pid).kill()
+    # settled: the shell left in its pane idle, or its pane dead (every process below it gone)
+    _wait(lambda: _only_idle(world, sessions[victim]), 30,
+          lambda: f"{victim}'s pane idle: {_pane_processes(world, sessions[victim])}")
+    judged = observe(world.settings).results["zombie_sessions"]
+    zombies = {f.entity: f.reason for f in judged.failing}
+    seen = [f"{f.severity} {f.entity}: {f.reason}" for f in judged.findings]
+    assert set(zombies) == {f"session {sessions[victim]}"}, seen
+    return zombies[f"session {sessions[victim]}"]
+
+
+def _fix_ends_only(world: World, sessions: dict[str, str], victim: str) -> None:
+    """`--fix --yes` kills the zombie's session and nothing else: every other session's program and the person's
+    own in `work` still run, each the same process (psutil compares start times)."""
+    spared = [p for name, session in sessions.items() if name != victim for p in _below(world, session)]
+    spared += _below(world, "work")
+    report = fix_in_process(world.settings, term_timeout=5)
+    done = [(o.action.kind.value, o.action.entity, o.status.value) for o in report.outcomes]
+    assert done == [("kill_session", f"session {sessions[victim]}", "done")], [o.line() for o in report.outcomes]
+    assert _pane_processes(world, sessions[victim]) is None
+    assert spared and all(p.is_running() for p in spared), [p for p in spared if not p.is_running()]
+
+
+def test_agent_deck_fleet_runs_every_program_and_ends_only_the_one_killed(tmp_path):
+    """agent-deck rows whose sessions run Codex, Gemini CLI, opencode, Aider (real) and the cursor-agent stand-in,
+    each the pane's own process as agent-deck starts it (`tool` recorded), Aider's with exit_to_shell (a shell left
+    when it ends); a person's own Aider in `work`. Healthy, then Aider killed: its session a zombie naming Aider,
+    and `--fix` ends that session alone."""
+    api = MessagesAPI(default="error")
+    world = DeckWorld(tmp_path / "world", grace=0.5)
+    homes = {name: tmp_path / f"home-{name}" for name in (*FLEET, "person")}
+    try:
+        sessions = {}
+        for name in FLEET:
+            homes[name].mkdir()
+            row = world.row(name, "running", None)
+            argv, env = _offline(name, homes[name], api, world.project)
+            world.run_program(row, TOOLS[name], argv, env, exit_to_shell=name == "aider")
+            sessions[name] = row["tmux_session"]
+        homes["person"].mkdir()
+        _persons(world, "aider", homes["person"], api)
+        world.start()
+        reason = _healthy_then_one_killed(world, sessions, "aider")
+        assert reason.startswith(f"no {AIDER.name} process in its panes (only idle ones"), reason
+        _fix_ends_only(world, sessions, "aider")
+    finally:
+        world.teardown()
+        _end_everything_of(list(homes.values()))
+        api.close()
+
+
+def test_aoe_fleet_runs_every_program_and_ends_only_the_one_killed(tmp_path):
+    """agent-of-empires records whose sessions run the same programs wrapped as aoe wraps them (`remain-on-exit on`,
+    AOE_INSTANCE_ID); a person's own opencode in `work`. Healthy, then opencode killed: its pane .0 dead, the
+    session a zombie naming opencode, and `--fix` ends that session alone."""
+    api = MessagesAPI(default="error")
+    world = AoeWorld(tmp_path / "world", grace=0.5)
+    homes = {name: tmp_path / f"home-{name}" for name in (*FLEET, "person")}
+    try:
+        sessions = {}
+        for name in FLEET:
+            homes[name].mkdir()
+            record = world.instance(name, "running", None)
+            argv, env = _offline(name, homes[name], api, world.project)
+            world.run_program(record, TOOLS[name], argv, env)
+            sessions[name] = aoe.session_name(name, record["id"])
+        homes["person"].mkdir()
+        _persons(world, "opencode", homes["person"], api)
+        world.start()
+        reason = _healthy_then_one_killed(world, sessions, "opencode")
+        assert OPENCODE.name in reason, reason
+        _fix_ends_only(world, sessions, "opencode")
     finally:
         world.teardown()
         _end_everything_of(list(homes.values()))

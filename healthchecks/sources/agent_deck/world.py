@@ -96,6 +96,20 @@ class DeckWorld(World):
             self.loose.append((self.project, env, ["--resume", conversation]))
         return row
 
+    def run_program(self, row: dict[str, Any], tool: str, argv: list[str], env: dict[str, str],
+                    exit_to_shell: bool = False) -> None:
+        """A row made with ``running=None`` runs another agent program in its session: ``argv`` with only ``env``
+        (a real program's offline environment) and agent-deck's two variables, recorded as agent-deck records it
+        (`tool` and `command`). The program is the pane's own process, as agent-deck's `export ...; <tool>` leaves it
+        (the pane's shell runs its last command in its own place); ``exit_to_shell`` (its [shell] option, #1161)
+        runs `<tool>; exec "$SHELL" -i` instead: a shell is left in the pane when the program ends."""
+        row["tool"] = row["command"] = tool
+        ids = {"AGENTDECK_INSTANCE_ID": row["id"], "AGENTDECK_PROFILE": self.profile}
+        launch = shlex.join(["env", "-i", *(f"{k}={v}" for k, v in {**env, **ids}.items()), *argv])
+        exports = f"export AGENTDECK_INSTANCE_ID={row['id']} AGENTDECK_PROFILE={shlex.quote(self.profile)}; "
+        command = f"{exports}{launch}; exec sh -i" if exit_to_shell else f"{exports}exec {launch}"
+        self.extra_sessions.append((row["tmux_session"], command, self.project))
+
     def other_profiles_claude(self) -> None:
         """A Claude of another agent-deck profile, outside tmux: its id names no row of this database."""
         env = {"AGENTDECK_INSTANCE_ID": f"{secrets.token_hex(4)}-1", "AGENTDECK_PROFILE": "work"}

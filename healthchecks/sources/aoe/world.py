@@ -35,6 +35,12 @@ def _rfc3339(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
+def _set_after_launch(name: str, rid: str) -> list[str]:
+    """What aoe sets on a session right after creating it: `remain-on-exit on`, a hidden AOE_INSTANCE_ID."""
+    return [f"set-option -p -t {_tq('=' + name + ':')} remain-on-exit on",
+            f"set-environment -h -t {_tq('=' + name)} AOE_INSTANCE_ID {rid}"]
+
+
 class AoeWorld(World):
     """An aoe app directory (one profile's sessions.json), its sessions on a private server, Claude stand-ins
     launched as aoe launches Claude, its helper sessions, and bystanders."""
@@ -86,8 +92,7 @@ class AoeWorld(World):
         self.records.append(record)
         name = aoe.session_name(title, rid)
         claude = f"{shlex.quote(str(self.standin))} --session-id {conversation}"
-        after = [f"set-option -p -t {_tq('=' + name + ':')} remain-on-exit on",
-                 f"set-environment -h -t {_tq('=' + name)} AOE_INSTANCE_ID {rid}"]
+        after = _set_after_launch(name, rid)
         if running == "claude":
             self.aoe_sessions.append((name, self._launch(rid, claude), after))
         elif running == "shell":
@@ -100,6 +105,17 @@ class AoeWorld(World):
         elif running == "orphan":
             self.loose.append(({"AOE_INSTANCE_ID": rid}, ["--session-id", conversation]))
         return record
+
+    def run_program(self, record: dict[str, Any], tool: str, argv: list[str], env: dict[str, str]) -> None:
+        """A record made with ``running=None`` runs another agent program in pane .0 of its session, wrapped as aoe
+        wraps an agent with hooks (AOE_INSTANCE_ID in its environment): ``argv`` with only ``env`` (a real program's
+        offline environment), recorded as aoe records it (`tool`). The pane stays, dead, when the program ends."""
+        record["tool"] = tool
+        rid = record["id"]
+        name = aoe.session_name(record["title"], rid)
+        offline = shlex.join(["env", "-i", *(f"{k}={v}" for k, v in {**env, "AOE_INSTANCE_ID": rid}.items()), *argv])
+        after = _set_after_launch(name, rid)
+        self.aoe_sessions.append((name, self._launch(rid, offline), after))
 
     def helper(self, record: dict[str, Any], prefix: str = "aoe_term_") -> str:
         """A record's paired shell (`aoe_term_<title>_<id8>`, or `aoe_cterm_`): a shell, never an agent."""
