@@ -44,7 +44,8 @@ def fix_machine(
 ) -> FixReport:
     """Plan every manager's fix, show them, confirm once, then fix each manager; the machine is read again at the end
     from one scan."""
-    options = dataclasses.replace(options, spared=options.spared | observation.conflicted)
+    options = dataclasses.replace(options, spared=options.spared | observation.conflicted,
+                                  spared_sessions=options.spared_sessions | observation.conflicted_sessions)
     plans = [(part, make_plan(part.analysis, part.results, options)) for part in observation.parts]
     report.plan, report.before = combined(plans), observation.figures
     show(lines(plans))

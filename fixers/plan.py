@@ -122,6 +122,8 @@ class Options:
     backup_days: float = DEFAULT_DAYS  # older backups are removed, except each file's newest
     # processes two managers of the run claim (healthchecks.checks.accounted): no manager's plan ends them
     spared: frozenset[int] = frozenset()
+    # sessions (server, name) two managers of the run record: no manager's plan kills them or marks their records
+    spared_sessions: frozenset[tuple[str, str]] = frozenset()
 
 
 ActionKey = tuple[ActionKind, Target]  # Action.key
@@ -350,7 +352,22 @@ def _claimed_by_two(action: Action[Any], a: Analysis, opts: Options) -> str | No
     if claimed := sorted(ends & opts.spared):
         return (f"{action.entity}: would end pid {claimed[0]}, which two managers of this run claim (a conflict, "
                 "see accounted_for); never acted on")
+    if shared := sorted(_touched_sessions(action, opts.spared_sessions)):
+        return (f"{action.entity}: session {shared[0]} is recorded by two managers of this run (a conflict, see "
+                "accounted_for); neither kills it or marks its records")
     return None
+
+
+def _touched_sessions(action: Action[Any], spared: frozenset[tuple[str, str]]) -> set[str]:
+    """The spared sessions an action kills (its session, its server's) or whose record it changes (by name: a
+    record names no server)."""
+    target = action.target
+    if isinstance(target, ServerTarget):
+        return {name for server, name in spared if server == target.server}
+    names = {name for _, name in spared}
+    if isinstance(target, SessionTarget):
+        return {target.name} & names
+    return {target.session} & names if isinstance(target, AgentTarget) else set()
 
 
 # why an action waits for a flag (or, claimed by two managers, for a person), in turn
