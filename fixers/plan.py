@@ -348,7 +348,7 @@ def _server_down(action: Action[Any], a: Analysis, opts: Options) -> str | None:
 def _claimed_by_two(action: Action[Any], a: Analysis, opts: Options) -> str | None:
     """A process another manager of this run claims too is a conflict for a person: nothing of this plan ends it."""
     target = action.target
-    ends = _ended_pids([action]) | ({r.pid for r in target.roots} if isinstance(target, SessionTarget) else set())
+    ends = ended_pids([action]) | ({r.pid for r in target.roots} if isinstance(target, SessionTarget) else set())
     if claimed := sorted(ends & opts.spared):
         return (f"{action.entity}: would end pid {claimed[0]}, which two managers of this run claim (a conflict, "
                 "see accounted_for); never acted on")
@@ -411,7 +411,7 @@ def _history_prunes(p: Planning, _: str) -> None:
 def _scopes_left(p: Planning, check: str) -> None:
     """A scope whose owner is dead becomes stale once the plan ends every process running its records: archive it
     in the same plan (re-verified as stale at that moment), and leave its records unmarked (they go with it)."""
-    analysis, ended = p.analysis, _ended_pids(p.actions.values())
+    analysis, ended = p.analysis, ended_pids(p.actions.values())
     archived = {a.target.path for a in p.actions.values() if a.kind is ActionKind.ARCHIVE_SCOPE}
     for scope in analysis.owned.scopes:
         if analysis.owned.owner_alive(scope.owner) is not False:
@@ -427,7 +427,7 @@ def _scopes_left(p: Planning, check: str) -> None:
     p.drop(lambda action: action.kind.entry and action.target.id in ids)
 
 
-def _ended_pids(actions: Iterable[Action[Any]]) -> set[int]:
+def ended_pids(actions: Iterable[Action[Any]]) -> set[int]:
     """The processes the actions end: each one's root, a pane's process, every pane process of a server."""
     ended = set()
     for action in actions:

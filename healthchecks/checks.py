@@ -890,9 +890,9 @@ def shared_sessions(sessions: Mapping[str, SessionClaims], a: Analysis) -> list[
         reason = (f"recorded as its own by {' and '.join(f'{m} ({how})' for m, how in who)} on tmux server {server}: "
                   "a conflict for a person, never killed or marked by either")
         live = next((s for s in a.tmux.sessions.get(name, ()) if s.server == server), None)
-        found = session_finding(ACCOUNTED_FOR, a, live, reason) if live else Finding(ACCOUNTED_FOR, f"session {name}",
-                                                                                      reason)
-        findings.append(replace(found, manager=" & ".join(m for m, _ in who)))
+        finding = session_finding(ACCOUNTED_FOR, a, live, reason) if live else Finding(
+            ACCOUNTED_FOR, f"session {name}", reason)
+        findings.append(replace(finding, manager=" & ".join(m for m, _ in who)))
     return findings
 
 
