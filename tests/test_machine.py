@@ -178,7 +178,7 @@ def test_fix_over_every_manager_ends_only_what_one_manager_provably_owns(machine
                       str(s.grace), "--tmux-socket", machine.squad.socket_name, "--claude-squad-dir",
                       str(machine.squad.workspace), "--agent-deck-db", str(machine.deck.db_path), "--aoe-dir",
                       str(machine.aoe.app), "--aoe-profile", machine.aoe.profile,
-                      "--findings-json", str(out), "--fix", "--yes",
+                      "--findings-json", str(out), "--metrics-file", str(tmp_path / "m.prom"), "--fix", "--yes",
                       env={"HOME": str(tmp_path / "home"), "XDG_CONFIG_HOME": "", "XDG_DATA_HOME": ""})
     alive = {pid for pid in keep if _running(pid)}
     assert alive == keep, done.stdout[-3000:]
@@ -195,6 +195,11 @@ def test_fix_over_every_manager_ends_only_what_one_manager_provably_owns(machine
     for cls, pid in (("conflict", machine.twin), ("person", machine.person()), ("nobody", machine.nobody)):
         assert f"<title>{cls}: pid {pid}</title>" in picture, cls
     assert "<title>manager: agent-of-empires</title>" in picture
+    # the metrics and the trend are the machine's, not the first manager's workspace's
+    metrics = (tmp_path / "m.prom").read_text()
+    assert 'workspace="machine"' in metrics and str(machine.squad.workspace) not in metrics
+    (line,) = (tmp_path / "reports" / "history.jsonl").read_text().splitlines()
+    assert json.loads(line)["workspace"] == "machine"
 
 
 def test_a_store_that_cannot_be_read_is_one_line_and_the_others_are_still_judged(machine):
