@@ -170,16 +170,21 @@ def apply(plan: Plan, settings: Settings, options: Options, outcomes: list[Outco
         outcomes += [Outcome(a, Status.REFUSED, why) for a in plan.actions]
         return outcomes
     for phase in Phase:
-        actions = [a for a in plan.actions if a.kind.phase is phase]
-        if not actions:
-            continue
-        now = observe(settings)
-        unjudged = [f"{c}: {r.reason}" for c, r in now.results.items() if not r.judged]
-        if unjudged:  # tmux unreachable or registry unreadable right now: act on nothing
-            outcomes += [Outcome(a, Status.REFUSED, unjudged[0]) for a in actions]
-        else:
-            outcomes += PHASES[phase](actions, now, options)
+        if actions := of_phase(plan, phase):
+            outcomes += act(phase, actions, observe(settings), options)
     return outcomes
+
+
+def of_phase(plan: Plan, phase: Phase) -> list[Action[Any]]:
+    return [a for a in plan.actions if a.kind.phase is phase]
+
+
+def act(phase: Phase, actions: list[Action[Any]], now: Observation, options: Options) -> list[Outcome]:
+    """One phase's actions, each re-verified against ``now``: the fresh observation taken for this phase."""
+    unjudged = [f"{c}: {r.reason}" for c, r in now.results.items() if not r.judged]
+    if unjudged:  # tmux unreachable or registry unreadable right now: act on nothing
+        return [Outcome(a, Status.REFUSED, unjudged[0]) for a in actions]
+    return PHASES[phase](actions, now, options)
 
 
 def _not_verified(action: Action[Any], why: Refusal, gone: bool) -> Outcome:
@@ -217,7 +222,7 @@ def _agent(target: ProcessTarget, a: Analysis) -> effects.Agent:
     return effects.Agent(target.pid, target.start_ticks, tuple((c.pid, c.start_ticks) for c in target.carried), role)
 
 
-def _find(a: Analysis, target: SessionTarget) -> LiveSession | None:
+def find_session(a: Analysis, target: SessionTarget) -> LiveSession | None:
     return next((s for s in a.tmux.sessions.get(target.name, []) if s.server == target.server), None)
 
 
@@ -226,7 +231,7 @@ def _sessions(actions: list[Action[SessionTarget]], now: Observation, options: O
     outcomes: list[Outcome] = []
     verified: list[tuple[Action[Any], LiveSession]] = []
     for action in actions:
-        session = _find(a, action.target)
+        session = find_session(a, action.target)
         if why := verify(action, targets):
             outcomes.append(_not_verified(action, why, gone=session is None and why.status is not Status.REFUSED))
         elif session is not None and a.tmux.attached(session) and not options.kill_attached:

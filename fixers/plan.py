@@ -122,6 +122,8 @@ class Options:
     backup_days: float = DEFAULT_DAYS  # older backups are removed, except each file's newest
     # processes two managers of the run claim (healthchecks.checks.accounted): no manager's plan ends them
     spared: frozenset[int] = frozenset()
+    # sessions (server, name) two managers of the run record: no manager's plan kills them or marks their records
+    spared_sessions: frozenset[tuple[str, str]] = frozenset()
 
 
 ActionKey = tuple[ActionKind, Target]  # Action.key
@@ -346,11 +348,26 @@ def _server_down(action: Action[Any], a: Analysis, opts: Options) -> str | None:
 def _claimed_by_two(action: Action[Any], a: Analysis, opts: Options) -> str | None:
     """A process another manager of this run claims too is a conflict for a person: nothing of this plan ends it."""
     target = action.target
-    ends = _ended_pids([action]) | ({r.pid for r in target.roots} if isinstance(target, SessionTarget) else set())
+    ends = ended_pids([action]) | ({r.pid for r in target.roots} if isinstance(target, SessionTarget) else set())
     if claimed := sorted(ends & opts.spared):
         return (f"{action.entity}: would end pid {claimed[0]}, which two managers of this run claim (a conflict, "
                 "see accounted_for); never acted on")
+    if shared := sorted(_touched_sessions(action, opts.spared_sessions)):
+        return (f"{action.entity}: session {shared[0]} is recorded by two managers of this run (a conflict, see "
+                "accounted_for); neither kills it or marks its records")
     return None
+
+
+def _touched_sessions(action: Action[Any], spared: frozenset[tuple[str, str]]) -> set[str]:
+    """The spared sessions an action kills (its session, its server's) or whose record it changes (by name: a
+    record names no server)."""
+    target = action.target
+    if isinstance(target, ServerTarget):
+        return {name for server, name in spared if server == target.server}
+    names = {name for _, name in spared}
+    if isinstance(target, SessionTarget):
+        return {target.name} & names
+    return {target.session} & names if isinstance(target, AgentTarget) else set()
 
 
 # why an action waits for a flag (or, claimed by two managers, for a person), in turn
@@ -394,7 +411,7 @@ def _history_prunes(p: Planning, _: str) -> None:
 def _scopes_left(p: Planning, check: str) -> None:
     """A scope whose owner is dead becomes stale once the plan ends every process running its records: archive it
     in the same plan (re-verified as stale at that moment), and leave its records unmarked (they go with it)."""
-    analysis, ended = p.analysis, _ended_pids(p.actions.values())
+    analysis, ended = p.analysis, ended_pids(p.actions.values())
     archived = {a.target.path for a in p.actions.values() if a.kind is ActionKind.ARCHIVE_SCOPE}
     for scope in analysis.owned.scopes:
         if analysis.owned.owner_alive(scope.owner) is not False:
@@ -410,7 +427,7 @@ def _scopes_left(p: Planning, check: str) -> None:
     p.drop(lambda action: action.kind.entry and action.target.id in ids)
 
 
-def _ended_pids(actions: Iterable[Action[Any]]) -> set[int]:
+def ended_pids(actions: Iterable[Action[Any]]) -> set[int]:
     """The processes the actions end: each one's root, a pane's process, every pane process of a server."""
     ended = set()
     for action in actions:

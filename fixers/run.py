@@ -121,7 +121,7 @@ def fix(
     if report is None:
         report = FixReport(Plan())
     root = observation.snapshot.registries.workspace  # the store's directory (a workspace, Claude's config dir)
-    if not dry_run and (recovered := _recover(settings, root)):
+    if not dry_run and (recovered := recover(settings, root)):
         show(recovered)
         observation = observe(settings)
     results = observation.results
@@ -151,7 +151,7 @@ def fix(
     return report
 
 
-def _recover(settings: Settings, root: Path) -> list[str]:
+def recover(settings: Settings, root: Path) -> list[str]:
     """Finish what an interrupted fix left: a torn registry gets its old bytes back from the journal."""
     if not pending(root):
         return []
@@ -184,6 +184,10 @@ def _rounds(report: FixReport, plan: Plan, settings: Settings, options: Options,
     report.after = after.figures
     report.after_results, report.after_observation = after.results, after
     report.remaining = still_wrong(after.results, options.selected)
-    # An outcome that failed in one round and was done in a later one counts as done.
-    finished = {o.action.key for o in report.outcomes if o.ok}
-    report.outcomes[:] = [o for o in report.outcomes if o.ok or o.action.key not in finished]
+    settle(report.outcomes)
+
+
+def settle(outcomes: list[Outcome]) -> None:
+    """An outcome that failed in one round and was done in a later one counts as done."""
+    finished = {o.action.key for o in outcomes if o.ok}
+    outcomes[:] = [o for o in outcomes if o.ok or o.action.key not in finished]

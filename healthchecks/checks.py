@@ -8,7 +8,7 @@ missing facts is how "tmux is down" turns into "every agent is a ghost".
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, ValuesView
+from collections.abc import Callable, Mapping, ValuesView
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from itertools import chain
@@ -836,6 +836,19 @@ def manager_claims(a: Analysis) -> Claims:
     return found
 
 
+SessionClaims = dict[tuple[str, str], str]  # (tmux server, session name) -> how one manager records it as its own
+
+
+def session_claims(a: Analysis) -> SessionClaims:
+    """The live sessions this snapshot's manager records as an agent's own (a record names it): a session two
+    managers record is a conflict even with no agent process in it. A prefix alone claims none (two orchestrator
+    workspaces share theirs)."""
+    if not a.snapshot.registries.ok:
+        return {}
+    return {(s.server, name): f"its record {agents[0].id}'s session"
+            for name, agents in a.records.agents_by_session.items() for s in a.tmux.sessions.get(name, ())}
+
+
 def persons(a: Analysis, proc: processes.Proc) -> bool:
     """A person's sign on a process no manager claims: in a pane (a session no manager claims, another server's), or
     interactive (at a prompt, not a headless run)."""
@@ -863,10 +876,32 @@ def _seen(a: Analysis, proc: processes.Proc) -> str:
     return f"{left}cwd {cwd:.160}; parents {_parents(a, proc)}; TMUX {tmux:.120}; started {started}"
 
 
-def accounted(claims: dict[str, Claims], a: Analysis) -> list[Finding]:
-    """Each agent process against every manager's claims (manager -> Claims): two managers claiming one is a conflict
-    (failing, never acted on: no fixer); one no manager claims and no person's sign accounts for is information."""
+def shared_sessions(sessions: Mapping[str, SessionClaims], a: Analysis) -> list[Finding]:
+    """Each live session two managers record as their own: one failing finding naming them all (no fixer; their
+    fixes hold back its kill and its records' marks)."""
+    owners: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for manager, found in sessions.items():
+        for key, how in found.items():
+            owners.setdefault(key, []).append((manager, how))
     findings = []
+    for (server, name), who in sorted(owners.items()):
+        if len(who) < 2:
+            continue
+        reason = (f"recorded as its own by {' and '.join(f'{m} ({how})' for m, how in who)} on tmux server {server}: "
+                  "a conflict for a person, never killed or marked by either")
+        live = next((s for s in a.tmux.sessions.get(name, ()) if s.server == server), None)
+        finding = session_finding(ACCOUNTED_FOR, a, live, reason) if live else Finding(
+            ACCOUNTED_FOR, f"session {name}", reason)
+        findings.append(replace(finding, manager=" & ".join(m for m, _ in who)))
+    return findings
+
+
+def accounted(claims: dict[str, Claims], a: Analysis, sessions: Mapping[str, SessionClaims] | None = None
+              ) -> list[Finding]:
+    """Each agent process against every manager's claims (manager -> Claims): two managers claiming one is a conflict
+    (failing, never acted on: no fixer); one no manager claims and no person's sign accounts for is information. A
+    session two managers record (``sessions``: each one's SessionClaims) is a conflict too."""
+    findings = shared_sessions(sessions or {}, a)
     for proc in agent_processes(a):
         owners = [(manager, found[proc.pid]) for manager, found in claims.items() if proc.pid in found]
         name = proc.program.name if proc.program is not None else proc.name

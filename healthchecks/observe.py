@@ -73,11 +73,27 @@ class MachineObservation:
         return {p.manager: checks.manager_claims(p.analysis) for p in self.parts
                 if p.results[checks.ACCOUNTED_FOR].judged}
 
+    @cached_property
+    def session_claims(self) -> dict[str, checks.SessionClaims]:
+        """Each readable manager's live sessions its records name."""
+        return {p.manager: checks.session_claims(p.analysis) for p in self.parts
+                if p.results[checks.ACCOUNTED_FOR].judged}
+
     @property
     def conflicted(self) -> frozenset[int]:
         """The processes two managers claim: whatever a waiver says, no manager's fix ends them."""
         claimed = [pid for found in self.claims.values() for pid in found]
         return frozenset(pid for pid in claimed if claimed.count(pid) > 1)
+
+    @property
+    def conflicted_sessions(self) -> frozenset[tuple[str, str]]:
+        """The sessions (server, name) two managers record: no manager's fix kills them or marks their records."""
+        claimed = [key for found in self.session_claims.values() for key in found]
+        return frozenset(key for key in claimed if claimed.count(key) > 1)
+
+    def part(self, manager: str) -> Observation:
+        """One manager's observation, by the name this run gives it."""
+        return next(p for p in self.parts if p.manager == manager)
 
     @cached_property
     def results(self) -> Results:
@@ -89,7 +105,7 @@ class MachineObservation:
         """The accounted-for check over every readable manager's claims at once."""
         if not self.claims:
             return merge({p.manager: p.results[checks.ACCOUNTED_FOR] for p in self.parts})
-        found = checks.accounted(self.claims, self.analysis)
+        found = checks.accounted(self.claims, self.analysis, self.session_claims)
         return CheckResult.judged_from(checks.ACCOUNTED_FOR,
                                        checks.waive(found, self.snapshot.settings.waivers, self.snapshot.taken_at))
 

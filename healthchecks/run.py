@@ -30,6 +30,9 @@ class Judged:
     snapshot_id: str
 
 
+MACHINE = "machine"  # the workspace the outputs name for a run over several managers: the machine's, not one store's
+
+
 @dataclass
 class Run:
     observation: Observation | MachineObservation  # several managers' (--source all) from one machine scan
@@ -39,6 +42,12 @@ class Run:
     @property
     def snapshot(self) -> Snapshot:
         return self.observation.snapshot
+
+    @property
+    def workspace(self) -> str:
+        """The workspace the metrics and the trend name: its store's folder, or MACHINE for a run over several
+        managers (their figures are the sum of all; each manager's own is in the findings JSON's settings)."""
+        return MACHINE if len(self.observation.parts) > 1 else str(self.snapshot.registries.workspace)
 
     @property
     def results(self) -> Results:

@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import shutil
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,11 +19,16 @@ import psutil
 import pytest
 from helpers import run_health
 
+from fixers.machine import fix_machine
+from fixers.outcome import Status
+from fixers.plan import Options, Plan
+from fixers.run import FixReport
 from healthchecks import processes
 from healthchecks.checks import ACCOUNTED_FOR, NOBODY
 from healthchecks.observe import observe, observe_machine
 from healthchecks.sources.agent_deck.world import DeckWorld
 from healthchecks.sources.aoe.world import AoeWorld
+from healthchecks.sources.claude_squad import reader as claude_squad
 from healthchecks.sources.claude_squad.world import READY, SquadWorld
 from healthchecks.testing.world import World, outside_tmux
 
@@ -172,7 +178,7 @@ def test_fix_over_every_manager_ends_only_what_one_manager_provably_owns(machine
                       str(s.grace), "--tmux-socket", machine.squad.socket_name, "--claude-squad-dir",
                       str(machine.squad.workspace), "--agent-deck-db", str(machine.deck.db_path), "--aoe-dir",
                       str(machine.aoe.app), "--aoe-profile", machine.aoe.profile,
-                      "--findings-json", str(out), "--fix", "--yes",
+                      "--findings-json", str(out), "--metrics-file", str(tmp_path / "m.prom"), "--fix", "--yes",
                       env={"HOME": str(tmp_path / "home"), "XDG_CONFIG_HOME": "", "XDG_DATA_HOME": ""})
     alive = {pid for pid in keep if _running(pid)}
     assert alive == keep, done.stdout[-3000:]
@@ -189,6 +195,11 @@ def test_fix_over_every_manager_ends_only_what_one_manager_provably_owns(machine
     for cls, pid in (("conflict", machine.twin), ("person", machine.person()), ("nobody", machine.nobody)):
         assert f"<title>{cls}: pid {pid}</title>" in picture, cls
     assert "<title>manager: agent-of-empires</title>" in picture
+    # the metrics and the trend are the machine's, not the first manager's workspace's
+    metrics = (tmp_path / "m.prom").read_text()
+    assert 'workspace="machine"' in metrics and str(machine.squad.workspace) not in metrics
+    (line,) = (tmp_path / "reports" / "history.jsonl").read_text().splitlines()
+    assert json.loads(line)["workspace"] == "machine"
 
 
 def test_a_store_that_cannot_be_read_is_one_line_and_the_others_are_still_judged(machine):
@@ -225,3 +236,89 @@ def test_two_orchestrator_workspaces_by_repeating_workspace(tmp_path):
     finally:
         first.teardown()
         second.teardown()
+
+
+def _insert(deck: DeckWorld, row: dict) -> None:
+    """A row agent-deck writes into its database (WAL) while another manager's fix runs."""
+    conn = sqlite3.connect(deck.db_path)
+    try:
+        conn.execute(f"INSERT INTO instances ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                     tuple(row.values()))
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def _fix(seen, confirm=lambda plan: (True, "yes")) -> FixReport:
+    return fix_machine(seen, Options(term_timeout=2), dry_run=False, confirm=confirm, show=lambda _: None,
+                       report=FixReport(Plan()))
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[tuple[SquadWorld, DeckWorld]]:
+    """claude-squad and agent-deck on one tmux server, each with a healthy agent; the test adds the rest."""
+    tag = secrets.token_hex(4)
+    squad, deck = SquadWorld(tmp_path / "sq", tag=tag), DeckWorld(tmp_path / "dk", tag=tag)
+    squad.instance("ok", READY)
+    deck.row("api")
+    try:
+        yield squad, deck
+    finally:
+        squad.teardown()
+        deck.teardown()
+
+
+def test_a_claim_that_appears_between_plan_and_action_is_refused_at_the_moment_of_action(pair):
+    """claude-squad's plan ends its orphan and kills its zombie session; agent-deck's records of both are written after
+    the plan was confirmed: each phase re-verifies against the machine's claims as they are then, so neither is
+    touched, and each refusal names both managers."""
+    squad, deck = pair
+    squad.instance("lint", READY, "shell")  # claude-squad's zombie
+    stray = squad.instance("stray", READY, None)  # its orphan works in its worktree
+    late = deck.row("stray", "running", None)  # agent-deck's record of that Claude, written only after the plan
+    deck.rows.remove(late)
+    conversation = json.loads(late["tool_data"])["claude_session_id"]
+    env = {"AGENTDECK_INSTANCE_ID": late["id"], "AGENTDECK_PROFILE": deck.profile}
+    deck.loose.append((Path(stray["worktree"]["worktree_path"]), env, ["--resume", conversation]))
+    lint = deck.row("lint", "running", None)  # agent-deck's record of claude-squad's session, written late too
+    deck.rows.remove(lint)
+    lint["tmux_session"] = claude_squad.session_name("lint")
+    squad.start()
+    deck.start()
+    (orphan,) = [p.pid for p in deck.standins() if "--resume" in p.cmdline()]
+    seen = observe_machine((squad.settings, deck.settings))
+    assert not seen.conflicted
+
+    def confirm(plan: Plan) -> tuple[bool, str]:
+        planned = "\n".join(plan.lines())
+        assert f"pid {orphan}" in planned and lint["tmux_session"] in planned, planned
+        _insert(deck, late)
+        _insert(deck, lint)
+        return True, "confirmed"
+
+    report = _fix(seen, confirm)
+    assert _running(orphan), [o.line() for o in report.outcomes]
+    assert lint["tmux_session"] in squad.live_sessions(), [o.line() for o in report.outcomes]
+    refused = {o.action.target: o.detail for o in report.outcomes if o.status is Status.REFUSED}
+    assert len(refused) == 2, [o.line() for o in report.outcomes]
+    for detail in refused.values():
+        assert "claude-squad" in detail and "agent-deck" in detail, detail
+
+
+def test_a_session_two_stores_record_is_one_conflict_neither_fix_touches(pair):
+    """The same session on the same server recorded by claude-squad and by agent-deck, no agent process in it: one
+    failing accounted-for finding naming both, and neither manager's fix kills it."""
+    squad, deck = pair
+    squad.instance("dual", READY, "shell")  # a zombie by claude-squad's records
+    both = deck.row("dual", "running", None)  # and by agent-deck's: the same session
+    both["tmux_session"] = name = claude_squad.session_name("dual")
+    squad.start()
+    deck.start()
+    seen = observe_machine((squad.settings, deck.settings))
+    (conflict,) = [f for f in seen.results[ACCOUNTED_FOR].findings if name in f.entity]
+    assert conflict.severity == "fail" and conflict.manager == "claude-squad & agent-deck", conflict
+    assert "claude-squad" in conflict.reason and "agent-deck" in conflict.reason
+    report = _fix(seen)
+    assert name in squad.live_sessions(), [o.line() for o in report.outcomes]
+    assert not [o.line() for o in report.outcomes if name in o.action.entity]
+    assert any(name in h.line() for h in report.plan.held), report.plan.lines()

@@ -46,8 +46,9 @@ def entry(run: Run, report: str) -> Record:
 
 
 def workspace_key(run: Run) -> str:
-    """Whose trend a run belongs to: its workspace, or the demo's (built anew in a temporary folder each time)."""
-    return "demo" if run.world is not None else str(run.snapshot.registries.workspace)
+    """Whose trend a run belongs to: its workspace (the machine's over several managers), or the demo's (built anew
+    in a temporary folder each time)."""
+    return "demo" if run.world is not None else run.workspace
 
 
 class HistoryRefused(OSError):

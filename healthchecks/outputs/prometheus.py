@@ -133,7 +133,7 @@ def _escape(value: str) -> str:
 def write(run: Run, value: str, base: Path) -> None:
     if value:
         results, figures = run.final
-        labels = {"workspace": str(run.snapshot.registries.workspace), "host": socket.gethostname()}
+        labels = {"workspace": run.workspace, "host": socket.gethostname()}
         snap = run.current.snapshot  # the one the results were judged on: after the fix when one ran
         text = metrics_text(results, figures, snap.duration, snap.taken_at, labels, snap.registries.source)
         write_atomic_text(resolve(value, base), text)
