@@ -375,7 +375,8 @@ def ghost_agents(a: Analysis) -> list[Finding]:
                 "`#` formats; other characters depend on its locale): it cannot be matched with certainty; left alone"
             )
             findings.append(agent_finding(GHOST_AGENTS, agent, reason, "info"))
-        elif elsewhere := a.tmux.other_sessions.get(agent.session):
+        elif agent.server is None and (elsewhere := a.tmux.other_sessions.get(agent.session)):
+            # (a record naming its own server, a Gas Town town's, is that server's: the name elsewhere is another's)
             reason = f"session {agent.session} lives on tmux server {elsewhere[0].server}, which is not checked here"
             findings.append(agent_finding(GHOST_AGENTS, agent, reason + "; left alone", "info"))
         else:
