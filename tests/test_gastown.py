@@ -322,3 +322,17 @@ def test_two_towns_at_once_each_record_is_judged_on_its_own_towns_server_alone(t
     finally:
         here.teardown()
         there.teardown()
+
+
+def test_a_town_whose_server_restarted_is_judged_once_its_new_sessions_are_past_grace(tmp_path):
+    """restart_server launches the kept sessions again: the world hands over its town only once those are past its
+    grace, as World.start does, so what is judged is what was built (the demo's zombies were young, not judged)."""
+    world = TownWorld(tmp_path, grace=2.0)
+    try:
+        world.member("hq-mayor", "mayor")
+        world.member("gt-furiosa", "gastown/polecats/furiosa", "gastown", "shell")  # a zombie
+        world.member("gt-slit", "gastown/polecats/slit", "gastown", outlives=True)  # the restart: its orphan
+        world.start()
+        assert _failing(observe(world.settings)).get("zombie_sessions") == {"session gt-furiosa"}
+    finally:
+        world.teardown()
