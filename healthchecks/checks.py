@@ -463,7 +463,7 @@ def zombie_sessions(a: Analysis) -> list[Finding]:
     """
     findings = []
     for session in a.tmux.agent_sessions:
-        agents = a.records.agents_by_session.get(session.name, [])
+        agents = a.tmux.agents_in(session)
         if (session.server, session.name) in a.tmux.own_sessions:
             continue  # said once, by leaked_sessions
         if not any(agent.active for agent in agents) or not a.past_grace(session.created):
@@ -506,7 +506,7 @@ def leaked_sessions(a: Analysis) -> list[Finding]:
     """A terminal entry whose session still runs; an untracked prefixed session is only information."""
     findings = []
     for session in a.tmux.agent_sessions:
-        agents = a.records.agents_by_session.get(session.name)
+        agents = a.tmux.agents_in(session)
         has_claude = (session.server, session.name) in a.attribution.sessions_with_claude
         if (session.server, session.name) in a.tmux.own_sessions:
             reason = "this health check runs inside it, so it is neither judged nor ever killed"
@@ -847,7 +847,8 @@ def session_claims(a: Analysis) -> SessionClaims:
     if not a.snapshot.registries.ok:
         return {}
     return {(s.server, name): f"its record {agents[0].id}'s session"
-            for name, agents in a.records.agents_by_session.items() for s in a.tmux.sessions.get(name, ())}
+            for name in a.records.agents_by_session for s in a.tmux.sessions.get(name, ())
+            if (agents := a.tmux.agents_in(s))}
 
 
 def persons(a: Analysis, proc: processes.Proc) -> bool:

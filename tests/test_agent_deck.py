@@ -78,7 +78,11 @@ def test_faults_found_and_each_repair_ends_exactly_its_target(tmp_path):
         assert zombie.startswith("session agentdeck_stuck_")
         (orphan,) = failing["orphan_processes"]
         orphan_pid = int(orphan.split()[1])
-        foreign = {int(f.entity.split()[1]) for f in obs.info if f.entity.startswith("pid ")}
+        # this world's Claudes named as information (another profile's, a person's): another test's agent programs,
+        # information too, come and go on their own while this one runs
+        ours = {f"pid {p.pid}" for p in world.standins()}
+        foreign = {int(f.entity.split()[1]) for f in obs.info if f.entity in ours}
+        assert len(foreign) == 2, obs.info
         sessions = world.live_sessions()
         _fix(world)
         assert _rows(world) == rows  # untouched: every row, byte for byte

@@ -294,3 +294,45 @@ def test_an_agent_beads_session_follows_from_its_id_as_gas_town_parses_it():
     assert session_of("gt-gastown-crew-joe-2") == "gt-crew-joe-2"
     assert session_of("ff-polecat-nux") == "ff-nux"  # prefix == rig: the rig left out
     assert session_of("gt-gastown-polecat") is None and session_of("x-mayor") is None
+
+
+def test_two_towns_at_once_each_record_is_judged_on_its_own_towns_server_alone(tmp_path, monkeypatch):
+    """Two towns on one machine both have sessions named hq-*: this town's ledger has hq-deacon working with no
+    session on its server (a ghost) and hq-dog-alpha done, while the other town runs both (a shell only). Whether the
+    other town's server is left unchecked (seen) or checked too, its sessions are never this town's records': the
+    ghost stays a ghost, and the other town's hq-deacon is no zombie and its hq-dog-alpha no leak of this town."""
+    here, there = TownWorld(tmp_path / "here"), TownWorld(tmp_path / "there")
+    try:
+        here.member("hq-mayor", "mayor")
+        here.bead("hq-deacon", "working")
+        here.bead("hq-dog-alpha", "done")
+        there.member("hq-mayor", "mayor")
+        there.member("hq-deacon", "deacon", running="shell")
+        there.member("hq-dog-alpha", "dog", running="shell", pid_file=None)
+        there.start()
+        here.start()
+        monkeypatch.setenv("PATH", f"{here.bd()}:{os.environ['PATH']}")
+        theirs = there.town_sessions()
+        both = replace(here.settings, tmux_sockets=(here.socket_name, there.town_socket))
+        for settings in (here.settings, both):
+            obs = observe(settings)
+            assert _failing(obs) == {"ghost_agents": {"agent hq-deacon"}}, settings.tmux_sockets
+        fix(obs, both, Options(), dry_run=False, confirm=lambda plan: (True, "test"), show=lambda _: None)
+        assert there.town_sessions() == theirs  # the other town's sessions untouched
+    finally:
+        here.teardown()
+        there.teardown()
+
+
+def test_a_town_whose_server_restarted_is_judged_once_its_new_sessions_are_past_grace(tmp_path):
+    """restart_server launches the kept sessions again: the world hands over its town only once those are past its
+    grace, as World.start does, so what is judged is what was built (the demo's zombies were young, not judged)."""
+    world = TownWorld(tmp_path, grace=2.0)
+    try:
+        world.member("hq-mayor", "mayor")
+        world.member("gt-furiosa", "gastown/polecats/furiosa", "gastown", "shell")  # a zombie
+        world.member("gt-slit", "gastown/polecats/slit", "gastown", outlives=True)  # the restart: its orphan
+        world.start()
+        assert _failing(observe(world.settings)).get("zombie_sessions") == {"session gt-furiosa"}
+    finally:
+        world.teardown()

@@ -521,7 +521,7 @@ class Attribution:
         """What in the session's processes belongs to another workspace: a path inside another workspace (its log,
         prompt file, task folder), or an agent id that is not this session's agent. Such a session is that
         workspace's whatever this registry says (a copied workspace, a reused id, a hostile entry)."""
-        mine = {agent.id for agent in self.a.records.agents_by_session.get(session.name, [])}
+        mine = {agent.id for agent in self.a.tmux.agents_in(session)}
         found: dict[str, None] = {}
         for pane in session.panes:
             if pane.dead:

@@ -71,6 +71,13 @@ class TmuxView:
         return next((s for s in self.sessions.get(agent.session, ())
                      if agent.server is None or agent.server in names.get(s.server, (s.server,))), None)
 
+    def agents_in(self, session: LiveSession) -> list[Agent]:
+        """The agents whose session this live one may be: named so, and on its server when a record names its own
+        (two Gas Town towns both have an hq-deacon: another town's is never this town's agent's)."""
+        names = self._server_aliases.get(session.server, (session.server,))
+        return [agent for agent in self.a.records.agents_by_session.get(session.name, ())
+                if agent.server is None or agent.server in names]
+
     @cached_property
     def _server_aliases(self) -> dict[str, tuple[str, ...]]:
         """Every name a checked server was reached by (a socket name and its path are one server)."""

@@ -249,10 +249,12 @@ class TownWorld(World):
             m.outlives = m.outlives or m.session in lost
         kept = [m for m in self.members if not m.outlives]
         self._town_sessions(kept)
+        created = time.monotonic()  # the sessions launched again exist from here on: their grace counts from now
         self._pid_files(kept)
         outliving = sum(m.running == "claude" and alive(self.panes.get(m.session, 0)) for m in self.members
                         if m.outlives)
         self.wait_ready(sum(m.running == "claude" for m in kept) + outliving + len(self.loose), timeout)
+        time.sleep(max(0.0, self.grace - (time.monotonic() - created)))  # as World.start: judged as built
 
     def town_sessions(self) -> set[str]:
         with contextlib.suppress(subprocess.SubprocessError):
