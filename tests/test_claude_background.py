@@ -22,6 +22,7 @@ import re
 import secrets
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -256,6 +257,51 @@ def test_real_background_faults_found_and_fixed_exactly(bg_world, tmp_path, monk
     assert {pid: start_ticks(pid) for pid in keep} == keep, "a bystander was signalled"
     after = observe(settings).results
     assert failing(after) == {(LEAKED_WORKTREES, "worktree dirty")}
+
+
+@pytest.mark.real_claude
+def test_real_fix_stop_waits_for_claude_to_confirm(bg_world, monkeypatch):
+    """The fix's own `claude stop` on a ghost whose pty host has not exited yet (held stopped here, as a loaded
+    machine holds it; the agent ended by SIGTERM as `stop` ends one): Claude Code answers "couldn't confirm ... Try
+    again" or, when the host's socket does not answer, exits 0 saying nothing. Past its bound the fix says it failed,
+    with that answer, the job left `working`; once the host runs on and exits, the retried stop is done."""
+    from healthchecks.sources.claude_background import writer
+
+    w = bg_world
+    ghost = w.bg("ghost")
+    agent = wait(lambda: w.agent(ghost), 40, "the agent runs")
+    host = (w.roster()[ghost]["pid"], int(w.roster()[ghost]["procStart"]))
+    daemon = w.daemon()
+    os.kill(daemon[0], signal.SIGKILL)
+    wait(lambda: not running(daemon), 30, "the daemon is gone")
+    assert running(host) and running(agent)
+    os.kill(host[0], signal.SIGSTOP)  # this world's pty host, its identity verified just now
+    os.kill(agent[0], signal.SIGTERM)
+    wait(lambda: not running(agent), 30, "the agent exits")
+    settings = Settings(workspace=w.config, source="claude-background", grace=0, tmux_sockets=(w.socket,),
+                        place_options=(("--claude-config-dir", str(w.config)),))
+    state = w.config / "jobs" / ghost / "state.json"
+    key = ("mark_terminated", f"job {ghost}")
+    assert failing(observe(settings).results) == {(GHOST_AGENTS, f"job {ghost}")}
+
+    monkeypatch.setattr(writer, "STOP_TIMEOUT", 6.0)
+    report = fix_in_process(settings, allow_server_down=True)  # no tmux here at all
+    status, detail = {(o.action.kind.value, o.action.entity): (o.status.value, o.detail) for o in report.outcomes}[key]
+    assert status == "failed" and f"`claude stop {ghost}`" in detail, detail
+    assert "could not confirm the job stopped" in detail, detail  # retried, then said so: never a traceback
+    assert json.loads(state.read_text())["state"] == "working"
+
+    monkeypatch.setattr(writer, "STOP_TIMEOUT", 60.0)
+    resume = threading.Timer(3, lambda: running(host) and os.kill(host[0], signal.SIGCONT))
+    resume.start()
+    try:
+        report = fix_in_process(settings, allow_server_down=True)
+    finally:
+        resume.join()
+    done = {(o.action.kind.value, o.action.entity): (o.status.value, o.detail) for o in report.outcomes}
+    assert done[key][0] == "done", done
+    assert json.loads(state.read_text())["state"] == "stopped"
+    assert not running(host)
 
 
 def test_demo_shows_every_background_fault(tmp_path):
