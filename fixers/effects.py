@@ -367,17 +367,33 @@ def _run(argv: list[str], timeout: float, env: dict[str, str], cwd: str | None =
     return done.returncode, (done.stdout + done.stderr).strip()[:COMMAND_OUTPUT]
 
 
+STOP_TRY = 20.0  # the least time one `claude stop` is given (it answers in ~1.4 s; a loaded machine starts it slowly)
+
+
+def _stop_unconfirmed(rc: int, out: str) -> bool:
+    """`claude stop` could not confirm yet, and saying so: rc 1 "couldn't confirm ... Try again in a moment" (without
+    its daemon, while the job's pty host has not exited) or rc 0 with no output (the host's socket did not answer
+    before Claude Code's own process ended)."""
+    return (rc == 1 and "Try again" in out) or (rc == 0 and not out)
+
+
 def claude_stop(exe: str, config_dir: str, short: str, timeout: float) -> Ended:
     """End one background job through Claude Code's own `claude stop <short>`, run with the person's config dir:
-    done only when it exits 0 saying `stopped <short>`."""
-    deadline = time.monotonic() + timeout
-    while True:  # without its daemon it may answer "couldn't confirm ... Try again in a moment" (rc 1): retried
-        rc, out = _run([exe, "stop", short], max(1.0, deadline - time.monotonic()),
+    done only when it exits 0 saying `stopped <short>`; retried while it cannot confirm yet, within ``timeout``."""
+    start = time.monotonic()
+    tries = 0
+    while True:
+        tries += 1
+        rc, out = _run([exe, "stop", short], max(STOP_TRY, start + timeout - time.monotonic()),
                        _clean_env({"CLAUDE_CONFIG_DIR": config_dir}))
         if rc == 0 and out.splitlines()[:1] == [f"stopped {short}"]:
-            return Ended(Status.DONE, f"`claude stop {short}`: {out}")
-        if "Try again" not in out or time.monotonic() + 2 > deadline:
+            return Ended(Status.DONE, f"`claude stop {short}`: {out}" + (f" (try {tries})" if tries > 1 else ""))
+        if not _stop_unconfirmed(rc, out):
             return Ended(Status.FAILED, f"`claude stop {short}` exited {rc}: {out or 'no output'}")
+        if time.monotonic() + 1 > start + timeout:
+            return Ended(Status.FAILED, f"`claude stop {short}` could not confirm the job stopped in {tries} tries "
+                                        f"over {time.monotonic() - start:.0f} s; last it exited {rc}: "
+                                        f"{out or 'no output'}; run it again once the job's processes have exited")
         time.sleep(1)
 
 

@@ -4,7 +4,9 @@ loopback: every fault made for real and found, `--fix` exact, the bystanders nev
 One world carries every fault at once (each `claude --bg` costs a daemon round and a pty pair):
 - a ghost job: the daemon SIGKILLed, then one job's agent SIGKILLed (no daemon respawns it: it stays `working`);
 - two leaked worktrees: `-w` sessions stopped and removed (`claude rm` keeps worktree, branch and lock); one clean
-  (removed by the fix), one with an untracked file (left, with the commands a person would run);
+  (removed by the fix), one with an untracked file (left, with the commands a person would run). Claude Code at
+  times unlocks, or removes, a stopped session's worktree itself (measured under load): the test then expects
+  exactly what is right for what git records (unlocked: information, never acted on; gone: nothing);
 - the daemon gone while a session still runs under pid 1, and the dead agent's stale sessions/<pid>.json
   (information);
 beside a healthy background session and the warm spare, a person's interactive `claude` in a pane of a private
@@ -22,6 +24,7 @@ import re
 import secrets
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -61,6 +64,14 @@ def wait(condition, timeout: float, what: str):
     raise AssertionError(f"not within {timeout:.0f} s: {what}")
 
 
+def running(identity: tuple[int, int]) -> bool:
+    """This process (pid, start ticks) runs: not gone, not a zombie (how `claude stop` judges a job's processes)."""
+    pid, ticks = identity
+    with contextlib.suppress(psutil.Error):
+        return start_ticks(pid) == ticks and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    return False
+
+
 class BackgroundWorld:
     """A private HOME and config dir, a git project trusted there, the scripted API, and what runs in them."""
 
@@ -98,6 +109,24 @@ class BackgroundWorld:
         found = re.search(r"backgrounded · ([0-9a-f]{8})", done.stdout)
         assert done.returncode == 0 and found, (done.stdout, done.stderr)
         return found.group(1)
+
+    def stop(self, short: str, agent: tuple[int, int], host: tuple[int, int]) -> None:
+        """`claude stop <short>` with the daemon dead, until it says `stopped <short>`. It SIGTERMs the agent and
+        confirms only if the agent is gone within ~3.5 s or, once the agent's sessions file is gone, its pty host is
+        gone too (the host outlives its agent by ~5 s); a host that does not answer in time makes it exit 0 saying
+        nothing. Under load both outlast any fixed series of tries: so each unconfirmed try is followed by a wait for
+        that very condition (agent and pty host ended), and every answer is in the failure message."""
+        tries: list[str] = []
+        deadline = time.monotonic() + 90
+        while True:
+            done = self.claude("stop", short, timeout=60)
+            tries.append(f"rc {done.returncode} {done.stdout.strip()!r} {done.stderr.strip()!r}, agent running "
+                         f"{running(agent)}, pty host running {running(host)}")
+            if done.returncode == 0 and done.stdout.startswith(f"stopped {short}"):
+                return
+            assert time.monotonic() < deadline, f"claude stop {short}: {tries}"
+            with contextlib.suppress(AssertionError):
+                wait(lambda: not running(agent) and not running(host), 20, "")
 
     def roster(self) -> dict:
         with contextlib.suppress(OSError, ValueError):
@@ -166,6 +195,20 @@ def identities(pids) -> dict[int, int | None]:
     return {pid: start_ticks(pid) for pid in pids}
 
 
+def _worktree_states(w) -> dict[str, str]:
+    """Each -w session's worktree as git records it now: "locked" (its lock reason names a claude session, as Claude
+    Code locks it), "unlocked", or "gone"."""
+    listed = w.git("worktree", "list", "--porcelain").split("\n\n")
+    found = {name: "gone" for name in ("clean", "dirty")}
+    for block in listed:
+        lines = block.splitlines()
+        path = next((line.removeprefix("worktree ") for line in lines if line.startswith("worktree ")), "")
+        if (name := os.path.basename(path)) in found and os.path.dirname(path).endswith(".claude/worktrees"):
+            locked = any(line.startswith("locked claude session") for line in lines)
+            found[name] = "locked" if locked else "unlocked"
+    return found
+
+
 @pytest.mark.real_claude
 def test_real_background_faults_found_and_fixed_exactly(bg_world, tmp_path, monkeypatch):
     w = bg_world
@@ -175,20 +218,28 @@ def test_real_background_faults_found_and_fixed_exactly(bg_world, tmp_path, monk
     w.person_headless()
     agents = {s: wait(lambda s=s: w.agent(s), 40, f"job {s}'s agent runs") for s in (healthy, ghost, clean, dirty)}
     hosts = {s: (w.roster()[s]["pid"], int(w.roster()[s]["procStart"])) for s in agents}
-    daemon_pid, daemon_ticks = w.daemon()
-    os.kill(daemon_pid, signal.SIGKILL)  # the daemon's pid and ticks are this world's (its own config's lock)
-    wait(lambda: start_ticks(daemon_pid) != daemon_ticks, 10, "the daemon is gone")
+    daemon = w.daemon()
+    os.kill(daemon[0], signal.SIGKILL)  # the daemon's pid and ticks are this world's (its own config's lock)
+    wait(lambda: not running(daemon), 30, "the daemon is gone")
     os.kill(agents[ghost][0], signal.SIGKILL)
-    wait(lambda: start_ticks(agents[ghost][0]) != agents[ghost][1], 10, "the ghost's agent is gone")
-    wait(lambda: start_ticks(hosts[ghost][0]) != hosts[ghost][1], 15, "the ghost's pty host exits")
+    wait(lambda: not running(agents[ghost]), 30, "the ghost's agent is gone")
+    wait(lambda: not running(hosts[ghost]), 60, "the ghost's pty host exits")
     # stop + rm with the daemon dead: the worktree, its branch and the lock naming the dead agent stay (with the
     # daemon alive, its lock was gone ~10 s after rm here, the worktree and branch kept: information, see the check)
     for short in (clean, dirty):
-        # without a daemon, `stop` may answer rc 1 "couldn't confirm ... stopped" while the pty host exits: retried
-        wait(lambda s=short: w.claude("stop", s).returncode == 0, 20, f"claude stop {short}")
-        wait(lambda s=short: start_ticks(hosts[s][0]) != hosts[s][1], 15, f"job {short}'s pty host exits")
-        wait(lambda s=short: w.claude("rm", s).returncode == 0, 20, f"claude rm {short}")
-    (w.project / ".claude" / "worktrees" / "dirty" / "notes.txt").write_text("not committed")
+        w.stop(short, agents[short], hosts[short])
+        # `rm` answers rc 1 "background service may be restarting" until the pty host has exited, then removes
+        wait(lambda s=short: not running(hosts[s]), 60, f"job {short}'s pty host exits")
+        removed = w.claude("rm", short, timeout=60)
+        assert removed.returncode == 0, (removed.stdout, removed.stderr)
+    dirty_tree = w.project / ".claude" / "worktrees" / "dirty"
+    if dirty_tree.exists():
+        (dirty_tree / "notes.txt").write_text("not committed")
+    # Claude Code sometimes unlocks (even removes) a stopped -w session's worktree itself, at a moment that varies
+    # with load: what each one is now decides what is exactly right (locked by the dead agent: leaked; unlocked:
+    # information, nothing proves whose; gone: nothing to say)
+    left = _worktree_states(w)
+    leaked = {name for name, state in left.items() if state == "locked"}
     # what must never be signalled: the healthy agent and its pty host, the warm spare, the person's two Claudes
     keep = identities(p.pid for p in w.ours())
     keep |= identities(p.pid for p in psutil.Process().children() if p.pid not in keep)
@@ -196,11 +247,15 @@ def test_real_background_faults_found_and_fixed_exactly(bg_world, tmp_path, monk
     settings = Settings(workspace=w.config, source="claude-background", grace=0,
                         tmux_sockets=(w.socket,), place_options=(("--claude-config-dir", str(w.config)),))
     seen = observe(settings).results
-    assert failing(seen) == {(GHOST_AGENTS, f"job {ghost}"), (LEAKED_WORKTREES, "worktree clean"),
-                             (LEAKED_WORKTREES, "worktree dirty")}
-    assert {(STALE_PID_FILES, "pid file daemon.lock"), (STALE_PID_FILES, "sessions files")} <= info(seen)
-    stale = next(f for f in seen[STALE_PID_FILES].info if f.entity == "sessions files")
-    assert stale.reason.startswith("1 sessions/<pid>.json") and f"{agents[ghost][0]}.json" in stale.reason
+    assert failing(seen) == {(GHOST_AGENTS, f"job {ghost}")} | {(LEAKED_WORKTREES, f"worktree {n}") for n in leaked}, \
+        left
+    unlocked = {name for name, state in left.items() if state == "unlocked"}
+    assert {(LEAKED_WORKTREES, f"worktree {n}") for n in unlocked} <= info(seen), left
+    assert (STALE_PID_FILES, "pid file daemon.lock") in info(seen)
+    # the killed agent's sessions file, when it is still there (under load it was at times gone by now)
+    if (w.config / "sessions" / f"{agents[ghost][0]}.json").exists():
+        stale = next(f for f in seen[STALE_PID_FILES].info if f.entity == "sessions files")
+        assert stale.reason.startswith("1 sessions/<pid>.json") and f"{agents[ghost][0]}.json" in stale.reason
     ghost_reason = seen[GHOST_AGENTS].failing[0].reason
     assert "hc-label:ghost" in ghost_reason and "no daemon runs" in ghost_reason
     managed = {f.entity for f in seen[ORPHAN_PROCESSES].info if "Claude Code manages it" in f.reason}
@@ -219,16 +274,66 @@ def test_real_background_faults_found_and_fixed_exactly(bg_world, tmp_path, monk
     report = fix_in_process(settings)
     done = {(o.action.kind.value, o.action.entity): (o.status.value, o.detail) for o in report.outcomes}
     assert done[("mark_terminated", f"job {ghost}")][0] == "done", done
-    assert done[("remove_worktree", "worktree clean")][0] == "done", done
-    assert done[("remove_worktree", "worktree dirty")][0] == "refused", done
-    assert "a person would run: git -C" in done[("remove_worktree", "worktree dirty")][1]
+    removals = {entity: outcome for (kind, entity), outcome in done.items() if kind == "remove_worktree"}
+    assert set(removals) == {f"worktree {n}" for n in leaked}, (done, left)  # an unlocked one is never acted on
+    if "clean" in leaked:
+        assert removals["worktree clean"][0] == "done", done
+        assert not (w.project / ".claude" / "worktrees" / "clean").exists()
+        assert "worktree-clean" in w.git("branch", "--list", "worktree-clean")  # the branch is kept
+    if "dirty" in leaked:
+        assert removals["worktree dirty"][0] == "refused", done
+        assert "a person would run: git -C" in removals["worktree dirty"][1]
     assert json.loads((w.config / "jobs" / ghost / "state.json").read_text())["state"] == "stopped"
-    assert not (w.project / ".claude" / "worktrees" / "clean").exists()
-    assert "worktree-clean" in w.git("branch", "--list", "worktree-clean")  # the branch is kept
-    assert (w.project / ".claude" / "worktrees" / "dirty" / "notes.txt").exists()
+    if dirty_tree.exists():
+        assert (dirty_tree / "notes.txt").exists()  # never removed: uncommitted work, or not proven leaked
     assert {pid: start_ticks(pid) for pid in keep} == keep, "a bystander was signalled"
     after = observe(settings).results
-    assert failing(after) == {(LEAKED_WORKTREES, "worktree dirty")}
+    assert failing(after) == ({(LEAKED_WORKTREES, "worktree dirty")} if "dirty" in leaked else set())
+
+
+@pytest.mark.real_claude
+def test_real_fix_stop_waits_for_claude_to_confirm(bg_world, monkeypatch):
+    """The fix's own `claude stop` on a ghost whose pty host has not exited yet (held stopped here, as a loaded
+    machine holds it; the agent ended by SIGTERM as `stop` ends one): Claude Code answers "couldn't confirm ... Try
+    again" or, when the host's socket does not answer, exits 0 saying nothing. Past its bound the fix says it failed,
+    with that answer, the job left `working`; once the host runs on and exits, the retried stop is done."""
+    from healthchecks.sources.claude_background import writer
+
+    w = bg_world
+    ghost = w.bg("ghost")
+    agent = wait(lambda: w.agent(ghost), 40, "the agent runs")
+    host = (w.roster()[ghost]["pid"], int(w.roster()[ghost]["procStart"]))
+    daemon = w.daemon()
+    os.kill(daemon[0], signal.SIGKILL)
+    wait(lambda: not running(daemon), 30, "the daemon is gone")
+    assert running(host) and running(agent)
+    os.kill(host[0], signal.SIGSTOP)  # this world's pty host, its identity verified just now
+    os.kill(agent[0], signal.SIGTERM)
+    wait(lambda: not running(agent), 30, "the agent exits")
+    settings = Settings(workspace=w.config, source="claude-background", grace=0, tmux_sockets=(w.socket,),
+                        place_options=(("--claude-config-dir", str(w.config)),))
+    state = w.config / "jobs" / ghost / "state.json"
+    key = ("mark_terminated", f"job {ghost}")
+    assert failing(observe(settings).results) == {(GHOST_AGENTS, f"job {ghost}")}
+
+    monkeypatch.setattr(writer, "STOP_TIMEOUT", 6.0)
+    report = fix_in_process(settings, allow_server_down=True)  # no tmux here at all
+    status, detail = {(o.action.kind.value, o.action.entity): (o.status.value, o.detail) for o in report.outcomes}[key]
+    assert status == "failed" and f"`claude stop {ghost}`" in detail, detail
+    assert "could not confirm the job stopped" in detail, detail  # retried, then said so: never a traceback
+    assert json.loads(state.read_text())["state"] == "working"
+
+    monkeypatch.setattr(writer, "STOP_TIMEOUT", 60.0)
+    resume = threading.Timer(3, lambda: running(host) and os.kill(host[0], signal.SIGCONT))
+    resume.start()
+    try:
+        report = fix_in_process(settings, allow_server_down=True)
+    finally:
+        resume.join()
+    done = {(o.action.kind.value, o.action.entity): (o.status.value, o.detail) for o in report.outcomes}
+    assert done[key][0] == "done", done
+    assert json.loads(state.read_text())["state"] == "stopped"
+    assert not running(host)
 
 
 def test_demo_shows_every_background_fault(tmp_path):

@@ -23,7 +23,9 @@ from healthchecks.records import Records
 
 from .reader import launch_target
 
-STOP_TIMEOUT = 30.0  # `claude stop` answers in ~1.4 s (measured); without its daemon it waits for nothing longer
+# `claude stop` answers in ~1.4 s (measured); without its daemon it cannot confirm until the job's pty host has
+# exited, ~5 s after its agent (longer under load): retried within this
+STOP_TIMEOUT = 30.0
 
 
 def _exe_of(pid: int, ticks: int | None) -> str | None:
