@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import datetime, timezone, tzinfo
 from itertools import compress
 from operator import attrgetter
 from pathlib import Path
@@ -305,3 +305,14 @@ def parse_time(value: Any, tz: tzinfo | None = None) -> float | None:
         return moment.timestamp()
     except (ValueError, OverflowError, OSError):  # unparseable, or a date the platform clock cannot hold
         return None
+
+
+def epoch_ms(value: Any) -> str | None:
+    """A time as Claude Code writes it in its files (epoch milliseconds: a team's joinedAt, a job's updatedAt) as an
+    ISO time with its offset, which the checks' grace reads; None for anything else or out of range."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(value / 1000, timezone.utc).isoformat()
+        except (OverflowError, OSError, ValueError):
+            return None
+    return None

@@ -26,7 +26,7 @@ from healthchecks.observe import Observation, observe
 from healthchecks.programs import CLAUDE
 from healthchecks.results import Results
 from healthchecks.settings import Settings
-from healthchecks.testing import real_programs
+from healthchecks.testing import real_claude, real_programs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -296,6 +296,17 @@ def _fail_stuck(pid: int, what: str, out: bytes) -> None:
     os.waitpid(pid, 0)
     pytest.fail(f"`pytest healthchecks` on a terminal (pid {pid}) hung: {what}; it showed:\n"
                 f"{out.decode(errors='replace')[-3000:]}", pytrace=False)
+
+
+def installed_claude() -> Path:
+    """The real Claude Code, installed (cached) for a test; the test skips saying why when it cannot be had, or
+    fails where it is required (HC_REAL_CLAUDE=required, as in CI)."""
+    try:
+        return real_claude.install()
+    except real_claude.Unavailable as exc:
+        if os.environ.get("HC_REAL_CLAUDE") == "required":
+            pytest.fail(f"the real Claude Code is required here: {exc}")
+        pytest.skip(f"the real Claude Code is not available: {exc}")
 
 
 def installed_program(program: real_programs.Program) -> Path:

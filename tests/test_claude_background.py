@@ -30,7 +30,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import failing, fix_in_process, info, run_health
+from helpers import failing, fix_in_process, info, installed_claude, run_health
 
 from healthchecks.checks import GHOST_AGENTS, LEAKED_WORKTREES, ORPHAN_PROCESSES, STALE_PID_FILES
 from healthchecks.observe import observe
@@ -47,12 +47,7 @@ GIT_ENV = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1", "GIT_AUT
 
 @pytest.fixture(scope="module")
 def claude_exe():
-    try:
-        return real_claude.install()
-    except real_claude.Unavailable as exc:
-        if os.environ.get("HC_REAL_CLAUDE") == "required":
-            pytest.fail(f"the real Claude Code is required here: {exc}")
-        pytest.skip(f"the real Claude Code is not available: {exc}")
+    return installed_claude()
 
 
 def wait(condition, timeout: float, what: str):

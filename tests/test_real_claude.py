@@ -16,11 +16,10 @@ missing binary fails instead.
 from __future__ import annotations
 
 import contextlib
-import os
 
 import psutil
 import pytest
-from helpers import alive, failing, fix_in_process, info
+from helpers import alive, failing, fix_in_process, info, installed_claude
 
 from healthchecks import sightings
 from healthchecks.observe import observe
@@ -34,12 +33,7 @@ LOOPBACK = ("127.0.0.1", "::1")
 
 @pytest.fixture(scope="session")
 def claude_exe():
-    try:
-        return real_claude.install()
-    except real_claude.Unavailable as exc:
-        if os.environ.get("HC_REAL_CLAUDE") == "required":
-            pytest.fail(f"the real Claude Code is required here: {exc}")
-        pytest.skip(f"the real Claude Code is not available: {exc}")
+    return installed_claude()
 
 
 @pytest.fixture

@@ -17,13 +17,22 @@ import hashlib
 import os
 import re
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ...dialect import ScopeKind
 from ...processes import start_ticks
-from ...records import AgentRecord, Fingerprint, Owner, PaneRecord, Problem, Records, RegistryError, Scope
+from ...records import (
+    AgentRecord,
+    Fingerprint,
+    Owner,
+    PaneRecord,
+    Problem,
+    Records,
+    RegistryError,
+    Scope,
+    epoch_ms,
+)
 from ...safe_files import digested, read_bytes, read_stamped, stamp_of
 from ...safe_files import present as standing
 from ...strict_json import parse
@@ -149,15 +158,6 @@ def _server(config_dir: Path, owner: Owner | None) -> str | None:
     return next((os.path.realpath(s) for s in found if s and os.path.exists(s)), None)
 
 
-def _time(value: Any) -> str | None:
-    """joinedAt (epoch ms) as an ISO time with its offset (the checks' grace reads ISO)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        try:
-            return datetime.fromtimestamp(value / 1000, timezone.utc).isoformat()
-        except (OverflowError, OSError, ValueError):
-            return None
-    return None
-
 
 def _members(path: Path, team: str, data: dict[str, Any], owner: Owner | None, server: str | None,
              errors: list[Problem]) -> list[AgentRecord]:
@@ -182,7 +182,7 @@ def _members(path: Path, team: str, data: dict[str, Any], owner: Owner | None, s
             errors.append(_type_error(path, f"{where}.isActive", active, "a boolean"))
         else:
             status = "active" if active else "inactive"
-            records.append(AgentRecord(aid, team, status, "", ScopeKind.TEAM, (_time(m.get("joinedAt")),),
+            records.append(AgentRecord(aid, team, status, "", ScopeKind.TEAM, (epoch_ms(m.get("joinedAt")),),
                                        AGENT_TEAMS.status_class(status), PaneRecord(server, pane, owner)))
     return records
 

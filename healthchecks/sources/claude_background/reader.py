@@ -19,7 +19,6 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from ...records import (
     Scope,
     Service,
     Worktree,
+    epoch_ms,
 )
 from ...safe_files import digested, open_contained, read_bytes, stamp_of
 from ...strict_json import parse
@@ -187,14 +187,7 @@ def sessions(config_dir: Path) -> tuple[tuple[str, int, int, str, str], ...]:
 
 def _time(value: Any) -> str | None:
     """A time as Claude Code writes it (ISO with Z, or epoch ms) as ISO with its offset (the grace reads ISO)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        try:
-            return datetime.fromtimestamp(value / 1000, timezone.utc).isoformat()
-        except (OverflowError, OSError, ValueError):
-            return None
-    return None
+    return value if isinstance(value, str) else epoch_ms(value)
 
 
 def _text(value: Any) -> str:
