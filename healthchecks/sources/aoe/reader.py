@@ -35,6 +35,7 @@ CONFIG_BYTES = 1024 * 1024
 _DEFAULT_PROFILE = re.compile(r'default_profile\s*=\s*"([^"\\]*)"\s*(?:#.*)?')
 TITLE_CHARS = 20  # sanitize_session_name keeps this many characters (src/tmux/session.rs)
 ID_CHARS = 8
+_UNSAFE = re.compile(r"[^\w-]")  # what it replaces with `_`: neither alphanumeric (str.isalnum) nor `-` nor `_`
 OPTIONS = (
     ("--aoe-dir", "agent-of-empires' app directory (default as aoe finds it: ${XDG_CONFIG_HOME:-~/.config}/"
                   "agent-of-empires on Linux, ~/.agent-of-empires elsewhere)", ""),
@@ -87,8 +88,7 @@ def locate(values: Mapping[str, str]) -> Path:
 
 def session_name(title: str, rid: str) -> str:
     """aoe's tmux session name for a record (Session::generate_name at 2c3f897b)."""
-    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in title[:TITLE_CHARS])
-    return f"aoe_{safe}_{rid[:ID_CHARS]}"
+    return f"aoe_{_UNSAFE.sub('_', title[:TITLE_CHARS])}_{rid[:ID_CHARS]}"
 
 
 def present(workspace: Path) -> bool:
@@ -105,28 +105,28 @@ def fingerprint(workspace: Path, before: Fingerprint = ()) -> Fingerprint:
     return file_fingerprint(workspace / SESSIONS, workspace, before)
 
 
-def _text(item: dict[str, Any], key: str, where: str, path: Path, required: bool = True) -> str | None:
+def _text(item: dict[str, Any], key: str, i: int, path: Path, required: bool = True) -> str | None:
+    """Item ``i``'s text at ``key`` (its place `$[i].key` is made only for a problem: thousands are read per run)."""
     value = item.get(key)
     if value is None and not required:
         return None
     if not isinstance(value, str) or "\0" in value:
-        raise RegistryError(Problem(str(path), f"{where}.{key}", "expected a string"))
+        raise RegistryError(Problem(str(path), f"$[{i}].{key}", "expected a string"))
     return value
 
 
 def _record(path: Path, i: int, item: Any) -> AgentRecord:
-    where = f"$[{i}]"
     if not isinstance(item, dict):
-        raise RegistryError(Problem(str(path), where, "expected an object"))
-    rid, title = _text(item, "id", where, path), _text(item, "title", where, path)
-    status = _text(item, "status", where, path)
-    created = _text(item, "created_at", where, path, required=False)
-    conversation = _text(item, "agent_session_id", where, path, required=False)
+        raise RegistryError(Problem(str(path), f"$[{i}]", "expected an object"))
+    rid, title = _text(item, "id", i, path), _text(item, "title", i, path)
+    status = _text(item, "status", i, path)
+    created = _text(item, "created_at", i, path, required=False)
+    conversation = _text(item, "agent_session_id", i, path, required=False)
     # what it launched, most specific first: a custom command, the agent's name, the built-in agent it is detected as
-    program = tuple(p for key in ("command", "tool", "detect_as") if (p := _text(item, key, where, path, False)))
+    program = tuple(p for key in ("command", "tool", "detect_as") if (p := _text(item, key, i, path, False)))
     assert rid is not None and title is not None
     if not rid:
-        raise RegistryError(Problem(str(path), f"{where}.id", "expected a non-empty string"))
+        raise RegistryError(Problem(str(path), f"$[{i}].id", "expected a non-empty string"))
     status_class = AOE.status_class(status)
     if item.get("cockpit_mode") is True:
         status_class = StatusClass.PAUSED  # an ACP "cockpit" session: not tmux-backed, never judged by a session
