@@ -39,6 +39,7 @@ from healthchecks.settings import Settings
 from healthchecks.testing import real_claude
 from healthchecks.testing.messages_api import MessagesAPI
 from healthchecks.testing.world import World
+from healthchecks.tmux import default_socket_path
 
 GIT_ENV = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1", "GIT_AUTHOR_NAME": "hc",
            "GIT_AUTHOR_EMAIL": "hc@example.invalid", "GIT_COMMITTER_NAME": "hc",
@@ -173,6 +174,7 @@ class BackgroundWorld:
         for p in self.popen:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(timeout=5)
+        Path(default_socket_path(self.socket)).unlink(missing_ok=True)  # tmux 3.3a's kill-server leaves it
 
 
 @pytest.fixture
