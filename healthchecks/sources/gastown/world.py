@@ -178,6 +178,22 @@ class TownWorld(World):
             args += ["set-environment", "-t", f"={name}", "GT_PANE_ID", pane, ";"]
         for start in range(0, len(args), 600):  # 100 a client: its command list is one message of at most 16 KiB
             self._tmux(*args[start:start + 600][:-1])
+        self._execd()
+
+    def _execd(self, timeout: float = 60.0) -> None:
+        """Wait until every live pane's process runs its command: until it execs, it is the tmux server's fork (its
+        name `tmux: server`), which the checks leave alone as "not recognised" (on a loaded machine a check came
+        before that exec, and a shell member's session was no zombie)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            listed = self._tmux("list-panes", "-a", "-F", "#{pane_dead} #{pane_pid}").split()
+            waiting = [pid for dead, pid in zip(listed[::2], listed[1::2], strict=True)
+                       if dead == "0" and _comm(int(pid)) == "tmux: server"]
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"pane processes {waiting[:5]} did not start their commands in time")
+            time.sleep(0.02)
 
     def _pid_files(self, members: list[Member]) -> None:
         folder = self.town / gastown.PIDS
@@ -323,3 +339,10 @@ def town_bench(root: Path, agents: int) -> BenchWorld:
 
     return BenchWorld(world, agents, agents, raw_read,
                       "list-panes -a of the town + its pane processes' environ + pid files")
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
