@@ -229,6 +229,7 @@ class TownWorld(World):
     def _start(self, timeout: float) -> TownWorld:
         self.write_registries()
         self._town_sessions(self.members)
+        created = time.monotonic()  # the town's sessions exist from here on: their grace counts from now
         self._pid_files(self.members)
         for env in self.loose:
             self.popen.append(subprocess.Popen(
@@ -239,7 +240,9 @@ class TownWorld(World):
         claude += sum(1 for _, cmd, _ in self.extra_sessions if str(self.standin) in cmd)
         self.wait_ready(claude, timeout)
         if lost := [m.session for m in self.members if m.outlives]:
-            self.restart_server(lost, timeout)
+            self.restart_server(lost, timeout)  # (waits out the grace of the sessions it launches again)
+        else:
+            time.sleep(max(0.0, self.grace - (time.monotonic() - created)))  # as World.start: judged as built
         return self
 
     def launch(self, member: Member, timeout: float = 60.0) -> None:
