@@ -390,8 +390,7 @@ def ghost_agents(a: Analysis) -> list[Finding]:
 
 def _alive(a: Analysis, pid: int, ticks: int | None) -> bool:
     """The process of this identity (pid + start ticks) runs now."""
-    proc = a.snapshot.by_pid.get(pid)
-    return proc is not None and not proc.defunct and proc.start_ticks == ticks
+    return a.snapshot.running(pid, ticks) is not None
 
 
 def _job_name(job: JobRecord) -> str:
@@ -862,11 +861,7 @@ def persons(a: Analysis, proc: processes.Proc) -> bool:
 
 
 def _parents(a: Analysis, proc: processes.Proc, depth: int = 4) -> str:
-    chain: list[str] = []
-    pid = proc.ppid
-    while pid > 0 and len(chain) < depth and (parent := a.snapshot.by_pid.get(pid)) is not None:
-        chain.append(f"{parent.name} ({parent.pid})")
-        pid = parent.ppid if parent.ppid != pid else 0
+    chain = [f"{parent.name} ({parent.pid})" for parent in a.snapshot.ancestors(proc, depth)]
     return " < ".join(chain) or f"pid {proc.ppid} (not scanned)"
 
 

@@ -70,6 +70,22 @@ class Snapshot:
     def by_pid(self) -> dict[int, Proc]:
         return {p.pid: p for p in self.processes}
 
+    def ancestors(self, proc: Proc, depth: int) -> list[Proc]:
+        """Its parent, grandparent, ... as scanned, nearest first: at most ``depth`` (a pid table read at one moment
+        is no tree for sure), ending where a parent was not scanned."""
+        line: list[Proc] = []
+        pid = proc.ppid
+        while pid > 0 and len(line) < depth and (up := self.by_pid.get(pid)) is not None:
+            line.append(up)
+            pid = up.ppid if up.ppid != pid else 0
+        return line
+
+    def running(self, pid: int, ticks: int | None) -> Proc | None:
+        """The process of this identity (pid + start ticks, as a manager's file or a plan recorded it), when it runs
+        now: a pid alone may be anyone's by now, and a defunct one only waits for its parent."""
+        proc = self.by_pid.get(pid)
+        return proc if proc is not None and not proc.defunct and proc.start_ticks == ticks else None
+
     @property
     def tmux_ok(self) -> bool:
         return all(s.reachable for s in self.servers)

@@ -6,6 +6,7 @@ daemons whose Codex is gone, a Gemini whose terminal is gone) are judged by the 
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import time
@@ -392,10 +393,7 @@ class Attribution:
 
     def _ancestry(self, proc: Proc, depth: int = 64) -> list[Proc]:
         """The process and its ancestors as scanned, nearest first (bounded: a pid table is no tree for sure)."""
-        line = [proc]
-        while len(line) < depth and (up := self.snapshot.by_pid.get(line[-1].ppid)) is not None and up.pid > 1:
-            line.append(up)
-        return line
+        return [proc, *itertools.takewhile(lambda up: up.pid > 1, self.snapshot.ancestors(proc, depth - 1))]
 
     def _resumed(self, proc: Proc) -> tuple[str, str] | None:
         """(record id, conversation) when its --session-id/--resume names a record's Claude conversation."""
@@ -628,10 +626,9 @@ class Attribution:
         """pid -> why, for each process a manager's own files prove its own (snapshot.managed: pid + start ticks
         equal to the scanned process's), and every process below one (a daemon's warm spare, an agent's tools):
         information naming that manager, never an orphan of the manager this run checks."""
-        by_pid = self.snapshot.by_pid
         found: dict[int, str] = {}
         for pid, (ticks, why) in self.snapshot.managed.items():
-            if (proc := by_pid.get(pid)) is not None and proc.start_ticks == ticks and not proc.defunct:
+            if self.snapshot.running(pid, ticks) is not None:
                 for below in processes.descendants(self.a.children, pid):
                     found.setdefault(below, f"started by {why}; Claude Code manages it, left alone")
                 found[pid] = f"{why}: Claude Code manages it, left alone"
