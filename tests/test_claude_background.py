@@ -212,6 +212,13 @@ def _at_work(w, short: str) -> bool:
         return False
 
 
+def _evidence(w, seen, pid: int) -> str:
+    """What the run said of a process and what Claude Code's files held then: the failure message."""
+    said = [(f.entity, f.reason) for f in seen[ORPHAN_PROCESSES].findings if f.entity == f"pid {pid}"]
+    files = {p.name: p.read_text()[:400] for p in (w.config / "sessions").glob("*.json")}
+    return f"said {said}; roster {w.roster()}; sessions {files}; lock {w.daemon()}"
+
+
 def _worktree_states(w) -> dict[str, str]:
     """Each -w session's worktree as git records it now: "locked" (its lock reason names a claude session, as Claude
     Code locks it), "unlocked", or "gone"."""
@@ -280,7 +287,7 @@ def test_real_background_faults_found_and_fixed_exactly(bg_world, tmp_path, monk
     ghost_reason = seen[GHOST_AGENTS].failing[0].reason
     assert "hc-label:ghost" in ghost_reason and "no daemon runs" in ghost_reason
     managed = {f.entity for f in seen[ORPHAN_PROCESSES].info if "Claude Code manages it" in f.reason}
-    assert f"pid {agents[healthy][0]}" in managed
+    assert f"pid {agents[healthy][0]}" in managed, _evidence(w, seen, agents[healthy][0])
 
     # an orchestrator's run on the same machine: every background process is Claude Code's, none an orphan
     monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(w.config))
