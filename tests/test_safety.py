@@ -245,11 +245,11 @@ while not Path(stop).exists():
 
 
 def test_orchestrator_writing_in_place_loses_nothing_while_fix_runs(world, tmp_path):
-    """An orchestrator-style writer (open r+, flock, read, add, truncate, write) loops through 50 fix rounds."""
+    """An orchestrator-style writer (open r+, flock, read, add, truncate, write) loops through 25 fix rounds."""
     world.agent(None, "claude")
     world.start()
     with Writer(WRITER, world.global_path, tmp_path) as writer:
-        for _ in range(50):
+        for _ in range(25):
             report = fix_in_process(world.settings, lock_timeout=30)
             assert all(o.status != "failed" for o in report.outcomes), [o.line() for o in report.outcomes]
             assert writer.proc.poll() is None, writer.proc.stderr.read()
