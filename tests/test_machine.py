@@ -201,6 +201,10 @@ def test_fix_over_every_manager_ends_only_what_one_manager_provably_owns(machine
     # the metrics and the trend are the machine's, not the first manager's workspace's
     metrics = (tmp_path / "m.prom").read_text()
     assert 'workspace="machine"' in metrics and str(machine.squad.workspace) not in metrics
+    # every manager's records named, not only the first one's: in the gauge and in the report's environment
+    for name in ("claude-squad", "agent-deck", "agent-of-empires"):
+        assert f'records_source{{source="{name}",' in metrics, metrics
+        assert f"<td>records</td><td>{name}: " in page, name
     (line,) = (tmp_path / "reports" / "history.jsonl").read_text().splitlines()
     assert json.loads(line)["workspace"] == "machine"
 

@@ -66,14 +66,16 @@ table.hc-fix td:first-child, table.hc-fix td:nth-child(2) { white-space: nowrap;
 def environment_rows(run: Run) -> list[tuple[str, str]]:
     """Where and with what the run looked: enough to tell whether a report is about the right machine."""
     snap = run.snapshot
-    glob = snap.registries.authority
-    mtime = datetime.fromtimestamp(glob.mtime).isoformat(timespec="seconds") if glob.mtime else "unreadable"
-    rows = [
-        ("host", socket.gethostname()),
-        ("workspace", str(snap.registries.workspace)),
-        ("records", f"{snap.registries.source}: {glob.path} (modified {mtime})"),
-        ("task registries", str(len(snap.registries.members))),
-    ]
+    rows = [("host", socket.gethostname())]
+    for part in run.observation.parts:  # each manager's store in a run over several
+        records = part.snapshot.registries
+        glob = records.authority
+        mtime = datetime.fromtimestamp(glob.mtime).isoformat(timespec="seconds") if glob.mtime else "unreadable"
+        rows += [
+            ("workspace", str(records.workspace)),
+            ("records", f"{records.source}: {glob.path} (modified {mtime})"),
+            ("task registries", str(len(records.members))),
+        ]
     rows += [
         (f"tmux server {s.label}", f"{s.state}{': ' + s.reason if s.reason else ''} ({s.socket_path})")
         for s in snap.servers

@@ -29,7 +29,7 @@ def metrics_text(
     snapshot_seconds: float,
     taken_at: float,
     base: dict[str, str] | None = None,
-    source: str | None = None,
+    sources: tuple[str, ...] = (),
 ) -> str:
     """Prometheus text exposition format (version 0.0.4) of the run's gauges; every sample carries the ``base``
     labels (workspace, host), so that the runs of several workspaces and hosts never collide."""
@@ -112,9 +112,9 @@ def metrics_text(
         [({}, round(snapshot_seconds, 6))],
     )
     gauge("last_run_timestamp_seconds", "When the snapshot was taken (Unix time).", [({}, round(taken_at, 3))])
-    if source is not None:
+    if sources:  # one sample per manager a run over several judged
         gauge("records_source", f"Where the agents' records were read: one of {', '.join(NAMES)}.",
-              [({"source": source}, 1)])
+              [({"source": name}, 1) for name in dict.fromkeys(sources)])
     return "\n".join(lines) + "\n"
 
 
@@ -135,7 +135,8 @@ def write(run: Run, value: str, base: Path) -> None:
         results, figures = run.final
         labels = {"workspace": run.workspace, "host": socket.gethostname()}
         snap = run.current.snapshot  # the one the results were judged on: after the fix when one ran
-        text = metrics_text(results, figures, snap.duration, snap.taken_at, labels, snap.registries.source)
+        names = tuple(p.snapshot.registries.source for p in run.current.parts)
+        text = metrics_text(results, figures, snap.duration, snap.taken_at, labels, names)
         write_atomic_text(resolve(value, base), text)
     return None
 
