@@ -332,6 +332,8 @@ def kill_server(server: TmuxServer, panes: set[str], timeout: float) -> str:
         return why
     if now.state is State.NO_SERVER:
         return ""  # it went by itself (its last pane closed)
+    if now.server_pid is None or now.server_pid != server.server_pid:  # unknown either side: never killed blind
+        return (f"tmux server's process not confirmed (pid {server.server_pid} -> {now.server_pid}); not killed")
     if extra := sorted({p.pane_id for p in now.panes} - panes):
         return f"it now holds pane(s) {', '.join(extra)} that were not verified; not killed"
     socket = _socket(server)

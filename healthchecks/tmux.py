@@ -275,7 +275,7 @@ def read_server(socket: str | None, timeout: float = TIMEOUT, label: str | None 
         if any(marker in stderr for marker in NO_SERVER_MARKERS):
             return TmuxServer(label, State.NO_SERVER, stderr, path)
         if stderr in EMPTY_SERVER_MARKERS:
-            return TmuxServer(label, State.RUNNING, socket_path=path)
+            return _empty(socket, label, path, timeout)
         why = Unreachable.OTHER_VERSION if VERSION_MISMATCH in stderr else Unreachable.FAILED
         return TmuxServer(label, State.UNREACHABLE, stderr or f"tmux exited with {proc.returncode}", path, why=why)
     try:
@@ -284,11 +284,22 @@ def read_server(socket: str | None, timeout: float = TIMEOUT, label: str | None 
         return TmuxServer(label, State.UNREACHABLE, "tmux printed output this tool cannot parse", path,
                           why=Unreachable.FAILED)
     if not parsed:
-        return TmuxServer(label, State.RUNNING, socket_path=path)
+        return _empty(socket, label, path, timeout)
     _, server_pid, socket_path = parsed[0]
     panes = tuple(p for p, _, _ in parsed)
     clients = _clients(socket, timeout) if any(p.attached for p in panes) else ()
     return TmuxServer(label, State.RUNNING, "", socket_path, server_pid, panes, clients=clients)
+
+
+def _empty(socket: str | None, label: str, path: str, timeout: float) -> TmuxServer:
+    """A running server with no pane: no pane line names its pid, so it is asked for (one more call, only for an
+    empty server), that a server restarted on the same socket is never taken for it."""
+    try:
+        proc = run(socket, "display-message", "-p", "#{pid}", timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return TmuxServer(label, State.RUNNING, socket_path=path)
+    pid = proc.stdout.strip()
+    return TmuxServer(label, State.RUNNING, socket_path=path, server_pid=int(pid) if pid.isdigit() else None)
 
 
 def _clients(socket: str | None, timeout: float) -> tuple[Client, ...]:

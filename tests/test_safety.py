@@ -585,3 +585,39 @@ def test_sessions_that_close_by_themselves_are_killed_not_failed(world):
     report = fix_in_process(world.settings)
     assert report.ok, [o.line() for o in report.outcomes]
     assert not {f"agent_{z}" for z in zombies} & world.live_sessions()
+
+
+def test_an_empty_server_restarted_on_its_socket_is_never_killed(tmp_path):
+    """An empty tmux server (exit-empty off) lists no pane, so no pane names its pid: its process is asked for
+    (`display -p '#{pid}'`), and kill-server refuses a server that is not the process the checks judged."""
+    from fixers import effects
+    from healthchecks.tmux import default_socket_path, read_server
+
+    name = f"hc-empty-{os.getpid()}-{time.monotonic_ns()}"
+
+    def start() -> int:
+        started = tmux("-L", name, "-f", "/dev/null", "start-server", ";", "set", "-g", "exit-empty", "off")
+        assert started.returncode == 0, started.stderr
+        return int(tmux("-L", name, "display", "-p", "#{pid}").stdout)
+
+    try:
+        first = start()
+        judged = read_server(name)
+        assert judged.server_pid == first and not judged.panes
+        tmux("-L", name, "kill-server")
+        assert ended_pid(first)
+        second = start()  # another server on the same socket, empty too
+        why = effects.kill_server(judged, set(), 10)
+        assert f"{first} -> {second}" in why and alive(second), why
+        assert effects.kill_server(read_server(name), set(), 10) == ""  # the very server: killed
+        assert ended_pid(second)
+    finally:
+        tmux("-L", name, "kill-server")
+        Path(default_socket_path(name)).unlink(missing_ok=True)
+
+
+def ended_pid(pid: int, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not alive(pid)
