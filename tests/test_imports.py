@@ -130,12 +130,12 @@ def test_the_options_literals_are_their_tables():
     from healthchecks.programs import CLAUDE
     from healthchecks.settings import Settings
 
-    assert options.SESSION_PREFIXES == ", ".join(
-        dict.fromkeys(f"{d.session_prefix} ({d.manager})" for d in sources.DIALECTS if d.session_prefix))
-    assert options.SOURCES_ABOUT == ", ".join(f"{s.name} ({s.about})" for s in sources.SOURCES)
-    assert options.DEMO_SOURCES == tuple(sources.DEMOS)
+    prefixes = dict.fromkeys(f"{d.session_prefix} ({d.manager})" for d in sources.DIALECTS if d.session_prefix)
+    assert ", ".join(prefixes) == options.SESSION_PREFIXES
+    assert ", ".join(f"{s.name} ({s.about})" for s in sources.SOURCES) == options.SOURCES_ABOUT
+    assert tuple(sources.DEMOS) == options.DEMO_SOURCES
     assert options.STORE_OPTIONS == sources.STORE_OPTIONS
-    assert (options.CLAUDE_MATCH, options.CLAUDE_EXE) == (CLAUDE.match, CLAUDE.exe)
+    assert (CLAUDE.match, CLAUDE.exe) == (options.CLAUDE_MATCH, options.CLAUDE_EXE)
     assert options.STATE_ENV == sightings.STATE_ENV
     defaults = Settings()
     for name in ("session_prefix", "claude_match", "claude_exe", "grace", "tmux_timeout", "registry_tz",
