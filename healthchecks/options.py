@@ -3,8 +3,9 @@
 Each value option is also an ini option (`[tool.pytest.ini_options]`). Precedence: command line, then
 environment, then ini, then default; a value that does not parse is a usage error naming the option.
 
-Every pytest run in the environment loads this table (the plugin's pytest_addoption): it imports only the light
-modules its help and defaults need; what a health-check run needs is imported in settings_from.
+Every pytest run in the environment loads this table (the plugin's pytest_addoption): it imports none of the tables
+its help and defaults come from (the sources', the programs', the settings'): it holds their texts as literals, which
+tests/test_imports.py checks against the tables. What a health-check run needs is imported when its values are read.
 """
 
 from __future__ import annotations
@@ -14,19 +15,15 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import pytest
 
-from . import sightings, sources
-from .programs import CLAUDE, AgentProgram, configured
 from .run import PACKAGE_DIR
-from .settings import (
-    DEFAULT_GRACE,
-    DEFAULT_PREFIX,
-    DEFAULT_TMUX_TIMEOUT,
-    Settings,
-)
+
+if TYPE_CHECKING:  # a health-check run's modules: imported where its values are read
+    from .programs import AgentProgram
+    from .settings import Settings
 
 
 def finite(value: str) -> float:
@@ -86,6 +83,62 @@ class Option:
         return self.ini or "healthchecks_" + self.name.removeprefix("--").replace("-", "_")
 
 
+# What the help texts and defaults below take from the tables, as literals: with the tables (the sources' with every
+# manager's reader, the programs', the settings', the sightings') importing the plugin took every pytest run in the
+# environment 45 ms of CPU, without them 7 ms. tests/test_imports.py fails, showing the table's value, when one drifts.
+SESSION_PREFIXES = ("agent_ (ClaudeOrchestratorMCP), claudesquad_ (claude-squad), agentdeck_ (agent-deck), "
+                    "aoe_ (agent-of-empires), hq- (Gas Town)")  # every dialect's prefix (sources.DIALECTS), each once
+SOURCES_ABOUT = (  # each source's name and `about`, in the table's order (sources.SOURCES)
+    "sqlite (registry/state.sqlite3, the orchestrator's current release), json (registry/*.json, the orchestrator's "
+    "releases up to 2026-01), claude-squad (claude-squad's state.json (--claude-squad-dir); never written), "
+    "agent-deck (agent-deck's state.db (--agent-deck-db, --agent-deck-profile); never written), agent-of-empires "
+    "(agent-of-empires' profiles/<profile>/sessions.json (--aoe-dir, --aoe-profile); never written), agent-teams "
+    "(teams/*/config.json in Claude's config dir (--claude-config-dir), Claude Code Agent Teams), claude-background "
+    "(jobs/*/state.json, the daemon's roster and sessions/*.json in Claude's config dir (--claude-config-dir): Claude "
+    "Code's own background agents (`claude --bg`)), gastown (a Gas Town town (--gt-town): its tmux server's sessions "
+    "and their GT_* env, .runtime/pids; never written)"
+)
+DEMO_SOURCES = ("sqlite", "json", "claude-squad", "agent-deck", "agent-of-empires", "agent-teams", "claude-background",
+                "gastown")  # sources.DEMOS
+STORE_OPTIONS = (  # sources.STORE_OPTIONS: (flag, help, default) of each placed store's options
+    ("--claude-squad-dir", "claude-squad's directory, holding state.json and worktrees/ (default ~/.claude-squad)",
+     "~/.claude-squad"),
+    ("--agent-deck-db", "agent-deck's state.db (default: the profile's, under ${XDG_DATA_HOME:-~/.local/share}/"
+     "agent-deck/profiles/<profile>/, else the legacy ~/.agent-deck/profiles/<profile>/)", ""),
+    ("--agent-deck-profile", "agent-deck profile whose state.db is read (default default)", "default"),
+    ("--aoe-dir", "agent-of-empires' app directory (default as aoe finds it: ${XDG_CONFIG_HOME:-~/.config}/"
+     "agent-of-empires on Linux, ~/.agent-of-empires elsewhere)", ""),
+    ("--aoe-profile", "aoe profile whose sessions.json is read (default as aoe picks it: config.toml's "
+     "default_profile, else the first profile folder, else main)", ""),
+    ("--claude-config-dir", "Claude Code's config directory: Agent Teams' teams/<team>/config.json, its background "
+     "agents' jobs/, daemon/roster.json and daemon.lock, and sessions/<pid>.json (default $CLAUDE_CONFIG_DIR, else "
+     "~/.claude)", ""),
+    ("--gt-town", "Gas Town's town directory (default $GT_TOWN_ROOT, else ~/gt)", ""),
+    ("--gt-socket", "the town's tmux socket name (default $GT_TMUX_SOCKET, else derived from the town as Gas Town "
+     "derives it: <basename>-<6 hex of sha256(realpath)>)", ""),
+)
+CLAUDE_MATCH = (  # programs.CLAUDE.match
+    r"^(\S*/)?claude(\s|$)"
+    r"|^\S*/claude/versions/\d[^/\s]*(\s|$)"
+    r"|^(\S*/)?node\s+(-\S+\s+)*\S*@anthropic-ai/claude-code/"
+    r"|^(\S*/)?npx\s+(-\S+\s+)*@anthropic-ai/claude-code(@\S*)?(\s|$)"
+)
+CLAUDE_EXE = r"/@anthropic-ai/claude-code[^/]*/[^\n]*$|/claude/versions/\d+\.\d+\.\d+[^/\n]*$"  # programs.CLAUDE.exe
+STATE_ENV = "AGENT_HEALTHCHECKS_STATE"  # sightings.STATE_ENV
+
+
+def _source(value: str) -> str:
+    from .sources import CHOICES  # a health-check run's table: see the literals above
+
+    return value if value in CHOICES else _bad("one of " + ", ".join(CHOICES))
+
+
+def _demo_source(value: str) -> str:
+    from .sources import DEMOS  # a health-check run's table: see the literals above
+
+    return value if value in DEMOS else _bad("one of " + ", ".join(DEMOS))
+
+
 OPTIONS = (
     Option(
         "--workspace",
@@ -108,21 +161,19 @@ OPTIONS = (
         "TOML file of [[waiver]] tables (check, entity, reason, expires), read with the rootdir's pyproject.toml; "
         "never a file inside the workspace, which the agents being judged can write",
     ),
-    Option("--session-prefix", "name prefix of agent tmux sessions (default: the manager's: "
-           + ", ".join(dict.fromkeys(f"{d.session_prefix} ({d.manager})" for d in sources.DIALECTS if d.session_prefix))
-           + ")", default=DEFAULT_PREFIX),
+    Option("--session-prefix", f"name prefix of agent tmux sessions (default: the manager's: {SESSION_PREFIXES})"),
     Option(
         "--claude-match",
         "regex searched in a process's name and command line to decide it is Claude (default catches claude, "
         "node …/@anthropic-ai/claude-code/…, npx @anthropic-ai/claude-code and a native install)",
-        default=CLAUDE.match,
+        default=CLAUDE_MATCH,
     ),
     Option(
         "--claude-exe",
         "regex searched in a process's binary (/proc/<pid>/exe), tried before --claude-match: an installed Claude "
         "Code whatever its name (default: a binary of an @anthropic-ai/claude-code* npm package, or the native "
         "installer's …/claude/versions/<X.Y.Z>; node or npx running the package); empty: --claude-match only",
-        default=CLAUDE.exe,
+        default=CLAUDE_EXE,
     ),
     Option(
         "--agent-program",
@@ -135,13 +186,13 @@ OPTIONS = (
     Option(
         "--grace",
         "seconds: an agent deployed or a session created less than this ago is starting, not faulty (default 60)",
-        default=str(DEFAULT_GRACE),
+        default="60.0",  # settings.DEFAULT_GRACE
         parse=not_negative,
     ),
     Option(
         "--tmux-timeout",
         "seconds to wait for a tmux server before calling it unreachable (default 5)",
-        default=str(DEFAULT_TMUX_TIMEOUT),
+        default="5.0",  # settings.DEFAULT_TMUX_TIMEOUT
         parse=positive,
     ),
     Option(
@@ -151,19 +202,18 @@ OPTIONS = (
     ),
     Option(
         "--source",
-        "where the agents' records are: "
-        + ", ".join(f"{s.name} ({s.about})" for s in sources.SOURCES)
-        + "; all: every store present, each judged as alone, from one scan of the machine; or auto: all when more "
-        "than one store is present, else the first of these whose store holds agents (default auto)",
+        f"where the agents' records are: {SOURCES_ABOUT}; all: every store present, each judged as alone, from one "
+        "scan of the machine; or auto: all when more than one store is present, else the first of these whose store "
+        "holds agents (default auto)",
         default="auto",
-        parse=lambda v: v if v in sources.CHOICES else _bad("one of " + ", ".join(sources.CHOICES)),
+        parse=_source,
     ),
-    *(Option(flag, text, default=default) for flag, text, default in sources.STORE_OPTIONS),
+    *(Option(flag, text, default=default) for flag, text, default in STORE_OPTIONS),
     Option(
         "--demo-source",
-        "with --demo: which era's world to build: " + ", ".join(sources.DEMOS) + " (default json)",
+        "with --demo: which era's world to build: " + ", ".join(DEMO_SOURCES) + " (default json)",
         default="json",
-        parse=lambda v: v if v in sources.DEMOS else _bad("one of " + ", ".join(sources.DEMOS)),
+        parse=_demo_source,
     ),
     Option(
         "--lock-timeout",
@@ -182,8 +232,8 @@ OPTIONS = (
         "--state-dir",
         "this user's private state: the lineage the runs remember (processes and sessions seen as agents'), "
         "authenticated with a key kept there; a directory only this user can write (env "
-        f"{sightings.STATE_ENV}; default $XDG_STATE_HOME/agent-healthchecks, else ~/.local/state/agent-healthchecks)",
-        env=sightings.STATE_ENV,
+        f"{STATE_ENV}; default $XDG_STATE_HOME/agent-healthchecks, else ~/.local/state/agent-healthchecks)",
+        env=STATE_ENV,
     ),
     Option(
         "--keep-reports",
@@ -285,8 +335,9 @@ def path(config: pytest.Config, text: str, base: Path) -> Path:
 
 
 def settings_from(config: pytest.Config) -> Settings:
-    from . import waivers  # a health-check run's: the table above is loaded by every pytest run
+    from . import sightings, sources, waivers  # a health-check run's: the table above is loaded by every pytest run
     from .checks import CHECKS
+    from .settings import Settings
 
     workspace = path(config, value(config, "--workspace"), config.invocation_params.dir)
     places = {flag: value(config, flag) for flag, _, _ in sources.STORE_OPTIONS}  # each reader's locate() reads them
@@ -325,6 +376,8 @@ def settings_from(config: pytest.Config) -> Settings:
 
 def agent_programs(config: pytest.Config) -> tuple[AgentProgram, ...]:
     """The configured programs, each line's problem a usage error naming where it is: the option, or the ini line."""
+    from .programs import configured  # a health-check run's, as in settings_from
+
     opt = next(o for o in OPTIONS if o.name == "--agent-program")
     given = config.getoption(opt.dest)
     lines = [(opt.name, line) for line in given] if given else [
@@ -339,6 +392,8 @@ def agent_programs(config: pytest.Config) -> tuple[AgentProgram, ...]:
 
 
 def state_dir(config: pytest.Config) -> Path:
+    from . import sightings  # a health-check run's, as in settings_from
+
     named = value(config, "--state-dir")
     return path(config, named, config.invocation_params.dir) if named else sightings.default_dir()
 

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING
 import pytest
 
 from . import hookspecs, options, outputs
-from .results import Finding
 from .run import (
     FOUND,
     RUN,
@@ -40,6 +39,7 @@ from .run import (
 from .text import for_people
 
 if TYPE_CHECKING:  # a health-check run's modules, imported in the hooks that need them
+    from .results import Finding
     from .run import Judged, Run
     from .settings import Settings
     from .snapshot import Snapshot
@@ -239,7 +239,7 @@ def hc_snapshot(request: pytest.FixtureRequest) -> Snapshot:
     return xdist.shared(request.config, "snapshot")
 
 
-class Findings(list[Finding]):
+class Findings(list["Finding"]):  # (by name: results.py and the programs table are a health-check run's)
     """A check's failing findings; printed one per line."""
 
     def __repr__(self) -> str:

@@ -10,13 +10,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from .results import Finding
-
 if TYPE_CHECKING:  # types only: pytest loads this module in every run, a health-check run imports the rest
     from fixers.run import FixReport  # (this package never imports fixers)
 
     from .observe import MachineObservation, Observation
-    from .results import Results
+    from .results import Finding, Results
     from .snapshot import Snapshot
     from .summary import Figures
     from .testing.demo import DemoWorld
@@ -88,7 +86,7 @@ class Run:
 
 
 RUN = pytest.StashKey[Run]()
-FOUND = pytest.StashKey[list[Finding]]()  # a check test's findings, for its row of the HTML report
+FOUND: pytest.StashKey[list[Finding]] = pytest.StashKey()  # a check test's findings, for its row of the HTML report
 WORKDIR = pytest.StashKey[Path]()  # private temporary directory: the files for xdist workers, the demo world
 
 

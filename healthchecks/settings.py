@@ -13,7 +13,7 @@ from .programs import CLAUDE, OTHERS, AgentProgram, Programs
 from .sources import CHOICES
 from .text import is_printable_name
 
-if TYPE_CHECKING:  # the options table (loaded by every pytest run) reads this module's defaults: nothing heavy here
+if TYPE_CHECKING:  # types only: the waivers (and tomllib) are imported where they are read (options.settings_from)
     from .waivers import Waiver
 
 DEFAULT_WORKSPACE = Path(".agent-workspace")

@@ -90,11 +90,14 @@ def test_the_modules_import_each_other_without_a_cycle():
     assert not found, " -> ".join([*steps, *found[-1:]])
 
 
-# What only a health-check run needs: the checks and their analysis, the snapshot, the fixers, the outputs' renderers
-# and the libraries behind them. An unrelated pytest run must pay for none of them.
+# What only a health-check run needs: the checks and their analysis, the snapshot, the fixers, the outputs' renderers,
+# the tables the options' help and defaults come from (every manager's reader, the programs, the settings) and the
+# libraries behind them. An unrelated pytest run must pay for none of them.
 HEAVY = ("healthchecks.analysis", "healthchecks.checks", "healthchecks.observe", "healthchecks.snapshot",
-         "healthchecks.outputs.html", "healthchecks.waivers", "fixers", "jsonschema", "jsonschema_rs", "pygal",
-         "sqlite3", "libtmux", "psutil", "tomllib", "zoneinfo")
+         "healthchecks.outputs.html", "healthchecks.waivers", "healthchecks.sources", "healthchecks.programs",
+         "healthchecks.settings", "healthchecks.sightings", "healthchecks.processes", "healthchecks.records",
+         "healthchecks.results", "fixers", "jsonschema", "jsonschema_rs", "pygal", "sqlite3", "libtmux", "psutil",
+         "tomllib", "zoneinfo")
 SHOW_HEAVY = (f"import sys; print('HEAVY:', *sorted(m for m in sys.modules if any(m == h or m.startswith(h + '.') "
               f"for h in {HEAVY!r})))")
 
@@ -118,6 +121,27 @@ def test_an_unrelated_pytest_run_imports_nothing_only_a_health_check_run_needs(t
     (tmp_path / "test_unrelated.py").write_text(f"def test_unrelated():\n    {SHOW_HEAVY}\n")
     assert heavy_loaded(tmp_path, "-m", "pytest", "-s", "-q", "-p", "no:cacheprovider", "-p", "no:libtmux",
                         "test_unrelated.py") == []
+
+
+def test_the_options_literals_are_their_tables():
+    """The options table holds what its help texts and defaults take from the tables as literals (importing the tables
+    cost every pytest run): each literal is its table's value, so a new manager, prefix or default shows up here."""
+    from healthchecks import options, sightings, sources
+    from healthchecks.programs import CLAUDE
+    from healthchecks.settings import Settings
+
+    prefixes = dict.fromkeys(f"{d.session_prefix} ({d.manager})" for d in sources.DIALECTS if d.session_prefix)
+    assert ", ".join(prefixes) == options.SESSION_PREFIXES
+    assert ", ".join(f"{s.name} ({s.about})" for s in sources.SOURCES) == options.SOURCES_ABOUT
+    assert tuple(sources.DEMOS) == options.DEMO_SOURCES
+    assert options.STORE_OPTIONS == sources.STORE_OPTIONS
+    assert (CLAUDE.match, CLAUDE.exe) == (options.CLAUDE_MATCH, options.CLAUDE_EXE)
+    assert options.STATE_ENV == sightings.STATE_ENV
+    defaults = Settings()
+    for name in ("session_prefix", "claude_match", "claude_exe", "grace", "tmux_timeout", "registry_tz",
+                 "lock_timeout", "source"):
+        opt = next(o for o in options.OPTIONS if o.name == "--" + name.replace("_", "-"))
+        assert opt.parse(opt.default) == getattr(defaults, name), opt.name
 
 
 def test_valid_registries_are_read_without_importing_jsonschema(tmp_path):

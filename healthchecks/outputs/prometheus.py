@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..options import Option
-from ..sources import NAMES
 from .files import resolve, write_atomic_text
 from .output import Output
 
@@ -113,6 +112,8 @@ def metrics_text(
     )
     gauge("last_run_timestamp_seconds", "When the snapshot was taken (Unix time).", [({}, round(taken_at, 3))])
     if sources:  # one sample per manager a run over several judged
+        from ..sources import NAMES  # the sources' table: this module is loaded (for its option) by every pytest run
+
         gauge("records_source", f"Where the agents' records were read: one of {', '.join(NAMES)}.",
               [({"source": name}, 1) for name in dict.fromkeys(sources)])
     return "\n".join(lines) + "\n"

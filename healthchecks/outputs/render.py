@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from ..results import Finding
 from ..text import for_html as escape
 
 if TYPE_CHECKING:  # for the type checker only: this package never imports fixers
     from fixers.plan import Plan
     from fixers.run import FixReport
 
+    from ..results import Finding
     from ..run import Run
 
 
