@@ -14,7 +14,7 @@ import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .programs import CLAUDE, TABLE, AgentProgram, Programs
 
@@ -97,8 +97,9 @@ def _read(path: str) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-@dataclass(frozen=True)
-class Stat:
+class Stat(NamedTuple):
+    """Made for every process of every scan: a named tuple is made in a third of a frozen dataclass's time."""
+
     name: str
     state: str
     ppid: int
