@@ -14,7 +14,7 @@ import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .programs import CLAUDE, TABLE, AgentProgram, Programs
 
@@ -80,13 +80,26 @@ class Proc:
         return self.state == "Z"
 
 
+_OPEN = os.O_RDONLY | os.O_CLOEXEC
+READ_CHUNK = 64 * 1024  # a /proc file is read whole, in chunks of this size (a stat line is one)
+
+
 def _read(path: str) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read()
+    """The whole file, by descriptor: open, read until end, close. Python's buffered file object added an fstat, an
+    isatty ioctl and two lseeks a file, and its own objects: a quarter of the scan's reading time (bench/RESULTS.md)."""
+    fd = os.open(path, _OPEN)
+    try:
+        chunks = []
+        while chunk := os.read(fd, READ_CHUNK):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-@dataclass(frozen=True)
-class Stat:
+class Stat(NamedTuple):
+    """Made for every process of every scan: a named tuple is made in a third of a frozen dataclass's time."""
+
     name: str
     state: str
     ppid: int

@@ -85,7 +85,25 @@ def _not_a_worktree(home: Path, folder: Path, repo: Any, real: Callable[[str], s
     return None
 
 
-def _home(folder: Path, path: Path, where: str, worktree: dict[str, Any], real: Callable[[str], str]) -> str | None:
+def _listed(folder: Path) -> Callable[[str], bool]:
+    """Whether a name stands in ``folder`` (a symlink too, as lexists): one listing for every record, made when
+    first asked; where the folder cannot be listed, an lexists a name. Every record's worktree lies right inside
+    this one folder: an lexists each cost 1,000 lstats for 1,000 instances, half the reader's time."""
+    listed: list[frozenset[str] | None] = []
+
+    def present(name: str) -> bool:
+        if not listed:
+            try:
+                listed.append(frozenset(os.listdir(folder)))
+            except OSError:
+                listed.append(None)
+        names = listed[0]
+        return name in names if names is not None else os.path.lexists(folder / name)
+    return present
+
+
+def _home(folder: Path, path: Path, where: str, worktree: dict[str, Any], real: Callable[[str], str],
+          present: Callable[[str], bool]) -> str | None:
     """The instance's worktree when claude-squad made it, else RegistryError (one line); None when it has none
     (Pause removed it). A home or `.` (resolved against this run's directory) would make every Claude below it
     the instance's: only a clean absolute path right inside its worktrees folder, a real git worktree of the
@@ -97,7 +115,7 @@ def _home(folder: Path, path: Path, where: str, worktree: dict[str, Any], real: 
         why: str | None = "is not a clean absolute path"
     elif real(os.path.dirname(value)) != real(str(folder)):
         why = f"is not right inside claude-squad's {folder}"
-    elif not os.path.lexists(value):
+    elif not present(os.path.basename(value)):
         return None  # Pause or Kill removed it: nothing works there
     else:
         why = _not_a_worktree(folder / os.path.basename(value), folder, worktree.get("repo_path"), real)
@@ -107,7 +125,8 @@ def _home(folder: Path, path: Path, where: str, worktree: dict[str, Any], real: 
     return value
 
 
-def _record(folder: Path, path: Path, i: int, item: Any, real: Callable[[str], str]) -> AgentRecord:
+def _record(folder: Path, path: Path, i: int, item: Any, real: Callable[[str], str],
+            present: Callable[[str], bool]) -> AgentRecord:
     where = f"$.instances[{i}]"
     if not isinstance(item, dict):
         raise RegistryError(Problem(str(path), where, "expected an object"))
@@ -118,7 +137,7 @@ def _record(folder: Path, path: Path, i: int, item: Any, real: Callable[[str], s
     worktree = item.get("worktree") or {}
     if not isinstance(worktree, dict):
         raise RegistryError(Problem(str(path), f"{where}.worktree", "expected an object"))
-    home = _home(folder, path, f"{where}.worktree", worktree, real)
+    home = _home(folder, path, f"{where}.worktree", worktree, real, present)
     times = (_text(item.get("created_at"), f"{where}.created_at", path, required=False),)
     program = _text(item.get("program"), f"{where}.program", path, required=False)  # the command it launched
     assert title is not None
@@ -150,7 +169,8 @@ def load(workspace: Path, timeout: float = 0.0) -> Records:
         # are the same few folders (resolving them again for each of 1,000 records cost 20x the file's parse)
         real = functools.cache(os.path.realpath)
         folder = workspace / WORKTREES
-        agents = tuple(_record(folder, path, i, item, real) for i, item in enumerate(items))
+        present = _listed(folder)
+        agents = tuple(_record(folder, path, i, item, real, present) for i, item in enumerate(items))
         seen: set[str] = set()
         for i, rec in enumerate(agents):
             if rec.id in seen:
