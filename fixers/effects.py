@@ -332,8 +332,11 @@ def kill_server(server: TmuxServer, panes: set[str], timeout: float) -> str:
         return why
     if now.state is State.NO_SERVER:
         return ""  # it went by itself (its last pane closed)
-    if now.server_pid is None or now.server_pid != server.server_pid:  # unknown either side: never killed blind
-        return (f"tmux server's process not confirmed (pid {server.server_pid} -> {now.server_pid}); not killed")
+    # an empty server lists no pane to name its pid: the one answering on the socket must be the one judged (whose
+    # pid the snapshot took from the process listening there), or a server restarted empty there would be killed
+    answering = now.server_pid or tmux.answering_pid(_socket(server), timeout)
+    if server.server_pid is None or answering != server.server_pid:
+        return f"tmux server's process not confirmed (pid {server.server_pid} -> {answering}); not killed"
     if extra := sorted({p.pane_id for p in now.panes} - panes):
         return f"it now holds pane(s) {', '.join(extra)} that were not verified; not killed"
     socket = _socket(server)

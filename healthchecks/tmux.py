@@ -275,7 +275,7 @@ def read_server(socket: str | None, timeout: float = TIMEOUT, label: str | None 
         if any(marker in stderr for marker in NO_SERVER_MARKERS):
             return TmuxServer(label, State.NO_SERVER, stderr, path)
         if stderr in EMPTY_SERVER_MARKERS:
-            return _empty(socket, label, path, timeout)
+            return TmuxServer(label, State.RUNNING, socket_path=path)
         why = Unreachable.OTHER_VERSION if VERSION_MISMATCH in stderr else Unreachable.FAILED
         return TmuxServer(label, State.UNREACHABLE, stderr or f"tmux exited with {proc.returncode}", path, why=why)
     try:
@@ -284,22 +284,22 @@ def read_server(socket: str | None, timeout: float = TIMEOUT, label: str | None 
         return TmuxServer(label, State.UNREACHABLE, "tmux printed output this tool cannot parse", path,
                           why=Unreachable.FAILED)
     if not parsed:
-        return _empty(socket, label, path, timeout)
+        return TmuxServer(label, State.RUNNING, socket_path=path)
     _, server_pid, socket_path = parsed[0]
     panes = tuple(p for p, _, _ in parsed)
     clients = _clients(socket, timeout) if any(p.attached for p in panes) else ()
     return TmuxServer(label, State.RUNNING, "", socket_path, server_pid, panes, clients=clients)
 
 
-def _empty(socket: str | None, label: str, path: str, timeout: float) -> TmuxServer:
-    """A running server with no pane: no pane line names its pid, so it is asked for (one more call, only for an
-    empty server), that a server restarted on the same socket is never taken for it."""
+def answering_pid(socket: str | None, timeout: float) -> int | None:
+    """The pid of the server answering on this socket now, by its own word (None: no answer): what a command sent
+    there reaches, asked only where no pane line names it (a server with no session left)."""
     try:
         proc = run(socket, "display-message", "-p", "#{pid}", timeout=timeout)
     except (OSError, subprocess.TimeoutExpired):
-        return TmuxServer(label, State.RUNNING, socket_path=path)
+        return None
     pid = proc.stdout.strip()
-    return TmuxServer(label, State.RUNNING, socket_path=path, server_pid=int(pid) if pid.isdigit() else None)
+    return int(pid) if proc.returncode == 0 and pid.isdigit() else None
 
 
 def _clients(socket: str | None, timeout: float) -> tuple[Client, ...]:

@@ -588,8 +588,9 @@ def test_sessions_that_close_by_themselves_are_killed_not_failed(world):
 
 
 def test_an_empty_server_restarted_on_its_socket_is_never_killed(tmp_path):
-    """An empty tmux server (exit-empty off) lists no pane, so no pane names its pid: its process is asked for
-    (`display -p '#{pid}'`), and kill-server refuses a server that is not the process the checks judged."""
+    """An empty tmux server (exit-empty off) lists no pane, so no pane names its pid: at the moment of action the
+    server answering on the socket is asked for it (`display -p '#{pid}'`), and kill-server refuses one that is not
+    the process the checks judged."""
     from fixers import effects
     from healthchecks.tmux import default_socket_path, read_server
 
@@ -602,14 +603,14 @@ def test_an_empty_server_restarted_on_its_socket_is_never_killed(tmp_path):
 
     try:
         first = start()
-        judged = read_server(name)
-        assert judged.server_pid == first and not judged.panes
+        judged = dataclasses.replace(read_server(name), server_pid=first)  # as the snapshot identifies it
+        assert not judged.panes
         tmux("-L", name, "kill-server")
         assert ended_pid(first)
         second = start()  # another server on the same socket, empty too
         why = effects.kill_server(judged, set(), 10)
         assert f"{first} -> {second}" in why and alive(second), why
-        assert effects.kill_server(read_server(name), set(), 10) == ""  # the very server: killed
+        assert effects.kill_server(dataclasses.replace(judged, server_pid=second), set(), 10) == ""  # the very one
         assert ended_pid(second)
     finally:
         tmux("-L", name, "kill-server")
