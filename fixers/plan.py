@@ -284,7 +284,7 @@ def _session(f: Finding, a: Analysis, opts: Options) -> list[Action[Any]]:
     actions: list[Action[Any]] = [kill]
     if a.snapshot.registries.dialect.mark is None:
         return actions  # its records are never written: the manager settles them itself
-    for agent in a.records.agents_by_session.get(kill.target.name, []):
+    for agent in a.tmux.agents_on(kill.target.server, kill.target.name):
         if agent.active or opts.prune:
             target, reason = AgentTarget(agent.id, agent.session), f"its session is killed ({f.check})"
             actions.append(_agent_entry(target, reason, f.check, opts.prune, follows=kill.target))

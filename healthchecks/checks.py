@@ -160,7 +160,7 @@ def _program_of(a: Analysis, target: Target) -> str:
     elif isinstance(target, AgentTarget):
         program = recorded(a, [agent] if (agent := a.records.agent(target.id)) else [])
     elif isinstance(target, SessionTarget):
-        program = recorded(a, a.records.agents_by_session.get(target.name, []))
+        program = recorded(a, a.tmux.agents_on(target.server, target.name))
     return program.name if program is not None else ""
 
 

@@ -283,8 +283,8 @@ def seen(analysis: Analysis) -> list[Seen]:
 def _processes_seen(a: Analysis) -> list[Sighting]:
     by_pid = a.snapshot.by_pid
     found = []
-    for pid, (_, session) in a.tmux.pane_of.items():
-        agents = a.records.agents_by_session.get(session, [])
+    for pid, (server, session) in a.tmux.pane_of.items():
+        agents = a.tmux.agents_on(server, session)
         proc = by_pid.get(pid)
         if len(agents) == 1 and proc is not None and not proc.defunct:
             found.append(Sighting(pid, proc.start_ticks, agents[0].id, a.workspace, a.now))
@@ -295,10 +295,10 @@ def _sessions_seen(a: Analysis) -> list[SessionSighting]:
     """Each live session of a checked server that is exactly one agent's, by its server's identity and its id."""
     servers = {s.label: s.server_pid for s in a.snapshot.servers if s.server_pid}
     found = []
-    for name, lives in a.tmux.sessions.items():
-        agents = a.records.agents_by_session.get(name, [])
-        for live in lives if len(agents) == 1 else ():
-            if (server := servers.get(live.server)) is None or not live.id:
+    for lives in a.tmux.sessions.values():
+        for live in lives:
+            agents = a.tmux.agents_in(live)
+            if len(agents) != 1 or (server := servers.get(live.server)) is None or not live.id:
                 continue
             proc = a.snapshot.by_pid.get(server)
             if ticks := proc.start_ticks if proc is not None else processes.start_ticks(server):

@@ -84,7 +84,7 @@ def figures(analysis: Analysis, results: Results) -> Figures:
         r for s in snap.registries.scopes for r in s.agents)
     classes = analysis.attribution.claude_classes
     ghosts = results.get(GHOST_AGENTS)
-    untracked = sum(1 for s in analysis.tmux.agent_sessions if s.name not in analysis.records.agents_by_session)
+    untracked = sum(1 for s in analysis.tmux.agent_sessions if not analysis.tmux.agents_in(s))
     return Figures(
         registry_agents=len(agents) if usable else None,
         active_counter=glob.counters.get("active_agents") if usable else None,

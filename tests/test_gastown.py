@@ -317,6 +317,9 @@ def test_two_towns_at_once_each_record_is_judged_on_its_own_towns_server_alone(t
         for settings in (here.settings, both):
             obs = observe(settings)
             assert _failing(obs) == {"ghost_agents": {"agent hq-deacon"}}, settings.tmux_sockets
+        # nor remembered as this town's (a process or a session seen in its pane), nor counted as tracked
+        assert {s.agent for s in sightings.seen(obs.analysis)} == {"hq-mayor"}
+        assert obs.figures.untracked_sessions == 3  # the other town's three hq-* sessions are no record of here
         fix(obs, both, Options(), dry_run=False, confirm=lambda plan: (True, "test"), show=lambda _: None)
         assert there.town_sessions() == theirs  # the other town's sessions untouched
     finally:

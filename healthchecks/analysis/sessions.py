@@ -72,10 +72,15 @@ class TmuxView:
                      if agent.server is None or agent.server in names.get(s.server, (s.server,))), None)
 
     def agents_in(self, session: LiveSession) -> list[Agent]:
-        """The agents whose session this live one may be: named so, and on its server when a record names its own
-        (two Gas Town towns both have an hq-deacon: another town's is never this town's agent's)."""
-        names = self._server_aliases.get(session.server, (session.server,))
-        return [agent for agent in self.a.records.agents_by_session.get(session.name, ())
+        """The agents whose session this live one may be (agents_on its server and name)."""
+        return self.agents_on(session.server, session.name)
+
+    def agents_on(self, server: str, name: str) -> list[Agent]:
+        """The agents whose session is ``name`` on the checked server ``server``: named so, and on that server when a
+        record names its own (two Gas Town towns both have an hq-deacon: another town's is never this town's
+        agent's). Every lookup of a session's records asks this, the checks and the plan alike."""
+        names = self._server_aliases.get(server, (server,))
+        return [agent for agent in self.a.records.agents_by_session.get(name, ())
                 if agent.server is None or agent.server in names]
 
     @cached_property

@@ -55,7 +55,7 @@ def _sessions(a: Analysis, results: Results, manager: str) -> dict[str, list[str
         cls = (
             "zombie" if (ZOMBIE_SESSIONS, entity) in failing
             else "leaked" if (LEAKED_SESSIONS, entity) in failing
-            else "untracked" if s.name not in a.records.agents_by_session
+            else "untracked" if not a.tmux.agents_in(s)
             else "healthy"
         )
         groups[cls].append(_session_label(a, s) if len(groups[cls]) < SHOWN else s.name)  # the rest is folded
@@ -76,7 +76,7 @@ def _folded(groups: dict[str, list[str]], column: int) -> list[Node]:
 def _session_label(a: Analysis, session: LiveSession) -> str:
     """A session by its name, and its agent program when that is another than Claude Code: the one its records
     name, else the one running in its agent panes."""
-    program = recorded(a, a.records.agents_by_session.get(session.name, []))
+    program = recorded(a, a.tmux.agents_in(session))
     if program is None and (proc := a.tmux.agent_program(session, a.tmux.agent_panes(session))) is not None:
         program = proc.program
     return f"{session.name} ({program.name})" if program is not None and program is not CLAUDE else session.name
