@@ -11,7 +11,6 @@ import os
 from collections.abc import Callable, Mapping, ValuesView
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from itertools import chain
 from typing import TYPE_CHECKING
 
 from . import processes
@@ -20,9 +19,6 @@ from .dialect import StatusClass
 from .programs import CLAUDE, AgentProgram
 from .records import (
     RECORD_CLASS,
-    RECORD_ID,
-    RECORD_TASK,
-    AgentRecord,
     JobRecord,
     Scope,
     Service,
@@ -259,25 +255,15 @@ def counters(a: Analysis) -> list[Finding]:
     ]
 
 
-def _all_agree(global_ids: dict[str, AgentRecord], members: tuple[Scope, ...]) -> bool:
-    """Whether every member record has its global entry, under the same task, in the same class: the common case,
-    decided in C (map and list equality) before any record is looked at one by one."""
-    recs = list(chain.from_iterable(f.agents for f in members))
-    globs = list(map(global_ids.get, map(RECORD_ID, recs)))
-    return (None not in globs and list(map(RECORD_TASK, globs)) == list(map(RECORD_TASK, recs))
-            and list(map(RECORD_CLASS, globs)) == list(map(RECORD_CLASS, recs)))
-
-
 @check(REGISTRY_AGREEMENT, "task registries agree with the global registry", ("registry",))
 def registry_agreement(a: Analysis) -> list[Finding]:
     """Every task-registry agent is in the global registry, under the same task, in the same class."""
     findings: list[Finding] = []
     if not a.snapshot.registries.dialect.members_repeat_authority:
         return findings  # its member scopes are stores of their own, not copies to agree
-    authority = a.snapshot.registries.authority.agents
-    global_ids = dict(zip(map(RECORD_ID, authority), authority, strict=True))
-    if _all_agree(global_ids, a.snapshot.registries.members):
+    if a.records.index.agree:  # the common case, decided in C
         return findings
+    global_ids = a.records.index.authority
     for file in a.snapshot.registries.members:
         for rec in file.agents:
             glob = global_ids.get(rec.id)
@@ -814,8 +800,7 @@ NOBODY = "nobody"  # the manager of a finding on an agent process no manager and
 def agent_processes(a: Analysis) -> list[processes.Proc]:
     """Every running agent program's process (Claude Code and the programs table's) and every program's leftover
     (Codex's daemons), this suite's own left out."""
-    left = {p.pid for p in a.attribution.leftovers}
-    return [p for p in a.snapshot.processes if (p.agent or p.pid in left) and p.pid not in a.snapshot.self_pids]
+    return a.attribution.accountable
 
 
 def manager_claims(a: Analysis) -> Claims:

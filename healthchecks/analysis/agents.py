@@ -16,6 +16,7 @@ from ..records import (
     RECORD_CLASS,
     RECORD_ID,
     RECORD_SESSION,
+    RECORD_TASK,
     AgentRecord,
     CursorRecord,
     PaneRecord,
@@ -88,8 +89,10 @@ class RecordIndex(Mapping[str, list[AgentRecord]]):
             for record in chain(authority, member_records):
                 lists[record.id].append(record)
             self._lists = dict(lists)
-        self._ids = self._lists.keys() if self._lists is not None else dict.fromkeys(chain(self._authority,
-                                                                                          self._members)).keys()
+        # every member's id in the authority (task registries copy the global one): the ids are the authority's
+        self._covered = self._lists is None and self._members.keys() <= self._authority.keys()
+        self._ids = self._lists.keys() if self._lists is not None else self._authority.keys() if self._covered else (
+            dict.fromkeys(chain(self._authority, self._members)).keys())
 
     def __getitem__(self, agent_id: str) -> list[AgentRecord]:
         if self._lists is not None:
@@ -107,6 +110,30 @@ class RecordIndex(Mapping[str, list[AgentRecord]]):
 
     def __len__(self) -> int:
         return len(self._ids)
+
+    @property
+    def authority(self) -> Mapping[str, AgentRecord]:
+        """The authority's record of each id it holds (the last one, where it repeats one)."""
+        return self._authority
+
+    @cached_property
+    def _paired(self) -> list[AgentRecord] | None:
+        """The authority's record of each member record, in the members' order; None unless every id is held once
+        by the authority and at most once by the members, the authority holding every member's."""
+        return list(map(self._authority.__getitem__, self._members)) if self._covered else None
+
+    @cached_property
+    def classes_agree(self) -> bool:
+        """Every member record has the authority's record of its id, once, in the same class: then an id's class is
+        its authority record's (decided in C: map and list equality)."""
+        paired = self._paired
+        return paired is not None and list(map(RECORD_CLASS, paired)) == list(map(RECORD_CLASS, self._members.values()))
+
+    @cached_property
+    def agree(self) -> bool:
+        """classes_agree, and under the same task: the common case of registry agreement, decided in C."""
+        return self.classes_agree and list(map(RECORD_TASK, cast("list[AgentRecord]", self._paired))) == list(
+            map(RECORD_TASK, self._members.values()))
 
     def firsts(self) -> list[AgentRecord]:
         """Each id's first record, in the index's order (in C when every id has a global record)."""
@@ -151,6 +178,9 @@ class RecordsView:
     @cached_property
     def active_agents(self) -> list[Agent]:
         active = partial(operator.is_, StatusClass.ACTIVE)
+        if self.index.classes_agree:  # the common case: an id is active exactly as its authority record says
+            held = self.index.authority
+            return list(map(self.known, compress(held, map(active, map(RECORD_CLASS, held.values())))))
         ids: set[str] = set()
         for f in self.snapshot.registries.scopes:  # in C: 10,000 records a snapshot
             ids.update(compress(map(RECORD_ID, f.agents), map(active, map(RECORD_CLASS, f.agents))))

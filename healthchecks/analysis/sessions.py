@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -181,11 +182,17 @@ class TmuxView:
         """sessions_showing's answers, one a window (made once: every process in a pane asks)."""
         return {key: tuple((key[0], name) for name in names) for key, names in self._shown_by.items()}
 
+    def showing_any(self, pids: Iterable[int]) -> set[tuple[str, str]]:
+        """(server, session) of every session that shows a live pane one of ``pids`` runs in: each window once."""
+        windows = set(map(self._windows.get, pids))
+        return {where for window in windows if window is not None for where in self._showing.get(window, ())}
+
     @cached_property
     def pane_of(self) -> dict[int, tuple[str, str]]:
         """pid -> (server, session) for every process that descends from a live pane of a checked server
         (the first session listed as showing it)."""
-        return {pid: found[0] for pid in self._windows if (found := self.sessions_showing(pid))}
+        showing = self._showing
+        return {pid: found[0] for pid, window in self._windows.items() if (found := showing.get(window))}
 
     @cached_property
     def server_names(self) -> dict[int, str]:
@@ -195,7 +202,7 @@ class TmuxView:
     @cached_property
     def own_sessions(self) -> set[tuple[str, str]]:
         """(server, session) of the panes this suite runs in (an agent checking its own fleet): never judged."""
-        return {where for pid in self.snapshot.self_pids for where in self.sessions_showing(pid)}
+        return self.showing_any(self.snapshot.self_pids)
 
     @cached_property
     def checked_labels(self) -> set[str]:
