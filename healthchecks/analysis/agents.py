@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, cast
 from ..dialect import StatusClass
 from ..records import (
     RECORD_CLASS,
+    RECORD_EXTRA,
     RECORD_ID,
     RECORD_SESSION,
     RECORD_TASK,
     AgentRecord,
     CursorRecord,
+    Owner,
     PaneRecord,
     Scope,
     ServerRecord,
@@ -45,22 +47,32 @@ class Agent:
         self._started: float | bool | None = False  # False: not parsed yet (timestamps are parsed on demand)
         self._ended: float | bool | None = False
         head = records[0]
-        stored = stored_name(head.tmux_session)  # as tmux stores it (`.` and `:` become `_`, ...)
+        name = head.tmux_session
+        stored = stored_name(name)  # as tmux stores it (`.` and `:` become `_`, ...)
         # False: its session, when not found live under that name, may live under another one. Only an ASCII name's
         # stored form is what tmux stored whatever its locale (a non-ASCII name found live so is matched all the same)
-        self.certain = stored is not None and head.tmux_session.isascii()
-        self.session = head.tmux_session if stored is None else stored
+        self.certain = stored is not None and name.isascii()
+        self.session = name if stored is None else stored
+        self.cursor_pid: int | None = None
+        self.server: str | None = None
+        self.pane: str | None = None
+        self.owner: Owner | None = None
+        if any(map(RECORD_EXTRA, records)):  # a manager's extension (none on the orchestrator's: skipped in C)
+            self._extended(head, records)
+        first = self.status_class = head.status_class
+        if len(records) > 1 and len(classes := set(map(RECORD_CLASS, records))) > 1:  # records that disagree: rare
+            self.active, self.terminal = StatusClass.ACTIVE in classes, classes == {StatusClass.TERMINAL}
+        else:
+            self.active, self.terminal = first is StatusClass.ACTIVE, first is StatusClass.TERMINAL
+
+    def _extended(self, head: AgentRecord, records: list[AgentRecord]) -> None:
+        """The facts a manager's extensions of the records add."""
         # E3's cursor backend: its process (the first record that names one)
         self.cursor_pid = next((c.pid for _, c in extensions(records, CursorRecord) if c.pid), None)
         on = head.ext(ServerRecord)
         self.server = on.server if on else None  # the one server its session (or pane) may live on (None: any checked)
         placed = head.ext(PaneRecord)  # a teammate's: its pane id, its team's lead
         self.pane, self.owner = (placed.pane, placed.owner) if placed else (None, None)
-        first = self.status_class = head.status_class
-        if len(records) > 1 and len(classes := set(map(RECORD_CLASS, records))) > 1:  # records that disagree: rare
-            self.active, self.terminal = StatusClass.ACTIVE in classes, classes == {StatusClass.TERMINAL}
-        else:
-            self.active, self.terminal = first is StatusClass.ACTIVE, first is StatusClass.TERMINAL
 
     def started_at(self, tz: tzinfo | None) -> float | None:
         if self._started is False:  # one zone per analysis: the first answer is the answer
