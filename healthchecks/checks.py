@@ -11,11 +11,13 @@ import os
 from collections.abc import Callable, Mapping, ValuesView
 from dataclasses import dataclass, replace
 from datetime import date, datetime
+from itertools import repeat
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from . import processes
 from .analysis import Agent, Analysis, LiveSession
-from .dialect import StatusClass
+from .dialect import Dialect, ScopeKind, StatusClass
 from .programs import CLAUDE, AgentProgram
 from .records import (
     RECORD_CLASS,
@@ -226,6 +228,9 @@ def registry_schema(a: Analysis) -> list[Finding]:
     return findings
 
 
+_COUNTERS = attrgetter("counters")
+
+
 def _count_findings(file: Scope, expected: dict[str, int]) -> list[Finding]:
     counted = file.counters
     wrong = [(name, value) for name, value in expected.items() if name in counted and counted[name] != value]
@@ -250,9 +255,26 @@ def counters(a: Analysis) -> list[Finding]:
     dialect = a.snapshot.registries.dialect
     return [
         f
-        for file in a.snapshot.registries.scopes
+        for file in _miscounted(a.snapshot.registries.scopes, dialect)
         for f in _count_findings(file, dialect.expected(file.kind, file.agents, len(file.task_ids)))
     ]
+
+
+def _miscounted(scopes: tuple[Scope, ...], dialect: Dialect) -> list[Scope]:
+    """The scopes (in order) a counter of which differs from what their entries say: every scope of a kind compared
+    at once, in C (the common case: none)."""
+    kinds: dict[ScopeKind, list[int]] = {}
+    for i, scope in enumerate(scopes):
+        kinds.setdefault(scope.kind, []).append(i)
+    wrong: set[int] = set()
+    for kind, places in kinds.items():
+        group = [scopes[i] for i in places]
+        expected = dialect.expected_each(kind, [s.agents for s in group], [len(s.task_ids) for s in group])
+        for name, values in expected.items():  # a counter a scope does not store is never wrong
+            stored = list(map(dict.get, map(_COUNTERS, group), repeat(name), values))
+            if stored != values:
+                wrong.update(i for i, held, value in zip(places, stored, values, strict=True) if held != value)
+    return [scopes[i] for i in sorted(wrong)]
 
 
 @check(REGISTRY_AGREEMENT, "task registries agree with the global registry", ("registry",))
