@@ -908,6 +908,8 @@ def accounted(claims: dict[str, Claims], a: Analysis, sessions: Mapping[str, Ses
     findings = shared_sessions(sessions or {}, a)
     for proc in agent_processes(a):
         owners = [(manager, found[proc.pid]) for manager, found in claims.items() if proc.pid in found]
+        if len(owners) == 1 or (not owners and persons(a, proc)):  # the common case: one manager's, or a person's
+            continue
         name = proc.program.name if proc.program is not None else proc.name
         target = ProcessTarget(proc.pid, proc.start_ticks)
         if len(owners) > 1:
@@ -915,7 +917,7 @@ def accounted(claims: dict[str, Claims], a: Analysis, sessions: Mapping[str, Ses
             reason = f"{name}: claimed by {who}: a conflict for a person, never acted on by either"
             findings.append(Finding(ACCOUNTED_FOR, f"pid {proc.pid}", reason, target=target,
                                     manager=" & ".join(manager for manager, _ in owners)))
-        elif not owners and not persons(a, proc):
+        else:
             read = ", ".join(claims) or "none"
             reason = f"{name}, nobody's: no record of a manager read ({read}) and no person's sign; {_seen(a, proc)}"
             findings.append(Finding(ACCOUNTED_FOR, f"pid {proc.pid}", reason, "info", target, manager=NOBODY))

@@ -168,22 +168,28 @@ class Attribution:
     def accountable(self) -> list[Proc]:
         """Every running agent program's process and every program's leftover, in scan order, this suite's own left
         out: what the accounted-for check judges (and every output counts), made once."""
-        left = {p.pid for p in self.leftovers}
         own = self.snapshot.self_pids
+        if not self.leftovers:  # the common case: the agents' processes alone, already in scan order
+            return [p for p in self.agents if p.pid not in own]
+        left = {p.pid for p in self.leftovers}
         return [p for p in self.snapshot.processes if (p.pid in self._agent_pids or p.pid in left) and p.pid not in own]
 
     def wrapper_of(self, proc: Proc) -> Proc | None:
         """The wrapper whose child this process is (its parent, a live process of the same paired program, and the
         child's binary the pair's when it names one); None for a wrapper, a lone process, a child left alone."""
         program = proc.program
+        if program is None or program.pair is None:  # most: no pair's program (a dict lookup saved each)
+            return None
         parent = self.snapshot.by_pid.get(proc.ppid)
-        if program is None or program.pair is None or parent is None or parent.program is not program:
+        if parent is None or parent.program is not program:
             return None
         child_exe = program.pair.child_exe
         return parent if not parent.defunct and (child_exe is None or child_exe.search(proc.exe)) else None
 
     def carried(self, wrapper: Proc) -> tuple[Proc, ...]:
         """The pair's children of a wrapper: ended with it, never judged apart."""
+        if wrapper.program is None or wrapper.program.pair is None:  # no pair's program: no child of its pair
+            return ()
         found = (self.snapshot.by_pid.get(pid) for pid in self.a.children.get(wrapper.pid, ()))
         return tuple(p for p in found if p is not None and self.wrapper_of(p) is wrapper)
 
