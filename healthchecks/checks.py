@@ -11,8 +11,8 @@ import os
 from collections.abc import Callable, Mapping, ValuesView
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from itertools import repeat
-from operator import attrgetter
+from itertools import chain, compress, repeat
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING
 
 from . import processes
@@ -229,6 +229,7 @@ def registry_schema(a: Analysis) -> list[Finding]:
 
 
 _COUNTERS = attrgetter("counters")
+_TIMES, _RECORDS, _FRACTION = attrgetter("times"), attrgetter("records"), itemgetter(slice(19, 20))
 
 
 def _count_findings(file: Scope, expected: dict[str, int]) -> list[Finding]:
@@ -327,10 +328,13 @@ def timestamps(a: Analysis) -> list[Finding]:
     is consulted are looked at: active ones (ghosts) and those with a live session (leaked).
     """
     limit = datetime.fromtimestamp(a.now + a.settings.grace, a.tz).strftime("%Y-%m-%dT%H:%M:%S")
-    findings = []
+    findings: list[Finding] = []
     live = [agent for name in a.tmux.sessions for agent in a.records.agents_by_session.get(name, ())
             if not agent.active]
-    for agent in [*a.records.active_agents, *live]:
+    agents = [*a.records.active_agents, *live]
+    if not _any_after(agents, limit):
+        return findings  # the common case, decided in C
+    for agent in agents:
         if not any(may_be_after(t, limit) for r in agent.records for t in r.times):
             continue  # the common case, decided without parsing a time
         for what, moment in (("started", agent.started_at(a.tz)), ("ended", agent.ended_at(a.tz))):
@@ -343,6 +347,16 @@ def timestamps(a: Analysis) -> list[Finding]:
                 findings.append(agent_finding(TIMESTAMPS, agent, reason))
                 break
     return findings
+
+
+def _any_after(agents: list[Agent], limit: str) -> bool:
+    """Whether a time of these agents' records may lie after ``limit`` (records.may_be_after of any), decided in C
+    when every time written is a naive one as Python writes it (what may_be_after compares as a string)."""
+    times = list(chain.from_iterable(map(_TIMES, chain.from_iterable(map(_RECORDS, agents)))))
+    written = list(compress(times, map(isinstance, times, repeat(str))))
+    if set(map(len, written)) <= {19, 26} and set(map(_FRACTION, written)) <= {"", "."}:
+        return max(written, default="") > limit
+    return any(map(may_be_after, written, repeat(limit)))
 
 
 def _not_running_hint(a: Analysis) -> str:
