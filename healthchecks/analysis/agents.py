@@ -101,8 +101,11 @@ class RecordIndex(Mapping[str, list[AgentRecord]]):
             for record in chain(authority, member_records):
                 lists[record.id].append(record)
             self._lists = dict(lists)
+        # The authority's record of each member record, in the members' order, where every id is held once by the
+        # authority and at most once by the members (else None); None in it where the authority holds none.
+        self._paired = list(map(self._authority.get, self._members)) if self._lists is None else None
         # every member's id in the authority (task registries copy the global one): the ids are the authority's
-        self._covered = self._lists is None and self._members.keys() <= self._authority.keys()
+        self._covered = self._paired is not None and None not in self._paired
         self._ids = self._lists.keys() if self._lists is not None else self._authority.keys() if self._covered else (
             dict.fromkeys(chain(self._authority, self._members)).keys())
 
@@ -129,17 +132,11 @@ class RecordIndex(Mapping[str, list[AgentRecord]]):
         return self._authority
 
     @cached_property
-    def _paired(self) -> list[AgentRecord] | None:
-        """The authority's record of each member record, in the members' order; None unless every id is held once
-        by the authority and at most once by the members, the authority holding every member's."""
-        return list(map(self._authority.__getitem__, self._members)) if self._covered else None
-
-    @cached_property
     def classes_agree(self) -> bool:
         """Every member record has the authority's record of its id, once, in the same class: then an id's class is
         its authority record's (decided in C: map and list equality)."""
-        paired = self._paired
-        return paired is not None and list(map(RECORD_CLASS, paired)) == list(map(RECORD_CLASS, self._members.values()))
+        return self._covered and list(map(RECORD_CLASS, cast("list[AgentRecord]", self._paired))) == list(
+            map(RECORD_CLASS, self._members.values()))
 
     @cached_property
     def agree(self) -> bool:

@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from .. import processes
 from ..idle import idle
@@ -191,8 +191,11 @@ class TmuxView:
     def pane_of(self) -> dict[int, tuple[str, str]]:
         """pid -> (server, session) for every process that descends from a live pane of a checked server
         (the first session listed as showing it)."""
-        showing = self._showing
-        return {pid: found[0] for pid, window in self._windows.items() if (found := showing.get(window))}
+        first = {window: found[0] for window, found in self._showing.items() if found}  # one a window, not a process
+        places = list(map(first.get, self._windows.values()))  # in C: thousands of processes in panes
+        if None in places:  # a window no session shows (never so far): its processes are in no session's pane
+            return {pid: where for pid, where in zip(self._windows, places, strict=True) if where is not None}
+        return dict(zip(self._windows, cast("list[tuple[str, str]]", places), strict=True))
 
     @cached_property
     def server_names(self) -> dict[int, str]:
