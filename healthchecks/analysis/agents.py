@@ -110,12 +110,19 @@ class RecordIndex(Mapping[str, list[AgentRecord]]):
             dict.fromkeys(chain(self._authority, self._members)).keys())
 
     def __getitem__(self, agent_id: str) -> list[AgentRecord]:
-        if self._lists is not None:
-            return self._lists[agent_id]
-        found = [r for r in (self._authority.get(agent_id), self._members.get(agent_id)) if r is not None]
-        if not found:
+        if (found := self.records_of(agent_id)) is None:
             raise KeyError(agent_id)
         return found
+
+    def records_of(self, agent_id: str) -> list[AgentRecord] | None:
+        """The id's records, or None: asked for every agent made (Mapping.get's own try/except, and a list made by
+        a comprehension, were two more frames each time)."""
+        if self._lists is not None:
+            return self._lists.get(agent_id)
+        first, member = self._authority.get(agent_id), self._members.get(agent_id)
+        if first is None:
+            return None if member is None else [member]
+        return [first] if member is None else [first, member]
 
     def __contains__(self, agent_id: object) -> bool:
         return agent_id in self._ids
@@ -169,7 +176,7 @@ class RecordsView:
 
     def agent(self, agent_id: str) -> Agent | None:
         """One agent, made on first use: most checks look at a few hundred of 10,000."""
-        if (made := self._made.get(agent_id)) is None and (recs := self.index.get(agent_id)):
+        if (made := self._made.get(agent_id)) is None and (recs := self.index.records_of(agent_id)):
             made = self._made[agent_id] = Agent(agent_id, recs)
         return made
 

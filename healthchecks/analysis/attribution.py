@@ -127,11 +127,10 @@ class Evidence:
         return "; ".join(dict.fromkeys(c.detail for c in self.workspace + self.launch + self.seen))
 
 
-@dataclass(frozen=True)
-class Classified:
+class Classified(NamedTuple):
     """An agent program's process (a pair's wrapper) and why it is in its class (attached, orphan or foreign): the
     reason shown, the evidence used when there was any (its kinds of sign as data), and the pair's child that goes
-    with it."""
+    with it. (A tuple: one is made for every agent process of every snapshot.)"""
 
     proc: Proc
     reason: str

@@ -68,16 +68,20 @@ class TmuxView:
 
     def session_of(self, agent: Agent) -> LiveSession | None:
         """The agent's live session on a checked server: on its own server when its record names one."""
+        if not (live := self.sessions.get(agent.session)):
+            return None
+        if agent.server is None:  # most records name no server: any checked one's (no generator made)
+            return live[0]
         names = self._server_aliases
-        return next((s for s in self.sessions.get(agent.session, ())
-                     if agent.server is None or agent.server in names.get(s.server, (s.server,))), None)
+        return next((s for s in live if agent.server in names.get(s.server, (s.server,))), None)
 
     def agents_in(self, session: LiveSession) -> list[Agent]:
         """The agents whose session this live one may be: named so, and on its server when a record names its own
         (two Gas Town towns both have an hq-deacon: another town's is never this town's agent's)."""
+        if not (named := self.a.records.agents_by_session.get(session.name)):
+            return []
         names = self._server_aliases.get(session.server, (session.server,))
-        return [agent for agent in self.a.records.agents_by_session.get(session.name, ())
-                if agent.server is None or agent.server in names]
+        return [agent for agent in named if agent.server is None or agent.server in names]
 
     @cached_property
     def _server_aliases(self) -> dict[str, tuple[str, ...]]:
