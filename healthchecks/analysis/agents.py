@@ -155,6 +155,8 @@ class RecordIndex(Mapping[str, list[AgentRecord]]):
         """Each id's first record, in the index's order (in C when every id has a global record)."""
         if self._lists is not None:
             return [records[0] for records in self._lists.values()]
+        if self._covered:  # the ids are the authority's, in its order
+            return list(self._authority.values())
         found = list(map(self._authority.get, self._ids))
         if None in found:
             found = [self._authority.get(i) or self._members[i] for i in self._ids]

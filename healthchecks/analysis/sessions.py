@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 from .. import processes
 from ..idle import idle
@@ -20,8 +19,9 @@ if TYPE_CHECKING:  # the analysis that composes this view (its context and the o
     from .agents import Agent
 
 
-@dataclass(frozen=True)
-class LiveSession:
+class LiveSession(NamedTuple):
+    """One live session of one server (a tuple: one is made for every live session of every snapshot)."""
+
     server: str
     name: str
     created: float
