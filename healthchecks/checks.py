@@ -11,18 +11,16 @@ import os
 from collections.abc import Callable, Mapping, ValuesView
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from itertools import chain
+from itertools import chain, compress, repeat
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING
 
 from . import processes
 from .analysis import Agent, Analysis, LiveSession
-from .dialect import StatusClass
+from .dialect import Dialect, ScopeKind, StatusClass
 from .programs import CLAUDE, AgentProgram
 from .records import (
     RECORD_CLASS,
-    RECORD_ID,
-    RECORD_TASK,
-    AgentRecord,
     JobRecord,
     Scope,
     Service,
@@ -230,6 +228,10 @@ def registry_schema(a: Analysis) -> list[Finding]:
     return findings
 
 
+_COUNTERS, _AGENTS = attrgetter("counters"), attrgetter("agents")
+_TIMES, _RECORDS, _FRACTION = attrgetter("times"), attrgetter("records"), itemgetter(slice(19, 20))
+
+
 def _count_findings(file: Scope, expected: dict[str, int]) -> list[Finding]:
     counted = file.counters
     wrong = [(name, value) for name, value in expected.items() if name in counted and counted[name] != value]
@@ -254,18 +256,26 @@ def counters(a: Analysis) -> list[Finding]:
     dialect = a.snapshot.registries.dialect
     return [
         f
-        for file in a.snapshot.registries.scopes
+        for file in _miscounted(a.snapshot.registries.scopes, dialect)
         for f in _count_findings(file, dialect.expected(file.kind, file.agents, len(file.task_ids)))
     ]
 
 
-def _all_agree(global_ids: dict[str, AgentRecord], members: tuple[Scope, ...]) -> bool:
-    """Whether every member record has its global entry, under the same task, in the same class: the common case,
-    decided in C (map and list equality) before any record is looked at one by one."""
-    recs = list(chain.from_iterable(f.agents for f in members))
-    globs = list(map(global_ids.get, map(RECORD_ID, recs)))
-    return (None not in globs and list(map(RECORD_TASK, globs)) == list(map(RECORD_TASK, recs))
-            and list(map(RECORD_CLASS, globs)) == list(map(RECORD_CLASS, recs)))
+def _miscounted(scopes: tuple[Scope, ...], dialect: Dialect) -> list[Scope]:
+    """The scopes (in order) a counter of which differs from what their entries say: every scope of a kind compared
+    at once, in C (the common case: none)."""
+    kinds: dict[ScopeKind, list[int]] = {}
+    for i, scope in enumerate(scopes):
+        kinds.setdefault(scope.kind, []).append(i)
+    wrong: set[int] = set()
+    for kind, places in kinds.items():
+        group = [scopes[i] for i in places]
+        expected = dialect.expected_each(kind, [s.agents for s in group], [len(s.task_ids) for s in group])
+        for name, values in expected.items():  # a counter a scope does not store is never wrong
+            stored = list(map(dict.get, map(_COUNTERS, group), repeat(name), values))
+            if stored != values:
+                wrong.update(i for i, held, value in zip(places, stored, values, strict=True) if held != value)
+    return [scopes[i] for i in sorted(wrong)]
 
 
 @check(REGISTRY_AGREEMENT, "task registries agree with the global registry", ("registry",))
@@ -274,10 +284,9 @@ def registry_agreement(a: Analysis) -> list[Finding]:
     findings: list[Finding] = []
     if not a.snapshot.registries.dialect.members_repeat_authority:
         return findings  # its member scopes are stores of their own, not copies to agree
-    authority = a.snapshot.registries.authority.agents
-    global_ids = dict(zip(map(RECORD_ID, authority), authority, strict=True))
-    if _all_agree(global_ids, a.snapshot.registries.members):
+    if a.records.index.agree:  # the common case, decided in C
         return findings
+    global_ids = a.records.index.authority
     for file in a.snapshot.registries.members:
         for rec in file.agents:
             glob = global_ids.get(rec.id)
@@ -300,8 +309,8 @@ def registry_agreement(a: Analysis) -> list[Finding]:
 def known_statuses(a: Analysis) -> list[Finding]:
     """An unknown status is neither active nor terminal, so no other check can judge that agent."""
     unknown = StatusClass.UNKNOWN
-    if not any(unknown in map(RECORD_CLASS, f.agents) for f in a.snapshot.registries.scopes):
-        return []  # the common case, decided in C
+    if unknown not in map(RECORD_CLASS, chain.from_iterable(map(_AGENTS, a.snapshot.registries.scopes))):
+        return []  # the common case, decided in C (one walk of every scope's records)
     return [
         agent_finding(KNOWN_STATUSES, a.records.known(aid), f"unknown status {rec.status!r} ({rec.source} registry)")
         for aid, records in a.records.index.items()
@@ -319,10 +328,13 @@ def timestamps(a: Analysis) -> list[Finding]:
     is consulted are looked at: active ones (ghosts) and those with a live session (leaked).
     """
     limit = datetime.fromtimestamp(a.now + a.settings.grace, a.tz).strftime("%Y-%m-%dT%H:%M:%S")
-    findings = []
+    findings: list[Finding] = []
     live = [agent for name in a.tmux.sessions for agent in a.records.agents_by_session.get(name, ())
             if not agent.active]
-    for agent in [*a.records.active_agents, *live]:
+    agents = [*a.records.active_agents, *live]
+    if not _any_after(agents, limit):
+        return findings  # the common case, decided in C
+    for agent in agents:
         if not any(may_be_after(t, limit) for r in agent.records for t in r.times):
             continue  # the common case, decided without parsing a time
         for what, moment in (("started", agent.started_at(a.tz)), ("ended", agent.ended_at(a.tz))):
@@ -335,6 +347,16 @@ def timestamps(a: Analysis) -> list[Finding]:
                 findings.append(agent_finding(TIMESTAMPS, agent, reason))
                 break
     return findings
+
+
+def _any_after(agents: list[Agent], limit: str) -> bool:
+    """Whether a time of these agents' records may lie after ``limit`` (records.may_be_after of any), decided in C
+    when every time written is a naive one as Python writes it (what may_be_after compares as a string)."""
+    times = list(chain.from_iterable(map(_TIMES, chain.from_iterable(map(_RECORDS, agents)))))
+    written = list(compress(times, map(isinstance, times, repeat(str))))
+    if set(map(len, written)) <= {19, 26} and set(map(_FRACTION, written)) <= {"", "."}:
+        return max(written, default="") > limit
+    return any(map(may_be_after, written, repeat(limit)))
 
 
 def _not_running_hint(a: Analysis) -> str:
@@ -814,8 +836,7 @@ NOBODY = "nobody"  # the manager of a finding on an agent process no manager and
 def agent_processes(a: Analysis) -> list[processes.Proc]:
     """Every running agent program's process (Claude Code and the programs table's) and every program's leftover
     (Codex's daemons), this suite's own left out."""
-    left = {p.pid for p in a.attribution.leftovers}
-    return [p for p in a.snapshot.processes if (p.agent or p.pid in left) and p.pid not in a.snapshot.self_pids]
+    return a.attribution.accountable
 
 
 def manager_claims(a: Analysis) -> Claims:
@@ -901,6 +922,8 @@ def accounted(claims: dict[str, Claims], a: Analysis, sessions: Mapping[str, Ses
     findings = shared_sessions(sessions or {}, a)
     for proc in agent_processes(a):
         owners = [(manager, found[proc.pid]) for manager, found in claims.items() if proc.pid in found]
+        if len(owners) == 1 or (not owners and persons(a, proc)):  # the common case: one manager's, or a person's
+            continue
         name = proc.program.name if proc.program is not None else proc.name
         target = ProcessTarget(proc.pid, proc.start_ticks)
         if len(owners) > 1:
@@ -908,7 +931,7 @@ def accounted(claims: dict[str, Claims], a: Analysis, sessions: Mapping[str, Ses
             reason = f"{name}: claimed by {who}: a conflict for a person, never acted on by either"
             findings.append(Finding(ACCOUNTED_FOR, f"pid {proc.pid}", reason, target=target,
                                     manager=" & ".join(manager for manager, _ in owners)))
-        elif not owners and not persons(a, proc):
+        else:
             read = ", ".join(claims) or "none"
             reason = f"{name}, nobody's: no record of a manager read ({read}) and no person's sign; {_seen(a, proc)}"
             findings.append(Finding(ACCOUNTED_FOR, f"pid {proc.pid}", reason, "info", target, manager=NOBODY))

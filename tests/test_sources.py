@@ -486,3 +486,22 @@ def test_the_record_index_holds_every_record_of_an_id_global_first_in_registry_o
     assert dict(index) == expected and list(index) == list(expected) and len(index) == len(expected)
     assert index.firsts() == [records[0] for records in expected.values()]
     assert "zz" not in index and index.get("zz") is None
+
+
+@pytest.mark.parametrize("era", ["first", "json"])
+def test_counters_of_many_scopes_at_once_are_each_scopes_own(era):
+    """The counters check counts every scope of a kind at once (Dialect.expected_each): the same numbers as
+    Dialect.expected gives each scope alone (what a fix recounts), for each counter of each kind, an empty scope too."""
+    from healthchecks.dialect import ScopeKind
+    from healthchecks.records import AgentRecord
+    from healthchecks.sources.orchestrator.dialect import ORCHESTRATOR_FIRST, ORCHESTRATOR_JSON
+
+    dialect = ORCHESTRATOR_FIRST if era == "first" else ORCHESTRATOR_JSON
+    statuses = ["running", "completed", "failed", "terminated", "weird", None]
+    for kind in (ScopeKind.GLOBAL, ScopeKind.TASK):
+        scopes = [[AgentRecord(f"a{n}-{i}", "t", status, "s", kind, status_class=dialect.status_class(status))
+                   for i, status in enumerate(statuses[n % 6:] * (n % 3))] for n in range(7)]
+        tasks = [n % 4 for n in range(7)]
+        each = dialect.expected_each(kind, scopes, tasks)
+        assert each and [{name: values[i] for name, values in each.items()} for i in range(7)] == [
+            dialect.expected(kind, agents, n) for agents, n in zip(scopes, tasks, strict=True)]

@@ -14,10 +14,13 @@ from typing import TYPE_CHECKING, cast
 from ..dialect import StatusClass
 from ..records import (
     RECORD_CLASS,
+    RECORD_EXTRA,
     RECORD_ID,
     RECORD_SESSION,
+    RECORD_TASK,
     AgentRecord,
     CursorRecord,
+    Owner,
     PaneRecord,
     Scope,
     ServerRecord,
@@ -44,22 +47,32 @@ class Agent:
         self._started: float | bool | None = False  # False: not parsed yet (timestamps are parsed on demand)
         self._ended: float | bool | None = False
         head = records[0]
-        stored = stored_name(head.tmux_session)  # as tmux stores it (`.` and `:` become `_`, ...)
+        name = head.tmux_session
+        stored = stored_name(name)  # as tmux stores it (`.` and `:` become `_`, ...)
         # False: its session, when not found live under that name, may live under another one. Only an ASCII name's
         # stored form is what tmux stored whatever its locale (a non-ASCII name found live so is matched all the same)
-        self.certain = stored is not None and head.tmux_session.isascii()
-        self.session = head.tmux_session if stored is None else stored
+        self.certain = stored is not None and name.isascii()
+        self.session = name if stored is None else stored
+        self.cursor_pid: int | None = None
+        self.server: str | None = None
+        self.pane: str | None = None
+        self.owner: Owner | None = None
+        if any(map(RECORD_EXTRA, records)):  # a manager's extension (none on the orchestrator's: skipped in C)
+            self._extended(head, records)
+        first = self.status_class = head.status_class
+        if len(records) > 1 and len(classes := set(map(RECORD_CLASS, records))) > 1:  # records that disagree: rare
+            self.active, self.terminal = StatusClass.ACTIVE in classes, classes == {StatusClass.TERMINAL}
+        else:
+            self.active, self.terminal = first is StatusClass.ACTIVE, first is StatusClass.TERMINAL
+
+    def _extended(self, head: AgentRecord, records: list[AgentRecord]) -> None:
+        """The facts a manager's extensions of the records add."""
         # E3's cursor backend: its process (the first record that names one)
         self.cursor_pid = next((c.pid for _, c in extensions(records, CursorRecord) if c.pid), None)
         on = head.ext(ServerRecord)
         self.server = on.server if on else None  # the one server its session (or pane) may live on (None: any checked)
         placed = head.ext(PaneRecord)  # a teammate's: its pane id, its team's lead
         self.pane, self.owner = (placed.pane, placed.owner) if placed else (None, None)
-        first = self.status_class = head.status_class
-        if len(records) > 1 and len(classes := set(map(RECORD_CLASS, records))) > 1:  # records that disagree: rare
-            self.active, self.terminal = StatusClass.ACTIVE in classes, classes == {StatusClass.TERMINAL}
-        else:
-            self.active, self.terminal = first is StatusClass.ACTIVE, first is StatusClass.TERMINAL
 
     def started_at(self, tz: tzinfo | None) -> float | None:
         if self._started is False:  # one zone per analysis: the first answer is the answer
@@ -88,16 +101,28 @@ class RecordIndex(Mapping[str, list[AgentRecord]]):
             for record in chain(authority, member_records):
                 lists[record.id].append(record)
             self._lists = dict(lists)
-        self._ids = self._lists.keys() if self._lists is not None else dict.fromkeys(chain(self._authority,
-                                                                                          self._members)).keys()
+        # The authority's record of each member record, in the members' order, where every id is held once by the
+        # authority and at most once by the members (else None); None in it where the authority holds none.
+        self._paired = list(map(self._authority.get, self._members)) if self._lists is None else None
+        # every member's id in the authority (task registries copy the global one): the ids are the authority's
+        self._covered = self._paired is not None and None not in self._paired
+        self._ids = self._lists.keys() if self._lists is not None else self._authority.keys() if self._covered else (
+            dict.fromkeys(chain(self._authority, self._members)).keys())
 
     def __getitem__(self, agent_id: str) -> list[AgentRecord]:
-        if self._lists is not None:
-            return self._lists[agent_id]
-        found = [r for r in (self._authority.get(agent_id), self._members.get(agent_id)) if r is not None]
-        if not found:
+        if (found := self.records_of(agent_id)) is None:
             raise KeyError(agent_id)
         return found
+
+    def records_of(self, agent_id: str) -> list[AgentRecord] | None:
+        """The id's records, or None: asked for every agent made (Mapping.get's own try/except, and a list made by
+        a comprehension, were two more frames each time)."""
+        if self._lists is not None:
+            return self._lists.get(agent_id)
+        first, member = self._authority.get(agent_id), self._members.get(agent_id)
+        if first is None:
+            return None if member is None else [member]
+        return [first] if member is None else [first, member]
 
     def __contains__(self, agent_id: object) -> bool:
         return agent_id in self._ids
@@ -108,10 +133,30 @@ class RecordIndex(Mapping[str, list[AgentRecord]]):
     def __len__(self) -> int:
         return len(self._ids)
 
+    @property
+    def authority(self) -> Mapping[str, AgentRecord]:
+        """The authority's record of each id it holds (the last one, where it repeats one)."""
+        return self._authority
+
+    @cached_property
+    def classes_agree(self) -> bool:
+        """Every member record has the authority's record of its id, once, in the same class: then an id's class is
+        its authority record's (decided in C: map and list equality)."""
+        return self._covered and list(map(RECORD_CLASS, cast("list[AgentRecord]", self._paired))) == list(
+            map(RECORD_CLASS, self._members.values()))
+
+    @cached_property
+    def agree(self) -> bool:
+        """classes_agree, and under the same task: the common case of registry agreement, decided in C."""
+        return self.classes_agree and list(map(RECORD_TASK, cast("list[AgentRecord]", self._paired))) == list(
+            map(RECORD_TASK, self._members.values()))
+
     def firsts(self) -> list[AgentRecord]:
         """Each id's first record, in the index's order (in C when every id has a global record)."""
         if self._lists is not None:
             return [records[0] for records in self._lists.values()]
+        if self._covered:  # the ids are the authority's, in its order
+            return list(self._authority.values())
         found = list(map(self._authority.get, self._ids))
         if None in found:
             found = [self._authority.get(i) or self._members[i] for i in self._ids]
@@ -133,7 +178,7 @@ class RecordsView:
 
     def agent(self, agent_id: str) -> Agent | None:
         """One agent, made on first use: most checks look at a few hundred of 10,000."""
-        if (made := self._made.get(agent_id)) is None and (recs := self.index.get(agent_id)):
+        if (made := self._made.get(agent_id)) is None and (recs := self.index.records_of(agent_id)):
             made = self._made[agent_id] = Agent(agent_id, recs)
         return made
 
@@ -151,6 +196,9 @@ class RecordsView:
     @cached_property
     def active_agents(self) -> list[Agent]:
         active = partial(operator.is_, StatusClass.ACTIVE)
+        if self.index.classes_agree:  # the common case: an id is active exactly as its authority record says
+            held = self.index.authority
+            return list(map(self.known, compress(held, map(active, map(RECORD_CLASS, held.values())))))
         ids: set[str] = set()
         for f in self.snapshot.registries.scopes:  # in C: 10,000 records a snapshot
             ids.update(compress(map(RECORD_ID, f.agents), map(active, map(RECORD_CLASS, f.agents))))

@@ -13,12 +13,14 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import compress
+from operator import attrgetter
 from typing import TYPE_CHECKING, NamedTuple
 
 from .. import processes
 from ..dialect import Evidence as Sign
 from ..processes import Proc, started_at
-from ..programs import CLAUDE, Orphaned, left_by
+from ..programs import CLAUDE, AgentProgram, Orphaned, left_by
 from ..records import ConversationRecord, HomeRecord, Tracked, extensions
 from ..sightings import SessionSighting, Sighting
 from ..sources import DIALECTS
@@ -30,6 +32,7 @@ if TYPE_CHECKING:  # the analysis that composes this view (its context and the o
     from . import Analysis
     from .sessions import LiveSession
 
+_PROGRAM, _IS_CLAUDE, _EXE = attrgetter("program"), attrgetter("is_claude"), attrgetter("exe")
 _TOKEN = re.compile(r"[\w-]+")  # a run no whole-token match can start or end inside
 _TMUX_VALUE = re.compile(r".*,([0-9]{1,18}),([0-9]{1,18})", re.S)  # TMUX: <socket>,<server pid>,<session number>
 
@@ -124,11 +127,10 @@ class Evidence:
         return "; ".join(dict.fromkeys(c.detail for c in self.workspace + self.launch + self.seen))
 
 
-@dataclass(frozen=True)
-class Classified:
+class Classified(NamedTuple):
     """An agent program's process (a pair's wrapper) and why it is in its class (attached, orphan or foreign): the
     reason shown, the evidence used when there was any (its kinds of sign as data), and the pair's child that goes
-    with it."""
+    with it. (A tuple: one is made for every agent process of every snapshot.)"""
 
     proc: Proc
     reason: str
@@ -147,25 +149,46 @@ class Attribution:
     @cached_property
     def claude(self) -> list[Proc]:
         """Claude processes that can be judged: not defunct (a defunct one only waits for its parent)."""
-        return [p for p in self.snapshot.processes if p.is_claude and not p.defunct]
+        return [p for p in compress(self.snapshot.processes, map(_IS_CLAUDE, self.snapshot.processes)) if not p.defunct]
 
     @cached_property
     def agents(self) -> list[Proc]:
-        """Every agent program's processes that can be judged (Claude's among them), not defunct."""
-        return [p for p in self.snapshot.processes if p.agent]
+        """Every agent program's processes that can be judged (Claude's among them), not defunct: the few of
+        thousands picked out in C (one walk a snapshot; Proc.agent asked of each took a tenth of judging)."""
+        return [p for p in compress(self.snapshot.processes, map(_PROGRAM, self.snapshot.processes)) if not p.defunct]
+
+    @cached_property
+    def _left_by(self) -> dict[str, AgentProgram]:
+        """Each scanned binary some program leaves behind (programs.left_by) -> that program: asked once a binary (a
+        machine runs a few dozen), not once a process."""
+        return {exe: program for exe in set(map(_EXE, self.snapshot.processes)) if (program := left_by(exe))}
+
+    @cached_property
+    def accountable(self) -> list[Proc]:
+        """Every running agent program's process and every program's leftover, in scan order, this suite's own left
+        out: what the accounted-for check judges (and every output counts), made once."""
+        own = self.snapshot.self_pids
+        if not self.leftovers:  # the common case: the agents' processes alone, already in scan order
+            return [p for p in self.agents if p.pid not in own]
+        left = {p.pid for p in self.leftovers}
+        return [p for p in self.snapshot.processes if (p.pid in self._agent_pids or p.pid in left) and p.pid not in own]
 
     def wrapper_of(self, proc: Proc) -> Proc | None:
         """The wrapper whose child this process is (its parent, a live process of the same paired program, and the
         child's binary the pair's when it names one); None for a wrapper, a lone process, a child left alone."""
         program = proc.program
+        if program is None or program.pair is None:  # most: no pair's program (a dict lookup saved each)
+            return None
         parent = self.snapshot.by_pid.get(proc.ppid)
-        if program is None or program.pair is None or parent is None or parent.program is not program:
+        if parent is None or parent.program is not program:
             return None
         child_exe = program.pair.child_exe
         return parent if not parent.defunct and (child_exe is None or child_exe.search(proc.exe)) else None
 
     def carried(self, wrapper: Proc) -> tuple[Proc, ...]:
         """The pair's children of a wrapper: ended with it, never judged apart."""
+        if wrapper.program is None or wrapper.program.pair is None:  # no pair's program: no child of its pair
+            return ()
         found = (self.snapshot.by_pid.get(pid) for pid in self.a.children.get(wrapper.pid, ()))
         return tuple(p for p in found if p is not None and self.wrapper_of(p) is wrapper)
 
@@ -173,9 +196,11 @@ class Attribution:
     def leftovers(self) -> list[Proc]:
         """Processes a program leaves when its agent is gone, by its table entry: a binary of their own whose parent
         is no process of that program any more (Codex's daemons, re-parented to pid 1)."""
-        found = []
+        found: list[Proc] = []
+        if not self._left_by:  # the common case: no binary of the machine is any program's leftover
+            return found
         for proc in self.snapshot.processes:
-            program = left_by(proc.exe)
+            program = self._left_by.get(proc.exe)
             if program is None or proc.defunct or proc.pid in self.a.tmux.pane_of:
                 continue
             parent = self.snapshot.by_pid.get(proc.ppid)
@@ -185,7 +210,7 @@ class Attribution:
 
     def leftover_of(self, proc: Proc) -> str | None:
         """What the process is as a program's leftover (as a person reads it), or None when it is none."""
-        if (program := left_by(proc.exe)) is not None and program.leftover is not None:
+        if (program := self._left_by.get(proc.exe)) is not None and program.leftover is not None:
             return f"{program.name}'s {program.leftover.what}"
         program = proc.program
         if program is None or program.leftover is None or program.leftover.orphaned is not Orphaned.TERMINAL_GONE:
@@ -203,7 +228,7 @@ class Attribution:
     @cached_property
     def sessions_with_claude(self) -> set[tuple[str, str]]:
         """(server, session) pairs whose panes run at least one Claude process: every session showing the pane."""
-        return {where for p in self.claude for where in self.a.tmux.sessions_showing(p.pid)}
+        return self.a.tmux.showing_any(self._claude_pids)
 
     def claude_in(self, session: LiveSession, panes: tuple[Pane, ...]) -> bool:
         """Whether a Claude process runs below these panes of the session (all of them: one set lookup)."""
@@ -553,9 +578,12 @@ class Attribution:
         """Processes of no agent program that an earlier run saw in an agent's pane and that now run outside every
         pane (a Bash tool's own-session child left by a killed Claude, say): listed with their lineage, never ended
         (a line of the memory could name any process; only a recognised agent program is ended by it)."""
+        seen = self.snapshot.sightings.processes
+        if not seen:  # nothing remembered (a first run, a manager without panes): no process to look at
+            return []
         leftovers = {p.pid for p in self.leftovers}
-        return [p for p in self.snapshot.processes if not p.agent and not p.defunct and p.pid not in leftovers
-                and p.pid not in self.a.tmux.pane_of and self.sighting(p) is not None]
+        return [p for p in self.snapshot.processes if (p.pid, p.start_ticks) in seen and not p.agent and not p.defunct
+                and p.pid not in leftovers and p.pid not in self.a.tmux.pane_of and self.sighting(p) is not None]
 
     @cached_property
     def claude_classes(self) -> dict[str, list[Classified]]:
@@ -610,7 +638,7 @@ class Attribution:
         is gone: its pane was killed and it survived, still the server's child (a pane's command runs as it);
         judged like any process outside every pane. A tmux job (run-shell) never had a terminal."""
         checked = {s.server_pid for s in self.snapshot.servers}
-        return server in checked and proc.terminal_gone and (proc.agent or left_by(proc.exe) is not None)
+        return server in checked and proc.terminal_gone and (proc.agent or proc.exe in self._left_by)
 
     def _which(self, proc: Proc) -> str:
         """Which program an orphan runs, and the pair's child ended with it ('' for a lone Claude, as always)."""

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Iterable
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 from .. import processes
 from ..idle import idle
@@ -19,8 +19,9 @@ if TYPE_CHECKING:  # the analysis that composes this view (its context and the o
     from .agents import Agent
 
 
-@dataclass(frozen=True)
-class LiveSession:
+class LiveSession(NamedTuple):
+    """One live session of one server (a tuple: one is made for every live session of every snapshot)."""
+
     server: str
     name: str
     created: float
@@ -67,9 +68,12 @@ class TmuxView:
 
     def session_of(self, agent: Agent) -> LiveSession | None:
         """The agent's live session on a checked server: on its own server when its record names one."""
+        if not (live := self.sessions.get(agent.session)):
+            return None
+        if agent.server is None:  # most records name no server: any checked one's (no generator made)
+            return live[0]
         names = self._server_aliases
-        return next((s for s in self.sessions.get(agent.session, ())
-                     if agent.server is None or agent.server in names.get(s.server, (s.server,))), None)
+        return next((s for s in live if agent.server in names.get(s.server, (s.server,))), None)
 
     def agents_in(self, session: LiveSession) -> list[Agent]:
         """The agents whose session this live one may be (agents_on its server and name)."""
@@ -79,9 +83,10 @@ class TmuxView:
         """The agents whose session is ``name`` on the checked server ``server``: named so, and on that server when a
         record names its own (two Gas Town towns both have an hq-deacon: another town's is never this town's
         agent's). Every lookup of a session's records asks this, the checks and the plan alike."""
+        if not (named := self.a.records.agents_by_session.get(name)):
+            return []
         names = self._server_aliases.get(server, (server,))
-        return [agent for agent in self.a.records.agents_by_session.get(name, ())
-                if agent.server is None or agent.server in names]
+        return [agent for agent in named if agent.server is None or agent.server in names]
 
     @cached_property
     def _server_aliases(self) -> dict[str, tuple[str, ...]]:
@@ -186,11 +191,20 @@ class TmuxView:
         """sessions_showing's answers, one a window (made once: every process in a pane asks)."""
         return {key: tuple((key[0], name) for name in names) for key, names in self._shown_by.items()}
 
+    def showing_any(self, pids: Iterable[int]) -> set[tuple[str, str]]:
+        """(server, session) of every session that shows a live pane one of ``pids`` runs in: each window once."""
+        windows = set(map(self._windows.get, pids))
+        return {where for window in windows if window is not None for where in self._showing.get(window, ())}
+
     @cached_property
     def pane_of(self) -> dict[int, tuple[str, str]]:
         """pid -> (server, session) for every process that descends from a live pane of a checked server
         (the first session listed as showing it)."""
-        return {pid: found[0] for pid in self._windows if (found := self.sessions_showing(pid))}
+        first = {window: found[0] for window, found in self._showing.items() if found}  # one a window, not a process
+        places = list(map(first.get, self._windows.values()))  # in C: thousands of processes in panes
+        if None in places:  # a window no session shows (never so far): its processes are in no session's pane
+            return {pid: where for pid, where in zip(self._windows, places, strict=True) if where is not None}
+        return dict(zip(self._windows, cast("list[tuple[str, str]]", places), strict=True))
 
     @cached_property
     def server_names(self) -> dict[int, str]:
@@ -200,7 +214,7 @@ class TmuxView:
     @cached_property
     def own_sessions(self) -> set[tuple[str, str]]:
         """(server, session) of the panes this suite runs in (an agent checking its own fleet): never judged."""
-        return {where for pid in self.snapshot.self_pids for where in self.sessions_showing(pid)}
+        return self.showing_any(self.snapshot.self_pids)
 
     @cached_property
     def checked_labels(self) -> set[str]:
