@@ -8,7 +8,8 @@ One world carries every fault at once (each `claude --bg` costs a daemon round a
   times unlocks, or removes, a stopped session's worktree itself (measured under load): the test then expects
   exactly what is right for what git records (unlocked: information, never acted on; gone: nothing);
 - the daemon gone while a session still runs under pid 1, and the dead agent's stale sessions/<pid>.json
-  (information);
+  (information); in CI the healthy session's agent was at times gone too by the time of the check, its job still
+  `working` (the daemon that records a job's end dead): a ghost as well, and the test then expects it as one;
 beside a healthy background session and the warm spare, a person's interactive `claude` in a pane of a private
 tmux server and a `claude -p`. The same machine judged as an orchestrator's workspace shows every background
 process as Claude Code's, never an orphan. Everything started here is ended by identity at teardown.
@@ -279,7 +280,10 @@ def test_real_background_faults_found_and_fixed_exactly(bg_world, tmp_path, monk
     alive = alive and running(agents[healthy])  # ran all through the run: Claude Code's files named it meanwhile
     jobs = {short: name for name, short in (("healthy", healthy), ("ghost", ghost), ("clean", clean), ("dirty", dirty))}
     said = [(jobs.get(f.entity.removeprefix("job "), f.entity), f.reason) for f in seen[GHOST_AGENTS].findings]
-    ghosts = {ghost} | {s for s in (healthy, clean, dirty) if _at_work(w, s) and not running(agents[s])}  # the truth
+    # the truth: in CI the healthy job's agent was at times gone by now with its job still `working` (its daemon, which
+    # records a job's end, dead): then it is a ghost too, and its processes are no bystanders of the fix
+    ghosts = {ghost} | {s for s in (healthy, clean, dirty) if _at_work(w, s) and not running(agents[s])}
+    keep = {pid: ticks for pid, ticks in keep.items() if all((pid, ticks) != hosts[s] for s in ghosts)}
     assert failing(seen) == ({(GHOST_AGENTS, f"job {s}") for s in ghosts}
                              | {(LEAKED_WORKTREES, f"worktree {n}") for n in leaked}), (left, said)
     unlocked = {name for name, state in left.items() if state == "unlocked"}
@@ -290,7 +294,7 @@ def test_real_background_faults_found_and_fixed_exactly(bg_world, tmp_path, monk
     if (w.config / "sessions" / f"{agents[ghost][0]}.json").exists():
         stale = next(f for f in seen[STALE_PID_FILES].info if f.entity == "sessions files")
         assert stale.reason.startswith("1 sessions/<pid>.json") and f"{agents[ghost][0]}.json" in stale.reason
-    ghost_reason = seen[GHOST_AGENTS].failing[0].reason
+    ghost_reason = next(f.reason for f in seen[GHOST_AGENTS].failing if f.entity == f"job {ghost}")
     assert "hc-label:ghost" in ghost_reason and "no daemon runs" in ghost_reason
     managed = {f.entity for f in seen[ORPHAN_PROCESSES].info if "Claude Code manages it" in f.reason}
     # once in CI no process was named Claude Code's: the healthy agent (and its pty host) gone, or its files unread
