@@ -177,8 +177,9 @@ class TmuxView:
 
     @cached_property
     def _windows(self) -> dict[int, tuple[str, str]]:
-        """pid -> (server, window id) of the live pane it runs in."""
-        return pane_of(self.a.children, self.snapshot.servers)
+        """pid -> (server, window id) of the live pane it runs in: as the snapshot kept it, else worked out."""
+        kept = self.snapshot.windows
+        return kept if kept is not None else pane_of(self.a.children, self.snapshot.servers)
 
     def sessions_showing(self, pid: int) -> tuple[tuple[str, str], ...]:
         """(server, session) of every session that shows the live pane ``pid`` runs in; empty outside panes."""
