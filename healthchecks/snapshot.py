@@ -67,6 +67,11 @@ class Snapshot:
     # pid -> (start ticks, what proves it): processes a manager's own files prove its own (sources.managed: Claude
     # Code's background service), read once, in every source's run; the attribution asks it first
     managed: dict[int, tuple[int, str]] = field(default_factory=dict)
+    # What collect works out of these processes and servers anyway, kept: judging asks the same (3 ms at 1,000
+    # sessions). pid -> its children's pids (processes.children_of); pid -> (server, window id) of the live pane it
+    # runs in (pane_of). None: not kept (a snapshot made otherwise); a copy with other processes or servers drops them.
+    children: dict[int, list[int]] | None = None
+    windows: dict[int, tuple[str, str]] | None = None
 
     @cached_property
     def by_pid(self) -> dict[int, Proc]:
@@ -150,12 +155,14 @@ def under_tmux(children: dict[int, list[int]], tmux_pids: frozenset[int]) -> dic
 
 
 def needs_proof(procs: tuple[processes.Proc, ...], inside: dict[int, int],
-                servers: tuple[TmuxServer, ...] = ()) -> set[int]:
+                servers: tuple[TmuxServer, ...] = (), windows: dict[int, tuple[str, str]] | None = None) -> set[int]:
     """Agent programs' processes and their leftovers below no tmux server (``inside`` holds those below one), or
-    below a checked one (``servers``) in none of its live panes (a killed pane's survivor stays the server's
-    child), and their process groups."""
+    below a checked one (``servers``) in none of its live panes (``windows``: pane_of, worked out here unless
+    given; a killed pane's survivor stays the server's child), and their process groups."""
     checked = {s.server_pid for s in servers if s.server_pid}
-    in_panes = pane_of(processes.children_of(procs), servers) if checked else {}
+    if windows is None and checked:
+        windows = pane_of(processes.children_of(procs), servers)
+    in_panes = windows if checked and windows is not None else {}
     loose = {p.pid for p in procs if (p.agent or left_by(p.exe)) and p.pid not in in_panes
              and (p.pid not in inside or inside[p.pid] in checked)}
     groups = {p.pgid for p in procs if p.pid in loose}
@@ -294,12 +301,13 @@ def cycles_uncollected() -> Iterator[None]:
             gc.enable()
 
 
-Live = tuple[tuple[Proc, ...], tuple[TmuxServer, ...], tuple[TmuxServer, ...], frozenset[int], dict[int, int]]
+Live = tuple[tuple[Proc, ...], tuple[TmuxServer, ...], tuple[TmuxServer, ...], frozenset[int], dict[int, int],
+             dict[int, list[int]]]
 
 
 def live_state(settings: Settings, regs: Records, tmux_id: tuple[int, int] | None, scan: MachineScan | None) -> Live:
-    """(processes, checked servers, other servers, sheltering tmux pids, pid -> its tmux server) for these records:
-    read now, or taken from the run's machine ``scan``."""
+    """(processes, checked servers, other servers, sheltering tmux pids, pid -> its tmux server, pid -> its
+    children) for these records: read now, or taken from the run's machine ``scan``."""
     if scan is None:
         procs = processes.scan(settings.is_claude, uid=fleet_uid(settings.workspace), programs=settings.programs)
         named = named_tmux(procs, tmux_id)
@@ -312,7 +320,8 @@ def live_state(settings: Settings, regs: Records, tmux_id: tuple[int, int] | Non
     found, others = private(everyone, regs)
     servers = (*servers, *found)
     tmux_pids = sheltering(named, servers, others)
-    return procs, servers, others, tmux_pids, under_tmux(processes.children_of(procs), tmux_pids)
+    children = processes.children_of(procs)
+    return procs, servers, others, tmux_pids, under_tmux(children, tmux_pids), children
 
 
 @cycles_uncollected()
@@ -327,10 +336,11 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS, scan: MachineS
                                           max_attempts, settings.place_options)) as attempts:
         for attempt in attempts:  # the body runs while the files are held
             regs = attempt.records
-            procs, servers, others, tmux_pids, inside = live_state(settings, regs, tmux_id, scan)
+            procs, servers, others, tmux_pids, inside, children = live_state(settings, regs, tmux_id, scan)
+            windows = pane_of(children, servers)
             # TMUX: the session it was started in
             wanted = frozenset(n for n in (regs.dialect.id_env, regs.dialect.root_env, "TMUX") if n is not None)
-            procs = processes.with_details(procs, needs_proof(procs, inside, servers), wanted)
+            procs = processes.with_details(procs, needs_proof(procs, inside, servers, windows), wanted)
             after = sources.fingerprint(settings.workspace, regs)
             attempt.changed = {Path(path) for path in _changed(regs.fingerprint, after)}
     seen = sightings.read(settings.sightings, os.path.realpath(settings.workspace))
@@ -356,6 +366,8 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS, scan: MachineS
             p.pid for s in servers for p in s.panes if not p.dead and prefix and p.session.startswith(prefix)
         ),
         managed=sources.managed(dict(settings.place_options)),
+        children=children,  # with_details changed no pid or parent: the tree and the panes' processes stand
+        windows=windows,
     )
 
 

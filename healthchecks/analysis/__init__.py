@@ -55,7 +55,9 @@ class Analysis:
 
     @cached_property
     def children(self) -> dict[int, list[int]]:
-        return processes.children_of(self.snapshot.processes)
+        """pid -> its children's pids: as the snapshot kept it from its collect, else worked out."""
+        kept = self.snapshot.children
+        return kept if kept is not None else processes.children_of(self.snapshot.processes)
 
     def inside_workspace(self, path: str) -> bool:
         return path == self.workspace or path.startswith(self.workspace + "/")

@@ -44,6 +44,7 @@ class TmuxView:
     def __init__(self, a: Analysis) -> None:
         self.a = a
         self.snapshot = a.snapshot
+        self._agents_on: dict[tuple[str, str], list[Agent]] = {}  # agents_on's answers so far (asked 4x a session)
 
     @staticmethod
     def _sessions_of(servers: tuple[TmuxServer, ...]) -> dict[str, list[LiveSession]]:
@@ -82,11 +83,17 @@ class TmuxView:
     def agents_on(self, server: str, name: str) -> list[Agent]:
         """The agents whose session is ``name`` on the checked server ``server``: named so, and on that server when a
         record names its own (two Gas Town towns both have an hq-deacon: another town's is never this town's
-        agent's). Every lookup of a session's records asks this, the checks and the plan alike."""
+        agent's). Every lookup of a session's records asks this, the checks and the plan alike: each answer is
+        worked out once (the same list each time: never changed by who asks)."""
+        if (found := self._agents_on.get((server, name))) is not None:
+            return found
         if not (named := self.a.records.agents_by_session.get(name)):
-            return []
-        names = self._server_aliases.get(server, (server,))
-        return [agent for agent in named if agent.server is None or agent.server in names]
+            found = []
+        else:
+            names = self._server_aliases.get(server, (server,))
+            found = [agent for agent in named if agent.server is None or agent.server in names]
+        self._agents_on[(server, name)] = found
+        return found
 
     @cached_property
     def _server_aliases(self) -> dict[str, tuple[str, ...]]:
@@ -177,8 +184,9 @@ class TmuxView:
 
     @cached_property
     def _windows(self) -> dict[int, tuple[str, str]]:
-        """pid -> (server, window id) of the live pane it runs in."""
-        return pane_of(self.a.children, self.snapshot.servers)
+        """pid -> (server, window id) of the live pane it runs in: as the snapshot kept it, else worked out."""
+        kept = self.snapshot.windows
+        return kept if kept is not None else pane_of(self.a.children, self.snapshot.servers)
 
     def sessions_showing(self, pid: int) -> tuple[tuple[str, str], ...]:
         """(server, session) of every session that shows the live pane ``pid`` runs in; empty outside panes."""
