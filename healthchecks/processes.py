@@ -120,7 +120,7 @@ class Stat(NamedTuple):
 def _parse_stat(raw: bytes) -> Stat:
     """The fields of /proc/<pid>/stat we use; the name sits in parentheses and may hold anything."""
     left, right = raw.index(b"("), raw.rindex(b")")
-    f = raw[right + 2 :].split()
+    f = raw[right + 2 :].split(None, 20)  # up to start_ticks (f[19]): the 30-odd fields after it are never read
     name = os.fsdecode(raw[left + 1 : right])
     return Stat(name, f[0].decode(), int(f[1]), int(f[2]), int(f[3]), int(f[4]), int(f[19]))
 
