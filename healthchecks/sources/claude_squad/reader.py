@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,6 @@ GITFILE_BYTES = 4096  # a worktree's `.git` file holds one line: `gitdir: <the r
 # Its store's own options: (flag, help, default); `locate` turns their values into the store's directory.
 OPTIONS = (("--claude-squad-dir", f"claude-squad's directory, holding state.json and worktrees/ (default "
                                   f"{DEFAULT_DIR})", DEFAULT_DIR),)
-_SPACE = re.compile(r"\s+")
 
 
 def locate(values: Mapping[str, str]) -> Path:
@@ -42,7 +40,8 @@ def locate(values: Mapping[str, str]) -> Path:
 
 def session_name(title: str) -> str:
     """claude-squad's session name for a title (session/tmux/tmux.go at 434ca25)."""
-    return "claudesquad_" + _SPACE.sub("", title).replace(".", "_")
+    # str.split() splits on what re's \s matches (every code point checked): all whitespace gone, no regex a record
+    return "claudesquad_" + "".join(title.split()).replace(".", "_")
 
 
 def present(workspace: Path) -> bool:
@@ -59,11 +58,16 @@ def fingerprint(workspace: Path, before: Fingerprint = ()) -> Fingerprint:
     return file_fingerprint(workspace / STATE, workspace, before)
 
 
-def _text(value: Any, where: str, path: Path, required: bool = True) -> str | None:
+def _where(i: int, field: str = "") -> str:
+    """An instance's place in the file, made only for a problem (six a record, 1,000 records: a millisecond)."""
+    return f"$.instances[{i}]" + (f".{field}" if field else "")
+
+
+def _text(value: Any, path: Path, i: int, field: str, required: bool = True) -> str | None:
     if value is None and not required:
         return None
     if not isinstance(value, str) or (required and not value):
-        raise RegistryError(Problem(str(path), where, "expected a non-empty string"))
+        raise RegistryError(Problem(str(path), _where(i, field), "expected a non-empty string"))
     return value
 
 
@@ -130,12 +134,12 @@ def _why_not_home(value: str, worktrees: _Worktrees) -> str | None:
     return "" if not worktrees.present(name) else None
 
 
-def _home(path: Path, where: str, worktree: dict[str, Any], worktrees: _Worktrees) -> str | None:
+def _home(path: Path, i: int, worktree: dict[str, Any], worktrees: _Worktrees) -> str | None:
     """The instance's worktree when claude-squad made it, else RegistryError (one line); None when it has none
     (Pause removed it). A home or `.` (resolved against this run's directory) would make every Claude below it
     the instance's: only a clean absolute path right inside its worktrees folder, a real git worktree of the
     instance's repository, counts."""
-    value = _text(worktree.get("worktree_path"), f"{where}.worktree_path", path, required=False)
+    value = _text(worktree.get("worktree_path"), path, i, "worktree.worktree_path", required=False)
     if not value:
         return None
     why = _why_not_home(value, worktrees)
@@ -145,25 +149,24 @@ def _home(path: Path, where: str, worktree: dict[str, Any], worktrees: _Worktree
         folder = worktrees.folder
         why = _not_a_worktree(folder / os.path.basename(value), folder, worktree.get("repo_path"), worktrees.real)
     if why:
-        raise RegistryError(Problem(str(path), f"{where}.worktree_path",
+        raise RegistryError(Problem(str(path), _where(i, "worktree.worktree_path"),
                                     f"{value!r:.120} {why}; it attributes nothing"))
     return value
 
 
 def _record(path: Path, i: int, item: Any, worktrees: _Worktrees) -> AgentRecord:
-    where = f"$.instances[{i}]"
     if not isinstance(item, dict):
-        raise RegistryError(Problem(str(path), where, "expected an object"))
-    title = _text(item.get("title"), f"{where}.title", path)
+        raise RegistryError(Problem(str(path), _where(i), "expected an object"))
+    title = _text(item.get("title"), path, i, "title")
     status = item.get("status")
     if isinstance(status, bool) or not isinstance(status, int):  # `true` must not read as Ready (1)
-        raise RegistryError(Problem(str(path), f"{where}.status", "expected an integer"))
+        raise RegistryError(Problem(str(path), _where(i, "status"), "expected an integer"))
     worktree = item.get("worktree") or {}
     if not isinstance(worktree, dict):
-        raise RegistryError(Problem(str(path), f"{where}.worktree", "expected an object"))
-    home = _home(path, f"{where}.worktree", worktree, worktrees)
-    times = (_text(item.get("created_at"), f"{where}.created_at", path, required=False),)
-    program = _text(item.get("program"), f"{where}.program", path, required=False)  # the command it launched
+        raise RegistryError(Problem(str(path), _where(i, "worktree"), "expected an object"))
+    home = _home(path, i, worktree, worktrees)
+    times = (_text(item.get("created_at"), path, i, "created_at", required=False),)
+    program = _text(item.get("program"), path, i, "program", required=False)  # the command it launched
     assert title is not None
     return AgentRecord(title, None, status, session_name(title), ScopeKind.STATE, times,
                        CLAUDE_SQUAD.status_class(status), HomeRecord(home) if home else None,
