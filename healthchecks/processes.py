@@ -10,10 +10,11 @@ integer, unchanged by clock adjustments, read the same way by the scan and every
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import MISSING, dataclass, fields, replace
 from typing import TYPE_CHECKING, NamedTuple
 
 from .programs import CLAUDE, TABLE, AgentProgram, Programs
@@ -84,17 +85,24 @@ _OPEN = os.O_RDONLY | os.O_CLOEXEC
 READ_CHUNK = 64 * 1024  # a /proc file is read whole, in chunks of this size (a stat line is one)
 
 
-def _read(path: str) -> bytes:
-    """The whole file, by descriptor: open, read until end, close. Python's buffered file object added an fstat, an
-    isatty ioctl and two lseeks a file, and its own objects: a quarter of the scan's reading time (bench/RESULTS.md)."""
+def _read(path: str, limit: int | None = None) -> bytes:
+    """The whole file (its first ``limit`` bytes), by descriptor: open, read until end, close. Python's buffered file
+    object added an fstat, an isatty ioctl and two lseeks a file, and its own objects: a quarter of the scan's
+    reading time (bench/RESULTS.md). A /proc file hands over all it holds to one read asked for more: a shorter
+    first read is the end, not asked again (the scan's two files a process: two reads of four syscalls less)."""
     fd = os.open(path, _OPEN)
     try:
-        chunks = []
-        while chunk := os.read(fd, READ_CHUNK):
+        chunk = os.read(fd, READ_CHUNK)
+        if len(chunk) < READ_CHUNK:
+            return chunk if limit is None else chunk[:limit]
+        chunks, got = [chunk], len(chunk)
+        while (limit is None or got < limit) and (chunk := os.read(fd, READ_CHUNK)):
             chunks.append(chunk)
+            got += len(chunk)
     finally:
         os.close(fd)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    data = b"".join(chunks)
+    return data if limit is None else data[:limit]
 
 
 class Stat(NamedTuple):
@@ -112,7 +120,7 @@ class Stat(NamedTuple):
 def _parse_stat(raw: bytes) -> Stat:
     """The fields of /proc/<pid>/stat we use; the name sits in parentheses and may hold anything."""
     left, right = raw.index(b"("), raw.rindex(b")")
-    f = raw[right + 2 :].split()
+    f = raw[right + 2 :].split(None, 20)  # up to start_ticks (f[19]): the 30-odd fields after it are never read
     name = os.fsdecode(raw[left + 1 : right])
     return Stat(name, f[0].decode(), int(f[1]), int(f[2]), int(f[3]), int(f[4]), int(f[19]))
 
@@ -173,9 +181,22 @@ def scan(
         binary = _exe(entry) if exe and argv else ""
         claude = is_claude(st.name, argv, binary) and (uid is None or owner(entry) == uid)
         program = CLAUDE if claude else _other(programs, entry, argv, binary, uid)
-        procs.append(Proc(int(entry), st.ppid, st.pgid, st.sid, st.tty, st.name, argv, st.start_ticks, st.state,
-                          claude, binary, program=program))
+        procs.append(_scanned(int(entry), st, argv, claude, binary, program))
     return tuple(procs)
+
+
+_UNREAD = {f.name: f.default for f in fields(Proc) if f.default is not MISSING}  # what the scan leaves at its default
+
+
+def _scanned(pid: int, st: Stat, argv: tuple[str, ...], claude: bool, binary: str,
+             program: AgentProgram | None) -> Proc:
+    """Proc(pid, st..., argv, claude, binary, program=program), made without the frozen dataclass's __init__ (one
+    object.__setattr__ a field, 21 of them): its every field set in one dict update (2.9 -> 0.6 us a process; the
+    same object: equal, same hash and repr, replace and pickle alike; Proc has no __post_init__)."""
+    proc = object.__new__(Proc)
+    proc.__dict__.update(_UNREAD, pid=pid, ppid=st.ppid, pgid=st.pgid, sid=st.sid, tty=st.tty, name=st.name, argv=argv,
+                         start_ticks=st.start_ticks, state=st.state, is_claude=claude, exe=binary, program=program)
+    return proc
 
 
 def _other(programs: Programs, entry: str, argv: tuple[str, ...], binary: str, uid: int | None) -> AgentProgram | None:
@@ -348,17 +369,33 @@ def environ_read(pid: int, names: frozenset[str]) -> tuple[tuple[str, str], ...]
     """As ``environ``, but None when it cannot be read (the process gone, another user's): a reader that falls back
     to another source of the same facts tells that from an environment without them."""
     try:
-        with open(f"{PROC}/{pid}/environ", "rb") as fh:
-            raw = fh.read(ENVIRON_LIMIT)
+        raw = _read(f"{PROC}/{pid}/environ", ENVIRON_LIMIT)
     except OSError:
         return None
-    wanted = {name.encode(): name for name in names}  # keys compared as bytes: most are not wanted, none decoded
+    return variables(raw, names)
+
+
+@functools.lru_cache(maxsize=64)
+def _keys(names: frozenset[str]) -> tuple[tuple[bytes, str], ...]:
+    """What marks each wanted variable in `\\0` + an environment; a name holding `=` or NUL is never set."""
+    return tuple((b"\0" + name.encode() + b"=", name) for name in names if "=" not in name and "\0" not in name)
+
+
+def variables(raw: bytes, names: frozenset[str]) -> tuple[tuple[str, str], ...]:
+    """The wanted variables of a NUL-separated environment, in its order (a name set twice: each, in turn). Each
+    name is searched for in C, not every variable split and compared in Python: an environment holds dozens, a
+    reader wants a few (Gas Town's five of a pane's 80: 0.6x the time, bench/RESULTS.md)."""
+    text = b"\0" + raw
     found = []
-    for item in raw.split(b"\0"):
-        key, sep, value = item.partition(b"=")
-        if sep and (name := wanted.get(key)) is not None:
-            found.append((name, value.decode("utf-8", "replace")[:200]))
-    return tuple(found)
+    for key, name in _keys(names):
+        at = text.find(key)
+        while at >= 0:
+            start = at + len(key)
+            end = text.find(b"\0", start)
+            found.append((at, name, (text[start:end] if end >= 0 else text[start:]).decode("utf-8", "replace")[:200]))
+            at = text.find(key, end) if end >= 0 else -1
+    found.sort()
+    return tuple((name, value) for _, name, value in found)
 
 
 def open_files(pid: int) -> tuple[OpenFile, ...]:

@@ -268,6 +268,7 @@ CURSOR_AGENT = AgentProgram(
 )
 
 PROGRAMS: tuple[AgentProgram, ...] = (CLAUDE, CODEX, GEMINI, OPENCODE, AIDER, CURSOR_AGENT)
+MAX_BINARIES = 4096  # binaries whose asks a table keeps (Programs._binary_asks); past it they are worked out again
 OTHERS = PROGRAMS[1:]
 
 
@@ -289,15 +290,34 @@ class Programs:
     def recognise(self, exe: str, argv: tuple[str, ...]) -> AgentProgram | None:
         """The program other than Claude Code that this process runs, by its binary (``/proc/<pid>/exe``) and, for
         an interpreter, by its script's real path; None for any other process (Claude is ``Settings.is_claude``'s)."""
-        if not exe or self.candidate.search(exe) is None:
+        if not exe:
             return None
-        for program in self.others:
-            if program.binary is not None and program.binary.search(exe):
-                return program
-            way = program.interpreted
-            if way is not None and way.interpreter.search(exe) and way.runs(argv, exe):
+        for program, by_binary in self._binary_asks(exe):
+            if by_binary or (program.interpreted is not None and program.interpreted.runs(argv, exe)):
                 return program
         return None
+
+    @cached_property
+    def _asks(self) -> dict[str, tuple[tuple[AgentProgram, bool], ...]]:
+        return {}
+
+    def _binary_asks(self, exe: str) -> tuple[tuple[AgentProgram, bool], ...]:
+        """What a binary alone decides, in table order, worked out once a binary (a machine runs a few dozen, 1,000
+        processes of bash): each program it may be, True when by the binary itself (the last one asked), False when
+        by an interpreter its arguments must confirm. () for a binary no program can be."""
+        if (found := self._asks.get(exe)) is not None:
+            return found
+        asks: list[tuple[AgentProgram, bool]] = []
+        for program in self.others if self.candidate.search(exe) is not None else ():
+            if program.binary is not None and program.binary.search(exe):
+                asks.append((program, True))
+                break
+            if program.interpreted is not None and program.interpreted.interpreter.search(exe):
+                asks.append((program, False))
+        if len(self._asks) >= MAX_BINARIES:
+            self._asks.clear()
+        self._asks[exe] = found = tuple(asks)
+        return found
 
     def named(self, commands: tuple[str, ...]) -> AgentProgram | None:
         """The program a manager's record names, the first of its ``commands`` (its command: `codex`, a path, with

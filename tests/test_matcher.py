@@ -1,9 +1,12 @@
 """The default Claude matcher: catches every way Claude Code runs, and nothing that merely mentions it."""
 
-from dataclasses import replace
+import os
+import pickle
+from dataclasses import fields, replace
 
 import pytest
 
+from healthchecks import processes
 from healthchecks.idle import Idle, idle
 from healthchecks.options import OPTIONS
 from healthchecks.processes import Proc
@@ -145,3 +148,19 @@ def test_agent_id_tokens_have_the_dialects_id_shape(line, ids):
     found = {m.group(1) for m in ORCHESTRATOR_ID_TOKEN.finditer(line)}
     assert found == ids
     assert all(ORCHESTRATOR_JSON.id_shape.fullmatch(token) for token in found)
+
+
+def test_the_scan_makes_each_proc_as_its_constructor_would():
+    """The scan sets a Proc's fields itself (processes._scanned): every field, the same object Proc(...) makes."""
+    me = next(p for p in processes.scan(lambda *_: False) if p.pid == os.getpid())
+    made = Proc(me.pid, me.ppid, me.pgid, me.sid, me.tty, me.name, me.argv, me.start_ticks, me.state, me.is_claude,
+                me.exe, program=me.program)
+    assert me == made and hash(me) == hash(made) and repr(me) == repr(made) and pickle.loads(pickle.dumps(me)) == made
+    assert set(vars(me)) == {f.name for f in fields(Proc)}  # a field of its own default_factory would be missing
+
+
+def test_the_wanted_variables_in_their_order_each_time_set():
+    raw = b"A=1\0GT_RIG=r\0B==x\0GT_RIG=s\0GT_ROOT=/t=u\0XGT_RIG=no\0GT_AGENT"  # the last one cut: no `=`
+    names = frozenset({"GT_RIG", "GT_ROOT", "GT_AGENT", "B", "A=B", ""})
+    assert processes.variables(raw, names) == (("GT_RIG", "r"), ("B", "=x"), ("GT_RIG", "s"), ("GT_ROOT", "/t=u"))
+    assert processes.variables(raw + b"=x", names)[-1] == ("GT_AGENT", "x")

@@ -196,21 +196,22 @@ def _records(town: Path, socket: str, prefixes: tuple[str, ...], live: list[Live
             for s in live if s.name.startswith(starts)}
     if missing := [name for name, env in envs.items() if not _launched(ours, name, env)]:
         envs |= _environments(socket, missing, timeout)
-    records = []
+    records, where = [], ServerRecord(server)  # one for every record: frozen, and the same server
     for s in live:
         if s.name not in envs or not _launched(ours, s.name, env := envs[s.name]):
             continue  # not launched by this town (or gone meanwhile): an untracked session, information
         status = ("/crew/" in env.get("GT_ROLE", "") and GAS_TOWN.crew_status) or "live"
         program = (env["GT_AGENT"],) if env.get("GT_AGENT") else ()  # the agent preset it launched: `codex`, ...
         records.append(AgentRecord(s.name, env.get("GT_RIG") or None, status, s.name, ScopeKind.STATE,
-                                   (_iso(s.created),), GAS_TOWN.status_class(status), ServerRecord(server), program))
+                                   (_iso(s.created),), GAS_TOWN.status_class(status), where, program))
     return tuple(records)
 
 
 def _beads(ledger: Ledger, live: set[str], server: str) -> tuple[AgentRecord, ...]:
     """The ledger's agents whose session is not live (a live one is already a record): ghosts when active."""
+    where = ServerRecord(server)  # one for every record: it is frozen, and the same server's
     return tuple(AgentRecord(b.session, None, b.state, b.session, ScopeKind.STATE, (), GAS_TOWN.status_class(b.state),
-                             ServerRecord(server)) for b in ledger.beads or () if b.session not in live)
+                             where) for b in ledger.beads or () if b.session not in live)
 
 
 def _started(text: str) -> float | None:
