@@ -314,9 +314,12 @@ def _healthy_then_one_killed(world: DeckWorld | AoeWorld, sessions: dict[str, st
 
 def _fix_ends_only(world: World, sessions: dict[str, str], victim: str) -> None:
     """`--fix --yes` kills the zombie's session and nothing else: every other session's program and the person's
-    own in `work` still run, each the same process (psutil compares start times)."""
-    spared = [p for name, session in sessions.items() if name != victim for p in _below(world, session)]
-    spared += _below(world, "work")
+    own in `work` still run, each the same process (psutil compares start times). Only the programs' own processes
+    are counted: what they start for a moment (in CI four such children below the spared panes had ended by
+    themselves by the end of the fix) says nothing of the fix."""
+    programs = {p.pid for p in processes.scan(world.settings.is_claude) if p.program is not None}
+    below = [p for name, session in sessions.items() if name != victim for p in _below(world, session)]
+    spared = [p for p in [*below, *_below(world, "work")] if p.pid in programs]
     report = fix_in_process(world.settings, term_timeout=5)
     done = [(o.action.kind.value, o.action.entity, o.status.value) for o in report.outcomes]
     assert done == [("kill_session", f"session {sessions[victim]}", "done")], [o.line() for o in report.outcomes]
