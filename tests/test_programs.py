@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import installed_program
 
 from healthchecks import processes
 from healthchecks.observe import observe
@@ -18,6 +19,7 @@ from healthchecks.programs import AIDER, CLAUDE, CODEX, CURSOR_AGENT, GEMINI, OP
 from healthchecks.settings import Settings
 from healthchecks.sources.agent_deck.world import DeckWorld
 from healthchecks.sources.claude_squad.world import READY, SquadWorld
+from healthchecks.testing import real_programs
 from healthchecks.testing.real_programs import cursor_agent_standin
 
 NODE = "/usr/bin/node"
@@ -261,11 +263,12 @@ def test_opencodes_own_installer_and_aider_as_a_module_by_their_files(tmp_path):
     assert recognise(PYTHON, (f"{venv}/bin/python", "-m", "aiderx")) is None
 
 
+@pytest.mark.real_programs
 def test_aider_as_a_module_of_the_real_install():
-    """The pinned aider-chat venv (HC_PROGRAMS_CACHE, real_programs.py): its python running `-m aider`."""
-    venv = Path(os.environ.get("HC_PROGRAMS_CACHE", "/nonexistent")) / "aider"
-    if not (venv / "bin" / "python").exists():
-        pytest.skip("the real Aider is not installed (HC_PROGRAMS_CACHE)")
+    """The pinned aider-chat venv (real_programs.py, installed on first use; required in CI, where it skipped
+    whenever HC_PROGRAMS_CACHE was not set): its python running `-m aider`."""
+    aider = installed_program(real_programs.PROGRAMS["aider"])  # <venv>/bin/aider
+    venv = aider.parent.parent
     exe = os.path.realpath(venv / "bin" / "python")
     assert recognise(exe, (str(venv / "bin" / "python"), "-m", "aider")) is AIDER
     assert recognise(exe, (str(venv / "bin" / "python"), "-m", "pygments")) is None
