@@ -53,6 +53,11 @@ class Snapshot:
     servers: tuple[TmuxServer, ...]  # the checked servers, each once
     processes: tuple[Proc, ...]  # (named Proc here: this field hides the module inside the class)
     self_pids: frozenset[int]  # the collecting process and its ancestors
+    # What collect works out of these processes and servers anyway, kept: judging asks the same (3 ms at 1,000
+    # sessions). pid -> its children's pids (processes.children_of); pid -> (server, window id) of the live pane it
+    # runs in (pane_of).
+    children: dict[int, list[int]]
+    windows: dict[int, tuple[str, str]]
     tmux_version: str = ""
     # Every other tmux server of this user found running (another -L name, another TMUX_TMPDIR):
     # read, never acted on. A process under any of them is in a live pane, never an orphan.
@@ -67,11 +72,6 @@ class Snapshot:
     # pid -> (start ticks, what proves it): processes a manager's own files prove its own (sources.managed: Claude
     # Code's background service), read once, in every source's run; the attribution asks it first
     managed: dict[int, tuple[int, str]] = field(default_factory=dict)
-    # What collect works out of these processes and servers anyway, kept: judging asks the same (3 ms at 1,000
-    # sessions). pid -> its children's pids (processes.children_of); pid -> (server, window id) of the live pane it
-    # runs in (pane_of). None: not kept (a snapshot made otherwise); a copy with other processes or servers drops them.
-    children: dict[int, list[int]] | None = None
-    windows: dict[int, tuple[str, str]] | None = None
 
     @cached_property
     def by_pid(self) -> dict[int, Proc]:
@@ -154,15 +154,13 @@ def under_tmux(children: dict[int, list[int]], tmux_pids: frozenset[int]) -> dic
     return {pid: server for server in tmux_pids for pid in processes.descendants(children, server)[1:]}
 
 
-def needs_proof(procs: tuple[processes.Proc, ...], inside: dict[int, int],
-                servers: tuple[TmuxServer, ...] = (), windows: dict[int, tuple[str, str]] | None = None) -> set[int]:
+def needs_proof(procs: tuple[processes.Proc, ...], inside: dict[int, int], servers: tuple[TmuxServer, ...],
+                windows: dict[int, tuple[str, str]]) -> set[int]:
     """Agent programs' processes and their leftovers below no tmux server (``inside`` holds those below one), or
-    below a checked one (``servers``) in none of its live panes (``windows``: pane_of, worked out here unless
-    given; a killed pane's survivor stays the server's child), and their process groups."""
+    below a checked one (``servers``) in none of its live panes (``windows``: pane_of; a killed pane's survivor
+    stays the server's child), and their process groups."""
     checked = {s.server_pid for s in servers if s.server_pid}
-    if windows is None and checked:
-        windows = pane_of(processes.children_of(procs), servers)
-    in_panes = windows if checked and windows is not None else {}
+    in_panes = windows if checked else {}
     loose = {p.pid for p in procs if (p.agent or left_by(p.exe)) and p.pid not in in_panes
              and (p.pid not in inside or inside[p.pid] in checked)}
     groups = {p.pgid for p in procs if p.pid in loose}
@@ -355,6 +353,8 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS, scan: MachineS
         servers=servers,
         processes=procs,
         self_pids=self_pids,
+        children=children,  # with_details changed no pid or parent: the tree and the panes' processes stand
+        windows=windows,
         tmux_version=scan.tmux_version if scan is not None else tmux.version(),
         other_servers=others,
         tmux_pids=tmux_pids,
@@ -366,8 +366,6 @@ def collect(settings: Settings, max_attempts: int = MAX_ATTEMPTS, scan: MachineS
             p.pid for s in servers for p in s.panes if not p.dead and prefix and p.session.startswith(prefix)
         ),
         managed=sources.managed(dict(settings.place_options)),
-        children=children,  # with_details changed no pid or parent: the tree and the panes' processes stand
-        windows=windows,
     )
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from functools import cached_property
 
-from .. import processes
 from ..snapshot import Snapshot
 from .agents import Agent, RecordIndex, RecordsView
 from .attribution import Attribution, Classified, Clue, Evidence
@@ -53,11 +52,10 @@ class Analysis:
         future (another time zone, a skewed clock) must not protect an agent for ever."""
         return moment is None or abs(self.now - moment) >= self.settings.grace
 
-    @cached_property
+    @property
     def children(self) -> dict[int, list[int]]:
-        """pid -> its children's pids: as the snapshot kept it from its collect, else worked out."""
-        kept = self.snapshot.children
-        return kept if kept is not None else processes.children_of(self.snapshot.processes)
+        """pid -> its children's pids, as the snapshot kept it from its collect."""
+        return self.snapshot.children
 
     def inside_workspace(self, path: str) -> bool:
         return path == self.workspace or path.startswith(self.workspace + "/")

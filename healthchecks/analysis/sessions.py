@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, NamedTuple, cast
 from .. import processes
 from ..idle import idle
 from ..processes import Proc
-from ..snapshot import pane_of
 from ..targets import PaneTarget, ProcessTarget, ServerTarget
 from ..tmux import Pane, State, TmuxServer
 
@@ -182,11 +181,10 @@ class TmuxView:
         live = [p for p in session.panes if not p.dead and p.pid in by_pid and p.window_id not in leave]
         return tuple(ProcessTarget(p.pid, by_pid[p.pid].start_ticks) for p in live)
 
-    @cached_property
+    @property
     def _windows(self) -> dict[int, tuple[str, str]]:
-        """pid -> (server, window id) of the live pane it runs in: as the snapshot kept it, else worked out."""
-        kept = self.snapshot.windows
-        return kept if kept is not None else pane_of(self.a.children, self.snapshot.servers)
+        """pid -> (server, window id) of the live pane it runs in, as the snapshot kept it from its collect."""
+        return self.snapshot.windows
 
     def sessions_showing(self, pid: int) -> tuple[tuple[str, str], ...]:
         """(server, session) of every session that shows the live pane ``pid`` runs in; empty outside panes."""
