@@ -202,17 +202,9 @@ class Dialect:
         return tuple(sorted(s for s in self.statuses if s is not None))
 
     def expected(self, kind: ScopeKind, agents: Sequence[AgentRecord], tasks: int) -> dict[str, int]:
-        """What a scope's counters should be, derived from its records alone, by this manager's meaning (counted
-        in C: a fix recounts every scope it edits)."""
-        if not (wanted := self.counters.get(kind)):
-            return {}
-        value = {
-            Count.ENTRIES: len(agents),
-            Count.ACTIVE: list(map(_CLASS_OF, agents)).count(StatusClass.ACTIVE),
-            Count.FINISHED: sum(map(self.finished.__contains__, map(_STATUS_OF, agents))),
-            Count.TASKS: tasks,
-        }
-        return {name: value[count] for name, count in wanted.items()}
+        """What a scope's counters should be, derived from its records alone, by this manager's meaning: expected_each
+        of this one scope (the meaning said once)."""
+        return {name: values[0] for name, values in self.expected_each(kind, [agents], [tasks]).items()}
 
     def expected_each(self, kind: ScopeKind, agents: Sequence[Sequence[AgentRecord]], tasks: Sequence[int]
                       ) -> dict[str, list[int]]:

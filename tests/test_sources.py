@@ -490,9 +490,10 @@ def test_the_record_index_holds_every_record_of_an_id_global_first_in_registry_o
 
 @pytest.mark.parametrize("era", ["first", "json"])
 def test_counters_of_many_scopes_at_once_are_each_scopes_own(era):
-    """The counters check counts every scope of a kind at once (Dialect.expected_each): the same numbers as
-    Dialect.expected gives each scope alone (what a fix recounts), for each counter of each kind, an empty scope too."""
-    from healthchecks.dialect import ScopeKind
+    """The counters check counts every scope of a kind at once (Dialect.expected_each): each scope's own numbers,
+    counted here one record at a time by the dialect's meaning, and what Dialect.expected gives each scope alone (what
+    a fix recounts), for each counter of each kind, an empty scope too."""
+    from healthchecks.dialect import Count, ScopeKind, StatusClass
     from healthchecks.records import AgentRecord
     from healthchecks.sources.orchestrator.dialect import ORCHESTRATOR_FIRST, ORCHESTRATOR_JSON
 
@@ -503,5 +504,9 @@ def test_counters_of_many_scopes_at_once_are_each_scopes_own(era):
                    for i, status in enumerate(statuses[n % 6:] * (n % 3))] for n in range(7)]
         tasks = [n % 4 for n in range(7)]
         each = dialect.expected_each(kind, scopes, tasks)
-        assert each and [{name: values[i] for name, values in each.items()} for i in range(7)] == [
-            dialect.expected(kind, agents, n) for agents, n in zip(scopes, tasks, strict=True)]
+        by_hand = [{name: {Count.ENTRIES: len(agents), Count.TASKS: n,
+                           Count.ACTIVE: sum(1 for r in agents if r.status_class is StatusClass.ACTIVE),
+                           Count.FINISHED: sum(1 for r in agents if r.status in dialect.finished)}[count]
+                    for name, count in dialect.counters[kind].items()} for agents, n in zip(scopes, tasks, strict=True)]
+        assert each and [{name: values[i] for name, values in each.items()} for i in range(7)] == by_hand
+        assert [dialect.expected(kind, agents, n) for agents, n in zip(scopes, tasks, strict=True)] == by_hand
