@@ -335,6 +335,8 @@ def kill_server(server: TmuxServer, panes: set[str], timeout: float) -> str:
     # an empty server lists no pane to name its pid: the one answering on the socket must be the one judged (whose
     # pid the snapshot took from the process listening there), or a server restarted empty there would be killed
     answering = now.server_pid or tmux.answering_pid(_socket(server), timeout)
+    if answering is None and tmux.read_server(_socket(server), timeout, label=server.label).state is State.NO_SERVER:
+        return ""  # it went by itself between the two reads (its last session closed): nothing left to kill
     if server.server_pid is None or answering != server.server_pid:
         return f"tmux server's process not confirmed (pid {server.server_pid} -> {answering}); not killed"
     if extra := sorted({p.pane_id for p in now.panes} - panes):
