@@ -6,7 +6,9 @@ process two managers claim, or a session two record (healthchecks.observe.Machin
 conflicted_sessions), is spared by every plan (fixers.plan._claimed_by_two). A claim can also appear after the plan
 (a record written meanwhile): so each phase of every manager's plan is re-verified on one machine scan taken for that
 phase (one per phase, not one per manager), against its manager's own findings then and every other manager's claims
-then; an action that would end a process or a session another manager claims now is refused, naming both.
+then; an action that would end a process or a session another manager claims now is refused, naming both. So is
+one while a manager whose records were read when the plan was made cannot be read at that moment: its claims then are
+unknown, and the absence of a claim is never a reason to act.
 """
 
 from __future__ import annotations
@@ -92,7 +94,8 @@ def fix_machine(
     each = tuple(p.snapshot.settings for p in observation.parts)
     try:
         with _locks(shares):
-            after = _rounds(shares, each, options, report) if shares else observe_machine(each)
+            after = _rounds(shares, each, options, report, frozenset(observation.claims)) if shares \
+                else observe_machine(each)
     except FixLockBusy as exc:  # another fix works on one of the stores: nothing was done
         report.message = str(exc)
         return report
@@ -137,13 +140,14 @@ def _locks(shares: list[Share]) -> Iterator[None]:
         yield
 
 
-def _rounds(shares: list[Share], each: tuple[Settings, ...], options: Options, report: FixReport
-            ) -> MachineObservation:
+def _rounds(shares: list[Share], each: tuple[Settings, ...], options: Options, report: FixReport,
+            read: frozenset[str]) -> MachineObservation:
     """Up to MAX_ROUNDS rounds over every manager at once; later rounds only retry what was confirmed, planned
-    again from the machine as the round left it (what two managers claim then is spared)."""
+    again from the machine as the round left it (what two managers claim then is spared). ``read``: the managers
+    whose claims were read when the plan was made."""
     plans = {s.name: s.plan for s in shares}
     for round_no in range(1, MAX_ROUNDS + 1):
-        _apply(shares, plans, each, options, report.outcomes, first=round_no == 1)
+        _apply(shares, plans, (each, read), options, report.outcomes, first=round_no == 1)
         after = observe_machine(each)
         if round_no == MAX_ROUNDS:
             break
@@ -160,10 +164,11 @@ def _rounds(shares: list[Share], each: tuple[Settings, ...], options: Options, r
     return after
 
 
-def _apply(shares: list[Share], plans: dict[str, Plan], each: tuple[Settings, ...], options: Options,
-           outcomes: list[Outcome], first: bool) -> None:
+def _apply(shares: list[Share], plans: dict[str, Plan], machine: tuple[tuple[Settings, ...], frozenset[str]],
+           options: Options, outcomes: list[Outcome], first: bool) -> None:
     """One round: each manager's preflight, then phase by phase one machine scan that every manager's actions of
     that phase are re-verified on (its own findings then, every other manager's claims then)."""
+    each, read = machine
     ready: dict[str, Plan] = {}
     for share in shares:
         plan = plans.get(share.name)
@@ -179,26 +184,32 @@ def _apply(shares: list[Share], plans: dict[str, Plan], each: tuple[Settings, ..
             continue
         now = observe_machine(each)  # one scan of the machine for every manager's actions of this phase
         for name, actions in todo.items():
-            outcomes += _act_now(phase, name, actions, now, options)
+            outcomes += _act_now(phase, name, actions, (now, read), options)
 
 
-def _act_now(phase: Phase, manager: str, actions: list[Action[Any]], now: MachineObservation, options: Options
-             ) -> list[Outcome]:
-    """One manager's actions of a phase: refused when another manager claims what they would end now, the others
-    verified against the manager's own findings now."""
+def _act_now(phase: Phase, manager: str, actions: list[Action[Any]],
+             machine: tuple[MachineObservation, frozenset[str]], options: Options) -> list[Outcome]:
+    """One manager's actions of a phase: refused when another manager claims what they would end now (or its
+    claims, read for the plan, cannot be read now), the others verified against the manager's own findings now."""
+    now, read = machine
     outcomes, left = [], []
     for action in actions:
-        if why := claimed_elsewhere(action, manager, now):
+        if why := claimed_elsewhere(action, manager, now, read):
             outcomes.append(Outcome(action, Status.REFUSED, why))
         else:
             left.append(action)
     return outcomes + (act(phase, left, now.part(manager), options) if left else [])
 
 
-def claimed_elsewhere(action: Action[Any], manager: str, now: MachineObservation) -> str | None:
+def claimed_elsewhere(action: Action[Any], manager: str, now: MachineObservation, read: frozenset[str]
+                      ) -> str | None:
     """Why ``action`` of ``manager``'s plan must not run: a process it would end, or a session it would kill or
-    whose record it would mark, is claimed by another manager in the machine as it is now. None: no other claim."""
+    whose record it would mark, is claimed by another manager in the machine as it is now; or another manager whose
+    claims were read for the plan (``read``) cannot be read now, so what it claims is unknown. None: no other claim."""
     pids, sessions = _reach(action, now.part(manager).analysis)
+    if (pids or sessions) and (unread := sorted(read - now.claims.keys() - {manager})):
+        return (f"the records of {unread[0]} cannot be read now (they could when the plan was made): what it claims "
+                f"at the moment of action is unknown; never acted on")
     for other, found in now.claims.items():
         if other != manager and (pid := min(pids & found.keys(), default=None)) is not None:
             return (f"pid {pid} is claimed now by {other} ({found[pid]}) too: a conflict between {manager} and "

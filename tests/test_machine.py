@@ -329,3 +329,30 @@ def test_a_session_two_stores_record_is_one_conflict_neither_fix_touches(pair):
     assert name in squad.live_sessions(), [o.line() for o in report.outcomes]
     assert not [o.line() for o in report.outcomes if name in o.action.entity]
     assert any(name in h.line() for h in report.plan.held), report.plan.lines()
+
+
+def test_a_store_that_cannot_be_read_at_the_moment_of_action_stops_what_others_would_end(pair):
+    """claude-squad's plan ends its orphan and kills its zombie session; agent-deck's database, read for the plan,
+    is unreadable when the actions come (a write half done, a disk error): what agent-deck claims then is unknown,
+    so nothing is ended or killed, and each refusal names the store that could not be read."""
+    squad, deck = pair
+    squad.instance("lint", READY, "shell")  # claude-squad's zombie
+    squad.instance("stray", READY, "orphan")  # its orphan works in its worktree
+    squad.start()
+    deck.start()
+    seen = observe_machine((squad.settings, deck.settings))
+    assert set(seen.claims) == {"claude-squad", "agent-deck"}
+    before = {p.pid for p in squad.standins()}
+
+    def confirm(plan: Plan) -> tuple[bool, str]:
+        assert len(plan.actions) == 2, plan.lines()
+        with open(deck.db_path, "r+b") as db:  # not a database any more: agent-deck's reader says so
+            db.write(b"not a database, overwritten" * 4)
+        return True, "confirmed"
+
+    report = _fix(seen, confirm)
+    assert before <= {p.pid for p in squad.standins() if _running(p.pid)}, [o.line() for o in report.outcomes]
+    assert claude_squad.session_name("lint") in squad.live_sessions(), [o.line() for o in report.outcomes]
+    refused = {o.action.target: o.detail for o in report.outcomes if o.status is Status.REFUSED}
+    assert len(refused) == 2, [o.line() for o in report.outcomes]
+    assert all("agent-deck cannot be read now" in d for d in refused.values()), refused
