@@ -63,12 +63,10 @@ def _where(i: int, field: str = "") -> str:
     return f"$.instances[{i}]" + (f".{field}" if field else "")
 
 
-def _text(value: Any, path: Path, i: int, field: str, required: bool = True) -> str | None:
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or (required and not value):
-        raise RegistryError(Problem(str(path), _where(i, field), "expected a non-empty string"))
-    return value
+def _not_text(path: Path, i: int, field: str) -> RegistryError:
+    """The line for a field that must be a string (non-empty where required); each field is checked inline where it
+    is read: a checking call a field was a fifth of a record's time."""
+    return RegistryError(Problem(str(path), _where(i, field), "expected a non-empty string"))
 
 
 def _not_a_worktree(name: str, worktrees: _Worktrees, repo: Any) -> str | None:
@@ -157,7 +155,9 @@ def _home(path: Path, i: int, worktree: dict[str, Any], worktrees: _Worktrees) -
     (Pause removed it). A home or `.` (resolved against this run's directory) would make every Claude below it
     the instance's: only a clean absolute path right inside its worktrees folder, a real git worktree of the
     instance's repository, counts."""
-    value = _text(worktree.get("worktree_path"), path, i, "worktree.worktree_path", required=False)
+    value = worktree.get("worktree_path")
+    if value is not None and not isinstance(value, str):
+        raise _not_text(path, i, "worktree.worktree_path")
     if not value:
         return None
     why = _why_not_home(value, worktrees)
@@ -174,18 +174,23 @@ def _home(path: Path, i: int, worktree: dict[str, Any], worktrees: _Worktrees) -
 def _record(path: Path, i: int, item: Any, worktrees: _Worktrees) -> AgentRecord:
     if not isinstance(item, dict):
         raise RegistryError(Problem(str(path), _where(i), "expected an object"))
-    title = _text(item.get("title"), path, i, "title")
+    title = item.get("title")
+    if not isinstance(title, str) or not title:
+        raise _not_text(path, i, "title")
     status = item.get("status")
-    if isinstance(status, bool) or not isinstance(status, int):  # `true` must not read as Ready (1)
+    if type(status) is not int:  # `true` must not read as Ready (1): a JSON int is an int, a bool is not
         raise RegistryError(Problem(str(path), _where(i, "status"), "expected an integer"))
     worktree = item.get("worktree") or {}
     if not isinstance(worktree, dict):
         raise RegistryError(Problem(str(path), _where(i, "worktree"), "expected an object"))
     home = _home(path, i, worktree, worktrees)
-    times = (_text(item.get("created_at"), path, i, "created_at", required=False),)
-    program = _text(item.get("program"), path, i, "program", required=False)  # the command it launched
-    assert title is not None
-    return AgentRecord(title, None, status, session_name(title), ScopeKind.STATE, times,
+    created = item.get("created_at")
+    if created is not None and not isinstance(created, str):
+        raise _not_text(path, i, "created_at")
+    program = item.get("program")  # the command it launched
+    if program is not None and not isinstance(program, str):
+        raise _not_text(path, i, "program")
+    return AgentRecord(title, None, status, session_name(title), ScopeKind.STATE, (created,),
                        CLAUDE_SQUAD.status_class(status), HomeRecord(home) if home else None,
                        (program,) if program else ())
 
