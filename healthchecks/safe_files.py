@@ -153,9 +153,9 @@ def read_bytes(path: Path, workspace: Path | None = None, limit: int = MAX_BYTES
 
 def read_below(folder_fd: int, folder: Path, parts: tuple[str, ...], limit: int = MAX_BYTES) -> bytes:
     """read_bytes(``folder`` joined with ``parts``, ``folder``, ``limit``) from ``folder`` opened once (open_top,
-    closed by the caller): many files right below one folder read without opening it again for each (a worktree's
-    `.git` of 100: 17 -> 9 us a read). ``parts``: one or more plain names (a name holding `/` or `..` would walk
-    where O_NOFOLLOW does not look)."""
+    closed by the caller): many files right below one folder read without opening it again for each (100 worktrees'
+    `.git`: 0.55x read_bytes' time). ``parts``: one or more plain names (a name holding `/` or `..` would walk where
+    O_NOFOLLOW does not look)."""
     if not parts or any(name in ("", ".", "..") or "/" in name for name in parts):
         raise ValueError(f"not plain names below {folder}: {parts!r}")
     path = os.path.join(folder, *parts)  # what str(folder.joinpath(*parts)) is for plain names, without the Path
