@@ -47,7 +47,7 @@ _FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a FIFO opens at once, and is refused after
 
 
-def _refusal(path: Path, at: Path, name: str, folder_fd: int, exc: OSError, last: bool,
+def _refusal(path: Path | str, at: Path, name: str, folder_fd: int, exc: OSError, last: bool,
              contained: bool) -> RegistryError:
     """One line for a component that could not be opened; ``at`` is it, ``name`` its name in ``folder_fd``."""
     try:
@@ -84,31 +84,48 @@ def open_contained(path: Path, workspace: Path | None = None, *, folder: bool = 
         if path.parts[: len(workspace.parts)] != workspace.parts:
             raise RegistryError(Problem(str(path), "$", f"is outside the workspace {workspace}; refusing it"))
         parts, top = path.parts[len(workspace.parts) :], workspace  # (not relative_to: it runs for every file read)
+    return _walk(open_top(top, path), top, parts, path, folder, workspace is not None, owned=True)
+
+
+def open_top(top: Path, path: Path | str) -> int:
+    """A descriptor of the folder reads start from (the workspace: the person's choice, so a link to it is followed);
+    RegistryError naming ``path``, the file to be read below it, when it cannot be opened."""
     try:
-        fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the workspace itself is the person's choice
+        return os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
         raise (Missing if exc.errno in (errno.ENOENT, errno.ENOTDIR) else RegistryError)(
             Problem(str(path), "$", f"cannot stat ({exc.strerror})")) from None
-    at = top
+
+
+def _walk(fd: int, top: Path, parts: tuple[str, ...], path: Path | str, folder: bool, contained: bool,
+          owned: bool) -> int:
+    """The descriptor of ``parts`` below the folder ``fd`` (``top``), each part opened relative to the one above it
+    without following a link; ``fd`` itself is closed on the way only when ``owned`` (else its owner reads on)."""
+    start = fd
     try:
         for i, name in enumerate(parts):
             last = i == len(parts) - 1
-            at = at / name
             try:
                 opened = os.open(name, _FILE if last and not folder else _FOLDER, dir_fd=fd)
-            except OSError as exc:
-                raise _refusal(path, at, name, fd, exc, last, workspace is not None) from None
-            os.close(fd)
+            except OSError as exc:  # the component's path made only now: a Path join a part was a third of a read
+                raise _refusal(path, top.joinpath(*parts[: i + 1]), name, fd, exc, last, contained) from None
+            if owned or fd != start:
+                os.close(fd)
             fd = opened
         return fd
     except BaseException:
-        os.close(fd)
+        if owned or fd != start:
+            os.close(fd)
         raise
 
 
 def _read_regular(path: Path, workspace: Path | None, limit: int = MAX_BYTES) -> tuple[bytes, os.stat_result]:
     """The bytes of a regular file within ``limit``, opened by open_contained, and its stat before the read."""
-    fd = open_contained(path, workspace)
+    return _read_opened(open_contained(path, workspace), path, limit)
+
+
+def _read_opened(fd: int, path: Path | str, limit: int) -> tuple[bytes, os.stat_result]:
+    """The bytes of the regular file open at ``fd`` (closed here) within ``limit``, and its stat before the read."""
     try:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
@@ -132,6 +149,17 @@ def read_bytes(path: Path, workspace: Path | None = None, limit: int = MAX_BYTES
     """Read a record file, refusing what a careful reader must not follow or swallow (``limit``: less, for a file
     that only points elsewhere)."""
     return _read_regular(path, workspace, limit)[0]
+
+
+def read_below(folder_fd: int, folder: Path, parts: tuple[str, ...], limit: int = MAX_BYTES) -> bytes:
+    """read_bytes(``folder`` joined with ``parts``, ``folder``, ``limit``) from ``folder`` opened once (open_top,
+    closed by the caller): many files right below one folder read without opening it again for each (100 worktrees'
+    `.git`: 0.55x read_bytes' time). ``parts``: one or more plain names (a name holding `/` or `..` would walk where
+    O_NOFOLLOW does not look)."""
+    if not parts or any(name in ("", ".", "..") or "/" in name for name in parts):
+        raise ValueError(f"not plain names below {folder}: {parts!r}")
+    path = os.path.join(folder, *parts)  # what str(folder.joinpath(*parts)) is for plain names, without the Path
+    return _read_opened(_walk(folder_fd, folder, parts, path, False, True, owned=False), path, limit)[0]
 
 
 class Stamp(str):
@@ -225,7 +253,7 @@ def stamp_of(path: Path, workspace: Path, exact: bool = False) -> Stamp | None:
         return None
 
 
-def _too_large(path: Path, size: int, limit: int = MAX_BYTES) -> Problem:
+def _too_large(path: Path | str, size: int, limit: int = MAX_BYTES) -> Problem:
     if limit < 2**20:
         return Problem(str(path), "$", f"file is over the {limit}-byte limit ({size} bytes or more)")
     return Problem(str(path), "$", f"file is {size / 1e6:.1f} MB, over the {limit // 2**20} MiB limit")

@@ -4,7 +4,9 @@ the default server it uses, stand-ins run as its `program`, bystanders. state.js
 from __future__ import annotations
 
 import json
+import os
 import re
+from collections.abc import Callable
 
 import psutil
 import pytest
@@ -202,3 +204,43 @@ def test_a_10_mb_title_is_cut_in_every_line_a_person_reads_and_whole_in_the_find
         assert max(map(len, proc.stdout.splitlines())) < MAX_LINE + 100
     assert "not fixed automatically: ghost_agents: agent TTT" in checked.stdout  # the plan's line, cut too
     assert (reports / "latest.html").stat().st_size < 1_000_000
+
+
+def test_a_file_read_below_a_folder_opened_once_reads_and_refuses_as_read_bytes(tmp_path):
+    """safe_files.read_below (claude-squad's 100 `.git` files from one descriptor of their folder) gives the bytes
+    read_bytes gives, and for every file it must refuse the same one line; the folder stays open for the next."""
+    from healthchecks.records import RegistryError
+    from healthchecks.safe_files import open_top, read_below, read_bytes
+
+    folder = tmp_path / "worktrees"
+    (outside := tmp_path / "outside").mkdir()
+    (outside / ".git").write_text("gitdir: /elsewhere\n")
+    shapes = {"plain": "gitdir: /repo/.git/worktrees/plain\n", "big": "x" * 5000, "missing": None}
+    for name, text in shapes.items():
+        (folder / name).mkdir(parents=True)
+        if text is not None:
+            (folder / name / ".git").write_text(text)
+    (folder / "linked").symlink_to(outside, target_is_directory=True)
+    (folder / "git-linked").mkdir()
+    (folder / "git-linked" / ".git").symlink_to(outside / ".git")
+    (folder / "git-folder" / ".git").mkdir(parents=True)
+    (folder / "fifo").mkdir()
+    os.mkfifo(folder / "fifo" / ".git")
+    (folder / "a-file").write_text("not a folder")
+
+    def outcome(read: Callable[..., bytes], *args: object) -> bytes | str:
+        try:
+            return read(*args)
+        except RegistryError as exc:
+            return f"{type(exc).__name__}: {exc.problem}"  # Missing too: a listing may skip it
+
+    fd = open_top(folder, folder / "plain" / ".git")
+    try:
+        for name in sorted(os.listdir(folder)):
+            expected = outcome(read_bytes, folder / name / ".git", folder, 4096)
+            assert outcome(read_below, fd, folder, (name, ".git"), 4096) == expected, name
+        assert outcome(read_below, fd, folder, ("plain", ".git")) == shapes["plain"].encode()
+        with pytest.raises(ValueError):
+            read_below(fd, folder, ("..", "outside", ".git"))
+    finally:
+        os.close(fd)
