@@ -84,6 +84,8 @@ def open_contained(path: Path, workspace: Path | None = None, *, folder: bool = 
         if path.parts[: len(workspace.parts)] != workspace.parts:
             raise RegistryError(Problem(str(path), "$", f"is outside the workspace {workspace}; refusing it"))
         parts, top = path.parts[len(workspace.parts) :], workspace  # (not relative_to: it runs for every file read)
+    if ".." in parts:  # openat walks `..` as any name, links or not: it would climb out of the workspace
+        raise RegistryError(Problem(str(path), "$", "names a parent folder ('..'); refusing it"))
     return _walk(open_top(top, path), top, parts, path, folder, workspace is not None, owned=True)
 
 

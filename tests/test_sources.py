@@ -510,3 +510,15 @@ def test_counters_of_many_scopes_at_once_are_each_scopes_own(era):
                     for name, count in dialect.counters[kind].items()} for agents, n in zip(scopes, tasks, strict=True)]
         assert each and [{name: values[i] for name, values in each.items()} for i in range(7)] == by_hand
         assert [dialect.expected(kind, agents, n) for agents, n in zip(scopes, tasks, strict=True)] == by_hand
+
+
+def test_a_path_naming_a_parent_folder_is_refused_not_walked_out_of_the_workspace(tmp_path):
+    """openat walks `..` as any other name, O_NOFOLLOW or not: a path the tool makes from a name it read (a record's
+    folder, a file a listing gave) must never climb out of the workspace, so a `..` in it is refused, one line."""
+    from healthchecks.records import RegistryError
+    from healthchecks.safe_files import read_bytes
+
+    (workspace := tmp_path / "ws" / "registry").mkdir(parents=True)
+    (tmp_path / "secret.json").write_text("{}")
+    with pytest.raises(RegistryError, match=r"parent folder \('\.\.'\); refusing it"):
+        read_bytes(workspace / ".." / ".." / "secret.json", tmp_path / "ws", 4096)
