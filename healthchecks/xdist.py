@@ -88,11 +88,14 @@ def shared(config: pytest.Config, name: str) -> Judged | Snapshot:
     """On the controller (or without xdist), the run's own value; on a worker, the controller's, read once."""
     if is_worker(config):
         if path := getattr(config, "workerinput", {}).get(f"healthchecks_{name}"):
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 found: Judged | Snapshot = pickle.loads(Path(path).read_bytes())  # the controller's own file
-                return found
-            pytest.fail(f"agent-healthchecks: under pytest-xdist a test gets the snapshot by naming the "
-                        f"`{SNAPSHOT_FIXTURE}` fixture among its arguments (or its fixtures')", pytrace=False)
+            except FileNotFoundError:
+                if name != "snapshot":  # the judged results are always written before any test
+                    raise
+                pytest.fail(f"agent-healthchecks: under pytest-xdist a test gets the snapshot by naming the "
+                            f"`{SNAPSHOT_FIXTURE}` fixture among its arguments (or its fixtures')", pytrace=False)
+            return found
     elif (run := config.stash.get(RUN, None)) is not None:
         return run.judged if name == "judged" else run.current.snapshot
     pytest.fail(f"agent-healthchecks: no snapshot was taken; run the checks as {command_hint(config)}", pytrace=False)
