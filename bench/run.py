@@ -152,10 +152,16 @@ def pytest_run(world: World, tmp: Path, *extra: str) -> dict[str, float]:
     return found
 
 
-def pytest_runs(world: World, tmp: Path, repeats: int, *extra: str) -> dict[str, float]:
-    """The median of each phase over ``repeats`` runs."""
-    runs = [pytest_run(world, tmp, *extra) for _ in range(repeats)]
-    return {name: statistics.median(r[name] for r in runs) for name in runs[0]}
+def pytest_runs(world: World, tmp: Path, repeats: int) -> tuple[dict[str, float], dict[str, float]]:
+    """The median of each phase over ``repeats`` serial runs, and of the whole `-n 2` run with its ratio to the
+    serial one: the two run in turn, repeat by repeat, so a burst of load on the shared machine falls on both, and
+    the ratio is the median of the per-repeat ratios."""
+    pairs = [(pytest_run(world, tmp), pytest_run(world, tmp, "-n", "2")) for _ in range(repeats)]
+    serial = {name: statistics.median(s[name] for s, _ in pairs) for name in pairs[0][0]}
+    ratios = [x["whole"] / s["whole"] for s, x in pairs]
+    xdist = {"whole": statistics.median(x["whole"] for _, x in pairs), "ratio": statistics.median(ratios),
+             "spread": (min(ratios), max(ratios))}
+    return serial, xdist
 
 
 STARTUP = {  # what a person waits for before any work: the interpreter, pytest alone, pytest with this plugin
@@ -240,10 +246,11 @@ def measure(sessions: int, repeats: int, tmp: Path) -> dict[str, float]:
             prometheus.write(run, str(tmp / "m.prom"), tmp)
 
         row["report writing"] = median_time(write_reports, repeats)
-        serial = pytest_runs(world, tmp, repeats)
+        serial, xdist = pytest_runs(world, tmp, repeats)
         row["pytest (serial)"] = serial.pop("whole")
         row["split"] = serial
-        row["pytest -n 2"] = pytest_runs(world, tmp, repeats, "-n", "2")["whole"]
+        row["pytest -n 2"] = xdist["whole"]
+        row["-n 2 / serial"], row["-n 2 / serial spread"] = xdist["ratio"], xdist["spread"]
         return row
     finally:
         world.teardown()
@@ -381,10 +388,10 @@ def goals(rows: list[dict], fixes: list[dict], big: dict | None, sources: list[d
     if rows:
         top = max(rows, key=lambda r: r["sessions"])
         scale = f"{top['sessions']} sessions"
-        serial, xdist = top["pytest (serial)"], top["pytest -n 2"] / top["pytest (serial)"]
+        serial = top["pytest (serial)"]
         found += [
             (f"pytest healthchecks under 2 s ({scale})", f"{serial:.2f} s", serial < 2.0),
-            (f"-n 2 no slower than 1.5x serial ({scale})", f"{xdist:.2f}x", xdist <= 1.5),
+            (f"-n 2 no slower than 1.5x serial ({scale})", spread(top, "-n 2 / serial"), top["-n 2 / serial"] <= 1.5),
         ]
     for f in fixes:
         what = f"{f['era']} fix round ({f['ghosts']} ghosts, {f['orphans']} orphans, {f['zombies']} zombies)"
@@ -516,7 +523,7 @@ def main() -> None:
         cells = [f"{r[p] * 1000:.0f} ms" for p in phases]
         print(f"| {r['sessions']} | {r['entries']} | {r['processes']} | " + " | ".join(cells)
               + f" | {spread(r, 'snapshot / floor')} | {spread(r, 'judging / floor')} "
-              f"| {r['pytest -n 2'] / r['pytest (serial)']:.2f}x | {r['load']} |")
+              f"| {spread(r, '-n 2 / serial')} | {r['load']} |")
     print()
     print("`pytest healthchecks` (serial, default outputs: terminal, HTML report, history) split, medians; start-up is "
           "from the process's start to the session's, report writing from the last test to the process's end:")

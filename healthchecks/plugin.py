@@ -152,6 +152,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             from . import xdist
 
             xdist.report_selection(config, session.items)
+            gc.freeze()  # as on the controller: what a worker imported and collected lives to its end
     elif get_run(config) is not None and _fixing(config):
         fix_now(config, selected_checks(session.items))
 
