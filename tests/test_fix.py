@@ -345,7 +345,7 @@ def test_fixer_gives_up_on_a_held_lock_without_writing(world):
     world.agent("working", None)
     world.start()
     before = world.global_path.read_bytes()
-    holder = _hold_lock(world.global_path, 30)
+    holder = _hold_lock(world.global_path, 600)  # held through the whole fix however slow (killed below, not waited)
     try:
         report = fix_now(world, lock_timeout=0.5)
     finally:
