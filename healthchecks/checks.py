@@ -230,6 +230,7 @@ def registry_schema(a: Analysis) -> list[Finding]:
 
 _COUNTERS, _AGENTS = attrgetter("counters"), attrgetter("agents")
 _RECORDS, _FRACTION = attrgetter("records"), itemgetter(slice(19, 20))
+_ACTIVE = attrgetter("active")  # an agent's, read in C
 
 
 def _count_findings(file: Scope, expected: dict[str, int]) -> list[Finding]:
@@ -483,11 +484,12 @@ def zombie_sessions(a: Analysis) -> list[Finding]:
     is gone, since Claude may run under a name no matcher knows.
     """
     findings = []
-    for session in a.tmux.agent_sessions:
-        agents = a.tmux.agents_in(session)
-        if (session.server, session.name) in a.tmux.own_sessions:
+    tmux, own = a.tmux, a.tmux.own_sessions  # (asked once, not once a session)
+    for session in tmux.agent_sessions:
+        agents = tmux.agents_in(session)
+        if (session.server, session.name) in own:
             continue  # said once, by leaked_sessions
-        if not any(agent.active for agent in agents) or not a.past_grace(session.created):
+        if not any(map(_ACTIVE, agents)) or not a.past_grace(session.created):
             continue
         panes = a.tmux.agent_panes(session)  # every pane, or the one its manager runs the agent in
         if not a.attribution.claude_in(session, panes) and a.tmux.agent_program(session, panes) is None:

@@ -110,7 +110,8 @@ class RecordIndex(Mapping[str, list[AgentRecord]]):
         # authority and at most once by the members (else None); None in it where the authority holds none.
         self._paired = list(map(self._authority.get, self._members)) if self._lists is None else None
         # every member's id in the authority (task registries copy the global one): the ids are the authority's
-        self._covered = self._paired is not None and None not in self._paired
+        # (all(): a record is a non-empty tuple, truthy at once; `None in` compared each record with None)
+        self._covered = self._paired is not None and all(self._paired)
         self._ids = self._lists.keys() if self._lists is not None else self._authority.keys() if self._covered else (
             dict.fromkeys(chain(self._authority, self._members)).keys())
 
