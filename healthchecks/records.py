@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from functools import cached_property
-from itertools import accumulate, chain, compress, repeat
+from itertools import chain, compress
 from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeGuard, TypeVar
@@ -168,7 +168,7 @@ def _field(name: str) -> itemgetter[Any]:
     return itemgetter(AgentRecord._fields.index(name))
 
 
-RECORD_ID, RECORD_TASK, RECORD_STATUS, RECORD_CLASS = map(_field, ("id", "task_id", "status", "status_class"))
+RECORD_ID, RECORD_TASK, RECORD_CLASS = map(_field, ("id", "task_id", "status_class"))
 RECORD_SESSION, RECORD_TIMES, RECORD_EXTRA = map(_field, ("tmux_session", "times", "extra"))
 _AGENTS = attrgetter("agents")  # a scope's records
 
@@ -180,21 +180,10 @@ class Columns:
 
     def __init__(self, groups: Sequence[Sequence[AgentRecord]]) -> None:
         self.records = list(chain.from_iterable(groups))
-        self.ends = list(accumulate(map(len, groups), initial=0))  # group i's records: records[ends[i]:ends[i + 1]]
 
     @cached_property
     def classes(self) -> list[StatusClass]:
         return list(map(RECORD_CLASS, self.records))
-
-    @cached_property
-    def statuses(self) -> list[Status]:
-        return list(map(RECORD_STATUS, self.records))
-
-    def counted(self, column: list[Any], value: object) -> list[int]:
-        """How many of each group's values in ``column`` (one value a record) are ``value`` (an enum member, a bool:
-        compared by identity first), in C: a slice of the column and list.count a group."""
-        slices = map(column.__getitem__, map(slice, self.ends, self.ends[1:]))
-        return list(map(list.count, slices, repeat(value)))
 
 
 def extensions(records: Sequence[AgentRecord], kind: type[E]) -> Iterator[tuple[AgentRecord, E]]:
