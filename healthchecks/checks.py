@@ -20,7 +20,7 @@ from .analysis import Agent, Analysis, LiveSession
 from .dialect import Dialect, ScopeKind, StatusClass
 from .programs import CLAUDE, AgentProgram
 from .records import (
-    RECORD_CLASS,
+    RECORD_TIMES,
     JobRecord,
     Scope,
     Service,
@@ -229,7 +229,8 @@ def registry_schema(a: Analysis) -> list[Finding]:
 
 
 _COUNTERS, _AGENTS = attrgetter("counters"), attrgetter("agents")
-_TIMES, _RECORDS, _FRACTION = attrgetter("times"), attrgetter("records"), itemgetter(slice(19, 20))
+_RECORDS, _FRACTION = attrgetter("records"), itemgetter(slice(19, 20))
+_ACTIVE = attrgetter("active")  # an agent's, read in C
 
 
 def _count_findings(file: Scope, expected: dict[str, int]) -> list[Finding]:
@@ -309,8 +310,8 @@ def registry_agreement(a: Analysis) -> list[Finding]:
 def known_statuses(a: Analysis) -> list[Finding]:
     """An unknown status is neither active nor terminal, so no other check can judge that agent."""
     unknown = StatusClass.UNKNOWN
-    if unknown not in map(RECORD_CLASS, chain.from_iterable(map(_AGENTS, a.snapshot.registries.scopes))):
-        return []  # the common case, decided in C (one walk of every scope's records)
+    if unknown not in a.snapshot.registries.columns.classes:
+        return []  # the common case, decided in C (one walk of every scope's records' classes)
     return [
         agent_finding(KNOWN_STATUSES, a.records.known(aid), f"unknown status {rec.status!r} ({rec.source} registry)")
         for aid, records in a.records.index.items()
@@ -352,7 +353,7 @@ def timestamps(a: Analysis) -> list[Finding]:
 def _any_after(agents: list[Agent], limit: str) -> bool:
     """Whether a time of these agents' records may lie after ``limit`` (records.may_be_after of any), decided in C
     when every time written is a naive one as Python writes it (what may_be_after compares as a string)."""
-    times = list(chain.from_iterable(map(_TIMES, chain.from_iterable(map(_RECORDS, agents)))))
+    times = list(chain.from_iterable(map(RECORD_TIMES, chain.from_iterable(map(_RECORDS, agents)))))
     written = list(compress(times, map(isinstance, times, repeat(str))))
     if set(map(len, written)) <= {19, 26} and set(map(_FRACTION, written)) <= {"", "."}:
         return max(written, default="") > limit
@@ -483,11 +484,12 @@ def zombie_sessions(a: Analysis) -> list[Finding]:
     is gone, since Claude may run under a name no matcher knows.
     """
     findings = []
-    for session in a.tmux.agent_sessions:
-        agents = a.tmux.agents_in(session)
-        if (session.server, session.name) in a.tmux.own_sessions:
+    tmux, own = a.tmux, a.tmux.own_sessions  # (asked once, not once a session)
+    for session in tmux.agent_sessions:
+        agents = tmux.agents_in(session)
+        if (session.server, session.name) in own:
             continue  # said once, by leaked_sessions
-        if not any(agent.active for agent in agents) or not a.past_grace(session.created):
+        if not any(map(_ACTIVE, agents)) or not a.past_grace(session.created):
             continue
         panes = a.tmux.agent_panes(session)  # every pane, or the one its manager runs the agent in
         if not a.attribution.claude_in(session, panes) and a.tmux.agent_program(session, panes) is None:

@@ -46,14 +46,11 @@ What a dialect says, field by field (a new manager fills in each one):
 
 from __future__ import annotations
 
-import operator
 import re
-from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from functools import partial
-from itertools import chain, compress, repeat
+from itertools import accumulate, chain, repeat
 from operator import attrgetter
 from typing import TYPE_CHECKING, cast
 
@@ -78,14 +75,16 @@ class StatusClass(str, Enum):
 
 
 _UNKNOWN = StatusClass.UNKNOWN
-_CLASS_OF, _STATUS_OF = attrgetter("status_class"), attrgetter("status")  # of a record, read in C (map)
+# A record's fields, read in C (map); by name: records.py, which reads them by place, imports this module
+_CLASS_OF, _STATUS_OF = attrgetter("status_class"), attrgetter("status")
 
 
-def _per_scope(agents: Sequence[Sequence[AgentRecord]], hits: Iterator[bool]) -> list[int]:
-    """How many of each scope's records are hits (``hits``: one a record, the scopes' records in order), in C."""
-    owners = chain.from_iterable(map(repeat, range(len(agents)), map(len, agents)))  # each record's scope
-    counted = Counter(compress(owners, hits))
-    return list(map(counted.get, range(len(agents)), repeat(0)))
+def _per_scope(agents: Sequence[Sequence[AgentRecord]], column: list[object], value: object) -> list[int]:
+    """How many of each scope's records have ``value`` in ``column`` (one value a record, the scopes' records in
+    order; an enum member or a bool, compared by identity first), in C: a slice of the column and list.count a
+    scope (a Counter over compressed scope numbers cost a dict update a hit)."""
+    ends = list(accumulate(map(len, agents), initial=0))
+    return list(map(list.count, map(column.__getitem__, map(slice, ends, ends[1:])), repeat(value)))
 
 
 class ScopeKind(str, Enum):
@@ -216,9 +215,9 @@ class Dialect:
         counts = set(wanted.values())
         value: dict[Count, list[int]] = {Count.ENTRIES: list(map(len, agents)), Count.TASKS: list(tasks)}
         if Count.ACTIVE in counts:
-            value[Count.ACTIVE] = _per_scope(agents, map(partial(operator.is_, StatusClass.ACTIVE), map(
-                _CLASS_OF, chain.from_iterable(agents))))
+            value[Count.ACTIVE] = _per_scope(agents, list(map(_CLASS_OF, chain.from_iterable(agents))),
+                                             StatusClass.ACTIVE)
         if Count.FINISHED in counts:
-            value[Count.FINISHED] = _per_scope(agents, map(self.finished.__contains__, map(
-                _STATUS_OF, chain.from_iterable(agents))))
+            finished = map(self.finished.__contains__, map(_STATUS_OF, chain.from_iterable(agents)))
+            value[Count.FINISHED] = _per_scope(agents, list(finished), True)
         return {name: value[count] for name, count in wanted.items()}

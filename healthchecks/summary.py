@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from .analysis import Analysis
 from .checks import GHOST_AGENTS
 from .dialect import StatusClass
-from .records import RECORD_CLASS
 from .results import Results
 
 
@@ -81,15 +80,15 @@ def figures(analysis: Analysis, results: Results) -> Figures:
     both = usable and tmux_ok
     glob = snap.registries.authority
     # a manager whose scopes are stores of their own (teams) has its records in them, not in the index
-    agents = glob.agents if snap.registries.dialect.members_repeat_authority else tuple(
-        r for s in snap.registries.scopes for r in s.agents)
+    columns = snap.registries.columns  # (the authority's records first)
+    held = len(glob.agents) if snap.registries.dialect.members_repeat_authority else len(columns.records)
     classes = analysis.attribution.claude_classes
     ghosts = results.get(GHOST_AGENTS)
     untracked = sum(1 for s in analysis.tmux.agent_sessions if not analysis.tmux.agents_in(s))
     return Figures(
-        registry_agents=len(agents) if usable else None,
+        registry_agents=held if usable else None,
         active_counter=glob.counters.get("active_agents") if usable else None,
-        active_entries=list(map(RECORD_CLASS, agents)).count(StatusClass.ACTIVE) if usable else None,  # in C
+        active_entries=columns.classes[:held].count(StatusClass.ACTIVE) if usable else None,  # in C
         claude_total=len(analysis.attribution.claude),
         claude_attached=len(classes["attached"]) if tmux_ok else None,
         claude_orphan=len(classes["orphan"]) if both else None,

@@ -19,6 +19,7 @@ from ..records import (
     RECORD_SESSION,
     RECORD_TASK,
     AgentRecord,
+    Columns,
     CursorRecord,
     Owner,
     PaneRecord,
@@ -91,8 +92,12 @@ class RecordIndex(Mapping[str, list[AgentRecord]]):
     hundred of 10,000 ids), and judging makes no container per id. Where ids repeat within the authority or
     across members (no store read so far writes that), every id's list is made at once, in one pass."""
 
-    def __init__(self, authority: tuple[AgentRecord, ...], members: tuple[Scope, ...]) -> None:
-        member_records = list(chain.from_iterable(m.agents for m in members))
+    def __init__(self, authority: tuple[AgentRecord, ...], members: tuple[Scope, ...], columns: Columns | None = None
+                 ) -> None:
+        # the records as columns, the authority's first (the snapshot's own, shared with the checks, when given)
+        self._columns = columns or Columns((authority, *(m.agents for m in members)))
+        self._held = held = len(authority)
+        member_records = self._columns.records[held:]
         self._authority = dict(zip(map(RECORD_ID, authority), authority, strict=True))
         self._members = dict(zip(map(RECORD_ID, member_records), member_records, strict=True))
         self._lists: dict[str, list[AgentRecord]] | None = None
@@ -105,7 +110,8 @@ class RecordIndex(Mapping[str, list[AgentRecord]]):
         # authority and at most once by the members (else None); None in it where the authority holds none.
         self._paired = list(map(self._authority.get, self._members)) if self._lists is None else None
         # every member's id in the authority (task registries copy the global one): the ids are the authority's
-        self._covered = self._paired is not None and None not in self._paired
+        # (all(): a record is a non-empty tuple, truthy at once; `None in` compared each record with None)
+        self._covered = self._paired is not None and all(self._paired)
         self._ids = self._lists.keys() if self._lists is not None else self._authority.keys() if self._covered else (
             dict.fromkeys(chain(self._authority, self._members)).keys())
 
@@ -142,8 +148,9 @@ class RecordIndex(Mapping[str, list[AgentRecord]]):
     def classes_agree(self) -> bool:
         """Every member record has the authority's record of its id, once, in the same class: then an id's class is
         its authority record's (decided in C: map and list equality)."""
-        return self._covered and list(map(RECORD_CLASS, cast("list[AgentRecord]", self._paired))) == list(
-            map(RECORD_CLASS, self._members.values()))
+        # (the members' records are _members' values, in order, when every id is held once)
+        return self._covered and list(map(RECORD_CLASS, cast("list[AgentRecord]", self._paired))) == (
+            self._columns.classes[self._held:])
 
     @cached_property
     def agree(self) -> bool:
@@ -174,7 +181,8 @@ class RecordsView:
     @cached_property
     def index(self) -> RecordIndex:
         """Every agent id's records, global first, in registry order."""
-        return RecordIndex(self.snapshot.registries.authority.agents, self.snapshot.registries.members)
+        regs = self.snapshot.registries
+        return RecordIndex(regs.authority.agents, regs.members, regs.columns)
 
     def agent(self, agent_id: str) -> Agent | None:
         """One agent, made on first use: most checks look at a few hundred of 10,000."""
@@ -197,8 +205,9 @@ class RecordsView:
     def active_agents(self) -> list[Agent]:
         active = partial(operator.is_, StatusClass.ACTIVE)
         if self.index.classes_agree:  # the common case: an id is active exactly as its authority record says
-            held = self.index.authority
-            return list(map(self.known, compress(held, map(active, map(RECORD_CLASS, held.values())))))
+            held = self.index.authority  # (the authority's records, in order: it holds each id once)
+            classes = self.snapshot.registries.columns.classes[:len(held)]
+            return list(map(self.known, compress(held, map(active, classes))))
         ids: set[str] = set()
         for f in self.snapshot.registries.scopes:  # in C: 10,000 records a snapshot
             ids.update(compress(map(RECORD_ID, f.agents), map(active, map(RECORD_CLASS, f.agents))))
