@@ -507,7 +507,7 @@ def main() -> None:
         if args.only_startup:
             return
         rows = [measure(n, args.repeats, Path(tmp)) for n in args.sizes]
-        fixes = [fix_round(Path(tmp), *args.fix)]
+        fixes = [fix_round(Path(tmp), *args.fix)] if any(args.fix) else []  # --fix 0 0 0: no mixed round
         if args.ghosts:
             fixes += [fix_round(Path(tmp), args.ghosts, 0, 0, era) for era in ("json", "sqlite")]
         big = big_registry(Path(tmp), args.big) if args.big else None
@@ -534,7 +534,8 @@ def main() -> None:
         print(f"| {r['sessions']} | " + " | ".join(f"{r['split'].get(p, 0) * 1000:.0f} ms" for p in PHASES)
               + f" | {r['pytest (serial)'] * 1000:.0f} ms | {startup['pytest, plugin off'] * 1000:.0f} ms |")
     print()
-    print_fixes(fixes)
+    if fixes:
+        print_fixes(fixes)
     if big is not None:
         print_big(big)
     for r in sources:
