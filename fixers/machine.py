@@ -147,7 +147,7 @@ def _rounds(shares: list[Share], each: tuple[Settings, ...], options: Options, r
     whose claims were read when the plan was made."""
     plans = {s.name: s.plan for s in shares}
     for round_no in range(1, MAX_ROUNDS + 1):
-        _apply(shares, plans, (each, read), options, report.outcomes, first=round_no == 1)
+        _apply(shares, plans, each, read, options, report.outcomes, first=round_no == 1)
         after = observe_machine(each)
         if round_no == MAX_ROUNDS:
             break
@@ -164,11 +164,10 @@ def _rounds(shares: list[Share], each: tuple[Settings, ...], options: Options, r
     return after
 
 
-def _apply(shares: list[Share], plans: dict[str, Plan], machine: tuple[tuple[Settings, ...], frozenset[str]],
+def _apply(shares: list[Share], plans: dict[str, Plan], each: tuple[Settings, ...], read: frozenset[str],
            options: Options, outcomes: list[Outcome], first: bool) -> None:
     """One round: each manager's preflight, then phase by phase one machine scan that every manager's actions of
     that phase are re-verified on (its own findings then, every other manager's claims then)."""
-    each, read = machine
     ready: dict[str, Plan] = {}
     for share in shares:
         plan = plans.get(share.name)
@@ -184,14 +183,13 @@ def _apply(shares: list[Share], plans: dict[str, Plan], machine: tuple[tuple[Set
             continue
         now = observe_machine(each)  # one scan of the machine for every manager's actions of this phase
         for name, actions in todo.items():
-            outcomes += _act_now(phase, name, actions, (now, read), options)
+            outcomes += _act_now(phase, name, actions, now, read, options)
 
 
-def _act_now(phase: Phase, manager: str, actions: list[Action[Any]],
-             machine: tuple[MachineObservation, frozenset[str]], options: Options) -> list[Outcome]:
+def _act_now(phase: Phase, manager: str, actions: list[Action[Any]], now: MachineObservation, read: frozenset[str],
+             options: Options) -> list[Outcome]:
     """One manager's actions of a phase: refused when another manager claims what they would end now (or its
     claims, read for the plan, cannot be read now), the others verified against the manager's own findings now."""
-    now, read = machine
     outcomes, left = [], []
     for action in actions:
         if why := claimed_elsewhere(action, manager, now, read):
