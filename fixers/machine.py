@@ -25,6 +25,7 @@ from healthchecks import processes
 from healthchecks.analysis import Analysis
 from healthchecks.observe import MachineObservation, Observation, observe, observe_machine
 from healthchecks.settings import Settings
+from healthchecks.snapshot import cycles_uncollected
 from healthchecks.targets import AgentTarget, ProcessTarget, ServerTarget, SessionTarget
 
 from .apply import Checked, Outcome, act, find_session, of_phase, preflight
@@ -68,6 +69,7 @@ def sparing(options: Options, seen: MachineObservation) -> Options:
                                spared_sessions=options.spared_sessions | seen.conflicted_sessions)
 
 
+@cycles_uncollected()
 def fix_machine(
     observation: MachineObservation,
     options: Options,

@@ -14,6 +14,7 @@ from pathlib import Path
 from healthchecks.observe import MachineObservation, Observation, observe
 from healthchecks.results import Finding, Results
 from healthchecks.settings import Settings
+from healthchecks.snapshot import cycles_uncollected
 from healthchecks.summary import Figures
 
 from .apply import Checked, Outcome, apply, owner_problem, preflight
@@ -104,6 +105,7 @@ def still_wrong(results: Results, selected: frozenset[str] | None = None) -> lis
     return wrong
 
 
+@cycles_uncollected()
 def fix(
     observation: Observation,
     settings: Settings,

@@ -289,7 +289,9 @@ def cycles_uncollected() -> Iterator[None]:
     """Python's cycle collector paused for the block (as it was after). A snapshot and its judging make a few
     hundred thousand objects that hold no cycles (parsed records, processes, panes); while they are made, the
     collector would traverse them, and everything older, dozens of times: a third of the snapshot's time at
-    1,000 sessions (bench/RESULTS.md). Their memory is freed by reference counting all the same."""
+    1,000 sessions (bench/RESULTS.md). A fix holds several such observations and makes its plan, edits and
+    outcomes beside them: a quarter of the 50,000-ghost round. Their memory is freed by reference counting all
+    the same."""
     was = gc.isenabled()
     gc.disable()
     try:

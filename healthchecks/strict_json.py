@@ -93,15 +93,21 @@ def _sharing(keys: frozenset[str]) -> Callable[[list[tuple[str, Any]]], dict[str
     return hook
 
 
-def parse(path: Path, raw: bytes | str, shared: frozenset[str] = frozenset()) -> Any:
+def parse(path: Path, raw: bytes | str, shared: frozenset[str] = frozenset(), *, unique_keys: bool = False) -> Any:
     """Decode strictly (``raw``: the file's bytes, or its text from decode): managers write plain UTF-8 JSON, so
     anything else is damage. ``shared``: keys whose values repeat (a status, a task id); in a file past SHARE_FROM
-    each distinct value is kept once (200,000 entries: about 50 MB less), in a smaller one parsing stays all C."""
+    each distinct value is kept once (200,000 entries: about 50 MB less), in a smaller one parsing stays all C.
+
+    ``unique_keys``: the caller knows no key repeats in ``raw`` (the same bytes, by digest, passed this parse
+    before; or they were made by encoding a parsed document, whose keys a dict holds once): the per-object check,
+    a Python call for every object and most of a big file's parse, is left out. All else is checked the same."""
     text = raw if isinstance(raw, str) else decode(path, raw)
     if not text.strip():
         raise RegistryError(Problem(str(path), "$", "file is empty"))
     try:
         with nesting_budget(MAX_NESTING + 3):  # json.loads and the key hook take a few frames of their own
+            if unique_keys:
+                return json.loads(text, parse_constant=_reject_constant)
             hook = _sharing(shared) if shared and len(text) >= SHARE_FROM else _no_duplicate_keys
             return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=hook)
     except RecursionError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -24,6 +25,7 @@ from healthchecks.analysis import Analysis
 from healthchecks.dialect import ScopeKind
 from healthchecks.observe import judged, observe
 from healthchecks.processes import start_ticks
+from healthchecks.records import RegistryError
 from healthchecks.sources.claude_squad.world import READY, SquadWorld
 from healthchecks.sources.orchestrator.json_writer import rewrite
 from healthchecks.targets import AgentTarget, ProcessTarget
@@ -338,6 +340,27 @@ def test_file_replaced_while_waiting_for_the_lock_is_locked_again(world):
         holder.wait(10)
     assert entries(world)[ghost]["status"] == "terminated"
     assert entries(world)["late-235959-abcdef"]["tmux_session"] == "agent_late-235959-abcdef"
+
+
+def test_a_write_checks_keys_again_unless_the_bytes_are_those_its_records_were_read_from(world):
+    """The write leaves out the duplicate-key check only for bytes of the digest its records were read as: a file
+    changed since (here, a repeated key put in front) is parsed strictly, refused, and left as it is."""
+    ghost = world.agent("working", None)
+    world.start()
+    clean = world.global_path.read_bytes()
+    read_as = hashlib.sha256(clean).hexdigest()
+    tampered = b'{"agents": {},' + clean.lstrip()[1:]
+    world.global_path.write_bytes(tampered)
+
+    def mark(data: dict) -> list[str]:
+        data["agents"][ghost]["status"] = "terminated"
+        return [f"terminated {ghost}"]
+
+    with pytest.raises(RegistryError, match="duplicate key 'agents'"):
+        rewrite(world.global_path, ScopeKind.GLOBAL, mark, workspace=world.workspace, lock_timeout=10,
+                read_as=read_as)
+    assert world.global_path.read_bytes() == tampered
+    assert not (world.workspace / "registry" / "backups").exists()
 
 
 def test_fixer_gives_up_on_a_held_lock_without_writing(world):

@@ -192,10 +192,10 @@ def records(kind: ScopeKind, data: dict[str, Any], consume: bool = False) -> tup
 REPEATED = frozenset({"status", "task_id", "type", "parent", "backend"})
 
 
-def load_data(path: Path, kind: ScopeKind, raw: bytes | str) -> Any:
-    """Parse and validate (``raw``: bytes, or text from strict_json.decode); raise RegistryError carrying every
-    problem."""
-    data = parse(path, raw, REPEATED)
+def load_data(path: Path, kind: ScopeKind, raw: bytes | str, *, unique_keys: bool = False) -> Any:
+    """Parse and validate (``raw``: bytes, or text from strict_json.decode; ``unique_keys``: strict_json.parse's);
+    raise RegistryError carrying every problem."""
+    data = parse(path, raw, REPEATED, unique_keys=unique_keys)
     if errors := schema_errors(path, kind, data):
         raise RegistryError(*errors)
     return data
