@@ -299,6 +299,7 @@ class Programs:
 
     @cached_property
     def _asks(self) -> dict[str, tuple[tuple[AgentProgram, bool], ...]]:
+        """_binary_asks' memory, one per table: a frozen dataclass keeps a mutable cache only this way."""
         return {}
 
     def _binary_asks(self, exe: str) -> tuple[tuple[AgentProgram, bool], ...]:
