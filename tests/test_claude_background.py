@@ -386,7 +386,7 @@ def test_real_fix_stop_waits_for_claude_to_confirm(bg_world, monkeypatch):
     key = ("mark_terminated", f"job {ghost}")
     assert failing(observe(settings).results) == {(GHOST_AGENTS, f"job {ghost}")}
 
-    monkeypatch.setattr(writer, "STOP_TIMEOUT", 6.0)
+    monkeypatch.setattr(writer, "STOP_TIMEOUT", 3.5)  # two tries a round (~1.4 s each, 1 s apart), three rounds
     report = fix_in_process(settings, allow_server_down=True)  # no tmux here at all
     status, detail = {(o.action.kind.value, o.action.entity): (o.status.value, o.detail) for o in report.outcomes}[key]
     assert status == "failed" and f"`claude stop {ghost}`" in detail, detail
