@@ -42,14 +42,15 @@ class Agent:
     __slots__ = ("_ended", "_started", "active", "certain", "cursor_pid", "id", "owner", "pane", "records", "server",
                  "session", "status_class", "terminal")
 
-    def __init__(self, id: str, records: list[AgentRecord]) -> None:
+    def __init__(self, id: str, records: list[AgentRecord], stored: str | None) -> None:
+        """``stored``: its session's name as tmux stores it (tmux.stored_name of the first record's), which the
+        records view works out for every record at once."""
         self.id = id
         self.records = records
         self._started: float | bool | None = False  # False: not parsed yet (timestamps are parsed on demand)
         self._ended: float | bool | None = False
         head = records[0]
         name = head.tmux_session
-        stored = stored_name(name)  # as tmux stores it (`.` and `:` become `_`, ...)
         # False: its session, when not found live under that name, may live under another one. Only an ASCII name's
         # stored form is what tmux stored whatever its locale (a non-ASCII name found live so is matched all the same)
         self.certain = stored is not None and name.isascii()
@@ -187,7 +188,7 @@ class RecordsView:
     def agent(self, agent_id: str) -> Agent | None:
         """One agent, made on first use: most checks look at a few hundred of 10,000."""
         if (made := self._made.get(agent_id)) is None and (recs := self.index.records_of(agent_id)):
-            made = self._made[agent_id] = Agent(agent_id, recs)
+            made = self._made[agent_id] = Agent(agent_id, recs, stored_name(recs[0].tmux_session))
         return made
 
     def known(self, agent_id: str) -> Agent:
@@ -223,8 +224,11 @@ class RecordsView:
         # an uncertain name (None) is never live
         live_pairs = compress(zip(ids, stored, strict=True), map(live.__contains__, stored))
         pairs = cast("Iterator[tuple[str, str]]", live_pairs)  # (compress keeps only live names, never None)
-        for aid, name in pairs:
-            result[name].append(self.known(aid))
+        made, records_of = self._made, self.index.records_of
+        for aid, name in pairs:  # each agent made with its stored name, worked out above (not once more each)
+            if (agent := made.get(aid)) is None:
+                agent = made[aid] = Agent(aid, cast("list[AgentRecord]", records_of(aid)), name)
+            result[name].append(agent)
         return result
 
     @cached_property

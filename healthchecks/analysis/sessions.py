@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from functools import cached_property
+from functools import cached_property, partial
+from itertools import repeat
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, NamedTuple, cast
 
 from .. import processes
@@ -47,13 +49,16 @@ class TmuxView:
 
     @staticmethod
     def _sessions_of(servers: tuple[TmuxServer, ...]) -> dict[str, list[LiveSession]]:
-        grouped: dict[tuple[str, str], list[Pane]] = defaultdict(list)
+        if not _labels_unique(servers):  # two servers under one label: their panes are one label's (never so far)
+            return _grouped_sessions(servers)
+        result: dict[str, list[LiveSession]] = {}
         for server in servers:
-            for pane in server.panes:
-                grouped[(server.label, pane.session)].append(pane)
-        result: dict[str, list[LiveSession]] = defaultdict(list)
-        for (label, name), panes in grouped.items():
-            result[name].append(LiveSession(label, name, panes[0].session_created, tuple(panes)))
+            sessions = _server_sessions(server)
+            if not result:  # (the common case: one server) a dict of one-session lists, made in C
+                result = dict(zip(map(_LIVE_NAME, sessions), map(list, zip(sessions)), strict=True))
+                continue
+            for session in sessions:
+                result.setdefault(session.name, []).append(session)
         return result
 
     @cached_property
@@ -134,11 +139,13 @@ class TmuxView:
     def _shown_by(self) -> dict[tuple[str, str], tuple[str, ...]]:
         """(server, window id) -> every session of a checked server that shows the window: its own session,
         the other sessions of its group, sessions that link it. tmux lists the window's panes under each."""
-        found: dict[tuple[str, str], dict[str, None]] = defaultdict(dict)
-        for server in self.snapshot.servers:
-            for pane in server.panes:
-                found[(server.label, pane.window_id)][pane.session] = None
-        return {key: tuple(names) for key, names in found.items()}
+        servers = self.snapshot.servers
+        if not _labels_unique(servers):  # two servers under one label: one label's windows (never so far)
+            return _shown_by_panes([(s.label, p) for s in servers for p in s.panes])
+        found: dict[tuple[str, str], tuple[str, ...]] = {}
+        for server in servers:
+            found.update(_server_windows(server))
+        return found
 
     def sharing(self, session: LiveSession) -> set[str]:
         """The other sessions that show one of this session's windows (its group, a dashboard linking one)."""
@@ -195,7 +202,7 @@ class TmuxView:
     @cached_property
     def _showing(self) -> dict[tuple[str, str], tuple[tuple[str, str], ...]]:
         """sessions_showing's answers, one a window (made once: every process in a pane asks)."""
-        return {key: tuple((key[0], name) for name in names) for key, names in self._shown_by.items()}
+        return {key: tuple(zip(repeat(key[0]), names)) for key, names in self._shown_by.items()}
 
     def showing_any(self, pids: Iterable[int]) -> set[tuple[str, str]]:
         """(server, session) of every session that shows a live pane one of ``pids`` runs in: each window once."""
@@ -273,3 +280,56 @@ class TmuxView:
         return ", ".join(f"session {name} ({', '.join(self.clients_of(server.label, name)) or 'a client'})"
                          for name in sorted(sessions))
 
+
+
+_SESSION, _CREATED, _WINDOW = attrgetter("session"), attrgetter("session_created"), attrgetter("window_id")
+_LIVE = partial(tuple.__new__, LiveSession)  # a LiveSession of its fields as one tuple, made in C (no __new__ frame)
+_LIVE_NAME = itemgetter(1)  # a LiveSession's name
+
+
+def _labels_unique(servers: tuple[TmuxServer, ...]) -> bool:
+    return len({s.label for s in servers}) == len(servers)
+
+
+def _server_sessions(server: TmuxServer) -> list[LiveSession]:
+    """A server's live sessions, in the order their first panes are listed. Where every session has one pane (an
+    agent's session, the common case) they are made in C, from the panes' columns: a Python step a pane was most
+    of the tmux view's cost at 1,000 sessions."""
+    panes = server.panes
+    names = list(map(_SESSION, panes))
+    if len(set(names)) == len(names):
+        return list(map(_LIVE, zip(repeat(server.label), names, map(_CREATED, panes), zip(panes))))
+    grouped: dict[str, list[Pane]] = defaultdict(list)
+    for pane in panes:
+        grouped[pane.session].append(pane)
+    return [LiveSession(server.label, name, group[0].session_created, tuple(group)) for name, group in grouped.items()]
+
+
+def _grouped_sessions(servers: tuple[TmuxServer, ...]) -> dict[str, list[LiveSession]]:
+    """Live sessions by name, grouped by (label, name) pane by pane: for servers that share a label."""
+    grouped: dict[tuple[str, str], list[Pane]] = defaultdict(list)
+    for server in servers:
+        for pane in server.panes:
+            grouped[(server.label, pane.session)].append(pane)
+    result: dict[str, list[LiveSession]] = defaultdict(list)
+    for (label, name), panes in grouped.items():
+        result[name].append(LiveSession(label, name, panes[0].session_created, tuple(panes)))
+    return result
+
+
+def _server_windows(server: TmuxServer) -> Iterable[tuple[tuple[str, str], tuple[str, ...]]]:
+    """(server, window id) -> the sessions showing it, of one server: in C where each window is listed once (one
+    pane, one session: the common case)."""
+    panes = server.panes
+    windows = list(map(_WINDOW, panes))
+    if len(set(windows)) == len(windows):
+        return zip(zip(repeat(server.label), windows), zip(map(_SESSION, panes)), strict=True)
+    return _shown_by_panes([(server.label, p) for p in panes]).items()
+
+
+def _shown_by_panes(panes: list[tuple[str, Pane]]) -> dict[tuple[str, str], tuple[str, ...]]:
+    """(server, window id) -> the sessions showing it, each once, in the order listed, pane by pane."""
+    found: dict[tuple[str, str], dict[str, None]] = defaultdict(dict)
+    for label, pane in panes:
+        found[(label, pane.window_id)][pane.session] = None
+    return {key: tuple(names) for key, names in found.items()}
