@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Mapping, ValuesView
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from itertools import chain, compress, repeat
+from itertools import accumulate, chain, compress, repeat
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING
 
@@ -254,24 +254,30 @@ def _count_findings(file: Scope, expected: dict[str, int]) -> list[Finding]:
 def counters(a: Analysis) -> list[Finding]:
     """Counters the orchestrator forgets to decrement drift from what the entries say, by the meaning the
     records' own era gives them (its dialect)."""
-    dialect = a.snapshot.registries.dialect
+    regs = a.snapshot.registries
+    dialect = regs.dialect
     return [
         f
-        for file in _miscounted(a.snapshot.registries.scopes, dialect)
+        for file in _miscounted(regs.scopes, dialect, regs.columns.classes)
         for f in _count_findings(file, dialect.expected(file.kind, file.agents, len(file.task_ids)))
     ]
 
 
-def _miscounted(scopes: tuple[Scope, ...], dialect: Dialect) -> list[Scope]:
+def _miscounted(scopes: tuple[Scope, ...], dialect: Dialect, classes: list[StatusClass] | None = None
+                ) -> list[Scope]:
     """The scopes (in order) a counter of which differs from what their entries say: every scope of a kind compared
-    at once, in C (the common case: none)."""
+    at once, in C (the common case: none). ``classes``: every scope's records' classes end to end (records.Columns),
+    sliced for a kind whose scopes stand together rather than read again."""
     kinds: dict[ScopeKind, list[int]] = {}
     for i, scope in enumerate(scopes):
         kinds.setdefault(scope.kind, []).append(i)
+    ends = list(accumulate(map(len, map(_AGENTS, scopes)), initial=0))
     wrong: set[int] = set()
     for kind, places in kinds.items():
         group = [scopes[i] for i in places]
-        expected = dialect.expected_each(kind, [s.agents for s in group], [len(s.task_ids) for s in group])
+        first, last = places[0], places[-1]
+        column = classes[ends[first]:ends[last + 1]] if classes is not None and last - first < len(places) else None
+        expected = dialect.expected_each(kind, [s.agents for s in group], [len(s.task_ids) for s in group], column)
         for name, values in expected.items():  # a counter a scope does not store is never wrong
             stored = list(map(dict.get, map(_COUNTERS, group), repeat(name), values))
             if stored != values:
