@@ -230,7 +230,7 @@ def registry_schema(a: Analysis) -> list[Finding]:
 
 _COUNTERS, _AGENTS = attrgetter("counters"), attrgetter("agents")
 _RECORDS, _FRACTION = attrgetter("records"), itemgetter(slice(19, 20))
-_ACTIVE = attrgetter("active")  # an agent's, read in C
+_ACTIVE, _TERMINAL = attrgetter("active"), attrgetter("terminal")  # an agent's, read in C
 
 
 def _count_findings(file: Scope, expected: dict[str, int]) -> list[Finding]:
@@ -491,11 +491,13 @@ def zombie_sessions(a: Analysis) -> list[Finding]:
     """
     findings = []
     tmux, own = a.tmux, a.tmux.own_sessions  # (asked once, not once a session)
+    # every pane is the agent's (no agent pane named): Claude in it is one lookup (attribution.claude_in's)
+    whole, with_claude = a.snapshot.registries.dialect.agent_pane is None, a.attribution.sessions_with_claude
     for session in tmux.agent_sessions:
         agents = tmux.agents_in(session)
-        if (session.server, session.name) in own:
+        if (key := (session.server, session.name)) in own:
             continue  # said once, by leaked_sessions
-        if not any(map(_ACTIVE, agents)) or not a.past_grace(session.created):
+        if not any(map(_ACTIVE, agents)) or not a.past_grace(session.created) or (whole and key in with_claude):
             continue
         panes = a.tmux.agent_panes(session)  # every pane, or the one its manager runs the agent in
         if not a.attribution.claude_in(session, panes) and a.tmux.agent_program(session, panes) is None:
@@ -534,10 +536,11 @@ def _zombie(a: Analysis, session: LiveSession, panes: tuple[Pane, ...], program:
 def leaked_sessions(a: Analysis) -> list[Finding]:
     """A terminal entry whose session still runs; an untracked prefixed session is only information."""
     findings = []
-    for session in a.tmux.agent_sessions:
-        agents = a.tmux.agents_in(session)
-        has_claude = (session.server, session.name) in a.attribution.sessions_with_claude
-        if (session.server, session.name) in a.tmux.own_sessions:
+    tmux, own, with_claude = a.tmux, a.tmux.own_sessions, a.attribution.sessions_with_claude  # (asked once)
+    for session in tmux.agent_sessions:
+        agents = tmux.agents_in(session)
+        has_claude = (key := (session.server, session.name)) in with_claude
+        if key in own:
             reason = "this health check runs inside it, so it is neither judged nor ever killed"
             findings.append(session_finding(LEAKED_SESSIONS, a, session, reason, "info"))
         elif not agents:  # a lost record when its manager lost it (claude-squad's unlocked writes): a person's call
@@ -553,7 +556,7 @@ def leaked_sessions(a: Analysis) -> list[Finding]:
             reason = (f"recorded as stopped ({rows}) yet its session runs: its manager reads that as started again "
                       "by hand; left alone")
             findings.append(session_finding(LEAKED_SESSIONS, a, session, reason, "info"))
-        elif all(agent.terminal for agent in agents) and all(a.past_grace(agent.ended_at(a.tz)) for agent in agents):
+        elif all(map(_TERMINAL, agents)) and all(a.past_grace(agent.ended_at(a.tz)) for agent in agents):
             reason = f"registry says {_ended(a, agents)}, session still live on tmux server {session.server}"
             findings.append(owned_elsewhere(LEAKED_SESSIONS, a, session, reason))
     return findings

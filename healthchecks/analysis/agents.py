@@ -5,7 +5,7 @@ from __future__ import annotations
 import operator
 import os
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import tzinfo
 from functools import cached_property, partial
 from itertools import chain, compress
@@ -224,10 +224,11 @@ class RecordsView:
         # an uncertain name (None) is never live
         live_pairs = compress(zip(ids, stored, strict=True), map(live.__contains__, stored))
         pairs = cast("Iterator[tuple[str, str]]", live_pairs)  # (compress keeps only live names, never None)
-        made, records_of = self._made, self.index.records_of
+        made = self._made
+        records_of = cast("Callable[[str], list[AgentRecord]]", self.index.records_of)  # (its ids: never None)
         for aid, name in pairs:  # each agent made with its stored name, worked out above (not once more each)
             if (agent := made.get(aid)) is None:
-                agent = made[aid] = Agent(aid, cast("list[AgentRecord]", records_of(aid)), name)
+                agent = made[aid] = Agent(aid, records_of(aid), name)
             result[name].append(agent)
         return result
 

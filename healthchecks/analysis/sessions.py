@@ -81,7 +81,10 @@ class TmuxView:
         return next((s for s in live if agent.server in names.get(s.server, (s.server,))), None)
 
     def agents_in(self, session: LiveSession) -> list[Agent]:
-        """The agents whose session this live one may be (agents_on its server and name)."""
+        """The agents whose session this live one may be (agents_on its server and name: asked 3x a session, its
+        answer looked up here first)."""
+        if (found := self._agents_on.get((session.server, session.name))) is not None:
+            return found
         return self.agents_on(session.server, session.name)
 
     def agents_on(self, server: str, name: str) -> list[Agent]:
