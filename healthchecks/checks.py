@@ -231,6 +231,7 @@ def registry_schema(a: Analysis) -> list[Finding]:
 _COUNTERS, _AGENTS = attrgetter("counters"), attrgetter("agents")
 _RECORDS, _FRACTION = attrgetter("records"), itemgetter(slice(19, 20))
 _ACTIVE, _TERMINAL = attrgetter("active"), attrgetter("terminal")  # an agent's, read in C
+_STOPPED = StatusClass.STOPPED  # (read through its class, an enum member costs EnumType's lookup: once, here)
 
 
 def _count_findings(file: Scope, expected: dict[str, int]) -> list[Finding]:
@@ -551,7 +552,7 @@ def leaked_sessions(a: Analysis) -> list[Finding]:
             else:
                 reason = f"untracked: no registry entry (may belong to another workspace; {inside}); left alone"
             findings.append(session_finding(LEAKED_SESSIONS, a, session, reason, "info"))
-        elif stopped := [agent for agent in agents if agent.status_class is StatusClass.STOPPED]:
+        elif stopped := [agent for agent in agents if agent.status_class is _STOPPED]:
             rows = ", ".join(f"{agent.id} {agent.records[0].status}" for agent in stopped)
             reason = (f"recorded as stopped ({rows}) yet its session runs: its manager reads that as started again "
                       "by hand; left alone")
@@ -857,8 +858,9 @@ def manager_claims(a: Analysis) -> Claims:
         return {}
     ours = set(a.records.agents_by_session) | {s.name for s in a.tmux.agent_sessions}
     found: Claims = {}
+    showing = a.tmux.sessions_showing  # (looked up once, not once a process)
     for proc in agent_processes(a):
-        if named := [name for server, name in a.tmux.sessions_showing(proc.pid) if name in ours]:
+        if named := [name for server, name in showing(proc.pid) if name in ours]:
             found[proc.pid] = f"runs in its session {named[0]}"
     for record, carriers in a.owned.carriers.items():
         for proc in carriers:
@@ -931,7 +933,10 @@ def accounted(claims: dict[str, Claims], a: Analysis, sessions: Mapping[str, Ses
     (failing, never acted on: no fixer); one no manager claims and no person's sign accounts for is information. A
     session two managers record (``sessions``: each one's SessionClaims) is a conflict too."""
     findings = shared_sessions(sessions or {}, a)
+    one = next(iter(claims.values())) if len(claims) == 1 else None  # one manager's run: one claimant or none
     for proc in agent_processes(a):
+        if one is not None and proc.pid in one:
+            continue  # the common case: its one manager's
         owners = [(manager, found[proc.pid]) for manager, found in claims.items() if proc.pid in found]
         if len(owners) == 1 or (not owners and persons(a, proc)):  # the common case: one manager's, or a person's
             continue
