@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import operator
 import os
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from datetime import tzinfo
-from functools import cached_property, partial
-from itertools import chain, compress
+from functools import cached_property
+from itertools import chain, compress, repeat
+from operator import is_
 from typing import TYPE_CHECKING, cast
 
 from ..dialect import StatusClass
@@ -208,14 +208,14 @@ class RecordsView:
 
     @cached_property
     def active_agents(self) -> list[Agent]:
-        active = partial(operator.is_, StatusClass.ACTIVE)
         if self.index.classes_agree:  # the common case: an id is active exactly as its authority record says
             held = self.index.authority  # (the authority's records, in order: it holds each id once)
             classes = self.snapshot.registries.columns.classes[:len(held)]
-            return list(map(self.known, compress(held, map(active, classes))))
+            made = self._made  # (most are made already, by agents_by_session: a dict lookup, not two calls, each)
+            return [made.get(aid) or self.known(aid) for aid in compress(held, map(is_, classes, repeat(_ACTIVE)))]
         ids: set[str] = set()
         for f in self.snapshot.registries.scopes:  # in C: 10,000 records a snapshot
-            ids.update(compress(map(RECORD_ID, f.agents), map(active, map(RECORD_CLASS, f.agents))))
+            ids.update(compress(map(RECORD_ID, f.agents), map(is_, map(RECORD_CLASS, f.agents), repeat(_ACTIVE))))
         return [self.known(aid) for aid in filter(ids.__contains__, self.index)]
 
     @cached_property
