@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from itertools import accumulate, chain, compress, repeat
 from operator import attrgetter, itemgetter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import processes
 from .analysis import Agent, Analysis, LiveSession
@@ -360,11 +360,20 @@ def timestamps(a: Analysis) -> list[Finding]:
 def _any_after(agents: list[Agent], limit: str) -> bool:
     """Whether a time of these agents' records may lie after ``limit`` (records.may_be_after of any), decided in C
     when every time written is a naive one as Python writes it (what may_be_after compares as a string)."""
-    times = list(chain.from_iterable(map(RECORD_TIMES, chain.from_iterable(map(_RECORDS, agents)))))
-    written = list(compress(times, map(isinstance, times, repeat(str))))
+    written = _written(list(chain.from_iterable(map(RECORD_TIMES, chain.from_iterable(map(_RECORDS, agents))))))
     if set(map(len, written)) <= {19, 26} and set(map(_FRACTION, written)) <= {"", "."}:
         return max(written, default="") > limit
     return any(map(may_be_after, written, repeat(limit)))
+
+
+def _written(times: list[Any]) -> list[str]:
+    """The strings among the times, in order. Most times are unset (None: three of a record's four): the set ones
+    are picked by their truth in C, and only they are asked whether they are strings, when every unset one is None
+    (no empty string among them, which is falsy too)."""
+    present = list(compress(times, times))
+    if times.count(None) + len(present) == len(times) and all(map(isinstance, present, repeat(str))):
+        return present
+    return list(compress(times, map(isinstance, times, repeat(str))))
 
 
 def _not_running_hint(a: Analysis) -> str:
