@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from functools import cached_property, partial
-from itertools import repeat
-from operator import attrgetter, itemgetter
+from itertools import chain, repeat
+from operator import attrgetter, is_, itemgetter
 from typing import TYPE_CHECKING, NamedTuple, cast
 
 from .. import processes
@@ -92,15 +92,24 @@ class TmuxView:
         record names its own (two Gas Town towns both have an hq-deacon: another town's is never this town's
         agent's). Every lookup of a session's records asks this, the checks and the plan alike: each answer is
         worked out once (the same list each time: never changed by who asks)."""
-        if (found := self._agents_on.get((server, name))) is not None:
+        if (found := self._agents_on.get(key := (server, name))) is not None:
             return found
         if not (named := self.a.records.agents_by_session.get(name)):
             found = []
-        else:
+        elif self._servers_named:
             names = self._server_aliases.get(server, (server,))
             found = [agent for agent in named if agent.server is None or agent.server in names]
-        self._agents_on[(server, name)] = found
+        else:  # no record names a server: each of them may be on any checked one (a copy in C, no comprehension)
+            found = named.copy()
+        self._agents_on[key] = found
         return found
+
+    @cached_property
+    def _servers_named(self) -> bool:
+        """Whether a record of an agent with a live session's name names the one server it lives on (Gas Town's
+        towns, agent-deck's sockets), read once for all (in C), not once a session."""
+        agents = chain.from_iterable(self.a.records.agents_by_session.values())
+        return not all(map(is_, map(_SERVER, agents), repeat(None)))
 
     @cached_property
     def _server_aliases(self) -> dict[str, tuple[str, ...]]:
@@ -288,6 +297,7 @@ class TmuxView:
 _SESSION, _CREATED, _WINDOW = attrgetter("session"), attrgetter("session_created"), attrgetter("window_id")
 _LIVE = partial(tuple.__new__, LiveSession)  # a LiveSession of its fields as one tuple, made in C (no __new__ frame)
 _LIVE_NAME = itemgetter(1)  # a LiveSession's name
+_SERVER = attrgetter("server")  # an agent's (analysis.Agent.server: None, any checked one)
 
 
 def _labels_unique(servers: tuple[TmuxServer, ...]) -> bool:
