@@ -151,8 +151,11 @@ class Attribution:
 
     @cached_property
     def claude(self) -> list[Proc]:
-        """Claude processes that can be judged: not defunct (a defunct one only waits for its parent)."""
-        return [p for p in compress(self.snapshot.processes, map(_IS_CLAUDE, self.snapshot.processes)) if not p.defunct]
+        """Claude processes that can be judged: not defunct (a defunct one only waits for its parent). Picked from the
+        agent programs' judgeable processes (a process runs CLAUDE exactly when it is_claude: processes.Proc), in C,
+        not from every process of the machine again."""
+        agents = self.agents
+        return list(compress(agents, map(_IS_CLAUDE, agents)))
 
     @cached_property
     def agents(self) -> list[Proc]:

@@ -213,8 +213,13 @@ class TmuxView:
 
     @cached_property
     def _showing(self) -> dict[tuple[str, str], tuple[tuple[str, str], ...]]:
-        """sessions_showing's answers, one a window (made once: every process in a pane asks)."""
-        return {key: tuple(zip(repeat(key[0]), names)) for key, names in self._shown_by.items()}
+        """sessions_showing's answers, one a window (made once: every process in a pane asks). Where every window is
+        shown by one session (an agent's own, the common case), each answer's one (server, session) is made in C."""
+        shown = self._shown_by
+        if set(map(len, shown.values())) <= {1}:
+            pairs = zip(map(_FIRST, shown), map(_FIRST, shown.values()), strict=True)  # (its server, its session)
+            return dict(zip(shown, zip(pairs), strict=True))
+        return {key: tuple(zip(repeat(key[0]), names)) for key, names in shown.items()}
 
     def showing_any(self, pids: Iterable[int]) -> set[tuple[str, str]]:
         """(server, session) of every session that shows a live pane one of ``pids`` runs in: each window once."""
@@ -297,6 +302,7 @@ class TmuxView:
 _SESSION, _CREATED, _WINDOW = attrgetter("session"), attrgetter("session_created"), attrgetter("window_id")
 _LIVE = partial(tuple.__new__, LiveSession)  # a LiveSession of its fields as one tuple, made in C (no __new__ frame)
 _LIVE_NAME = itemgetter(1)  # a LiveSession's name
+_FIRST = itemgetter(0)  # a (server, window id) key's server; a window's first session
 _SERVER = attrgetter("server")  # an agent's (analysis.Agent.server: None, any checked one)
 
 
