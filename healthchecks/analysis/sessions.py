@@ -230,9 +230,11 @@ class TmuxView:
     def pane_of(self) -> dict[int, tuple[str, str]]:
         """pid -> (server, session) for every process that descends from a live pane of a checked server
         (the first session listed as showing it)."""
-        first = {window: found[0] for window, found in self._showing.items() if found}  # one a window, not a process
+        showing = self._showing  # (each window's answer holds one (server, session) or more: never empty)
+        first = dict(zip(showing, map(_FIRST, showing.values()), strict=True))  # one a window, not a process, in C
         places = list(map(first.get, self._windows.values()))  # in C: thousands of processes in panes
-        if None in places:  # a window no session shows (never so far): its processes are in no session's pane
+        # all(): a place is None or a (server, session) pair, truthy at once (`None in` compared each pair with None)
+        if not all(places):  # a window no session shows (never so far): its processes are in no session's pane
             return {pid: where for pid, where in zip(self._windows, places, strict=True) if where is not None}
         return dict(zip(self._windows, cast("list[tuple[str, str]]", places), strict=True))
 
