@@ -11,9 +11,9 @@ import os
 from collections.abc import Callable, Mapping, ValuesView
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from itertools import chain, compress, repeat
+from itertools import accumulate, chain, compress, repeat
 from operator import attrgetter, itemgetter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import processes
 from .analysis import Agent, Analysis, LiveSession
@@ -230,7 +230,8 @@ def registry_schema(a: Analysis) -> list[Finding]:
 
 _COUNTERS, _AGENTS = attrgetter("counters"), attrgetter("agents")
 _RECORDS, _FRACTION = attrgetter("records"), itemgetter(slice(19, 20))
-_ACTIVE = attrgetter("active")  # an agent's, read in C
+_ACTIVE, _TERMINAL = attrgetter("active"), attrgetter("terminal")  # an agent's, read in C
+_STOPPED = StatusClass.STOPPED  # (read through its class, an enum member costs EnumType's lookup: once, here)
 
 
 def _count_findings(file: Scope, expected: dict[str, int]) -> list[Finding]:
@@ -254,24 +255,30 @@ def _count_findings(file: Scope, expected: dict[str, int]) -> list[Finding]:
 def counters(a: Analysis) -> list[Finding]:
     """Counters the orchestrator forgets to decrement drift from what the entries say, by the meaning the
     records' own era gives them (its dialect)."""
-    dialect = a.snapshot.registries.dialect
+    regs = a.snapshot.registries
+    dialect = regs.dialect
     return [
         f
-        for file in _miscounted(a.snapshot.registries.scopes, dialect)
+        for file in _miscounted(regs.scopes, dialect, regs.columns.classes)
         for f in _count_findings(file, dialect.expected(file.kind, file.agents, len(file.task_ids)))
     ]
 
 
-def _miscounted(scopes: tuple[Scope, ...], dialect: Dialect) -> list[Scope]:
+def _miscounted(scopes: tuple[Scope, ...], dialect: Dialect, classes: list[StatusClass] | None = None
+                ) -> list[Scope]:
     """The scopes (in order) a counter of which differs from what their entries say: every scope of a kind compared
-    at once, in C (the common case: none)."""
+    at once, in C (the common case: none). ``classes``: every scope's records' classes end to end (records.Columns),
+    sliced for a kind whose scopes stand together rather than read again."""
     kinds: dict[ScopeKind, list[int]] = {}
     for i, scope in enumerate(scopes):
         kinds.setdefault(scope.kind, []).append(i)
+    ends = list(accumulate(map(len, map(_AGENTS, scopes)), initial=0))
     wrong: set[int] = set()
     for kind, places in kinds.items():
         group = [scopes[i] for i in places]
-        expected = dialect.expected_each(kind, [s.agents for s in group], [len(s.task_ids) for s in group])
+        first, last = places[0], places[-1]
+        column = classes[ends[first]:ends[last + 1]] if classes is not None and last - first < len(places) else None
+        expected = dialect.expected_each(kind, [s.agents for s in group], [len(s.task_ids) for s in group], column)
         for name, values in expected.items():  # a counter a scope does not store is never wrong
             stored = list(map(dict.get, map(_COUNTERS, group), repeat(name), values))
             if stored != values:
@@ -353,11 +360,20 @@ def timestamps(a: Analysis) -> list[Finding]:
 def _any_after(agents: list[Agent], limit: str) -> bool:
     """Whether a time of these agents' records may lie after ``limit`` (records.may_be_after of any), decided in C
     when every time written is a naive one as Python writes it (what may_be_after compares as a string)."""
-    times = list(chain.from_iterable(map(RECORD_TIMES, chain.from_iterable(map(_RECORDS, agents)))))
-    written = list(compress(times, map(isinstance, times, repeat(str))))
+    written = _written(list(chain.from_iterable(map(RECORD_TIMES, chain.from_iterable(map(_RECORDS, agents))))))
     if set(map(len, written)) <= {19, 26} and set(map(_FRACTION, written)) <= {"", "."}:
         return max(written, default="") > limit
     return any(map(may_be_after, written, repeat(limit)))
+
+
+def _written(times: list[Any]) -> list[str]:
+    """The strings among the times, in order. Most times are unset (None: three of a record's four): the set ones
+    are picked by their truth in C, and only they are asked whether they are strings, when every unset one is None
+    (no empty string among them, which is falsy too)."""
+    present = list(compress(times, times))
+    if times.count(None) + len(present) == len(times) and all(map(isinstance, present, repeat(str))):
+        return present
+    return list(compress(times, map(isinstance, times, repeat(str))))
 
 
 def _not_running_hint(a: Analysis) -> str:
@@ -485,11 +501,14 @@ def zombie_sessions(a: Analysis) -> list[Finding]:
     """
     findings = []
     tmux, own = a.tmux, a.tmux.own_sessions  # (asked once, not once a session)
+    # every pane is the agent's (no agent pane named): Claude in it is one lookup (attribution.claude_in's)
+    whole, with_claude = a.snapshot.registries.dialect.agent_pane is None, a.attribution.sessions_with_claude
     for session in tmux.agent_sessions:
         agents = tmux.agents_in(session)
-        if (session.server, session.name) in own:
+        if (key := (session.server, session.name)) in own:
             continue  # said once, by leaked_sessions
-        if not any(map(_ACTIVE, agents)) or not a.past_grace(session.created):
+        # (pure tests, the cheapest first: Claude in its panes, the common case, answers at once)
+        if (whole and key in with_claude) or not any(map(_ACTIVE, agents)) or not a.past_grace(session.created):
             continue
         panes = a.tmux.agent_panes(session)  # every pane, or the one its manager runs the agent in
         if not a.attribution.claude_in(session, panes) and a.tmux.agent_program(session, panes) is None:
@@ -528,10 +547,11 @@ def _zombie(a: Analysis, session: LiveSession, panes: tuple[Pane, ...], program:
 def leaked_sessions(a: Analysis) -> list[Finding]:
     """A terminal entry whose session still runs; an untracked prefixed session is only information."""
     findings = []
-    for session in a.tmux.agent_sessions:
-        agents = a.tmux.agents_in(session)
-        has_claude = (session.server, session.name) in a.attribution.sessions_with_claude
-        if (session.server, session.name) in a.tmux.own_sessions:
+    tmux, own, with_claude = a.tmux, a.tmux.own_sessions, a.attribution.sessions_with_claude  # (asked once)
+    for session in tmux.agent_sessions:
+        agents = tmux.agents_in(session)
+        has_claude = (key := (session.server, session.name)) in with_claude
+        if key in own:
             reason = "this health check runs inside it, so it is neither judged nor ever killed"
             findings.append(session_finding(LEAKED_SESSIONS, a, session, reason, "info"))
         elif not agents:  # a lost record when its manager lost it (claude-squad's unlocked writes): a person's call
@@ -542,12 +562,12 @@ def leaked_sessions(a: Analysis) -> list[Finding]:
             else:
                 reason = f"untracked: no registry entry (may belong to another workspace; {inside}); left alone"
             findings.append(session_finding(LEAKED_SESSIONS, a, session, reason, "info"))
-        elif stopped := [agent for agent in agents if agent.status_class is StatusClass.STOPPED]:
+        elif stopped := [agent for agent in agents if agent.status_class is _STOPPED]:
             rows = ", ".join(f"{agent.id} {agent.records[0].status}" for agent in stopped)
             reason = (f"recorded as stopped ({rows}) yet its session runs: its manager reads that as started again "
                       "by hand; left alone")
             findings.append(session_finding(LEAKED_SESSIONS, a, session, reason, "info"))
-        elif all(agent.terminal for agent in agents) and all(a.past_grace(agent.ended_at(a.tz)) for agent in agents):
+        elif all(map(_TERMINAL, agents)) and all(a.past_grace(agent.ended_at(a.tz)) for agent in agents):
             reason = f"registry says {_ended(a, agents)}, session still live on tmux server {session.server}"
             findings.append(owned_elsewhere(LEAKED_SESSIONS, a, session, reason))
     return findings
@@ -848,8 +868,9 @@ def manager_claims(a: Analysis) -> Claims:
         return {}
     ours = set(a.records.agents_by_session) | {s.name for s in a.tmux.agent_sessions}
     found: Claims = {}
+    showing = a.tmux.sessions_showing  # (looked up once, not once a process)
     for proc in agent_processes(a):
-        if named := [name for server, name in a.tmux.sessions_showing(proc.pid) if name in ours]:
+        if named := [name for server, name in showing(proc.pid) if name in ours]:
             found[proc.pid] = f"runs in its session {named[0]}"
     for record, carriers in a.owned.carriers.items():
         for proc in carriers:
@@ -922,7 +943,10 @@ def accounted(claims: dict[str, Claims], a: Analysis, sessions: Mapping[str, Ses
     (failing, never acted on: no fixer); one no manager claims and no person's sign accounts for is information. A
     session two managers record (``sessions``: each one's SessionClaims) is a conflict too."""
     findings = shared_sessions(sessions or {}, a)
+    one = next(iter(claims.values())) if len(claims) == 1 else None  # one manager's run: one claimant or none
     for proc in agent_processes(a):
+        if one is not None and proc.pid in one:
+            continue  # the common case: its one manager's
         owners = [(manager, found[proc.pid]) for manager, found in claims.items() if proc.pid in found]
         if len(owners) == 1 or (not owners and persons(a, proc)):  # the common case: one manager's, or a person's
             continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import not_
 
 from .analysis import Analysis
 from .checks import GHOST_AGENTS
@@ -84,7 +85,7 @@ def figures(analysis: Analysis, results: Results) -> Figures:
     held = len(glob.agents) if snap.registries.dialect.members_repeat_authority else len(columns.records)
     classes = analysis.attribution.claude_classes
     ghosts = results.get(GHOST_AGENTS)
-    untracked = sum(1 for s in analysis.tmux.agent_sessions if not analysis.tmux.agents_in(s))
+    untracked = sum(map(not_, map(analysis.tmux.agents_in, analysis.tmux.agent_sessions)))  # (in C: no generator)
     return Figures(
         registry_agents=held if usable else None,
         active_counter=glob.counters.get("active_agents") if usable else None,

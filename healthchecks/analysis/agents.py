@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import operator
 import os
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import tzinfo
-from functools import cached_property, partial
-from itertools import chain, compress
+from functools import cached_property
+from itertools import chain, compress, repeat
+from operator import is_
 from typing import TYPE_CHECKING, cast
 
 from ..dialect import StatusClass
@@ -33,6 +33,10 @@ if TYPE_CHECKING:  # the analysis that composes this view (its context and the o
     from . import Analysis
 
 
+# (an enum member read through its class takes EnumType's lookup, ~75 ns: read once here, not twice an agent)
+_ACTIVE, _TERMINAL = StatusClass.ACTIVE, StatusClass.TERMINAL
+
+
 class Agent:
     """One agent id with every registry record that mentions it (global first).
 
@@ -42,14 +46,15 @@ class Agent:
     __slots__ = ("_ended", "_started", "active", "certain", "cursor_pid", "id", "owner", "pane", "records", "server",
                  "session", "status_class", "terminal")
 
-    def __init__(self, id: str, records: list[AgentRecord]) -> None:
+    def __init__(self, id: str, records: list[AgentRecord], stored: str | None) -> None:
+        """``stored``: its session's name as tmux stores it (tmux.stored_name of the first record's), which the
+        records view works out for every record at once."""
         self.id = id
         self.records = records
         self._started: float | bool | None = False  # False: not parsed yet (timestamps are parsed on demand)
         self._ended: float | bool | None = False
         head = records[0]
         name = head.tmux_session
-        stored = stored_name(name)  # as tmux stores it (`.` and `:` become `_`, ...)
         # False: its session, when not found live under that name, may live under another one. Only an ASCII name's
         # stored form is what tmux stored whatever its locale (a non-ASCII name found live so is matched all the same)
         self.certain = stored is not None and name.isascii()
@@ -62,9 +67,9 @@ class Agent:
             self._extended(head, records)
         first = self.status_class = head.status_class
         if len(records) > 1 and len(classes := set(map(RECORD_CLASS, records))) > 1:  # records that disagree: rare
-            self.active, self.terminal = StatusClass.ACTIVE in classes, classes == {StatusClass.TERMINAL}
+            self.active, self.terminal = _ACTIVE in classes, classes == {_TERMINAL}
         else:
-            self.active, self.terminal = first is StatusClass.ACTIVE, first is StatusClass.TERMINAL
+            self.active, self.terminal = first is _ACTIVE, first is _TERMINAL
 
     def _extended(self, head: AgentRecord, records: list[AgentRecord]) -> None:
         """The facts a manager's extensions of the records add."""
@@ -187,7 +192,7 @@ class RecordsView:
     def agent(self, agent_id: str) -> Agent | None:
         """One agent, made on first use: most checks look at a few hundred of 10,000."""
         if (made := self._made.get(agent_id)) is None and (recs := self.index.records_of(agent_id)):
-            made = self._made[agent_id] = Agent(agent_id, recs)
+            made = self._made[agent_id] = Agent(agent_id, recs, stored_name(recs[0].tmux_session))
         return made
 
     def known(self, agent_id: str) -> Agent:
@@ -203,14 +208,14 @@ class RecordsView:
 
     @cached_property
     def active_agents(self) -> list[Agent]:
-        active = partial(operator.is_, StatusClass.ACTIVE)
         if self.index.classes_agree:  # the common case: an id is active exactly as its authority record says
             held = self.index.authority  # (the authority's records, in order: it holds each id once)
             classes = self.snapshot.registries.columns.classes[:len(held)]
-            return list(map(self.known, compress(held, map(active, classes))))
+            made = self._made  # (most are made already, by agents_by_session: a dict lookup, not two calls, each)
+            return [made.get(aid) or self.known(aid) for aid in compress(held, map(is_, classes, repeat(_ACTIVE)))]
         ids: set[str] = set()
         for f in self.snapshot.registries.scopes:  # in C: 10,000 records a snapshot
-            ids.update(compress(map(RECORD_ID, f.agents), map(active, map(RECORD_CLASS, f.agents))))
+            ids.update(compress(map(RECORD_ID, f.agents), map(is_, map(RECORD_CLASS, f.agents), repeat(_ACTIVE))))
         return [self.known(aid) for aid in filter(ids.__contains__, self.index)]
 
     @cached_property
@@ -223,8 +228,12 @@ class RecordsView:
         # an uncertain name (None) is never live
         live_pairs = compress(zip(ids, stored, strict=True), map(live.__contains__, stored))
         pairs = cast("Iterator[tuple[str, str]]", live_pairs)  # (compress keeps only live names, never None)
-        for aid, name in pairs:
-            result[name].append(self.known(aid))
+        made = self._made
+        records_of = cast("Callable[[str], list[AgentRecord]]", self.index.records_of)  # (its ids: never None)
+        for aid, name in pairs:  # each agent made with its stored name, worked out above (not once more each)
+            if (agent := made.get(aid)) is None:
+                agent = made[aid] = Agent(aid, records_of(aid), name)
+            result[name].append(agent)
         return result
 
     @cached_property

@@ -12,7 +12,7 @@ import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from itertools import compress
 from operator import attrgetter
 from typing import TYPE_CHECKING, NamedTuple
@@ -138,6 +138,9 @@ class Classified(NamedTuple):
     carried: tuple[Proc, ...] = ()
 
 
+_CLASSIFIED = partial(tuple.__new__, Classified)  # a Classified of its fields as one tuple, in C (no __new__ frame)
+
+
 class Attribution:
     """The attribution view: Claude processes, and what ties each one outside every pane to this workspace (its
     evidence), sorting them into attached, orphan and foreign."""
@@ -148,8 +151,11 @@ class Attribution:
 
     @cached_property
     def claude(self) -> list[Proc]:
-        """Claude processes that can be judged: not defunct (a defunct one only waits for its parent)."""
-        return [p for p in compress(self.snapshot.processes, map(_IS_CLAUDE, self.snapshot.processes)) if not p.defunct]
+        """Claude processes that can be judged: not defunct (a defunct one only waits for its parent). Picked from the
+        agent programs' judgeable processes (a process runs CLAUDE exactly when it is_claude: processes.Proc), in C,
+        not from every process of the machine again."""
+        agents = self.agents
+        return list(compress(agents, map(_IS_CLAUDE, agents)))
 
     @cached_property
     def agents(self) -> list[Proc]:
@@ -591,10 +597,11 @@ class Attribution:
         child), the programs' leftovers, and processes remembered in an agent's pane, sorted into attached / orphan
         / foreign, each with the reason (and evidence) used. (Named when only Claude was judged: readers keep it.)"""
         classes: dict[str, list[Classified]] = {k: [] for k in ("attached", "orphan", "foreign")}
+        wrapper_of, classify, carried = self.wrapper_of, self._classify, self.carried  # (looked up once, not a process)
         for proc in [*self.agents, *self.leftovers, *self.remembered]:
-            if self.wrapper_of(proc) is None and (placed := self._classify(proc)) is not None:
+            if wrapper_of(proc) is None and (placed := classify(proc)) is not None:
                 kind, reason, found = placed
-                classes[kind].append(Classified(proc, reason, found, self.carried(proc)))
+                classes[kind].append(_CLASSIFIED((proc, reason, found, carried(proc))))
         return classes
 
     def _classify(self, proc: Proc) -> tuple[str, str, Evidence | None] | None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from functools import cached_property
+from functools import cached_property, partial
+from itertools import chain, repeat
+from operator import attrgetter, is_, itemgetter
 from typing import TYPE_CHECKING, NamedTuple, cast
 
 from .. import processes
@@ -47,13 +49,16 @@ class TmuxView:
 
     @staticmethod
     def _sessions_of(servers: tuple[TmuxServer, ...]) -> dict[str, list[LiveSession]]:
-        grouped: dict[tuple[str, str], list[Pane]] = defaultdict(list)
+        if not _labels_unique(servers):  # two servers under one label: their panes are one label's (never so far)
+            return _grouped_sessions(servers)
+        result: dict[str, list[LiveSession]] = {}
         for server in servers:
-            for pane in server.panes:
-                grouped[(server.label, pane.session)].append(pane)
-        result: dict[str, list[LiveSession]] = defaultdict(list)
-        for (label, name), panes in grouped.items():
-            result[name].append(LiveSession(label, name, panes[0].session_created, tuple(panes)))
+            sessions = _server_sessions(server)
+            if not result:  # (the common case: one server) a dict of one-session lists, made in C
+                result = dict(zip(map(_LIVE_NAME, sessions), map(list, zip(sessions)), strict=True))
+                continue
+            for session in sessions:
+                result.setdefault(session.name, []).append(session)
         return result
 
     @cached_property
@@ -76,7 +81,10 @@ class TmuxView:
         return next((s for s in live if agent.server in names.get(s.server, (s.server,))), None)
 
     def agents_in(self, session: LiveSession) -> list[Agent]:
-        """The agents whose session this live one may be (agents_on its server and name)."""
+        """The agents whose session this live one may be (agents_on its server and name: asked 3x a session, its
+        answer looked up here first)."""
+        if (found := self._agents_on.get((session.server, session.name))) is not None:
+            return found
         return self.agents_on(session.server, session.name)
 
     def agents_on(self, server: str, name: str) -> list[Agent]:
@@ -84,15 +92,24 @@ class TmuxView:
         record names its own (two Gas Town towns both have an hq-deacon: another town's is never this town's
         agent's). Every lookup of a session's records asks this, the checks and the plan alike: each answer is
         worked out once (the same list each time: never changed by who asks)."""
-        if (found := self._agents_on.get((server, name))) is not None:
+        if (found := self._agents_on.get(key := (server, name))) is not None:
             return found
         if not (named := self.a.records.agents_by_session.get(name)):
             found = []
-        else:
+        elif self._servers_named:
             names = self._server_aliases.get(server, (server,))
             found = [agent for agent in named if agent.server is None or agent.server in names]
-        self._agents_on[(server, name)] = found
+        else:  # no record names a server: each of them may be on any checked one (a copy in C, no comprehension)
+            found = named.copy()
+        self._agents_on[key] = found
         return found
+
+    @cached_property
+    def _servers_named(self) -> bool:
+        """Whether a record of an agent with a live session's name names the one server it lives on (Gas Town's
+        towns, agent-deck's sockets), read once for all (in C), not once a session."""
+        agents = chain.from_iterable(self.a.records.agents_by_session.values())
+        return not all(map(is_, map(_SERVER, agents), repeat(None)))
 
     @cached_property
     def _server_aliases(self) -> dict[str, tuple[str, ...]]:
@@ -134,11 +151,13 @@ class TmuxView:
     def _shown_by(self) -> dict[tuple[str, str], tuple[str, ...]]:
         """(server, window id) -> every session of a checked server that shows the window: its own session,
         the other sessions of its group, sessions that link it. tmux lists the window's panes under each."""
-        found: dict[tuple[str, str], dict[str, None]] = defaultdict(dict)
-        for server in self.snapshot.servers:
-            for pane in server.panes:
-                found[(server.label, pane.window_id)][pane.session] = None
-        return {key: tuple(names) for key, names in found.items()}
+        servers = self.snapshot.servers
+        if not _labels_unique(servers):  # two servers under one label: one label's windows (never so far)
+            return _shown_by_panes([(s.label, p) for s in servers for p in s.panes])
+        found: dict[tuple[str, str], tuple[str, ...]] = {}
+        for server in servers:
+            found.update(_server_windows(server))
+        return found
 
     def sharing(self, session: LiveSession) -> set[str]:
         """The other sessions that show one of this session's windows (its group, a dashboard linking one)."""
@@ -194,8 +213,13 @@ class TmuxView:
 
     @cached_property
     def _showing(self) -> dict[tuple[str, str], tuple[tuple[str, str], ...]]:
-        """sessions_showing's answers, one a window (made once: every process in a pane asks)."""
-        return {key: tuple((key[0], name) for name in names) for key, names in self._shown_by.items()}
+        """sessions_showing's answers, one a window (made once: every process in a pane asks). Where every window is
+        shown by one session (an agent's own, the common case), each answer's one (server, session) is made in C."""
+        shown = self._shown_by
+        if set(map(len, shown.values())) <= {1}:
+            pairs = zip(map(_FIRST, shown), map(_FIRST, shown.values()), strict=True)  # (its server, its session)
+            return dict(zip(shown, zip(pairs), strict=True))
+        return {key: tuple(zip(repeat(key[0]), names)) for key, names in shown.items()}
 
     def showing_any(self, pids: Iterable[int]) -> set[tuple[str, str]]:
         """(server, session) of every session that shows a live pane one of ``pids`` runs in: each window once."""
@@ -206,9 +230,11 @@ class TmuxView:
     def pane_of(self) -> dict[int, tuple[str, str]]:
         """pid -> (server, session) for every process that descends from a live pane of a checked server
         (the first session listed as showing it)."""
-        first = {window: found[0] for window, found in self._showing.items() if found}  # one a window, not a process
+        showing = self._showing  # (each window's answer holds one (server, session) or more: never empty)
+        first = dict(zip(showing, map(_FIRST, showing.values()), strict=True))  # one a window, not a process, in C
         places = list(map(first.get, self._windows.values()))  # in C: thousands of processes in panes
-        if None in places:  # a window no session shows (never so far): its processes are in no session's pane
+        # all(): a place is None or a (server, session) pair, truthy at once (`None in` compared each pair with None)
+        if not all(places):  # a window no session shows (never so far): its processes are in no session's pane
             return {pid: where for pid, where in zip(self._windows, places, strict=True) if where is not None}
         return dict(zip(self._windows, cast("list[tuple[str, str]]", places), strict=True))
 
@@ -273,3 +299,58 @@ class TmuxView:
         return ", ".join(f"session {name} ({', '.join(self.clients_of(server.label, name)) or 'a client'})"
                          for name in sorted(sessions))
 
+
+
+_SESSION, _CREATED, _WINDOW = attrgetter("session"), attrgetter("session_created"), attrgetter("window_id")
+_LIVE = partial(tuple.__new__, LiveSession)  # a LiveSession of its fields as one tuple, made in C (no __new__ frame)
+_LIVE_NAME = itemgetter(1)  # a LiveSession's name
+_FIRST = itemgetter(0)  # a (server, window id) key's server; a window's first session
+_SERVER = attrgetter("server")  # an agent's (analysis.Agent.server: None, any checked one)
+
+
+def _labels_unique(servers: tuple[TmuxServer, ...]) -> bool:
+    return len({s.label for s in servers}) == len(servers)
+
+
+def _server_sessions(server: TmuxServer) -> list[LiveSession]:
+    """A server's live sessions, in the order their first panes are listed. Where every session has one pane (an
+    agent's session, the common case) they are made in C, from the panes' columns: a Python step a pane was most
+    of the tmux view's cost at 1,000 sessions."""
+    panes = server.panes
+    names = list(map(_SESSION, panes))
+    if len(set(names)) == len(names):
+        return list(map(_LIVE, zip(repeat(server.label), names, map(_CREATED, panes), zip(panes))))
+    grouped: dict[str, list[Pane]] = defaultdict(list)
+    for pane in panes:
+        grouped[pane.session].append(pane)
+    return [LiveSession(server.label, name, group[0].session_created, tuple(group)) for name, group in grouped.items()]
+
+
+def _grouped_sessions(servers: tuple[TmuxServer, ...]) -> dict[str, list[LiveSession]]:
+    """Live sessions by name, grouped by (label, name) pane by pane: for servers that share a label."""
+    grouped: dict[tuple[str, str], list[Pane]] = defaultdict(list)
+    for server in servers:
+        for pane in server.panes:
+            grouped[(server.label, pane.session)].append(pane)
+    result: dict[str, list[LiveSession]] = defaultdict(list)
+    for (label, name), panes in grouped.items():
+        result[name].append(LiveSession(label, name, panes[0].session_created, tuple(panes)))
+    return result
+
+
+def _server_windows(server: TmuxServer) -> Iterable[tuple[tuple[str, str], tuple[str, ...]]]:
+    """(server, window id) -> the sessions showing it, of one server: in C where each window is listed once (one
+    pane, one session: the common case)."""
+    panes = server.panes
+    windows = list(map(_WINDOW, panes))
+    if len(set(windows)) == len(windows):
+        return zip(zip(repeat(server.label), windows), zip(map(_SESSION, panes)), strict=True)
+    return _shown_by_panes([(server.label, p) for p in panes]).items()
+
+
+def _shown_by_panes(panes: list[tuple[str, Pane]]) -> dict[tuple[str, str], tuple[str, ...]]:
+    """(server, window id) -> the sessions showing it, each once, in the order listed, pane by pane."""
+    found: dict[tuple[str, str], dict[str, None]] = defaultdict(dict)
+    for label, pane in panes:
+        found[(label, pane.window_id)][pane.session] = None
+    return {key: tuple(names) for key, names in found.items()}
