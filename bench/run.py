@@ -104,10 +104,19 @@ def live_floor(socket_name: str) -> None:
     subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True)
 
 
+# A source round times pairs until its floors add up to this much (at least --repeats pairs, at most MAX_PAIRS): a
+# pair of 20 ms readings spreads 0.7-1.8x (a scheduler tick, children's CPU counted by the tick), so a small world's
+# median of 5 moved by 0.2x from run to run while a 100 ms world's held
+MIN_TIMED, MAX_PAIRS = 0.5, 60
+
+
 def against_floor(row: dict, floor: Callable[[], object], s: Settings, repeats: int) -> None:
-    """A source's snapshot against its floor (its store's raw read + the live reads), interleaved repeat by repeat,
+    """A source's snapshot against its floor (its store's raw read + the live reads), interleaved pair by pair,
     with the ratio's median and spread; and its judging."""
     runs = [(clocked(floor), clocked(lambda: collect(s))) for _ in range(repeats)]
+    while sum(f[0] for f, _ in runs) < MIN_TIMED and len(runs) < MAX_PAIRS:
+        runs.append((clocked(floor), clocked(lambda: collect(s))))
+    row["pairs"] = len(runs)
     for i, kind in ((0, ""), (1, " CPU")):
         ratios(row, [(f[i], c[i]) for f, c in runs], ("floor", "snapshot"), kind)
     row["judging"] = median_time(lambda: judged(collect(s)).figures, 1)
@@ -530,7 +539,7 @@ def main() -> None:
             for r in source_rounds(Path(tmp), args.source_sizes, args.repeats):
                 print(f"{r['source']} ({r['agents']} agents): snapshot {r['snapshot'] * 1000:.0f} ms, floor "
                       f"{r['floor'] * 1000:.0f} ms ({r['floor is']}): {spread(r, 'snapshot / floor')}, in CPU time "
-                      f"{spread(r, 'snapshot / floor CPU')}; {r['detail']}")
+                      f"{spread(r, 'snapshot / floor CPU')} ({r['pairs']} pairs); {r['detail']}")
             return
         if args.only_repairs:
             repairs(Path(tmp), args.ghosts, args.big)
@@ -575,7 +584,8 @@ def main() -> None:
         print()
         print(f"{r['source']} source ({r['sessions']} sessions, {r['agents']} agents): {r['detail']}; snapshot "
               f"{r['snapshot'] * 1000:.0f} ms against a floor of {r['floor'] * 1000:.0f} ms ({r['floor is']}): "
-              f"{spread(r, 'snapshot / floor')}, in CPU time {spread(r, 'snapshot / floor CPU')}; {r['load']}")
+              f"{spread(r, 'snapshot / floor')}, in CPU time {spread(r, 'snapshot / floor CPU')} ({r['pairs']} pairs); "
+              f"{r['load']}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print()
