@@ -27,6 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import psutil
+
 REPO = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
 sys.path.insert(0, str(REPO))
@@ -38,7 +40,7 @@ from healthchecks.observe import judged, observe  # noqa: E402
 from healthchecks.outputs import findings_json, prometheus  # noqa: E402
 from healthchecks.run import Run  # noqa: E402
 from healthchecks.settings import Settings  # noqa: E402
-from healthchecks.snapshot import collect, read_servers  # noqa: E402
+from healthchecks.snapshot import TMUX_SERVER_NAME, collect, read_servers  # noqa: E402
 from healthchecks.sources import SOURCES  # noqa: E402
 from healthchecks.sources.orchestrator import json_registry as registry  # noqa: E402
 from healthchecks.sources.orchestrator.demo import fleet  # noqa: E402
@@ -56,6 +58,29 @@ def times(fn, repeats: int) -> list[float]:
     return found
 
 
+SERVERS: list[int] = []  # this user's tmux servers (the world's): watch_tmux() names them once a world
+
+
+def watch_tmux() -> None:
+    """Name the tmux servers of this user running now (a world's, just built): their CPU answering `list-panes` is
+    part of the work of the floor and of the snapshot alike, and they are no children of this process."""
+    SERVERS[:] = [p.pid for p in psutil.process_iter(["name", "uids"])
+                  if p.info["name"] == TMUX_SERVER_NAME and p.info["uids"] and p.info["uids"].real == os.getuid()]
+
+
+def _servers_cpu() -> dict[int, float]:
+    """Seconds each watched server has run (/proc/<pid>/schedstat, in ns: its ticks would count a 2 ms answer as 0
+    or 10 ms); one that is gone is left out."""
+    found = {}
+    for pid in SERVERS:
+        try:
+            with open(f"/proc/{pid}/schedstat") as f:
+                found[pid] = int(f.read().split()[0]) / 1e9
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
 def cpu() -> float:
     """Seconds of CPU (user + system) this process (every thread) and its finished children have taken."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -63,12 +88,14 @@ def cpu() -> float:
 
 
 def clocked(fn: Callable[[], T]) -> tuple[float, float, T]:
-    """fn's wall-clock time, its CPU time (this process's and its children's: `ps` and `tmux` clients included,
-    the tmux server's answer in neither), and its result. Under load the wall clock measures the scheduler as
-    much as the work; CPU time measures the work alone."""
-    started, used = time.perf_counter(), cpu()
+    """fn's wall-clock time, its CPU time (this process's, its children's: `ps` and `tmux` clients, and the tmux
+    servers' answers: watch_tmux), and its result. Under load the wall clock measures the scheduler as much as the
+    work; CPU time measures the work alone."""
+    started, used, servers = time.perf_counter(), cpu(), _servers_cpu()
     result = fn()
-    return time.perf_counter() - started, cpu() - used, result
+    wall, after = time.perf_counter() - started, _servers_cpu()
+    answers = sum(after[pid] - ran for pid, ran in servers.items() if pid in after)  # (a server gone meanwhile: not)
+    return wall, cpu() - used + answers, result
 
 
 def repeat(world: World, s: Settings) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
@@ -128,6 +155,7 @@ def source_round(tmp: Path, source: Source, size: int, repeats: int) -> dict:
     `ps`), its reader's read against that raw read alone, and the failing findings of its healthy fleet."""
     bench = bench_world(source, tmp / f"world-{source.name}-{size}", size)
     try:
+        watch_tmux()
         s = bench.world.settings
         row: dict = {"source": source.name, "agents": bench.agents, "sessions": bench.sessions, "load": load()}
         row["raw read"] = median_time(bench.raw_read, repeats)
@@ -257,6 +285,7 @@ def import_profile(top: int = 15) -> list[tuple[str, float, float]]:
 def measure(sessions: int, repeats: int, tmp: Path) -> dict[str, float]:
     world = fleet(tmp / f"world-{sessions}", sessions)
     try:
+        watch_tmux()
         s = world.settings
         row = {"sessions": sessions, "entries": len(world.agents), "processes": len(list(processes.scan(s.is_claude)))}
         row["load"] = load()
