@@ -58,7 +58,7 @@ def times(fn, repeats: int) -> list[float]:
     return found
 
 
-SERVERS: list[int] = []  # this user's tmux servers (the world's): watch_tmux() names them once a world
+SERVERS: list[int] = []  # this user's tmux servers (the world's among them): watch_tmux() names them once a world
 
 
 def watch_tmux() -> None:
@@ -83,8 +83,8 @@ def _servers_cpu() -> dict[int, float]:
 
 def cpu() -> float:
     """Seconds of CPU (user + system) this process (every thread) and its finished children have taken."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return own.ru_utime + own.ru_stime + _child_cpu()
 
 
 def clocked(fn: Callable[[], T]) -> tuple[float, float, T]:
@@ -140,9 +140,11 @@ MIN_TIMED, MAX_PAIRS = 0.5, 60
 def against_floor(row: dict, floor: Callable[[], object], s: Settings, repeats: int) -> None:
     """A source's snapshot against its floor (its store's raw read + the live reads), interleaved pair by pair,
     with the ratio's median and spread; and its judging."""
-    runs = [(clocked(floor), clocked(lambda: collect(s))) for _ in range(repeats)]
-    while sum(f[0] for f, _ in runs) < MIN_TIMED and len(runs) < MAX_PAIRS:
+    runs: list[tuple[tuple[float, float, object], tuple[float, float, object]]] = []
+    timed = 0.0
+    while len(runs) < repeats or (timed < MIN_TIMED and len(runs) < MAX_PAIRS):
         runs.append((clocked(floor), clocked(lambda: collect(s))))
+        timed += runs[-1][0][0]
     row["pairs"] = len(runs)
     for i, kind in ((0, ""), (1, " CPU")):
         ratios(row, [(f[i], c[i]) for f, c in runs], ("floor", "snapshot"), kind)

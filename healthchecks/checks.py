@@ -264,8 +264,7 @@ def counters(a: Analysis) -> list[Finding]:
     ]
 
 
-def _miscounted(scopes: tuple[Scope, ...], dialect: Dialect, classes: list[StatusClass] | None = None
-                ) -> list[Scope]:
+def _miscounted(scopes: tuple[Scope, ...], dialect: Dialect, classes: list[StatusClass]) -> list[Scope]:
     """The scopes (in order) a counter of which differs from what their entries say: every scope of a kind compared
     at once, in C (the common case: none). ``classes``: every scope's records' classes end to end (records.Columns),
     sliced for a kind whose scopes stand together rather than read again."""
@@ -277,7 +276,7 @@ def _miscounted(scopes: tuple[Scope, ...], dialect: Dialect, classes: list[Statu
     for kind, places in kinds.items():
         group = [scopes[i] for i in places]
         first, last = places[0], places[-1]
-        column = classes[ends[first]:ends[last + 1]] if classes is not None and last - first < len(places) else None
+        column = classes[ends[first]:ends[last + 1]] if last - first < len(places) else None
         expected = dialect.expected_each(kind, [s.agents for s in group], [len(s.task_ids) for s in group], column)
         for name, values in expected.items():  # a counter a scope does not store is never wrong
             stored = list(map(dict.get, map(_COUNTERS, group), repeat(name), values))
